@@ -1,0 +1,3 @@
+from spicetool.cli import main
+
+main()

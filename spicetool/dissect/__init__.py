@@ -1,0 +1,1 @@
+"""Captures in, SPICE messages out: pcap/pcapng reading, TCP reassembly, sessions, analysis."""

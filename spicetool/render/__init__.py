@@ -1,0 +1,1 @@
+"""Rebuilding the display channel into pictures and video."""

@@ -1,0 +1,1 @@
+"""A SPICE server of our own that replays captured sessions."""
