@@ -1,0 +1,168 @@
+"""`spicetool dissect`: every SPICE message of a capture or of live traffic."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from typing import Iterable, Iterator
+
+import click
+
+from spicetool.dissect.capture import CaptureError, Segment, open_capture
+from spicetool.dissect.sessions import Record, SessionDecoder
+
+# Exit codes (documented in --help)
+EXIT_OK = 0
+EXIT_NO_SPICE = 1
+EXIT_UNREADABLE = 3
+EXIT_DAMAGED = 4
+
+
+def _matches(rec: Record, channels: set[str], types: set[str], sessions: set[int],
+             t_from: float | None, t_to: float | None, t0: float) -> bool:
+    if channels and rec.channel.channel not in channels:
+        return False
+    if types and rec.type not in types:
+        return False
+    if sessions and rec.channel.session not in sessions:
+        return False
+    t = rec.time - t0
+    if t_from is not None and t < t_from:
+        return False
+    if t_to is not None and t > t_to:
+        return False
+    return True
+
+
+def _split(values: Iterable[str]) -> set[str]:
+    return {v.strip().lower() for value in values for v in value.split(",") if v.strip()}
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("capture", required=False, type=click.Path(dir_okay=False))
+@click.option("--live", is_flag=True, help="Capture live traffic instead of reading a file (needs scapy and root).")
+@click.option("-i", "--interface", "iface", help="Interface for --live (default: scapy's default).")
+@click.option("-f", "--filter", "bpf", help="BPF capture filter for --live, e.g. 'tcp portrange 5900-5999'.")
+@click.option("--count", type=click.IntRange(min=1), help="--live: stop after this many packets.")
+@click.option("--duration", type=click.FloatRange(min=0), help="--live: stop after this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line and per message.")
+@click.option("--summary", is_flag=True, help="Per session and channel figures instead of messages.")
+@click.option("-v", "--verbose", is_flag=True, help="Show the whole decoded field tree of each message.")
+@click.option("--channel", "channels", multiple=True, help="Only these channels (main, display, inputs, ...).")
+@click.option("--type", "types", multiple=True, help="Only these message types (draw_copy, ping, link_mess, ...).")
+@click.option("--session", "sessions", multiple=True, type=int, help="Only these sessions (numbers as shown).")
+@click.option("--from", "t_from", type=float, help="Only from this many seconds into the capture.")
+@click.option("--to", "t_to", type=float, help="Only up to this many seconds into the capture.")
+def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None, count: int | None,
+            duration: float | None, as_json: bool, summary: bool, verbose: bool, channels: tuple[str, ...],
+            types: tuple[str, ...], sessions: tuple[int, ...], t_from: float | None, t_to: float | None) -> None:
+    """Decode every SPICE message of a pcap/pcapng capture or of live traffic.
+
+    SPICE connections are found by their link magic on any port (and, in captures
+    that start mid-session, by their data headers), reassembled from TCP, grouped
+    into sessions, and decoded: link stage, every message of every channel, and the
+    vdagent messages inside the main channel.
+
+    \b
+    Examples:
+      spicetool dissect captures/quic.pcap
+      spicetool dissect --channel inputs --type key_down,key_up session.pcapng
+      spicetool dissect --json session.pcap | jq -c 'select(.channel=="display") | .type'
+      spicetool dissect --summary session.pcap
+      spicetool dissect --live -i lo -f 'tcp port 5900' --duration 30
+
+    \b
+    JSON keys: time (seconds from the first packet), frame, session, session_id,
+    client, server, channel, channel_id, direction ("client": client to server,
+    "server": server to client), layer (link, message, agent, gap, error), type,
+    type_id, size (body bytes), fields.
+
+    \b
+    Exit codes: 0 success; 1 no SPICE traffic found; 2 bad usage; 3 input cannot be
+    read (missing file, not a capture); 4 the capture is truncated or corrupt
+    (everything before the damage was still shown).
+    """
+    from rich.console import Console
+
+    err = Console(stderr=True, highlight=False)
+    if live == bool(capture):
+        raise click.UsageError("give either a capture file or --live")
+    if not live and (iface or bpf or count or duration is not None):
+        raise click.UsageError("-i, -f, --count and --duration go with --live")
+
+    if live:
+        from spicetool.dissect.live import live_segments
+
+        segments: Iterator[Segment] = live_segments(iface, bpf, count, duration)
+        reader = None
+    else:
+        assert capture is not None
+        try:
+            reader = open_capture(capture)
+        except CaptureError as exc:
+            err.print(f"error: {exc}", style="red")
+            sys.exit(EXIT_UNREADABLE)
+        segments = iter(reader)
+
+    chan_filter, type_filter = _split(channels), _split(types)
+    out = Console(highlight=False, soft_wrap=True)
+    stats = None
+    if summary:
+        from spicetool.dissect.summary import Summary
+
+        stats = Summary()
+    from spicetool.dissect.output import field_tree, human_line, write_json
+
+    decoder = SessionDecoder()
+    t0: float | None = None
+    seen_spice = False
+    warnings = 0
+    stdout = sys.stdout
+    # a closed pipe (| head) ends the run quietly
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        def records() -> Iterator[Record]:
+            nonlocal t0
+            for seg in segments:
+                if t0 is None:
+                    t0 = seg.time
+                yield from decoder.feed(seg)
+            yield from decoder.finish()
+
+        for rec in records():
+            seen_spice = True
+            if rec.layer in ("gap", "error"):
+                warnings += 1
+            assert t0 is not None
+            if not _matches(rec, chan_filter, type_filter, set(sessions), t_from, t_to, t0):
+                continue
+            if stats is not None:
+                stats.add(rec)
+            elif as_json:
+                write_json(rec, t0, stdout)
+            else:
+                text, style = human_line(rec, t0)
+                out.print(text, style=style, markup=False)
+                if verbose and rec.fields:
+                    out.print(field_tree(rec.fields, rec.type))
+    except KeyboardInterrupt:
+        err.print("interrupted: stopping", style="yellow")
+
+    if stats is not None:
+        if as_json:
+            for st in stats.ordered():
+                stdout.write(json.dumps(st.as_json(t0 or 0.0), separators=(",", ":"), default=str) + "\n")
+        else:
+            stats.render(out, t0 or 0.0)
+    stdout.flush()
+
+    if reader is not None and reader.damage:
+        err.print(f"error: {capture}: {reader.damage}", style="red")
+        sys.exit(EXIT_DAMAGED)
+    if not seen_spice:
+        err.print(f"error: no SPICE traffic found in {capture or 'the live capture'}", style="red")
+        sys.exit(EXIT_NO_SPICE)
+    if warnings:
+        err.print(f"warning: {warnings} gaps or protocol errors (shown in place)", style="yellow")
