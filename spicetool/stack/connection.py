@@ -1,0 +1,265 @@
+"""ChannelConnection: the sans-I/O observer of one SPICE channel connection (h11 style).
+
+Feed it each direction's TCP payload in any chunking; it returns events in wire order.
+"""
+from __future__ import annotations
+
+from .events import AgentMessage, Direction, Event, LinkRecord, Message, ProtocolError
+from .headers import FULL, FULL_SIZE, MAX_MESSAGE_SIZE, MINI, MINI_SIZE, sub_messages
+from .link import (TICKET_SIZE, LinkError, link_err_name, parse_link_mess, parse_link_reply,
+                   parse_u32)
+from .messages import parse_body
+from .types import CAP_AUTH_SASL, CAP_AUTH_SELECTION, CAP_MINI_HEADER, COMMON_CAPS
+from .vdagent import AgentReassembler
+
+CLIENT, SERVER = Direction.CLIENT, Direction.SERVER
+_AGENT_DATA = {SERVER: 109, CLIENT: 107}
+_COMPACT_AT = 1 << 20
+AUTH_MECHANISMS = {1: "AUTH_SPICE", 2: "AUTH_SASL"}
+
+
+class _Stream:
+    """Unparsed bytes of one direction and where they sit in the stream."""
+
+    __slots__ = ("buf", "pos", "base", "state")
+
+    def __init__(self, state: str):
+        self.buf = bytearray()
+        self.pos = 0      # index in buf of the first unparsed byte
+        self.base = 0     # stream offset of buf[0]
+        self.state = state
+
+    @property
+    def offset(self) -> int:
+        return self.base + self.pos
+
+    def consume(self, n: int) -> None:
+        self.pos += n
+        if self.pos >= _COMPACT_AT or self.pos == len(self.buf):
+            del self.buf[:self.pos]
+            self.base += self.pos
+            self.pos = 0
+
+
+def _has(caps: list, name: str) -> bool:
+    return name in caps
+
+
+class ChannelConnection:
+    def __init__(self) -> None:
+        self.channel_type: int | None = None
+        self.channel_id: int | None = None
+        self.connection_id: int | None = None
+        self.session_id: int | None = None
+        self.broken: set[Direction] = set()
+        self.client_caps: list | None = None   # common caps by name, from the LinkMess
+        self.server_caps: list | None = None   # from the LinkReply
+        self.auth_mechanism: int | None = None
+        self.link_error: str | int | None = None
+        self._mini: dict[Direction, bool | None] = {CLIENT: None, SERVER: None}
+        self._s = {CLIENT: _Stream("link_mess"), SERVER: _Stream("link_reply")}
+        self._agent = {CLIENT: AgentReassembler(CLIENT), SERVER: AgentReassembler(SERVER)}
+
+    @classmethod
+    def resume(cls, channel_type: int | None, channel_id: int = 0,
+               mini_header: bool = True) -> "ChannelConnection":
+        """Start in the data phase (capture began after the link stage)."""
+        c = cls()
+        c.channel_type, c.channel_id = channel_type, channel_id
+        c._mini = {CLIENT: mini_header, SERVER: mini_header}
+        for s in c._s.values():
+            s.state = "data"
+        return c
+
+    @property
+    def mini_header(self) -> bool | None:
+        return self._mini[SERVER] if self._mini[SERVER] is not None else self._mini[CLIENT]
+
+    def receive(self, direction: Direction, data: bytes) -> list[Event]:
+        direction = Direction(direction)
+        if direction in self.broken:
+            return []
+        self._s[direction].buf += data
+        events: list[Event] = []
+        # A link step in one direction can unblock the other (the client's auth record
+        # depends on the server's caps, the server's result on the client's mechanism).
+        progress = True
+        while progress:
+            progress = False
+            for d in (direction, CLIENT if direction is SERVER else SERVER):
+                if d in self.broken:
+                    continue
+                before = len(events)
+                try:
+                    self._step(d, events)
+                except Exception as e:  # last line of defence: never let bad bytes escape
+                    self._fail(d, events, f"internal error: {type(e).__name__}: {e}")
+                if len(events) > before and d is not direction:
+                    progress = True
+        return events
+
+    # --- internals ---
+
+    def _fail(self, d: Direction, events: list, reason: str) -> None:
+        events.append(ProtocolError(d, self._s[d].offset, reason, True))
+        self.broken.add(d)
+
+    def _step(self, d: Direction, events: list) -> None:
+        s = self._s[d]
+        while True:
+            if s.state == "data":
+                self._data(d, s, events)
+                return
+            if not self._link(d, s, events):
+                return
+
+    def _link(self, d: Direction, s: _Stream, events: list) -> bool:
+        """Parse one link record; False when waiting for bytes or for the peer."""
+        buf, pos, off = s.buf, s.pos, s.offset
+        try:
+            if s.state == "link_mess":
+                r = parse_link_mess(buf, pos)
+                if r is None:
+                    return False
+                fields, size = r
+                self.channel_type, self.channel_id = fields["channel_type"], fields["channel_id"]
+                self.connection_id = fields["connection_id"]
+                if self.channel_type != 1:
+                    self.session_id = self.connection_id
+                self.client_caps = fields["common_caps"]
+                self._mini[SERVER] = _has(self.client_caps, "mini_header")
+                events.append(LinkRecord(d, "link_mess", fields, size, off))
+                s.consume(size)
+                s.state = "await_reply"
+                return True
+            if s.state == "link_reply":
+                if self.channel_type is None and self._s[CLIENT].state == "link_mess" \
+                        and CLIENT not in self.broken:
+                    return False  # name the channel caps once the LinkMess is known
+                r = parse_link_reply(buf, pos, self.channel_type)
+                if r is None:
+                    return False
+                fields, size = r
+                self.server_caps = fields["common_caps"]
+                self._mini[CLIENT] = _has(self.server_caps, "mini_header")
+                events.append(LinkRecord(d, "link_reply", fields, size, off))
+                s.consume(size)
+                if fields["error"] != "OK":
+                    self.link_error = fields["error"]
+                    s.state = "closed"
+                else:
+                    s.state = "await_auth"
+                return True
+            if s.state == "await_reply":
+                if self.server_caps is None:
+                    if self.link_error is None and len(buf) - pos >= 4 and SERVER in self.broken:
+                        s.state = "ticket"  # server side lost: assume the usual path
+                        return True
+                    return False
+                s.state = "auth_mechanism" if _has(self.server_caps, "protocol_auth_selection") \
+                    else "ticket"
+                return True
+            if s.state == "auth_mechanism":
+                v = parse_u32(buf, pos)
+                if v is None:
+                    return False
+                self.auth_mechanism = v
+                events.append(LinkRecord(d, "auth_mechanism",
+                                         {"auth_mechanism": v,
+                                          "name": AUTH_MECHANISMS.get(v, f"unknown_{v}")}, 4, off))
+                s.consume(4)
+                s.state = "sasl" if v == CAP_AUTH_SASL else "ticket"
+                return True
+            if s.state == "ticket":
+                if len(buf) - pos < TICKET_SIZE:
+                    return False
+                events.append(LinkRecord(d, "ticket",
+                                         {"encrypted_data": bytes(buf[pos:pos + TICKET_SIZE])},
+                                         TICKET_SIZE, off))
+                s.consume(TICKET_SIZE)
+                s.state = "data"
+                return True
+            if s.state == "await_auth":
+                sasl_possible = _has(self.server_caps or [], "auth_sasl")
+                if sasl_possible and self.auth_mechanism is None and self._s[CLIENT].state in (
+                        "link_mess", "await_reply", "auth_mechanism") and CLIENT not in self.broken:
+                    return False
+                s.state = "sasl" if self.auth_mechanism == CAP_AUTH_SASL else "link_result"
+                return True
+            if s.state == "link_result":
+                v = parse_u32(buf, pos)
+                if v is None:
+                    return False
+                events.append(LinkRecord(d, "link_result", {"error": link_err_name(v)}, 4, off))
+                s.consume(4)
+                if v != 0:
+                    self.link_error = link_err_name(v)
+                    s.state = "closed"
+                else:
+                    s.state = "data"
+                return True
+            if s.state == "sasl":
+                self._fail(d, events, "SASL authentication exchange is not decoded; "
+                                      "resynchronise on the data phase")
+                return False
+            if s.state == "closed":
+                if len(buf) > pos:
+                    self._fail(d, events, f"{len(buf) - pos} bytes after the link failed "
+                                          f"({self.link_error})")
+                return False
+        except LinkError as e:
+            self._fail(d, events, str(e))
+            return False
+        return False
+
+    def _data(self, d: Direction, s: _Stream, events: list) -> None:
+        mini = self._mini[d]
+        if mini is None:
+            mini = True
+        hsize = MINI_SIZE if mini else FULL_SIZE
+        ctype = self.channel_type
+        buf = s.buf
+        while len(buf) - s.pos >= hsize:
+            pos = s.pos
+            if mini:
+                tid, size = MINI.unpack_from(buf, pos)
+                serial, sub_list = None, 0
+            else:
+                serial, tid, size, sub_list = FULL.unpack_from(buf, pos)
+            if size > MAX_MESSAGE_SIZE:
+                self._fail(d, events, f"message type {tid} claims {size} bytes "
+                                      f"(more than {MAX_MESSAGE_SIZE}): stream is corrupt or misaligned")
+                return
+            if len(buf) - pos < hsize + size:
+                return
+            off = s.offset
+            body = bytes(buf[pos + hsize:pos + hsize + size])
+            s.consume(hsize + size)
+            if sub_list:
+                self._subs(d, body, sub_list, off + hsize, events)
+            name, fields, err = parse_body(ctype, d, tid, body)
+            events.append(Message(d, ctype or 0, tid, name, size, fields, body, serial, off,
+                                  hsize, err))
+            if ctype == 1:
+                self._main_hooks(d, tid, fields, events, off)
+
+    def _subs(self, d: Direction, body: bytes, sub_list: int, body_off: int, events: list) -> None:
+        subs = sub_messages(body, sub_list)
+        if isinstance(subs, str):
+            events.append(ProtocolError(d, body_off, subs, False))
+            return
+        for off, tid, size in subs:
+            sub_body = body[off + 6:off + 6 + size]
+            name, fields, err = parse_body(self.channel_type, d, tid, sub_body)
+            events.append(Message(d, self.channel_type or 0, tid, name, size, fields, sub_body,
+                                  None, body_off + off, 6, err))
+
+    def _main_hooks(self, d: Direction, tid: int, fields: dict, events: list, off: int) -> None:
+        if d is SERVER and tid == 103 and "session_id" in fields:
+            self.session_id = fields["session_id"]
+        elif tid == _AGENT_DATA[d] and "data" in fields:
+            peer = self._agent[CLIENT if d is SERVER else SERVER].caps
+            msgs, err = self._agent[d].feed(fields["data"], peer)
+            events.extend(msgs)
+            if err:
+                events.append(ProtocolError(d, off, err, False))

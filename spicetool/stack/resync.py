@@ -1,0 +1,102 @@
+"""Find where data headers start in a stream whose alignment is unknown (mid-session capture)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .channels import table
+from .events import Direction
+from .headers import FULL, MINI
+from .schema import parse_body as _parse
+
+MIN_RUN = 3                     # consecutive plausible headers required
+MAX_PLAUSIBLE = 16 * 1024 * 1024
+SCAN_LIMIT = 64 * 1024          # candidate start offsets examined
+
+
+def _known_ids(channel_type: int, direction: Direction) -> dict:
+    return table(channel_type, direction)
+
+
+def _chain(data: bytes, start: int, mini: bool, tab: dict) -> int:
+    """How many consecutive headers from start parse as known messages with valid bodies."""
+    h = MINI if mini else FULL
+    pos, n, last_serial = start, 0, None
+    while pos + h.size <= len(data):
+        if mini:
+            tid, size = h.unpack_from(data, pos)
+        else:
+            serial, tid, size, sub_list = h.unpack_from(data, pos)
+            if sub_list > size or (last_serial is not None and serial != last_serial + 1):
+                break
+            last_serial = serial
+        entry = tab.get(tid)
+        if entry is None or size > MAX_PLAUSIBLE:
+            break
+        end = pos + h.size + size
+        if end > len(data):
+            # a message cut by the end of the sample still counts if its header is sane
+            return n + 1 if entry[1].min_size <= size else n
+        _, err = _parse(entry[1], data[pos + h.size:end])
+        if err is not None:
+            break
+        n += 1
+        pos = end
+    return n
+
+
+def _candidates(data: bytes, mini: bool, ids: np.ndarray) -> np.ndarray:
+    h = MINI if mini else FULL
+    limit = min(len(data) - h.size + 1, SCAN_LIMIT)
+    if limit <= 0:
+        return np.empty(0, dtype=np.int64)
+    a = np.frombuffer(data, dtype=np.uint8)
+    toff = 0 if mini else 8
+    idx = np.arange(limit)
+    t = a[idx + toff].astype(np.uint32) | (a[idx + toff + 1].astype(np.uint32) << 8)
+    s = (a[idx + toff + 2].astype(np.uint64) | (a[idx + toff + 3].astype(np.uint64) << 8)
+         | (a[idx + toff + 4].astype(np.uint64) << 16) | (a[idx + toff + 5].astype(np.uint64) << 24))
+    ok = np.isin(t, ids) & (s <= MAX_PLAUSIBLE)
+    return np.nonzero(ok)[0]
+
+
+def find_resync_point(data: bytes, direction: Direction, channel_type: int | None,
+                      mini_header: bool = True) -> tuple[int, int | None] | None:
+    """(offset, channel_type) of the first run of plausible headers, or None.
+
+    With channel_type None every channel type is tried; the longest run wins (ties:
+    earliest offset, then the type with the most channel-specific messages in the run).
+    """
+    data = bytes(data)
+    direction = Direction(direction)
+    types = [channel_type] if channel_type is not None else list(range(1, 12))
+    best: tuple[int, int, int | None] | None = None  # (-run, offset, type)
+    for ct in types:
+        tab = _known_ids(ct, direction)
+        if not tab:
+            continue
+        ids = np.fromiter(tab.keys(), dtype=np.uint32)
+        for off in _candidates(data, mini_header, ids):
+            off = int(off)
+            run = _chain(data, off, mini_header, tab)
+            need = MIN_RUN
+            if run >= need or (run >= 1 and _reaches_end(data, off, mini_header, tab, run)):
+                score = (-min(run, 8), off, ct)
+                if best is None or score < best:
+                    best = score
+                break  # the earliest good offset for this channel type
+    if best is None:
+        return None
+    return best[1], best[2]
+
+
+def _reaches_end(data: bytes, off: int, mini: bool, tab: dict, run: int) -> bool:
+    """True when the run of headers covers the whole sample (a short capture)."""
+    h = MINI if mini else FULL
+    pos = off
+    for _ in range(run):
+        if mini:
+            _, size = h.unpack_from(data, pos)
+        else:
+            _, _, size, _ = h.unpack_from(data, pos)
+        pos += h.size + size
+    return pos >= len(data)

@@ -1,0 +1,339 @@
+"""Declarative wire description + the one generic parse/build engine.
+
+A message body is described once as a tree of nodes (Prim, Enum, Struct, Array,
+Switch, Pointer, Computed).  The same tree parses bytes into plain dicts and
+builds bytes back from those dicts.  Pointers are u32 offsets from the start of
+the message body; the builder lays pointed-to data out after the fixed part in
+creation (breadth-first) order, which is how spice-common's marshaller flattens
+its sub-marshallers, so build(parse(x)) == x for bodies real peers send.
+"""
+from __future__ import annotations
+
+import struct
+from typing import Any, Callable, Iterable
+
+END = None  # array length marker: "to the end of the message body"
+
+
+class DecodeError(Exception):
+    """The body does not match its description (truncated, bad pointer...)."""
+
+
+class BuildError(Exception):
+    """The fields given cannot be encoded."""
+
+
+class Node:
+    min_size: int = 0
+
+    def parse(self, buf: bytes, pos: int, scope: list[dict]) -> tuple[Any, int]:
+        raise NotImplementedError
+
+    def build(self, value: Any, out: bytearray, scope: list[dict], deferred: list) -> None:
+        raise NotImplementedError
+
+
+class Prim(Node):
+    """A fixed-size little-endian integer; optional value<->name mapping."""
+
+    def __init__(self, code: str, names: dict[int, str] | None = None, kind: str = "int"):
+        self.code = code
+        self.st = struct.Struct("<" + code)
+        self.min_size = self.size = self.st.size
+        self.names = names or {}
+        self.values = {v: k for k, v in self.names.items()}
+        self.kind = kind  # "int", "enum" or "flags"
+
+    def named(self, names: dict[int, str], kind: str = "enum") -> "Prim":
+        return Prim(self.code, names, kind)
+
+    def decode(self, v: int) -> Any:
+        return self.names.get(v, v) if self.kind == "enum" else v
+
+    def encode(self, v: Any) -> int:
+        if isinstance(v, str):
+            try:
+                return self.values[v]
+            except KeyError:
+                raise BuildError(f"unknown enum name {v!r}") from None
+        return v
+
+    def parse(self, buf, pos, scope):
+        end = pos + self.size
+        if end > len(buf):
+            raise DecodeError(f"truncated at {pos}: need {self.size} bytes")
+        return self.decode(self.st.unpack_from(buf, pos)[0]), end
+
+    def build(self, value, out, scope, deferred):
+        try:
+            out += self.st.pack(self.encode(value))
+        except struct.error as e:
+            raise BuildError(f"{value!r}: {e}") from None
+
+
+u8, u16, u32, u64 = Prim("B"), Prim("H"), Prim("I"), Prim("Q")
+i8, i16, i32, i64 = Prim("b"), Prim("h"), Prim("i"), Prim("q")
+
+
+def enum(prim: Prim, names: Iterable[str] | dict[int, str], start: int = 0) -> Prim:
+    if not isinstance(names, dict):
+        names = {i + start: n for i, n in enumerate(names)}
+    return prim.named(names, "enum")
+
+
+def flags(prim: Prim, names: Iterable[str] | dict[int, str]) -> Prim:
+    """Flags stay ints on the wire and in fields; names map bit masks."""
+    if not isinstance(names, dict):
+        names = {1 << i: n for i, n in enumerate(names)}
+    return prim.named(names, "flags")
+
+
+def resolve(scope: list[dict], ref: str) -> Any:
+    head, _, rest = ref.partition(".")
+    for d in reversed(scope):
+        if head in d:
+            v = d[head]
+            for part in rest.split(".") if rest else ():
+                v = v[part]
+            return v
+    raise DecodeError(f"reference {ref!r} not found")
+
+
+class Bytes(Node):
+    """Raw bytes: length is an int, a sibling field name, a callable(scope) or END."""
+
+    def __init__(self, length: int | str | Callable[[list[dict]], int] | None = END):
+        self.length = length
+        self.min_size = length if isinstance(length, int) else 0
+
+    def parse(self, buf, pos, scope):
+        n = self.length
+        if n is END:
+            return bytes(buf[pos:]), len(buf)
+        if isinstance(n, str):
+            n = resolve(scope, n)
+        elif callable(n):
+            n = n(scope)
+        end = pos + n
+        if n < 0 or end > len(buf):
+            raise DecodeError(f"byte array of {n} at {pos} overruns body of {len(buf)}")
+        return bytes(buf[pos:end]), end
+
+    def build(self, value, out, scope, deferred):
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise BuildError(f"expected bytes, got {type(value).__name__}")
+        out += value
+
+
+class Array(Node):
+    """count elements of one node; count is an int, a field name or END."""
+
+    def __init__(self, elem: Node, count: int | str | None):
+        self.elem = elem
+        self.count = count
+        self.prim = elem if isinstance(elem, Prim) and elem.kind != "enum" else None
+
+    def parse(self, buf, pos, scope):
+        n = self.count
+        remaining = len(buf) - pos
+        esize = max(self.elem.min_size, 1)
+        if n is END:
+            n = remaining // esize
+        elif isinstance(n, str):
+            n = resolve(scope, n)
+        if n < 0 or n * esize > remaining:
+            raise DecodeError(f"array of {n} x {esize} B at {pos} overruns body of {len(buf)}")
+        if self.prim is not None:
+            st = struct.Struct(f"<{n}{self.prim.code}")
+            return list(st.unpack_from(buf, pos)), pos + st.size
+        out = []
+        for _ in range(n):
+            v, pos = self.elem.parse(buf, pos, scope)
+            out.append(v)
+        return out, pos
+
+    def build(self, value, out, scope, deferred):
+        if self.prim is not None:
+            try:
+                out += struct.pack(f"<{len(value)}{self.prim.code}", *value)
+            except struct.error as e:
+                raise BuildError(str(e)) from None
+            return
+        for v in value:
+            self.elem.build(v, out, scope, deferred)
+
+
+class Switch:
+    """Members present depending on an earlier field.
+
+    cases: list of (match, members); match is a set of ints (enum equality, or
+    bit test when bits=True), or ("!", mask) for spice.proto's `case !X`.
+    Members are merged into the enclosing struct's dict (spice.proto anon unions).
+    """
+
+    def __init__(self, ref: str, cases: list[tuple[Any, list[tuple[str, Node]]]],
+                 default: list[tuple[str, Node]] | None = None, bits: bool = False,
+                 on: Prim | None = None):
+        self.ref = ref
+        self.cases = [(m, Struct(members)) for m, members in cases]
+        self.default = Struct(default) if default else None
+        self.bits = bits
+        self.on = on
+
+    def choose(self, scope: list[dict]) -> "Struct | None":
+        v = resolve(scope, self.ref)
+        if isinstance(v, str) and self.on is not None:
+            v = self.on.encode(v)
+        for match, body in self.cases:
+            if isinstance(match, tuple):
+                if not (v & match[1]):
+                    return body
+            elif self.bits:
+                if any(v & m for m in match):
+                    return body
+            elif v in match:
+                return body
+        return self.default
+
+
+class Pointer(Node):
+    """u32 offset from the start of the message body to a target; 0 = NULL."""
+
+    min_size = 4
+
+    def __init__(self, target: Node, nonnull: bool = False):
+        self.target = target
+        self.nonnull = nonnull
+
+    def parse(self, buf, pos, scope):
+        if pos + 4 > len(buf):
+            raise DecodeError(f"truncated pointer at {pos}")
+        off = int.from_bytes(buf[pos:pos + 4], "little")
+        if off == 0:
+            if self.nonnull:
+                raise DecodeError(f"NULL in non-null pointer at {pos}")
+            return None, pos + 4
+        if off >= len(buf):
+            raise DecodeError(f"pointer at {pos} to {off} is outside body of {len(buf)}")
+        v, _ = self.target.parse(buf, off, scope)
+        return v, pos + 4
+
+    def build(self, value, out, scope, deferred):
+        at = len(out)
+        out += b"\0\0\0\0"
+        if value is not None:
+            deferred.append((at, self.target, value, list(scope)))
+
+
+class Struct(Node):
+    """Ordered named members; runs of plain ints are read with one struct.Struct."""
+
+    def __init__(self, members: list[tuple[str, Any]],
+                 post_parse: Callable[[dict], None] | None = None):
+        self.members = members
+        self.post_parse = post_parse
+        self.steps: list[tuple] = []
+        run: list[tuple[str, Prim]] = []
+
+        def flush() -> None:
+            if run:
+                st = struct.Struct("<" + "".join(p.code for _, p in run))
+                self.steps.append(("run", st, [(n, p if p.kind == "enum" else None) for n, p in run]))
+                run.clear()
+
+        size = 0
+        for name, node in members:
+            if isinstance(node, Prim):
+                run.append((name, node))
+                size += node.size
+            else:
+                flush()
+                self.steps.append(("node", name, node))
+                if isinstance(node, Node):
+                    size += node.min_size
+        flush()
+        self.min_size = size
+
+    def parse(self, buf, pos, scope):
+        d: dict = {}
+        pos = self.parse_into(d, buf, pos, scope)
+        return d, pos
+
+    def parse_into(self, d: dict, buf, pos: int, scope: list[dict]) -> int:
+        scope.append(d)
+        try:
+            for step in self.steps:
+                if step[0] == "run":
+                    st = step[1]
+                    if pos + st.size > len(buf):
+                        raise DecodeError(f"truncated at {pos}: need {st.size} bytes, have {len(buf) - pos}")
+                    for (name, conv), v in zip(step[2], st.unpack_from(buf, pos)):
+                        d[name] = conv.decode(v) if conv is not None else v
+                    pos += st.size
+                else:
+                    node = step[2]
+                    if isinstance(node, Switch):
+                        body = node.choose(scope)
+                        if body is not None:
+                            scope.pop()
+                            try:
+                                pos = body.parse_into(d, buf, pos, scope)
+                            finally:
+                                scope.append(d)
+                    elif isinstance(node, Struct):
+                        sub: dict = {}
+                        d[step[1]] = sub
+                        pos = node.parse_into(sub, buf, pos, scope)
+                    else:
+                        d[step[1]], pos = node.parse(buf, pos, scope)
+        finally:
+            scope.pop()
+        if self.post_parse is not None:
+            self.post_parse(d)
+        return pos
+
+    def build(self, value, out, scope, deferred):
+        if not isinstance(value, dict):
+            raise BuildError(f"expected a dict, got {type(value).__name__}")
+        scope.append(value)
+        try:
+            for name, node in self.members:
+                if isinstance(node, Switch):
+                    body = node.choose(scope)
+                    if body is not None:
+                        scope.pop()
+                        try:
+                            body.build(value, out, scope, deferred)
+                        finally:
+                            scope.append(value)
+                    continue
+                try:
+                    v = value[name]
+                except KeyError:
+                    raise BuildError(f"missing field {name!r}") from None
+                node.build(v, out, scope, deferred)
+        finally:
+            scope.pop()
+
+
+def parse_body(node: Struct, body: bytes) -> tuple[dict, str | None]:
+    """Decode a whole body; returns (fields, error). Fields hold what was decoded."""
+    d: dict = {}
+    try:
+        node.parse_into(d, body, 0, [])
+    except (DecodeError, struct.error, KeyError, TypeError, IndexError, ValueError) as e:
+        return d, f"{type(e).__name__}: {e}" if not isinstance(e, DecodeError) else str(e)
+    return d, None
+
+
+def build_body(node: Struct, fields: dict) -> bytes:
+    out = bytearray()
+    deferred: list = []
+    node.build(fields, out, [], deferred)
+    i = 0
+    while i < len(deferred):  # breadth-first, like the marshaller's sub-marshaller list
+        at, target, value, scope = deferred[i]
+        out[at:at + 4] = len(out).to_bytes(4, "little")
+        target.build(value, out, scope, deferred)
+        i += 1
+    return bytes(out)
