@@ -1,5 +1,18 @@
 //! SPICE image codecs over untrusted bytes. Pure Rust; the Python binding lives in
-//! the sibling `python` crate.
+//! the sibling `python` crate. Every decoder returns an [`Image`] (B,G,R,A rows, top-down)
+//! or a [`CodecError`]; none panics on bad input.
+
+pub mod bitmap;
+pub mod error;
+pub mod image;
+pub mod glz;
+pub mod lz;
+pub mod lz4;
+pub mod lz_core;
+mod reader;
+
+pub use error::{CodecError, Result};
+pub use image::{Image, DEFAULT_MAX_PIXELS};
 
 /// Version of the codec library.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
