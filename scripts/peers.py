@@ -1,0 +1,536 @@
+"""Start and stop real SPICE peers (Xspice, Xvfb, spicy, spice-vdagent, tshark) for recordings and tests.
+
+Every peer runs in its own process group and is ended through its own pid, never by name, so that
+several sessions (each with its own port and display number) can run side by side on one machine.
+Readiness is found by polling (TCP port open, `xdpyinfo` answering, tshark reporting its capture),
+not by fixed sleeps. Everything is a context manager:
+
+    with tempfile.TemporaryDirectory() as tmp, Xspice(XspiceSettings(port=5912, display=12), tmp) as xs, \
+            Xvfb(13) as xv, Tshark(port=5912, out="s.pcapng") as cap, Spicy(13, port=5912) as client:
+        ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterator, Sequence
+
+XORG = "/usr/lib/xorg/Xorg"
+IMAGE_COMPRESSIONS = ("off", "auto_glz", "auto_lz", "quic", "glz", "lz")
+WAN_CHOICES = ("auto", "never", "always")
+STREAMING_CHOICES = ("off", "all", "filter")
+# What spice-gtk's --spice-preferred-compression accepts.
+CLIENT_COMPRESSIONS = ("auto-glz", "auto-lz", "quic", "glz", "lz", "lz4", "off")
+
+
+class PeerError(RuntimeError):
+    """A peer did not start, or did not become ready in time."""
+
+
+def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None,
+               interval: float = 0.05) -> None:
+    """Poll `predicate` until true; fail early if `proc` died (its log tells why)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise PeerError(f"{what}: process exited with {proc.returncode} before becoming ready")
+        time.sleep(interval)
+    raise PeerError(f"{what}: not ready after {timeout:.0f} s")
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def port_free(port: int) -> bool:
+    """True when nothing listens on the port (we try to bind it ourselves)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+        return True
+
+
+def established_to(port: int) -> int:
+    """How many established IPv4/IPv6 TCP connections go to local `port` (from /proc/net/tcp*)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                remote_port = int(cols[2].rsplit(":", 1)[1], 16)
+                if remote_port == port and cols[3] == "01":  # 01 = TCP_ESTABLISHED
+                    count += 1
+    return count
+
+
+def display_answers(display: int) -> bool:
+    r = subprocess.run(["xdpyinfo", "-display", f":{display}"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    return r.returncode == 0
+
+
+def display_free(display: int) -> bool:
+    return not (Path(f"/tmp/.X{display}-lock").exists()
+                or Path(f"/tmp/.X11-unix/X{display}").exists())
+
+
+def x_env(display: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DISPLAY"] = f":{display}"
+    env.pop("WAYLAND_DISPLAY", None)
+    return env
+
+
+class Peer:
+    """One child process in its own process group, with its output in a log file."""
+
+    name = "peer"
+    stop_signal = signal.SIGTERM
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.log_path: Path | None = None
+        self._log: IO[bytes] | None = None
+
+    def _spawn(self, argv: Sequence[str], log_dir: str | os.PathLike, env: dict[str, str] | None = None,
+               stdin=subprocess.DEVNULL) -> subprocess.Popen:
+        self.log_path = Path(log_dir) / f"{self.name}.log"
+        self._log = open(self.log_path, "ab")
+        # start_new_session: own process group, so killpg reaches its children but nothing else.
+        self.proc = subprocess.Popen(list(argv), stdin=stdin, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=env, start_new_session=True)
+        return self.proc
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def log_text(self) -> str:
+        if self.log_path and self.log_path.exists():
+            return self.log_path.read_text(errors="replace")
+        return ""
+
+    def signal_group(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+
+    def pause(self) -> None:
+        self.signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.signal_group(signal.SIGCONT)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.signal_group(signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+            self.signal_group(self.stop_signal)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.signal_group(signal.SIGKILL)
+                self.proc.wait(timeout)
+        # The group may hold children that outlive the leader.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class Program(Peer):
+    """Any X client (xterm, xclock, ffplay...) started on a display."""
+
+    def __init__(self, argv: Sequence[str], display: int, log_dir: str | os.PathLike, name: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.argv = list(argv)
+        self.name = name or Path(argv[0]).name
+        self._spawn(self.argv, log_dir, env={**x_env(display), **(env or {})})
+
+
+# ---------------------------------------------------------------- X servers
+
+
+class XServer(Peer):
+    display: int
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        wait_until(lambda: display_answers(self.display), timeout, f"{self.name} :{self.display}", self.proc)
+
+
+class Xvfb(XServer):
+    """A virtual framebuffer X server, used as the desktop the client windows live on."""
+
+    name = "Xvfb"
+
+    def __init__(self, display: int, size: str = "1280x900x24", log_dir: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        if not display_free(display):
+            raise PeerError(f"display :{display} is in use")
+        self.display = display
+        self._tmp = None if log_dir else tempfile.TemporaryDirectory(prefix=f"xvfb{display}-")
+        self.dir = Path(log_dir or self._tmp.name)
+        self._spawn(["Xvfb", f":{display}", "-screen", "0", size, "-nolisten", "tcp", "-noreset"], self.dir)
+        self.wait_ready()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        super().stop(timeout)
+        if self._tmp:
+            self._tmp.cleanup()
+
+
+@dataclass
+class XspiceSettings:
+    """Everything spice-server inside Xspice is configured with (Device section options)."""
+
+    port: int
+    display: int
+    password: str | None = None          # None: ticketing disabled
+    image_compression: str | None = None  # off|auto_glz|auto_lz|quic|glz|lz (server default auto_glz)
+    jpeg_wan_compression: str | None = None  # auto|never|always
+    zlib_glz_wan_compression: str | None = None  # auto|never|always
+    streaming_video: str | None = None    # off|all|filter
+    video_codecs: str | None = None       # e.g. "spice:mjpeg"
+    deferred_fps: int | None = None
+    vdagent: bool = False
+    playback: bool = False                # make a playback FIFO directory
+    extra_options: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.image_compression not in (None, *IMAGE_COMPRESSIONS):
+            raise ValueError(f"image_compression {self.image_compression!r}")
+        for name in ("jpeg_wan_compression", "zlib_glz_wan_compression"):
+            if getattr(self, name) not in (None, *WAN_CHOICES):
+                raise ValueError(f"{name} {getattr(self, name)!r}")
+        if self.streaming_video not in (None, *STREAMING_CHOICES):
+            raise ValueError(f"streaming_video {self.streaming_video!r}")
+
+
+def xspice_config(s: XspiceSettings, tmp: Path) -> str:
+    """An xorg.conf for the spiceqxl driver.
+
+    The buffer sizes and NumHeads are what keeps the Debian build from crashing at start; a Display
+    subsection (Modes/Virtual) makes it segfault, so there is none (the screen comes up 1024x768x24).
+    """
+    opts: dict[str, str] = {
+        "FrameBufferSize": "16", "SurfaceBufferSize": "128", "CommandBufferSize": "128", "NumHeads": "1",
+        "SpicePort": str(s.port), "SpiceAddr": "127.0.0.1",
+    }
+    if s.password is None:
+        opts["SpiceDisableTicketing"] = "True"
+    else:
+        opts["SpicePassword"] = s.password
+    for key, value in (("SpiceImageCompression", s.image_compression),
+                       ("SpiceJpegWanCompression", s.jpeg_wan_compression),
+                       ("SpiceZlibGlzWanCompression", s.zlib_glz_wan_compression),
+                       ("SpiceStreamingVideo", s.streaming_video),
+                       ("SpiceVideoCodecs", s.video_codecs),
+                       ("SpiceDeferredFPS", None if s.deferred_fps is None else str(s.deferred_fps))):
+        if value is not None:
+            opts[key] = value
+    if s.vdagent:
+        opts.update(SpiceVdagentEnabled="True", SpiceVdagentVirtioPath=str(tmp / "vda.virtio"),
+                    SpiceVdagentUinputPath=str(tmp / "vda.uinput"),
+                    SpiceVdagentUid=str(os.getuid()), SpiceVdagentGid=str(os.getgid()))
+    if s.playback:
+        opts["SpicePlaybackFIFODir"] = str(tmp / "audio")
+    opts.update(s.extra_options)
+    device = "\n".join(f'    Option "{k}" "{v}"' for k, v in opts.items())
+    return f"""Section "Device"
+    Identifier "XSPICE"
+    Driver "spiceqxl"
+{device}
+EndSection
+
+Section "InputDevice"
+    Identifier "XSPICE POINTER"
+    Driver "xspice pointer"
+EndSection
+
+Section "InputDevice"
+    Identifier "XSPICE KEYBOARD"
+    Driver "xspice keyboard"
+EndSection
+
+Section "Monitor"
+    Identifier "Configured Monitor"
+EndSection
+
+Section "Screen"
+    Identifier "XSPICE Screen"
+    Monitor "Configured Monitor"
+    Device "XSPICE"
+    DefaultDepth 24
+EndSection
+
+Section "ServerLayout"
+    Identifier "XSPICE Layout"
+    Screen "XSPICE Screen"
+    InputDevice "XSPICE KEYBOARD"
+    InputDevice "XSPICE POINTER"
+EndSection
+
+Section "ServerFlags"
+    Option "AutoAddDevices" "False"
+EndSection
+"""
+
+
+class Xspice(XServer):
+    """Xorg with the spiceqxl driver: a real spice-server in front of an X desktop.
+
+    We run Xorg ourselves with a config written into `tmp` (the Xspice wrapper crashes with its
+    generated config and cannot combine --config with --vdagent). Ready when the X display answers
+    and the SPICE port listens.
+    """
+
+    name = "Xspice"
+
+    def __init__(self, settings: XspiceSettings, tmp: str | os.PathLike, timeout: float = 30.0) -> None:
+        super().__init__()
+        settings.validate()
+        self.settings = settings
+        self.display = settings.display
+        self.port = settings.port
+        self.dir = Path(tmp)
+        if not display_free(self.display):
+            raise PeerError(f"display :{self.display} is in use")
+        if not port_free(self.port):
+            raise PeerError(f"port {self.port} is in use")
+        if settings.playback:
+            (self.dir / "audio").mkdir(exist_ok=True)
+        self.config_path = self.dir / "xorg.conf"
+        self.config_path.write_text(xspice_config(settings, self.dir))
+        self.xorg_log = self.dir / "Xorg.log"
+        (self.dir / "none.d").mkdir(exist_ok=True)  # an empty config dir: ignore the system's xorg.conf.d
+        # The Xorg options are in the config; clear XSPICE_* so a caller's environment cannot override them.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("XSPICE_")}
+        self._spawn([XORG, "-config", str(self.config_path), "-configdir", str(self.dir / "none.d"),
+                     "-logfile", str(self.xorg_log), "-noreset", "-nolisten", "tcp", f":{self.display}"],
+                    self.dir, env=env)
+        try:
+            self.wait_ready(timeout)
+            wait_until(lambda: port_open(self.port), timeout, f"Xspice port {self.port}", self.proc)
+        except PeerError:
+            self.stop()
+            raise
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.dir / "audio"
+
+    def xrandr(self, size: str) -> None:
+        """Change the desktop resolution (the client sees the primary surface replaced)."""
+        subprocess.run(["xrandr", "-display", f":{self.display}", "-s", size], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def screen_size(self) -> tuple[int, int]:
+        out = subprocess.run(["xdpyinfo", "-display", f":{self.display}"], check=True, capture_output=True,
+                             text=True).stdout
+        for line in out.splitlines():
+            if "dimensions:" in line:
+                w, h = line.split()[1].split("x")
+                return int(w), int(h)
+        raise PeerError("xdpyinfo shows no dimensions")
+
+    def screenshot(self, png: str | os.PathLike) -> Path:
+        return xwd_png(self.display, png)
+
+
+class VdAgent(Peer):
+    """spice-vdagentd + spice-vdagent for an Xspice started with `vdagent=True`.
+
+    `-X -o` (no systemd-logind/console-kit session lookup, one session only) is what makes the
+    daemon accept the X session agent; without it no agent messages flow.
+    """
+
+    name = "spice-vdagentd"
+
+    def __init__(self, xspice: Xspice, timeout: float = 15.0) -> None:
+        super().__init__()
+        d = xspice.dir
+        self.udcs = d / "vda.udcs"
+        self._spawn(["spice-vdagentd", "-f", "-x", "-X", "-o", "-S", str(self.udcs),
+                     "-s", str(d / "vda.virtio"), "-u", str(d / "vda.uinput")], d)
+        wait_until(self.udcs.exists, timeout, "spice-vdagentd socket", self.proc)
+        self.agent = Program(["spice-vdagent", "-x", "-s", str(d / "vda.virtio"), "-S", str(self.udcs)],
+                             xspice.display, d, name="spice-vdagent")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.agent.stop(timeout)
+        super().stop(timeout)
+
+
+# ---------------------------------------------------------------- audio
+
+
+class PlaybackTone(Peer):
+    """ffmpeg writing a sine tone as 48 kHz s16le stereo PCM into a FIFO in Xspice's playback dir."""
+
+    name = "ffmpeg-tone"
+
+    def __init__(self, xspice: Xspice, frequency: int = 440, seconds: float = 60.0) -> None:
+        super().__init__()
+        if not xspice.settings.playback:
+            raise PeerError("Xspice was started without a playback FIFO directory")
+        self.fifo = xspice.audio_dir / "tone.fifo"
+        if not self.fifo.exists():
+            os.mkfifo(self.fifo)
+        # -re: real-time pace, as a sound server would feed it.
+        self._spawn(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
+                     "-i", f"sine=frequency={frequency}:sample_rate=48000:duration={seconds}",
+                     "-ac", "2", "-ar", "48000", "-f", "s16le", "-y", str(self.fifo)], xspice.dir)
+
+
+# ---------------------------------------------------------------- clients
+
+
+class Spicy(Peer):
+    """spice-gtk's test client on an X display (usually an Xvfb). Ready when its main channel connected."""
+
+    name = "spicy"
+
+    def __init__(self, display: int, port: int, host: str = "127.0.0.1", password: str | None = None,
+                 preferred_compression: str | None = None, log_dir: str | os.PathLike | None = None,
+                 extra_args: Sequence[str] = (), timeout: float = 20.0, min_channels: int = 2) -> None:
+        super().__init__()
+        if preferred_compression not in (None, *CLIENT_COMPRESSIONS):
+            raise ValueError(f"preferred_compression {preferred_compression!r}")
+        self.display, self.port = display, port
+        self._tmp = None if log_dir else tempfile.TemporaryDirectory(prefix="spicy-")
+        before = established_to(port)
+        argv = ["spicy", "-h", host, "-p", str(port)]
+        if password is not None:
+            argv += ["-w", password]
+        if preferred_compression:
+            argv.append(f"--spice-preferred-compression={preferred_compression}")
+        argv += list(extra_args)
+        self._spawn(argv, log_dir or self._tmp.name, env=x_env(display))
+        # main + display (+ inputs, cursor...) channels are separate TCP connections.
+        wait_until(lambda: established_to(port) >= before + min_channels, timeout,
+                   f"spicy to port {port}", self.proc)
+
+    def window_id(self, timeout: float = 10.0) -> str:
+        """The X window id of spicy's top-level window on its display."""
+        found: list[str] = []
+
+        def search() -> bool:
+            r = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(self.pid)],
+                               env=x_env(self.display), capture_output=True, text=True)
+            found[:] = r.stdout.split()
+            return bool(found)
+
+        wait_until(search, timeout, "spicy window", self.proc, interval=0.2)
+        return found[-1]
+
+    def stop(self, timeout: float = 5.0) -> None:
+        super().stop(timeout)
+        if self._tmp:
+            self._tmp.cleanup()
+
+
+def spicy_screenshot(port: int, out: str | os.PathLike, host: str = "127.0.0.1", password: str | None = None,
+                     timeout: float = 30.0) -> Path:
+    """Run spicy-screenshot (headless: connect, wait for the primary surface, write a PPM, exit)."""
+    argv = ["spicy-screenshot", "-h", host, "-p", str(port), "-o", str(out)]
+    if password is not None:
+        argv += ["-w", password]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        output, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        raise PeerError("spicy-screenshot timed out")
+    if p.returncode != 0 or not Path(out).exists():
+        raise PeerError(f"spicy-screenshot failed ({p.returncode}): {output.decode(errors='replace')}")
+    return Path(out)
+
+
+# ---------------------------------------------------------------- capture
+
+
+class Tshark(Peer):
+    """tshark writing a loopback capture filtered to one TCP port.
+
+    Ready once tshark says it is capturing and the file has its header; SPICE must be captured
+    from the link handshake on, so start this before the client connects. Stopped with SIGINT so
+    the file is complete.
+    """
+
+    name = "tshark"
+    stop_signal = signal.SIGINT
+
+    def __init__(self, port: int, out: str | os.PathLike, pcapng: bool = True, interface: str = "lo",
+                 log_dir: str | os.PathLike | None = None, timeout: float = 20.0) -> None:
+        super().__init__()
+        self.out = Path(out)
+        self.out.unlink(missing_ok=True)
+        self._tmp = None if log_dir else tempfile.TemporaryDirectory(prefix="tshark-")
+        self._spawn(["tshark", "-n", "-i", interface, "-f", f"tcp port {port}", "-F",
+                     "pcapng" if pcapng else "pcap", "-w", str(self.out)], log_dir or self._tmp.name)
+        wait_until(lambda: "Capturing on" in self.log_text() and self.out.exists()
+                   and self.out.stat().st_size > 0, timeout, "tshark", self.proc)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            # SIGINT to tshark alone: it tells its dumpcap child to finish the file.
+            os.kill(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        super().stop(timeout)
+        if self._tmp:
+            self._tmp.cleanup()
+
+
+# ---------------------------------------------------------------- X helpers
+
+
+def xwd_png(display: int, png: str | os.PathLike) -> Path:
+    """Ground truth: the X server's root window (exactly what spice-server was told to show) as PNG."""
+    xwd = subprocess.run(["xwd", "-root", "-silent", "-display", f":{display}"], check=True,
+                         capture_output=True).stdout
+    convert = shutil.which("convert") or "/usr/bin/convert"
+    subprocess.run([convert, "xwd:-", f"png:{png}"], input=xwd, check=True, capture_output=True)
+    return Path(png)
+
+
+def xdotool(display: int, *args: str) -> str:
+    """Run one xdotool command on a display (the client's, to act like a person in front of it)."""
+    r = subprocess.run(["xdotool", *args], env=x_env(display), check=True, capture_output=True, text=True)
+    return r.stdout
+
+
+@contextlib.contextmanager
+def private_dir(prefix: str = "peers-") -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix=prefix) as d:
+        yield Path(d)

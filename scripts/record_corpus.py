@@ -1,0 +1,445 @@
+#!/usr/bin/env python3
+"""Record real SPICE sessions (Xspice server, spicy client, tshark on loopback) into captures/.
+
+Each session writes NAME.pcap or NAME.pcapng, NAME.png (the Xspice framebuffer at the end, from
+`xwd -root`) and NAME.json (every setting, what ran, what the client did, and when).
+
+    scripts/record_corpus.py --all                 # the whole corpus (CORPUS below)
+    scripts/record_corpus.py --only lz4,mjpeg      # some of it
+    scripts/record_corpus.py --list
+    scripts/record_corpus.py --name my-quic --image-compression quic --password s3cret \
+        --preferred-compression lz4 --programs xterm,xclock --type-text 'ls -l' --duration 10
+
+Sessions run one at a time (the machine is small); ports 5910-5930 and displays :10-:30 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402  (a sibling module, not an installed package)
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPTURES = ROOT / "captures"
+SERVER_PORT, SERVER_DISPLAY, CLIENT_DISPLAY = 5916, 16, 17
+CLIENT_SCREEN = "1280x900x24"
+
+# Programs that can run on the Xspice desktop: argv and whether they animate (stopped before the PNG).
+PROGRAMS: dict[str, tuple[list[str], bool]] = {
+    "xterm": (["xterm", "-geometry", "80x24+20+20", "-title", "xterm",
+               "-e", "bash", "--norc", "--noprofile", "-c",
+               "printf 'spicetool corpus session\\n\\n'; ls -l /usr/share/X11 | head -12; export PS1=\"\\$ \"; exec bash --norc --noprofile -i"],
+              False),
+    "xclock": (["xclock", "-update", "1", "-geometry", "160x160+560+20"], True),
+    "xeyes": (["xeyes", "-geometry", "160x100+740+20"], True),
+    "xlogo": (["xlogo", "-geometry", "120x120+560+220", "-render"], False),
+    # Photo-like content (a smooth plasma with noise): images that QUIC/JPEG are chosen for.
+    "photo": (["display", "-title", "photo", "-geometry", "+600+400", "-size", "300x220", "-seed", "7",
+               "plasma:steelblue-orange"], False),
+    # Animated video-like content: what spice-server's streaming detector turns into an MJPEG stream.
+    "testsrc": (["ffplay", "-hide_banner", "-loglevel", "error", "-an", "-noborder", "-left", "360", "-top", "360",
+                 "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"], True),
+}
+DEFAULT_PROGRAMS = ("xterm", "xclock", "xeyes", "xlogo")
+
+
+@dataclass
+class Session:
+    name: str
+    description: str = ""
+    # server (Xspice) settings
+    image_compression: str | None = None
+    jpeg_wan_compression: str | None = "never"
+    zlib_glz_wan_compression: str | None = "never"
+    streaming_video: str | None = "off"
+    password: str | None = None
+    vdagent: bool = False
+    audio: bool = False
+    # desktop and client
+    programs: tuple[str, ...] = DEFAULT_PROGRAMS
+    client: str = "spicy"  # spicy | spicy-screenshot
+    preferred_compression: str | None = None
+    duration: float = 10.0
+    move_window: bool = True
+    mouse: bool = True
+    type_text: str | None = None
+    resize_to: str | None = None  # xrandr size applied mid-session
+    # capture
+    pcapng: bool = True
+    cut_seconds: float = 0.0  # editcap drops this many seconds from the start
+
+    def server_settings(self, tmp: Path) -> peers.XspiceSettings:
+        return peers.XspiceSettings(
+            port=SERVER_PORT, display=SERVER_DISPLAY, password=self.password,
+            image_compression=self.image_compression, jpeg_wan_compression=self.jpeg_wan_compression,
+            zlib_glz_wan_compression=self.zlib_glz_wan_compression, streaming_video=self.streaming_video,
+            vdagent=self.vdagent, playback=self.audio)
+
+
+CORPUS: list[Session] = [
+    Session("img-off", "image compression off: raw bitmaps", image_compression="off", duration=8),
+    Session("img-quic", "QUIC images", image_compression="quic", programs=(*DEFAULT_PROGRAMS, "photo")),
+    Session("img-lz", "LZ images", image_compression="lz"),
+    Session("img-glz", "GLZ images (shared dictionary)", image_compression="glz", pcapng=False),
+    Session("img-auto-glz", "auto_glz: QUIC for photo-like, GLZ for the rest", image_compression="auto_glz",
+            programs=(*DEFAULT_PROGRAMS, "photo")),
+    Session("img-auto-lz", "auto_lz: QUIC for photo-like, LZ for the rest", image_compression="auto_lz",
+            programs=(*DEFAULT_PROGRAMS, "photo"), pcapng=False),
+    Session("img-zlib-glz", "GLZ images wrapped in zlib (zlib-glz-wan-compression always)",
+            image_compression="glz", zlib_glz_wan_compression="always"),
+    Session("img-jpeg", "JPEG for photo-like images (jpeg-wan-compression always)", image_compression="auto_glz",
+            jpeg_wan_compression="always", programs=(*DEFAULT_PROGRAMS, "photo")),
+    Session("img-lz4", "LZ4 images: the client asks for them (spicy --spice-preferred-compression=lz4)",
+            image_compression="auto_glz", preferred_compression="lz4"),
+    Session("resize", "resolution change mid-session: xrandr 1024x768 -> 800x600", image_compression="auto_glz",
+            resize_to="800x600", duration=12),
+    Session("mjpeg-stream", "MJPEG video stream (--streaming-video all) of an ffplay testsrc",
+            image_compression="auto_glz", streaming_video="all", programs=("xterm", "testsrc"), duration=8,
+            move_window=False),
+    Session("password", "ticketing with a password (RSA-encrypted ticket)", image_compression="auto_glz",
+            password="corpus-pw-42", pcapng=False),
+    Session("agent-audio", "spice-vdagent running (agent channel data, client mouse mode) and a 440 Hz tone "
+            "on the playback channel", image_compression="auto_glz", vdagent=True, audio=True, duration=10),
+    Session("typing", "the client types into an xterm and moves the mouse (xdotool on the client display)",
+            image_compression="auto_glz", type_text="echo hello from the spice client; uname -s", duration=12),
+    Session("mid-session", "capture starting mid-session: the first 4 s cut with editcap (no link handshake)",
+            image_compression="quic", type_text="seq 1 40", duration=12, cut_seconds=4.0, pcapng=False),
+    Session("screenshot-client", "spicy-screenshot: one short connection that takes the primary surface",
+            image_compression="lz", client="spicy-screenshot", move_window=False, mouse=False, duration=3),
+]
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    """A small environment for desktop programs, so nothing of ours leaks onto the recorded screen."""
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
+            "TERM": "xterm", "PS1": "$ ", "SDL_AUDIODRIVER": "dummy"}
+
+
+class Timeline:
+    """Log of what was done, in seconds from the start of the capture."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.events: list[dict] = []
+
+    def note(self, action: str, **details) -> None:
+        self.events.append({"t": round(time.monotonic() - self.t0, 2), "action": action, **details})
+
+
+def tool_versions() -> dict[str, str]:
+    pkgs = ["xserver-xspice", "libspice-server1", "spice-client-gtk", "tshark", "spice-vdagent", "ffmpeg"]
+    out = subprocess.run(["dpkg-query", "-W", *pkgs], capture_output=True, text=True).stdout
+    return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+
+
+def move_window_steps(display: int, window: str, start: tuple[int, int], step: tuple[int, int], n: int,
+                      tl: Timeline) -> None:
+    x, y = start
+    for i in range(n):
+        x, y = x + step[0], y + step[1]
+        peers.xdotool(display, "windowmove", window, str(x), str(y))
+        time.sleep(0.15)
+    tl.note("move_window", window="xlogo", to=[x, y], steps=n)
+
+
+def mouse_path(client_display: int, spicy: peers.Spicy, tl: Timeline) -> None:
+    """Click into spicy's window (grabs the pointer in server mouse mode) and sweep the mouse."""
+    win = spicy.window_id()
+    geo = peers.xdotool(client_display, "getwindowgeometry", "--shell", win)
+    g = dict(line.split("=") for line in geo.split())
+    x0, y0 = int(g["X"]), int(g["Y"])
+    peers.xdotool(client_display, "mousemove", str(x0 + 300), str(y0 + 200), "click", "1")
+    points = [(300, 200), (500, 150), (650, 300), (400, 450), (200, 300), (120, 120)]
+    for px, py in points:
+        peers.xdotool(client_display, "mousemove", str(x0 + px), str(y0 + py))
+        time.sleep(0.12)
+    tl.note("mouse", display=f":{client_display}", clicked_at=[300, 200], path=points,
+            note="coordinates relative to the spicy window")
+
+
+def record(s: Session, out_dir: Path = CAPTURES) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ext = "pcapng" if s.pcapng else "pcap"
+    final = out_dir / f"{s.name}.{ext}"
+    png = out_dir / f"{s.name}.png"
+    for old in (out_dir / f"{s.name}.pcap", out_dir / f"{s.name}.pcapng"):
+        old.unlink(missing_ok=True)
+    started = dt.datetime.now(dt.timezone.utc)
+    ran: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix=f"corpus-{s.name}-") as tmpname:
+        tmp = Path(tmpname)
+        home = tmp / "home"
+        home.mkdir()
+        env = clean_env(home)
+        raw = tmp / f"raw.{ext}"
+        progs: dict[str, peers.Program] = {}
+        with peers.Xspice(s.server_settings(tmp), tmp) as xs:
+            sizes = ["%dx%d" % xs.screen_size()]
+            agent = peers.VdAgent(xs) if s.vdagent else None
+            tone = peers.PlaybackTone(xs) if s.audio else None
+            try:
+                subprocess.run(["xsetroot", "-display", f":{xs.display}", "-solid", "#2f4f6f"], check=True)
+                ran.append({"program": "xsetroot -solid #2f4f6f"})
+                for p in s.programs:
+                    argv, _ = PROGRAMS[p]
+                    progs[p] = peers.Program(argv, xs.display, tmp, name=p, env=env)
+                    ran.append({"program": p, "argv": shlex.join(argv)})
+                for p in progs:  # each window mapped before the client connects
+                    peers.wait_until(lambda p=p: window_of(xs.display, progs[p]) is not None, 15,
+                                     f"{p} window", progs[p].proc, interval=0.2)
+                if agent:
+                    ran.append({"program": "spice-vdagentd -f -x -X -o + spice-vdagent -x"})
+                if tone:
+                    ran.append({"program": "ffmpeg lavfi sine=440 Hz -> 48 kHz s16le stereo into the playback FIFO"})
+                if s.client == "spicy":
+                    with peers.Xvfb(CLIENT_DISPLAY, CLIENT_SCREEN) as xv:
+                        with peers.Tshark(xs.port, raw, pcapng=s.pcapng, log_dir=tmp) as cap:
+                            tl = Timeline()
+                            tl.note("capture_started", filter=f"tcp port {xs.port}")
+                            with peers.Spicy(xv.display, xs.port, password=s.password,
+                                             preferred_compression=s.preferred_compression, log_dir=tmp) as cl:
+                                tl.note("client_connected")
+                                session_actions(s, xs, cl, progs, tl, sizes)
+                                final_picture(s, xs, progs, png, tl)
+                            tl.note("client_closed")
+                            time.sleep(0.5)
+                else:
+                    with peers.Tshark(xs.port, raw, pcapng=s.pcapng, log_dir=tmp) as cap:
+                        tl = Timeline()
+                        tl.note("capture_started", filter=f"tcp port {xs.port}")
+                        time.sleep(max(0.0, s.duration - 2))
+                        final_picture(s, xs, progs, png, tl)
+                        peers.spicy_screenshot(xs.port, tmp / "client.ppm", password=s.password)
+                        tl.note("spicy-screenshot done")
+                        time.sleep(0.5)
+            finally:
+                for p in progs.values():
+                    p.stop()
+                if tone:
+                    tone.stop()
+                if agent:
+                    agent.stop()
+        cut = None
+        if s.cut_seconds > 0:
+            cut = cut_start(raw, final, s.cut_seconds, s.pcapng)
+        else:
+            raw.replace(final)
+        final.chmod(0o644)  # tshark writes 0600
+    meta = describe(s, started, sizes, ran, tl, final, png, cut)
+    (out_dir / f"{s.name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def window_of(display: int, prog: peers.Program) -> str | None:
+    """The program's visible top-level window, found by pid (xdotool) or, failing that, by name."""
+    env = peers.x_env(display)
+    r = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(prog.pid)], env=env,
+                       capture_output=True, text=True)
+    if not r.stdout.strip():
+        r = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", prog.name], env=env,
+                           capture_output=True, text=True)
+    ids = r.stdout.split()
+    return ids[0] if ids else None
+
+
+def session_actions(s: Session, xs: peers.Xspice, cl: peers.Spicy, progs: dict[str, peers.Program],
+                    tl: Timeline, sizes: list[str]) -> None:
+    """What happens while the client is connected: about `s.duration` seconds of activity."""
+    end = tl.t0 + s.duration - 2.5  # the last ~2.5 s belong to the frozen final picture
+    time.sleep(1.5)
+    if s.mouse:
+        mouse_path(cl.display, cl, tl)
+    if s.move_window and "xlogo" in progs:
+        win = window_of(xs.display, progs["xlogo"])
+        if win:
+            move_window_steps(xs.display, win, (560, 220), (-12, 10), 12, tl)
+    if s.type_text and "xterm" in progs:
+        # The guest side gives the xterm keyboard focus (as an earlier click would have); the client types.
+        win = window_of(xs.display, progs["xterm"])
+        peers.xdotool(xs.display, "windowfocus", "--sync", win)
+        peers.xdotool(cl.display, "windowfocus", cl.window_id())
+        peers.xdotool(cl.display, "type", "--delay", "90", s.type_text)
+        peers.xdotool(cl.display, "key", "Return")
+        tl.note("type", display=f":{cl.display}", text=s.type_text, then="Return")
+    if s.resize_to:
+        time.sleep(max(0.0, min(1.5, end - time.monotonic())))
+        xs.xrandr(s.resize_to)
+        sizes.append(s.resize_to)
+        tl.note("xrandr", size=s.resize_to)
+        time.sleep(1.0)
+        if s.move_window and "xlogo" in progs:
+            win = window_of(xs.display, progs["xlogo"])
+            if win:
+                move_window_steps(xs.display, win, (416, 340), (10, -8), 8, tl)
+    if s.mouse and time.monotonic() < end - 1:
+        mouse_path(cl.display, cl, tl)
+    time.sleep(max(0.0, end - time.monotonic()))
+
+
+def final_picture(s: Session, xs: peers.Xspice, progs: dict[str, peers.Program], png: Path, tl: Timeline) -> None:
+    """Freeze the animating programs, let the client catch up, then take the ground truth."""
+    frozen = [name for name, p in progs.items() if PROGRAMS[name][1]]
+    for name in frozen:
+        progs[name].pause()
+    tl.note("SIGSTOP", programs=frozen)
+    time.sleep(2.0)
+    xs.screenshot(png)
+    tl.note("ground_truth", file=png.name, how=f"xwd -root -silent -display :{xs.display} | convert xwd:- png")
+
+
+def cut_start(raw: Path, final: Path, seconds: float, pcapng: bool) -> dict:
+    """Drop the first `seconds` of the capture with editcap -A (a capture that starts mid-session)."""
+    first = subprocess.run(["tshark", "-r", str(raw), "-c", "1", "-T", "fields", "-e", "frame.time_epoch"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    start = dt.datetime.fromtimestamp(float(first) + seconds, dt.timezone.utc)
+    stamp = start.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    cmd = ["editcap", "-F", "pcapng" if pcapng else "pcap", "-A", stamp, str(raw), str(final)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    before = count_packets(raw)
+    return {"tool": "editcap", "seconds_cut": seconds, "start_time_utc": stamp,
+            "command": shlex.join(["editcap", *cmd[1:-2], "full", final.name]),
+            "packets_before": before, "packets_dropped": before - count_packets(final)}
+
+
+def count_packets(path: Path) -> int:
+    out = subprocess.run(["capinfos", "-c", "-M", "-T", str(path)], capture_output=True, text=True, check=True).stdout
+    return int(out.strip().splitlines()[-1].split("\t")[-1])
+
+
+def describe(s: Session, started: dt.datetime, sizes: list[str], ran: list[dict], tl: Timeline, capture: Path,
+             png: Path, cut: dict | None) -> dict:
+    return {
+        "name": s.name,
+        "description": s.description,
+        "date": started.isoformat(timespec="seconds"),
+        "server": {
+            "program": "Xspice (Xorg + spiceqxl driver, libspice-server), own xorg.conf",
+            "address": f"127.0.0.1:{SERVER_PORT}",
+            "image_compression": s.image_compression or "default (auto_glz)",
+            "jpeg_wan_compression": s.jpeg_wan_compression or "default (auto)",
+            "zlib_glz_wan_compression": s.zlib_glz_wan_compression or "default (auto)",
+            "streaming_video": s.streaming_video or "default (filter)",
+            "password": s.password,
+            "ticketing": s.password is not None,
+            "vdagent": s.vdagent,
+            "playback_audio": s.audio,
+        },
+        "screen_sizes": sizes,
+        "client": {
+            "program": s.client,
+            "preferred_compression": s.preferred_compression,
+            "password_given": s.password is not None,
+            "display": f"Xvfb {CLIENT_SCREEN}" if s.client == "spicy" else None,
+        },
+        "desktop_programs": ran,
+        "typed_text": s.type_text,
+        "timeline": tl.events,
+        "capture": {
+            "file": capture.name,
+            "format": "pcapng" if s.pcapng else "pcap",
+            "tool": f"tshark -i lo -f 'tcp port {SERVER_PORT}' -F {'pcapng' if s.pcapng else 'pcap'}",
+            "bytes": capture.stat().st_size,
+            "packets": count_packets(capture),
+            "cut": cut,
+            "starts_mid_session": cut is not None,
+        },
+        "ground_truth": {"file": png.name, "what": "Xspice root window at the end of the session (xwd -root)"},
+        "versions": tool_versions(),
+        "regenerate": "scripts/record_corpus.py " + shlex.join(cli_args(s)),
+    }
+
+
+def cli_args(s: Session) -> list[str]:
+    """The command line that records this session again."""
+    if any(c.name == s.name and c == s for c in CORPUS):
+        return ["--only", s.name]
+    args = ["--name", s.name]
+    for f in dataclasses.fields(Session):
+        value, default = getattr(s, f.name), f.default if f.default is not dataclasses.MISSING else None
+        if f.name in ("name",) or value == default:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(value, tuple):
+            args += [flag, ",".join(value)]
+        else:
+            args += [flag, str(value)]
+    return args
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--all", action="store_true", help="record the whole corpus")
+    ap.add_argument("--only", help="comma-separated corpus session names")
+    ap.add_argument("--list", action="store_true", help="list the corpus sessions")
+    ap.add_argument("--out", type=Path, default=CAPTURES)
+    ap.add_argument("--name", help="record one custom session under this name")
+    ap.add_argument("--description", default="")
+    ap.add_argument("--image-compression", choices=peers.IMAGE_COMPRESSIONS)
+    ap.add_argument("--jpeg-wan-compression", choices=peers.WAN_CHOICES, default="never")
+    ap.add_argument("--zlib-glz-wan-compression", choices=peers.WAN_CHOICES, default="never")
+    ap.add_argument("--streaming-video", choices=peers.STREAMING_CHOICES, default="off")
+    ap.add_argument("--password")
+    ap.add_argument("--vdagent", action=argparse.BooleanOptionalAction, default=False)
+    ap.add_argument("--audio", action=argparse.BooleanOptionalAction, default=False)
+    ap.add_argument("--programs", default=",".join(DEFAULT_PROGRAMS), help=f"from {','.join(PROGRAMS)}")
+    ap.add_argument("--client", choices=("spicy", "spicy-screenshot"), default="spicy")
+    ap.add_argument("--preferred-compression", choices=peers.CLIENT_COMPRESSIONS)
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--move-window", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--mouse", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--type-text")
+    ap.add_argument("--resize-to", help="xrandr size mid-session, e.g. 800x600")
+    ap.add_argument("--pcapng", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--cut-seconds", type=float, default=0.0)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    if a.list:
+        for s in CORPUS:
+            print(f"{s.name:20} {s.description}")
+        return 0
+    if a.name:
+        programs = tuple(p for p in a.programs.split(",") if p)
+        unknown = [p for p in programs if p not in PROGRAMS]
+        if unknown:
+            raise SystemExit(f"unknown programs: {unknown}")
+        sessions = [Session(a.name, a.description, a.image_compression, a.jpeg_wan_compression,
+                            a.zlib_glz_wan_compression, a.streaming_video, a.password, a.vdagent, a.audio,
+                            programs, a.client, a.preferred_compression, a.duration, a.move_window, a.mouse,
+                            a.type_text, a.resize_to, a.pcapng, a.cut_seconds)]
+    elif a.all or a.only:
+        wanted = None if a.all else set(a.only.split(","))
+        sessions = [s for s in CORPUS if wanted is None or s.name in wanted]
+        if wanted and len(sessions) != len(wanted):
+            raise SystemExit(f"unknown sessions: {wanted - {s.name for s in sessions}}")
+    else:
+        raise SystemExit("nothing to do: give --all, --only NAMES, --list or --name NAME")
+    for s in sessions:
+        t = time.monotonic()
+        meta = record(s, a.out)
+        c = meta["capture"]
+        print(f"{s.name}: {c['file']} {c['bytes']} bytes, {c['packets']} packets "
+              f"({time.monotonic() - t:.0f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the context managers' cleanup
+    sys.exit(main())
