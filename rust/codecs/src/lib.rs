@@ -8,6 +8,9 @@ pub mod image;
 pub mod glz;
 pub mod lz;
 pub mod lz4;
+pub mod quic;
+mod quic_model;
+mod quic_tables;
 pub mod lz_core;
 mod reader;
 

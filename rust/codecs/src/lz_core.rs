@@ -91,7 +91,7 @@ pub trait Window {
 
 /// Run one pass until `out` is full. `parse_match` reads what follows a match control byte and
 /// returns (raw length incl. extension bytes, source) in stream units.
-pub fn run_pass(
+pub(crate) fn run_pass(
     r: &mut Reader,
     out: &mut [u32],
     unit: Unit,

@@ -1,0 +1,336 @@
+//! QUIC decoder: per-channel residuals of a (left + above)/2 predictor, coded with adaptive
+//! Golomb codes chosen per context bucket; repeated pixels on rows after the first are
+//! coded as MELCODE run lengths.
+use crate::error::{corrupt, Result};
+use crate::image::{check_size, Image};
+use crate::quic_model::{low_mask, row_segments, Family, Model, State};
+
+pub const QUIC_MAGIC: u32 = 0x4349_5551;
+const CODEC: &str = "quic";
+
+pub mod quic_type {
+    pub const GRAY: u32 = 1;
+    pub const RGB16: u32 = 2;
+    pub const RGB24: u32 = 3;
+    pub const RGB32: u32 = 4;
+    pub const RGBA: u32 = 5;
+}
+
+/// MSB-first bit window over little-endian 32-bit words.
+struct BitReader<'a> {
+    data: &'a [u8],
+    next_word: usize,
+    acc: u64,
+    /// valid bits in `acc`, left-aligned; always >= 32 between calls
+    n: u32,
+}
+
+impl<'a> BitReader<'a> {
+    fn new(data: &'a [u8]) -> Result<Self> {
+        let mut r = BitReader { data, next_word: 0, acc: 0, n: 0 };
+        r.refill()?;
+        Ok(r)
+    }
+
+    fn refill(&mut self) -> Result<()> {
+        let at = self.next_word * 4;
+        if self.data.len() < at + 4 {
+            return corrupt(CODEC, self.data.len(), "stream ends too early");
+        }
+        let w = u32::from_le_bytes([self.data[at], self.data[at + 1], self.data[at + 2], self.data[at + 3]]);
+        self.acc |= (w as u64) << (32 - self.n);
+        self.n += 32;
+        self.next_word += 1;
+        Ok(())
+    }
+
+    #[inline]
+    fn window(&self) -> u32 {
+        (self.acc >> 32) as u32
+    }
+
+    #[inline]
+    fn eat(&mut self, len: u32) -> Result<()> {
+        self.acc <<= len;
+        self.n -= len;
+        if self.n < 32 {
+            self.refill()?;
+        }
+        Ok(())
+    }
+
+    fn word(&mut self) -> Result<u32> {
+        let w = self.window();
+        self.eat(32)?;
+        Ok(w)
+    }
+
+    /// Byte offset of the word being read, for error messages.
+    fn offset(&self) -> usize {
+        (self.next_word.saturating_sub(2)) * 4
+    }
+
+    /// MELCODE run length.
+    fn run_length(&mut self, st: &mut State) -> Result<u64> {
+        let mut run = 0u64;
+        loop {
+            let ones = (!(self.window() >> 24) as u8).leading_zeros();
+            for _ in 0..ones {
+                run += st.melc_order as u64;
+                st.melc_up();
+            }
+            if ones != 8 {
+                self.eat(ones + 1)?;
+                break;
+            }
+            self.eat(8)?;
+            if run > u32::MAX as u64 {
+                return corrupt(CODEC, self.offset(), "run length without end");
+            }
+        }
+        if st.melc_len > 0 {
+            run += (self.window() >> (32 - st.melc_len)) as u64;
+            self.eat(st.melc_len)?;
+        }
+        st.melc_down();
+        Ok(run)
+    }
+}
+
+/// Channels coded together (RGB, or one alpha/gray channel) with their shared state.
+struct Group {
+    fam: Family,
+    mask: u32,
+    models: Vec<Model>,
+    /// residual per channel, index x+1 (index 0 is the context of pixel 0); persists across rows
+    corr: Vec<Vec<u8>>,
+    cur: Vec<Vec<u8>>,
+    prev: Vec<Vec<u8>>,
+    state: State,
+}
+
+impl Group {
+    fn new(channels: usize, bpc: u32, width: usize) -> Group {
+        Group {
+            fam: Family::new(bpc),
+            mask: low_mask(bpc),
+            models: vec![Model::new(bpc); channels],
+            corr: vec![vec![0; width + 1]; channels],
+            cur: vec![vec![0; width]; channels],
+            prev: vec![vec![0; width]; channels],
+            state: State::new(),
+        }
+    }
+
+    #[inline]
+    fn same(&self, rows: &[Vec<u8>], a: usize, b: usize) -> bool {
+        rows.iter().all(|r| r[a] == r[b])
+    }
+
+    /// Decode pixel x of every channel; `first_row` selects the left-only predictor.
+    #[inline]
+    fn pixel(&mut self, bits: &mut BitReader, x: usize, first_row: bool) -> Result<()> {
+        for c in 0..self.cur.len() {
+            let code = self.models[c].best_code(self.corr[c][x], self.mask);
+            let (v, len) = self.fam.decode(code, bits.window());
+            let v = v as u8;
+            self.corr[c][x + 1] = v;
+            let u = self.fam.l_to_u[v as usize] as u32;
+            let pred = match (first_row, x) {
+                (true, 0) => 0,
+                (true, _) => self.cur[c][x - 1] as u32,
+                (false, 0) => self.prev[c][0] as u32,
+                (false, _) => (self.cur[c][x - 1] as u32 + self.prev[c][x] as u32) >> 1,
+            };
+            self.cur[c][x] = ((u + pred) & self.mask) as u8;
+            bits.eat(len)?;
+        }
+        Ok(())
+    }
+
+    fn update(&mut self, x: usize) {
+        for c in 0..self.models.len() {
+            let (ctx, v) = (self.corr[c][x], self.corr[c][x + 1]);
+            self.models[c].update(&self.fam, ctx, v, self.state.trigger);
+        }
+    }
+
+    fn row(&mut self, bits: &mut BitReader, first_row: bool) -> Result<()> {
+        let width = self.cur[0].len();
+        for c in 0..self.corr.len() {
+            // the context of pixel 0 is pixel 0's residual of the row above (0 on the first row)
+            self.corr[c][0] = if first_row { 0 } else { self.corr[c][1] };
+        }
+        for (start, end, waitmask) in row_segments(&mut self.state, width as u32) {
+            self.segment(bits, start, end, waitmask, first_row)?;
+        }
+        Ok(())
+    }
+
+    fn segment(&mut self, bits: &mut BitReader, mut i: usize, end: usize, waitmask: u32, first_row: bool) -> Result<()> {
+        let mut stop;
+        if i == 0 {
+            self.pixel(bits, 0, first_row)?;
+            if self.state.wait > 0 {
+                self.state.wait -= 1;
+            } else {
+                self.state.wait = self.state.rand() & waitmask;
+                self.update(0);
+            }
+            i = 1;
+        }
+        stop = i + self.state.wait as usize;
+        let mut run_index = 0usize;
+        loop {
+            let mut ran = false;
+            'coded: {
+                while stop < end {
+                    while i <= stop {
+                        if !first_row && self.run_starts(i, run_index) {
+                            ran = true;
+                            break 'coded;
+                        }
+                        self.pixel(bits, i, first_row)?;
+                        i += 1;
+                    }
+                    self.update(stop);
+                    stop = i + (self.state.rand() & waitmask) as usize;
+                }
+                while i < end {
+                    if !first_row && self.run_starts(i, run_index) {
+                        ran = true;
+                        break 'coded;
+                    }
+                    self.pixel(bits, i, first_row)?;
+                    i += 1;
+                }
+            }
+            if !ran {
+                self.state.wait = (stop - end) as u32;
+                return Ok(());
+            }
+            self.state.wait = (stop - i) as u32;
+            run_index = i;
+            let run = bits.run_length(&mut self.state)?;
+            if run > (end - i) as u64 {
+                return corrupt(CODEC, bits.offset(), format!("run of {run} pixels passes the end of the row ({} left)", end - i));
+            }
+            for _ in 0..run {
+                for c in 0..self.cur.len() {
+                    self.cur[c][i] = self.cur[c][i - 1];
+                }
+                i += 1;
+            }
+            if i == end {
+                return Ok(());
+            }
+            stop = i + self.state.wait as usize;
+        }
+    }
+
+    /// Runs are predicted where the row above repeats and the current row just did.
+    #[inline]
+    fn run_starts(&self, i: usize, run_index: usize) -> bool {
+        self.same(&self.prev, i - 1, i) && run_index != i && i > 2 && self.same(&self.cur, i - 1, i - 2)
+    }
+
+    fn next_row(&mut self) {
+        std::mem::swap(&mut self.cur, &mut self.prev);
+    }
+}
+
+/// The 5-word header: (type, width, height).
+pub fn read_header(data: &[u8]) -> Result<(u32, u32, u32)> {
+    let mut bits = BitReader::new(data)?;
+    let magic = bits.word()?;
+    if magic != QUIC_MAGIC {
+        return corrupt(CODEC, 0, format!("bad magic {magic:#010x}"));
+    }
+    let version = bits.word()?;
+    if version != 0 {
+        return corrupt(CODEC, 4, format!("unsupported version {version:#010x}"));
+    }
+    let kind = bits.word()?;
+    let width = bits.word()?;
+    let height = bits.word()?;
+    Ok((kind, width, height))
+}
+
+/// Decode a QUIC stream (the bytes after the image's data_size field).
+pub fn decode_quic(data: &[u8], max_pixels: u64) -> Result<Image> {
+    let mut bits = BitReader::new(data)?;
+    let magic = bits.word()?;
+    if magic != QUIC_MAGIC {
+        return corrupt(CODEC, 0, format!("bad magic {magic:#010x}"));
+    }
+    let version = bits.word()?;
+    if version != 0 {
+        return corrupt(CODEC, 4, format!("unsupported version {version:#010x}"));
+    }
+    let kind = bits.word()?;
+    let width = bits.word()?;
+    let height = bits.word()?;
+    if !(1..=5).contains(&kind) {
+        return corrupt(CODEC, 8, format!("invalid image type {kind}"));
+    }
+    if width == 0 || height == 0 || width > i32::MAX as u32 || height > i32::MAX as u32 {
+        return corrupt(CODEC, 12, format!("invalid size {width}x{height}"));
+    }
+    check_size(CODEC, width as u64, height as u64, max_pixels)?;
+    let (w, h) = (width as usize, height as usize);
+    let (channels, bpc) = match kind {
+        quic_type::GRAY => (1, 8),
+        quic_type::RGB16 => (3, 5),
+        _ => (3, 8),
+    };
+    let mut color = Group::new(channels, bpc, w);
+    let mut alpha = if kind == quic_type::RGBA { Some(Group::new(1, 8, w)) } else { None };
+    let mut bgra = vec![0u8; w * h * 4];
+    for y in 0..h {
+        color.row(&mut bits, y == 0)?;
+        if let Some(a) = alpha.as_mut() {
+            a.row(&mut bits, y == 0)?;
+        }
+        let out = &mut bgra[y * w * 4..(y + 1) * w * 4];
+        let expand5 = |v: u8| (v << 3) | (v >> 2);
+        for x in 0..w {
+            let px = &mut out[x * 4..x * 4 + 4];
+            match kind {
+                quic_type::GRAY => {
+                    let g = color.cur[0][x];
+                    px.copy_from_slice(&[g, g, g, 255]);
+                }
+                quic_type::RGB16 => {
+                    px.copy_from_slice(&[expand5(color.cur[2][x]), expand5(color.cur[1][x]), expand5(color.cur[0][x]), 255]);
+                }
+                _ => {
+                    let a = alpha.as_ref().map_or(255, |a| a.cur[0][x]);
+                    px.copy_from_slice(&[color.cur[2][x], color.cur[1][x], color.cur[0][x], a]);
+                }
+            }
+        }
+        color.next_row();
+        if let Some(a) = alpha.as_mut() {
+            a.next_row();
+        }
+    }
+    Ok(Image { width: w, height: h, bgra })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_never_panic() {
+        let dir = std::path::Path::new("/work/shared/data/quic-seeds");
+        for name in ["test1.quic", "test2.quic", "test3.quic", "test4.quic"] {
+            let Ok(data) = std::fs::read(dir.join(name)) else { continue };
+            let res = decode_quic(&data, 1 << 24);
+            eprintln!("{name}: {:?}", res.as_ref().map(|i| (i.width, i.height)).map_err(|e| e.to_string()));
+            for cut in [0, 3, 20, data.len() / 2] {
+                assert!(decode_quic(&data[..cut], 1 << 24).is_err());
+            }
+        }
+    }
+}

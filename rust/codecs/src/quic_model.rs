@@ -1,0 +1,289 @@
+//! The adaptive model of QUIC, shared by decoder and encoder: Golomb code families,
+//! per-context buckets that pick the cheapest code, wait-mask scheduling of model
+//! updates, and the MELCODE state of run lengths.
+use crate::quic_tables::{MELC_LEN, TABRAND, WM_TRIGGER};
+
+/// Longest codeword the format allows.
+const MAX_CODE_LEN: u32 = 26;
+/// Wait-mask index at which scheduling stops slowing down.
+pub(crate) const WMI_MAX: u32 = 6;
+/// Symbols coded before the wait-mask index grows.
+pub(crate) const WMI_NEXT: u32 = 2048;
+
+#[inline]
+pub(crate) fn low_mask(n: u32) -> u32 {
+    if n >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << n) - 1
+    }
+}
+
+fn ceil_log2(v: u32) -> u32 {
+    if v <= 1 {
+        0
+    } else {
+        32 - (v - 1).leading_zeros()
+    }
+}
+
+/// Code tables for one bit depth (5 or 8 bits per channel).
+pub(crate) struct Family {
+    pub bpc: u32,
+    /// count of plain Golomb-Rice codewords of code l; larger values use the escape form
+    pub n_gr: [u32; 8],
+    pub escape_len: [u32; 8],
+    pub escape_suffix_len: [u32; 8],
+    /// window values above this are Golomb-Rice codewords, others escapes
+    pub escape_prefix_mask: [u32; 8],
+    pub code_len: [[u32; 8]; 256],
+    /// residual (folded, "L" distribution) to signed difference ("U"), mod 2^bpc
+    pub l_to_u: [u8; 256],
+    /// the inverse, for the encoder
+    pub u_to_l: [u8; 256],
+}
+
+impl Family {
+    pub fn new(bpc: u32) -> Family {
+        let mut f = Family {
+            bpc,
+            n_gr: [0; 8],
+            escape_len: [0; 8],
+            escape_suffix_len: [0; 8],
+            escape_prefix_mask: [0; 8],
+            code_len: [[0; 8]; 256],
+            l_to_u: [0; 256],
+            u_to_l: [0; 256],
+        };
+        let levels = 1u32 << bpc;
+        for l in 0..bpc {
+            let prefix = (MAX_CODE_LEN - bpc).min(low_mask(bpc - l));
+            let escape_words = levels - (prefix << l);
+            f.n_gr[l as usize] = prefix << l;
+            f.escape_suffix_len[l as usize] = ceil_log2(escape_words);
+            f.escape_len[l as usize] = prefix + f.escape_suffix_len[l as usize];
+            f.escape_prefix_mask[l as usize] = low_mask(32 - prefix);
+            for n in 0..256u32 {
+                f.code_len[n as usize][l as usize] =
+                    if n < f.n_gr[l as usize] { (n >> l) + l + 1 } else { f.escape_len[l as usize] };
+            }
+        }
+        let max = levels - 1;
+        for s in 0..levels {
+            f.u_to_l[s as usize] = if s <= max >> 1 { (s << 1) as u8 } else { (((max - s) << 1) + 1) as u8 };
+            f.l_to_u[s as usize] = if s & 1 != 0 { (max - (s >> 1)) as u8 } else { (s >> 1) as u8 };
+        }
+        f
+    }
+
+    /// Decode one codeword of code `l` from the 32-bit window; returns (value, length).
+    #[inline]
+    pub fn decode(&self, l: u32, window: u32) -> (u32, u32) {
+        let li = l as usize;
+        if window > self.escape_prefix_mask[li] {
+            let zeros = window.leading_zeros();
+            let len = zeros + 1 + l;
+            ((zeros << l) | ((window >> (32 - len)) & low_mask(l)), len)
+        } else {
+            let len = self.escape_len[li];
+            (self.n_gr[li] + ((window >> (32 - len)) & low_mask(self.escape_suffix_len[li])), len)
+        }
+    }
+
+    /// Encode `n` with code `l`: (bits, length).
+    #[inline]
+    #[allow(dead_code)] // used by the encoder
+    pub fn encode(&self, l: u32, n: u8) -> (u32, u32) {
+        let li = l as usize;
+        if (n as u32) < self.n_gr[li] {
+            ((1 << l) | (n as u32 & low_mask(l)), (n as u32 >> l) + l + 1)
+        } else {
+            (n as u32 - self.n_gr[li], self.escape_len[li])
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Bucket {
+    counters: [u32; 8],
+    pub best: u32,
+}
+
+/// Context model of one channel: residual contexts grouped into buckets of doubling size.
+#[derive(Clone)]
+pub(crate) struct Model {
+    pub bucket_of: [u8; 256],
+    pub buckets: Vec<Bucket>,
+}
+
+impl Model {
+    pub fn new(bpc: u32) -> Model {
+        let levels = 1u32 << bpc;
+        let mut bucket_of = [0u8; 256];
+        let mut buckets = Vec::new();
+        // sizes 1, 2, 4, 8...; a bucket that would leave a smaller remainder swallows it
+        let (mut start, mut size) = (0u32, 1u32);
+        loop {
+            let mut end = start + size - 1;
+            if end + size >= levels {
+                end = levels - 1;
+            }
+            for v in start..=end {
+                bucket_of[v as usize] = buckets.len() as u8;
+            }
+            buckets.push(Bucket { counters: [0; 8], best: bpc - 1 });
+            if end >= levels - 1 {
+                break;
+            }
+            start = end + 1;
+            size *= 2;
+        }
+        Model { bucket_of, buckets }
+    }
+
+    #[inline]
+    pub fn best_code(&self, ctx: u8, mask: u32) -> u32 {
+        self.buckets[self.bucket_of[(ctx as u32 & mask) as usize] as usize].best
+    }
+
+    /// Account `value` coded in context `ctx`; re-pick the cheapest code, halve on overflow.
+    pub fn update(&mut self, fam: &Family, ctx: u8, value: u8, trigger: u32) {
+        let mask = low_mask(fam.bpc);
+        let b = &mut self.buckets[self.bucket_of[(ctx as u32 & mask) as usize] as usize];
+        let bpc = fam.bpc as usize;
+        let lens = &fam.code_len[value as usize];
+        let mut best = bpc - 1;
+        b.counters[best] += lens[best];
+        let mut best_len = b.counters[best];
+        for i in (0..bpc - 1).rev() {
+            b.counters[i] += lens[i];
+            if b.counters[i] < best_len {
+                best = i;
+                best_len = b.counters[i];
+            }
+        }
+        b.best = best as u32;
+        if best_len > trigger {
+            for c in &mut b.counters[..bpc] {
+                *c >>= 1;
+            }
+        }
+    }
+}
+
+/// Scheduling and run-length state shared by the channels coded together.
+pub(crate) struct State {
+    pub wait: u32,
+    seed: u32,
+    pub trigger: u32,
+    pub wmidx: u32,
+    pub wmileft: u32,
+    pub melc_state: usize,
+    pub melc_len: u32,
+    pub melc_order: u32,
+}
+
+impl State {
+    pub fn new() -> State {
+        State {
+            wait: 0,
+            seed: 0xff,
+            trigger: WM_TRIGGER[0],
+            wmidx: 0,
+            wmileft: WMI_NEXT,
+            melc_state: 0,
+            melc_len: MELC_LEN[0],
+            melc_order: 1 << MELC_LEN[0],
+        }
+    }
+
+    #[inline]
+    pub fn rand(&mut self) -> u32 {
+        self.seed = self.seed.wrapping_add(1);
+        TABRAND[(self.seed & 0xff) as usize]
+    }
+
+    pub fn next_wmi(&mut self) {
+        self.wmidx += 1;
+        self.trigger = WM_TRIGGER[self.wmidx.min(10) as usize];
+        self.wmileft = WMI_NEXT;
+    }
+
+    pub fn melc_up(&mut self) {
+        if self.melc_state < 31 {
+            self.melc_state += 1;
+            self.melc_len = MELC_LEN[self.melc_state];
+            self.melc_order = 1 << self.melc_len;
+        }
+    }
+
+    pub fn melc_down(&mut self) {
+        if self.melc_state > 0 {
+            self.melc_state -= 1;
+            self.melc_len = MELC_LEN[self.melc_state];
+            self.melc_order = 1 << self.melc_len;
+        }
+    }
+}
+
+/// Split a row of `width` pixels into segments coded with one wait mask each:
+/// returns (start, end, waitmask) in order, advancing the state's wait-mask index.
+pub(crate) fn row_segments(state: &mut State, width: u32) -> Vec<(usize, usize, u32)> {
+    let mut segs = Vec::with_capacity(2);
+    let (mut pos, mut left) = (0u32, width);
+    while state.wmidx < WMI_MAX && state.wmileft <= left {
+        if state.wmileft > 0 {
+            segs.push((pos as usize, (pos + state.wmileft) as usize, low_mask(state.wmidx)));
+            pos += state.wmileft;
+            left -= state.wmileft;
+        }
+        state.next_wmi();
+    }
+    if left > 0 {
+        segs.push((pos as usize, (pos + left) as usize, low_mask(state.wmidx)));
+        if state.wmidx < WMI_MAX {
+            state.wmileft -= left;
+        }
+    }
+    segs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_double() {
+        let m = Model::new(8);
+        // 1, 2, 4, ... 64, then the last bucket swallows the remaining 129 values
+        assert_eq!(m.buckets.len(), 8);
+        assert_eq!(m.bucket_of[2], 1);
+        assert_eq!(m.bucket_of[3], 2);
+        assert_eq!(m.bucket_of[126], 6);
+        assert_eq!(m.bucket_of[127], 7);
+        assert_eq!(m.bucket_of[255], 7);
+    }
+
+    #[test]
+    fn golomb_round_trip() {
+        for bpc in [5u32, 8] {
+            let f = Family::new(bpc);
+            for l in 0..bpc {
+                for n in 0..(1u32 << bpc) {
+                    let (bits, len) = f.encode(l, n as u8);
+                    assert_eq!(len, f.code_len[n as usize][l as usize]);
+                    let window = bits << (32 - len);
+                    assert_eq!(f.decode(l, window), (n, len), "bpc {bpc} l {l} n {n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn folding_is_a_bijection() {
+        let f = Family::new(8);
+        for s in 0..256usize {
+            assert_eq!(f.l_to_u[f.u_to_l[s] as usize] as usize, s);
+        }
+    }
+}
