@@ -85,7 +85,7 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     """
     from rich.console import Console
 
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     if live == bool(capture):
         raise click.UsageError("give either a capture file or --live")
     if not live and (iface or bpf or count or duration is not None):
