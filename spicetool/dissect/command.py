@@ -106,7 +106,8 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
         segments = iter(reader)
 
     chan_filter, type_filter = _split(channels), _split(types)
-    out = Console(highlight=False, soft_wrap=True)
+    # tables keep their width when piped (rich would fold them to 80 columns)
+    out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
     stats = None
     if summary:
         from spicetool.dissect.summary import Summary

@@ -9,6 +9,9 @@ from typing import Any
 from spicetool.dissect.sessions import Channel, Record
 
 
+AUTH_NAMES = {1: "spice", 2: "sasl"}  # the mechanism is a common-capability bit number
+
+
 @dataclass
 class ChannelStats:
     channel: Channel
@@ -44,7 +47,8 @@ class ChannelStats:
                 if key in f:
                     self.caps[f"{d}_{key}"] = f[key]
             if rec.type == "auth_mechanism":
-                self.auth = str(f.get("auth_mechanism"))
+                mech = f.get("auth_mechanism")
+                self.auth = AUTH_NAMES.get(mech, str(mech)) if isinstance(mech, int) else str(mech)
             elif rec.type == "ticket" and self.auth is None:
                 self.auth = "spice"
             elif rec.type.startswith("sasl"):
