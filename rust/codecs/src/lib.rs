@@ -5,6 +5,7 @@
 pub mod bitmap;
 pub mod error;
 pub mod image;
+pub mod jpeg;
 pub mod glz;
 pub mod lz;
 pub mod lz4;

@@ -63,6 +63,11 @@ pub(crate) fn read_header(r: &mut Reader) -> Result<LzHeader> {
     Ok(LzHeader { kind, width, height, stride, top_down })
 }
 
+/// Parse only the header of an LZ stream.
+pub fn peek_header(data: &[u8]) -> Result<LzHeader> {
+    read_header(&mut Reader::new(data, CODEC))
+}
+
 /// Pixels per stored row (stride-wide for palette images) after checking the sizes.
 pub(crate) fn row_pixels(r: &Reader, kind: u32, width: u32, height: u32, stride: u32, max_pixels: u64) -> Result<usize> {
     if width == 0 || height == 0 {

@@ -3,7 +3,7 @@
 //! coded as MELCODE run lengths.
 use crate::error::{corrupt, Result};
 use crate::image::{check_size, Image};
-use crate::quic_model::{low_mask, row_segments, Family, Model, State};
+use crate::quic_model::{low_mask, Family, Model, State, WMI_MAX};
 
 pub const QUIC_MAGIC: u32 = 0x4349_5551;
 const CODEC: &str = "quic";
@@ -161,8 +161,23 @@ impl Group {
             // the context of pixel 0 is pixel 0's residual of the row above (0 on the first row)
             self.corr[c][0] = if first_row { 0 } else { self.corr[c][1] };
         }
-        for (start, end, waitmask) in row_segments(&mut self.state, width as u32) {
-            self.segment(bits, start, end, waitmask, first_row)?;
+        // segments of one wait mask each; the state moves on between them, so that the
+        // model updates of a segment use that segment's counter-halving threshold
+        let (mut pos, mut left) = (0usize, width as u32);
+        while self.state.wmidx < WMI_MAX && self.state.wmileft <= left {
+            let n = self.state.wmileft;
+            if n > 0 {
+                self.segment(bits, pos, pos + n as usize, low_mask(self.state.wmidx), first_row)?;
+                pos += n as usize;
+                left -= n;
+            }
+            self.state.next_wmi();
+        }
+        if left > 0 {
+            self.segment(bits, pos, pos + left as usize, low_mask(self.state.wmidx), first_row)?;
+            if self.state.wmidx < WMI_MAX {
+                self.state.wmileft -= left;
+            }
         }
         Ok(())
     }

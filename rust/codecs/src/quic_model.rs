@@ -226,28 +226,6 @@ impl State {
     }
 }
 
-/// Split a row of `width` pixels into segments coded with one wait mask each:
-/// returns (start, end, waitmask) in order, advancing the state's wait-mask index.
-pub(crate) fn row_segments(state: &mut State, width: u32) -> Vec<(usize, usize, u32)> {
-    let mut segs = Vec::with_capacity(2);
-    let (mut pos, mut left) = (0u32, width);
-    while state.wmidx < WMI_MAX && state.wmileft <= left {
-        if state.wmileft > 0 {
-            segs.push((pos as usize, (pos + state.wmileft) as usize, low_mask(state.wmidx)));
-            pos += state.wmileft;
-            left -= state.wmileft;
-        }
-        state.next_wmi();
-    }
-    if left > 0 {
-        segs.push((pos as usize, (pos + left) as usize, low_mask(state.wmidx)));
-        if state.wmidx < WMI_MAX {
-            state.wmileft -= left;
-        }
-    }
-    segs
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
