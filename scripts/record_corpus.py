@@ -38,6 +38,9 @@ SERVER_PORT, SERVER_DISPLAY, CLIENT_DISPLAY = 5916, 16, 17
 CLIENT_SCREEN = "1280x900x24"
 
 # Programs that can run on the Xspice desktop: argv and whether they animate (stopped before the PNG).
+# Photo-like content must be drawn while the client is connected: before that it only reaches the client
+# inside the one whole-screen image, whose compression is chosen for the screen as a whole.
+LATE_PROGRAMS = ("photo",)
 PROGRAMS: dict[str, tuple[list[str], bool]] = {
     "xterm": (["xterm", "-geometry", "80x24+20+20", "-title", "xterm",
                "-e", "bash", "--norc", "--noprofile", "-c",
@@ -48,7 +51,7 @@ PROGRAMS: dict[str, tuple[list[str], bool]] = {
     "xlogo": (["xlogo", "-geometry", "120x120+560+220", "-render"], False),
     # Photo-like content (a smooth plasma with noise): images that QUIC/JPEG are chosen for.
     "photo": (["display", "-title", "photo", "-geometry", "+600+400", "-size", "300x220", "-seed", "7",
-               "plasma:steelblue-orange"], False),
+               "plasma:steelblue-orange", "-blur", "0x3"], False),
     # Animated video-like content: what spice-server's streaming detector turns into an MJPEG stream.
     "testsrc": (["ffplay", "-hide_banner", "-loglevel", "error", "-an", "-noborder", "-left", "360", "-top", "360",
                  "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"], True),
@@ -195,6 +198,9 @@ def record(s: Session, out_dir: Path = CAPTURES) -> dict:
                 ran.append({"program": "xsetroot -solid #2f4f6f"})
                 for p in s.programs:
                     argv, _ = PROGRAMS[p]
+                    if p in LATE_PROGRAMS:
+                        ran.append({"program": p, "argv": shlex.join(argv), "when": "after the client connected"})
+                        continue
                     progs[p] = peers.Program(argv, xs.display, tmp, name=p, env=env)
                     ran.append({"program": p, "argv": shlex.join(argv)})
                 for p in progs:  # each window mapped before the client connects
@@ -262,6 +268,13 @@ def session_actions(s: Session, xs: peers.Xspice, cl: peers.Spicy, progs: dict[s
     time.sleep(1.5)
     if s.mouse:
         mouse_path(cl.display, cl, tl)
+    for p in s.programs:
+        if p in LATE_PROGRAMS:
+            progs[p] = peers.Program(PROGRAMS[p][0], xs.display, xs.dir, name=p, env=clean_env(xs.dir / "home"))
+            peers.wait_until(lambda: window_of(xs.display, progs[p]) is not None, 15, f"{p} window",
+                             progs[p].proc, interval=0.2)
+            tl.note("started", program=p)
+            time.sleep(0.5)
     if s.move_window and "xlogo" in progs:
         win = window_of(xs.display, progs["xlogo"])
         if win:
