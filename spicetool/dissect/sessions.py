@@ -26,6 +26,8 @@ from spicetool.stack import (
 
 LINK_MAGIC = b"REDQ"
 RESYNC_WINDOW = 64 * 1024  # bytes of an unknown stream searched for data headers
+DECIDE_BYTES = 2048  # bytes of an unknown connection seen before guessing its channel
+ALL_CHANNEL_TYPES = range(1, 12)
 MAIN_CHANNEL = 1
 
 
@@ -74,7 +76,7 @@ class _Tracked:
     parsers: dict[Direction, ChannelConnection] = field(default_factory=dict)
     pending: dict[Direction, bytearray] = field(default_factory=dict)  # waiting for a resync point
     probe: dict[Direction, bytearray] = field(default_factory=dict)  # undecided connection's first bytes
-    probe_time: dict[Direction, tuple[float, int]] = field(default_factory=dict)
+    probe_chunks: dict[Direction, list[tuple[int, float, int]]] = field(default_factory=dict)  # (size, time, frame)
 
 
 class SessionDecoder:
@@ -175,18 +177,30 @@ class SessionDecoder:
             if isinstance(item, Gap):
                 st.probe.pop(direction, None)  # what came before the hole is no use
                 return
-            if from_client and not st.probe and item.data[:4] == LINK_MAGIC:
+            buf = st.probe.get(direction)
+            if from_client and buf is None and item.data[:4] == LINK_MAGIC:
                 st.state = "spice"
                 st.channel = self._channel(conn, midstream=False)
                 parser = ChannelConnection()
                 st.parsers = {Direction.CLIENT: parser, Direction.SERVER: parser}
-            else:
-                buf = st.probe.setdefault(direction, bytearray())
-                st.probe_time.setdefault(direction, (item.time, item.frame))
-                if len(buf) < RESYNC_WINDOW:
-                    buf += item.data[: RESYNC_WINDOW - len(buf)]
-                yield from self._decide(conn, st, final=False)
+                yield from self._data(st, direction, item.data, item.time, item.frame)
+                # a server link reply that the capture showed first waited for this
+                held = st.probe.pop(Direction.SERVER, None)
+                if held is not None and held[:4] == LINK_MAGIC:
+                    yield from self._data(st, Direction.SERVER, bytes(held), item.time, item.frame)
+                st.probe.clear()
                 return
+            if buf is None:
+                buf = st.probe[direction] = bytearray()
+                st.probe_chunks[direction] = []
+            if len(buf) < RESYNC_WINDOW:
+                piece = item.data[: RESYNC_WINDOW - len(buf)]
+                buf += piece
+                st.probe_chunks[direction].append((len(piece), item.time, item.frame))
+            if Direction.CLIENT not in st.probe and st.probe[Direction.SERVER][:4] == LINK_MAGIC:
+                return  # a link reply seen before the client's link message: wait for it
+            yield from self._decide(conn, st, final=False)
+            return
         ch = st.channel
         assert ch is not None
         if isinstance(item, Gap):
@@ -217,23 +231,17 @@ class SessionDecoder:
 
     def _decide(self, conn: TcpConnection, st: _Tracked, final: bool) -> Iterator[Record]:
         """Is an undecided connection (no link stage seen) SPICE? Try to resynchronise on it."""
-        found: dict[Direction, tuple[int, int | None]] = {}
-        for direction, buf in st.probe.items():
-            hit = find_resync_point(bytes(buf), direction, None, True)
-            if hit is not None:
-                found[direction] = hit
         full = any(len(b) >= RESYNC_WINDOW for b in st.probe.values())
-        if not found:
+        if not (final or full or sum(len(b) for b in st.probe.values()) >= DECIDE_BYTES):
+            return  # too little data to trust a guess yet
+        guess = guess_channel(st.probe)
+        if guess is None:
             if final or full:
                 st.state = "ignored"
                 st.probe.clear()
+                st.probe_chunks.clear()
             return
-        types = {t for _, t in found.values() if t is not None}
-        if len(types) > 1 and not (final or full):
-            return  # the two directions disagree on the channel: wait for more data
-        if not final and not full and len(found) < 2 and sum(len(b) for b in st.probe.values()) < 4096:
-            return  # one direction, little data: wait before trusting a guess
-        channel_type = next(iter(types)) if len(types) == 1 else found.get(Direction.SERVER, (0, None))[1]
+        channel_type, offsets = guess
         st.state = "spice"
         ch = st.channel = self._channel(conn, midstream=True)
         ch.channel_type = channel_type
@@ -243,19 +251,57 @@ class SessionDecoder:
         parser = ChannelConnection.resume(channel_type, 0, True)
         st.parsers = {Direction.CLIENT: parser, Direction.SERVER: parser}
         for direction, buf in list(st.probe.items()):
-            time, frame = st.probe_time[direction]
-            if direction in found:
-                yield from self._data(st, direction, bytes(buf[found[direction][0]:]), time, frame)
-            else:
+            skip = offsets.get(direction)
+            if skip is None:  # no header found yet in this direction: keep looking as data comes
                 st.pending[direction] = bytearray()
-                yield from self._data(st, direction, bytes(buf), time, frame)
+                skip = 0
+            pos = 0
+            for size, time, frame in st.probe_chunks[direction]:  # each piece at its own time
+                lo, hi = max(pos, skip), pos + size
+                if hi > lo:
+                    yield from self._data(st, direction, bytes(buf[lo:hi]), time, frame)
+                pos = hi
         st.probe.clear()
+        st.probe_chunks.clear()
 
     def _channel(self, conn: TcpConnection, midstream: bool) -> Channel:
         ch = Channel(len(self.channels), conn.client, conn.server, midstream=midstream)
         ch.first_time = ch.last_time = conn.start
         self.channels.append(ch)
         return ch
+
+
+def guess_channel(probe: dict[Direction, bytearray]) -> tuple[int, dict[Direction, int]] | None:
+    """The channel type whose messages explain the most of both directions' bytes.
+
+    Several channels share type ids (main's 104 is inputs' 104), so each candidate type is
+    tried on both directions and scored by the clean messages it decodes in a row.
+    """
+    best: tuple[int, int, int, dict[Direction, int]] | None = None  # (score, directions, -type, offsets)
+    for ct in ALL_CHANNEL_TYPES:
+        score, offsets = 0, {}
+        for direction, buf in probe.items():
+            hit = find_resync_point(bytes(buf), direction, ct, True)
+            if hit is None:
+                continue
+            offsets[direction] = hit[0]
+            score += _clean_messages(ct, direction, bytes(buf[hit[0]:]))
+        if score and (best is None or (score, len(offsets), -ct) > best[:3]):
+            best = (score, len(offsets), -ct, offsets)
+    if best is None:
+        return None
+    return -best[2], best[3]
+
+
+def _clean_messages(channel_type: int, direction: Direction, data: bytes) -> int:
+    """How many messages decode cleanly, in a row, from the start of data."""
+    count = 0
+    for ev in ChannelConnection.resume(channel_type, 0, True).receive(direction, data):
+        if isinstance(ev, ProtocolError) or (isinstance(ev, Message) and (ev.error or ev.name.startswith("unknown"))):
+            break
+        if isinstance(ev, Message) and (ev.fields or ev.size == 0):  # a body left undecoded proves nothing
+            count += 1
+    return count
 
 
 def _mini(st: _Tracked) -> bool:

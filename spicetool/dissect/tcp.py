@@ -14,6 +14,9 @@ from spicetool.dissect.capture import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segmen
 
 MOD = 1 << 32
 MAX_PENDING = 8 * 1024 * 1024  # bytes held behind a hole before it is declared lost
+# frames to wait after the peer acknowledged past a hole: a capture may show the ACK before
+# a segment that was only reordered on its way to the capture point
+ACK_GRACE_FRAMES = 64
 
 
 def seq_diff(a: int, b: int) -> int:
@@ -39,13 +42,14 @@ class Gap:
 class HalfStream:
     """One direction of a TCP connection."""
 
-    __slots__ = ("next_seq", "pending", "pending_bytes", "fin")
+    __slots__ = ("next_seq", "pending", "pending_bytes", "fin", "hole_acked_at")
 
     def __init__(self) -> None:
         self.next_seq: int | None = None
         self.pending: dict[int, tuple[bytes, float, int]] = {}
         self.pending_bytes = 0
         self.fin = False
+        self.hole_acked_at: int | None = None  # frame at which the peer acknowledged past the hole
 
     def syn(self, seq: int) -> None:
         self.next_seq = (seq + 1) % MOD
@@ -77,6 +81,7 @@ class HalfStream:
 
     def _drain(self, out: list[Data | Gap]) -> None:
         """Move held segments that now fit onto the stream."""
+        self.hole_acked_at = None  # whatever hole there was is filled or skipped
         while self.pending:
             progressed = False
             for seq in list(self.pending):
@@ -93,13 +98,17 @@ class HalfStream:
                 return
 
     def acked(self, ack: int, time: float, frame: int) -> list[Data | Gap]:
-        """The peer acknowledged up to `ack`: a hole below it was lost from the capture."""
-        if self.next_seq is None or not self.pending or seq_diff(ack, self.next_seq) <= 0:
+        """The peer acknowledged up to `ack`: a hole below it that stays open was lost from the capture."""
+        if self.next_seq is None or not self.pending:
+            return []
+        if self.hole_acked_at is not None:
+            return self.skip_hole(time, frame) if frame - self.hole_acked_at > ACK_GRACE_FRAMES else []
+        if seq_diff(ack, self.next_seq) <= 0:
             return []
         first = min(self.pending, key=lambda s: seq_diff(s, self.next_seq))  # type: ignore[arg-type]
-        if seq_diff(ack, first) < 0:
-            return []  # the ack stops inside the hole: data may still come
-        return self.skip_hole(time, frame)
+        if seq_diff(ack, first) >= 0:  # the receiver has what lies past the hole
+            self.hole_acked_at = frame
+        return []
 
     def skip_hole(self, time: float, frame: int) -> list[Data | Gap]:
         if not self.pending or self.next_seq is None:
@@ -188,6 +197,9 @@ class TcpTracker:
                 out.append((conn, not from_client, item))
         for item in half.add(seg.seq, seg.payload, seg.time, seg.frame):
             out.append((conn, from_client, item))
+        if half.hole_acked_at is not None and seg.frame - half.hole_acked_at > ACK_GRACE_FRAMES:
+            for item in half.skip_hole(seg.time, seg.frame):
+                out.append((conn, from_client, item))
         if flags & (TCP_FIN | TCP_RST):
             half.fin = True
             if flags & TCP_RST or (conn.to_server.fin and conn.to_client.fin):
