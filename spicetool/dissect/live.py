@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import queue
+import signal
+import sys
+import threading
 import time
 from typing import Iterator
 
@@ -39,8 +42,13 @@ def live_segments(iface: str | None, bpf: str | None, count: int | None,
     except Exception as exc:  # permission, unknown interface, bad filter
         raise SystemExit(f"error: cannot capture live: {exc}") from None
     deadline = time.monotonic() + duration if duration is not None else None
+    # Ctrl-C and SIGTERM end the capture in order: what was sniffed is still decoded and shown
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    where = f"capturing on {iface or 'the default interface'}" + (f" (filter: {bpf})" if bpf else "")
+    print(where, file=sys.stderr, flush=True)
     try:
-        while True:
+        while not stop.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 break
             try:
@@ -57,6 +65,8 @@ def live_segments(iface: str | None, bpf: str | None, count: int | None,
             if seg is not None:
                 yield seg
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if sniffer.running:
             sniffer.stop()
         while not packets.empty():  # what arrived before the stop is still shown
