@@ -80,6 +80,7 @@ class Session:
     mouse: bool = True
     type_text: str | None = None
     resize_to: str | None = None  # xrandr size applied mid-session
+    select_text: bool = False  # double-click a word in the xterm on the guest (a selection the agent announces)
     # capture
     pcapng: bool = True
     cut_seconds: float = 0.0  # editcap drops this many seconds from the start
@@ -115,7 +116,7 @@ CORPUS: list[Session] = [
     Session("password", "ticketing with a password (RSA-encrypted ticket)", image_compression="auto_glz",
             password="corpus-pw-42", pcapng=False),
     Session("agent-audio", "spice-vdagent running (agent channel data, client mouse mode) and a 440 Hz tone "
-            "on the playback channel", image_compression="auto_glz", vdagent=True, audio=True, duration=10),
+            "on the playback channel", image_compression="auto_glz", vdagent=True, audio=True, select_text=True, duration=11),
     Session("typing", "the client types into an xterm and moves the mouse (xdotool on the client display)",
             image_compression="auto_glz", type_text="echo hello from the spice client; uname -s", duration=12),
     Session("mid-session", "capture starting mid-session: the first 4 s cut with editcap (no link handshake)",
@@ -287,6 +288,11 @@ def session_actions(s: Session, xs: peers.Xspice, cl: peers.Spicy, progs: dict[s
         peers.xdotool(cl.display, "type", "--delay", "90", s.type_text)
         peers.xdotool(cl.display, "key", "Return")
         tl.note("type", display=f":{cl.display}", text=s.type_text, then="Return")
+    if s.select_text and "xterm" in progs:
+        # Guest side: xterm's first line is at y≈30; a double-click selects "spicetool" into PRIMARY.
+        peers.xdotool(xs.display, "mousemove", "60", "30", "click", "--repeat", "2", "--delay", "80", "1")
+        tl.note("select_text", display=f":{xs.display}", at=[60, 30], how="double-click, PRIMARY selection")
+        time.sleep(1.0)
     if s.resize_to:
         time.sleep(max(0.0, min(1.5, end - time.monotonic())))
         xs.xrandr(s.resize_to)
@@ -394,11 +400,36 @@ def cli_args(s: Session) -> list[str]:
     return args
 
 
+def summarize(capture: Path) -> dict:
+    """What Wireshark's SPICE dissector sees in a capture: channels linked, image types, message counts."""
+    def fields(*names: str, extra: tuple[str, ...] = ()) -> list[list[str]]:
+        out = subprocess.run(["tshark", "-r", str(capture), "-Y", "spice", *extra, "-T", "fields",
+                              *[a for n in names for a in ("-e", n)]], capture_output=True, text=True).stdout
+        return [line.split("\t") for line in out.splitlines()]
+
+    channels = sorted({int(c) for row in fields("spice.channel_type") for c in row[0].split(",") if c})
+    images: dict[str, int] = {}
+    messages: dict[str, int] = {}
+    verbose = subprocess.run(["tshark", "-r", str(capture), "-Y", "spice", "-V"], capture_output=True,
+                             text=True).stdout
+    for line in verbose.splitlines():
+        line = line.strip()
+        if line.startswith("Image type: "):
+            key = line.removeprefix("Image type: ")
+            images[key] = images.get(key, 0) + 1
+        elif line.startswith("Message type: ") and "(" in line:
+            key = line.removeprefix("Message type: ")
+            messages[key] = messages.get(key, 0) + 1
+    return {"channels_linked": channels, "image_types": images, "messages": messages}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--all", action="store_true", help="record the whole corpus")
     ap.add_argument("--only", help="comma-separated corpus session names")
     ap.add_argument("--list", action="store_true", help="list the corpus sessions")
+    ap.add_argument("--summary", action="store_true",
+                    help="print what tshark decodes in each capture under --out (channels, image types)")
     ap.add_argument("--out", type=Path, default=CAPTURES)
     ap.add_argument("--name", help="record one custom session under this name")
     ap.add_argument("--description", default="")
@@ -417,6 +448,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--mouse", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--type-text")
     ap.add_argument("--resize-to", help="xrandr size mid-session, e.g. 800x600")
+    ap.add_argument("--select-text", action=argparse.BooleanOptionalAction, default=False,
+                    help="double-click a word in the guest xterm (agent clipboard traffic)")
     ap.add_argument("--pcapng", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--cut-seconds", type=float, default=0.0)
     return ap.parse_args(argv)
@@ -428,6 +461,12 @@ def main(argv: list[str] | None = None) -> int:
         for s in CORPUS:
             print(f"{s.name:20} {s.description}")
         return 0
+    if a.summary:
+        for cap in sorted([*a.out.glob("*.pcap"), *a.out.glob("*.pcapng")]):
+            info = summarize(cap)
+            print(f"{cap.name}: {cap.stat().st_size} bytes, channels {info['channels_linked']}, "
+                  f"images {info['image_types']}")
+        return 0
     if a.name:
         programs = tuple(p for p in a.programs.split(",") if p)
         unknown = [p for p in programs if p not in PROGRAMS]
@@ -436,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         sessions = [Session(a.name, a.description, a.image_compression, a.jpeg_wan_compression,
                             a.zlib_glz_wan_compression, a.streaming_video, a.password, a.vdagent, a.audio,
                             programs, a.client, a.preferred_compression, a.duration, a.move_window, a.mouse,
-                            a.type_text, a.resize_to, a.pcapng, a.cut_seconds)]
+                            a.type_text, a.resize_to, a.select_text, a.pcapng, a.cut_seconds)]
     elif a.all or a.only:
         wanted = None if a.all else set(a.only.split(","))
         sessions = [s for s in CORPUS if wanted is None or s.name in wanted]
