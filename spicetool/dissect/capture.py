@@ -54,14 +54,23 @@ _IPV4 = struct.Struct("!BBHHHBBH4s4s")
 _TCP = struct.Struct("!HHIIBB")
 
 
-def _ip4(raw: bytes) -> str:
-    return "%d.%d.%d.%d" % tuple(raw)
+_endpoints: dict[tuple[bytes, int], str] = {}  # (address bytes, port) -> "ip:port", built once each
 
 
-def _ip6(raw: bytes) -> str:
-    import ipaddress
+def _endpoint(addr: bytes, port: int) -> str:
+    key = (addr, port)
+    text = _endpoints.get(key)
+    if text is None:
+        if len(addr) == 4:
+            host = "%d.%d.%d.%d" % tuple(addr)
+        else:
+            import ipaddress
 
-    return "[%s]" % ipaddress.IPv6Address(raw)
+            host = "[%s]" % ipaddress.IPv6Address(addr)
+        if len(_endpoints) > 100_000:  # a scan of many addresses: do not grow without bound
+            _endpoints.clear()
+        text = _endpoints[key] = f"{host}:{port}"
+    return text
 
 
 def _tcp_from_ip(data: bytes, time: float, frame: int) -> Segment | None:
@@ -70,30 +79,29 @@ def _tcp_from_ip(data: bytes, time: float, frame: int) -> Segment | None:
         return None
     version = data[0] >> 4
     if version == 4:
-        ihl = (data[0] & 0x0F) * 4
-        total = int.from_bytes(data[2:4], "big")
-        if data[9] != 6 or ihl < 20 or len(data) < ihl + 20:
+        vhl, _tos, total, _id, frag, _ttl, proto, _sum, src, dst = _IPV4.unpack_from(data)
+        ihl = (vhl & 0x0F) * 4
+        if proto != 6 or ihl < 20 or len(data) < ihl + 20 or frag & 0x3FFF:  # fragments are not ours
             return None
-        if int.from_bytes(data[6:8], "big") & 0x3FFF:  # fragment: not ours to reassemble
-            return None
-        src, dst = _ip4(data[12:16]), _ip4(data[16:20])
-        end = min(len(data), total) if total >= ihl else len(data)
-        tcp = data[ihl:end]
+        end = total if ihl <= total < len(data) else len(data)
+        tcp_at = ihl
     elif version == 6:
         if len(data) < 60 or data[6] != 6:  # extension headers are not followed
             return None
         plen = int.from_bytes(data[4:6], "big")
-        src, dst = _ip6(data[8:24]), _ip6(data[24:40])
-        tcp = data[40 : 40 + plen] if plen else data[40:]
+        src, dst = data[8:24], data[24:40]
+        end = min(len(data), 40 + plen) if plen else len(data)
+        tcp_at = 40
     else:
         return None
-    if len(tcp) < 20:
+    if end - tcp_at < 20:
         return None
-    sport, dport, seq, ack, off, flags = _TCP.unpack_from(tcp)
+    sport, dport, seq, ack, off, flags = _TCP.unpack_from(data, tcp_at)
     hlen = (off >> 4) * 4
-    if hlen < 20 or hlen > len(tcp):
+    if hlen < 20 or tcp_at + hlen > end:
         return None
-    return Segment(time, frame, f"{src}:{sport}", f"{dst}:{dport}", seq, ack, flags, bytes(tcp[hlen:]))
+    return Segment(time, frame, _endpoint(src, sport), _endpoint(dst, dport), seq, ack, flags,
+                   data[tcp_at + hlen : end])
 
 
 def _strip_link(linktype: int, data: bytes) -> bytes | None:

@@ -30,6 +30,21 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _json_default(value: Any) -> Any:
+    """What the C JSON encoder cannot write itself: bytes and enum-like objects."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        if len(raw) <= BYTES_INLINE:
+            return raw.hex()
+        return {"size": len(raw), "head": raw[:32].hex()}
+    if hasattr(value, "value"):
+        return value.value
+    return str(value)
+
+
+_encode = json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
+
+
 def record_json(rec: Record, t0: float) -> dict[str, Any]:
     ch = rec.channel
     obj: dict[str, Any] = {
@@ -44,7 +59,7 @@ def record_json(rec: Record, t0: float) -> dict[str, Any]:
         "layer": rec.layer,
         "type": rec.type,
         "size": rec.size,
-        "fields": jsonable(rec.fields),
+        "fields": rec.fields,
     }
     if rec.type_id is not None:
         obj["type_id"] = rec.type_id
@@ -54,7 +69,7 @@ def record_json(rec: Record, t0: float) -> dict[str, Any]:
 
 
 def write_json(rec: Record, t0: float, out: TextIO) -> None:
-    out.write(json.dumps(record_json(rec, t0), separators=(",", ":")))
+    out.write(_encode(record_json(rec, t0)))
     out.write("\n")
 
 
