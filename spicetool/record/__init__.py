@@ -1,0 +1,1 @@
+"""`spicetool record`: a recording proxy between a real SPICE client and server."""
