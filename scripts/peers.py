@@ -91,6 +91,41 @@ def display_free(display: int) -> bool:
                 or Path(f"/tmp/.X11-unix/X{display}").exists())
 
 
+def pick_port(candidates: Sequence[int]) -> int:
+    """The first port of `candidates` nothing listens on (each test or session takes its own)."""
+    for port in candidates:
+        if port_free(port) and established_to(port) == 0:
+            return port
+    raise PeerError(f"no free port among {list(candidates)}")
+
+
+def pick_display(candidates: Sequence[int], skip: Sequence[int] = ()) -> int:
+    """The first X display number of `candidates` with no lock file or socket."""
+    for display in candidates:
+        if display not in skip and display_free(display):
+            return display
+    raise PeerError(f"no free display among {list(candidates)}")
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def wait_until_gone(pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while group_alive(pgid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def x_env(display: int) -> dict[str, str]:
     env = dict(os.environ)
     env["DISPLAY"] = f":{display}"
@@ -150,7 +185,9 @@ class Peer:
             except subprocess.TimeoutExpired:
                 self.signal_group(signal.SIGKILL)
                 self.proc.wait(timeout)
-        # The group may hold children that outlive the leader.
+        # The group may hold children that outlive the leader (tshark's dumpcap finishing its file):
+        # give them the same time to end on their own, then kill what is left.
+        wait_until_gone(self.proc.pid, timeout)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         if self._log:
@@ -499,14 +536,25 @@ class Tshark(Peer):
         wait_until(lambda: "Capturing on" in self.log_text() and self.out.exists()
                    and self.out.stat().st_size > 0, timeout, "tshark", self.proc)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, settle: float = 0.3) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            # SIGINT to tshark alone: it tells its dumpcap child to finish the file.
-            os.kill(self.proc.pid, signal.SIGINT)
+            # Packets still on their way through the kernel to dumpcap: wait until the file stops growing.
+            last, stable_since = -1, time.monotonic()
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                size = self.out.stat().st_size if self.out.exists() else 0
+                if size != last:
+                    last, stable_since = size, time.monotonic()
+                elif time.monotonic() - stable_since >= settle:
+                    break
+                time.sleep(0.05)
+            # SIGINT to the group (tshark and its dumpcap): both finish and close the file cleanly.
+            self.signal_group(signal.SIGINT)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 pass
+            wait_until_gone(self.proc.pid, timeout)
         super().stop(timeout)
         if self._tmp:
             self._tmp.cleanup()
