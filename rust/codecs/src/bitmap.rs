@@ -134,7 +134,7 @@ pub fn decode_bitmap(
             }
         }
     }
-    Ok(Image::from_words(width, height, width, &words, top_down, false))
+    Ok(Image::from_words(width, height, width, words, top_down, false))
 }
 
 #[cfg(test)]
@@ -146,22 +146,22 @@ mod tests {
         let pal = [0x000000u32, 0xffffff];
         let le = decode_bitmap(fmt::ONE_BIT_LE, 8, 1, 1, true, &[0x01], Some(&pal), 100).unwrap();
         let be = decode_bitmap(fmt::ONE_BIT_BE, 8, 1, 1, true, &[0x01], Some(&pal), 100).unwrap();
-        assert_eq!(&le.bgra[0..4], &[255, 255, 255, 255]);
-        assert_eq!(&be.bgra[28..32], &[255, 255, 255, 255]);
-        assert_eq!(&be.bgra[0..4], &[0, 0, 0, 255]);
+        assert_eq!(&le.bgra()[0..4], &[255, 255, 255, 255]);
+        assert_eq!(&be.bgra()[28..32], &[255, 255, 255, 255]);
+        assert_eq!(&be.bgra()[0..4], &[0, 0, 0, 255]);
     }
 
     #[test]
     fn bottom_up_rows_are_flipped_and_stride_skipped() {
         let data = [1, 2, 3, 9, 4, 5, 6, 9];
         let img = decode_bitmap(fmt::TWENTY_FOUR_BIT, 1, 2, 4, false, &data, None, 100).unwrap();
-        assert_eq!(img.bgra, vec![4, 5, 6, 255, 1, 2, 3, 255]);
+        assert_eq!(img.bgra(), vec![4, 5, 6, 255, 1, 2, 3, 255]);
     }
 
     #[test]
     fn x555_expands_full_scale() {
         let img = decode_bitmap(fmt::SIXTEEN_BIT, 1, 1, 2, true, &0x7fffu16.to_le_bytes(), None, 100).unwrap();
-        assert_eq!(img.bgra, vec![255, 255, 255, 255]);
+        assert_eq!(img.bgra(), vec![255, 255, 255, 255]);
     }
 
     #[test]

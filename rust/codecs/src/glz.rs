@@ -168,7 +168,7 @@ impl GlzDictionary {
                 run_pass(&mut r, &mut words, Unit::Alpha, pal, Some(&view), parse_glz_match)?;
             }
         }
-        let img = Image::from_words(h.width as usize, h.height as usize, row, &words, h.top_down, h.kind != lz_type::RGBA);
+        let img = Image::from_words(h.width as usize, h.height as usize, row, words.clone(), h.top_down, h.kind != lz_type::RGBA);
         self.insert(h.id, words, h.win_head_dist);
         Ok(img)
     }
@@ -234,11 +234,11 @@ mod tests {
         let mut a = header(8, 2, 1, 5, 0);
         a.extend_from_slice(&[1, 1, 2, 3, 4, 5, 6]);
         let ia = d.decode(&a, None).unwrap();
-        assert_eq!(ia.bgra, vec![1, 2, 3, 255, 4, 5, 6, 255]);
+        assert_eq!(ia.bgra(), vec![1, 2, 3, 255, 4, 5, 6, 255]);
         // image 6: copy 2 pixels from image 5 at pixel 0: len field 2, short offset, image_dist 1
         let mut b = header(8, 2, 1, 6, 1);
         b.extend_from_slice(&[2 << 5, 0, 1]);
-        assert_eq!(d.decode(&b, None).unwrap().bgra, ia.bgra);
+        assert_eq!(d.decode(&b, None).unwrap().bgra(), ia.bgra());
         // image 9 refers to 8, which never came
         let mut c = header(8, 2, 1, 9, 1);
         c.extend_from_slice(&[2 << 5, 0, 1]);

@@ -9,8 +9,8 @@ pub const DEFAULT_MAX_PIXELS: u64 = 1 << 26;
 pub struct Image {
     pub width: usize,
     pub height: usize,
-    /// width * height * 4 bytes, B,G,R,A, top row first.
-    pub bgra: Vec<u8>,
+    /// width * height words 0xAARRGGBB, top row first; in memory (little-endian) B,G,R,A.
+    pub words: Vec<u32>,
 }
 
 /// Refuse sizes over the ceiling before anything is allocated.
@@ -22,21 +22,53 @@ pub fn check_size(codec: &'static str, width: u64, height: u64, max_pixels: u64)
     Ok(n as usize)
 }
 
+/// The bytes of a word buffer, as they lie in memory.
+pub fn words_as_bytes(words: &[u32]) -> &[u8] {
+    // SAFETY: u8 has no alignment requirement and every byte of a u32 is initialised.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), words.len() * 4) }
+}
+
+/// Mutable byte view of a word buffer.
+pub fn words_as_bytes_mut(words: &mut [u32]) -> &mut [u8] {
+    // SAFETY: as above, and any byte pattern is a valid u32.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 4) }
+}
+
 impl Image {
-    /// Build from packed u32 pixels (0xAARRGGBB), `row_pixels` per stored row (>= width,
-    /// the excess is cropped); rows bottom-up when `top_down` is false.
-    pub fn from_words(width: usize, height: usize, row_pixels: usize, words: &[u32], top_down: bool, opaque: bool) -> Image {
-        let mut bgra = vec![0u8; width * height * 4];
-        for y in 0..height {
-            let src_row = if top_down { y } else { height - 1 - y };
-            let src = &words[src_row * row_pixels..src_row * row_pixels + width];
-            let dst = &mut bgra[y * width * 4..(y + 1) * width * 4];
-            for (d, &w) in dst.chunks_exact_mut(4).zip(src) {
-                let w = if opaque { w | 0xff00_0000 } else { w };
-                d.copy_from_slice(&w.to_le_bytes());
+    /// Build from packed words with `row_pixels` per stored row (>= width; the excess is
+    /// cropped), rows bottom-up when `top_down` is false; `opaque` forces A=255. Reuses the
+    /// buffer when it can (no crop).
+    pub fn from_words(width: usize, height: usize, row_pixels: usize, mut words: Vec<u32>, top_down: bool, opaque: bool) -> Image {
+        if row_pixels != width {
+            let mut packed = Vec::with_capacity(width * height);
+            for y in 0..height {
+                packed.extend_from_slice(&words[y * row_pixels..y * row_pixels + width]);
+            }
+            words = packed;
+        }
+        words.truncate(width * height);
+        if !top_down {
+            for y in 0..height / 2 {
+                let (upper, lower) = words.split_at_mut((height - 1 - y) * width);
+                upper[y * width..(y + 1) * width].swap_with_slice(&mut lower[..width]);
             }
         }
-        Image { width, height, bgra }
+        if opaque {
+            for w in &mut words {
+                *w |= 0xff00_0000;
+            }
+        }
+        if cfg!(target_endian = "big") {
+            for w in &mut words {
+                *w = w.to_le();
+            }
+        }
+        Image { width, height, words }
+    }
+
+    /// B,G,R,A bytes, rows top-down.
+    pub fn bgra(&self) -> Vec<u8> {
+        words_as_bytes(&self.words).to_vec()
     }
 }
 

@@ -19,14 +19,12 @@ pub fn decode_jpeg(data: &[u8], max_pixels: u64) -> Result<Image> {
         dec.decode_headers().map_err(|e| jerr(format!("{e:?}")))?;
         let (w, h) = dec.dimensions().ok_or_else(|| jerr("no frame header".into()))?;
         check_size("jpeg", w as u64, h as u64, max_pixels)?;
-        let mut bgra = dec.decode().map_err(|e| jerr(format!("{e:?}")))?;
+        let bgra = dec.decode().map_err(|e| jerr(format!("{e:?}")))?;
         if bgra.len() != w * h * 4 {
             return corrupt("jpeg", 0, format!("decoder gave {} bytes for {w}x{h}", bgra.len()));
         }
-        for px in bgra.chunks_exact_mut(4) {
-            px[3] = 255;
-        }
-        Ok(Image { width: w, height: h, bgra })
+        let words = bgra.chunks_exact(4).map(|p| u32::from_le_bytes([p[0], p[1], p[2], 255])).collect();
+        Ok(Image { width: w, height: h, words })
     }));
     run.unwrap_or_else(|_| corrupt("jpeg", 0, "the JPEG library rejected the stream"))
 }
@@ -52,8 +50,8 @@ pub fn decode_jpeg_alpha(data: &[u8], jpeg_size: usize, top_down: bool, max_pixe
         );
     }
     let alpha = decode_lz(alpha_stream, None, max_pixels).map_err(|e| relocate(e, jpeg_size))?;
-    for (px, a) in img.bgra.chunks_exact_mut(4).zip(alpha.bgra.chunks_exact(4)) {
-        px[3] = a[3];
+    for (px, a) in img.words.iter_mut().zip(&alpha.words) {
+        *px = (*px & 0x00ff_ffff) | (a & 0xff00_0000);
     }
     Ok(img)
 }

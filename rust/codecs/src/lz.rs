@@ -103,7 +103,7 @@ pub fn decode_lz(data: &[u8], palette: Option<&[u32]>, max_pixels: u64) -> Resul
         run_pass(&mut r, &mut words, Unit::Alpha, pal, None, parse_lz_match)?;
     }
     let has_alpha = matches!(h.kind, lz_type::RGBA | lz_type::XXXA | lz_type::A8);
-    Ok(Image::from_words(h.width as usize, h.height as usize, row, &words, h.top_down, !has_alpha))
+    Ok(Image::from_words(h.width as usize, h.height as usize, row, words, h.top_down, !has_alpha))
 }
 
 #[cfg(test)]
@@ -125,7 +125,7 @@ mod tests {
         s.extend_from_slice(&[0, 10, 20, 30]); // literal run of 1: b g r
         s.extend_from_slice(&[3 << 5, 0]); // length field 3 (RGB bias 0), distance 0+1
         let img = decode_lz(&s, None, 100).unwrap();
-        assert_eq!(img.bgra, [10, 20, 30, 255].repeat(4));
+        assert_eq!(img.bgra(), [10, 20, 30, 255].repeat(4));
     }
 
     #[test]

@@ -3,16 +3,18 @@
 //! output (LZ4_decompress_safe_continue semantics with a contiguous output buffer).
 use crate::bitmap::{decode_bitmap, fmt};
 use crate::error::Result;
-use crate::image::{check_size, Image};
+use crate::image::{check_size, words_as_bytes_mut, Image};
 use crate::reader::Reader;
 
 const CODEC: &str = "lz4";
 
-/// Decode one LZ4 block from `src`, appending to `out` (which holds the earlier blocks),
-/// never growing it past `limit`.
-fn decode_block(src: &[u8], out: &mut Vec<u8>, limit: usize, base: usize) -> Result<()> {
+/// Decode one LZ4 block from `src` into `out[*pos..]`; `out[..*pos]` holds the earlier
+/// blocks, which matches may reach into.
+fn decode_block(src: &[u8], out: &mut [u8], pos: &mut usize, base: usize) -> Result<()> {
     let mut r = Reader::new(src, CODEC);
-    let fail = |pos: usize, msg: String| crate::error::corrupt(CODEC, base + pos, msg);
+    let limit = out.len();
+    let mut op = *pos;
+    let fail = |at: usize, msg: String| crate::error::corrupt(CODEC, base + at, msg);
     loop {
         let token = r.u8()?;
         let mut lit = (token >> 4) as usize;
@@ -25,20 +27,24 @@ fn decode_block(src: &[u8], out: &mut Vec<u8>, limit: usize, base: usize) -> Res
                 }
             }
         }
-        if lit > limit - out.len() {
-            return fail(r.pos, format!("literals overflow the image ({} + {lit} > {limit})", out.len()));
+        if lit > limit - op {
+            return fail(r.pos, format!("literals overflow the image ({op} + {lit} > {limit})"));
         }
-        out.extend_from_slice(r.bytes(lit).map_err(|_| {
-            crate::error::CodecError::Corrupt { codec: CODEC, offset: base + r.pos, msg: "literals run past the block".into() }
-        })?);
+        if src.len() - r.pos < lit {
+            return fail(r.pos, "literals run past the block".into());
+        }
+        out[op..op + lit].copy_from_slice(&src[r.pos..r.pos + lit]);
+        r.pos += lit;
+        op += lit;
         if r.pos == src.len() {
+            *pos = op;
             return Ok(()); // the last sequence of a block has literals only
         }
         let lo = r.u8()? as usize;
         let hi = r.u8()? as usize;
         let dist = lo | (hi << 8);
-        if dist == 0 || dist > out.len() {
-            return fail(r.pos, format!("match distance {dist} with {} bytes decoded", out.len()));
+        if dist == 0 || dist > op {
+            return fail(r.pos, format!("match distance {dist} with {op} bytes decoded"));
         }
         let mut len = (token & 15) as usize + 4;
         if token & 15 == 15 {
@@ -50,18 +56,23 @@ fn decode_block(src: &[u8], out: &mut Vec<u8>, limit: usize, base: usize) -> Res
                 }
             }
         }
-        if len > limit - out.len() {
-            return fail(r.pos, format!("match overflows the image ({} + {len} > {limit})", out.len()));
+        if len > limit - op {
+            return fail(r.pos, format!("match overflows the image ({op} + {len} > {limit})"));
         }
-        let from = out.len() - dist;
-        if dist >= len {
-            out.extend_from_within(from..from + len);
+        let from = op - dist;
+        if dist == 1 {
+            let b = out[from];
+            out[op..op + len].fill(b);
         } else {
-            for i in 0..len {
-                let b = out[from + i];
-                out.push(b);
+            // overlapping matches repeat with period `dist`: copy spans that double each time
+            let mut done = 0;
+            while done < len {
+                let n = (len - done).min(op + done - from);
+                out.copy_within(from..from + n, op + done);
+                done += n;
             }
         }
+        op += len;
     }
 }
 
@@ -77,18 +88,36 @@ pub fn decode_lz4(data: &[u8], width: usize, height: usize, max_pixels: u64) -> 
         fmt::THIRTY_TWO_BIT | fmt::RGBA => 4,
         _ => return r.fail(format!("bitmap format {format} is not allowed with LZ4")),
     };
-    let limit = width * height * bpp;
-    let mut out = Vec::with_capacity(limit);
+    let size = width * height * bpp;
+    // 32-bit pixels are decoded straight into the output words
+    let mut words: Vec<u32> = Vec::new();
+    let mut bytes: Vec<u8> = Vec::new();
+    let out: &mut [u8] = if bpp == 4 {
+        words = vec![0u32; width * height];
+        words_as_bytes_mut(&mut words)
+    } else {
+        bytes = vec![0u8; size];
+        &mut bytes
+    };
+    let mut pos = 0usize;
     while r.pos < data.len() {
         let n = r.be32()? as usize;
         let start = r.pos;
         let block = r.bytes(n)?;
-        decode_block(block, &mut out, limit, start)?;
+        decode_block(block, out, &mut pos, start)?;
     }
-    if out.len() != limit {
-        return r.fail(format!("{} bytes decoded, the {width}x{height} image needs {limit}", out.len()));
+    if pos != size {
+        return r.fail(format!("{pos} bytes decoded, the {width}x{height} image needs {size}"));
     }
-    decode_bitmap(format, width, height, width * bpp, top_down, &out, None, max_pixels)
+    if bpp == 4 {
+        if cfg!(target_endian = "big") {
+            for w in &mut words {
+                *w = u32::from_le(*w);
+            }
+        }
+        return Ok(Image::from_words(width, height, width, words, top_down, format == fmt::THIRTY_TWO_BIT));
+    }
+    decode_bitmap(format, width, height, width * bpp, top_down, &bytes, None, max_pixels)
 }
 
 #[cfg(test)]
@@ -106,7 +135,7 @@ mod tests {
         s.extend_from_slice(&(b2.len() as u32).to_be_bytes());
         s.extend_from_slice(&b2);
         let img = decode_lz4(&s, 2, 2, 100).unwrap();
-        assert_eq!(&img.bgra[8..12], &[1, 2, 3, 255]);
+        assert_eq!(&img.bgra()[8..12], &[1, 2, 3, 255]);
     }
 
     #[test]

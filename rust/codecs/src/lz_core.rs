@@ -149,11 +149,17 @@ pub(crate) fn run_pass(
                     for i in 0..len {
                         out[op + i] = (out[op + i] & 0x00ff_ffff) | (out[from + i] & 0xff00_0000);
                     }
-                } else if dist >= len {
-                    out.copy_within(from..from + len, op);
+                } else if dist == 1 {
+                    let v = out[from];
+                    out[op..op + len].fill(v);
                 } else {
-                    for i in 0..len {
-                        out[op + i] = out[from + i];
+                    // an overlapping match repeats a period of `dist`; copy whole periods,
+                    // the copied span doubling each time
+                    let mut done = 0;
+                    while done < len {
+                        let n = (len - done).min(op + done - from);
+                        out.copy_within(from..from + n, op + done);
+                        done += n;
                     }
                 }
             }

@@ -300,27 +300,31 @@ pub fn decode_quic(data: &[u8], max_pixels: u64) -> Result<Image> {
     };
     let mut color = Group::new(channels, bpc, w);
     let mut alpha = if kind == quic_type::RGBA { Some(Group::new(1, 8, w)) } else { None };
-    let mut bgra = vec![0u8; w * h * 4];
+    let mut words = vec![0u32; w * h];
     for y in 0..h {
         color.row(&mut bits, y == 0)?;
         if let Some(a) = alpha.as_mut() {
             a.row(&mut bits, y == 0)?;
         }
-        let out = &mut bgra[y * w * 4..(y + 1) * w * 4];
-        let expand5 = |v: u8| (v << 3) | (v >> 2);
-        for x in 0..w {
-            let px = &mut out[x * 4..x * 4 + 4];
-            match kind {
-                quic_type::GRAY => {
-                    let g = color.cur[0][x];
-                    px.copy_from_slice(&[g, g, g, 255]);
+        let out = &mut words[y * w..(y + 1) * w];
+        let expand5 = |v: u8| ((v << 3) | (v >> 2)) as u32;
+        match kind {
+            quic_type::GRAY => {
+                for (o, &g) in out.iter_mut().zip(&color.cur[0]) {
+                    *o = 0xff00_0000 | (g as u32) * 0x01_0101;
                 }
-                quic_type::RGB16 => {
-                    px.copy_from_slice(&[expand5(color.cur[2][x]), expand5(color.cur[1][x]), expand5(color.cur[0][x]), 255]);
+            }
+            quic_type::RGB16 => {
+                let (r, g, b) = (&color.cur[0], &color.cur[1], &color.cur[2]);
+                for x in 0..w {
+                    out[x] = 0xff00_0000 | expand5(r[x]) << 16 | expand5(g[x]) << 8 | expand5(b[x]);
                 }
-                _ => {
-                    let a = alpha.as_ref().map_or(255, |a| a.cur[0][x]);
-                    px.copy_from_slice(&[color.cur[2][x], color.cur[1][x], color.cur[0][x], a]);
+            }
+            _ => {
+                let (r, g, b) = (&color.cur[0], &color.cur[1], &color.cur[2]);
+                for x in 0..w {
+                    let a = alpha.as_ref().map_or(255, |a| a.cur[0][x]) as u32;
+                    out[x] = a << 24 | (r[x] as u32) << 16 | (g[x] as u32) << 8 | b[x] as u32;
                 }
             }
         }
@@ -329,7 +333,7 @@ pub fn decode_quic(data: &[u8], max_pixels: u64) -> Result<Image> {
             a.next_row();
         }
     }
-    Ok(Image { width: w, height: h, bgra })
+    Ok(Image::from_words(w, h, w, words, true, false))
 }
 
 #[cfg(test)]

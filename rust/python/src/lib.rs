@@ -24,7 +24,7 @@ type Decoded<'py> = (usize, usize, Bound<'py, PyByteArray>);
 
 fn out(py: Python<'_>, r: Result<Image, CodecError>) -> PyResult<Decoded<'_>> {
     let img = r.map_err(to_py)?;
-    Ok((img.width, img.height, PyByteArray::new(py, &img.bgra)))
+    Ok((img.width, img.height, PyByteArray::new(py, spice_codecs::image::words_as_bytes(&img.words))))
 }
 
 /// Palette given as little-endian u32 words (0x00RRGGBB).
