@@ -11,6 +11,8 @@ from spicetool import __version__
 # name -> "module:attribute" of a click command
 SUBCOMMANDS: dict[str, str] = {
     "dissect": "spicetool.dissect.command:dissect",
+    "record": "spicetool.record.command:record",
+    "stats": "spicetool.triage.command:stats",
 }
 
 

@@ -1,0 +1,391 @@
+"""The figures of `spicetool stats`, gathered in one pass over a capture.
+
+Per-channel message and body-byte counters, capabilities and auth come from
+`spicetool.dissect.summary` (the same numbers `dissect --summary` shows); this module adds what a
+support engineer asks next: wire bytes over time, round trips, image codecs, video streams,
+problems, and what the user typed and clicked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from spicetool.dissect.capture import TCP_FIN, TCP_RST, Segment
+from spicetool.dissect.sessions import Channel, Record, SessionDecoder
+from spicetool.dissect.summary import ChannelStats, Summary
+from spicetool.triage.scancodes import TextDecoder, code_bytes
+
+MOUSE_MODES = {1: "server", 2: "client"}
+PRIMARY_SURFACE = 1  # SPICE_SURFACE_FLAGS_PRIMARY
+BYTES_PER_PIXEL = 4  # the brief's yardstick for compression ratios: 32-bit pixels
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (no interpolation: it is always one of the measured values)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def _images(value: Any) -> Iterator[dict[str, Any]]:
+    """Every image (a dict holding a `descriptor`) anywhere in a message's field tree."""
+    if isinstance(value, dict):
+        if isinstance(value.get("descriptor"), dict):
+            yield value
+        for v in value.values():
+            if isinstance(v, (dict, list)):
+                yield from _images(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _images(v)
+
+
+def _image_bytes(image: dict[str, Any]) -> int:
+    """Bytes the image body takes on the wire (0 for cache and surface references)."""
+    for key, body in image.items():
+        if key == "descriptor" or not isinstance(body, dict):
+            continue
+        if isinstance(body.get("data_size"), int):
+            return body["data_size"]
+        if key == "bitmap" and isinstance(body.get("stride"), int) and isinstance(body.get("y"), int):
+            return body["stride"] * body["y"]
+    return 0
+
+
+@dataclass
+class Wire:
+    """TCP payload bytes of one connection direction, in total and per one-second bin."""
+
+    bytes: int = 0
+    segments: int = 0
+    bins: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class Stream:
+    channel: int
+    id: int
+    codec: str
+    width: int
+    height: int
+    created: float
+    frames: int = 0
+    bytes: int = 0
+    first_frame: float | None = None
+    last_frame: float | None = None
+    destroyed: float | None = None
+    reported_frames: int = 0
+    reported_drops: int = 0
+    reports: int = 0
+
+    def as_json(self, t0: float) -> dict[str, Any]:
+        span = (self.last_frame or 0) - (self.first_frame or 0)
+        return {
+            "id": self.id, "codec": self.codec, "width": self.width, "height": self.height,
+            "created": round(self.created - t0, 6),
+            "destroyed": None if self.destroyed is None else round(self.destroyed - t0, 6),
+            "frames": self.frames, "bytes": self.bytes,
+            "fps": round((self.frames - 1) / span, 2) if self.frames > 1 and span > 0 else None,
+            "reports": self.reports, "reported_frames": self.reported_frames, "dropped": self.reported_drops,
+        }
+
+
+@dataclass
+class SessionFigures:
+    number: int | None
+    session_id: int | None = None
+    channels: list[ChannelStats] = field(default_factory=list)
+    mouse_modes: list[tuple[float, str]] = field(default_factory=list)
+    agent: list[tuple[float, bool]] = field(default_factory=list)
+    screens: list[tuple[float, int, int, str]] = field(default_factory=list)  # time, w, h, what announced it
+    name: str | None = None
+    uuid: str | None = None
+    pings: dict[int, dict[tuple[int, int], float]] = field(default_factory=lambda: defaultdict(dict))
+    rtts: list[tuple[float, str, float]] = field(default_factory=list)  # time, channel, ms
+    unanswered_pongs: int = 0
+    images: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    streams: list[Stream] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    keyboard: TextDecoder = field(default_factory=TextDecoder)
+    pointer: tuple[int, int] | None = None
+
+
+class Figures:
+    """Feed it segments (`count`) and records (`add`), then read the sessions."""
+
+    def __init__(self) -> None:
+        self.summary = Summary()
+        self.sessions: dict[int | None, SessionFigures] = {}
+        self.wire: dict[tuple[str, str], Wire] = defaultdict(Wire)
+        self.closes: dict[tuple[str, str], tuple[float, str]] = {}  # first FIN/RST per direction
+        self.t0: float | None = None
+        self.t_end: float | None = None
+        self.frames = 0
+
+    # -- input ---------------------------------------------------------------------------
+    def count(self, segments: Iterable[Segment]) -> Iterator[Segment]:
+        """Pass segments through, counting TCP payload bytes per direction and per second."""
+        for seg in segments:
+            if self.t0 is None:
+                self.t0 = seg.time
+            self.t_end = seg.time
+            self.frames = seg.frame
+            w = self.wire[(seg.src, seg.dst)]
+            if seg.payload:
+                w.bytes += len(seg.payload)
+                w.segments += 1
+                w.bins[int(seg.time - self.t0)] += len(seg.payload)
+            if seg.flags & (TCP_FIN | TCP_RST) and (seg.src, seg.dst) not in self.closes:
+                self.closes[(seg.src, seg.dst)] = (seg.time, "reset" if seg.flags & TCP_RST else "closed")
+            yield seg
+
+    def _session(self, ch: Channel) -> SessionFigures:
+        fig = self.sessions.get(ch.session)
+        if fig is None:
+            fig = self.sessions[ch.session] = SessionFigures(ch.session)
+        if ch.session_id and not fig.session_id:
+            fig.session_id = ch.session_id
+        return fig
+
+    def add(self, rec: Record) -> None:
+        self.summary.add(rec)
+        fig = self._session(rec.channel)
+        ch, f, t = rec.channel, rec.fields, rec.time
+        label = f"{ch.channel}:{ch.channel_id}"
+        if rec.layer == "gap":
+            fig.problems.append({"time": t, "channel": label, "kind": "tcp_gap", "direction": rec.direction.value,
+                                 "detail": f"{rec.size} bytes missing from the capture"})
+            return
+        if rec.layer == "error":
+            fig.problems.append({"time": t, "channel": label, "kind": "protocol_error",
+                                 "direction": rec.direction.value, "detail": str(f.get("reason"))})
+            return
+        if rec.layer == "link":
+            err = f.get("error")
+            if rec.type in ("link_reply", "link_result") and err not in (0, "OK", None):
+                fig.problems.append({"time": t, "channel": label, "kind": "link_error", "direction": "server",
+                                     "detail": f"{rec.type}: {err}"})
+            return
+        if rec.layer != "message":
+            return
+        name, server = rec.type, rec.direction.value == "server"
+        if name == "ping" and server:
+            fig.pings[ch.index][(f.get("id"), f.get("timestamp"))] = t
+        elif name == "pong" and not server:
+            sent = fig.pings[ch.index].pop((f.get("id"), f.get("timestamp")), None)
+            if sent is None:
+                fig.unanswered_pongs += 1
+            else:
+                fig.rtts.append((t, label, (t - sent) * 1000.0))
+        elif name in ("notify", "disconnecting"):
+            detail = f"reason {f.get('reason')}" if name == "disconnecting" else _notify_text(f)
+            fig.problems.append({"time": t, "channel": label, "kind": name, "direction": rec.direction.value,
+                                 "detail": detail})
+        elif ch.channel == "main" and server:
+            self._main(fig, name, f, t)
+        elif ch.channel == "display":
+            self._display(fig, rec, label)
+        elif ch.channel == "inputs" and not server:
+            self._inputs(fig, name, f, t)
+
+    def _main(self, fig: SessionFigures, name: str, f: dict[str, Any], t: float) -> None:
+        if name == "init":
+            fig.mouse_modes.append((t, MOUSE_MODES.get(f.get("current_mouse_mode"), str(f.get("current_mouse_mode")))))
+            fig.agent.append((t, bool(f.get("agent_connected"))))
+        elif name == "mouse_mode":
+            fig.mouse_modes.append((t, MOUSE_MODES.get(f.get("current_mode"), str(f.get("current_mode")))))
+        elif name in ("agent_connected", "agent_connected_tokens"):
+            fig.agent.append((t, True))
+        elif name == "agent_disconnected":
+            fig.agent.append((t, False))
+            fig.problems.append({"time": t, "channel": "main:0", "kind": "agent_disconnected", "direction": "server",
+                                 "detail": f"error {f.get('error_code')}"})
+        elif name == "name":
+            fig.name = _raw(f.get("name")).rstrip(b"\0").decode(errors="replace")
+        elif name == "uuid":
+            fig.uuid = str(f.get("uuid"))
+
+    def _display(self, fig: SessionFigures, rec: Record, label: str) -> None:
+        name, f, t = rec.type, rec.fields, rec.time
+        if rec.direction.value == "client":
+            if name == "stream_report":
+                for st in reversed(fig.streams):
+                    if st.channel == rec.channel.index and st.id == f.get("stream_id"):
+                        st.reports += 1
+                        st.reported_frames += f.get("num_frames") or 0
+                        st.reported_drops += f.get("num_drops") or 0
+                        break
+            return
+        if name == "surface_create" and (f.get("flags") or 0) & PRIMARY_SURFACE:
+            fig.screens.append((t, f.get("width"), f.get("height"), "surface_create"))
+        elif name == "stream_create":
+            fig.streams.append(Stream(rec.channel.index, f.get("id"), str(f.get("codec_type")),
+                                      f.get("stream_width") or 0, f.get("stream_height") or 0, t))
+        elif name in ("stream_data", "stream_data_sized"):
+            sid = (f.get("base") or {}).get("id", f.get("id"))
+            for st in reversed(fig.streams):
+                if st.channel == rec.channel.index and st.id == sid and st.destroyed is None:
+                    st.frames += 1
+                    st.bytes += f.get("data_size") or 0
+                    st.first_frame = st.first_frame if st.first_frame is not None else t
+                    st.last_frame = t
+                    break
+        elif name in ("stream_destroy", "stream_destroy_all"):
+            for st in fig.streams:
+                if st.channel == rec.channel.index and st.destroyed is None and (
+                        name == "stream_destroy_all" or st.id == f.get("id")):
+                    st.destroyed = t
+        if name.startswith("draw_"):
+            for image in _images(f):
+                d = image["descriptor"]
+                counts = fig.images[str(d.get("type"))]
+                counts["count"] += 1
+                counts["bytes"] += _image_bytes(image)
+                counts["raw"] += (d.get("width") or 0) * (d.get("height") or 0) * BYTES_PER_PIXEL
+
+    def _inputs(self, fig: SessionFigures, name: str, f: dict[str, Any], t: float) -> None:
+        kb = fig.keyboard
+        if name == "key_scancode":
+            data = f.get("data")
+            before = len(kb.keys)
+            kb.feed(t, _raw(data))
+            fig.inputs += [{"time": k.time, "kind": "key", "key": k.name, "code": k.code} for k in kb.keys[before:]]
+        elif name in ("key_down", "key_up") and isinstance(f.get("code"), int):
+            before = len(kb.keys)
+            kb.feed(t, code_bytes(f["code"]))
+            fig.inputs += [{"time": k.time, "kind": "key", "key": k.name, "code": k.code} for k in kb.keys[before:]]
+        elif name == "key_modifiers" and isinstance(f.get("modifiers"), int):
+            kb.modifiers(f["modifiers"])
+        elif name == "mouse_position":
+            fig.pointer = (f.get("x"), f.get("y"))
+        elif name == "mouse_press":
+            fig.inputs.append({"time": t, "kind": "click", "button": str(f.get("button")),
+                               "x": fig.pointer[0] if fig.pointer else None,
+                               "y": fig.pointer[1] if fig.pointer else None})
+
+    # -- output --------------------------------------------------------------------------
+    def finish(self) -> None:
+        for st in self.summary.ordered():
+            self._session(st.channel).channels.append(st)
+
+    def as_json(self) -> dict[str, Any]:
+        t0 = self.t0 or 0.0
+        return {
+            "start": t0,
+            "duration": round((self.t_end or t0) - t0, 6),
+            "frames": self.frames,
+            "sessions": [self._session_json(fig, t0) for _, fig in sorted(self.sessions.items(),
+                                                                             key=lambda kv: kv[0] or 0)],
+        }
+
+    def _channel_json(self, st: ChannelStats, t0: float) -> dict[str, Any]:
+        ch = st.channel
+        up, down = self.wire.get((ch.client, ch.server), Wire()), self.wire.get((ch.server, ch.client), Wire())
+        end = max(self.closes.get((ch.client, ch.server), (None,))[0] or 0,
+                  self.closes.get((ch.server, ch.client), (None,))[0] or 0) or None
+        how = {v[1] for k, v in self.closes.items() if k in ((ch.client, ch.server), (ch.server, ch.client))}
+        base = st.as_json(t0)
+        base.update({
+            "name": f"{ch.channel}:{ch.channel_id}",
+            "wire_bytes": {"client": up.bytes, "server": down.bytes},
+            "bytes_per_second": {"client": _series(up.bins), "server": _series(down.bins)},
+            "closed": None if end is None else {"time": round(end - t0, 6), "how": "reset" if "reset" in how
+                                                 else "closed"},
+        })
+        return base
+
+    def _session_json(self, fig: SessionFigures, t0: float) -> dict[str, Any]:
+        firsts = [st.first for st in fig.channels if st.first is not None]
+        lasts = [st.last for st in fig.channels if st.last is not None]
+        rtt = [ms for _, _, ms in fig.rtts]
+        per_channel: dict[str, list[float]] = defaultdict(list)
+        for _, label, ms in fig.rtts:
+            per_channel[label].append(ms)
+        main = next((st for st in fig.channels if st.channel.channel == "main"), None)
+        screens, last = [], None
+        for t, w, h, how in fig.screens:
+            if (w, h) != last:
+                screens.append({"time": round(t - t0, 6), "width": w, "height": h, "by": how})
+                last = (w, h)
+        return {
+            "session": fig.number,
+            "session_id": fig.session_id,
+            "server": fig.channels[0].channel.server if fig.channels else None,
+            "clients": sorted({st.channel.client.rsplit(":", 1)[0] for st in fig.channels}),
+            "start": round(min(firsts) - t0, 6) if firsts else None,
+            "duration": round(max(lasts) - min(firsts), 6) if firsts else None,
+            "name": fig.name,
+            "uuid": fig.uuid,
+            "auth": main.auth if main else next((st.auth for st in fig.channels if st.auth), None),
+            "mouse_mode": [{"time": round(t - t0, 6), "mode": m} for t, m in fig.mouse_modes],
+            "agent_connected": [{"time": round(t - t0, 6), "connected": c} for t, c in _changes(fig.agent)],
+            "screen_sizes": screens,
+            "channels": [self._channel_json(st, t0) for st in fig.channels],
+            "latency": {
+                "round_trips": len(rtt),
+                **(_spread(rtt) if rtt else {}),
+                "per_channel": {label: {"round_trips": len(v), **_spread(v)} for label, v in per_channel.items()},
+                "unanswered_pings": sum(len(p) for p in fig.pings.values()),
+                "unmatched_pongs": fig.unanswered_pongs,
+                "series": [{"time": round(t - t0, 6), "channel": label, "ms": round(ms, 3)}
+                           for t, label, ms in fig.rtts],
+            },
+            "images": {codec: {"count": c["count"], "bytes": c["bytes"], "raw_bytes": c["raw"],
+                               "ratio": round(c["raw"] / c["bytes"], 2) if c["bytes"] else None,
+                               "percent_of_raw": round(100 * c["bytes"] / c["raw"], 2) if c["raw"] else None}
+                       for codec, c in sorted(fig.images.items(), key=lambda kv: -kv[1]["count"])},
+            "streams": [st.as_json(t0) for st in fig.streams],
+            "problems": [{**p, "time": round(p["time"] - t0, 6)} for p in fig.problems],
+            "inputs": [{**i, "time": round(i["time"] - t0, 6)} for i in fig.inputs],
+            "typed_text": fig.keyboard.typed,
+        }
+
+
+def _series(bins: Counter) -> list[int]:
+    return [bins.get(i, 0) for i in range(max(bins) + 1)] if bins else []
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"min_ms": round(min(values), 3), "avg_ms": round(sum(values) / len(values), 3),
+            "max_ms": round(max(values), 3), "p95_ms": round(percentile(values, 95), 3)}
+
+
+def _changes(states: list[tuple[float, bool]]) -> list[tuple[float, bool]]:
+    out: list[tuple[float, bool]] = []
+    for t, s in states:
+        if not out or out[-1][1] != s:
+            out.append((t, s))
+    return out
+
+
+def _raw(value: Any) -> bytes:
+    """Bytes of a field the stack gives as bytes (or, from JSON, as hex)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            return value.encode()
+    return b""
+
+
+def _notify_text(f: dict[str, Any]) -> str:
+    text = _raw(f.get("message")).rstrip(b"\0").decode(errors="replace")
+    return f"{f.get('severity')}: {text}"
+
+
+def gather(segments: Iterable[Segment]) -> Figures:
+    """All figures of a stream of segments (a capture reader)."""
+    figures = Figures()
+    decoder = SessionDecoder()
+    for seg in figures.count(segments):
+        for rec in decoder.feed(seg):
+            figures.add(rec)
+    for rec in decoder.finish():
+        figures.add(rec)
+    figures.finish()
+    return figures

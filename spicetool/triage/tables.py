@@ -1,0 +1,155 @@
+"""Rich tables for `spicetool stats`, drawn from the JSON figures (one source for both outputs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+SPARK = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[int], width: int = 60) -> str:
+    """Bytes per second as block characters; long series are merged into `width` columns (sums)."""
+    if not values:
+        return ""
+    if len(values) > width:
+        step = -(-len(values) // width)
+        values = [sum(values[i : i + step]) for i in range(0, len(values), step)]
+    top = max(values) or 1
+    return "".join(SPARK[0 if v == 0 else max(1, round(v / top * (len(SPARK) - 1)))] for v in values)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, justify="right" if col in right else "left")
+    return table
+
+
+def render(figs: dict[str, Any], console: Console, input_limit: int = 200) -> None:
+    for s in figs["sessions"]:
+        _session(s, console, input_limit)
+
+
+def _session(s: dict[str, Any], console: Console, input_limit: int) -> None:
+    title = f"session {s['session']}" + (f" (id {s['session_id']:#x})" if s["session_id"] else "")
+    over = _table(f"{title}: overview", "what", "value")
+    over.add_row("server", str(s["server"]))
+    over.add_row("client address", ", ".join(s["clients"]))
+    if s["start"] is not None:
+        over.add_row("start / duration", f"{s['start']:.3f} s / {s['duration']:.3f} s")
+    if s["name"] or s["uuid"]:
+        over.add_row("guest", " ".join(x for x in (s["name"], s["uuid"]) if x))
+    over.add_row("auth", str(s["auth"] or "not seen"))
+    over.add_row("channels", ", ".join(c["name"] for c in s["channels"]))
+    over.add_row("mouse mode", " → ".join(f"{m['mode']} @{m['time']:.2f}s" for m in s["mouse_mode"]) or "not seen")
+    over.add_row("agent", " → ".join(("connected" if a["connected"] else "not connected") + f" @{a['time']:.2f}s"
+                                      for a in s["agent_connected"]) or "not seen")
+    over.add_row("screen", " → ".join(f"{x['width']}x{x['height']} @{x['time']:.2f}s" for x in s["screen_sizes"])
+                  or "not seen")
+    console.print(over)
+
+    bw = _table(f"{title}: bandwidth per channel (c→s client to server, s→c server to client)", "channel",
+                "client", "msgs c→s", "msgs s→c", "wire c→s", "wire s→c", "s→c per second", "closed",
+                right=("msgs c→s", "msgs s→c", "wire c→s", "wire s→c"))
+    for c in s["channels"]:
+        closed = f"{c['closed']['how']} @{c['closed']['time']:.2f}s" if c["closed"] else "open at end"
+        bw.add_row(c["name"], c["client"], str(c["messages"].get("client", 0)), str(c["messages"].get("server", 0)),
+                   human_bytes(c["wire_bytes"]["client"]), human_bytes(c["wire_bytes"]["server"]),
+                   sparkline(c["bytes_per_second"]["server"]), closed)
+    console.print(bw)
+
+    caps = _table(f"{title}: capabilities", "channel", "offered by", "common", "channel caps")
+    for c in s["channels"]:
+        for side in ("client", "server"):
+            common, chan = c["caps"].get(f"{side}_common_caps"), c["caps"].get(f"{side}_channel_caps")
+            if common is not None or chan is not None:
+                caps.add_row(c["name"], side, ", ".join(map(str, common or [])), ", ".join(map(str, chan or [])))
+    console.print(caps)
+
+    lat = s["latency"]
+    lt = _table(f"{title}: latency (PING → PONG round trips, as seen where captured)", "channel", "round trips",
+                "min ms", "avg ms", "p95 ms", "max ms", right=("round trips", "min ms", "avg ms", "p95 ms", "max ms"))
+    for label, v in lat["per_channel"].items():
+        lt.add_row(label, str(v["round_trips"]), f"{v['min_ms']:.3f}", f"{v['avg_ms']:.3f}", f"{v['p95_ms']:.3f}",
+                   f"{v['max_ms']:.3f}")
+    if lat["round_trips"]:
+        lt.add_row("all", str(lat["round_trips"]), f"{lat['min_ms']:.3f}", f"{lat['avg_ms']:.3f}",
+                   f"{lat['p95_ms']:.3f}", f"{lat['max_ms']:.3f}", style="bold")
+    if lat["unanswered_pings"] or lat["unmatched_pongs"]:
+        lt.caption = f"{lat['unanswered_pings']} pings without a pong, {lat['unmatched_pongs']} pongs without a ping"
+    console.print(lt)
+
+    if s["images"]:
+        im = _table(f"{title}: images drawn", "codec", "count", "bytes", "raw (w×h×4)", "size of raw", "ratio",
+                    right=("count", "bytes", "raw (w×h×4)", "size of raw", "ratio"))
+        for codec, v in s["images"].items():
+            im.add_row(codec, str(v["count"]), human_bytes(v["bytes"]), human_bytes(v["raw_bytes"]),
+                       f"{v['percent_of_raw']:.1f}%" if v["percent_of_raw"] is not None else "",
+                       f"{v['ratio']:.1f}:1" if v["ratio"] else "")
+        console.print(im)
+    if s["streams"]:
+        vs = _table(f"{title}: video streams", "id", "codec", "size", "created", "destroyed", "frames", "fps",
+                    "bytes", "client reports", "dropped", right=("frames", "fps", "bytes", "dropped"))
+        for v in s["streams"]:
+            vs.add_row(str(v["id"]), v["codec"], f"{v['width']}x{v['height']}", f"{v['created']:.2f}s",
+                       f"{v['destroyed']:.2f}s" if v["destroyed"] is not None else "", str(v["frames"]),
+                       f"{v['fps']:.1f}" if v["fps"] else "", human_bytes(v["bytes"]),
+                       f"{v['reports']} ({v['reported_frames']} frames)", str(v["dropped"]))
+        console.print(vs)
+    pr = _table(f"{title}: problems and notices", "time", "channel", "kind", "detail", right=("time",))
+    for p in s["problems"]:
+        pr.add_row(f"{p['time']:.3f}", p["channel"], p["kind"], p["detail"],
+                   style="red" if p["kind"] in ("tcp_gap", "protocol_error", "link_error") else None)
+    for c in s["channels"]:
+        if c["closed"] and c["closed"]["how"] == "reset":
+            pr.add_row(f"{c['closed']['time']:.3f}", c["name"], "reset", "the connection was reset", style="red")
+    if not pr.rows:
+        pr.caption = "none"
+    console.print(pr)
+
+    if s["inputs"]:
+        it = _table(f"{title}: input timeline", "time", "what", right=("time",))
+        for line_time, what in _input_lines(s["inputs"])[:input_limit]:
+            it.add_row(f"{line_time:.3f}", what)
+        lines = _input_lines(s["inputs"])
+        if len(lines) > input_limit:
+            it.caption = f"{len(lines) - input_limit} more lines (--json has them all)"
+        console.print(it)
+        console.print(f"[bold]{title}: typed text[/bold] (US layout):")
+        console.print(repr(s["typed_text"]), markup=False, highlight=False)
+
+
+def _input_lines(inputs: list[dict[str, Any]]) -> list[tuple[float, str]]:
+    """Runs of plain keys become one 'typed ...' line; clicks and special keys get their own."""
+    lines: list[tuple[float, str]] = []
+    run: list[str] = []
+    run_start = 0.0
+    for i in inputs:
+        plain = i["kind"] == "key" and (len(i["key"]) == 1 or i["key"] == "Space")
+        if plain:
+            if not run:
+                run_start = i["time"]
+            run.append(" " if i["key"] == "Space" else i["key"])
+            continue
+        if run:
+            lines.append((run_start, f"typed {''.join(run)!r}"))
+            run = []
+        if i["kind"] == "click":
+            where = f" at {i['x']},{i['y']}" if i.get("x") is not None else ""
+            lines.append((i["time"], f"click {i['button']}{where}"))
+        else:
+            lines.append((i["time"], f"key {i['key']}"))
+    if run:
+        lines.append((run_start, f"typed {''.join(run)!r}"))
+    return lines
