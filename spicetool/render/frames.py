@@ -1,0 +1,131 @@
+"""The frame-by-frame API: a capture in, (time, RGB picture) out, streaming.
+
+>>> from spicetool.render import frames
+>>> for t, img in frames("session.pcapng", fps=5):   # img: HxWx3 uint8 RGB numpy array
+...     print(f"{t:.2f}s", img.shape)
+
+``fps=None`` gives one picture per displayed change instead. Times are seconds from the
+start of the capture. The capture is read once, packet by packet, never whole.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Iterator, NamedTuple
+
+import numpy as np
+
+from spicetool.dissect.capture import open_capture
+from spicetool.dissect.sessions import Record, decode_segments
+from spicetool.render.session import AudioSink, RenderStats, SessionScreen
+
+
+class Frame(NamedTuple):
+    time: float  # seconds from the start of the capture
+    image: np.ndarray  # HxWx3 uint8, RGB
+
+
+def records_of(capture: str) -> Iterator[Record]:
+    return decode_segments(open_capture(capture))
+
+
+def frames(capture: str | Iterable[Record], fps: float | None = None, *, session: int | None = None,
+           display: int = 0, cursor: bool = False, start: float | None = None, end: float | None = None,
+           stats: RenderStats | None = None, on_audio: AudioSink | None = None,
+           screen: SessionScreen | None = None) -> Iterator[Frame]:
+    """Pictures of one session's display.
+
+    With ``fps`` the pictures are sampled on a regular clock (the screen as it was at each
+    tick, from the first complete picture, or ``start``, to the end of the capture or ``end``);
+    without, one picture per change of the screen. ``stats`` is filled in as it goes.
+    """
+    if fps is not None and not (0 < fps <= 1000):
+        raise ValueError(f"fps must be in (0, 1000], got {fps}")
+    stats = stats if stats is not None else RenderStats()
+    screen = screen or SessionScreen(session, display, cursor, on_audio)
+    records = records_of(capture) if isinstance(capture, str) else capture
+    t0: float | None = None
+    pending_time: float | None = None  # time of changes not yet shown (per-change mode)
+    next_tick: float | None = None  # fps mode: capture time of the next picture
+    last_t = 0.0
+
+    def emit(t: float, img: np.ndarray) -> Frame:
+        stats.frames += 1
+        if stats.first_time is None:
+            stats.first_time = t
+        stats.last_time = t
+        return Frame(t, img)
+
+    def ticks_until(t: float) -> Iterator[Frame]:
+        # pictures for every tick before time t (the screen before the record at t)
+        nonlocal next_tick
+        if not screen.ready:
+            return
+        if next_tick is None:
+            next_tick = max(start, last_t) if start is not None else last_t
+            if start is not None and start > last_t:
+                return
+        while next_tick < t and (end is None or next_tick <= end):
+            img = screen.picture()
+            if img is None:
+                return
+            yield emit(next_tick, img)
+            next_tick += 1.0 / fps  # type: ignore[operator]
+
+    try:
+        for rec in records:
+            if t0 is None:
+                t0 = rec.time
+            t = max(rec.time - t0, last_t)  # capture time never runs backwards for us
+            if end is not None and t > end and fps is None:
+                break
+            if fps is not None:
+                yield from ticks_until(t)
+                if end is not None and next_tick is not None and next_tick > end:
+                    break
+            elif pending_time is not None and t != pending_time:
+                img = screen.picture()
+                if img is not None and (start is None or pending_time >= start):
+                    yield emit(pending_time, img)
+                pending_time = None
+            last_t = t
+            if screen.feed(rec) and fps is None and screen.ready:
+                pending_time = t
+        if fps is None and pending_time is not None:
+            img = screen.picture()
+            if img is not None and (start is None or pending_time >= start):
+                yield emit(pending_time, img)
+        elif fps is not None:
+            stop = end if end is not None else last_t
+            yield from ticks_until(stop + 1e-9)
+    finally:
+        screen.stats_into(stats)
+
+
+def picture_at(capture: str | Iterable[Record], at: float | None = None, *, session: int | None = None,
+               display: int = 0, cursor: bool = False, stats: RenderStats | None = None) -> Frame | None:
+    """The screen as it was at ``at`` seconds from the capture start (None: at the end).
+
+    A capture that never gets a complete picture (it starts mid-session) gives its last
+    state, with the pixels never drawn shown as a placeholder pattern.
+    """
+    stats = stats if stats is not None else RenderStats()
+    screen = SessionScreen(session, display, cursor)
+    records = records_of(capture) if isinstance(capture, str) else capture
+    t0: float | None = None
+    t = 0.0
+    try:
+        for rec in records:
+            if t0 is None:
+                t0 = rec.time
+            if at is not None and rec.time - t0 > at:
+                break
+            t = max(t, rec.time - t0)
+            screen.feed(rec)
+    finally:
+        screen.stats_into(stats)
+    img = screen.picture(force=True)
+    if img is None:
+        return None
+    stats.frames += 1
+    stats.first_time = stats.last_time = t if at is None else at
+    return Frame(stats.last_time, img)

@@ -1,0 +1,95 @@
+"""Rasterising STROKE paths (thin lines, as the software canvas draws them) and TEXT glyph strings."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from spicetool.render.surfaces import Region
+
+PATH_BEGIN, PATH_END, PATH_CLOSE, PATH_BEZIER = 1, 2, 8, 16
+MAX_LINE_POINTS = 1 << 22  # bounds the work a hostile path can ask for
+
+
+def _fix(v: Any) -> float:
+    return int(v) / 16.0  # fixed 28.4
+
+
+def _bezier(p0, p1, p2, p3, steps: int = 16) -> list[tuple[float, float]]:
+    t = np.linspace(0, 1, steps + 1)[1:]
+    pts = []
+    for u in t:
+        a, b, c, d = (1 - u) ** 3, 3 * u * (1 - u) ** 2, 3 * u * u * (1 - u), u ** 3
+        pts.append((a * p0[0] + b * p1[0] + c * p2[0] + d * p3[0], a * p0[1] + b * p1[1] + c * p2[1] + d * p3[1]))
+    return pts
+
+
+def _polylines(path: dict[str, Any]) -> list[list[tuple[float, float]]]:
+    lines: list[list[tuple[float, float]]] = []
+    current: list[tuple[float, float]] = []
+    for seg in path.get("segments", []):
+        flags = int(seg.get("flags", 0))
+        pts = [(_fix(p["x"]), _fix(p["y"])) for p in seg.get("points", [])]
+        if flags & PATH_BEGIN or not current:
+            if current:
+                lines.append(current)
+            current = pts[:1]
+            pts = pts[1:]
+        if flags & PATH_BEZIER:
+            while len(pts) >= 3:
+                current.extend(_bezier(current[-1], pts[0], pts[1], pts[2]))
+                pts = pts[3:]
+        current.extend(pts)
+        if flags & PATH_CLOSE and current:
+            current.append(current[0])
+        if flags & PATH_END:
+            lines.append(current)
+            current = []
+    if current:
+        lines.append(current)
+    return lines
+
+
+def stroke_mask(path: dict[str, Any], reg: Region) -> np.ndarray:
+    """Pixels of the region a one-pixel-wide stroke of the path covers."""
+    keep = np.zeros(reg.shape, bool)
+    budget = MAX_LINE_POINTS
+    for line in _polylines(path):
+        for (x0, y0), (x1, y1) in zip(line, line[1:]):
+            n = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
+            budget -= n
+            if budget < 0:
+                return keep
+            xs = np.floor(np.linspace(x0, x1, n)).astype(np.int64) - reg.x0
+            ys = np.floor(np.linspace(y0, y1, n)).astype(np.int64) - reg.y0
+            ok = (xs >= 0) & (xs < reg.shape[1]) & (ys >= 0) & (ys < reg.shape[0])
+            keep[ys[ok], xs[ok]] = True
+    return keep
+
+
+def glyph_mask(string: dict[str, Any], reg: Region) -> np.ndarray:
+    """Pixels of the region the glyphs of a String cover (A1 bits, or A4/A8 coverage > 0)."""
+    keep = np.zeros(reg.shape, bool)
+    flags = int(string.get("flags", 0))
+    bpp = 1 if flags & 1 else 4 if flags & 2 else 8
+    for g in string.get("glyphs", []):
+        w, h = int(g["width"]), int(g["height"])
+        if w <= 0 or h <= 0:
+            continue
+        stride = (bpp * w + 7) // 8
+        raw = np.frombuffer(bytes(g["data"]), np.uint8)[: stride * h]
+        if raw.size < stride * h:
+            continue
+        rows = raw.reshape(h, stride)
+        if bpp == 1:
+            bits = np.unpackbits(rows, axis=1)[:, :w].astype(bool)
+        elif bpp == 4:
+            bits = np.stack([rows >> 4, rows & 15], axis=2).reshape(h, -1)[:, :w] > 0
+        else:
+            bits = rows[:, :w] > 0
+        x = int(g["render_pos"]["x"]) + int(g["glyph_origin"]["x"]) - reg.x0
+        y = int(g["render_pos"]["y"]) + int(g["glyph_origin"]["y"]) - reg.y0
+        y0, y1, x0, x1 = max(y, 0), min(y + h, reg.shape[0]), max(x, 0), min(x + w, reg.shape[1])
+        if y0 < y1 and x0 < x1:
+            keep[y0:y1, x0:x1] |= bits[y0 - y:y1 - y, x0 - x:x1 - x]
+    return keep

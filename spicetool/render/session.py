@@ -1,0 +1,284 @@
+"""One SPICE session's screen, rebuilt from its records: the chosen display channel's canvas,
+its streams, the cursor channel, and the playback audio handed on to whoever wants it.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from spicetool.render.canvas import Canvas
+from spicetool.render.cursor import CursorState
+from spicetool.render.streams import StreamError, Streams
+from spicetool.render.surfaces import Region, Surface, SurfaceError
+
+PRIMARY = 1
+RES_TYPE_PIXMAP = 1
+# when a capture starts mid-session nobody told us the screen size: the smallest of these
+# that holds every draw seen so far
+COMMON_SIZES = [(640, 480), (800, 600), (1024, 768), (1280, 720), (1280, 800), (1280, 1024),
+                (1366, 768), (1440, 900), (1600, 900), (1600, 1200), (1680, 1050), (1920, 1080),
+                (1920, 1200), (2560, 1440), (2560, 1600), (3840, 2160), (4096, 4096)]
+DRAWS = {"draw_fill", "draw_opaque", "draw_copy", "draw_blend", "draw_blackness", "draw_whiteness",
+         "draw_invers", "draw_rop3", "draw_stroke", "draw_text", "draw_transparent",
+         "draw_alpha_blend", "draw_composite"}
+
+AudioSink = Callable[[float, str, dict[str, Any]], None]  # (time, message name, fields)
+
+
+@dataclass
+class RenderStats:
+    """What a render did, for the summary and for scripts."""
+
+    frames: int = 0
+    first_time: float | None = None
+    last_time: float | None = None
+    sessions: set[int] = field(default_factory=set)
+    commands: Counter[str] = field(default_factory=Counter)
+    images: Counter[str] = field(default_factory=Counter)
+    stream_codecs: set[str] = field(default_factory=set)
+    stream_frames: int = 0
+    warnings: Counter[str] = field(default_factory=Counter)
+    details: dict[str, str] = field(default_factory=dict)
+    audio: str | None = None
+
+    @property
+    def placeholders(self) -> int:
+        return sum(n for w, n in self.warnings.items() if " image " in w)
+
+
+class SessionScreen:
+    """Feed it the records of one session; it keeps the picture of one display channel."""
+
+    def __init__(self, session: int | None = None, display: int = 0, cursor: bool = False,
+                 on_audio: AudioSink | None = None) -> None:
+        self.session = session
+        self.display = display
+        self.with_cursor = cursor
+        self.on_audio = on_audio
+        self.canvas = Canvas()
+        self.streams = Streams()
+        self.cursor = CursorState()
+        self.heads: list[dict[str, Any]] = []
+        self.ready = False  # a complete picture exists
+        self.midstream = False
+        self.coverage: np.ndarray | None = None  # mid-session only: pixels drawn at least once
+        self.warnings: Counter[str] = Counter()
+        self.generation = 0  # bumps on every change of the picture
+
+    # -- routing ------------------------------------------------------------------------
+    def wants(self, rec: Any) -> bool:
+        ch = rec.channel
+        if rec.layer not in ("message", "gap", "error") or ch.channel_type not in (2, 4, 5):
+            return False
+        if self.session is None:
+            if ch.channel_type != 2 or rec.layer != "message":
+                return False
+            self.session = ch.session  # the first session that shows something
+        return ch.session == self.session and (ch.channel_type != 2 or (ch.channel_id or 0) == self.display)
+
+    def feed(self, rec: Any) -> bool:
+        """One record; True when the picture (or the pointer on it) changed."""
+        if not self.wants(rec):
+            return False
+        if rec.layer == "gap":
+            self.warnings[f"{rec.channel.channel} channel: bytes missing from the capture"] += 1
+            return False
+        if rec.layer == "error":
+            self.warnings[f"{rec.channel.channel} channel: undecodable data skipped"] += 1
+            return False
+        if rec.direction.name != "SERVER":
+            return False
+        kind = rec.channel.channel_type
+        try:
+            if kind == 2:
+                return self._display(rec)
+            if kind == 4:
+                return self.cursor.handle(rec.type, rec.fields) and self.with_cursor
+            if self.on_audio is not None:
+                self.on_audio(rec.time, rec.type, rec.fields)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            self.warnings[f"{rec.type}: malformed ({type(exc).__name__})"] += 1
+        return False
+
+    # -- display channel ------------------------------------------------------------------
+    def _display(self, rec: Any) -> bool:
+        name, f = rec.type, rec.fields
+        canvas = self.canvas
+        if rec.channel.midstream and not self.midstream:
+            self.midstream = True
+        if name in DRAWS or name == "copy_bits":
+            self._ensure_surface(f["base"])
+            if name == "copy_bits":
+                reg = canvas.copy_bits(f)
+                self._cover_copy(f, reg)
+            else:
+                reg = canvas.draw(name, f)
+                self._cover(f["base"], reg)
+            return self._changed(f["base"]["surface_id"], reg)
+        if name == "surface_create":
+            try:
+                s = canvas.create_surface(int(f["surface_id"]), int(f["width"]), int(f["height"]),
+                                          f["format"], bool(int(f["flags"]) & PRIMARY))
+            except SurfaceError as exc:
+                self.warnings[str(exc)] += 1
+                return False
+            if s.primary and not self.midstream:
+                self.ready = True
+                self.heads = []
+            return s.primary
+        if name == "surface_destroy":
+            canvas.destroy_surface(int(f["surface_id"]))
+        elif name == "monitors_config":
+            self.heads = list(f.get("heads", []))
+            return True
+        elif name == "mark":
+            if self.primary() is not None:
+                self.ready = True
+            return self.ready
+        elif name == "reset":
+            primary = self.primary()
+            if primary is not None:
+                primary.pixels[...] = 0
+            canvas.images.inval_all_palettes()
+            return True
+        elif name == "inval_list":
+            for res in f.get("resources", []):
+                if int(res["type"]) == RES_TYPE_PIXMAP:
+                    canvas.images.inval_pixmap(int(res["id"]))
+        elif name == "inval_all_pixmaps":
+            canvas.images.inval_all_pixmaps()
+        elif name == "inval_palette":
+            canvas.images.inval_palette(int(f["id"]))
+        elif name == "inval_all_palettes":
+            canvas.images.inval_all_palettes()
+        elif name == "stream_create":
+            self.streams.create(f)
+        elif name == "stream_clip":
+            self.streams.clip(f)
+        elif name == "stream_destroy":
+            self.streams.destroy(int(f["id"]))
+        elif name == "stream_destroy_all":
+            self.streams.destroy(None)
+        elif name in ("stream_data", "stream_data_sized"):
+            try:
+                reg = self.streams.data(f, canvas.surfaces, sized=name == "stream_data_sized")
+            except (StreamError, OSError) as exc:  # OSError: Pillow on a damaged JPEG
+                self.warnings[f"video frame undecodable ({str(exc)[:60]})"] += 1
+                return False
+            except Exception as exc:  # PyAV raises its own error family
+                if type(exc).__module__.startswith("av"):
+                    self.warnings[f"video frame undecodable ({type(exc).__name__})"] += 1
+                    return False
+                raise
+            st = self.streams.streams.get(int(f["base"]["id"]))
+            return st is not None and self._changed(st.surface_id, reg)
+        return False
+
+    def _changed(self, surface_id: Any, reg: Region | None) -> bool:
+        if reg is None:
+            return False
+        s = self.canvas.surfaces.get(int(surface_id))
+        return s is not None and s is self.primary()
+
+    # -- mid-session captures -----------------------------------------------------------------
+    def _ensure_surface(self, base: dict[str, Any]) -> None:
+        """A capture that starts mid-session never saw SURFACE_CREATE: make a surface that holds the draws."""
+        if not self.midstream:
+            return
+        sid = int(base["surface_id"])
+        box = base["box"]
+        need_w, need_h = int(box["right"]), int(box["bottom"])
+        s = self.canvas.surfaces.get(sid)
+        if s is not None and (s.width >= need_w and s.height >= need_h):
+            return
+        if s is not None and sid != 0:
+            return
+        old = s
+        w = max(need_w, old.width if old else 0)
+        h = max(need_h, old.height if old else 0)
+        size = next(((cw, ch) for cw, ch in COMMON_SIZES if cw >= w and ch >= h), None)
+        if size is None:
+            return
+        new = self.canvas.create_surface(sid, size[0], size[1], "32_xRGB", primary=sid == 0)
+        coverage = np.zeros((size[1], size[0]), bool)
+        if old is not None:
+            new.pixels[:old.height, :old.width] = old.pixels
+            if self.coverage is not None:
+                coverage[:old.height, :old.width] = self.coverage
+        if sid == 0:
+            self.coverage = coverage
+            self.warnings["capture starts mid-session: screen size guessed"] += 0
+
+    def _cover(self, base: dict[str, Any], reg: Region | None) -> None:
+        if self.coverage is None or reg is None or int(base["surface_id"]) != 0:
+            return
+        view = self.coverage[reg.y0:reg.y1, reg.x0:reg.x1]
+        if reg.mask is None:
+            view[...] = True
+        else:
+            view |= reg.mask
+        self._check_complete()
+
+    def _cover_copy(self, f: dict[str, Any], reg: Region | None) -> None:
+        if self.coverage is None or reg is None or int(f["base"]["surface_id"]) != 0:
+            return
+        dy = int(f["src_pos"]["y"]) - int(f["base"]["box"]["top"])
+        dx = int(f["src_pos"]["x"]) - int(f["base"]["box"]["left"])
+        h, w = self.coverage.shape
+        ys = np.clip(np.arange(reg.y0, reg.y1) + dy, 0, h - 1)
+        xs = np.clip(np.arange(reg.x0, reg.x1) + dx, 0, w - 1)
+        known = self.coverage[ys[:, None], xs[None, :]]
+        view = self.coverage[reg.y0:reg.y1, reg.x0:reg.x1]
+        view[...] = known if reg.mask is None else np.where(reg.mask, known, view)
+        self._check_complete()
+
+    def _check_complete(self) -> None:
+        if not self.ready and self.coverage is not None and self.coverage.all():
+            self.ready = True
+
+    def never_drawn(self) -> float:
+        """Share of the screen a mid-session capture never drew (0 for a complete picture)."""
+        if self.coverage is None or self.coverage.size == 0:
+            return 0.0
+        return float(1.0 - self.coverage.mean())
+
+    # -- the picture ----------------------------------------------------------------------------
+    def primary(self) -> Surface | None:
+        return self.canvas.primary()
+
+    def picture(self, force: bool = False) -> np.ndarray | None:
+        """The screen as HxWx3 RGB (a new array), or None before there is a complete picture."""
+        s = self.primary()
+        if s is None or not (self.ready or force):
+            return None
+        x0, y0, x1, y1 = 0, 0, s.width, s.height
+        head = next((h for h in self.heads if int(h.get("surface_id", 0)) == s.id), None)
+        if head is not None and int(head["width"]) > 0 and int(head["height"]) > 0:
+            x0, y0 = min(int(head["x"]), s.width - 1), min(int(head["y"]), s.height - 1)
+            x1, y1 = min(x0 + int(head["width"]), s.width), min(y0 + int(head["height"]), s.height)
+        rgb = np.ascontiguousarray(s.pixels[y0:y1, x0:x1, 2::-1])
+        if force and self.coverage is not None and not self.ready:
+            unknown = ~self.coverage[y0:y1, x0:x1]
+            yy, xx = np.nonzero(unknown)
+            rgb[yy, xx] = np.where((((xx // 8) + (yy // 8)) & 1)[:, None] == 1, [255, 0, 255], [0, 0, 0])
+        if self.with_cursor:
+            self.cursor.draw(rgb, x0, y0)
+        return rgb
+
+    def stats_into(self, stats: RenderStats) -> None:
+        stats.commands.update(self.canvas.commands)
+        stats.images.update(self.canvas.images.codecs)
+        stats.warnings.update(self.canvas.warnings)
+        stats.warnings.update(self.warnings)
+        stats.warnings.update(self.cursor.warnings)
+        stats.details.update(self.canvas.images.details)
+        stats.stream_codecs |= self.streams.codecs
+        stats.stream_frames += self.streams.frames
+        if self.session is not None:
+            stats.sessions.add(self.session)
+        if self.midstream and not self.ready:
+            stats.warnings[f"picture never complete: {self.never_drawn():.0%} of the screen never drawn"
+                           " (capture starts mid-session)"] += 1
