@@ -13,6 +13,8 @@ import struct
 from typing import Any, Callable, Iterable
 
 END = None  # array length marker: "to the end of the message body"
+EXTENT = "\0extent"  # key of the scope root that records how far pointed-to data reaches
+TRAILING = "trailing"  # field for bytes a peer sent after everything described (kept for building)
 
 
 class DecodeError(Exception):
@@ -215,7 +217,10 @@ class Pointer(Node):
             return None, pos + 4
         if off >= len(buf):
             raise DecodeError(f"pointer at {pos} to {off} is outside body of {len(buf)}")
-        v, _ = self.target.parse(buf, off, scope)
+        v, end = self.target.parse(buf, off, scope)
+        extent = scope[0].get(EXTENT) if scope else None
+        if extent is not None and end > extent[0]:
+            extent[0] = end
         return v, pos + 4
 
     def build(self, value, out, scope, deferred):
@@ -319,10 +324,15 @@ class Struct(Node):
 def parse_body(node: Struct, body: bytes) -> tuple[dict, str | None]:
     """Decode a whole body; returns (fields, error). Fields hold what was decoded."""
     d: dict = {}
+    extent = [0]
     try:
-        node.parse_into(d, body, 0, [])
+        end = node.parse_into(d, body, 0, [{EXTENT: extent}])
     except (DecodeError, struct.error, KeyError, TypeError, IndexError, ValueError) as e:
         return d, f"{type(e).__name__}: {e}" if not isinstance(e, DecodeError) else str(e)
+    end = max(end, extent[0])
+    if end < len(body):
+        # e.g. spice-server NUL-terminates NOTIFY text beyond message_len
+        d[TRAILING] = bytes(body[end:])
     return d, None
 
 
@@ -336,4 +346,7 @@ def build_body(node: Struct, fields: dict) -> bytes:
         out[at:at + 4] = len(out).to_bytes(4, "little")
         target.build(value, out, scope, deferred)
         i += 1
+    trailing = fields.get(TRAILING)
+    if trailing:
+        out += trailing
     return bytes(out)
