@@ -58,9 +58,10 @@ def _palette_bytes(palette: np.ndarray | Sequence[int] | None) -> bytes | None:
     return arr.astype("<u4", copy=False).tobytes()
 
 
-def _array(decoded: tuple[int, int, bytearray]) -> np.ndarray:
-    width, height, buf = decoded
-    return np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 4)
+def _array(decoded: tuple[int, int, np.ndarray]) -> np.ndarray:
+    width, height, words = decoded
+    # little-endian 0xAARRGGBB words are B, G, R, A bytes in memory
+    return words.astype("<u4", copy=False).view(np.uint8).reshape(height, width, 4)
 
 
 def _bytes(data: bytes | bytearray | memoryview) -> bytes:

@@ -1,10 +1,10 @@
-//! spicetool._native: the Python face of spice-codecs. Bytes in, (width, height, bytearray
-//! of B,G,R,A rows) out; errors become DecodeError / MissingReference / ImageTooLarge.
+//! spicetool._native: the Python face of spice-codecs. Bytes in, (width, height, uint32 array
+//! of pixel words, B,G,R,A in memory) out; errors become DecodeError / MissingReference / ImageTooLarge.
 //! The codecs run with the GIL released.
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyByteArray;
+use numpy::{IntoPyArray, PyArray1};
 use spice_codecs::{CodecError, Image};
 
 create_exception!(_native, DecodeError, PyValueError, "A corrupt, truncated or unsupported image stream.");
@@ -20,11 +20,13 @@ fn to_py(e: CodecError) -> PyErr {
     }
 }
 
-type Decoded<'py> = (usize, usize, Bound<'py, PyByteArray>);
+/// (width, height, flat uint32 array of 0xAARRGGBB words that owns the decoder's buffer).
+type Decoded<'py> = (usize, usize, Bound<'py, PyArray1<u32>>);
 
 fn out(py: Python<'_>, r: Result<Image, CodecError>) -> PyResult<Decoded<'_>> {
     let img = r.map_err(to_py)?;
-    Ok((img.width, img.height, PyByteArray::new(py, spice_codecs::image::words_as_bytes(&img.words))))
+    // hand the buffer over without copying it
+    Ok((img.width, img.height, img.words.into_pyarray(py)))
 }
 
 /// Palette given as little-endian u32 words (0x00RRGGBB).
