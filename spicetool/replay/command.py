@@ -1,0 +1,107 @@
+"""`spicetool serve`: a SPICE server of our own that real clients (remote-viewer, spicy) open."""
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from pathlib import Path
+
+import click
+
+MAX_SIZE = 8192
+
+
+def _size(ctx, param, value: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)x(\d+)", value or "")
+    if not m:
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 1024x768")
+    w, h = int(m.group(1)), int(m.group(2))
+    if not (64 <= w <= MAX_SIZE and 64 <= h <= MAX_SIZE):
+        raise click.BadParameter(f"{w}x{h} is outside 64x64 .. {MAX_SIZE}x{MAX_SIZE}")
+    return w, h
+
+
+def _password(password: str | None, password_file: Path | None, disable_ticketing: bool) -> bytes | None:
+    given = [n for n, v in (("--password", password), ("--password-file", password_file),
+                            ("--disable-ticketing", disable_ticketing)) if v]
+    if len(given) != 1:
+        raise click.UsageError("say how clients authenticate: exactly one of --password, "
+                               "--password-file or --disable-ticketing"
+                               + (f" (got {', '.join(given)})" if given else ""))
+    if disable_ticketing:
+        return None
+    if password_file is not None:
+        try:
+            raw = password_file.read_bytes()
+        except OSError as e:
+            raise click.UsageError(f"cannot read --password-file: {e.strerror}") from None
+        pw = raw.split(b"\n", 1)[0].rstrip(b"\r")
+    else:
+        pw = password.encode()
+    if not pw:
+        raise click.UsageError("the password is empty (use --disable-ticketing for no password)")
+    if len(pw) > 60 or b"\0" in pw:
+        raise click.UsageError("a SPICE password is at most 60 bytes, without NUL")
+    return pw
+
+
+@click.command("serve", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("-p", "--port", type=click.IntRange(1, 65535), default=5900, show_default=True)
+@click.option("--password", help="The ticket clients must give (at most 60 bytes).")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Read the password from the first line of this file.")
+@click.option("--disable-ticketing", is_flag=True, help="Let any client in without a password.")
+@click.option("--size", "size", default="1024x768", show_default=True, callback=_size,
+              help="Demo desktop size, WIDTHxHEIGHT.")
+@click.option("--fps", type=click.FloatRange(0.5, 60), default=10, show_default=True,
+              help="Demo animation frames per second.")
+@click.option("--still", is_flag=True, help="Draw the demo desktop once and do not animate it.")
+@click.option("--input-log", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append every client input event to this file (JSON lines).")
+@click.option("--image-compression", default="off", show_default=True,
+              type=click.Choice(["off", "quic", "lz", "glz", "lz4"]),
+              help="How images are sent (only 'off', i.e. BITMAP, until the encoders exist).")
+@click.option("--name", default="spicetool demo", show_default=True, help="Name shown by clients.")
+@click.option("--link-timeout", type=click.FloatRange(0.1, 600), default=10, show_default=True,
+              help="Seconds a client has to complete the link stage.")
+@click.option("--ping-interval", type=click.FloatRange(0.1, 3600), default=10, show_default=True,
+              help="Seconds between latency pings on every channel.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every channel, latency and input event.")
+def serve(host: str, port: int, password: str | None, password_file: Path | None,
+          disable_ticketing: bool, size: tuple[int, int], fps: float, still: bool,
+          input_log: Path | None, image_compression: str, name: str, link_timeout: float,
+          ping_interval: float, verbose: bool) -> None:
+    """Serve a desktop over SPICE to real clients (remote-viewer, spicy, spicy-screenshot).
+
+    With no capture, the desktop is a built-in demo: a clock, text, colour bars, a moving box
+    and a cursor, drawn through a QXL-like device model and sent as display and cursor messages.
+    Inputs typed or clicked in the client go to the input log.
+
+    \b
+    Examples:
+      spicetool serve --disable-ticketing
+      spicetool serve -p 5930 --password s3cret --input-log inputs.jsonl
+      spicetool serve --password-file pw.txt --size 800x600 --still
+      remote-viewer spice://127.0.0.1:5900      # then, in another terminal
+      spicy-screenshot -h 127.0.0.1 -p 5900 -o shot.ppm
+    """
+    from rich.console import Console
+
+    from .images import available_compressions
+    from .runner import run_demo
+
+    pw = _password(password, password_file, disable_ticketing)
+    if image_compression not in available_compressions():
+        raise click.UsageError(f"--image-compression {image_compression}: this build has no "
+                               f"{image_compression} encoder yet (available: "
+                               f"{', '.join(available_compressions())})")
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        asyncio.run(run_demo(host, port, pw, size, fps, still, input_log, name, link_timeout,
+                             ping_interval, verbose, console))
+    except OSError as e:
+        console.print(f"[red]error:[/] cannot listen on {host}:{port}: {e.strerror or e}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,106 @@
+"""Device commands -> display and cursor messages (name, fields), as spice-server's worker does.
+
+Each connected display/cursor channel gets the messages for the commands submitted after it
+connected; when it connects it first gets the current state (the surface image, the cursor).
+"""
+from __future__ import annotations
+
+from .images import bitmap_image, cursor_fields
+from .qxl import (PRIMARY_SURFACE, Command, CursorHide, CursorMove, CursorSet, DrawCopy, DrawFill,
+                  QxlDevice, Rect, SurfaceCreate, SurfaceDestroy)
+
+ROP_OP_PUT = 8           # SpiceRopd OP_PUT
+SURFACE_FLAG_PRIMARY = 1
+NO_MASK = {"flags": 0, "pos": {"x": 0, "y": 0}, "bitmap": None}
+NO_CLIP = {"type": "NONE"}
+
+Msg = tuple[str, dict]
+
+
+def _base(surface_id: int, rect: Rect) -> dict:
+    return {"surface_id": surface_id, "box": rect.fields(), "clip": NO_CLIP}
+
+
+def draw_copy(surface_id: int, rect: Rect, pixels) -> Msg:
+    h, w = pixels.shape[:2]
+    return "draw_copy", {"base": _base(surface_id, rect), "data": {
+        "src_bitmap": bitmap_image(pixels), "src_area": Rect(0, 0, w, h).fields(),
+        "rop_descriptor": ROP_OP_PUT, "scale_mode": "NEAREST", "mask": NO_MASK}}
+
+
+def draw_fill(surface_id: int, rect: Rect, color: int) -> Msg:
+    return "draw_fill", {"base": _base(surface_id, rect), "data": {
+        "brush": {"type": "SOLID", "color": color}, "rop_descriptor": ROP_OP_PUT, "mask": NO_MASK}}
+
+
+def surface_create(surface_id: int, width: int, height: int, primary: bool = True) -> Msg:
+    return "surface_create", {"surface_id": surface_id, "width": width, "height": height,
+                              "format": "32_xRGB", "flags": SURFACE_FLAG_PRIMARY if primary else 0}
+
+
+def monitors_config(width: int, height: int) -> Msg:
+    return "monitors_config", {"count": 1, "max_allowed": 1, "heads": [
+        {"monitor_id": 0, "surface_id": PRIMARY_SURFACE, "width": width, "height": height,
+         "x": 0, "y": 0, "flags": 0}]}
+
+
+def display_messages(cmd: Command, monitors: bool) -> list[Msg]:
+    """What one display command becomes on the wire (cursor commands become nothing here)."""
+    if isinstance(cmd, DrawFill):
+        return [draw_fill(cmd.surface_id, cmd.rect, cmd.color)]
+    if isinstance(cmd, DrawCopy):
+        return [draw_copy(cmd.surface_id, cmd.rect, cmd.pixels)]
+    if isinstance(cmd, SurfaceCreate):
+        out = [surface_create(cmd.surface_id, cmd.width, cmd.height, cmd.primary)]
+        if cmd.primary and monitors:
+            out.append(monitors_config(cmd.width, cmd.height))
+        return out
+    if isinstance(cmd, SurfaceDestroy):
+        out = [("surface_destroy", {"surface_id": cmd.surface_id})]
+        if cmd.surface_id == PRIMARY_SURFACE:
+            out.append(("reset", {}))
+        return out
+    return []
+
+
+def display_state(device: QxlDevice, monitors: bool) -> list[Msg]:
+    """A newly connected display channel: palettes invalidated, surfaces created and drawn
+    whole, monitors config, then MARK (the client shows the primary from here on)."""
+    out: list[Msg] = [("inval_all_palettes", {})]
+    primary = device.primary
+    for sid, pixels in sorted(device.surfaces.items(), key=lambda kv: kv[0] != PRIMARY_SURFACE):
+        h, w = pixels.shape[:2]
+        out.append(surface_create(sid, w, h, sid == PRIMARY_SURFACE))
+        out.append(draw_copy(sid, Rect(0, 0, w, h), pixels.copy()))
+    if primary is not None:
+        if monitors:
+            out.append(monitors_config(primary.shape[1], primary.shape[0]))
+        out.append(("mark", {}))
+    return out
+
+
+def surface_refresh(device: QxlDevice) -> list[Msg]:
+    """The whole primary as one draw: replaces draws a slow client never got."""
+    primary = device.primary
+    if primary is None:
+        return []
+    h, w = primary.shape[:2]
+    return [draw_copy(PRIMARY_SURFACE, Rect(0, 0, w, h), primary.copy())]
+
+
+def cursor_messages(cmd: Command) -> list[Msg]:
+    if isinstance(cmd, CursorSet):
+        return [("set", {"position": {"x": cmd.x, "y": cmd.y}, "visible": int(cmd.visible),
+                         "cursor": cursor_fields(cmd.shape)})]
+    if isinstance(cmd, CursorMove):
+        return [("move", {"position": {"x": cmd.x, "y": cmd.y}})]
+    if isinstance(cmd, CursorHide):
+        return [("hide", {})]
+    return []
+
+
+def cursor_state(device: QxlDevice) -> list[Msg]:
+    c = device.cursor
+    return [("init", {"position": {"x": c.x, "y": c.y}, "trail_length": 0, "trail_frequency": 0,
+                      "visible": int(c.visible and c.shape is not None),
+                      "cursor": cursor_fields(c.shape)})]
