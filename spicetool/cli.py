@@ -11,6 +11,7 @@ from spicetool import __version__
 # name -> "module:attribute" of a click command
 SUBCOMMANDS: dict[str, str] = {
     "dissect": "spicetool.dissect.command:dissect",
+    "render": "spicetool.render.command:render",
     "serve": "spicetool.replay.command:serve",
     "record": "spicetool.record.command:record",
     "stats": "spicetool.triage.command:stats",
