@@ -1,0 +1,83 @@
+"""spicy and remote-viewer on an Xvfb: they connect to our server, show the model's picture
+(found pixel-exact in a screenshot of the Xvfb), follow the animation, and what is typed into
+them reaches our input log."""
+from __future__ import annotations
+
+import subprocess
+import time
+
+import numpy as np
+
+from serve_helpers import find_subimage, free_display, need, peers
+
+SIZE = (640, 480)  # fits the 1280x900 Xvfb unscaled, window decorations and all
+
+
+def xvfb_shot(display: int, tmp) -> np.ndarray:
+    from PIL import Image
+    png = peers.xwd_png(display, tmp / f"x{display}.png")
+    return np.asarray(Image.open(png).convert("RGB"))
+
+
+def wait_for_picture(srv, display: int, tmp, timeout: float = 20.0) -> tuple[int, int]:
+    """Where the model's framebuffer sits on the Xvfb screen, once the client shows it."""
+    found: list = []
+
+    def shows() -> bool:
+        found[:] = [find_subimage(xvfb_shot(display, tmp), srv.framebuffer())]
+        return found[0] is not None
+    peers.wait_until(shows, timeout, "client window showing the server's framebuffer", interval=0.5)
+    return found[0]
+
+
+def test_spicy_shows_the_desktop_and_sends_typing(spice_server, tmp_path):
+    need("spicy"), need("Xvfb"), need("xdotool"), need("xwd")
+    srv = spice_server(size=SIZE)
+    display = free_display()
+    with peers.Xvfb(display) as _xvfb, peers.Spicy(display, srv.port, min_channels=4) as spicy:
+        # still picture first
+        wait_for_picture(srv, display, tmp_path)
+        # then the animation runs through draws (fills, copies) and stops; the window follows
+        srv.animate(fps=25)
+        time.sleep(1.5)
+        srv.pause()
+        srv.wait_idle()
+        wait_for_picture(srv, display, tmp_path)
+
+        # no window manager on the Xvfb: focus by hand, then click into the display widget
+        win = spicy.window_id()
+        peers.xdotool(display, "windowfocus", "--sync", win)
+        x, y = wait_for_picture(srv, display, tmp_path)
+        peers.xdotool(display, "mousemove", str(x + 100), str(y + 50))
+        peers.xdotool(display, "click", "1")
+        peers.wait_until(lambda: any(e["event"] == "mouse_press" for e in srv.inputs()), 10, "click")
+        positions = [e for e in srv.inputs() if e["event"] == "mouse_position"]
+        # client mouse mode: absolute positions in desktop coordinates
+        assert positions and (positions[-1]["x"], positions[-1]["y"]) == (100, 50)
+        peers.xdotool(display, "type", "--delay", "60", "hello")
+        peers.wait_until(lambda: "".join(e["key"] for e in srv.inputs() if e["event"] == "key_down")
+                         .endswith("hello"), 10, "typed keys in the input log")
+        downs = [e for e in srv.inputs() if e["event"] == "key_down"]
+        assert [e["code"] for e in downs[-5:]] == [0x23, 0x12, 0x26, 0x26, 0x18]  # h e l l o
+        ups = [e for e in srv.inputs() if e["event"] == "key_up"]
+        assert [e["code"] & 0x7F for e in ups[-5:]] == [0x23, 0x12, 0x26, 0x26, 0x18]
+
+        assert not [m for m in srv.messages if "internal error" in m]
+
+
+def test_remote_viewer_shows_the_desktop(spice_server, tmp_path):
+    need("remote-viewer"), need("Xvfb"), need("xwd")
+    srv = spice_server(size=SIZE)
+    display = free_display()
+    with peers.Xvfb(display) as xvfb:
+        viewer = peers.Program(["remote-viewer", f"spice://127.0.0.1:{srv.port}"], display, xvfb.dir)
+        try:
+            wait_for_picture(srv, display, tmp_path, timeout=30)
+            srv.animate(fps=25)
+            time.sleep(1.0)
+            srv.pause()
+            srv.wait_idle()
+            wait_for_picture(srv, display, tmp_path)
+            assert srv.sessions() == 1
+        finally:
+            viewer.stop()
