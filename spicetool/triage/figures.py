@@ -102,7 +102,8 @@ class SessionFigures:
     screens: list[tuple[float, int, int, str]] = field(default_factory=list)  # time, w, h, what announced it
     name: str | None = None
     uuid: str | None = None
-    pings: dict[int, dict[tuple[int, int], float]] = field(default_factory=lambda: defaultdict(dict))
+    pings: dict[int, dict[tuple[int, int], list[float]]] = field(default_factory=lambda: defaultdict(dict))
+    pongs: list[tuple[float, int, str, tuple[int, int]]] = field(default_factory=list)
     rtts: list[tuple[float, str, float]] = field(default_factory=list)  # time, channel, ms
     unanswered_pongs: int = 0
     images: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
@@ -173,13 +174,10 @@ class Figures:
             return
         name, server = rec.type, rec.direction.value == "server"
         if name == "ping" and server:
-            fig.pings[ch.index][(f.get("id"), f.get("timestamp"))] = t
+            fig.pings[ch.index].setdefault((f.get("id"), f.get("timestamp")), []).append(t)
         elif name == "pong" and not server:
-            sent = fig.pings[ch.index].pop((f.get("id"), f.get("timestamp")), None)
-            if sent is None:
-                fig.unanswered_pongs += 1
-            else:
-                fig.rtts.append((t, label, (t - sent) * 1000.0))
+            # matched at the end: records held behind a TCP hole come out late, a PONG before its PING
+            fig.pongs.append((t, ch.index, label, (f.get("id"), f.get("timestamp"))))
         elif name in ("notify", "disconnecting"):
             detail = f"reason {f.get('reason')}" if name == "disconnecting" else _notify_text(f)
             fig.problems.append({"time": t, "channel": label, "kind": name, "direction": rec.direction.value,
@@ -270,6 +268,8 @@ class Figures:
     def finish(self) -> None:
         for st in self.summary.ordered():
             self._session(st.channel).channels.append(st)
+        for fig in self.sessions.values():
+            _match_pongs(fig)
 
     def as_json(self) -> dict[str, Any]:
         t0 = self.t0 or 0.0
@@ -328,7 +328,7 @@ class Figures:
                 "round_trips": len(rtt),
                 **(_spread(rtt) if rtt else {}),
                 "per_channel": {label: {"round_trips": len(v), **_spread(v)} for label, v in per_channel.items()},
-                "unanswered_pings": sum(len(p) for p in fig.pings.values()),
+                "unanswered_pings": sum(len(times) for p in fig.pings.values() for times in p.values()),
                 "unmatched_pongs": fig.unanswered_pongs,
                 "series": [{"time": round(t - t0, 6), "channel": label, "ms": round(ms, 3)}
                            for t, label, ms in fig.rtts],
@@ -342,6 +342,22 @@ class Figures:
             "inputs": [{**i, "time": round(i["time"] - t0, 6)} for i in fig.inputs],
             "typed_text": fig.keyboard.typed,
         }
+
+
+def _match_pongs(fig: SessionFigures) -> None:
+    """Pair each PONG with the PING it echoes (same id and timestamp, same channel, sent before it).
+
+    spice-server can send two PINGs with one id (its latency monitor), so the timestamp is part of the key."""
+    for t, index, label, key in sorted(fig.pongs):
+        sent = fig.pings[index].get(key, [])
+        earlier = [x for x in sent if x <= t]
+        if not earlier:
+            fig.unanswered_pongs += 1
+            continue
+        sent.remove(earlier[0])
+        fig.rtts.append((t, label, (t - earlier[0]) * 1000.0))
+    fig.rtts.sort()
+    fig.pongs.clear()
 
 
 def _series(bins: Counter) -> list[int]:
