@@ -21,7 +21,7 @@ from spicetool import _native
 __all__ = [
     "DecodeError", "MissingReference", "ImageTooLarge", "DEFAULT_MAX_PIXELS", "BitmapFormat",
     "decode_bitmap", "decode_quic", "decode_lz", "decode_lz4", "decode_jpeg", "decode_jpeg_alpha",
-    "GlzDictionary",
+    "GlzDictionary", "QuicKind", "LzKind", "encode_quic", "encode_lz", "encode_lz4", "GlzEncoder",
 ]
 
 DecodeError = _native.DecodeError
@@ -159,3 +159,83 @@ class GlzDictionary:
 
     def __len__(self) -> int:
         return len(self._window)
+
+
+# ---------------------------------------------------------------------------------------
+# Encoders (for our own server). They take the same H x W x 4 B,G,R,A uint8 arrays the
+# decoders return; decode(encode(img)) == img for every lossless kind.
+
+
+class QuicKind:
+    """QuicImageType numbers."""
+
+    GRAY = 1  # takes the B byte
+    RGB16 = 2  # keeps the top 5 bits of each colour
+    RGB24 = 3
+    RGB32 = 4
+    RGBA = 5
+
+
+class LzKind:
+    """LzImageType numbers our encoders write."""
+
+    RGB16 = 6
+    RGB24 = 7
+    RGB32 = 8
+    RGBA = 9
+    XXXA = 10  # alpha only
+    A8 = 11
+
+
+def _pixels(img: np.ndarray) -> tuple[bytes, int, int]:
+    arr = np.asarray(img)
+    if arr.ndim != 3 or arr.shape[2] != 4 or arr.dtype != np.uint8:
+        raise ValueError(f"expected an H x W x 4 uint8 B,G,R,A array, got {arr.dtype} {arr.shape}")
+    height, width = arr.shape[:2]
+    return np.ascontiguousarray(arr).tobytes(), width, height
+
+
+def encode_quic(img: np.ndarray, kind: int = QuicKind.RGB32) -> bytes:
+    """A QUIC stream of ``img`` (the bytes after an image's data_size field)."""
+    data, width, height = _pixels(img)
+    return _native.encode_quic(data, width, height, kind)
+
+
+def encode_lz(img: np.ndarray, kind: int = LzKind.RGB32) -> bytes:
+    """An LZ_RGB stream of ``img``, rows top-down."""
+    data, width, height = _pixels(img)
+    return _native.encode_lz(data, width, height, kind)
+
+
+# bitmap format -> (bytes per pixel, how a B,G,R,A array is packed into it)
+def _pack_rows(img: np.ndarray, fmt: int) -> bytes:
+    arr = np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+    if fmt in (BitmapFormat.THIRTY_TWO_BIT, BitmapFormat.RGBA):
+        return arr.tobytes()
+    if fmt == BitmapFormat.TWENTY_FOUR_BIT:
+        return np.ascontiguousarray(arr[..., :3]).tobytes()
+    if fmt == BitmapFormat.SIXTEEN_BIT:
+        b, g, r = (arr[..., i].astype(np.uint16) >> 3 for i in range(3))
+        return ((r << 10) | (g << 5) | b).astype("<u2").tobytes()
+    raise ValueError(f"bitmap format {fmt} cannot be sent as LZ4")
+
+
+def encode_lz4(img: np.ndarray, fmt: int = BitmapFormat.THIRTY_TWO_BIT) -> bytes:
+    """SPICE LZ4 image data (top_down, format, BE-length-prefixed blocks) of ``img``."""
+    _pixels(img)
+    return _native.encode_lz4(_pack_rows(img, fmt), fmt)
+
+
+class GlzEncoder:
+    """The GLZ encoder of one display channel: numbers images from 0 and lets each match
+    into the last images it sent (``max_images`` of them are kept)."""
+
+    def __init__(self, max_images: int = 16) -> None:
+        if max_images < 0:
+            raise ValueError("max_images must not be negative")
+        self._encoder = _native.GlzEncoder(max_images)
+
+    def encode(self, img: np.ndarray, kind: int = LzKind.RGB32) -> bytes:
+        """A GLZ_RGB stream of ``img`` (RGB16, RGB24, RGB32 or RGBA)."""
+        data, width, height = _pixels(img)
+        return self._encoder.encode(data, width, height, kind)

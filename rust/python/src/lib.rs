@@ -4,6 +4,7 @@
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 use numpy::{IntoPyArray, PyArray1};
 use spice_codecs::{CodecError, Image};
 
@@ -91,6 +92,63 @@ fn decode_jpeg_alpha<'py>(py: Python<'py>, data: &[u8], jpeg_size: usize, top_do
     out(py, r)
 }
 
+/// B,G,R,A bytes (width*height*4) to words.
+fn words_of(bgra: &[u8], width: u32, height: u32) -> PyResult<Vec<u32>> {
+    let n = (width as usize).checked_mul(height as usize).and_then(|n| n.checked_mul(4));
+    if n != Some(bgra.len()) {
+        return Err(PyValueError::new_err(format!("{} bytes of pixels for a {width}x{height} image", bgra.len())));
+    }
+    Ok(bgra.chunks_exact(4).map(|p| u32::from_le_bytes([p[0], p[1], p[2], p[3]])).collect())
+}
+
+fn encoded(py: Python<'_>, r: Option<Vec<u8>>, what: &str) -> PyResult<Py<PyBytes>> {
+    match r {
+        Some(v) => Ok(PyBytes::new(py, &v).unbind()),
+        None => Err(PyValueError::new_err(format!("{what}: unsupported image type or empty image"))),
+    }
+}
+
+#[pyfunction]
+fn encode_quic(py: Python<'_>, bgra: &[u8], width: u32, height: u32, kind: u32) -> PyResult<Py<PyBytes>> {
+    let words = words_of(bgra, width, height)?;
+    let r = py.detach(|| spice_codecs::quic_encode::encode_quic(&words, width, height, kind));
+    encoded(py, r, "quic")
+}
+
+#[pyfunction]
+fn encode_lz(py: Python<'_>, bgra: &[u8], width: u32, height: u32, kind: u32) -> PyResult<Py<PyBytes>> {
+    let words = words_of(bgra, width, height)?;
+    let r = py.detach(|| spice_codecs::lz_encode::encode_lz(&words, width, height, kind));
+    encoded(py, r, "lz")
+}
+
+#[pyfunction]
+fn encode_lz4(py: Python<'_>, packed: &[u8], format: u8) -> PyResult<Py<PyBytes>> {
+    let r = py.detach(|| spice_codecs::lz4_encode::encode_lz4(packed, format));
+    encoded(py, r, "lz4")
+}
+
+/// The GLZ encoder of one display channel (numbers images, matches into earlier ones).
+#[pyclass(module = "spicetool._native")]
+struct GlzEncoder {
+    inner: spice_codecs::lz_encode::GlzEncoder,
+}
+
+#[pymethods]
+impl GlzEncoder {
+    #[new]
+    fn new(max_images: usize) -> Self {
+        GlzEncoder { inner: spice_codecs::lz_encode::GlzEncoder::new(max_images) }
+    }
+
+    fn encode(&mut self, py: Python<'_>, bgra: &[u8], width: u32, height: u32, kind: u32) -> PyResult<Py<PyBytes>> {
+        let words = words_of(bgra, width, height)?;
+        let inner = &mut self.inner;
+        let r = py.detach(|| inner.encode(&words, width, height, kind));
+        encoded(py, r, "glz")
+    }
+}
+
 /// The GLZ window of one display channel.
 #[pyclass(module = "spicetool._native")]
 struct GlzWindow {
@@ -145,5 +203,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_jpeg, m)?)?;
     m.add_function(wrap_pyfunction!(decode_jpeg_alpha, m)?)?;
     m.add_class::<GlzWindow>()?;
+    m.add_function(wrap_pyfunction!(encode_quic, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_lz, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_lz4, m)?)?;
+    m.add_class::<GlzEncoder>()?;
     Ok(())
 }
