@@ -6,7 +6,7 @@ import numpy as np
 from .channels import table
 from .events import Direction
 from .headers import FULL, MINI
-from .schema import parse_body as _parse
+from .schema import TRAILING, parse_body as _parse
 
 MIN_RUN = 3                     # consecutive plausible headers required
 MAX_PLAUSIBLE = 16 * 1024 * 1024
@@ -17,10 +17,11 @@ def _known_ids(channel_type: int, direction: Direction) -> dict:
     return table(channel_type, direction)
 
 
-def _chain(data: bytes, start: int, mini: bool, tab: dict) -> int:
-    """How many consecutive headers from start parse as known messages with valid bodies."""
+def _chain(data: bytes, start: int, mini: bool, tab: dict) -> tuple[int, bool]:
+    """(how many consecutive headers from start parse as known messages with valid bodies,
+    whether any of them is channel-specific, i.e. not a base message)."""
     h = MINI if mini else FULL
-    pos, n, last_serial = start, 0, None
+    pos, n, last_serial, specific = start, 0, None, False
     while pos + h.size <= len(data):
         if mini:
             tid, size = h.unpack_from(data, pos)
@@ -35,13 +36,14 @@ def _chain(data: bytes, start: int, mini: bool, tab: dict) -> int:
         end = pos + h.size + size
         if end > len(data):
             # a message cut by the end of the sample still counts if its header is sane
-            return n + 1 if entry[1].min_size <= size else n
-        _, err = _parse(entry[1], data[pos + h.size:end])
-        if err is not None:
+            return (n + 1, specific or tid >= 101) if entry[1].min_size <= size else (n, specific)
+        fields, err = _parse(entry[1], data[pos + h.size:end])
+        if err is not None or TRAILING in fields:  # a body longer than its layout: implausible
             break
         n += 1
+        specific = specific or tid >= 101
         pos = end
-    return n
+    return n, specific
 
 
 def _candidates(data: bytes, mini: bool, ids: np.ndarray) -> np.ndarray:
@@ -63,13 +65,14 @@ def find_resync_point(data: bytes, direction: Direction, channel_type: int | Non
                       mini_header: bool = True) -> tuple[int, int | None] | None:
     """(offset, channel_type) of the first run of plausible headers, or None.
 
-    With channel_type None every channel type is tried; the longest run wins (ties:
-    earliest offset, then the type with the most channel-specific messages in the run).
+    With channel_type None every channel type is tried: runs with channel-specific messages
+    beat runs of base messages only, then the longer run (up to 8), then the earlier offset.
+    A winning run of base messages only (acks, pongs) fits every channel: the type is None.
     """
     data = bytes(data)
     direction = Direction(direction)
     types = [channel_type] if channel_type is not None else list(range(1, 12))
-    best: tuple[int, int, int | None] | None = None  # (-run, offset, type)
+    best: tuple | None = None  # (-specific, -run, offset, type)
     for ct in types:
         tab = _known_ids(ct, direction)
         if not tab:
@@ -77,16 +80,18 @@ def find_resync_point(data: bytes, direction: Direction, channel_type: int | Non
         ids = np.fromiter(tab.keys(), dtype=np.uint32)
         for off in _candidates(data, mini_header, ids):
             off = int(off)
-            run = _chain(data, off, mini_header, tab)
+            run, specific = _chain(data, off, mini_header, tab)
             need = MIN_RUN
             if run >= need or (run >= 1 and _reaches_end(data, off, mini_header, tab, run)):
-                score = (-min(run, 8), off, ct)
+                score = (-int(specific), -min(run, 8), off, ct)
                 if best is None or score < best:
                     best = score
                 break  # the earliest good offset for this channel type
     if best is None:
         return None
-    return best[1], best[2]
+    if channel_type is None and not best[0]:
+        return best[2], None
+    return best[2], best[3]
 
 
 def _reaches_end(data: bytes, off: int, mini: bool, tab: dict, run: int) -> bool:

@@ -25,7 +25,7 @@ def tshark_available() -> bool:
     return shutil.which("tshark") is not None
 
 
-def read_connections(path: Path) -> list[TcpConnection]:
+def read_connections(path: Path, server_port: int | None = None) -> list[TcpConnection]:
     out = subprocess.run(
         ["tshark", "-r", str(path), "-o", "tcp.analyze_sequence_numbers:TRUE",
          "-Y", "tcp.len > 0 && !tcp.analysis.retransmission && !tcp.analysis.fast_retransmission",
@@ -39,6 +39,8 @@ def read_connections(path: Path) -> list[TcpConnection]:
             continue
         stream, sport, dport, seq = int(parts[0]), int(parts[1]), int(parts[2]), int(parts[3])
         c = conns.setdefault(stream, TcpConnection(stream))
+        if c.client_port is None and server_port is not None:
+            c.client_port = dport if sport == server_port else sport
         if c.client_port is None:
             # the first payload of a SPICE connection comes from the client (LinkMess),
             # unless the capture started mid-session: then fall back to the server port guess
