@@ -74,7 +74,7 @@ def frames(capture: str | Iterable[Record], fps: float | None = None, *, session
     try:
         for rec in records:
             if t0 is None:
-                t0 = rec.time
+                t0 = screen.t0 = rec.time
             t = max(rec.time - t0, last_t)  # capture time never runs backwards for us
             if end is not None and t > end and fps is None:
                 break

@@ -66,7 +66,8 @@ class SessionScreen:
         self.midstream = False
         self.coverage: np.ndarray | None = None  # mid-session only: pixels drawn at least once
         self.warnings: Counter[str] = Counter()
-        self.generation = 0  # bumps on every change of the picture
+        self.playback_expected = False
+        self.t0 = 0.0  # capture time of the capture's first record: times are counted from it
 
     # -- routing ------------------------------------------------------------------------
     def wants(self, rec: Any) -> bool:
@@ -81,6 +82,8 @@ class SessionScreen:
 
     def feed(self, rec: Any) -> bool:
         """One record; True when the picture (or the pointer on it) changed."""
+        if rec.channel.channel_type == 5 or (rec.type == "channels_list" and rec.channel.channel_type == 1):
+            self._note_playback(rec)
         if not self.wants(rec):
             return False
         if rec.layer == "gap":
@@ -98,10 +101,19 @@ class SessionScreen:
             if kind == 4:
                 return self.cursor.handle(rec.type, rec.fields) and self.with_cursor
             if self.on_audio is not None:
-                self.on_audio(rec.time, rec.type, rec.fields)
+                self.on_audio(rec.time - self.t0, rec.type, rec.fields)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             self.warnings[f"{rec.type}: malformed ({type(exc).__name__})"] += 1
         return False
+
+    def _note_playback(self, rec: Any) -> None:
+        """Will this session have sound? Known from CHANNELS_LIST before the first picture."""
+        if self.session is not None and rec.channel.session != self.session:
+            return
+        if rec.channel.channel_type == 5:
+            self.playback_expected = True
+        elif any(int(c.get("type", 0)) == 5 for c in rec.fields.get("channels", []) if isinstance(c, dict)):
+            self.playback_expected = True
 
     # -- display channel ------------------------------------------------------------------
     def _display(self, rec: Any) -> bool:

@@ -1,0 +1,185 @@
+"""`spicetool render`: what was on the screen, as a video, PNG files or one picture."""
+from __future__ import annotations
+
+import os
+import sys
+import time as clock
+from pathlib import Path
+from typing import Iterator
+
+import click
+
+from spicetool.dissect.capture import CaptureDamaged, CaptureError, open_capture
+from spicetool.dissect.sessions import Record, decode_segments
+from spicetool.render.audio import PlaybackAudio
+from spicetool.render.frames import frames, picture_at
+from spicetool.render.session import RenderStats, SessionScreen
+from spicetool.render.video import FORMATS, VideoWriter, save_png, scaled
+
+
+class RenderFailure(click.ClickException):
+    exit_code = 1
+
+
+def _records(path: str, progress) -> tuple[Iterator[Record], object]:
+    reader = open_capture(path)
+    size = max(os.path.getsize(path), 1)
+
+    def gen() -> Iterator[Record]:
+        last = 0.0
+        for rec in decode_segments(reader):
+            now = clock.monotonic()
+            if progress is not None and now - last > 0.1:
+                progress(reader.bytes_read, size)
+                last = now
+            yield rec
+        if progress is not None:
+            progress(size, size)
+    return gen(), reader
+
+
+class _Progress:
+    """A rich progress bar over the bytes of the capture, on stderr, only when it is a terminal."""
+
+    def __init__(self, quiet: bool, what: str) -> None:
+        self.bar = None
+        if quiet or not sys.stderr.isatty():
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+        self.bar = Progress(TextColumn(what), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                            TextColumn("{task.fields[frames]} frames"), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=True)
+        self.task = self.bar.add_task(what, total=1, frames=0)
+        self.frames = 0
+        self.bar.start()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=total, frames=self.frames)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _summary(stats: RenderStats, output: str, duration: float | None, reader, quiet: bool) -> None:
+    if quiet:
+        return
+    from rich.console import Console
+    console = Console(stderr=True, highlight=False)
+    sessions = ", ".join(str(s) for s in sorted(stats.sessions)) or "none"
+    span = ""
+    if stats.first_time is not None:
+        span = f", capture {stats.first_time:.2f}s to {stats.last_time:.2f}s"
+    console.print(f"[bold]{output}[/]: {stats.frames} frame{'s' * (stats.frames != 1)}"
+                  + (f", {duration:.2f}s of video" if duration is not None else "") + span
+                  + f" (session {sessions})")
+    if stats.images:
+        console.print("  images: " + ", ".join(f"{k} {v}" for k, v in stats.images.most_common()))
+    if stats.stream_codecs:
+        console.print(f"  video streams: {', '.join(sorted(stats.stream_codecs))}, {stats.stream_frames} frames")
+    if stats.audio:
+        console.print(f"  audio: {stats.audio}")
+    console.print(f"  placeholders: {stats.placeholders}")
+    damage = getattr(reader, "damage", None)
+    if damage:
+        console.print(f"  [yellow]warning[/]: capture damaged: {damage}")
+    for what, n in stats.warnings.most_common():
+        if n:
+            detail = stats.details.get(what)
+            console.print(f"  [yellow]warning[/]: {what} (x{n})" + (f": {detail}" if detail else ""))
+
+
+EPILOG = """\b
+Examples:
+  spicetool render session.pcapng -o session.mp4          # H.264 video, with the session's sound
+  spicetool render session.pcapng -o session.webm --fps 10 --scale 0.5
+  spicetool render session.pcapng --last -o final.png      # the screen at the end
+  spicetool render session.pcapng --at 12.5 -o frame.png   # the screen 12.5 s into the capture
+  spicetool render session.pcapng -o pictures/             # one PNG per change of the screen
+  spicetool render session.pcapng -o clip.gif --from 3 --to 8 --cursor
+"""
+
+
+@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("capture", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, help="out.mp4 / .webm / .mkv / .gif, frame.png (with --at/--last), or DIR/.")
+@click.option("--fps", type=click.FloatRange(0.1, 240), default=25.0, show_default=True, help="Video frame rate.")
+@click.option("--at", "at", type=click.FloatRange(min=0), help="Picture at this many seconds into the capture.")
+@click.option("--last", is_flag=True, help="Picture at the end of the capture.")
+@click.option("--session", type=click.IntRange(min=1), help="Session number (as dissect --summary numbers them).")
+@click.option("--display", type=click.IntRange(0, 255), default=0, show_default=True, help="Display channel id.")
+@click.option("--from", "start", type=click.FloatRange(min=0), help="Start at this many seconds into the capture.")
+@click.option("--to", "end", type=click.FloatRange(min=0), help="Stop at this many seconds into the capture.")
+@click.option("--scale", type=click.FloatRange(0.05, 8), default=1.0, show_default=True, help="Scale the pictures.")
+@click.option("--cursor", is_flag=True, help="Draw the mouse pointer (from the cursor channel).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+def render(capture: str, output: str, fps: float, at: float | None, last: bool, session: int | None,
+           display: int, start: float | None, end: float | None, scale: float, cursor: bool, quiet: bool) -> None:
+    """Rebuild what a SPICE session showed on its screen from a capture."""
+    if at is not None and last:
+        raise click.UsageError("--at and --last exclude each other")
+    if start is not None and end is not None and end < start:
+        raise click.UsageError("--to is before --from")
+    to_dir = output.endswith(("/", os.sep)) or os.path.isdir(output)
+    single = at is not None or last
+    ext = Path(output).suffix.lower()
+    if single and (to_dir or ext != ".png"):
+        raise click.UsageError("--at/--last write one picture: give -o NAME.png")
+    if not single and not to_dir and ext not in FORMATS:
+        raise click.UsageError(f"-o {output}: use a video name (.mp4, .webm, .mkv, .gif) or DIR/ for PNG files"
+                               + (" (a .png needs --at or --last)" if ext == ".png" else ""))
+    stats = RenderStats()
+    progress = _Progress(quiet, "rendering")
+    reader = None
+    try:
+        records, reader = _records(capture, progress)
+        if single:
+            frame = picture_at(records, None if last else at, session=session, display=display,
+                               cursor=cursor, stats=stats)
+            if frame is None:
+                raise RenderFailure(f"{capture}: no picture: the capture holds no display surface"
+                                    + (f" for session {session}" if session else "")
+                                    + (f" on display {display}" if display else ""))
+            save_png(output, scaled(frame.image, scale))
+            progress.close()
+            _summary(stats, output, None, reader, quiet)
+            return
+        if to_dir:
+            Path(output).mkdir(parents=True, exist_ok=True)
+            for t, img in frames(records, None, session=session, display=display, cursor=cursor,
+                                 start=start, end=end, stats=stats):
+                save_png(Path(output) / f"frame-{stats.frames:06d}-{t:010.3f}s.png", scaled(img, scale))
+                progress.frames = stats.frames
+            progress.close()
+            if stats.frames == 0:
+                raise RenderFailure(f"{capture}: no picture in the capture"
+                                    + (" in that time range" if start is not None or end is not None else ""))
+            _summary(stats, output, None, reader, quiet)
+            return
+        audio = PlaybackAudio()
+        screen = SessionScreen(session, display, cursor, audio)
+        writer = VideoWriter(output, fps, audio)
+        try:
+            for t, img in frames(records, fps, screen=screen, start=start, end=end, stats=stats):
+                writer.write(t, scaled(img, scale), audio_expected=screen.playback_expected or audio.started)
+                progress.frames = stats.frames
+        finally:
+            writer.close()
+        progress.close()
+        if stats.frames == 0:
+            Path(output).unlink(missing_ok=True)
+            raise RenderFailure(f"{capture}: no picture in the capture"
+                                + (" in that time range" if start is not None or end is not None else ""))
+        if writer.astream is not None:
+            stats.audio = f"{'/'.join(sorted(audio.modes_seen)) or 'none'} {audio.rate} Hz x{audio.channels}" \
+                          f" -> {writer.audio_codec}"
+        stats.warnings.update(audio.warnings)
+        _summary(stats, output, writer.count / fps, reader, quiet)
+    except (CaptureError, CaptureDamaged) as exc:
+        raise RenderFailure(str(exc).splitlines()[0]) from None
+    except OSError as exc:
+        raise RenderFailure(f"{exc.filename or output}: {exc.strerror or exc}") from None
+    finally:
+        progress.close()

@@ -1,0 +1,141 @@
+"""Writing pictures out: a video file (H.264 .mp4, VP9 .webm, .gif) through PyAV with the
+playback audio muxed in, or PNG files.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+
+from spicetool.render.audio import PlaybackAudio
+
+FORMATS = {  # extension -> (video codec, pixel format, audio codec or None)
+    ".mp4": ("libx264", "yuv420p", "aac"),
+    ".mkv": ("libx264", "yuv420p", "aac"),
+    ".webm": ("libvpx-vp9", "yuv420p", "libopus"),
+    ".gif": ("gif", "rgb8", None),
+}
+AUDIO_GAP = 0.5  # seconds of silence in the capture before we jump the audio clock forward
+
+
+def fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The picture scaled to fit (width, height), centred on black: for resolution changes."""
+    w, h = size
+    ih, iw = img.shape[:2]
+    if (iw, ih) == (w, h):
+        return img
+    k = min(w / iw, h / ih)
+    nw, nh = max(1, round(iw * k)), max(1, round(ih * k))
+    scaled = np.asarray(PILImage.fromarray(img).resize((nw, nh), PILImage.BILINEAR))
+    out = np.zeros((h, w, 3), np.uint8)
+    y, x = (h - nh) // 2, (w - nw) // 2
+    out[y:y + nh, x:x + nw] = scaled
+    return out
+
+
+def scaled(img: np.ndarray, scale: float) -> np.ndarray:
+    if scale == 1.0:
+        return img
+    ih, iw = img.shape[:2]
+    size = (max(1, round(iw * scale)), max(1, round(ih * scale)))
+    return np.asarray(PILImage.fromarray(img).resize(size, PILImage.LANCZOS if scale < 1 else PILImage.NEAREST))
+
+
+class VideoWriter:
+    """Frames at a fixed rate, plus optional audio; opened on the first frame."""
+
+    def __init__(self, path: str, fps: float, audio: PlaybackAudio | None = None) -> None:
+        ext = Path(path).suffix.lower()
+        if ext not in FORMATS:
+            raise ValueError(f"{path}: unknown video type {ext or '(none)'}; use .mp4, .webm, .mkv or .gif")
+        self.path, self.fps, self.ext = path, fps, ext
+        self.codec, self.pix_fmt, self.audio_codec = FORMATS[ext]
+        self.audio = audio
+        self.container = None
+        self.vstream = None
+        self.astream = None
+        self.size: tuple[int, int] | None = None
+        self.count = 0
+        self.start_time = 0.0  # capture time of the first frame
+        self.audio_pts = 0
+        self.audio_written = 0.0
+
+    def _open(self, img: np.ndarray, time: float, audio_expected: bool) -> None:
+        import av
+        h, w = img.shape[:2]
+        if self.pix_fmt == "yuv420p":  # 4:2:0 wants even sizes
+            w, h = w + w % 2, h + h % 2
+        self.size = (w, h)
+        self.start_time = time
+        self.container = av.open(self.path, "w")
+        rate = Fraction(self.fps).limit_denominator(1000)
+        self.vstream = self.container.add_stream(self.codec, rate=rate)
+        self.vstream.width, self.vstream.height = w, h
+        self.vstream.pix_fmt = self.pix_fmt
+        if self.codec == "libx264":
+            self.vstream.options = {"crf": "18", "preset": "veryfast"}
+        self.vstream.codec_context.time_base = Fraction(1) / rate
+        if self.audio is not None and self.audio_codec and audio_expected:
+            rate_hz = 48000 if self.audio_codec == "libopus" else self.audio.rate
+            self.astream = self.container.add_stream(self.audio_codec, rate=rate_hz)
+            self.astream.layout = "stereo" if self.audio.channels >= 2 else "mono"
+
+    def write(self, time: float, img: np.ndarray, audio_expected: bool = False) -> None:
+        import av
+        if self.container is None:
+            self._open(img, time, audio_expected)
+        assert self.size is not None and self.vstream is not None
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(fit(img, self.size)), format="rgb24")
+        frame.pts = self.count
+        self.count += 1
+        for packet in self.vstream.encode(frame):
+            self.container.mux(packet)
+        self._write_audio()
+
+    def _write_audio(self) -> None:
+        if self.audio is None:
+            return
+        chunks = self.audio.take()
+        if self.astream is None:
+            return
+        import av
+        rate = self.astream.rate
+        for t, samples in chunks:
+            if samples.shape[1] == 1 and self.astream.layout.nb_channels == 2:
+                samples = np.repeat(samples, 2, axis=1)
+            at = t - self.start_time
+            if at < 0:  # before the first picture: drop what the video does not cover
+                cut = int(round(-at * self.audio.rate))
+                samples = samples[cut:]
+                at = 0.0
+                if not len(samples):
+                    continue
+            clock = self.audio_pts / rate
+            if at - clock > AUDIO_GAP:  # silence in the capture: jump forward
+                self.audio_pts = int(round(at * rate))
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples.reshape(1, -1)), format="s16",
+                                               layout="stereo" if samples.shape[1] == 2 else "mono")
+            frame.sample_rate = self.audio.rate
+            frame.pts = self.audio_pts
+            frame.time_base = Fraction(1, self.audio.rate)
+            self.audio_pts += len(samples) * rate // self.audio.rate
+            for packet in self.astream.encode(frame):
+                self.container.mux(packet)
+
+    def close(self) -> None:
+        if self.container is None:
+            return
+        self._write_audio()
+        for packet in self.vstream.encode():
+            self.container.mux(packet)
+        if self.astream is not None:
+            for packet in self.astream.encode():
+                self.container.mux(packet)
+        self.container.close()
+        self.container = None
+
+
+def save_png(path: str | Path, img: np.ndarray) -> None:
+    PILImage.fromarray(img).save(path, optimize=False, compress_level=3)
