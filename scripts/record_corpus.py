@@ -328,7 +328,8 @@ def cut_start(raw: Path, final: Path, seconds: float, pcapng: bool) -> dict:
     cmd = ["editcap", "-F", "pcapng" if pcapng else "pcap", "-A", stamp, str(raw), str(final)]
     subprocess.run(cmd, check=True, capture_output=True)
     before = count_packets(raw)
-    return {"tool": "editcap", "seconds_cut": seconds, "start_time_utc": stamp,
+    return {"tool": "editcap", "seconds_cut": seconds, "measured_from": "the first packet of the full capture",
+            "start_time_utc": stamp,
             "command": shlex.join(["editcap", *cmd[1:-2], "full", final.name]),
             "packets_before": before, "packets_dropped": before - count_packets(final)}
 
@@ -365,6 +366,7 @@ def describe(s: Session, started: dt.datetime, sizes: list[str], ran: list[dict]
         },
         "desktop_programs": ran,
         "typed_text": s.type_text,
+        "timeline_origin": "t=0 is when tshark reported it was capturing, just before the client connected",
         "timeline": tl.events,
         "capture": {
             "file": capture.name,
