@@ -52,6 +52,7 @@ class SpiceServer:
         self.verbose = verbose
         self._start = time.monotonic()
         self._server: asyncio.base_events.Server | None = None
+        self._handlers: set[asyncio.Task] = set()
 
     def log(self, text: str, verbose: bool = False) -> None:
         if self._log is not None and (self.verbose or not verbose):
@@ -83,10 +84,14 @@ class SpiceServer:
             await self._server.serve_forever()
 
     async def stop(self) -> None:
-        for s in list(self.sessions.values()):
-            s.close()
         if self._server is not None:
             self._server.close()
+        for s in list(self.sessions.values()):
+            s.close()
+        for t in list(self._handlers):  # clients still in the link stage
+            t.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        if self._server is not None:
             await self._server.wait_closed()
 
     def _new_session_id(self) -> int:
@@ -103,13 +108,19 @@ class SpiceServer:
             writer.close()
             return
         self.connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
         try:
             await self._serve(reader, writer, peer)
+        except asyncio.CancelledError:
+            pass  # the server is stopping
         except Exception as e:  # a bug must cost one connection, never the server
             self.stats["internal_errors"] += 1
             self.log(f"{peer}: internal error {type(e).__name__}: {e}")
         finally:
             self.connections -= 1
+            self._handlers.discard(task)
             writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:

@@ -164,3 +164,97 @@ def find_subimage(haystack: np.ndarray, needle: np.ndarray) -> tuple[int, int] |
             if np.array_equal(row[x:x + nw], first) and np.array_equal(haystack[y:y + nh, x:x + nw], needle):
                 return int(x), int(y)
     return None
+
+
+# ---------------------------------------------------------------- a raw client, on the stack
+
+import socket  # noqa: E402
+
+from spicetool.stack import (ChannelConnection, Direction, Message, build_link_mess,  # noqa: E402
+                             build_message, encrypt_ticket)
+from spicetool.stack.link import LINK_HEADER, parse_link_reply  # noqa: E402
+
+
+class RawClient:
+    """A scripted client: link records and messages built by the stack, sent over a socket."""
+
+    def __init__(self, port: int, timeout: float = 5.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.conn: ChannelConnection | None = None
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def recv_exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(f"closed after {len(self.buf)} of {n} bytes")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def closed_by_server(self, within: float = 5.0) -> bool:
+        """True when the server closes the connection (EOF or reset) within `within` seconds."""
+        self.sock.settimeout(within)
+        try:
+            while True:
+                if not self.sock.recv(65536):
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def link_reply(self, channel_type: int | None = 1) -> dict:
+        head = self.recv_exact(LINK_HEADER.size)
+        size = LINK_HEADER.unpack(head)[3]
+        body = self.recv_exact(size)
+        parsed = parse_link_reply(head + body, 0, channel_type)
+        assert parsed is not None
+        return parsed[0]
+
+    def link(self, channel_type: int = 1, connection_id: int = 0, password: bytes = b"",
+             caps: tuple = ("protocol_auth_selection", "mini_header"), channel_id: int = 0) -> str:
+        """The whole link stage; returns the link result's error name."""
+        self.send(build_link_mess({"channel_type": channel_type, "channel_id": channel_id,
+                                   "connection_id": connection_id, "common_caps": list(caps)}))
+        reply = self.link_reply(channel_type)
+        if reply["error"] != "OK":
+            return reply["error"]
+        if "protocol_auth_selection" in caps:
+            self.send((1).to_bytes(4, "little"))
+        self.send(encrypt_ticket(reply["pub_key"], password))
+        err = int.from_bytes(self.recv_exact(4), "little")
+        from spicetool.stack.link import link_err_name
+        result = link_err_name(err)
+        if result == "OK":
+            self.channel_type = channel_type
+            self.conn = ChannelConnection.resume(channel_type, channel_id, "mini_header" in caps)
+        return result
+
+    def messages(self, within: float = 1.0) -> list[Message]:
+        """Messages the server sends in the next `within` seconds."""
+        assert self.conn is not None
+        out: list[Message] = []
+        if self.buf:
+            out += [e for e in self.conn.receive(Direction.SERVER, self.buf) if isinstance(e, Message)]
+            self.buf = b""
+        deadline = time.monotonic() + within
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            out += [e for e in self.conn.receive(Direction.SERVER, chunk) if isinstance(e, Message)]
+        return out
+
+    def message(self, name: str, fields: dict | None = None) -> bytes:
+        return build_message(self.channel_type, Direction.CLIENT, name, fields or {})
+
+    def close(self) -> None:
+        self.sock.close()
