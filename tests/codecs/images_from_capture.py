@@ -104,3 +104,18 @@ def codec_bytes(img: CapturedImage) -> bytes:
     """The codec stream of a QUIC / LZ_RGB / GLZ_RGB / LZ4 image (after data_size)."""
     n = struct.unpack_from("<I", img.body, img.at)[0]
     return img.body[img.at + 4:img.at + 4 + n]
+
+
+STREAM_DATA = 123
+
+
+def mjpeg_frames(path: Path) -> list[bytes]:
+    """The JPEG frames of the video streams (STREAM_DATA: u32 id, u32 mm_time, u32 size, data)."""
+    frames = []
+    for rec in decode_segments(open_capture(str(path))):
+        ev = rec.event
+        if rec.layer == "message" and rec.channel.channel == "display" and ev is not None \
+                and ev.type_id == STREAM_DATA and rec.direction == "server":
+            size = struct.unpack_from("<I", ev.body, 8)[0]
+            frames.append(ev.body[12:12 + size])
+    return frames

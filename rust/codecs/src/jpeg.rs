@@ -9,8 +9,36 @@ use crate::image::{check_size, Image};
 use crate::lz::decode_lz;
 use crate::lz_core::lz_type;
 
+/// True when the header segments before the scan define no Huffman table, as in MJPEG
+/// frames, which rely on the standard tables (libjpeg fills them in; so must we).
+fn lacks_huffman_tables(data: &[u8]) -> bool {
+    let mut pos = 2;
+    while pos + 4 <= data.len() && data[pos] == 0xff {
+        let marker = data[pos + 1];
+        if marker == 0xc4 {
+            return false;
+        }
+        if marker == 0xda {
+            return true;
+        }
+        pos += 2 + u16::from_be_bytes([data[pos + 2], data[pos + 3]]) as usize;
+    }
+    false
+}
+
 /// Decode a baseline/progressive JFIF image to opaque B,G,R,A.
 pub fn decode_jpeg(data: &[u8], max_pixels: u64) -> Result<Image> {
+    if data.len() >= 2 && data[..2] == [0xff, 0xd8] && lacks_huffman_tables(data) {
+        // an "AVI1" APP0 segment makes the library use the standard MJPEG tables
+        let mut fixed = Vec::with_capacity(data.len() + 9);
+        fixed.extend_from_slice(&[0xff, 0xd8, 0xff, 0xe0, 0x00, 0x07, b'A', b'V', b'I', b'1', 0x00]);
+        fixed.extend_from_slice(&data[2..]);
+        return decode_jfif(&fixed, max_pixels);
+    }
+    decode_jfif(data, max_pixels)
+}
+
+fn decode_jfif(data: &[u8], max_pixels: u64) -> Result<Image> {
     let opts = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::BGRA);
     let mut dec = JpegDecoder::new_with_options(ZCursor::new(data), opts);
     let jerr = |e: String| CodecError::Corrupt { codec: "jpeg", offset: 0, msg: e };
