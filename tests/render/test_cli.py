@@ -1,0 +1,180 @@
+"""`spicetool render` end to end on the real corpus: videos open in ffprobe, audio is there, errors are one line."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from spicetool.cli import main
+from spicetool.render import RenderStats, frames, picture_at
+
+from .corpus import capture_path, sessions
+
+NAMES = sessions()
+
+
+def _need(name: str) -> str:
+    if name not in NAMES:
+        pytest.skip(f"{name} not in the corpus")
+    return str(capture_path(name))
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "spicetool", "render", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def _probe(path: Path) -> dict:
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        pytest.skip("ffprobe not installed (apt-get install ffmpeg)")
+    out = subprocess.run([ffprobe, "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def test_mp4_has_the_capture_duration_and_its_audio(tmp_path: Path) -> None:
+    cap = _need("agent-audio")
+    out = tmp_path / "session.mp4"
+    r = _run(cap, "-o", str(out), "--fps", "10")
+    assert r.returncode == 0, r.stderr
+    info = _probe(out)
+    kinds = {s["codec_type"]: s for s in info["streams"]}
+    assert kinds["video"]["codec_name"] == "h264"
+    assert (int(kinds["video"]["width"]), int(kinds["video"]["height"])) == (1024, 768)
+    assert kinds["audio"]["codec_name"] == "aac"
+    end = picture_at(cap, None).time  # the capture's last record
+    stats = RenderStats()
+    first = next(iter(frames(cap, fps=10, stats=stats))).time  # the first complete picture
+    # the video runs from the first picture to the end of the capture, at 10 frames a second
+    duration = float(info["format"]["duration"])
+    assert abs(duration - (end - first)) <= 0.2
+    assert int(kinds["video"]["nb_frames"]) == pytest.approx((end - first) * 10, abs=2)
+    assert abs(float(kinds["audio"]["duration"]) - float(kinds["video"]["duration"])) < 1.5
+    assert "frames" in r.stderr and "audio: RAW 48000 Hz" in r.stderr
+
+
+def test_mp4_audio_is_the_440_hz_tone(tmp_path: Path) -> None:
+    import av
+    cap = _need("agent-audio")
+    out = tmp_path / "tone.mp4"
+    assert _run(cap, "-o", str(out), "--fps", "5", "-q").returncode == 0
+    with av.open(str(out)) as c:
+        samples = np.concatenate([f.to_ndarray().reshape(-1) if f.format.is_planar is False else f.to_ndarray()[0]
+                                  for f in c.decode(audio=0)])
+        rate = c.streams.audio[0].rate
+    loud = samples[np.abs(samples) > 0.01 * np.abs(samples).max()]
+    assert loud.size > rate  # more than a second of sound
+    spectrum = np.abs(np.fft.rfft(loud[: rate * 2]))
+    peak = np.argmax(spectrum) * rate / min(loud.size, rate * 2)
+    assert abs(peak - 440) < 5
+
+
+def test_mp4_without_playback_has_no_audio(tmp_path: Path) -> None:
+    cap = _need("img-lz")
+    out = tmp_path / "silent.mp4"
+    r = _run(cap, "-o", str(out), "--fps", "4", "-q")
+    assert r.returncode == 0 and r.stderr == ""
+    info = _probe(out)
+    assert [s["codec_type"] for s in info["streams"]] == ["video"]
+    # the last video frame is the final screen
+    import av
+    with av.open(str(out)) as c:
+        last = None
+        for f in c.decode(video=0):
+            last = f.to_ndarray(format="rgb24")
+    final = picture_at(cap, None).image
+    assert last is not None and last.shape == final.shape
+    assert np.abs(last.astype(int) - final).mean() < 3  # H.264 at crf 18
+
+
+@pytest.mark.parametrize("ext, codec", [(".webm", "vp9"), (".gif", "gif")])
+def test_other_video_types(tmp_path: Path, ext: str, codec: str) -> None:
+    cap = _need("resize")
+    out = tmp_path / f"clip{ext}"
+    r = _run(cap, "-o", str(out), "--fps", "4", "--scale", "0.5", "--from", "1", "--to", "6", "-q")
+    assert r.returncode == 0, r.stderr
+    info = _probe(out)
+    video = next(s for s in info["streams"] if s["codec_type"] == "video")
+    assert video["codec_name"] == codec
+    assert int(video["width"]) == 512  # half of the first picture (1024x768), even after the resize
+    assert 4.0 <= float(info["format"]["duration"]) <= 5.5
+
+
+def test_png_per_change_and_the_last_one_is_the_end(tmp_path: Path) -> None:
+    cap = _need("img-lz")
+    outdir = tmp_path / "frames"
+    r = _run(cap, "-o", str(outdir) + "/", "-q")
+    assert r.returncode == 0, r.stderr
+    files = sorted(outdir.glob("*.png"))
+    assert len(files) > 20
+    times = [float(f.stem.split("-")[2].rstrip("s")) for f in files]
+    assert times == sorted(times)
+    last = np.asarray(Image.open(files[-1]))
+    assert (last == picture_at(cap, None).image).all()
+
+
+def test_at_and_last(tmp_path: Path) -> None:
+    cap = _need("typing")
+    early, final = tmp_path / "early.png", tmp_path / "final.png"
+    assert _run(cap, "--at", "1.0", "-o", str(early), "-q").returncode == 0
+    assert _run(cap, "--last", "-o", str(final), "-q").returncode == 0
+    a, b = np.asarray(Image.open(early)), np.asarray(Image.open(final))
+    assert a.shape == b.shape == (768, 1024, 3)
+    assert (a != b).any()  # the typed text arrives later
+    half = tmp_path / "half.png"
+    assert _run(cap, "--last", "--scale", "0.5", "-o", str(half), "-q").returncode == 0
+    assert Image.open(half).size == (512, 384)
+
+
+def test_help_has_examples() -> None:
+    r = CliRunner().invoke(main, ["render", "--help"])
+    assert r.exit_code == 0
+    assert "Examples:" in r.output and "--last -o final.png" in r.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["/nonexistent.pcap", "-o", "x.mp4"], "No such file"),
+    (["{notcap}", "-o", "x.mp4"], "not a pcap or pcapng"),
+    (["{cap}", "-o", "x.avi"], "use a video name"),
+    (["{cap}", "-o", "x.png"], "needs --at or --last"),
+    (["{cap}", "--at", "1", "-o", "x.mp4"], "give -o NAME.png"),
+    (["{cap}", "--at", "1", "--last", "-o", "x.png"], "exclude each other"),
+    (["{cap}", "--from", "5", "--to", "2", "-o", "x.mp4"], "--to is before --from"),
+    (["{cap}", "--session", "7", "--last", "-o", "{tmp}/x.png"], "no picture"),
+    (["{cap}", "--from", "900", "-o", "{tmp}/x.mp4"], "no picture"),
+    (["{empty}", "-o", "x.mp4"], "empty or too short"),
+])
+def test_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    cap = _need("img-lz")
+    notcap = tmp_path / "notes.pcap"
+    notcap.write_text("this is not a capture\n" * 10)
+    empty = tmp_path / "empty.pcapng"
+    empty.write_bytes(b"")
+    args = [a.format(cap=cap, notcap=notcap, empty=empty, tmp=tmp_path) for a in args]
+    r = _run(*args)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert message in r.stderr
+    assert len([line for line in lines if "Error" in line]) == 1
+
+
+def test_truncated_capture_renders_what_it_holds(tmp_path: Path) -> None:
+    cap = Path(_need("img-lz"))
+    cut = tmp_path / "cut.pcapng"
+    data = cap.read_bytes()
+    cut.write_bytes(data[: len(data) * 9 // 10])  # breaks off inside a packet
+    out = tmp_path / "cut.png"
+    r = _run(str(cut), "--last", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert Image.open(out).size == (1024, 768)
+    assert "capture damaged" in r.stderr
