@@ -120,6 +120,7 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     seen_spice = False
     warnings = 0
     stdout = sys.stdout
+    colour = out.is_terminal
     # a closed pipe (| head) ends the run quietly
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -145,7 +146,11 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
                 write_json(rec, t0, stdout)
             else:
                 text, style = human_line(rec, t0)
-                out.print(text, style=style, markup=False)
+                if colour:
+                    out.print(text, style=style, markup=False)
+                else:  # piped: plain lines, without rich's per-line cost
+                    stdout.write(text)
+                    stdout.write("\n")
                 if verbose and rec.fields:
                     out.print(field_tree(rec.fields, rec.type))
     except KeyboardInterrupt:
