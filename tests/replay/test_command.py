@@ -1,0 +1,81 @@
+"""`spicetool serve` as users run it: a subprocess, real clients, clear one-line errors."""
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from serve_helpers import RawClient, free_port, need, peers, read_ppm
+
+SERVE = [sys.executable, "-m", "spicetool", "serve"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(SERVE + list(args), capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "exactly one of --password, --password-file or --disable-ticketing"),
+    (("--password", "a", "--disable-ticketing"), "got --password, --disable-ticketing"),
+    (("--password", "x" * 61), "at most 60 bytes"),
+    (("--password-file", "/nonexistent/pw"), "cannot read --password-file"),
+    (("--disable-ticketing", "--size", "big"), "is not WIDTHxHEIGHT"),
+    (("--disable-ticketing", "--size", "10x10"), "outside 64x64"),
+    (("--disable-ticketing", "--image-compression", "zstd"), "Invalid value for '--image-compression'"),
+])
+def test_usage_errors(args, message):
+    r = run(*args)
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_help_has_examples():
+    r = run("--help")
+    assert r.returncode == 0 and "Examples:" in r.stdout and "spicetool serve --disable-ticketing" in r.stdout
+
+
+def test_port_in_use():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        r = run("--disable-ticketing", "-p", str(s.getsockname()[1]))
+    assert r.returncode == 1 and "cannot listen on" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_serve_subprocess_with_password_file(tmp_path):
+    need("spicy-screenshot")
+    port = free_port()
+    (tmp_path / "pw").write_text("hunter2\n")
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        p = subprocess.Popen(SERVE + ["-p", str(port), "--password-file", str(tmp_path / "pw"), "--still",
+                                      "--size", "800x600", "--input-log", str(tmp_path / "in.jsonl")],
+                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        peers.wait_until(lambda: peers.port_open(port), 20, "spicetool serve", p)
+        # several clients at once, each its own session, all the same picture
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            shots = list(pool.map(lambda i: read_ppm(peers.spicy_screenshot(
+                port, tmp_path / f"s{i}.ppm", password="hunter2")), range(3)))
+        assert shots[0].shape == (600, 800, 3)
+        assert all(np.array_equal(s, shots[0]) for s in shots)
+        c = RawClient(port)
+        assert c.link(password=b"hunter2") == "OK"
+        sessions = {c.messages(0.3)[0].fields["session_id"]}
+        d = RawClient(port)
+        assert d.link(password=b"hunter2") == "OK"
+        sessions.add(d.messages(0.3)[0].fields["session_id"])
+        assert len(sessions) == 2 and 0 not in sessions
+    finally:
+        os.killpg(p.pid, signal.SIGINT)
+        p.wait(10)
+    text = log.read_text()
+    assert p.returncode == 0, text
+    assert "password required" in text and "stopped;" in text and "Traceback" not in text
