@@ -50,7 +50,7 @@ def test_truncated_capture_keeps_what_came_before(tmp_path: Path) -> None:
         assert r.returncode == 4, r.stderr
         assert "truncated" in r.stderr and len(r.stderr.strip().splitlines()) == 1
         figs = json.loads(r.stdout)
-        assert {c["name"] for c in figs["sessions"][0]["channels"]} >= {"main:0", "display:0"}
+        assert "main:0" in {c["name"] for c in figs["sessions"][0]["channels"]}
         assert figs["frames"] < full["frames"]
         texts.append(figs["sessions"][0]["typed_text"])
     # what was typed before the cut is there; nothing after it is invented
