@@ -36,11 +36,15 @@ def rate(fn: Callable[[], object], pixels: int, seconds: float) -> float:
 
 
 def largest(capture: str, image_type: int):
+    """The first of the largest images of a type in a capture (the starting desktop)."""
     for suffix in (".pcapng", ".pcap"):
         path = CAPTURES / (capture + suffix)
         if path.exists():
             found = [i for i in images(path) if i.image_type == image_type]
-            return max(found, key=lambda i: i.width * i.height) if found else None
+            if not found:
+                return None
+            area = max(i.width * i.height for i in found)
+            return next(i for i in found if i.width * i.height == area)
     return None
 
 
@@ -67,6 +71,29 @@ def main() -> None:
             # a GLZ image decoded alone (first of the session, no references to others)
             fn = lambda d=data: decoders.GlzDictionary().decode(d)
         rows.append((codec, "decode", f"desktop {img.width}x{img.height} ({len(data)} B)", rate(fn, px, args.seconds)))
+
+    # worst case: 1024x768 of noise, through our own encoders
+    noise = np.random.default_rng(0).integers(0, 256, (768, 1024, 4), dtype=np.uint8)
+    noise[..., 3] = 255
+    px = 1024 * 768
+    quic = decoders.encode_quic(noise)
+    lz = decoders.encode_lz(noise)
+    lz4 = decoders.encode_lz4(noise)
+    glz = decoders.GlzEncoder().encode(noise)
+    rows += [
+        ("QUIC", "decode", f"noise 1024x768 ({len(quic)} B)", rate(lambda: decoders.decode_quic(quic), px, args.seconds)),
+        ("LZ", "decode", f"noise 1024x768 ({len(lz)} B)", rate(lambda: decoders.decode_lz(lz), px, args.seconds)),
+        ("LZ4", "decode", f"noise 1024x768 ({len(lz4)} B)", rate(lambda: decoders.decode_lz4(lz4, 1024, 768), px, args.seconds)),
+        ("GLZ", "decode", f"noise 1024x768 ({len(glz)} B)", rate(lambda: decoders.GlzDictionary().decode(glz), px, args.seconds)),
+    ]
+    desktop = largest("img-quic", 1)
+    if desktop is not None:
+        screen = decoders.decode_quic(codec_bytes(desktop))
+        rows.append(("QUIC", "encode", "desktop 1024x768", rate(lambda: decoders.encode_quic(screen), px, args.seconds)))
+        rows.append(("LZ", "encode", "desktop 1024x768", rate(lambda: decoders.encode_lz(screen), px, args.seconds)))
+        rows.append(("LZ4", "encode", "desktop 1024x768", rate(lambda: decoders.encode_lz4(screen), px, args.seconds)))
+        rows.append(("GLZ", "encode", "desktop 1024x768", rate(lambda: decoders.GlzEncoder().encode(screen), px, args.seconds)))
+    rows.append(("QUIC", "encode", "noise 1024x768", rate(lambda: decoders.encode_quic(noise), px, args.seconds)))
 
     print(f"{'codec':6} {'op':7} {'input':40} {'Mpx/s':>9}")
     for codec, op, what, mpx in rows:

@@ -130,19 +130,23 @@ impl Group {
     /// Decode pixel x of every channel; `first_row` selects the left-only predictor.
     #[inline]
     fn pixel(&mut self, bits: &mut BitReader, x: usize, first_row: bool) -> Result<()> {
+        let mask = self.mask;
         for c in 0..self.cur.len() {
-            let code = self.models[c].best_code(self.corr[c][x], self.mask);
+            let corr = &mut self.corr[c][x..x + 2];
+            let code = self.models[c].best_code(corr[0], mask);
             let (v, len) = self.fam.decode(code, bits.window());
             let v = v as u8;
-            self.corr[c][x + 1] = v;
+            corr[1] = v;
             let u = self.fam.l_to_u[v as usize] as u32;
-            let pred = match (first_row, x) {
-                (true, 0) => 0,
-                (true, _) => self.cur[c][x - 1] as u32,
-                (false, 0) => self.prev[c][0] as u32,
-                (false, _) => (self.cur[c][x - 1] as u32 + self.prev[c][x] as u32) >> 1,
+            let cur = &mut self.cur[c];
+            let pred = if x == 0 {
+                if first_row { 0 } else { self.prev[c][0] as u32 }
+            } else if first_row {
+                cur[x - 1] as u32
+            } else {
+                (cur[x - 1] as u32 + self.prev[c][x] as u32) >> 1
             };
-            self.cur[c][x] = ((u + pred) & self.mask) as u8;
+            cur[x] = ((u + pred) & mask) as u8;
             bits.eat(len)?;
         }
         Ok(())

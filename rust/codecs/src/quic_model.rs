@@ -79,7 +79,7 @@ impl Family {
     /// Decode one codeword of code `l` from the 32-bit window; returns (value, length).
     #[inline]
     pub fn decode(&self, l: u32, window: u32) -> (u32, u32) {
-        let li = l as usize;
+        let li = l as usize & 7;
         if window > self.escape_prefix_mask[li] {
             let zeros = window.leading_zeros();
             let len = zeros + 1 + l;
@@ -114,6 +114,10 @@ pub(crate) struct Bucket {
 pub(crate) struct Model {
     pub bucket_of: [u8; 256],
     pub buckets: Vec<Bucket>,
+    /// the best code of each context's bucket, kept in step for the hot path
+    best_of: [u8; 256],
+    /// first and last context of each bucket
+    spans: Vec<(u16, u16)>,
 }
 
 impl Model {
@@ -121,6 +125,7 @@ impl Model {
         let levels = 1u32 << bpc;
         let mut bucket_of = [0u8; 256];
         let mut buckets = Vec::new();
+        let mut spans = Vec::new();
         // sizes 1, 2, 4, 8...; a bucket that would leave a smaller remainder swallows it
         let (mut start, mut size) = (0u32, 1u32);
         loop {
@@ -132,24 +137,26 @@ impl Model {
                 bucket_of[v as usize] = buckets.len() as u8;
             }
             buckets.push(Bucket { counters: [0; 8], best: bpc - 1 });
+            spans.push((start as u16, end as u16));
             if end >= levels - 1 {
                 break;
             }
             start = end + 1;
             size *= 2;
         }
-        Model { bucket_of, buckets }
+        Model { bucket_of, buckets, best_of: [(bpc - 1) as u8; 256], spans }
     }
 
     #[inline]
     pub fn best_code(&self, ctx: u8, mask: u32) -> u32 {
-        self.buckets[self.bucket_of[(ctx as u32 & mask) as usize] as usize].best
+        self.best_of[(ctx as u32 & mask) as usize] as u32
     }
 
     /// Account `value` coded in context `ctx`; re-pick the cheapest code, halve on overflow.
     pub fn update(&mut self, fam: &Family, ctx: u8, value: u8, trigger: u32) {
         let mask = low_mask(fam.bpc);
-        let b = &mut self.buckets[self.bucket_of[(ctx as u32 & mask) as usize] as usize];
+        let bi = self.bucket_of[(ctx as u32 & mask) as usize] as usize;
+        let b = &mut self.buckets[bi];
         let bpc = fam.bpc as usize;
         let lens = &fam.code_len[value as usize];
         let mut best = bpc - 1;
@@ -162,8 +169,13 @@ impl Model {
                 best_len = b.counters[i];
             }
         }
-        b.best = best as u32;
+        if b.best != best as u32 {
+            b.best = best as u32;
+            let (lo, hi) = self.spans[bi];
+            self.best_of[lo as usize..=hi as usize].fill(best as u8);
+        }
         if best_len > trigger {
+            let b = &mut self.buckets[bi];
             for c in &mut b.counters[..bpc] {
                 *c >>= 1;
             }
