@@ -128,8 +128,6 @@ class Canvas:
             put(surface, reg, src)
             return
         op = rop.ropd_op(desc, src_bit, dst_bit)
-        if op is None:
-            return
         dst = surface.pixels[reg.y0:reg.y1, reg.x0:reg.x1]
         put(surface, reg, op(np.asarray(src), dst))
 
@@ -233,7 +231,7 @@ class Canvas:
                     back.mask = reg.mask[back.y0 - reg.y0:back.y1 - reg.y0, back.x0 - reg.x0:back.x1 - reg.x0]
                 brush = self._brush(d["back_brush"], back)
                 if brush is not None:
-                    self._rop_put(surface, back, brush, int(d.get("back_mode", rop.OP_PUT)), rop.INVERS_BRUSH)
+                    put(surface, back, brush)  # the reference always copies the background
         reg.restrict(glyph_mask(d["str"], reg))
         if reg.empty:
             return

@@ -46,6 +46,7 @@ def frames(capture: str | Iterable[Record], fps: float | None = None, *, session
     t0: float | None = None
     pending_time: float | None = None  # time of changes not yet shown (per-change mode)
     next_tick: float | None = None  # fps mode: capture time of the next picture
+    tick_base, tick_n = 0.0, 0  # next_tick = tick_base + tick_n / fps, without summing rounding errors
     last_t = 0.0
 
     def emit(t: float, img: np.ndarray) -> Frame:
@@ -57,11 +58,11 @@ def frames(capture: str | Iterable[Record], fps: float | None = None, *, session
 
     def ticks_until(t: float) -> Iterator[Frame]:
         # pictures for every tick before time t (the screen before the record at t)
-        nonlocal next_tick
+        nonlocal next_tick, tick_base, tick_n
         if not screen.ready:
             return
         if next_tick is None:
-            next_tick = max(start, last_t) if start is not None else last_t
+            next_tick = tick_base = max(start, last_t) if start is not None else last_t
             if start is not None and start > last_t:
                 return
         while next_tick < t and (end is None or next_tick <= end):
@@ -69,7 +70,8 @@ def frames(capture: str | Iterable[Record], fps: float | None = None, *, session
             if img is None:
                 return
             yield emit(next_tick, img)
-            next_tick += 1.0 / fps  # type: ignore[operator]
+            tick_n += 1
+            next_tick = tick_base + tick_n / fps  # type: ignore[operator]
 
     try:
         for rec in records:

@@ -25,29 +25,27 @@ INVERS_RES = 1 << 10
 Op = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (source, destination) -> result
 
 
-def ropd_op(desc: int, src_invert_bit: int = INVERS_SRC, dst_invert_bit: int = INVERS_DEST) -> Op | None:
-    """The operation a rop descriptor asks for; None when it draws nothing.
+def ropd_op(desc: int, src_invert_bit: int = INVERS_SRC, dst_invert_bit: int = INVERS_DEST) -> Op:
+    """The operation a rop descriptor asks for.
 
-    Which input bit inverts the "source" depends on the command: the image for COPY,
-    the brush for FILL (the same choice the reference makes per command).
+    Which input bit inverts the "source" depends on the command: the image for COPY, the
+    brush for FILL, and for OPAQUE the brush against the image just put (the reference
+    remaps the bits per command the same way). The operator bits are tried in the
+    reference's order (PUT, OR, AND, XOR, BLACKNESS, WHITENESS, INVERS); none is a copy.
     """
-    if desc & OP_BLACKNESS:
-        return lambda s, d: np.zeros_like(d)
-    if desc & OP_WHITENESS:
-        return lambda s, d: np.full_like(d, 255)
-    if desc & OP_INVERS:
-        return lambda s, d: ~d
     inv_s, inv_d, inv_r = bool(desc & src_invert_bit), bool(desc & dst_invert_bit), bool(desc & INVERS_RES)
     if desc & OP_PUT:
-        base: Callable[[np.ndarray, np.ndarray], np.ndarray] = lambda s, d: s
-    elif desc & OP_OR:
-        base = np.bitwise_or
-    elif desc & OP_AND:
-        base = np.bitwise_and
-    elif desc & OP_XOR:
-        base = np.bitwise_xor
-    else:
-        return None
+        return (lambda s, d: ~s) if inv_s != inv_r else (lambda s, d: s)
+    if not desc & (OP_OR | OP_AND | OP_XOR | OP_BLACKNESS | OP_WHITENESS | OP_INVERS):
+        return lambda s, d: s
+    if not desc & (OP_OR | OP_AND | OP_XOR):
+        if desc & OP_BLACKNESS:
+            return lambda s, d: np.zeros_like(d)
+        if desc & OP_WHITENESS:
+            return lambda s, d: np.full_like(d, 255)
+        return lambda s, d: ~d
+    base: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    base = np.bitwise_or if desc & OP_OR else np.bitwise_and if desc & OP_AND else np.bitwise_xor
 
     def op(s: np.ndarray, d: np.ndarray) -> np.ndarray:
         r = base(~s if inv_s else s, ~d if inv_d else d)
@@ -56,8 +54,11 @@ def ropd_op(desc: int, src_invert_bit: int = INVERS_SRC, dst_invert_bit: int = I
 
 
 def is_plain_copy(desc: int, src_invert_bit: int = INVERS_SRC) -> bool:
-    """OP_PUT without inversions: the common case, done without reading the destination."""
-    return bool(desc & OP_PUT) and not desc & (src_invert_bit | INVERS_RES | OP_BLACKNESS | OP_WHITENESS | OP_INVERS)
+    """A descriptor that amounts to copying the source: done without reading the destination."""
+    ops = OP_OR | OP_AND | OP_XOR | OP_BLACKNESS | OP_WHITENESS | OP_INVERS
+    if desc & OP_PUT:
+        return bool(desc & src_invert_bit) == bool(desc & INVERS_RES)
+    return not desc & ops
 
 
 def rop3(code: int, pattern: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:

@@ -1,0 +1,159 @@
+"""Canvas semantics: raster operations as the reference defines them, and real draw commands."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from spicetool.render import RenderStats, SessionScreen, frames, picture_at
+from spicetool.render import rop
+from spicetool.render.frames import records_of
+from spicetool.render.images import placeholder
+
+from .corpus import capture_path, sessions
+
+NAMES = sessions()
+
+
+def test_rop3_codes_are_their_own_truth_table() -> None:
+    # the reference checks each handler with pattern 0xf0, source 0xcc, dest 0xaa: the result is the code
+    p, s, d = (np.array([v], np.uint8) for v in (0xF0, 0xCC, 0xAA))
+    for code in range(256):
+        assert int(rop.rop3(code, p, s, d)[0]) == code
+
+
+A, B = np.array([0b1100], np.uint8), np.array([0b1010], np.uint8)
+CASES = [  # (descriptor, expected(src, dst)), from the reference's descriptor -> rop mapping
+    (rop.OP_PUT, lambda s, d: s),
+    (rop.OP_PUT | rop.INVERS_SRC, lambda s, d: ~s),
+    (rop.OP_PUT | rop.INVERS_SRC | rop.INVERS_RES, lambda s, d: s),
+    (rop.OP_PUT | rop.INVERS_DEST, lambda s, d: s),
+    (rop.OP_OR | rop.INVERS_RES | rop.INVERS_SRC, lambda s, d: s & ~d),
+    (rop.OP_OR | rop.INVERS_DEST, lambda s, d: s | ~d),
+    (rop.OP_AND | rop.INVERS_RES, lambda s, d: ~(s & d)),
+    (rop.OP_AND | rop.INVERS_SRC, lambda s, d: ~s & d),
+    (rop.OP_XOR | rop.INVERS_SRC | rop.INVERS_DEST, lambda s, d: s ^ d),
+    (rop.OP_XOR | rop.INVERS_RES, lambda s, d: ~(s ^ d)),
+    (rop.OP_BLACKNESS, lambda s, d: np.zeros_like(d)),
+    (rop.OP_WHITENESS, lambda s, d: np.full_like(d, 255)),
+    (rop.OP_INVERS, lambda s, d: ~d),
+    (rop.OP_XOR | rop.OP_BLACKNESS, lambda s, d: s ^ d),  # operator bits win in the reference's order
+    (0, lambda s, d: s),  # no operator: a copy
+    (rop.INVERS_SRC, lambda s, d: s),
+]
+
+
+@pytest.mark.parametrize("desc, expected", CASES)
+def test_rop_descriptors(desc: int, expected) -> None:
+    assert (rop.ropd_op(desc)(A, B) == expected(A, B)).all()
+    assert rop.is_plain_copy(desc) == bool((rop.ropd_op(desc)(A, B) == A).all() and (rop.ropd_op(desc)(A, ~B) == A).all())
+
+
+def test_brush_inversion_bit_is_used_for_fills() -> None:
+    op = rop.ropd_op(rop.OP_PUT | rop.INVERS_BRUSH, rop.INVERS_BRUSH)
+    assert (op(A, B) == ~A).all()
+    assert (rop.ropd_op(rop.OP_PUT | rop.INVERS_BRUSH)(A, B) == A).all()  # not for images
+
+
+def _need(name: str) -> str:
+    if name not in NAMES:
+        pytest.skip(f"{name} not in the corpus")
+    return str(capture_path(name))
+
+
+def test_copy_bits_moves_what_was_there() -> None:
+    """Every COPY_BITS of a real session (xlogo dragged across) moves the pixels its source held."""
+    screen = SessionScreen()
+    checked = 0
+    for rec in records_of(_need("img-lz")):
+        if rec.type == "copy_bits" and rec.channel.channel == "display" and screen.primary() is not None:
+            box, src = rec.fields["base"]["box"], rec.fields["src_pos"]
+            h, w = box["bottom"] - box["top"], box["right"] - box["left"]
+            before = screen.primary().pixels[src["y"]:src["y"] + h, src["x"]:src["x"] + w, :3].copy()
+            assert rec.fields["base"]["clip"]["type"] == "NONE"
+            screen.feed(rec)
+            after = screen.primary().pixels[box["top"]:box["bottom"], box["left"]:box["right"], :3]
+            assert (after == before).all()
+            checked += 1
+        else:
+            screen.feed(rec)
+    assert checked >= 5
+
+
+def test_images_from_before_the_capture_become_counted_placeholders() -> None:
+    """A GLZ session missing its first images: references into them are drawn as placeholders."""
+    cap = _need("img-glz")
+    skipped = 0
+
+    def without_first_images():
+        nonlocal skipped
+        for rec in records_of(cap):
+            img = rec.fields.get("data", {}).get("src_bitmap") if rec.type == "draw_copy" else None
+            if img and img["descriptor"]["type"] == "GLZ_RGB" and skipped < 3:
+                skipped += 1
+                continue
+            yield rec
+    stats = RenderStats()
+    frame = picture_at(without_first_images(), None, stats=stats)
+    assert skipped == 3 and frame is not None
+    assert stats.placeholders > 0
+    assert any("never seen" in w for w in stats.warnings)
+    magenta = (frame.image == (255, 0, 255)).all(axis=2)
+    assert magenta.sum() > 100  # visible on the picture
+
+
+def test_placeholder_is_visible() -> None:
+    img = placeholder(32, 16)
+    assert img.shape == (16, 32, 4)
+    assert {tuple(p) for p in img.reshape(-1, 4)} == {(255, 0, 255, 255), (0, 0, 0, 255)}
+
+
+def test_frames_follow_the_clock() -> None:
+    cap = _need("typing")
+    stats = RenderStats()
+    times = [t for t, _ in frames(cap, fps=4, stats=stats)]
+    assert len(times) > 10 and stats.frames == len(times)
+    steps = np.diff(times)
+    assert np.allclose(steps, 0.25)
+    end = picture_at(cap, None).time
+    assert times[-1] <= end < times[-1] + 0.25 + 1e-6
+
+
+def test_frames_from_to() -> None:
+    cap = _need("typing")
+    times = [t for t, _ in frames(cap, fps=10, start=2.0, end=3.0)]
+    assert times[0] == pytest.approx(2.0) and times[-1] <= 3.0 and len(times) == 11
+
+
+def test_per_change_pictures_are_changes() -> None:
+    cap = _need("img-lz")
+    last = None
+    n = 0
+    for t, img in frames(cap):
+        if last is not None:
+            assert t >= last[0]
+        last = (t, img)
+        n += 1
+    assert n > 20
+    assert (last[1] == picture_at(cap, None).image).all()
+
+
+def test_resolution_change_mid_session() -> None:
+    cap = _need("resize")
+    sizes = []
+    for t, img in frames(cap, fps=2):
+        if not sizes or sizes[-1] != img.shape:
+            sizes.append(img.shape)
+    assert sizes == [(768, 1024, 3), (600, 800, 3)]
+
+
+def test_cursor_is_drawn_only_when_asked() -> None:
+    cap = _need("img-quic")  # the cursor channel shows an ALPHA pointer from 5.64 s to 5.77 s
+    plain = picture_at(cap, 5.7).image
+    with_cursor = picture_at(cap, 5.7, cursor=True).image
+    assert (picture_at(cap, None).image == picture_at(cap, None, cursor=True).image).all()  # hidden again
+    diff = (plain != with_cursor).any(axis=2)
+    ys, xs = np.nonzero(diff)
+    assert 0 < diff.sum() <= 24 * 24
+    assert ys.max() - ys.min() < 24 and xs.max() - xs.min() < 24
