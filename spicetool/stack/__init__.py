@@ -3,7 +3,7 @@ from .connection import ChannelConnection
 from .events import AgentMessage, Direction, LinkRecord, Message, ProtocolError
 from .link import (build_auth_mechanism, build_link_mess, build_link_reply, build_link_result,
                    build_ticket, decrypt_ticket, encrypt_ticket)
-from .messages import build_body, build_message, parse_body
+from .messages import build_body, build_message, message_bytes, parse_body
 from .resync import find_resync_point
 from .types import CHANNEL_NAMES, channel_name
 from .vdagent import build_agent_message
@@ -11,6 +11,6 @@ from .vdagent import build_agent_message
 __all__ = [
     "ChannelConnection", "Direction", "LinkRecord", "Message", "AgentMessage", "ProtocolError",
     "channel_name", "CHANNEL_NAMES", "find_resync_point", "build_message", "build_body",
-    "parse_body", "build_link_mess", "build_link_reply", "build_auth_mechanism", "build_ticket",
+    "parse_body", "message_bytes", "build_link_mess", "build_link_reply", "build_auth_mechanism", "build_ticket",
     "build_link_result", "decrypt_ticket", "encrypt_ticket", "build_agent_message",
 ]

@@ -152,8 +152,12 @@ class ChannelConnection:
                 return True
             if s.state == "await_reply":
                 if self.server_caps is None:
-                    if self.link_error is None and len(buf) - pos >= 4 and SERVER in self.broken:
-                        s.state = "ticket"  # server side lost: assume the usual path
+                    server_lost = SERVER in self.broken
+                    # One-sided capture: the client went on past the auth records, so the
+                    # server must have accepted; guess the auth path from the bytes.
+                    if self.link_error is None and (server_lost or len(buf) - pos >= 4 + TICKET_SIZE + 6):
+                        v = parse_u32(buf, pos)
+                        s.state = "auth_mechanism" if v in AUTH_MECHANISMS else "ticket"
                         return True
                     return False
                 s.state = "auth_mechanism" if _has(self.server_caps, "protocol_auth_selection") \

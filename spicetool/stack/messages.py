@@ -56,3 +56,15 @@ def build_message(channel_type: int | None, direction: Direction, name_or_type_i
     if serial is None:
         raise BuildError("a full header needs a serial")
     return pack_full_header(serial, tid, len(body)) + body
+
+
+def message_bytes(message) -> bytes:
+    """Header + body of a parsed Message, rebuilt from its fields; bodies that could not be
+    decoded (message.error set, or an unknown type) fall back to the raw body."""
+    if message.error is None and not message.name.startswith("unknown_"):
+        body = build_body(message.channel_type, message.direction, message.type_id, message.fields)
+    else:
+        body = bytes(message.body)
+    if message.header_size == 6:
+        return pack_mini_header(message.type_id, len(body)) + body
+    return pack_full_header(message.serial or 0, message.type_id, len(body)) + body

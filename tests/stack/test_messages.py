@@ -143,3 +143,41 @@ def test_build_message_headers_and_names():
     assert m[:18] == struct.pack("<QHII", 5, 101, 14, 0) and len(m) == 32
     with pytest.raises(Exception, match="no message"):
         build_message(2, C, "draw_copy", {})
+
+
+def test_full_header_with_sub_message_list():
+    from spicetool.stack import ChannelConnection, message_bytes
+    # body: main message SET_ACK (8 B), then a sub-message PING-less NOTIFY? keep it small:
+    set_ack = struct.pack("<II", 1, 10)
+    sub = struct.pack("<HI", 125, 4) + struct.pack("<I", 9)          # stream_destroy id 9
+    sub_list_off = len(set_ack) + len(sub)
+    body = set_ack + sub + struct.pack("<HI", 1, len(set_ack))       # list: 1 entry at offset 8
+    raw = struct.pack("<QHII", 7, 3, len(body), sub_list_off) + body
+    conn = ChannelConnection.resume(2, mini_header=False)
+    ev = conn.receive(S, raw)
+    assert [(e.name, e.offset, e.header_size) for e in ev] == [
+        ("stream_destroy", 18 + 8, 6), ("set_ack", 0, 18)]
+    assert ev[0].fields == {"id": 9} and ev[1].serial == 7
+    assert ev[1].fields["generation"] == 1 and ev[1].fields["window"] == 10
+    # the list rides after the main body as trailing bytes, so the message rebuilds exactly
+    assert message_bytes(ev[1])[18:] == body
+
+
+def test_message_bytes_falls_back_to_raw_body():
+    from spicetool.stack import ChannelConnection, message_bytes
+    conn = ChannelConnection.resume(2)
+    raw = struct.pack("<HI", 314, 3) + b"abc"  # surface_create cut short
+    (m,) = conn.receive(S, raw)
+    assert m.error and message_bytes(m) == raw
+    (u,) = conn.receive(S, struct.pack("<HI", 999, 2) + b"xy")
+    assert u.name == "unknown_999" and u.fields == {} and message_bytes(u)[6:] == b"xy"
+
+
+def test_one_sided_capture_of_the_client():
+    from spicetool.stack import ChannelConnection
+    mess = (b"REDQ" + struct.pack("<III", 2, 2, 22) + struct.pack("<IBBIII", 5, 3, 0, 1, 0, 18)
+            + struct.pack("<I", 0b1001))
+    conn = ChannelConnection()
+    ev = conn.receive(C, mess + struct.pack("<I", 1) + bytes(128) + struct.pack("<HI", 101, 4)
+                      + struct.pack("<I", 30))
+    assert [e.name for e in ev] == ["link_mess", "auth_mechanism", "ticket", "key_down"]
