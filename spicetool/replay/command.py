@@ -61,7 +61,8 @@ def _password(password: str | None, password_file: Path | None, disable_ticketin
               help="Append every client input event to this file (JSON lines).")
 @click.option("--image-compression", default="off", show_default=True,
               type=click.Choice(["off", "quic", "lz", "glz", "lz4"]),
-              help="How images are sent (only 'off', i.e. BITMAP, until the encoders exist).")
+              help="How images are sent: off (BITMAP) or a codec; a client's preferred "
+                   "compression overrides it, as with spice-server.")
 @click.option("--name", default="spicetool demo", show_default=True, help="Name shown by clients.")
 @click.option("--link-timeout", type=click.FloatRange(0.1, 600), default=10, show_default=True,
               help="Seconds a client has to complete the link stage.")
@@ -99,7 +100,7 @@ def serve(host: str, port: int, password: str | None, password_file: Path | None
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         asyncio.run(run_demo(host, port, pw, size, fps, still, input_log, name, link_timeout,
-                             ping_interval, verbose, console))
+                             ping_interval, verbose, console, image_compression))
     except OSError as e:
         console.print(f"[red]error:[/] cannot listen on {host}:{port}: {e.strerror or e}")
         sys.exit(1)

@@ -15,7 +15,8 @@ from .server import SpiceServer
 
 async def run_demo(host: str, port: int, password: bytes | None, size: tuple[int, int], fps: float,
                    still: bool, input_log: Path | None, name: str, link_timeout: float,
-                   ping_interval: float, verbose: bool, console: Console) -> None:
+                   ping_interval: float, verbose: bool, console: Console,
+                   image_compression: str = "off") -> None:
     device = QxlDevice()
     desktop = DemoDesktop(device, *size)
     desktop.draw_initial()
@@ -26,7 +27,8 @@ async def run_demo(host: str, port: int, password: bytes | None, size: tuple[int
 
     log = InputLog(input_log, echo if verbose else None)
     server = SpiceServer(device, password, log, name=name, link_timeout=link_timeout,
-                         ping_interval=ping_interval, log=lambda t: console.print(t), verbose=verbose)
+                         ping_interval=ping_interval, log=lambda t: console.print(t), verbose=verbose,
+                         image_compression=image_compression)
     await server.start(host, port)
     console.print(f"serving a {size[0]}x{size[1]} demo desktop on spice://{host}:{server.port} "
                   f"({'password required' if password else 'no password'}); Ctrl-C stops")

@@ -5,7 +5,7 @@ connected; when it connects it first gets the current state (the surface image, 
 """
 from __future__ import annotations
 
-from .images import bitmap_image, cursor_fields
+from .images import Encoder, bitmap_image, cursor_fields
 from .qxl import (PRIMARY_SURFACE, Command, CursorHide, CursorMove, CursorSet, DrawCopy, DrawFill,
                   QxlDevice, Rect, SurfaceCreate, SurfaceDestroy)
 
@@ -21,10 +21,10 @@ def _base(surface_id: int, rect: Rect) -> dict:
     return {"surface_id": surface_id, "box": rect.fields(), "clip": NO_CLIP}
 
 
-def draw_copy(surface_id: int, rect: Rect, pixels) -> Msg:
+def draw_copy(surface_id: int, rect: Rect, pixels, encode: Encoder = bitmap_image) -> Msg:
     h, w = pixels.shape[:2]
     return "draw_copy", {"base": _base(surface_id, rect), "data": {
-        "src_bitmap": bitmap_image(pixels), "src_area": Rect(0, 0, w, h).fields(),
+        "src_bitmap": encode(pixels), "src_area": Rect(0, 0, w, h).fields(),
         "rop_descriptor": ROP_OP_PUT, "scale_mode": "NEAREST", "mask": NO_MASK}}
 
 
@@ -44,12 +44,12 @@ def monitors_config(width: int, height: int) -> Msg:
          "x": 0, "y": 0, "flags": 0}]}
 
 
-def display_messages(cmd: Command, monitors: bool) -> list[Msg]:
+def display_messages(cmd: Command, monitors: bool, encode: Encoder = bitmap_image) -> list[Msg]:
     """What one display command becomes on the wire (cursor commands become nothing here)."""
     if isinstance(cmd, DrawFill):
         return [draw_fill(cmd.surface_id, cmd.rect, cmd.color)]
     if isinstance(cmd, DrawCopy):
-        return [draw_copy(cmd.surface_id, cmd.rect, cmd.pixels)]
+        return [draw_copy(cmd.surface_id, cmd.rect, cmd.pixels, encode)]
     if isinstance(cmd, SurfaceCreate):
         out = [surface_create(cmd.surface_id, cmd.width, cmd.height, cmd.primary)]
         if cmd.primary and monitors:
@@ -63,15 +63,24 @@ def display_messages(cmd: Command, monitors: bool) -> list[Msg]:
     return []
 
 
-def display_state(device: QxlDevice, monitors: bool) -> list[Msg]:
+Snapshot = list[tuple[int, "object"]]
+
+
+def snapshot(device: QxlDevice) -> Snapshot:
+    """Copies of the surfaces (primary first), taken when a display channel connects."""
+    return [(sid, px.copy()) for sid, px in
+            sorted(device.surfaces.items(), key=lambda kv: kv[0] != PRIMARY_SURFACE)]
+
+
+def display_state(surfaces: Snapshot, monitors: bool, encode: Encoder = bitmap_image) -> list[Msg]:
     """A newly connected display channel: palettes invalidated, surfaces created and drawn
     whole, monitors config, then MARK (the client shows the primary from here on)."""
     out: list[Msg] = [("inval_all_palettes", {})]
-    primary = device.primary
-    for sid, pixels in sorted(device.surfaces.items(), key=lambda kv: kv[0] != PRIMARY_SURFACE):
+    for sid, pixels in surfaces:
         h, w = pixels.shape[:2]
         out.append(surface_create(sid, w, h, sid == PRIMARY_SURFACE))
-        out.append(draw_copy(sid, Rect(0, 0, w, h), pixels.copy()))
+        out.append(draw_copy(sid, Rect(0, 0, w, h), pixels, encode))
+    primary = next((px for sid, px in surfaces if sid == PRIMARY_SURFACE), None)
     if primary is not None:
         if monitors:
             out.append(monitors_config(primary.shape[1], primary.shape[0]))
@@ -79,13 +88,13 @@ def display_state(device: QxlDevice, monitors: bool) -> list[Msg]:
     return out
 
 
-def surface_refresh(device: QxlDevice) -> list[Msg]:
+def surface_refresh(device: QxlDevice, encode: Encoder = bitmap_image) -> list[Msg]:
     """The whole primary as one draw: replaces draws a slow client never got."""
     primary = device.primary
     if primary is None:
         return []
     h, w = primary.shape[:2]
-    return [draw_copy(PRIMARY_SURFACE, Rect(0, 0, w, h), primary.copy())]
+    return [draw_copy(PRIMARY_SURFACE, Rect(0, 0, w, h), primary.copy(), encode)]
 
 
 def cursor_messages(cmd: Command) -> list[Msg]:
