@@ -91,7 +91,10 @@ pub fn decode_bitmap(
     if stride < row_bytes {
         return corrupt(W, 0, format!("stride {stride} is less than the {row_bytes} bytes of a {width}-pixel row"));
     }
-    let needed = if height == 0 { 0 } else { stride * (height - 1) + row_bytes };
+    let needed = if height == 0 { Some(0) } else { stride.checked_mul(height - 1).and_then(|n| n.checked_add(row_bytes)) };
+    let Some(needed) = needed else {
+        return corrupt(W, 0, format!("stride {stride} x {height} rows is past any buffer"));
+    };
     if data.len() < needed {
         return corrupt(W, data.len(), format!("{} bytes of pixel data, {needed} needed", data.len()));
     }
@@ -169,5 +172,6 @@ mod tests {
         assert!(decode_bitmap(fmt::THIRTY_TWO_BIT, 2, 2, 8, true, &[0; 15], None, 100).is_err());
         assert!(decode_bitmap(fmt::EIGHT_BIT, 1, 1, 1, true, &[7], Some(&[0, 1]), 100).is_err());
         assert!(decode_bitmap(fmt::THIRTY_TWO_BIT, 20, 20, 80, true, &[0; 1600], None, 100).is_err());
+        assert!(decode_bitmap(fmt::THIRTY_TWO_BIT, 2, 3, usize::MAX / 2, true, &[0; 16], None, 100).is_err());
     }
 }
