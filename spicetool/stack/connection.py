@@ -16,6 +16,7 @@ CLIENT, SERVER = Direction.CLIENT, Direction.SERVER
 _AGENT_DATA = {SERVER: 109, CLIENT: 107}
 _COMPACT_AT = 1 << 20
 AUTH_MECHANISMS = {1: "AUTH_SPICE", 2: "AUTH_SASL"}
+SASL_MAX = 1024 * 1024  # spice-gtk's SASL_MAX_DATA_LEN
 
 
 class _Stream:
@@ -59,6 +60,8 @@ class ChannelConnection:
         self._mini: dict[Direction, bool | None] = {CLIENT: None, SERVER: None}
         self._s = {CLIENT: _Stream("link_mess"), SERVER: _Stream("link_reply")}
         self._agent = {CLIENT: AgentReassembler(CLIENT), SERVER: AgentReassembler(SERVER)}
+        self._sasl_replies: list[bool] = []  # `complete` flag of each server SASL reply
+        self._sasl_steps = 0                  # client steps after the start record
 
     @classmethod
     def resume(cls, channel_type: int | None, channel_id: int = 0,
@@ -203,9 +206,10 @@ class ChannelConnection:
                     s.state = "data"
                 return True
             if s.state == "sasl":
-                self._fail(d, events, "SASL authentication exchange is not decoded; "
-                                      "resynchronise on the data phase")
-                return False
+                s.state = "sasl_mechlist" if d is SERVER else "sasl_mechname"
+                return True
+            if s.state.startswith("sasl_"):
+                return self._sasl(d, s, events)
             if s.state == "closed":
                 if len(buf) > pos:
                     self._fail(d, events, f"{len(buf) - pos} bytes after the link failed "
@@ -215,6 +219,52 @@ class ChannelConnection:
             self._fail(d, events, str(e))
             return False
         return False
+
+    def _sasl(self, d: Direction, s: _Stream, events: list) -> bool:
+        """SASL exchange (spice-gtk spice_channel_perform_auth_sasl): length-prefixed blobs.
+
+        server: u32+mechlist, then replies {u32 len, data, u8 complete} until complete;
+        client: u32+mechname, u32+start data, then one step {u32 len, data} per
+        incomplete server reply.  Data lengths of 0 mean NULL.
+        """
+        buf, pos, off = s.buf, s.pos, s.offset
+        if d is CLIENT and s.state == "sasl_wait":
+            replies = self._sasl_replies
+            if len(replies) <= self._sasl_steps:
+                return False  # is there another step? the server's reply tells
+            if replies[self._sasl_steps]:
+                s.state = "data"
+                return True
+            s.state = "sasl_step"
+            return True
+        n = parse_u32(buf, pos)
+        if n is None:
+            return False
+        if n > SASL_MAX:
+            self._fail(d, events, f"SASL record of {n} bytes exceeds {SASL_MAX}")
+            return False
+        extra = 1 if d is SERVER and s.state == "sasl_reply" else 0
+        if len(buf) - pos < 4 + n + extra:
+            return False
+        data = bytes(buf[pos + 4:pos + 4 + n])
+        name = s.state
+        fields: dict = {"length": n, "data": data}
+        if name in ("sasl_mechlist", "sasl_mechname"):
+            fields = {"length": n, name[5:]: data.decode("latin-1")}
+        if extra:
+            fields["complete"] = buf[pos + 4 + n]
+            self._sasl_replies.append(bool(fields["complete"]))
+        events.append(LinkRecord(d, name, fields, 4 + n + extra, off))
+        s.consume(4 + n + extra)
+        if d is SERVER:
+            s.state = "link_result" if extra and fields["complete"] else "sasl_reply"
+        elif name == "sasl_mechname":
+            s.state = "sasl_start"
+        else:
+            if name == "sasl_step":
+                self._sasl_steps += 1
+            s.state = "sasl_wait"
+        return True
 
     def _data(self, d: Direction, s: _Stream, events: list) -> None:
         mini = self._mini[d]

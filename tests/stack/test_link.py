@@ -111,3 +111,28 @@ def test_ticket_crypto_round_trip_with_real_rsa_1024():
     # the wire form carries the NUL: a raw OAEP decrypt shows it
     from spicetool.stack.link import _oaep
     assert key.decrypt(ticket, _oaep()) == b"s3cret\0"
+
+
+def _blob(data: bytes) -> bytes:
+    return struct.pack("<I", len(data)) + data
+
+
+def test_sasl_exchange_records_then_data_phase():
+    # layout of spice-gtk's spice_channel_perform_auth_sasl: two rounds, server completes on 2nd
+    conn = ChannelConnection()
+    conn.receive(C, LINK_MESS_DISPLAY)
+    ev = conn.receive(S, reply(common=0b1101, chan=()))  # auth_selection, auth_sasl, mini_header
+    ev += conn.receive(C, struct.pack("<I", 2) + _blob(b"DIGEST-MD5") + _blob(b"") )
+    ev += conn.receive(S, _blob(b"DIGEST-MD5 PLAIN") + _blob(b"challenge\0") + b"\0")
+    ev += conn.receive(C, _blob(b"response\0"))
+    ev += conn.receive(S, _blob(b"rspauth\0") + b"\1" + struct.pack("<I", 0)
+                       + struct.pack("<HI", 102, 0))
+    ev += conn.receive(C, struct.pack("<HI", 2, 0))
+    got = [(e.direction.value, e.name) for e in ev]
+    assert got == [("server", "link_reply"), ("client", "auth_mechanism"),
+                   ("client", "sasl_mechname"), ("client", "sasl_start"),
+                   ("server", "sasl_mechlist"), ("server", "sasl_reply"),
+                   ("client", "sasl_step"), ("server", "sasl_reply"), ("server", "link_result"),
+                   ("server", "mark"), ("client", "ack")]
+    assert ev[2].fields["mechname"] == "DIGEST-MD5" and ev[4].fields["mechlist"] == "DIGEST-MD5 PLAIN"
+    assert ev[7].fields["complete"] == 1 and conn.broken == set()
