@@ -27,6 +27,9 @@ __all__ = [
 DecodeError = _native.DecodeError
 MissingReference = _native.MissingReference
 ImageTooLarge = _native.ImageTooLarge
+for _exc in (DecodeError, MissingReference, ImageTooLarge):
+    _exc.__module__ = __name__  # tracebacks name the public module
+del _exc
 
 #: Default ceiling on width x height of any one image (64 Mpx, 256 MiB of output).
 DEFAULT_MAX_PIXELS: int = int(_native.DEFAULT_MAX_PIXELS)
@@ -45,7 +48,6 @@ class BitmapFormat:
     THIRTY_TWO_BIT = 8  # xRGB little-endian
     RGBA = 9  # ARGB little-endian
     EIGHT_BIT_A = 10  # alpha only
-
 
 
 def _palette_bytes(palette: np.ndarray | Sequence[int] | None) -> bytes | None:
