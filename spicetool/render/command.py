@@ -67,7 +67,7 @@ def _summary(stats: RenderStats, output: str, duration: float | None, reader, qu
     if quiet:
         return
     from rich.console import Console
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     sessions = ", ".join(str(s) for s in sorted(stats.sessions)) or "none"
     span = ""
     if stats.first_time is not None:
@@ -91,6 +91,13 @@ def _summary(stats: RenderStats, output: str, duration: float | None, reader, qu
             console.print(f"  [yellow]warning[/]: {what} (x{n})" + (f": {detail}" if detail else ""))
 
 
+def _no_picture(capture: str, stats: RenderStats, start: float | None, end: float | None) -> str:
+    incomplete = next((w for w in stats.warnings if w.startswith("picture never complete")), None)
+    if incomplete:
+        return f"{capture}: no complete picture, {incomplete}; --partial shows what is known"
+    return f"{capture}: no picture in the capture" + (" in that time range" if start is not None or end is not None else "")
+
+
 EPILOG = """\b
 Examples:
   spicetool render session.pcapng -o session.mp4          # H.264 video, with the session's sound
@@ -99,6 +106,7 @@ Examples:
   spicetool render session.pcapng --at 12.5 -o frame.png   # the screen 12.5 s into the capture
   spicetool render session.pcapng -o pictures/             # one PNG per change of the screen
   spicetool render session.pcapng -o clip.gif --from 3 --to 8 --cursor
+  spicetool render cut.pcap -o cut.mp4 --partial          # a capture that starts mid-session
 """
 
 
@@ -114,9 +122,12 @@ Examples:
 @click.option("--to", "end", type=click.FloatRange(min=0), help="Stop at this many seconds into the capture.")
 @click.option("--scale", type=click.FloatRange(0.05, 8), default=1.0, show_default=True, help="Scale the pictures.")
 @click.option("--cursor", is_flag=True, help="Draw the mouse pointer (from the cursor channel).")
+@click.option("--partial", is_flag=True,
+              help="Capture starting mid-session: show pictures before every pixel is known (unknown = pattern).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def render(capture: str, output: str, fps: float, at: float | None, last: bool, session: int | None,
-           display: int, start: float | None, end: float | None, scale: float, cursor: bool, quiet: bool) -> None:
+           display: int, start: float | None, end: float | None, scale: float, cursor: bool, partial: bool,
+           quiet: bool) -> None:
     """Rebuild what a SPICE session showed on its screen from a capture."""
     if at is not None and last:
         raise click.UsageError("--at and --last exclude each other")
@@ -149,17 +160,16 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
         if to_dir:
             Path(output).mkdir(parents=True, exist_ok=True)
             for t, img in frames(records, None, session=session, display=display, cursor=cursor,
-                                 start=start, end=end, stats=stats):
+                                 start=start, end=end, stats=stats, partial=partial):
                 save_png(Path(output) / f"frame-{stats.frames:06d}-{t:010.3f}s.png", scaled(img, scale))
                 progress.frames = stats.frames
             progress.close()
             if stats.frames == 0:
-                raise RenderFailure(f"{capture}: no picture in the capture"
-                                    + (" in that time range" if start is not None or end is not None else ""))
+                raise RenderFailure(_no_picture(capture, stats, start, end))
             _summary(stats, output, None, reader, quiet)
             return
         audio = PlaybackAudio()
-        screen = SessionScreen(session, display, cursor, audio)
+        screen = SessionScreen(session, display, cursor, audio, partial)
         writer = VideoWriter(output, fps, audio)
         try:
             for t, img in frames(records, fps, screen=screen, start=start, end=end, stats=stats):
@@ -170,8 +180,7 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
         progress.close()
         if stats.frames == 0:
             Path(output).unlink(missing_ok=True)
-            raise RenderFailure(f"{capture}: no picture in the capture"
-                                + (" in that time range" if start is not None or end is not None else ""))
+            raise RenderFailure(_no_picture(capture, stats, start, end))
         if writer.astream is not None:
             stats.audio = f"{'/'.join(sorted(audio.modes_seen)) or 'none'} {audio.rate} Hz x{audio.channels}" \
                           f" -> {writer.audio_codec}"

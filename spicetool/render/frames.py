@@ -31,17 +31,19 @@ def records_of(capture: str) -> Iterator[Record]:
 def frames(capture: str | Iterable[Record], fps: float | None = None, *, session: int | None = None,
            display: int = 0, cursor: bool = False, start: float | None = None, end: float | None = None,
            stats: RenderStats | None = None, on_audio: AudioSink | None = None,
-           screen: SessionScreen | None = None) -> Iterator[Frame]:
+           screen: SessionScreen | None = None, partial: bool = False) -> Iterator[Frame]:
     """Pictures of one session's display.
 
     With ``fps`` the pictures are sampled on a regular clock (the screen as it was at each
     tick, from the first complete picture, or ``start``, to the end of the capture or ``end``);
     without, one picture per change of the screen. ``stats`` is filled in as it goes.
+    A capture that starts mid-session has pictures only once every pixel has been drawn;
+    ``partial=True`` shows them from the first draw, the unknown pixels as a placeholder.
     """
     if fps is not None and not (0 < fps <= 1000):
         raise ValueError(f"fps must be in (0, 1000], got {fps}")
     stats = stats if stats is not None else RenderStats()
-    screen = screen or SessionScreen(session, display, cursor, on_audio)
+    screen = screen or SessionScreen(session, display, cursor, on_audio, partial)
     records = records_of(capture) if isinstance(capture, str) else capture
     t0: float | None = None
     pending_time: float | None = None  # time of changes not yet shown (per-change mode)

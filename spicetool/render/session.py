@@ -53,8 +53,9 @@ class SessionScreen:
     """Feed it the records of one session; it keeps the picture of one display channel."""
 
     def __init__(self, session: int | None = None, display: int = 0, cursor: bool = False,
-                 on_audio: AudioSink | None = None) -> None:
+                 on_audio: AudioSink | None = None, partial: bool = False) -> None:
         self.session = session
+        self.partial = partial  # mid-session: show pictures before every pixel is known
         self.display = display
         self.with_cursor = cursor
         self.on_audio = on_audio
@@ -248,7 +249,7 @@ class SessionScreen:
         self._check_complete()
 
     def _check_complete(self) -> None:
-        if not self.ready and self.coverage is not None and self.coverage.all():
+        if not self.ready and self.coverage is not None and (self.partial or self.coverage.all()):
             self.ready = True
 
     def never_drawn(self) -> float:
@@ -272,7 +273,7 @@ class SessionScreen:
             x0, y0 = min(int(head["x"]), s.width - 1), min(int(head["y"]), s.height - 1)
             x1, y1 = min(x0 + int(head["width"]), s.width), min(y0 + int(head["height"]), s.height)
         rgb = np.ascontiguousarray(s.pixels[y0:y1, x0:x1, 2::-1])
-        if force and self.coverage is not None and not self.ready:
+        if self.coverage is not None and (force or self.partial) and not self.coverage.all():
             unknown = ~self.coverage[y0:y1, x0:x1]
             yy, xx = np.nonzero(unknown)
             rgb[yy, xx] = np.where((((xx // 8) + (yy // 8)) & 1)[:, None] == 1, [255, 0, 255], [0, 0, 0])
@@ -291,6 +292,6 @@ class SessionScreen:
         stats.stream_frames += self.streams.frames
         if self.session is not None:
             stats.sessions.add(self.session)
-        if self.midstream and not self.ready:
+        if self.midstream and self.coverage is not None and not self.coverage.all():
             stats.warnings[f"picture never complete: {self.never_drawn():.0%} of the screen never drawn"
                            " (capture starts mid-session)"] += 1

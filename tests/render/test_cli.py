@@ -178,3 +178,16 @@ def test_truncated_capture_renders_what_it_holds(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
     assert Image.open(out).size == (1024, 768)
     assert "capture damaged" in r.stderr
+
+
+def test_mid_session_capture_needs_partial_for_video(tmp_path: Path) -> None:
+    cap = _need("mid-session")
+    out = tmp_path / "mid.mp4"
+    r = _run(cap, "-o", str(out), "--fps", "5")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "never drawn" in r.stderr and "--partial" in r.stderr and not out.exists()
+    r = _run(cap, "-o", str(out), "--fps", "5", "--partial")
+    assert r.returncode == 0, r.stderr
+    assert "never drawn" in r.stderr  # the summary still says the picture is incomplete
+    info = _probe(out)
+    assert float(info["format"]["duration"]) > 5.0
