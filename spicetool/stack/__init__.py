@@ -1,4 +1,19 @@
-"""The SPICE protocol, sans-I/O: bytes in, typed events out; typed messages in, bytes out."""
+"""The SPICE protocol, sans-I/O: bytes in, typed events out; typed messages in, bytes out.
+
+Observe a connection (dissector, renderer)::
+
+    conn = ChannelConnection()                 # or ChannelConnection.resume(channel_type)
+    for event in conn.receive(Direction.SERVER, tcp_payload):
+        ...  # LinkRecord | Message | AgentMessage | ProtocolError, in wire order
+
+Build bytes (our server, tests)::
+
+    build_message(2, Direction.SERVER, "surface_create", fields, mini_header=True)
+    message_bytes(msg)                         # rebuild a parsed Message exactly
+
+Every message is described once (channels/*.py, as in spice.proto) and the one engine in
+schema.py both parses and builds it.  Field names and enum names are spice.proto's.
+"""
 from .connection import ChannelConnection
 from .events import AgentMessage, Direction, LinkRecord, Message, ProtocolError
 from .link import (build_auth_mechanism, build_link_mess, build_link_reply, build_link_result,
@@ -11,6 +26,6 @@ from .vdagent import build_agent_message
 __all__ = [
     "ChannelConnection", "Direction", "LinkRecord", "Message", "AgentMessage", "ProtocolError",
     "channel_name", "CHANNEL_NAMES", "find_resync_point", "build_message", "build_body",
-    "parse_body", "message_bytes", "build_link_mess", "build_link_reply", "build_auth_mechanism", "build_ticket",
-    "build_link_result", "decrypt_ticket", "encrypt_ticket", "build_agent_message",
+    "parse_body", "message_bytes", "build_link_mess", "build_link_reply", "build_auth_mechanism",
+    "build_ticket", "build_link_result", "decrypt_ticket", "encrypt_ticket", "build_agent_message",
 ]

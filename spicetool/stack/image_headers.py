@@ -6,6 +6,7 @@ payload is too short or the magic is wrong, so a damaged image never raises.
 from __future__ import annotations
 
 import struct
+import zlib
 
 QUIC_MAGIC = 0x43495551
 LZ_MAGIC = 0x20205A4C
@@ -54,3 +55,12 @@ def lz4_header(data: bytes) -> dict | None:
     if len(data) < 2:
         return None
     return {"top_down": data[0], "format": BITMAP_FMTS.get(data[1], data[1])}
+
+
+def zlib_glz_header(data: bytes) -> dict | None:
+    """GLZ header inside a ZLIB_GLZ_RGB payload: inflate only its first bytes."""
+    try:
+        head = zlib.decompressobj().decompress(data, _glz.size)
+    except zlib.error:
+        return None
+    return glz_header(head)

@@ -96,6 +96,7 @@ def images(name: str) -> list[dict]:
     ("img-lz.pcapng", "LZ_RGB", "lz_rgb", None),
     ("img-glz.pcap", "GLZ_RGB", "lz_rgb", None),
     ("img-lz4.pcapng", "LZ4", "lz4", None),
+    ("img-zlib-glz.pcapng", "ZLIB_GLZ_RGB", "zlib_glz", None),
 ])
 def test_image_codec_headers_agree_with_descriptors(name, image_type, key, codec_type):
     imgs = [i for i in images(name) if i["descriptor"]["type"] == image_type]
@@ -107,7 +108,7 @@ def test_image_codec_headers_agree_with_descriptors(name, image_type, key, codec
                                                     img["descriptor"]["height"])
     if codec_type:
         assert any(i[key]["codec_header"]["type"] == codec_type for i in imgs)
-    if image_type == "GLZ_RGB":
+    if image_type in ("GLZ_RGB", "ZLIB_GLZ_RGB"):
         ids = [i[key]["codec_header"]["image_id"] for i in imgs]
         assert ids == sorted(ids) and len(set(ids)) == len(ids)  # one growing dictionary
 

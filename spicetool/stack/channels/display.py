@@ -84,7 +84,7 @@ ImageDescriptor = Struct([("id", u64), ("type", image_type), ("flags", image_fla
 _CODEC_HEADERS: dict[str, tuple[str, Callable[[bytes], dict | None]]] = {
     "QUIC": ("quic", ih.quic_header), "LZ_RGB": ("lz_rgb", ih.lz_header),
     "GLZ_RGB": ("lz_rgb", ih.glz_header), "LZ4": ("lz4", ih.lz4_header),
-    "LZ_PLT": ("lz_plt", ih.lz_header),
+    "LZ_PLT": ("lz_plt", ih.lz_header), "ZLIB_GLZ_RGB": ("zlib_glz", ih.zlib_glz_header),
 }
 
 
