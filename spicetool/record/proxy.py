@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from spicetool.record.linkcut import LinkStageCuts
 from spicetool.record.tcpstream import Recording, TcpStream
 
 READ_SIZE = 256 * 1024
@@ -88,8 +89,9 @@ class RecordingProxy:
             stream = self.recording.new_stream(peer, server_peer, accepted)
             stream.accept(time.time())
             self.log(f"#{number} {stream.client} -> {stream.server} opened")
-            await asyncio.gather(self._pump(client_r, server_w, stream, True),
-                                 self._pump(server_r, client_w, stream, False))
+            cuts = LinkStageCuts()
+            await asyncio.gather(self._pump(client_r, server_w, stream, cuts, True),
+                                 self._pump(server_r, client_w, stream, cuts, False))
         except asyncio.CancelledError:
             pass  # proxy stopping: the finally below closes the stream
         finally:
@@ -104,7 +106,7 @@ class RecordingProxy:
             self.handlers.discard(task)
 
     async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, stream: TcpStream,
-                    from_client: bool) -> None:
+                    cuts: LinkStageCuts, from_client: bool) -> None:
         """Copy one direction until EOF; record each chunk at the time it arrived."""
         while True:
             try:
@@ -122,7 +124,8 @@ class RecordingProxy:
                 else:  # TLS cannot half-close: close the other side's connection instead
                     dst.close()
                 return
-            stream.data(now, from_client, data)
+            for piece in cuts.split(from_client, data):
+                stream.data(now, from_client, piece)
             try:
                 dst.write(data)
                 await dst.drain()

@@ -1,0 +1,245 @@
+"""`spicetool record` between real peers: spicy-screenshot / spicy <-> record <-> Xspice.
+
+The client must get exactly what it gets without the proxy, typing must reach the X server,
+the recording must hold exactly the bytes that crossed the proxy (compared with tshark's own
+capture of the proxy-to-server connections) and read the same in our dissector and in tshark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops
+
+from conftest import need_program
+from recorder import Recorder, peers, screenshot
+from spicetool.dissect.capture import TCP_FIN, TCP_RST, TCP_SYN, open_capture
+from spicetool.dissect.sessions import decode_segments
+
+
+def same_image(a: Path, b: Path) -> bool:
+    ia, ib = Image.open(a).convert("RGB"), Image.open(b).convert("RGB")
+    return ia.size == ib.size and ImageChops.difference(ia, ib).getbbox() is None
+
+
+def streams(path: Path) -> list[tuple[str, str, bytes, bytes, set[str]]]:
+    """Each TCP connection in order of its first packet: client, server, both byte streams, flags seen."""
+    order: list[tuple[str, str]] = []
+    data: dict[tuple[str, str], bytearray] = defaultdict(bytearray)
+    flags: dict[tuple[str, str], set[str]] = defaultdict(set)
+    reader = open_capture(str(path))
+    for seg in reader:
+        key = (seg.src, seg.dst)
+        if seg.flags & TCP_SYN and not seg.flags & 0x10:
+            order.append(key)
+        data[key] += seg.payload
+        for bit, name in ((TCP_SYN, "syn"), (TCP_FIN, "fin"), (TCP_RST, "rst")):
+            if seg.flags & bit:
+                flags[key].add(name)
+    assert reader.damage is None, reader.damage
+    return [(c, s, bytes(data[(c, s)]), bytes(data[(s, c)]), flags[(c, s)] | {f"s:{x}" for x in flags[(s, c)]})
+            for c, s in order]
+
+
+def tshark_types(path: Path) -> dict[tuple[int, int], list[int]]:
+    out = subprocess.run([need_program("tshark"), "-r", str(path), "-Y", "spice.message_type", "-T", "fields",
+                          "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=,", "-e", "tcp.srcport",
+                          "-e", "tcp.dstport", "-e", "spice.message_type"],
+                         capture_output=True, text=True, check=True).stdout
+    seqs: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for line in out.splitlines():
+        sport, dport, types = line.split("|")
+        seqs[(int(sport), int(dport))] += [int(t) for t in types.split(",")]
+    return seqs
+
+
+def our_types(path: Path) -> dict[tuple[int, int], list[int]]:
+    seqs: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for rec in decode_segments(open_capture(str(path))):
+        if rec.layer == "message":
+            c, s = rec.channel.client, rec.channel.server
+            src, dst = (c, s) if rec.direction.value == "client" else (s, c)
+            seqs[(int(src.rsplit(":", 1)[1]), int(dst.rsplit(":", 1)[1]))].append(rec.type_id)
+    return seqs
+
+
+def assert_dissect_agrees_with_tshark(path: Path) -> None:
+    theirs, ours = tshark_types(path), our_types(path)
+    assert len(theirs) >= 4, f"tshark decodes too little of {path.name}: {dict(theirs)}"
+    for key, seq in theirs.items():
+        # tshark gives up on some payloads and stops there; what it decodes is the head of ours
+        assert ours[key][: len(seq)] == seq, f"{key}: ours {ours[key][:20]}..., tshark {seq[:20]}..."
+    problems = subprocess.run([need_program("tshark"), "-r", str(path), "-Y", "tcp.analysis.flags", "-T", "fields",
+                               "-e", "frame.number", "-e", "_ws.expert.message"],
+                              capture_output=True, text=True, check=True).stdout
+    assert problems.strip() == "", f"tshark finds fault with the synthetic TCP framing:\n{problems}"
+
+
+@pytest.fixture
+def xspice_desktop(tmp_path: Path):
+    """Xspice on :60 port 5960 with an xterm showing text, so screenshots have content."""
+    need_program("Xorg")
+    need_program("spicy-screenshot")
+    with peers.Xspice(peers.XspiceSettings(port=5960, display=60), tmp_path) as xs, \
+            peers.Program(["xterm", "-geometry", "80x20+40+40", "-e", "sh", "-c", "ls -l /usr/bin | head -40; sleep 600"],
+                          60, tmp_path, name="xterm"):
+        time.sleep(1.0)  # the xterm maps and draws
+        yield xs
+
+
+@pytest.mark.parametrize("fmt", ["pcapng", "pcap"])
+def test_screenshot_through_proxy_is_the_desktop(xspice_desktop, tmp_path: Path, fmt: str) -> None:
+    xs = xspice_desktop
+    rec_path = tmp_path / f"session.{fmt}"
+    direct_cap = tmp_path / "upstream.pcapng"
+    truth = xs.screenshot(tmp_path / "truth.png")
+    direct = screenshot(["-h", "127.0.0.1", "-p", "5960"], tmp_path / "direct.ppm")
+    with peers.Tshark(port=5960, out=direct_cap) as cap, Recorder(5961, 5960, rec_path) as rec:
+        proxied = screenshot(["-h", "127.0.0.1", "-p", "5961"], tmp_path / "proxied.ppm")
+        time.sleep(0.5)
+        assert rec.stop() == 0
+        time.sleep(0.5)
+        cap.stop()
+    assert same_image(direct, truth), "the direct client does not see the desktop (test setup)"
+    assert same_image(proxied, truth), "through the proxy the client sees something else"
+
+    # the recording holds exactly the bytes that crossed the proxy toward the server
+    recorded = streams(rec_path)
+    upstream = [s for s in streams(direct_cap) if s[1].endswith(":5960") and s[2]]
+    upstream = upstream[-len(recorded):]  # the direct screenshot ran before the proxy started
+    assert len(recorded) >= 2 and len(recorded) == len(upstream)
+    for (c, s, up, down, flags), (_c2, _s2, up2, down2, _f2) in zip(recorded, upstream):
+        assert s == "127.0.0.1:5960"
+        assert hashlib.sha256(up).digest() == hashlib.sha256(up2).digest(), f"{c}: client bytes differ"
+        assert hashlib.sha256(down).digest() == hashlib.sha256(down2).digest(), f"{c}: server bytes differ"
+        # a handshake, and a close: FINs, or the RST spicy-screenshot's abrupt exit causes
+        assert {"syn", "s:syn"} <= flags and ({"fin", "s:fin"} <= flags or "rst" in flags), f"{c}: {flags}"
+    assert_dissect_agrees_with_tshark(rec_path)
+
+    # and the figures of the recording: one session, a primary surface of the desktop's size
+    r = subprocess.run(["spicetool", "stats", "--json", str(rec_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    figs = json.loads(r.stdout)
+    assert len(figs["sessions"]) == 1
+    w, h = Image.open(truth).size
+    assert [(x["width"], x["height"]) for x in figs["sessions"][0]["screen_sizes"]] == [(w, h)]
+
+
+def test_typing_through_proxy_reaches_the_x_server(tmp_path: Path) -> None:
+    need_program("Xorg")
+    need_program("spicy")
+    need_program("xdotool")
+    text = "echo recorded by spicetool; ls -la /tmp | wc -l"
+    typed_file = tmp_path / "typed.txt"
+    rec_path = tmp_path / "typing.pcapng"
+    with peers.Xspice(peers.XspiceSettings(port=5962, display=62), tmp_path) as xs, \
+            peers.Program(["xterm", "-geometry", "160x50+0+0", "-e", "sh", "-c", f"cat > {typed_file}"], 62,
+                          tmp_path, name="xterm"), \
+            peers.Xvfb(63) as xv, Recorder(5963, 5962, rec_path) as rec:
+        with peers.Spicy(xv.display, port=5963, min_channels=3) as client:
+            win = client.window_id()
+            time.sleep(2.0)  # the first frame arrives and the inputs channel is up
+            geo = peers.xdotool(xv.display, "getwindowgeometry", "--shell", win)
+            g = dict(line.split("=") for line in geo.split())
+            x, y = int(g["X"]) + 300, int(g["Y"]) + 250
+            peers.xdotool(xv.display, "mousemove", str(x), str(y), "click", "1")
+            time.sleep(0.5)
+            peers.xdotool(xv.display, "type", "--delay", "60", text)
+            peers.xdotool(xv.display, "key", "Return")
+            peers.wait_until(lambda: typed_file.exists() and typed_file.read_text().endswith("\n"), 20,
+                             "the typed line in the xterm")
+        time.sleep(0.5)
+        assert rec.stop() == 0
+    assert typed_file.read_text() == text + "\n"
+    r = subprocess.run(["spicetool", "stats", "--json", str(rec_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    session = json.loads(r.stdout)["sessions"][0]
+    assert session["typed_text"] == text + "\n"
+    assert any(i["kind"] == "click" and i["button"] == "LEFT" for i in session["inputs"])
+    assert_dissect_agrees_with_tshark(rec_path)
+
+
+def test_tls_both_sides_recorded_in_clear(tmp_path: Path) -> None:
+    """spicy-screenshot --TLS--> record --TLS--> Xspice's TLS port; the file holds clear SPICE."""
+    need_program("Xorg")
+    need_program("spicy-screenshot")
+    from spicetool.record.tls import self_signed
+
+    certs = tmp_path / "x509"
+    certs.mkdir()
+    cert, key = self_signed(["127.0.0.1", "localhost"])
+    for name, data in (("ca-cert.pem", cert), ("server-cert.pem", cert), ("server-key.pem", key)):
+        (certs / name).write_bytes(data)
+    home = tmp_path / "home"
+    (home / ".spicec").mkdir(parents=True)
+    settings = peers.XspiceSettings(port=5964, display=64,
+                                    extra_options={"SpiceTlsPort": "5965", "SpiceX509Dir": str(certs)})
+    rec_path = tmp_path / "tls.pcapng"
+    proxy_cert = tmp_path / "proxy-ca.pem"
+    with peers.Xspice(settings, tmp_path) as xs:
+        peers.wait_until(lambda: peers.port_open(5965), 10, "Xspice TLS port")
+        truth = xs.screenshot(tmp_path / "truth.png")
+        with Recorder(5966, 5965, rec_path, ["--tls-target", "--ca", str(certs / "ca-cert.pem"), "--tls-listen",
+                                             "--write-cert", str(proxy_cert)]) as rec:
+            # spice-gtk trusts the CA in ~/.spicec/spice_truststore.pem
+            (home / ".spicec" / "spice_truststore.pem").write_bytes(proxy_cert.read_bytes())
+            env = {**peers.x_env(64), "HOME": str(home)}
+            env.pop("DISPLAY")
+            shot = screenshot(["-h", "127.0.0.1", "-s", "5966"], tmp_path / "tls.ppm", env=env)
+            time.sleep(0.5)
+            assert rec.stop() == 0
+            assert "certificate sha256" in rec.log()
+    assert same_image(shot, truth)
+    recorded = streams(rec_path)
+    assert len(recorded) >= 2 and all(up[:4] == b"REDQ" for _c, _s, up, _d, _f in recorded)
+    assert_dissect_agrees_with_tshark(rec_path)
+
+
+def test_unreachable_server_and_sigint(tmp_path: Path) -> None:
+    """Nothing listens on the target: the client's connection is closed, the file shows SYN then RST,
+    and Ctrl-C (SIGINT) ends the recording cleanly."""
+    import socket
+
+    rec_path = tmp_path / "refused.pcap"
+    with Recorder(5967, 5968, rec_path) as rec:
+        with socket.create_connection(("127.0.0.1", 5967), timeout=5) as s:
+            s.settimeout(10)
+            assert s.recv(10) == b""  # closed by the proxy
+        time.sleep(0.3)
+        assert rec.stop(signal.SIGINT) == 0
+        assert "cannot reach" in rec.log()
+    (c, srv, up, down, flags), = streams(rec_path)
+    assert srv == "127.0.0.1:5968" and up == down == b"" and flags == {"syn", "s:rst"}
+
+
+def test_cannot_listen(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 5969))
+        busy.listen()
+        r = subprocess.run(["spicetool", "record", "--listen", "127.0.0.1:5969", "--target", "127.0.0.1:5960",
+                            "-w", str(tmp_path / "x.pcap")], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 3
+    assert r.stderr.strip().splitlines()[-1].startswith("error: cannot listen on 127.0.0.1:5969")
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--listen", "nonsense", "--target", "127.0.0.1:1"], "is not HOST:PORT"),
+    (["--listen", ":5969", "--target", "127.0.0.1:70000"], "is not HOST:PORT"),
+    (["--listen", ":5969", "--target", "127.0.0.1:1", "--cert", "c.pem"], "go with --tls-listen"),
+    (["--listen", ":5969", "--target", "127.0.0.1:1", "--tls-listen", "--cert", "/nonexistent.pem"],
+     "cannot use certificate"),
+])
+def test_bad_arguments(tmp_path: Path, args: list[str], message: str) -> None:
+    r = subprocess.run(["spicetool", "record", *args, "-w", str(tmp_path / "x.pcap")], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode in (2, 3) and message in r.stderr and "Traceback" not in r.stderr
