@@ -25,11 +25,13 @@ TOP_DOWN = 4
 LOSSY_TYPES = {"JPEG", "JPEG_ALPHA"}
 MAX_CACHE_BYTES = 512 << 20  # a bound on what a hostile capture can make us hold
 MAX_PALETTES = 4096
+MAX_PLACEHOLDER_SIDE = 4096
 
 
 def placeholder(width: int, height: int) -> np.ndarray:
     """A magenta/black checkerboard: plainly not part of anybody's desktop."""
-    width, height = max(0, min(width, 16384)), max(0, min(height, 16384))
+    # bounded: a damaged descriptor may claim any size; parts beyond are left undrawn
+    width, height = max(0, min(width, MAX_PLACEHOLDER_SIDE)), max(0, min(height, MAX_PLACEHOLDER_SIDE))
     yy, xx = np.indices((height, width), dtype=np.int32)
     on = ((xx // 8 + yy // 8) & 1).astype(bool)
     img = np.zeros((height, width, 4), np.uint8)

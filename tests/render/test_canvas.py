@@ -164,3 +164,38 @@ def test_cursor_is_drawn_only_when_asked() -> None:
     ys, xs = np.nonzero(diff)
     assert 0 < diff.sum() <= 24 * 24
     assert ys.max() - ys.min() < 24 and xs.max() - xs.min() < 24
+
+
+def test_scaled_copy_stretches_the_source_area() -> None:
+    """A real image copied into a box twice its size (scale_mode NEAREST): each pixel doubled."""
+    from spicetool.render.canvas import Canvas
+    cap = _need("img-lz")
+    rec = next(r for r in records_of(cap) if r.type == "draw_copy" and r.fields["data"]["src_bitmap"])
+    img = rec.fields["data"]["src_bitmap"]
+    w, h = img["descriptor"]["width"], img["descriptor"]["height"]
+    canvas = Canvas()
+    canvas.create_surface(0, 2 * w + 10, 2 * h + 10, "32_xRGB", True)
+    fields = {"base": {"surface_id": 0, "box": {"top": 5, "left": 5, "bottom": 5 + 2 * h, "right": 5 + 2 * w},
+                       "clip": {"type": "NONE"}},
+              "data": {**rec.fields["data"], "scale_mode": "NEAREST",
+                       "src_area": {"top": 0, "left": 0, "bottom": h, "right": w}}}
+    canvas.draw("draw_copy", fields)
+    pixels = canvas.surfaces[0].pixels
+    original = canvas.images.get(img)
+    assert (pixels[5:5 + 2 * h:2, 5:5 + 2 * w:2, :3] == original[..., :3]).all()
+    assert (pixels[6:6 + 2 * h:2, 6:6 + 2 * w:2, :3] == original[..., :3]).all()
+    assert (pixels[:5] == 0).all()  # nothing outside the box
+    fields["data"]["scale_mode"] = "INTERPOLATE"  # bilinear: every output between its neighbours
+    canvas.draw("draw_copy", fields)
+    assert np.abs(pixels[5:5 + 2 * h:2, 5:5 + 2 * w:2, :3].astype(int) - original[..., :3]).mean() < 40
+
+
+def test_huge_box_costs_only_the_surface() -> None:
+    from spicetool.render.canvas import Canvas
+    cap = _need("img-lz")
+    rec = next(r for r in records_of(cap) if r.type == "draw_copy" and r.fields["data"]["src_bitmap"])
+    canvas = Canvas()
+    canvas.create_surface(0, 64, 64, "32_xRGB", True)
+    fields = {"base": {"surface_id": 0, "box": {"top": 0, "left": 0, "bottom": 1 << 30, "right": 1 << 30},
+                       "clip": {"type": "NONE"}}, "data": rec.fields["data"]}
+    assert canvas.draw("draw_copy", fields) is not None
