@@ -17,6 +17,7 @@ _AGENT_DATA = {SERVER: 109, CLIENT: 107}
 _COMPACT_AT = 1 << 20
 AUTH_MECHANISMS = {1: "AUTH_SPICE", 2: "AUTH_SASL"}
 SASL_MAX = 1024 * 1024  # spice-gtk's SASL_MAX_DATA_LEN
+MAX_LINK_BACKLOG = MAX_MESSAGE_SIZE
 
 
 class _Stream:
@@ -114,6 +115,10 @@ class ChannelConnection:
                 self._data(d, s, events)
                 return
             if not self._link(d, s, events):
+                if d not in self.broken and len(s.buf) - s.pos > MAX_LINK_BACKLOG:
+                    # waiting on a peer that never answers: do not buffer without bound
+                    self._fail(d, events, f"link stage stuck in {s.state} with "
+                                          f"{len(s.buf) - s.pos} bytes pending")
                 return
 
     def _link(self, d: Direction, s: _Stream, events: list) -> bool:

@@ -148,6 +148,11 @@ def test_agent_and_audio():
     names = {a.name for a in agents}
     assert "announce_capabilities" in names and "clipboard_grab" in names
     assert all("error" not in a.fields for a in agents)
+    # reassembly accounts for every byte carried in AGENT_DATA, in both directions
+    for d in Direction:
+        carried = sum(len(m.fields["data"]) for m in messages(name, 1)
+                      if m.name == "agent_data" and m.direction is d)
+        assert carried == sum(20 + a.size for a in agents if a.direction is d)
     starts = [m for m in messages(name, 5) if m.name == "start"]
     assert starts and starts[0].fields["format"] == "S16"
     assert len([m for m in messages(name, 5) if m.name == "data"]) > 100
