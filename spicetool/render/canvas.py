@@ -190,8 +190,9 @@ class Canvas:
             return
         flags = int(d.get("alpha_flags", 0))
         src = np.array(src)
-        if not flags & 2:  # SRC_SURFACE_HAS_ALPHA unset: the source counts as opaque
-            src[..., 3] = 255
+        image = d.get("src_bitmap") or {}
+        if image.get("descriptor", {}).get("type") == "SURFACE" and not flags & 2:
+            src[..., 3] = 255  # a surface's alpha counts only with SRC_SURFACE_HAS_ALPHA; an image's always
         dst = surface.pixels[reg.y0:reg.y1, reg.x0:reg.x1]
         put(surface, reg, alpha_over(src, dst, alpha, dest_has_alpha=bool(flags & 1)))
 

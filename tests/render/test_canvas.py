@@ -199,3 +199,44 @@ def test_huge_box_costs_only_the_surface() -> None:
     fields = {"base": {"surface_id": 0, "box": {"top": 0, "left": 0, "bottom": 1 << 30, "right": 1 << 30},
                        "clip": {"type": "NONE"}}, "data": rec.fields["data"]}
     assert canvas.draw("draw_copy", fields) is not None
+
+
+def test_pixmap_cache_round_trip_and_invalidation() -> None:
+    """A real image sent with CACHE_ME comes back for FROM_CACHE until INVAL_LIST drops it."""
+    import copy
+
+    from spicetool.render.images import ImageStore
+    cap = _need("img-lz")
+    rec = next(r for r in records_of(cap) if r.type == "draw_copy" and r.fields["data"]["src_bitmap"])
+    image = copy.deepcopy(rec.fields["data"]["src_bitmap"])
+    image["descriptor"]["flags"] = 1  # CACHE_ME
+    image["descriptor"]["id"] = 0x1234_0000_0001
+    store = ImageStore(lambda sid: None)
+    sent = store.get(image)
+    ref = {"descriptor": {**image["descriptor"], "type": "FROM_CACHE", "flags": 0}}
+    assert (store.get(ref) == sent).all()
+    assert (store.get({"descriptor": {**ref["descriptor"], "type": "FROM_CACHE_LOSSLESS"}}) == sent).all()
+    assert not store.warnings
+    store.inval_pixmap(0x1234_0000_0001)
+    missing = store.get(ref)
+    assert missing.shape == sent.shape and store.warnings["FROM_CACHE image refers to something never seen"] == 1
+    store.get(image)
+    store.inval_all_pixmaps()
+    store.get(ref)
+    assert store.warnings["FROM_CACHE image refers to something never seen"] == 2
+
+
+def test_damaged_image_is_a_placeholder_not_a_crash() -> None:
+    import copy
+
+    from spicetool.render.images import ImageStore
+    cap = _need("img-lz")
+    rec = next(r for r in records_of(cap) if r.type == "draw_copy"
+               and r.fields["data"]["src_bitmap"]["descriptor"]["type"] == "LZ_RGB")
+    image = copy.deepcopy(rec.fields["data"]["src_bitmap"])
+    data = bytearray(image["lz_rgb"]["data"])
+    image["lz_rgb"]["data"] = bytes(data[: len(data) // 3])  # cut short
+    store = ImageStore(lambda sid: None)
+    img = store.get(image)
+    assert img.shape[:2] == (image["descriptor"]["height"], image["descriptor"]["width"])
+    assert store.warnings["LZ_RGB image undecodable"] == 1
