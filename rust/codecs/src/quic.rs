@@ -98,73 +98,71 @@ impl<'a> BitReader<'a> {
 }
 
 /// Channels coded together (RGB, or one alpha/gray channel) with their shared state.
-struct Group {
+/// Pixels are stored interleaved, `[u8; N]` per pixel.
+struct Group<const N: usize> {
     fam: Family,
     mask: u32,
-    models: Vec<Model>,
-    /// residual per channel, index x+1 (index 0 is the context of pixel 0); persists across rows
-    corr: Vec<Vec<u8>>,
-    cur: Vec<Vec<u8>>,
-    prev: Vec<Vec<u8>>,
+    models: [Model; N],
+    /// residuals, index x+1 (index 0 is the context of pixel 0); persists across rows
+    corr: Vec<[u8; N]>,
+    cur: Vec<[u8; N]>,
+    prev: Vec<[u8; N]>,
     state: State,
 }
 
-impl Group {
-    fn new(channels: usize, bpc: u32, width: usize) -> Group {
+impl<const N: usize> Group<N> {
+    fn new(bpc: u32, width: usize) -> Self {
         Group {
             fam: Family::new(bpc),
             mask: low_mask(bpc),
-            models: vec![Model::new(bpc); channels],
-            corr: vec![vec![0; width + 1]; channels],
-            cur: vec![vec![0; width]; channels],
-            prev: vec![vec![0; width]; channels],
+            models: std::array::from_fn(|_| Model::new(bpc)),
+            corr: vec![[0; N]; width + 1],
+            cur: vec![[0; N]; width],
+            prev: vec![[0; N]; width],
             state: State::new(),
         }
     }
 
-    #[inline]
-    fn same(&self, rows: &[Vec<u8>], a: usize, b: usize) -> bool {
-        rows.iter().all(|r| r[a] == r[b])
-    }
-
     /// Decode pixel x of every channel; `first_row` selects the left-only predictor.
-    #[inline]
+    #[inline(always)]
     fn pixel(&mut self, bits: &mut BitReader, x: usize, first_row: bool) -> Result<()> {
         let mask = self.mask;
-        for c in 0..self.cur.len() {
-            let corr = &mut self.corr[c][x..x + 2];
-            let code = self.models[c].best_code(corr[0], mask);
+        let ctx = self.corr[x];
+        let left = if x > 0 { self.cur[x - 1] } else { [0; N] };
+        let above = self.prev[x];
+        let mut px = [0u8; N];
+        let mut res = [0u8; N];
+        for c in 0..N {
+            let code = self.models[c].best_code(ctx[c], mask);
             let (v, len) = self.fam.decode(code, bits.window());
-            let v = v as u8;
-            corr[1] = v;
-            let u = self.fam.l_to_u[v as usize] as u32;
-            let cur = &mut self.cur[c];
-            let pred = if x == 0 {
-                if first_row { 0 } else { self.prev[c][0] as u32 }
-            } else if first_row {
-                cur[x - 1] as u32
-            } else {
-                (cur[x - 1] as u32 + self.prev[c][x] as u32) >> 1
-            };
-            cur[x] = ((u + pred) & mask) as u8;
             bits.eat(len)?;
+            let v = v as u8;
+            res[c] = v;
+            let u = self.fam.l_to_u[v as usize] as u32;
+            let pred = match (first_row, x) {
+                (true, 0) => 0,
+                (true, _) => left[c] as u32,
+                (false, 0) => above[c] as u32,
+                (false, _) => (left[c] as u32 + above[c] as u32) >> 1,
+            };
+            px[c] = ((u + pred) & mask) as u8;
         }
+        self.corr[x + 1] = res;
+        self.cur[x] = px;
         Ok(())
     }
 
     fn update(&mut self, x: usize) {
-        for c in 0..self.models.len() {
-            let (ctx, v) = (self.corr[c][x], self.corr[c][x + 1]);
-            self.models[c].update(&self.fam, ctx, v, self.state.trigger);
+        let (ctx, v) = (self.corr[x], self.corr[x + 1]);
+        for c in 0..N {
+            self.models[c].update(&self.fam, ctx[c], v[c], self.state.trigger);
         }
     }
 
     fn row(&mut self, bits: &mut BitReader, first_row: bool) -> Result<()> {
-        let width = self.cur[0].len();
-        for c in 0..self.corr.len() {
-            // the context of pixel 0 is pixel 0's residual of the row above (0 on the first row)
-            self.corr[c][0] = if first_row { 0 } else { self.corr[c][1] };
-        }
+        let width = self.cur.len();
+        // the context of pixel 0 is pixel 0's residual of the row above (0 on the first row)
+        self.corr[0] = if first_row { [0; N] } else { self.corr[1] };
         // segments of one wait mask each; the state moves on between them, so that the
         // model updates of a segment use that segment's counter-halving threshold
         let (mut pos, mut left) = (0usize, width as u32);
@@ -187,7 +185,6 @@ impl Group {
     }
 
     fn segment(&mut self, bits: &mut BitReader, mut i: usize, end: usize, waitmask: u32, first_row: bool) -> Result<()> {
-        let mut stop;
         if i == 0 {
             self.pixel(bits, 0, first_row)?;
             if self.state.wait > 0 {
@@ -198,7 +195,7 @@ impl Group {
             }
             i = 1;
         }
-        stop = i + self.state.wait as usize;
+        let mut stop = i + self.state.wait as usize;
         let mut run_index = 0usize;
         loop {
             let mut ran = false;
@@ -234,12 +231,9 @@ impl Group {
             if run > (end - i) as u64 {
                 return corrupt(CODEC, bits.offset(), format!("run of {run} pixels passes the end of the row ({} left)", end - i));
             }
-            for _ in 0..run {
-                for c in 0..self.cur.len() {
-                    self.cur[c][i] = self.cur[c][i - 1];
-                }
-                i += 1;
-            }
+            let value = self.cur[i - 1];
+            self.cur[i..i + run as usize].fill(value);
+            i += run as usize;
             if i == end {
                 return Ok(());
             }
@@ -250,7 +244,7 @@ impl Group {
     /// Runs are predicted where the row above repeats and the current row just did.
     #[inline]
     fn run_starts(&self, i: usize, run_index: usize) -> bool {
-        self.same(&self.prev, i - 1, i) && run_index != i && i > 2 && self.same(&self.cur, i - 1, i - 2)
+        self.prev[i - 1] == self.prev[i] && run_index != i && i > 2 && self.cur[i - 1] == self.cur[i - 2]
     }
 
     fn next_row(&mut self) {
@@ -297,44 +291,44 @@ pub fn decode_quic(data: &[u8], max_pixels: u64) -> Result<Image> {
     }
     check_size(CODEC, width as u64, height as u64, max_pixels)?;
     let (w, h) = (width as usize, height as usize);
-    let (channels, bpc) = match kind {
-        quic_type::GRAY => (1, 8),
-        quic_type::RGB16 => (3, 5),
-        _ => (3, 8),
-    };
-    let mut color = Group::new(channels, bpc, w);
-    let mut alpha = if kind == quic_type::RGBA { Some(Group::new(1, 8, w)) } else { None };
     let mut words = vec![0u32; w * h];
-    for y in 0..h {
-        color.row(&mut bits, y == 0)?;
-        if let Some(a) = alpha.as_mut() {
-            a.row(&mut bits, y == 0)?;
+    let expand5 = |v: u8| ((v << 3) | (v >> 2)) as u32;
+    if kind == quic_type::GRAY {
+        let mut gray = Group::<1>::new(8, w);
+        for (y, out) in words.chunks_exact_mut(w).enumerate() {
+            gray.row(&mut bits, y == 0)?;
+            for (o, g) in out.iter_mut().zip(&gray.cur) {
+                *o = 0xff00_0000 | (g[0] as u32) * 0x01_0101;
+            }
+            gray.next_row();
         }
-        let out = &mut words[y * w..(y + 1) * w];
-        let expand5 = |v: u8| ((v << 3) | (v >> 2)) as u32;
-        match kind {
-            quic_type::GRAY => {
-                for (o, &g) in out.iter_mut().zip(&color.cur[0]) {
-                    *o = 0xff00_0000 | (g as u32) * 0x01_0101;
+    } else {
+        let bpc = if kind == quic_type::RGB16 { 5 } else { 8 };
+        let mut color = Group::<3>::new(bpc, w);
+        let mut alpha = if kind == quic_type::RGBA { Some(Group::<1>::new(8, w)) } else { None };
+        for (y, out) in words.chunks_exact_mut(w).enumerate() {
+            color.row(&mut bits, y == 0)?;
+            if let Some(a) = alpha.as_mut() {
+                a.row(&mut bits, y == 0)?;
+            }
+            if kind == quic_type::RGB16 {
+                for (o, p) in out.iter_mut().zip(&color.cur) {
+                    *o = 0xff00_0000 | expand5(p[0]) << 16 | expand5(p[1]) << 8 | expand5(p[2]);
+                }
+            } else {
+                for (o, p) in out.iter_mut().zip(&color.cur) {
+                    *o = 0xff00_0000 | (p[0] as u32) << 16 | (p[1] as u32) << 8 | p[2] as u32;
+                }
+                if let Some(a) = alpha.as_ref() {
+                    for (o, p) in out.iter_mut().zip(&a.cur) {
+                        *o = (*o & 0x00ff_ffff) | (p[0] as u32) << 24;
+                    }
                 }
             }
-            quic_type::RGB16 => {
-                let (r, g, b) = (&color.cur[0], &color.cur[1], &color.cur[2]);
-                for x in 0..w {
-                    out[x] = 0xff00_0000 | expand5(r[x]) << 16 | expand5(g[x]) << 8 | expand5(b[x]);
-                }
+            color.next_row();
+            if let Some(a) = alpha.as_mut() {
+                a.next_row();
             }
-            _ => {
-                let (r, g, b) = (&color.cur[0], &color.cur[1], &color.cur[2]);
-                for x in 0..w {
-                    let a = alpha.as_ref().map_or(255, |a| a.cur[0][x]) as u32;
-                    out[x] = a << 24 | (r[x] as u32) << 16 | (g[x] as u32) << 8 | b[x] as u32;
-                }
-            }
-        }
-        color.next_row();
-        if let Some(a) = alpha.as_mut() {
-            a.next_row();
         }
     }
     Ok(Image::from_words(w, h, w, words, true, false))
