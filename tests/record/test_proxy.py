@@ -177,8 +177,6 @@ def test_tls_both_sides_recorded_in_clear(tmp_path: Path) -> None:
     cert, key = self_signed(["127.0.0.1", "localhost"])
     for name, data in (("ca-cert.pem", cert), ("server-cert.pem", cert), ("server-key.pem", key)):
         (certs / name).write_bytes(data)
-    home = tmp_path / "home"
-    (home / ".spicec").mkdir(parents=True)
     settings = peers.XspiceSettings(port=5964, display=64,
                                     extra_options={"SpiceTlsPort": "5965", "SpiceX509Dir": str(certs)})
     rec_path = tmp_path / "tls.pcapng"
@@ -188,9 +186,8 @@ def test_tls_both_sides_recorded_in_clear(tmp_path: Path) -> None:
         truth = xs.screenshot(tmp_path / "truth.png")
         with Recorder(5966, 5965, rec_path, ["--tls-target", "--ca", str(certs / "ca-cert.pem"), "--tls-listen",
                                              "--write-cert", str(proxy_cert)]) as rec:
-            # spice-gtk trusts the CA in ~/.spicec/spice_truststore.pem
-            (home / ".spicec" / "spice_truststore.pem").write_bytes(proxy_cert.read_bytes())
-            env = {**peers.x_env(64), "HOME": str(home)}
+            # spicy-screenshot has no CA option: given none, spice-gtk uses OpenSSL's default store
+            env = {**peers.x_env(64), "SSL_CERT_FILE": str(proxy_cert)}
             env.pop("DISPLAY")
             shot = screenshot(["-h", "127.0.0.1", "-s", "5966"], tmp_path / "tls.ppm", env=env)
             time.sleep(0.5)
