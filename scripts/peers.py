@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -143,11 +144,13 @@ class Peer:
         self.proc: subprocess.Popen | None = None
         self.log_path: Path | None = None
         self._log: IO[bytes] | None = None
+        self._log_start = 0
 
     def _spawn(self, argv: Sequence[str], log_dir: str | os.PathLike, env: dict[str, str] | None = None,
                stdin=subprocess.DEVNULL) -> subprocess.Popen:
         self.log_path = Path(log_dir) / f"{self.name}.log"
         self._log = open(self.log_path, "ab")
+        self._log_start = self._log.tell()  # a log dir may be shared by several runs of one peer
         # start_new_session: own process group, so killpg reaches its children but nothing else.
         self.proc = subprocess.Popen(list(argv), stdin=stdin, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=env, start_new_session=True)
@@ -160,7 +163,9 @@ class Peer:
 
     def log_text(self) -> str:
         if self.log_path and self.log_path.exists():
-            return self.log_path.read_text(errors="replace")
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_start)
+                return f.read().decode(errors="replace")
         return ""
 
     def signal_group(self, sig: int) -> None:
@@ -526,12 +531,15 @@ class Tshark(Peer):
     stop_signal = signal.SIGINT
 
     def __init__(self, port: int, out: str | os.PathLike, pcapng: bool = True, interface: str = "lo",
-                 log_dir: str | os.PathLike | None = None, timeout: float = 20.0) -> None:
+                 log_dir: str | os.PathLike | None = None, timeout: float = 20.0, buffer_mib: int = 64) -> None:
         super().__init__()
         self.out = Path(out)
         self.out.unlink(missing_ok=True)
+        self.dropped: int | None = None
         self._tmp = None if log_dir else tempfile.TemporaryDirectory(prefix="tshark-")
-        self._spawn(["tshark", "-n", "-i", interface, "-f", f"tcp port {port}", "-F",
+        # -B: a loopback burst (a 3 MB uncompressed screen arrives in well under a millisecond)
+        # overflows the default 2 MiB kernel buffer, and the capture silently loses segments.
+        self._spawn(["tshark", "-n", "-i", interface, "-B", str(buffer_mib), "-f", f"tcp port {port}", "-F",
                      "pcapng" if pcapng else "pcap", "-w", str(self.out)], log_dir or self._tmp.name)
         wait_until(lambda: "Capturing on" in self.log_text() and self.out.exists()
                    and self.out.stat().st_size > 0, timeout, "tshark", self.proc)
@@ -556,6 +564,9 @@ class Tshark(Peer):
                 pass
             wait_until_gone(self.proc.pid, timeout)
         super().stop(timeout)
+        # tshark reports "N packets dropped ..." on exit when the kernel or dumpcap lost any.
+        match = re.search(r"(\d+) packets? dropped", self.log_text())
+        self.dropped = int(match.group(1)) if match else 0
         if self._tmp:
             self._tmp.cleanup()
 

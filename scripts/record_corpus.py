@@ -174,6 +174,10 @@ def mouse_path(client_display: int, spicy: peers.Spicy, tl: Timeline) -> None:
             note="coordinates relative to the spicy window")
 
 
+class CaptureIncomplete(RuntimeError):
+    """tshark reported packets it could not capture: the file would have holes."""
+
+
 def record(s: Session, out_dir: Path = CAPTURES) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     ext = "pcapng" if s.pcapng else "pcap"
@@ -245,7 +249,10 @@ def record(s: Session, out_dir: Path = CAPTURES) -> dict:
         else:
             raw.replace(final)
         final.chmod(0o644)  # tshark writes 0600
+    if cap.dropped:
+        raise CaptureIncomplete(f"{s.name}: tshark dropped {cap.dropped} packets")
     meta = describe(s, started, sizes, ran, tl, final, png, cut)
+    meta["capture"]["packets_dropped_by_capture"] = cap.dropped
     (out_dir / f"{s.name}.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 
@@ -487,7 +494,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("nothing to do: give --all, --only NAMES, --list or --name NAME")
     for s in sessions:
         t = time.monotonic()
-        meta = record(s, a.out)
+        try:
+            meta = record(s, a.out)
+        except CaptureIncomplete as e:
+            print(f"{e}; recording it again", flush=True)
+            meta = record(s, a.out)
         c = meta["capture"]
         print(f"{s.name}: {c['file']} {c['bytes']} bytes, {c['packets']} packets "
               f"({time.monotonic() - t:.0f} s)", flush=True)
