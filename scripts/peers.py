@@ -516,6 +516,14 @@ def spicy_screenshot(port: int, out: str | os.PathLike, host: str = "127.0.0.1",
     return Path(out)
 
 
+@contextlib.contextmanager
+def spicy_on_xvfb(port: int, displays: Sequence[int] = range(10, 31), screen: str = "1280x900x24",
+                  **spicy_args) -> Iterator[Spicy]:
+    """A spicy client on a fresh Xvfb of its own, connected to `port` (Xspice or our own server)."""
+    with Xvfb(pick_display(displays), screen) as xvfb, Spicy(xvfb.display, port, **spicy_args) as client:
+        yield client
+
+
 # ---------------------------------------------------------------- capture
 
 

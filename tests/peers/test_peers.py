@@ -115,3 +115,11 @@ def test_corpus_files_are_described_and_small() -> None:
         total += cap.stat().st_size
     assert total < 60 * 2**20
     assert {".pcap", ".pcapng"} <= {c.suffix for c in captures}
+
+
+def test_spicy_connects_and_shows_the_desktop(xspice: peers.Xspice, tmp_path: Path) -> None:
+    for program in ("Xvfb", "spicy", "xdotool"):
+        need_program(program)
+    with peers.spicy_on_xvfb(xspice.port, DISPLAYS, log_dir=tmp_path) as client:
+        assert peers.established_to(xspice.port) >= 2
+        assert client.window_id()
