@@ -240,3 +240,48 @@ def test_damaged_image_is_a_placeholder_not_a_crash() -> None:
     img = store.get(image)
     assert img.shape[:2] == (image["descriptor"]["height"], image["descriptor"]["width"])
     assert store.warnings["LZ_RGB image undecodable"] == 1
+
+
+def _first_image_copy(cap: str) -> dict:
+    return next(r for r in records_of(cap) if r.type == "draw_copy" and r.fields["data"]["src_bitmap"]).fields
+
+
+def test_copy_from_an_offscreen_surface() -> None:
+    """Image type SURFACE: a real image drawn off-screen, then copied to the primary surface."""
+    from spicetool.render.canvas import Canvas
+    fields = _first_image_copy(_need("img-lz"))
+    d = fields["data"]
+    w, h = d["src_bitmap"]["descriptor"]["width"], d["src_bitmap"]["descriptor"]["height"]
+    canvas = Canvas()
+    canvas.create_surface(0, 400, 300, 32, True)
+    canvas.create_surface(7, w, h, 96, False)
+    off = {"base": {"surface_id": 7, "box": {"top": 0, "left": 0, "bottom": h, "right": w}, "clip": {"type": "NONE"}},
+           "data": {**d, "src_area": {"top": 0, "left": 0, "bottom": h, "right": w}}}
+    canvas.draw("draw_copy", off)
+    ref = {"descriptor": {"id": 0, "type": "SURFACE", "flags": 0, "width": w, "height": h},
+           "surface": {"surface_id": 7}}
+    sub_w, sub_h = min(w, 50), min(h, 40)
+    on = {"base": {"surface_id": 0, "box": {"top": 10, "left": 20, "bottom": 10 + sub_h, "right": 20 + sub_w},
+                   "clip": {"type": "RECTS", "rects": {"num_rects": 1, "rects": [
+                       {"top": 0, "left": 0, "bottom": 300, "right": 20 + sub_w // 2}]}}},
+          "data": {**d, "src_bitmap": ref, "src_area": {"top": 0, "left": 0, "bottom": sub_h, "right": sub_w}}}
+    canvas.draw("draw_copy", on)
+    primary, offscreen = canvas.surfaces[0].pixels, canvas.surfaces[7].pixels
+    assert (primary[10:10 + sub_h, 20:20 + sub_w // 2, :3] == offscreen[:sub_h, :sub_w // 2, :3]).all()
+    assert (primary[10:10 + sub_h, 20 + sub_w // 2:20 + sub_w] == 0).all()  # clipped away
+
+
+@pytest.mark.parametrize("fmt, bits", [("16_555", (5, 5, 5)), ("16_565", (5, 6, 5))])
+def test_sixteen_bit_surfaces_hold_sixteen_bit_colours(fmt: str, bits: tuple[int, int, int]) -> None:
+    from spicetool.render.canvas import Canvas
+    fields = _first_image_copy(_need("img-lz"))
+    canvas = Canvas()
+    canvas.create_surface(0, 1024, 768, fmt, True)
+    canvas.draw("draw_copy", fields)
+    px = canvas.surfaces[0].pixels.astype(int)
+    box = fields["base"]["box"]
+    area = px[box["top"]:box["bottom"], box["left"]:box["right"]]
+    for channel, n in enumerate(bits):
+        v = area[..., channel]
+        assert ((v >> n) == (v & ((1 << (8 - n)) - 1))).all()  # high bits repeated into the low ones
+        assert len(np.unique(v)) <= 1 << n
