@@ -110,6 +110,26 @@ pub(crate) fn run_pass(
             if op + count * scale > n {
                 return r.fail(format!("literal run of {count} overflows the image at pixel {op}"));
             }
+            // whole-run fast paths for the common units
+            match unit {
+                Unit::Rgb => {
+                    let src = r.bytes(count * 3)?;
+                    for (o, p) in out[op..op + count].iter_mut().zip(src.chunks_exact(3)) {
+                        *o = u32::from_le_bytes([p[0], p[1], p[2], 0]);
+                    }
+                    op += count;
+                    continue;
+                }
+                Unit::Alpha => {
+                    let src = r.bytes(count)?;
+                    for (o, &a) in out[op..op + count].iter_mut().zip(src) {
+                        *o = (*o & 0x00ff_ffff) | (a as u32) << 24;
+                    }
+                    op += count;
+                    continue;
+                }
+                _ => {}
+            }
             for _ in 0..count {
                 match unit {
                     Unit::Rgb16 => {
