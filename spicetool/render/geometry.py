@@ -87,6 +87,7 @@ def glyph_mask(string: dict[str, Any], reg: Region) -> np.ndarray:
             bits = np.stack([rows >> 4, rows & 15], axis=2).reshape(h, -1)[:, :w] > 0
         else:
             bits = rows[:, :w] > 0
+        bits = bits[::-1]  # glyph rows come bottom-up (the reference ignores RASTER_TOP_DOWN too)
         x = int(g["render_pos"]["x"]) + int(g["glyph_origin"]["x"]) - reg.x0
         y = int(g["render_pos"]["y"]) + int(g["glyph_origin"]["y"]) - reg.y0
         y0, y1, x0, x1 = max(y, 0), min(y + h, reg.shape[0]), max(x, 0), min(x + w, reg.shape[1])

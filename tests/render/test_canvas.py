@@ -285,3 +285,24 @@ def test_sixteen_bit_surfaces_hold_sixteen_bit_colours(fmt: str, bits: tuple[int
         v = area[..., channel]
         assert ((v >> n) == (v & ((1 << (8 - n)) - 1))).all()  # high bits repeated into the low ones
         assert len(np.unique(v)) <= 1 << n
+
+
+def test_text_glyphs_bottom_up_with_background() -> None:
+    """DRAW_TEXT as the reference lays it out: A1 glyph rows bottom-up, MSB first, back_area copied."""
+    from spicetool.render.canvas import Canvas
+    canvas = Canvas()
+    canvas.create_surface(0, 32, 16, "32_xRGB", True)
+    glyph = {"render_pos": {"x": 4, "y": 10}, "glyph_origin": {"x": 0, "y": -6}, "width": 3, "height": 2,
+             "data": bytes([0b10000000, 0b01100000])}  # last row first: row 1 = 1.., row 0 = .11
+    fields = {"base": {"surface_id": 0, "box": {"top": 0, "left": 0, "bottom": 16, "right": 32},
+                       "clip": {"type": "NONE"}},
+              "data": {"str": {"length": 1, "flags": 1, "glyphs": [glyph]},
+                       "back_area": {"top": 2, "left": 2, "bottom": 8, "right": 10},
+                       "fore_brush": {"type": "SOLID", "color": 0xFFFFFF},
+                       "back_brush": {"type": "SOLID", "color": 0x0000FF},
+                       "fore_mode": rop.OP_PUT, "back_mode": rop.OP_PUT}}
+    canvas.draw("draw_text", fields)
+    white = (canvas.surfaces[0].pixels[..., :3] == 255).all(axis=2)
+    assert [tuple(p) for p in np.argwhere(white)] == [(4, 5), (4, 6), (5, 4)]
+    blue = (canvas.surfaces[0].pixels[..., :3] == (255, 0, 0)).all(axis=2)  # B,G,R bytes of 0x0000FF
+    assert blue.sum() == 6 * 8 - 3 and blue[2:8, 2:10].sum() == blue.sum()
