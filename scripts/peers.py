@@ -199,6 +199,18 @@ class Peer:
             self._log.close()
             self._log = None
 
+    def _ready_or_stop(self, wait) -> None:
+        """Run a readiness wait; a peer that never got ready is stopped, not left behind."""
+        try:
+            wait()
+        except PeerError as e:
+            tail = self.log_text()[-1500:]  # read before stop() may remove a private log dir
+            self.stop()
+            raise PeerError(f"{e}\n--- {self.name} output ---\n{tail}") from e
+        except BaseException:
+            self.stop()
+            raise
+
     def __enter__(self):
         return self
 
@@ -240,7 +252,7 @@ class Xvfb(XServer):
         self._tmp = None if log_dir else tempfile.TemporaryDirectory(prefix=f"xvfb{display}-")
         self.dir = Path(log_dir or self._tmp.name)
         self._spawn(["Xvfb", f":{display}", "-screen", "0", size, "-nolisten", "tcp", "-noreset"], self.dir)
-        self.wait_ready()
+        self._ready_or_stop(self.wait_ready)
 
     def stop(self, timeout: float = 5.0) -> None:
         super().stop(timeout)
@@ -377,12 +389,8 @@ class Xspice(XServer):
         self._spawn([XORG, "-config", str(self.config_path), "-configdir", str(self.dir / "none.d"),
                      "-logfile", str(self.xorg_log), "-noreset", "-nolisten", "tcp", f":{self.display}"],
                     self.dir, env=env)
-        try:
-            self.wait_ready(timeout)
-            wait_until(lambda: port_open(self.port), timeout, f"Xspice port {self.port}", self.proc)
-        except PeerError:
-            self.stop()
-            raise
+        self._ready_or_stop(lambda: (self.wait_ready(timeout), wait_until(
+            lambda: port_open(self.port), timeout, f"Xspice port {self.port}", self.proc)))
 
     @property
     def audio_dir(self) -> Path:
@@ -421,12 +429,14 @@ class VdAgent(Peer):
         self.udcs = d / "vda.udcs"
         self._spawn(["spice-vdagentd", "-f", "-x", "-X", "-o", "-S", str(self.udcs),
                      "-s", str(d / "vda.virtio"), "-u", str(d / "vda.uinput")], d)
-        wait_until(self.udcs.exists, timeout, "spice-vdagentd socket", self.proc)
+        self.agent: Program | None = None
+        self._ready_or_stop(lambda: wait_until(self.udcs.exists, timeout, "spice-vdagentd socket", self.proc))
         self.agent = Program(["spice-vdagent", "-x", "-s", str(d / "vda.virtio"), "-S", str(self.udcs)],
                              xspice.display, d, name="spice-vdagent")
 
     def stop(self, timeout: float = 5.0) -> None:
-        self.agent.stop(timeout)
+        if self.agent is not None:
+            self.agent.stop(timeout)
         super().stop(timeout)
 
 
@@ -476,8 +486,8 @@ class Spicy(Peer):
         argv += list(extra_args)
         self._spawn(argv, log_dir or self._tmp.name, env=x_env(display))
         # main + display (+ inputs, cursor...) channels are separate TCP connections.
-        wait_until(lambda: established_to(port) >= before + min_channels, timeout,
-                   f"spicy to port {port}", self.proc)
+        self._ready_or_stop(lambda: wait_until(lambda: established_to(port) >= before + min_channels, timeout,
+                                               f"spicy to port {port}", self.proc))
 
     def window_id(self, timeout: float = 10.0) -> str:
         """The X window id of spicy's top-level window on its display."""
@@ -549,8 +559,8 @@ class Tshark(Peer):
         # overflows the default 2 MiB kernel buffer, and the capture silently loses segments.
         self._spawn(["tshark", "-n", "-i", interface, "-B", str(buffer_mib), "-f", f"tcp port {port}", "-F",
                      "pcapng" if pcapng else "pcap", "-w", str(self.out)], log_dir or self._tmp.name)
-        wait_until(lambda: "Capturing on" in self.log_text() and self.out.exists()
-                   and self.out.stat().st_size > 0, timeout, "tshark", self.proc)
+        self._ready_or_stop(lambda: wait_until(lambda: "Capturing on" in self.log_text() and self.out.exists()
+                                               and self.out.stat().st_size > 0, timeout, "tshark", self.proc))
 
     def stop(self, timeout: float = 10.0, settle: float = 0.3) -> None:
         if self.proc is not None and self.proc.poll() is None:
