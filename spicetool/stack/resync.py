@@ -19,9 +19,18 @@ def _known_ids(channel_type: int, direction: Direction) -> dict:
 
 def _chain(data: bytes, start: int, mini: bool, tab: dict) -> tuple[int, bool]:
     """(how many consecutive headers from start parse as known messages with valid bodies,
-    whether any of them is channel-specific, i.e. not a base message)."""
+    whether any of them is channel-specific, i.e. not a base message).
+
+    A run that repeats one (type, size) pair, e.g. empty messages, counts as one header:
+    periodic patterns inside image data would otherwise look like a burst of messages."""
+    n, specific, kinds = _walk(data, start, mini, tab)
+    return (n if kinds > 1 else min(n, 1)), specific
+
+
+def _walk(data: bytes, start: int, mini: bool, tab: dict) -> tuple[int, bool, int]:
     h = MINI if mini else FULL
     pos, n, last_serial, specific = start, 0, None, False
+    seen: set[tuple[int, int]] = set()
     while pos + h.size <= len(data):
         if mini:
             tid, size = h.unpack_from(data, pos)
@@ -36,14 +45,18 @@ def _chain(data: bytes, start: int, mini: bool, tab: dict) -> tuple[int, bool]:
         end = pos + h.size + size
         if end > len(data):
             # a message cut by the end of the sample still counts if its header is sane
-            return (n + 1, specific or tid >= 101) if entry[1].min_size <= size else (n, specific)
+            if entry[1].min_size <= size:
+                seen.add((tid, size))
+                return n + 1, specific or tid >= 101, len(seen)
+            return n, specific, len(seen)
         fields, err = _parse(entry[1], data[pos + h.size:end])
         if err is not None or TRAILING in fields:  # a body longer than its layout: implausible
             break
         n += 1
         specific = specific or tid >= 101
+        seen.add((tid, size))
         pos = end
-    return n, specific
+    return n, specific, len(seen)
 
 
 def _candidates(data: bytes, mini: bool, ids: np.ndarray) -> np.ndarray:
@@ -82,7 +95,7 @@ def find_resync_point(data: bytes, direction: Direction, channel_type: int | Non
             off = int(off)
             run, specific = _chain(data, off, mini_header, tab)
             need = MIN_RUN
-            if run >= need or (run >= 1 and _reaches_end(data, off, mini_header, tab, run)):
+            if run >= need or (run >= 2 and _reaches_end(data, off, mini_header, tab, run)):
                 score = (-int(specific), -min(run, 8), off, ct)
                 if best is None or score < best:
                     best = score
