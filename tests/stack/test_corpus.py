@@ -219,3 +219,31 @@ def test_message_sequence_agrees_with_wireshark(name):
             assert ours[:len(t)] == t, (tc.stream, d.value)
             compared += len(t)
     assert compared >= 10
+
+
+@pytest.mark.parametrize("name", ["img-quic.pcapng", "img-glz.pcap", "typing.pcapng"])
+def test_resync_at_random_cuts_lands_on_real_headers(name):
+    """Cut each data stream at random places: when find_resync_point answers, it must
+    almost always be a real message boundary (ground truth: the full parse)."""
+    import random
+    rng = random.Random(7)
+    right = wrong = 0
+    for tc, conn, events in decoded(_file(name)):
+        for d in Direction:
+            starts = {e.offset for e in events if isinstance(e, Message) and e.direction is d}
+            if len(starts) < 10:
+                continue
+            data = tc.data(d.value)
+            for _ in range(15):
+                cut = rng.randrange(min(starts), len(data))
+                r = find_resync_point(data[cut:cut + 65536], d, None)
+                if r is None:
+                    continue
+                if cut + r[0] in starts:
+                    right += 1
+                    assert r[1] in (None, conn.channel_type)
+                else:
+                    wrong += 1
+    # measured: img-quic 25/0, img-glz 31/0, typing 31/6 (right/wrong); the misses are all in
+    # inputs-client streams, whose 6-15 byte messages have fields that look like headers
+    assert right >= 20 and wrong * 4 <= right, (right, wrong)
