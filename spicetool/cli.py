@@ -14,6 +14,7 @@ SUBCOMMANDS: dict[str, str] = {
     "render": "spicetool.render.command:render",
     "serve": "spicetool.replay.command:serve",
     "record": "spicetool.record.command:record",
+    "report": "spicetool.triage.command:report",
     "stats": "spicetool.triage.command:stats",
 }
 

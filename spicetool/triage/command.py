@@ -70,3 +70,47 @@ def stats(capture: str, as_json: bool, input_limit: int) -> None:
     if not figs["sessions"]:
         err.print(f"error: no SPICE traffic found in {capture}", style="red")
         sys.exit(EXIT_NO_SPICE)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("capture", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
+def report(capture: str, output: str) -> None:
+    """One self-contained HTML page with the figures of `stats` and charts.
+
+    Inline SVG charts (bandwidth over time, round trips, image bytes per codec),
+    tables for channels, latency, images, video streams, problems and inputs, and
+    the figures as JSON inside the page. Nothing is fetched from the network: the
+    page can be mailed or attached to a ticket as it is.
+
+    \b
+    Examples:
+      spicetool report captures/typing.pcapng -o typing.html
+      spicetool report session.pcap -o /tmp/report.html && xdg-open /tmp/report.html
+
+    \b
+    Exit codes: as `spicetool stats`; on a damaged capture the page is still
+    written with the figures up to the damage.
+    """
+    from spicetool.triage.figures import gather
+    from spicetool.triage.report import render_html
+
+    try:
+        reader = open_capture(capture)
+    except CaptureError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_UNREADABLE)
+    figs = gather(reader).as_json()
+    if figs["sessions"]:
+        try:
+            with open(output, "w", encoding="utf-8") as f:
+                f.write(render_html(figs, capture))
+        except OSError as exc:
+            click.echo(f"error: {output}: {exc.strerror or exc}", err=True)
+            sys.exit(EXIT_UNREADABLE)
+    if reader.damage:
+        click.echo(f"error: {capture}: {reader.damage}", err=True)
+        sys.exit(EXIT_DAMAGED)
+    if not figs["sessions"]:
+        click.echo(f"error: no SPICE traffic found in {capture}", err=True)
+        sys.exit(EXIT_NO_SPICE)

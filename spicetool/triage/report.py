@@ -1,0 +1,118 @@
+"""`spicetool report`: the figures of `stats` as one self-contained HTML page with inline SVG charts."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+
+from spicetool.triage.svg import bar_chart, line_chart, scatter_chart
+from spicetool.triage.tables import _input_lines, human_bytes
+
+STYLE = """
+body{font-family:sans-serif;margin:2em;color:#222;max-width:1100px}
+h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:2em}h3{font-size:1em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;
+vertical-align:top}th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
+tr.bad td{background:#fde8e8}pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap}
+.muted{color:#777}
+"""
+
+
+def _table(headers: list[str], rows: list[list[Any]], numeric: set[int] = frozenset(),  # type: ignore[assignment]
+           bad: list[bool] | None = None) -> str:
+    if not rows:
+        return '<p class="muted">none</p>'
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = []
+    for i, row in enumerate(rows):
+        cells = "".join(f'<td{" class=n" if j in numeric else ""}>{escape(str(v))}</td>' for j, v in enumerate(row))
+        body.append(f'<tr{" class=bad" if bad and bad[i] else ""}>{cells}</tr>')
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def render_html(figs: dict[str, Any], source: str) -> str:
+    parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>SPICE session report: "
+             f"{escape(source)}</title><style>{STYLE}</style></head><body>",
+             f"<h1>SPICE session report</h1><p>{escape(source)}: {figs['frames']} frames, "
+             f"{figs['duration']:.3f} s, {len(figs['sessions'])} session(s).</p>"]
+    for s in figs["sessions"]:
+        parts.append(_session(s))
+    # the figures themselves, for whoever wants to script against the page
+    data = json.dumps(figs, default=str).replace("</", "<\\/")
+    parts.append(f'<script type="application/json" id="figures">{data}</script></body></html>')
+    return "".join(parts)
+
+
+def _session(s: dict[str, Any]) -> str:
+    title = f"Session {s['session']}" + (f" (id {s['session_id']:#x})" if s["session_id"] else "")
+    out = [f"<h2>{escape(title)}</h2>"]
+    rows = [["server", s["server"]], ["client address", ", ".join(s["clients"])],
+            ["start / duration", f"{s['start'] or 0:.3f} s / {s['duration'] or 0:.3f} s"],
+            ["auth", s["auth"] or "not seen"], ["channels", ", ".join(c["name"] for c in s["channels"])],
+            ["mouse mode", " → ".join(f"{m['mode']} at {m['time']:.2f} s" for m in s["mouse_mode"]) or "not seen"],
+            ["agent", " → ".join(("connected" if a["connected"] else "not connected") + f" at {a['time']:.2f} s"
+                                 for a in s["agent_connected"]) or "not seen"],
+            ["screen", " → ".join(f"{x['width']}x{x['height']} at {x['time']:.2f} s" for x in s["screen_sizes"])
+             or "not seen"]]
+    if s["name"] or s["uuid"]:
+        rows.append(["guest", " ".join(x for x in (s["name"], s["uuid"]) if x)])
+    out.append("<h3>Overview</h3>" + _table(["what", "value"], rows))
+
+    out.append("<h3>Channels and bandwidth</h3>")
+    rows, bad = [], []
+    for c in s["channels"]:
+        rows.append([c["name"], c["client"], c["auth"] or "", c["messages"].get("client", 0),
+                     c["messages"].get("server", 0), human_bytes(c["wire_bytes"]["client"]),
+                     human_bytes(c["wire_bytes"]["server"]), f"{c['start']:.3f}", f"{c['duration']:.3f}",
+                     f"{c['closed']['how']} at {c['closed']['time']:.2f} s" if c["closed"] else "open at end",
+                     c["link_error"] or ""])
+        bad.append(bool(c["link_error"] or c["gaps"] or c["errors"] or (c["closed"] or {}).get("how") == "reset"))
+    out.append(_table(["channel", "client", "auth", "msgs c→s", "msgs s→c", "wire c→s", "wire s→c", "start s",
+                       "duration s", "closed", "link error"], rows, {3, 4, 5, 6, 7, 8}, bad))
+    series = {f"{c['name']} s→c": [v / 1024 for v in c["bytes_per_second"]["server"]] for c in s["channels"]
+              if any(c["bytes_per_second"]["server"])}
+    series.update({f"{c['name']} c→s": [v / 1024 for v in c["bytes_per_second"]["client"]] for c in s["channels"]
+                   if sum(c["bytes_per_second"]["client"]) > 4096})
+    out.append(line_chart(series, "bytes per second per channel", "KiB per second"))
+
+    lat = s["latency"]
+    out.append("<h3>Latency (PING → PONG)</h3>")
+    rows = [[label, v["round_trips"], v["min_ms"], v["avg_ms"], v["p95_ms"], v["max_ms"]]
+            for label, v in lat["per_channel"].items()]
+    if lat["round_trips"]:
+        rows.append(["all", lat["round_trips"], lat["min_ms"], lat["avg_ms"], lat["p95_ms"], lat["max_ms"]])
+    out.append(_table(["channel", "round trips", "min ms", "avg ms", "p95 ms", "max ms"], rows, {1, 2, 3, 4, 5}))
+    points: dict[str, list[tuple[float, float]]] = {}
+    for p in lat["series"]:
+        points.setdefault(p["channel"], []).append((p["time"], p["ms"]))
+    out.append(scatter_chart(points, (s["start"] or 0) + (s["duration"] or 0), "round trips", "ms"))
+
+    out.append("<h3>Images drawn</h3>")
+    out.append(_table(["codec", "count", "bytes", "raw (w×h×4)", "size of raw", "ratio"],
+                      [[k, v["count"], human_bytes(v["bytes"]), human_bytes(v["raw_bytes"]),
+                        f"{v['percent_of_raw']:.1f}%" if v["percent_of_raw"] is not None else "",
+                        f"{v['ratio']:.1f}:1" if v["ratio"] else ""] for k, v in s["images"].items()],
+                      {1, 2, 3, 4, 5}))
+    out.append(bar_chart({k: v["bytes"] / 1024 for k, v in s["images"].items()}, "image bytes per codec", "KiB"))
+
+    out.append("<h3>Video streams</h3>")
+    out.append(_table(["id", "codec", "size", "created s", "destroyed s", "frames", "fps", "bytes", "reports",
+                       "dropped"],
+                      [[v["id"], v["codec"], f"{v['width']}x{v['height']}", f"{v['created']:.2f}",
+                        "" if v["destroyed"] is None else f"{v['destroyed']:.2f}", v["frames"], v["fps"] or "",
+                        human_bytes(v["bytes"]), v["reports"], v["dropped"]] for v in s["streams"]],
+                      {5, 6, 7, 8, 9}, [v["dropped"] > 0 for v in s["streams"]]))
+
+    out.append("<h3>Problems and notices</h3>")
+    probs = [[f"{p['time']:.3f}", p["channel"], p["kind"], p["detail"]] for p in s["problems"]]
+    probs += [[f"{c['closed']['time']:.3f}", c["name"], "reset", "the connection was reset"]
+              for c in s["channels"] if c["closed"] and c["closed"]["how"] == "reset"]
+    out.append(_table(["time s", "channel", "kind", "detail"], probs, {0},
+                      [p[2] in ("tcp_gap", "protocol_error", "link_error", "reset") for p in probs]))
+
+    out.append("<h3>Inputs</h3>")
+    out.append(_table(["time s", "what"], [[f"{t:.3f}", what] for t, what in _input_lines(s["inputs"])], {0}))
+    if s["typed_text"]:
+        out.append("<p>Typed text (US layout assumed):</p><pre>" + escape(s["typed_text"]) + "</pre>")
+    return "".join(out)
