@@ -15,7 +15,7 @@ pub struct Image {
 
 /// Refuse sizes over the ceiling before anything is allocated.
 pub fn check_size(codec: &'static str, width: u64, height: u64, max_pixels: u64) -> Result<usize> {
-    let n = width.checked_mul(height).unwrap_or(u64::MAX);
+    let n = width.saturating_mul(height);
     if n > max_pixels || n > (isize::MAX as u64) / 8 {
         return Err(CodecError::TooLarge { codec, width, height, max_pixels });
     }

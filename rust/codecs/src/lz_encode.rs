@@ -118,7 +118,7 @@ pub(crate) fn compress(
             }
             let c = c as usize;
             let len = match_len(e.units, c, units, i, (n - i).min(e.units.len() - c));
-            if len >= MIN_MATCH && best.map_or(true, |(l, _)| len > l) {
+            if len >= MIN_MATCH && best.is_none_or(|(l, _)| len > l) {
                 best = Some((len, Src::Image { image_dist: e.image_dist, ofs: c }));
             }
         }

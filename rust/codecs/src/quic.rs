@@ -298,7 +298,7 @@ pub fn decode_quic(data: &[u8], max_pixels: u64) -> Result<Image> {
         for (y, out) in words.chunks_exact_mut(w).enumerate() {
             gray.row(&mut bits, y == 0)?;
             for (o, g) in out.iter_mut().zip(&gray.cur) {
-                *o = 0xff00_0000 | (g[0] as u32) * 0x01_0101;
+                *o = 0xff00_0000 | ((g[0] as u32) * 0x01_0101);
             }
             gray.next_row();
         }

@@ -265,7 +265,7 @@ mod tests {
                 let expect: Vec<u32> = words
                     .iter()
                     .map(|&p| match kind {
-                        quic_type::GRAY => 0xff00_0000 | (p & 0xff) * 0x01_0101,
+                        quic_type::GRAY => 0xff00_0000 | ((p & 0xff) * 0x01_0101),
                         quic_type::RGB16 => {
                             let e = |c: u32| ((c >> 3) << 3) | (c >> 5);
                             0xff00_0000 | e((p >> 16) & 255) << 16 | e((p >> 8) & 255) << 8 | e(p & 255)
