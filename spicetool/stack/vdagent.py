@@ -4,7 +4,8 @@ from __future__ import annotations
 import struct
 
 from .events import AgentMessage, Direction
-from .schema import END, Array, Bytes, Struct, build_body, enum, i32, parse_body, u8, u16, u32, u64
+from .schema import (END, Array, Bytes, Struct, Switch, build_body, enum, i32, parse_body, u8,
+                     u16, u32, u64)
 
 HEADER = struct.Struct("<IIQI")  # protocol, type, opaque, size
 PROTOCOL = 1
@@ -25,12 +26,19 @@ xfer_status = enum(u32, ["CAN_SEND_DATA", "CANCELLED", "ERROR", "SUCCESS", "NOT_
 _sel = [("selection", selection), ("__reserved", Bytes(3))]
 
 MonConfig = Struct([("height", u32), ("width", u32), ("depth", u32), ("x", i32), ("y", i32)])
+MonitorMM = Struct([("height", u16), ("width", u16)])
+MONITORS_FLAG_PHYSICAL_SIZE = 2
+DeviceDisplayInfo = Struct([("channel_id", u32), ("monitor_id", u32), ("device_display_id", u32),
+                            ("device_address_len", u32),
+                            ("device_address", Bytes("device_address_len"))])
 
 TYPES: dict[int, tuple[str, Struct]] = {
     1: ("mouse_state", Struct([("x", u32), ("y", u32), ("buttons", u32), ("display_id", u8)])),
     2: ("monitors_config", Struct([("num_of_monitors", u32), ("flags", u32),
                                    ("monitors", Array(MonConfig, "num_of_monitors")),
-                                   ("physical_sizes", Bytes(END))])),
+                                   ("u", Switch("flags", [({MONITORS_FLAG_PHYSICAL_SIZE}, [
+                                       ("physical_sizes", Array(MonitorMM, "num_of_monitors"))])],
+                                       bits=True))])),
     3: ("reply", Struct([("type", u32), ("error", enum(u32, {1: "SUCCESS", 2: "ERROR"}))])),
     4: ("clipboard", Struct([*_sel, ("type", clipboard_type), ("data", Bytes(END))])),
     5: ("display_config", Struct([("flags", u32), ("depth", u32)])),
@@ -45,7 +53,8 @@ TYPES: dict[int, tuple[str, Struct]] = {
     14: ("max_clipboard", Struct([("max", i32)])),
     15: ("audio_volume_sync", Struct([("is_playback", u8), ("mute", u8), ("nchannels", u8),
                                       ("volume", Array(u16, "nchannels"))])),
-    16: ("graphics_device_info", Struct([("count", u32), ("display_info", Bytes(END))])),
+    16: ("graphics_device_info", Struct([("count", u32),
+                                         ("display_info", Array(DeviceDisplayInfo, "count"))])),
 }
 # Variants chosen by the capabilities both ends announced.
 _GRAB_SERIAL = Struct([*_sel, ("serial", u32), ("types", Array(clipboard_type, END))])

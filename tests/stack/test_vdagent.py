@@ -56,3 +56,15 @@ def test_file_xfer_and_absurd_agent_size():
     assert names == ["file_xfer_start", "file_xfer_data"]
     assert any(getattr(e, "reason", "").startswith("agent message of") for e in ev)
     assert conn.broken == set()
+
+
+def test_physical_sizes_and_graphics_device_info():
+    from spicetool.stack.vdagent import parse_agent_message
+    mon = struct.pack("<II", 1, 2) + struct.pack("<IIIii", 768, 1024, 32, 0, 0) + struct.pack("<HH", 190, 340)
+    m = parse_agent_message(C, 2, 0, mon)
+    assert m.fields["physical_sizes"] == [{"height": 190, "width": 340}] and "trailing" not in m.fields
+    addr = b"pci/0000/02.0\0"
+    info = struct.pack("<I", 1) + struct.pack("<4I", 0, 0, 1, len(addr)) + addr
+    g = parse_agent_message(S, 16, 0, info)
+    assert g.fields["display_info"][0]["device_address"] == addr
+    assert build_agent_message(16, g.fields)[20:] == info
