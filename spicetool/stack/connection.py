@@ -83,8 +83,15 @@ class ChannelConnection:
         direction = Direction(direction)
         if direction in self.broken:
             return []
-        self._s[direction].buf += data
+        s = self._s[direction]
+        s.buf += data
         events: list[Event] = []
+        if s.state == "data":  # the common case: no cross-direction link dependencies
+            try:
+                self._data(direction, s, events)
+            except Exception as e:  # last line of defence: never let bad bytes escape
+                self._fail(direction, events, f"internal error: {type(e).__name__}: {e}")
+            return events
         # A link step in one direction can unblock the other (the client's auth record
         # depends on the server's caps, the server's result on the client's mechanism).
         progress = True
@@ -292,7 +299,8 @@ class ChannelConnection:
             if len(buf) - pos < hsize + size:
                 return
             off = s.offset
-            body = bytes(buf[pos + hsize:pos + hsize + size])
+            with memoryview(buf) as view:  # one copy, not two
+                body = bytes(view[pos + hsize:pos + hsize + size])
             s.consume(hsize + size)
             if sub_list:
                 self._subs(d, body, sub_list, off + hsize, events)
