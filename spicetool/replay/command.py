@@ -68,39 +68,53 @@ def _password(password: str | None, password_file: Path | None, disable_ticketin
               help="Seconds a client has to complete the link stage.")
 @click.option("--ping-interval", type=click.FloatRange(0.1, 3600), default=10, show_default=True,
               help="Seconds between latency pings on every channel.")
+@click.option("--replay", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Serve the display and cursor of this capture (pcap/pcapng) instead of the demo.")
+@click.option("--speed", type=click.FloatRange(0.01, 10000), default=1.0, show_default=True,
+              help="--replay: how many times faster than captured.")
+@click.option("--loop", is_flag=True, help="--replay: start again at the end.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every channel, latency and input event.")
 def serve(host: str, port: int, password: str | None, password_file: Path | None,
           disable_ticketing: bool, size: tuple[int, int], fps: float, still: bool,
           input_log: Path | None, image_compression: str, name: str, link_timeout: float,
-          ping_interval: float, verbose: bool) -> None:
+          ping_interval: float, replay: Path | None, speed: float, loop: bool, verbose: bool) -> None:
     """Serve a desktop over SPICE to real clients (remote-viewer, spicy, spicy-screenshot).
 
     With no capture, the desktop is a built-in demo: a clock, text, colour bars, a moving box
     and a cursor, drawn through a QXL-like device model and sent as display and cursor messages.
-    Inputs typed or clicked in the client go to the input log.
+    With --replay, the display and cursor of a captured session play instead, paced by the
+    capture's timestamps. Inputs typed or clicked in the client go to the input log.
 
     \b
     Examples:
       spicetool serve --disable-ticketing
       spicetool serve -p 5930 --password s3cret --input-log inputs.jsonl
       spicetool serve --password-file pw.txt --size 800x600 --still
+      spicetool serve --disable-ticketing --replay session.pcapng --speed 2 --loop
       remote-viewer spice://127.0.0.1:5900      # then, in another terminal
       spicy-screenshot -h 127.0.0.1 -p 5900 -o shot.ppm
     """
     from rich.console import Console
 
     from .images import available_compressions
-    from .runner import run_demo
+    from .replay import ReplayError
+    from .runner import ServeOptions, run
 
     pw = _password(password, password_file, disable_ticketing)
     if image_compression not in available_compressions():
         raise click.UsageError(f"--image-compression {image_compression}: this build has no "
                                f"{image_compression} encoder yet (available: "
                                f"{', '.join(available_compressions())})")
+    if replay is None and (speed != 1.0 or loop):
+        raise click.UsageError("--speed and --loop go with --replay CAPTURE")
+    opts = ServeOptions(host, port, pw, input_log, name, link_timeout, ping_interval, verbose,
+                        image_compression, size, fps, still, replay, speed, loop)
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        asyncio.run(run_demo(host, port, pw, size, fps, still, input_log, name, link_timeout,
-                             ping_interval, verbose, console, image_compression))
+        asyncio.run(run(opts, console))
+    except ReplayError as e:
+        console.print(f"[red]error:[/] {e}")
+        sys.exit(3)
     except OSError as e:
         console.print(f"[red]error:[/] cannot listen on {host}:{port}: {e.strerror or e}")
         sys.exit(1)

@@ -1,8 +1,10 @@
-"""Wiring for `spicetool serve`: device, demo loop, server, until interrupted."""
+"""Wiring for `spicetool serve`: device, what drives it (demo loop or capture replay), server,
+until interrupted."""
 from __future__ import annotations
 
 import asyncio
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -10,40 +12,72 @@ from rich.console import Console
 from .demo import DemoDesktop, animate
 from .inputlog import InputLog
 from .qxl import QxlDevice
+from .replay import CaptureReplay
 from .server import SpiceServer
 
 
-async def run_demo(host: str, port: int, password: bytes | None, size: tuple[int, int], fps: float,
-                   still: bool, input_log: Path | None, name: str, link_timeout: float,
-                   ping_interval: float, verbose: bool, console: Console,
-                   image_compression: str = "off") -> None:
+@dataclass
+class ServeOptions:
+    host: str
+    port: int
+    password: bytes | None
+    input_log: Path | None = None
+    name: str = "spicetool"
+    link_timeout: float = 10.0
+    ping_interval: float = 10.0
+    verbose: bool = False
+    image_compression: str = "off"
+    # demo
+    size: tuple[int, int] = (1024, 768)
+    fps: float = 10.0
+    still: bool = False
+    # replay
+    replay: Path | None = None
+    speed: float = 1.0
+    loop: bool = False
+
+
+async def run(opts: ServeOptions, console: Console) -> None:
     device = QxlDevice()
-    desktop = DemoDesktop(device, *size)
-    desktop.draw_initial()
+    if opts.replay is not None:
+        replay = CaptureReplay(device, str(opts.replay), opts.speed, opts.loop)
+        w, h = replay.prepare()
+        what = f"a replay of {opts.replay.name} ({w}x{h}, speed {opts.speed:g}{', looping' if opts.loop else ''})"
+    else:
+        desktop = DemoDesktop(device, *opts.size)
+        desktop.draw_initial()
+        what = f"a {opts.size[0]}x{opts.size[1]} demo desktop"
 
     def echo(record: dict) -> None:
         fields = {k: v for k, v in record.items() if k not in ("time", "wall", "session", "client")}
         console.print(f"[cyan]input[/] {record['client']} {fields}")
 
-    log = InputLog(input_log, echo if verbose else None)
-    server = SpiceServer(device, password, log, name=name, link_timeout=link_timeout,
-                         ping_interval=ping_interval, log=lambda t: console.print(t), verbose=verbose,
-                         image_compression=image_compression)
-    await server.start(host, port)
-    console.print(f"serving a {size[0]}x{size[1]} demo desktop on spice://{host}:{server.port} "
-                  f"({'password required' if password else 'no password'}); Ctrl-C stops")
-    running = asyncio.Event()
-    if not still:
-        running.set()
-    anim = asyncio.create_task(animate(desktop, fps, running))
+    log = InputLog(opts.input_log, echo if opts.verbose else None)
+    server = SpiceServer(device, opts.password, log, name=opts.name, link_timeout=opts.link_timeout,
+                         ping_interval=opts.ping_interval, log=lambda t: console.print(t),
+                         verbose=opts.verbose, image_compression=opts.image_compression)
+    await server.start(opts.host, opts.port)
+    console.print(f"serving {what} on spice://{opts.host}:{server.port} "
+                  f"({'password required' if opts.password else 'no password'}); Ctrl-C stops")
     stop = asyncio.Event()
+    if opts.replay is not None:
+        finished = asyncio.Event()
+        driver = asyncio.create_task(replay.run(finished))
+        driver.add_done_callback(lambda t: console.print(
+            "replay finished; holding its last picture" if not t.cancelled() and t.exception() is None
+            else f"[red]replay stopped:[/] {t.exception()}" if not t.cancelled() else ""))
+    else:
+        running = asyncio.Event()
+        if not opts.still:
+            running.set()
+        driver = asyncio.create_task(animate(desktop, opts.fps, running))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:
-        anim.cancel()
+        driver.cancel()
         await server.stop()
         log.close()
         console.print(f"stopped; {log.count} input events logged")

@@ -52,14 +52,15 @@ def display_messages(cmd: Command, monitors: bool, encode: Encoder = bitmap_imag
         return [draw_copy(cmd.surface_id, cmd.rect, cmd.pixels, encode)]
     if isinstance(cmd, SurfaceCreate):
         out = [surface_create(cmd.surface_id, cmd.width, cmd.height, cmd.primary)]
-        if cmd.primary and monitors:
-            out.append(monitors_config(cmd.width, cmd.height))
+        if cmd.primary:
+            # as spice-server's worker does on a new primary: its monitor, then MARK (the
+            # client shows the surface again; spice-gtk hides its window until then)
+            if monitors:
+                out.append(monitors_config(cmd.width, cmd.height))
+            out.append(("mark", {}))
         return out
     if isinstance(cmd, SurfaceDestroy):
-        out = [("surface_destroy", {"surface_id": cmd.surface_id})]
-        if cmd.surface_id == PRIMARY_SURFACE:
-            out.append(("reset", {}))
-        return out
+        return [("surface_destroy", {"surface_id": cmd.surface_id})]
     return []
 
 

@@ -54,14 +54,21 @@ class ServerThread:
     """SpiceServer + demo desktop on an event loop in a background thread."""
 
     def __init__(self, tmp: Path, password: bytes | None = None, size: tuple[int, int] = (640, 480),
-                 link_timeout: float = 10.0, ping_interval: float = 10.0, port: int | None = None):
+                 link_timeout: float = 10.0, ping_interval: float = 10.0, port: int | None = None,
+                 replay: Path | None = None, speed: float = 1.0, loop: bool = False):
         self.port = port or free_port()
         self.input_log_path = tmp / "inputs.jsonl"
         self.messages: list[str] = []
         self.loop = asyncio.new_event_loop()
         self.device = QxlDevice()
-        self.desktop = DemoDesktop(self.device, *size)
-        self.desktop.draw_initial()
+        self.replay = None
+        if replay is not None:
+            from spicetool.replay.replay import CaptureReplay
+            self.replay = CaptureReplay(self.device, str(replay), speed, loop)
+            self.replay.prepare()
+        else:
+            self.desktop = DemoDesktop(self.device, *size)
+            self.desktop.draw_initial()
         self.input_log = InputLog(self.input_log_path)
         self.server = SpiceServer(self.device, password, self.input_log, link_timeout=link_timeout,
                                   ping_interval=ping_interval, log=self.messages.append, verbose=True)
@@ -87,6 +94,20 @@ class ServerThread:
                     await asyncio.sleep(1 / fps)
             self._anim = asyncio.create_task(loop())
         self.call(start())
+
+    def start_replay(self) -> threading.Event:
+        """Run the capture replay; the returned event is set when it has finished."""
+        finished = threading.Event()
+
+        async def start():
+            async def go():
+                try:
+                    await self.replay.run()
+                finally:
+                    finished.set()
+            self._anim = asyncio.create_task(go())
+        self.call(start())
+        return finished
 
     def pause(self) -> None:
         def stop():
