@@ -84,10 +84,14 @@ class Session:
     # capture
     pcapng: bool = True
     cut_seconds: float = 0.0  # editcap drops this many seconds from the start
+    # where the peers run (tests record beside other tests on ports and displays of their own)
+    port: int = SERVER_PORT
+    server_display: int = SERVER_DISPLAY
+    client_display: int = CLIENT_DISPLAY
 
     def server_settings(self, tmp: Path) -> peers.XspiceSettings:
         return peers.XspiceSettings(
-            port=SERVER_PORT, display=SERVER_DISPLAY, password=self.password,
+            port=self.port, display=self.server_display, password=self.password,
             image_compression=self.image_compression, jpeg_wan_compression=self.jpeg_wan_compression,
             zlib_glz_wan_compression=self.zlib_glz_wan_compression, streaming_video=self.streaming_video,
             vdagent=self.vdagent, playback=self.audio)
@@ -216,7 +220,7 @@ def record(s: Session, out_dir: Path = CAPTURES) -> dict:
                 if tone:
                     ran.append({"program": "ffmpeg lavfi sine=440 Hz -> 48 kHz s16le stereo into the playback FIFO"})
                 if s.client == "spicy":
-                    with peers.Xvfb(CLIENT_DISPLAY, CLIENT_SCREEN) as xv:
+                    with peers.Xvfb(s.client_display, CLIENT_SCREEN) as xv:
                         with peers.Tshark(xs.port, raw, pcapng=s.pcapng, log_dir=tmp) as cap:
                             tl = Timeline()
                             tl.note("capture_started", filter=f"tcp port {xs.port}")
@@ -354,7 +358,7 @@ def describe(s: Session, started: dt.datetime, sizes: list[str], ran: list[dict]
         "date": started.isoformat(timespec="seconds"),
         "server": {
             "program": "Xspice (Xorg + spiceqxl driver, libspice-server), own xorg.conf",
-            "address": f"127.0.0.1:{SERVER_PORT}",
+            "address": f"127.0.0.1:{s.port}",
             "image_compression": s.image_compression or "default (auto_glz)",
             "jpeg_wan_compression": s.jpeg_wan_compression or "default (auto)",
             "zlib_glz_wan_compression": s.zlib_glz_wan_compression or "default (auto)",
@@ -378,7 +382,7 @@ def describe(s: Session, started: dt.datetime, sizes: list[str], ran: list[dict]
         "capture": {
             "file": capture.name,
             "format": "pcapng" if s.pcapng else "pcap",
-            "tool": f"tshark -i lo -f 'tcp port {SERVER_PORT}' -F {'pcapng' if s.pcapng else 'pcap'}",
+            "tool": f"tshark -i lo -f 'tcp port {s.port}' -F {'pcapng' if s.pcapng else 'pcap'}",
             "bytes": capture.stat().st_size,
             "packets": count_packets(capture),
             "cut": cut,
