@@ -108,7 +108,8 @@ class TextDecoder:
         else:
             name = f"key {code:02x}"
             self.unknown += 1
-        chord = [m for m, held in (("Ctrl", self.ctrl), ("Alt", self.alt)) if held]
+        chord = [m for m, held in (("Ctrl", self.ctrl), ("Alt", self.alt - {0xE038}),
+                                   ("AltGr", self.alt & {0xE038})) if held]
         if chord:  # a shortcut, not text
             name, char = "+".join(chord + [name]), None
         elif code == 0x0E and not ext:

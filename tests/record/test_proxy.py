@@ -136,7 +136,8 @@ def test_typing_through_proxy_reaches_the_x_server(tmp_path: Path) -> None:
     need_program("Xorg")
     need_program("spicy")
     need_program("xdotool")
-    text = "echo recorded by spicetool; ls -la /tmp | wc -l"
+    # upper case and shifted symbols: the rebuilt text must follow Shift presses and releases
+    text = "echo Recorded BY spicetool: A+B=C? (ok) | wc -c #1 ~/x_y"
     typed_file = tmp_path / "typed.txt"
     rec_path = tmp_path / "typing.pcapng"
     with peers.Xspice(peers.XspiceSettings(port=5962, display=62), tmp_path) as xs, \
