@@ -4,12 +4,12 @@ Feed it each direction's TCP payload in any chunking; it returns events in wire 
 """
 from __future__ import annotations
 
-from .events import AgentMessage, Direction, Event, LinkRecord, Message, ProtocolError
+from .events import Direction, Event, LinkRecord, Message, ProtocolError
 from .headers import FULL, FULL_SIZE, MAX_MESSAGE_SIZE, MINI, MINI_SIZE, sub_messages
 from .link import (TICKET_SIZE, LinkError, link_err_name, parse_link_mess, parse_link_reply,
                    parse_u32)
 from .messages import parse_body
-from .types import CAP_AUTH_SASL, CAP_AUTH_SELECTION, CAP_MINI_HEADER, COMMON_CAPS
+from .types import CAP_AUTH_SASL
 from .vdagent import AgentReassembler
 
 CLIENT, SERVER = Direction.CLIENT, Direction.SERVER

@@ -5,7 +5,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from spicetool.stack import (ChannelConnection, Direction, LinkRecord, ProtocolError,
+from spicetool.stack import (ChannelConnection, Direction, ProtocolError,
                              build_auth_mechanism, build_link_mess, build_link_reply,
                              build_link_result, build_ticket, decrypt_ticket, encrypt_ticket)
 from spicetool.stack.link import parse_link_mess, parse_link_reply

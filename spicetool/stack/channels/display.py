@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .. import image_headers as ih
-from ..schema import (END, Array, Bytes, Pointer, Struct, Switch, enum, flags, i16, i32, i64, u8,
+from ..schema import (Array, Bytes, Pointer, Struct, Switch, enum, flags, i16, i32, i64, u8,
                       u16, u32, u64)
 from .common import Data, Empty
 

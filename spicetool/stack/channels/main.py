@@ -1,7 +1,7 @@
 """Main channel (type 1): session setup, mouse modes, migration, agent transport."""
 from __future__ import annotations
 
-from ..schema import END, Array, Bytes, Pointer, Struct, flags, u8, u16, u32, u64
+from ..schema import Array, Bytes, Pointer, Struct, flags, u8, u16, u32, u64
 from ..types import link_err
 from .common import Data, Empty
 
