@@ -260,27 +260,30 @@ def _scaled(img: np.ndarray, src: tuple[int, int, int, int], box: tuple[int, int
             nearest: bool) -> np.ndarray:
     """The region's pixels of src (top, left, bottom, right of img) stretched over box.
 
-    Only the region is computed, so a huge box costs no more than the surface it lands on.
-    Sampling at pixel centres, nearest or bilinear (edges clamped to the source area).
+    Only the region is computed, so a huge box or source area costs no more than the surface
+    it lands on. Sampling at pixel centres, nearest or bilinear, edges clamped to the part of
+    the source area inside the image (none of it: black).
     """
     st, sl, sb, sr = src
     bt, bl, bb, br = box
+    ih, iw = img.shape[:2]
+    lo_y, hi_y, lo_x, hi_x = max(st, 0), min(sb, ih) - 1, max(sl, 0), min(sr, iw) - 1
+    if hi_y < lo_y or hi_x < lo_x:
+        return np.zeros((*reg.shape, 4), np.uint8)
     ys = (np.arange(reg.y0, reg.y1) - bt + 0.5) * (sb - st) / (bb - bt) + st
     xs = (np.arange(reg.x0, reg.x1) - bl + 0.5) * (sr - sl) / (br - bl) + sl
-    area = _window(img, st, sl, sb - st, sr - sl, fill=0)
     if nearest:
-        yi = np.clip(np.floor(ys).astype(np.int64) - st, 0, sb - st - 1)
-        xi = np.clip(np.floor(xs).astype(np.int64) - sl, 0, sr - sl - 1)
-        return area[yi[:, None], xi[None, :]]
-    fy, fx = ys - 0.5 - st, xs - 0.5 - sl
-    y0 = np.clip(np.floor(fy).astype(np.int64), 0, sb - st - 1)
-    x0 = np.clip(np.floor(fx).astype(np.int64), 0, sr - sl - 1)
-    y1, x1 = np.minimum(y0 + 1, sb - st - 1), np.minimum(x0 + 1, sr - sl - 1)
+        yi = np.clip(np.floor(ys).astype(np.int64), lo_y, hi_y)
+        xi = np.clip(np.floor(xs).astype(np.int64), lo_x, hi_x)
+        return img[yi[:, None], xi[None, :]]
+    fy, fx = ys - 0.5, xs - 0.5
+    y0 = np.clip(np.floor(fy).astype(np.int64), lo_y, hi_y)
+    x0 = np.clip(np.floor(fx).astype(np.int64), lo_x, hi_x)
+    y1, x1 = np.minimum(y0 + 1, hi_y), np.minimum(x0 + 1, hi_x)
     wy = np.clip(fy - y0, 0, 1)[:, None, None]
     wx = np.clip(fx - x0, 0, 1)[None, :, None]
-    a = area.astype(np.float32)
-    top = a[y0[:, None], x0[None, :]] * (1 - wx) + a[y0[:, None], x1[None, :]] * wx
-    bottom = a[y1[:, None], x0[None, :]] * (1 - wx) + a[y1[:, None], x1[None, :]] * wx
+    top = img[y0[:, None], x0[None, :]] * (1 - wx) + img[y0[:, None], x1[None, :]] * wx
+    bottom = img[y1[:, None], x0[None, :]] * (1 - wx) + img[y1[:, None], x1[None, :]] * wx
     return np.rint(top * (1 - wy) + bottom * wy).astype(np.uint8)
 
 
