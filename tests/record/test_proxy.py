@@ -185,7 +185,7 @@ def test_tls_both_sides_recorded_in_clear(tmp_path: Path) -> None:
     cert, key = self_signed(["127.0.0.1", "localhost"])
     for name, data in (("ca-cert.pem", cert), ("server-cert.pem", cert), ("server-key.pem", key)):
         (certs / name).write_bytes(data)
-    settings = peers.XspiceSettings(port=5964, display=64,
+    settings = peers.XspiceSettings(port=5964, display=64, password="s3cret",
                                     extra_options={"SpiceTlsPort": "5965", "SpiceX509Dir": str(certs)})
     rec_path = tmp_path / "tls.pcap"  # the classic format here, pcapng elsewhere
     proxy_cert = tmp_path / "proxy-ca.pem"
@@ -197,14 +197,27 @@ def test_tls_both_sides_recorded_in_clear(tmp_path: Path) -> None:
             # spicy-screenshot has no CA option: given none, spice-gtk uses OpenSSL's default store
             env = {**peers.x_env(64), "SSL_CERT_FILE": str(proxy_cert)}
             env.pop("DISPLAY")
-            shot = screenshot(["-h", "127.0.0.1", "-s", "5966"], tmp_path / "tls.ppm", env=env)
+            wrong = subprocess.run(["spicy-screenshot", "-h", "127.0.0.1", "-s", "5966", "-w", "wrong",
+                                    "-o", str(tmp_path / "no.ppm")], env=env, capture_output=True, timeout=30)
+            assert wrong.returncode != 0 and not (tmp_path / "no.ppm").exists()
+            time.sleep(0.3)
+            shot = screenshot(["-h", "127.0.0.1", "-s", "5966", "-w", "s3cret"], tmp_path / "tls.ppm", env=env)
             time.sleep(0.5)
             assert rec.stop() == 0
             assert "certificate sha256" in rec.log()
     assert same_image(shot, truth)
     recorded = streams(rec_path)
-    assert len(recorded) >= 2 and all(up[:4] == b"REDQ" for _c, _s, up, _d, _f in recorded)
+    assert len(recorded) >= 3 and all(up[:4] == b"REDQ" for _c, _s, up, _d, _f in recorded)
     assert_dissect_agrees_with_tshark(rec_path)
+    # the refused attempt is a session of its own, with the server's PERMISSION_DENIED among its problems
+    r = subprocess.run(["spicetool", "stats", "--json", str(rec_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    sessions = json.loads(r.stdout)["sessions"]
+    assert len(sessions) == 2
+    denied = [p for p in sessions[0]["problems"] if p["kind"] == "link_error"]
+    assert denied and "PERMISSION_DENIED" in denied[0]["detail"]
+    assert not [p for p in sessions[1]["problems"] if p["kind"] == "link_error"]
+    assert sessions[1]["screen_sizes"] and sessions[1]["auth"] == "spice"
 
 
 def test_unreachable_server_and_sigint(tmp_path: Path) -> None:
