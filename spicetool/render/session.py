@@ -223,7 +223,9 @@ class SessionScreen:
                 coverage[:old.height, :old.width] = self.coverage
         if sid == 0:
             self.coverage = coverage
-            self.warnings["capture starts mid-session: screen size guessed"] += 0
+            for note in [w for w in self.warnings if w.startswith("capture starts mid-session: screen size")]:
+                del self.warnings[note]  # the guess grew: only the last one stands
+            self.warnings[f"capture starts mid-session: screen size taken as {size[0]}x{size[1]}"] = 1
 
     def _cover(self, base: dict[str, Any], reg: Region | None) -> None:
         if self.coverage is None or reg is None or int(base["surface_id"]) != 0:
