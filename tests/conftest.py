@@ -1,52 +1,14 @@
-"""Shared fixtures: the shipped corpus of real captures, fresh captures recorded during the run
-with settings the corpus lacks, and real peers (required under CI=true)."""
+"""Test-session hooks and fixtures; the shared helpers live in support.py."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CAPTURES = ROOT / "captures"
-IN_CI = os.environ.get("CI") == "true"
-
-# Sessions recorded at test time, the way the corpus was made but with settings it lacks, so
-# that what holds for the corpus is seen to hold for the protocol. SPICETOOL_FRESH=0 leaves them out.
-FRESH_SESSIONS: dict[str, dict] = {
-    "fresh-lz-quicpref-password-resize": dict(
-        description="server lz, client prefers quic, password, xrandr to 800x600 mid-session, pcap",
-        image_compression="lz", preferred_compression="quic", password="fresh-pw-7", resize_to="800x600",
-        type_text="ls /", pcapng=False, duration=10),
-    "fresh-zlibglz-agent-photo": dict(
-        description="glz wrapped in zlib, vdagent, a photo drawn while connected, pcapng",
-        image_compression="glz", zlib_glz_wan_compression="always", vdagent=True,
-        programs=("xterm", "xclock", "xlogo", "photo"), duration=9),
-}
-FRESH_PORTS, FRESH_DISPLAYS = range(5952, 5958), range(52, 58)
-
-
-def corpus() -> list[Path]:
-    """Every capture shipped in captures/ (pcap and pcapng)."""
-    return sorted(p for p in CAPTURES.glob("*") if p.suffix in (".pcap", ".pcapng"))
-
-
-def need_program(name: str) -> str:
-    """Path of a real peer program; a failure under CI, a skip elsewhere."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (bash scripts/test.sh installs it)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
-def _fresh_enabled() -> bool:
-    return os.environ.get("SPICETOOL_FRESH", "1") != "0"
+from support import (  # noqa: F401  (ROOT and need_program: for test files that import them from here)
+    CAPTURES, FRESH_SESSIONS, IN_CI, ROOT, FreshCaptures, corpus, fresh_enabled, need_program,
+)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -54,33 +16,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         files = corpus()
         if not files and IN_CI:
             raise pytest.UsageError("captures/ holds no captures")
-        names = [p.name for p in files] + ([f"fresh:{n}" for n in FRESH_SESSIONS] if _fresh_enabled() else [])
+        names = [p.name for p in files] + ([f"fresh:{n}" for n in FRESH_SESSIONS] if fresh_enabled() else [])
         metafunc.parametrize("capture", names, indirect=True)
-
-
-class FreshCaptures:
-    """Records each fresh session once per test run, on first use."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.done: dict[str, Path] = {}
-
-    def get(self, name: str) -> Path:
-        if name not in self.done:
-            for tool in ("Xorg", "spicy", "tshark", "xdotool", "Xvfb"):
-                need_program(tool)
-            sys.path.insert(0, str(ROOT / "scripts"))
-            import peers
-            import record_corpus
-
-            port = peers.pick_port(FRESH_PORTS)
-            server = peers.pick_display(FRESH_DISPLAYS)
-            client = peers.pick_display(FRESH_DISPLAYS, skip=(server,))
-            session = record_corpus.Session(name, port=port, server_display=server, client_display=client,
-                                            **FRESH_SESSIONS[name])
-            meta = record_corpus.record(session, self.directory)
-            self.done[name] = self.directory / meta["capture"]["file"]
-        return self.done[name]
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import corpus
+from support import corpus
 
 EXIT_NO_SPICE, EXIT_UNREADABLE, EXIT_DAMAGED = 1, 3, 4
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CAPTURES
+from support import CAPTURES
 from spicetool.dissect.capture import Segment, open_capture
 from spicetool.dissect.sessions import Record, decode_segments
 from spicetool.dissect.tcp import ACK_GRACE_FRAMES

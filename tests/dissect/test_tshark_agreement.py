@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need_program
+from support import need_program
 from spicetool.dissect.capture import open_capture
 from spicetool.dissect.sessions import Record, decode_segments
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CAPTURES, ROOT, need_program
+from support import CAPTURES, ROOT, need_program
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import peers  # noqa: E402

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
-from conftest import need_program
+from support import need_program
 from recorder import Recorder, peers, screenshot
 from spicetool.dissect.capture import TCP_FIN, TCP_RST, TCP_SYN, open_capture
 from spicetool.dissect.sessions import decode_segments

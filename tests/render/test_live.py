@@ -17,7 +17,7 @@ from spicetool.render import RenderStats, picture_at
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "scripts"))
-from conftest import need_program  # noqa: E402
+from support import need_program  # noqa: E402
 
 import peers  # noqa: E402
 

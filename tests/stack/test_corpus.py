@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
-from conftest import CAPTURES, corpus_files, require_corpus
+from corpus_support import CAPTURES, corpus_files, require_corpus
 from tcp_payloads import TcpConnection, read_connections, tshark_messages
 
 from spicetool.stack import (AgentMessage, ChannelConnection, Direction, LinkRecord, Message,

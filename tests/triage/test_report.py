@@ -8,7 +8,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
-from conftest import CAPTURES
+from support import CAPTURES
 
 
 class Page(HTMLParser):

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import CAPTURES
+from support import CAPTURES
 from spicetool.dissect.capture import TCP_ACK, TCP_SYN
 from spicetool.dissect.pcapwriter import PcapWriter
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, need_program
+from support import ROOT, need_program
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import peers  # noqa: E402

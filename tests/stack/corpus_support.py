@@ -1,3 +1,4 @@
+"""Corpus captures for the stack tests (a failure under CI=true when missing, a skip elsewhere)."""
 import os
 import sys
 from pathlib import Path

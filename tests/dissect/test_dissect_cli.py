@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from conftest import CAPTURES
+from support import CAPTURES
 
 TYPING = CAPTURES / "typing.pcapng"
 AGENT = CAPTURES / "agent-audio.pcapng"

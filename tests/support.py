@@ -1,0 +1,79 @@
+"""What the tests share: the corpus of real captures, fresh captures recorded during the run
+with settings the corpus lacks, and the real peers (required under CI=true).
+
+A module of its own (not conftest.py) so that test files anywhere under tests/ can import it
+by one unambiguous name.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPTURES = ROOT / "captures"
+IN_CI = os.environ.get("CI") == "true"
+
+# Sessions recorded at test time, the way the corpus was made but with settings it lacks, so
+# that what holds for the corpus is seen to hold for the protocol. SPICETOOL_FRESH=0 leaves them out.
+FRESH_SESSIONS: dict[str, dict] = {
+    "fresh-lz-quicpref-password-resize": dict(
+        description="server lz, client prefers quic, password, xrandr to 800x600 mid-session, pcap",
+        image_compression="lz", preferred_compression="quic", password="fresh-pw-7", resize_to="800x600",
+        type_text="ls /", pcapng=False, duration=10),
+    "fresh-zlibglz-agent-photo": dict(
+        description="glz wrapped in zlib, vdagent, a photo drawn while connected, pcapng",
+        image_compression="glz", zlib_glz_wan_compression="always", vdagent=True,
+        programs=("xterm", "xclock", "xlogo", "photo"), duration=9),
+}
+FRESH_PORTS, FRESH_DISPLAYS = range(5952, 5958), range(52, 58)
+
+
+def corpus() -> list[Path]:
+    """Every capture shipped in captures/ (pcap and pcapng)."""
+    return sorted(p for p in CAPTURES.glob("*") if p.suffix in (".pcap", ".pcapng"))
+
+
+def need_program(name: str) -> str:
+    """Path of a real peer program; a failure under CI, a skip elsewhere."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (bash scripts/test.sh installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+
+
+def fresh_enabled() -> bool:
+    return os.environ.get("SPICETOOL_FRESH", "1") != "0"
+
+
+class FreshCaptures:
+    """Records each fresh session once per test run, on first use."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.done: dict[str, Path] = {}
+
+    def get(self, name: str) -> Path:
+        if name not in self.done:
+            for tool in ("Xorg", "spicy", "tshark", "xdotool", "Xvfb"):
+                need_program(tool)
+            sys.path.insert(0, str(ROOT / "scripts"))
+            import peers
+            import record_corpus
+
+            port = peers.pick_port(FRESH_PORTS)
+            server = peers.pick_display(FRESH_DISPLAYS)
+            client = peers.pick_display(FRESH_DISPLAYS, skip=(server,))
+            session = record_corpus.Session(name, port=port, server_display=server, client_display=client,
+                                            **FRESH_SESSIONS[name])
+            meta = record_corpus.record(session, self.directory)
+            self.done[name] = self.directory / meta["capture"]["file"]
+        return self.done[name]
