@@ -17,11 +17,24 @@ SUBCOMMANDS: dict[str, str] = {
     "report": "spicetool.triage.command:report",
     "stats": "spicetool.triage.command:stats",
 }
+# the one-line help of each, so that `spicetool --help` imports none of them
+SHORT_HELP: dict[str, str] = {
+    "dissect": "Decode every SPICE message of a capture or of live traffic.",
+    "render": "Rebuild what the session's screen showed, as video or pictures.",
+    "serve": "Serve a desktop (built-in, or replayed from a capture) to real SPICE clients.",
+    "record": "Record a live session as a proxy between client and server.",
+    "report": "Write a self-contained HTML report of a capture.",
+    "stats": "Figures of every session in a capture: bandwidth, latency, images, inputs.",
+}
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(SUBCOMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, SHORT_HELP.get(name, "")) for name in self.list_commands(ctx)])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         target = SUBCOMMANDS.get(name)
@@ -40,5 +53,8 @@ def main() -> None:
     Examples:
       spicetool dissect session.pcap
       spicetool dissect --json session.pcapng | jq .type
-      spicetool dissect --summary session.pcap
+      spicetool stats session.pcap
+      spicetool render session.pcap -o session.mp4
+      spicetool serve --replay session.pcap --disable-ticketing
+    Each command's --help has more.
     """
