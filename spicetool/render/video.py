@@ -113,7 +113,7 @@ class VideoWriter:
                 if not len(samples):
                     continue
             clock = self.audio_pts / rate
-            if at - clock > AUDIO_GAP:  # silence in the capture: jump forward
+            if self.audio_written == 0 or at - clock > AUDIO_GAP:  # first sound, or silence: jump forward
                 self.audio_pts = int(round(at * rate))
             frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples.reshape(1, -1)), format="s16",
                                                layout="stereo" if samples.shape[1] == 2 else "mono")
@@ -121,6 +121,7 @@ class VideoWriter:
             frame.pts = self.audio_pts
             frame.time_base = Fraction(1, self.audio.rate)
             self.audio_pts += len(samples) * rate // self.audio.rate
+            self.audio_written += len(samples) / self.audio.rate
             for packet in self.astream.encode(frame):
                 self.container.mux(packet)
 
