@@ -191,3 +191,22 @@ def test_mid_session_capture_needs_partial_for_video(tmp_path: Path) -> None:
     assert "never drawn" in r.stderr  # the summary still says the picture is incomplete
     info = _probe(out)
     assert float(info["format"]["duration"]) > 5.0
+
+
+def test_two_sessions_in_one_capture(tmp_path: Path) -> None:
+    """mergecap puts two real sessions in one file; --session picks, the default is the first."""
+    mergecap = shutil.which("mergecap")
+    if mergecap is None:
+        pytest.skip("mergecap not installed (it comes with tshark)")
+    first, second = _need("img-lz"), _need("typing")
+    both = tmp_path / "both.pcapng"
+    subprocess.run([mergecap, "-a", "-w", str(both), first, second], check=True)
+    pictures = {}
+    for args in ([], ["--session", "1"], ["--session", "2"]):
+        out = tmp_path / f"s{len(pictures)}.png"
+        r = _run(str(both), "--last", "-o", str(out), *args)
+        assert r.returncode == 0, r.stderr
+        pictures[tuple(args)] = np.asarray(Image.open(out))
+    assert (pictures[()] == picture_at(first, None).image).all()
+    assert (pictures[("--session", "1")] == pictures[()]).all()
+    assert (pictures[("--session", "2")] == picture_at(second, None).image).all()
