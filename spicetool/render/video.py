@@ -15,7 +15,7 @@ FORMATS = {  # extension -> (video codec, pixel format, audio codec or None)
     ".mp4": ("libx264", "yuv420p", "aac"),
     ".mkv": ("libx264", "yuv420p", "aac"),
     ".webm": ("libvpx-vp9", "yuv420p", "libopus"),
-    ".gif": ("gif", "rgb8", None),
+    ".gif": ("gif", "pal8", None),  # a palette of its own per picture
 }
 AUDIO_GAP = 0.5  # seconds of silence in the capture before we jump the audio clock forward
 
@@ -87,7 +87,11 @@ class VideoWriter:
         if self.container is None:
             self._open(img, time, audio_expected)
         assert self.size is not None and self.vstream is not None
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(fit(img, self.size)), format="rgb24")
+        picture = np.ascontiguousarray(fit(img, self.size))
+        if self.pix_fmt == "pal8":
+            frame = av.VideoFrame.from_ndarray(_paletted(picture), format="pal8")
+        else:
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
         frame.pts = self.count
         self.count += 1
         for packet in self.vstream.encode(frame):
@@ -136,6 +140,16 @@ class VideoWriter:
                 self.container.mux(packet)
         self.container.close()
         self.container = None
+
+
+def _paletted(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A picture as 8-bit indices and its own 256-colour palette (ARGB rows, as PyAV takes them)."""
+    q = PILImage.fromarray(img).quantize(256, method=PILImage.Quantize.MEDIANCUT, dither=PILImage.Dither.NONE)
+    rgb = np.zeros((256, 3), np.uint8)
+    pal = np.frombuffer(bytes(q.getpalette()[:768]), np.uint8).reshape(-1, 3)
+    rgb[:len(pal)] = pal
+    argb = np.concatenate([np.full((256, 1), 255, np.uint8), rgb], axis=1)
+    return np.asarray(q), argb
 
 
 def save_png(path: str | Path, img: np.ndarray) -> None:

@@ -210,3 +210,14 @@ def test_two_sessions_in_one_capture(tmp_path: Path) -> None:
     assert (pictures[()] == picture_at(first, None).image).all()
     assert (pictures[("--session", "1")] == pictures[()]).all()
     assert (pictures[("--session", "2")] == picture_at(second, None).image).all()
+
+
+def test_gif_keeps_the_desktop_colours(tmp_path: Path) -> None:
+    cap = _need("img-lz")
+    out = tmp_path / "desk.gif"
+    assert _run(cap, "-o", str(out), "--fps", "2", "--from", "5", "-q").returncode == 0
+    gif = Image.open(out)
+    gif.seek(gif.n_frames - 1)
+    last = np.asarray(gif.convert("RGB"))
+    final = picture_at(cap, None).image
+    assert np.abs(last.astype(int) - final).mean() < 1.0  # a palette per picture: no 3-3-2 banding
