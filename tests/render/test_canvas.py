@@ -306,3 +306,30 @@ def test_text_glyphs_bottom_up_with_background() -> None:
     assert [tuple(p) for p in np.argwhere(white)] == [(4, 5), (4, 6), (5, 4)]
     blue = (canvas.surfaces[0].pixels[..., :3] == (255, 0, 0)).all(axis=2)  # B,G,R bytes of 0x0000FF
     assert blue.sum() == 6 * 8 - 3 and blue[2:8, 2:10].sum() == blue.sum()
+
+
+def test_palette_cache() -> None:
+    """An 8-bit BITMAP (a real desktop picture, quantised) caches its palette; later bitmaps use
+    it by id until INVAL_PALETTE."""
+    from PIL import Image
+
+    from spicetool.render.images import ImageStore
+    from .corpus import truth
+    if "img-lz" not in NAMES:
+        pytest.skip("img-lz not in the corpus")
+    q = Image.fromarray(truth("img-lz")[:64, :96]).quantize(256)
+    idx = np.asarray(q)
+    rgb = np.array(q.getpalette()[:768], np.uint32).reshape(-1, 3)
+    ents = [int(r) << 16 | int(g) << 8 | int(b) for r, g, b in rgb]
+    def bitmap(flags: int, pal: dict) -> dict:
+        return {"descriptor": {"id": 0, "type": "BITMAP", "flags": 0, "width": 96, "height": 64},
+                "bitmap": {"format": "8BIT", "flags": flags | 4, "x": 96, "y": 64, "stride": 96,
+                           "data": idx.tobytes(), **pal}}
+    store = ImageStore(lambda sid: None)
+    first = store.get(bitmap(1, {"palette": {"unique": 77, "num_ents": len(ents), "ents": ents}}))
+    assert (first[..., 2::-1] == np.asarray(q.convert("RGB"))).all()
+    again = store.get(bitmap(2, {"palette_id": 77}))
+    assert (again == first).all() and not store.warnings
+    store.inval_palette(77)
+    store.get(bitmap(2, {"palette_id": 77}))
+    assert store.warnings["BITMAP image refers to something never seen"] == 1
