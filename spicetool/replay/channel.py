@@ -250,6 +250,10 @@ class ChannelClient:
         self.closed = True
         self.pipe.clear()
         self.on_close()
-        self.writer.close()
+        transport = self.writer.transport
+        if transport.get_write_buffer_size():
+            transport.abort()  # a client that stopped reading must not hold its buffer forever
+        else:
+            self.writer.close()
         for t in getattr(self, "_tasks", []):
             t.cancel()

@@ -12,9 +12,6 @@ import time
 
 from serve_helpers import free_display, need, peers
 
-WARN = 0x00600000  # Wireshark expert severities: note 0x400000, warn 0x600000, error 0x800000
-
-
 def test_tshark_decodes_our_traffic(spice_server, tmp_path):
     need("tshark"), need("spicy"), need("spicy-screenshot"), need("Xvfb"), need("xdotool")
     srv = spice_server(size=(320, 240))
@@ -37,9 +34,12 @@ def test_tshark_decodes_our_traffic(spice_server, tmp_path):
     decode = ["tshark", "-n", "-r", str(cap), "-d", f"tcp.port=={srv.port},spice"]
     malformed = subprocess.run(decode + ["-Y", "_ws.malformed"], capture_output=True, text=True)
     assert malformed.returncode == 0 and malformed.stdout.strip() == ""
-    expert = subprocess.run(decode + ["-Y", f"spice && _ws.expert.severity >= {WARN}"],
-                            capture_output=True, text=True)
-    assert expert.stdout.strip() == "", expert.stdout
+    # Wireshark's expert items of warning level and above, SPICE ones only (a loaded machine
+    # may show TCP ZeroWindow from a busy client, which is flow control, not a SPICE error)
+    expert = subprocess.run(decode + ["-q", "-z", "expert,warn"], capture_output=True, text=True,
+                            check=True).stdout
+    spice_lines = [line for line in expert.splitlines() if re.search(r"\bSpice\b", line)]
+    assert spice_lines == [], expert
 
     info = subprocess.run(decode + ["-Y", "spice", "-T", "fields", "-e", "_ws.col.Info"],
                           capture_output=True, text=True, check=True).stdout
