@@ -87,3 +87,36 @@ def test_replay_command_errors(tmp_path):
     r = subprocess.run([sys.executable, "-m", "spicetool", "serve", "--disable-ticketing", "--loop"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "go with --replay" in r.stderr
+
+
+def test_replay_cursor(spice_server):
+    """The captured cursor channel (a shape SET, then HIDEs) reaches a client as the same
+    shape pixels and visibility."""
+    from spicetool.render.session import SessionScreen
+    from spicetool.render.frames import records_of
+    path = capture("img-auto-lz.pcap")
+    seen = []
+    screen = SessionScreen(None, 0, cursor=False)
+    for rec in records_of(str(path)):
+        screen.feed(rec)
+        if rec.channel.channel_type == 4 and rec.layer == "message" and rec.direction.name == "SERVER":
+            seen.append((rec.type, screen.cursor.visible, screen.cursor.shape))
+    shape = next(s for t, v, s in seen if t == "set" and s is not None)
+
+    srv = spice_server(replay=path, speed=10)
+    from serve_helpers import RawClient
+    main = RawClient(srv.port)
+    assert main.link() == "OK"
+    sid = main.messages(0.2)[0].fields["session_id"]
+    cur = RawClient(srv.port)
+    assert cur.link(4, sid) == "OK"
+    assert srv.start_replay().wait(60)
+    got = [m for m in cur.messages(1.0) if m.name in ("init", "set", "move", "hide")]
+    sets = [m for m in got if m.name == "set"]
+    assert sets, [m.name for m in got]
+    hdr = sets[0].fields["cursor"]["header"]
+    assert (hdr["width"], hdr["height"]) == (shape.rgba.shape[1], shape.rgba.shape[0])
+    sent = np.frombuffer(sets[0].fields["cursor"]["data"], np.uint8).reshape(hdr["height"], hdr["width"], 4)
+    assert np.array_equal(sent[:, :, [2, 1, 0, 3]], shape.rgba)    # BGRA on the wire, RGBA in render
+    assert got[-1].name == ("hide" if not seen[-1][1] else got[-1].name)
+    assert srv.device.cursor.visible == screen.cursor.visible
