@@ -122,6 +122,7 @@ class Figures:
         self.sessions: dict[int | None, SessionFigures] = {}
         self.wire: dict[tuple[str, str], Wire] = defaultdict(Wire)
         self.closes: dict[tuple[str, str], tuple[float, str]] = {}  # first FIN/RST per direction
+        self.message_bins: dict[tuple[int, str], Counter] = defaultdict(Counter)  # (channel, direction)
         self.t0: float | None = None
         self.t_end: float | None = None
         self.frames = 0
@@ -172,6 +173,7 @@ class Figures:
             return
         if rec.layer != "message":
             return
+        self.message_bins[(ch.index, rec.direction.value)][int(t - (self.t0 or t))] += 1
         name, server = rec.type, rec.direction.value == "server"
         if name == "ping" and server:
             fig.pings[ch.index].setdefault((f.get("id"), f.get("timestamp")), []).append(t)
@@ -292,6 +294,8 @@ class Figures:
             "name": f"{ch.channel}:{ch.channel_id}",
             "wire_bytes": {"client": up.bytes, "server": down.bytes},
             "bytes_per_second": {"client": _series(up.bins), "server": _series(down.bins)},
+            "messages_per_second": {d: _series(self.message_bins.get((ch.index, d), Counter()))
+                                    for d in ("client", "server")},
             "closed": None if end is None else {"time": round(end - t0, 6), "how": "reset" if "reset" in how
                                                  else "closed"},
         })

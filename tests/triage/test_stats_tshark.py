@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need_program
+from support import need_program
 
 
 def tshark_rows(path: Path, display_filter: str, *fields: str) -> list[list[str]]:
@@ -62,6 +62,9 @@ def test_bytes_and_messages_agree_with_tshark(capture: Path) -> None:
         # TCP payload bytes: every byte, whatever tshark makes of SPICE
         assert ch["wire_bytes"]["client"] == wire[(cport, sport)], f"{capture.name} {ch['name']} c→s wire bytes"
         assert ch["wire_bytes"]["server"] == wire[(sport, cport)], f"{capture.name} {ch['name']} s→c wire bytes"
+        for direction in ("client", "server"):  # the one-second bins account for every byte and message
+            assert sum(ch["bytes_per_second"][direction]) == ch["wire_bytes"][direction]
+            assert sum(ch["messages_per_second"][direction]) == ch["messages"].get(direction, 0)
         for direction, key in (("client", (cport, sport)), ("server", (sport, cport))):
             if key not in msgs:
                 continue  # tshark decodes nothing here (it cannot pick up a capture mid-session)
