@@ -2,7 +2,6 @@
 mouse modes, agent tokens, pings with measured latency; inputs motion acks; cursor init."""
 from __future__ import annotations
 
-import time
 
 from serve_helpers import RawClient, peers
 from spicetool.stack.vdagent import build_agent_message

@@ -3,7 +3,6 @@
 them reaches our input log."""
 from __future__ import annotations
 
-import subprocess
 import time
 
 import numpy as np
@@ -34,7 +33,7 @@ def test_spicy_shows_the_desktop_and_sends_typing(spice_server, tmp_path):
     need("spicy"), need("Xvfb"), need("xdotool"), need("xwd")
     srv = spice_server(size=SIZE)
     display = free_display()
-    with peers.Xvfb(display) as _xvfb, peers.Spicy(display, srv.port, min_channels=4) as spicy:
+    with peers.Xvfb(display), peers.Spicy(display, srv.port, min_channels=4) as spicy:
         # still picture first
         wait_for_picture(srv, display, tmp_path)
         # then the animation runs through draws (fills, copies) and stops; the window follows
