@@ -12,7 +12,7 @@ from spicetool.render import rop
 from spicetool.render.compositing import alpha_over, composite
 from spicetool.render.geometry import glyph_mask, stroke_mask
 from spicetool.render.images import ImageStore
-from spicetool.render.surfaces import Region, Surface, SurfaceError, put, rect_of, region_for
+from spicetool.render.surfaces import Region, Surface, put, rect_of, region_for
 
 MASK_INVERS = 1
 

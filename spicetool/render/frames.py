@@ -9,7 +9,6 @@ start of the capture. The capture is read once, packet by packet, never whole.
 """
 from __future__ import annotations
 
-import math
 from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np

@@ -1,7 +1,6 @@
 """Canvas semantics: raster operations as the reference defines them, and real draw commands."""
 from __future__ import annotations
 
-import itertools
 
 import numpy as np
 import pytest

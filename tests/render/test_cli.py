@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import need_program  # tests/conftest.py: a skip here, a failure under CI=true
 from spicetool.cli import main
 from spicetool.render import RenderStats, frames, picture_at
 
@@ -32,9 +32,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 def _probe(path: Path) -> dict:
-    ffprobe = shutil.which("ffprobe")
-    if ffprobe is None:
-        pytest.skip("ffprobe not installed (apt-get install ffmpeg)")
+    ffprobe = need_program("ffprobe")
     out = subprocess.run([ffprobe, "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out)
@@ -195,9 +193,7 @@ def test_mid_session_capture_needs_partial_for_video(tmp_path: Path) -> None:
 
 def test_two_sessions_in_one_capture(tmp_path: Path) -> None:
     """mergecap puts two real sessions in one file; --session picks, the default is the first."""
-    mergecap = shutil.which("mergecap")
-    if mergecap is None:
-        pytest.skip("mergecap not installed (it comes with tshark)")
+    mergecap = need_program("mergecap")  # comes with tshark
     first, second = _need("img-lz"), _need("typing")
     both = tmp_path / "both.pcapng"
     subprocess.run([mergecap, "-a", "-w", str(both), first, second], check=True)
