@@ -332,3 +332,37 @@ def test_palette_cache() -> None:
     store.inval_palette(77)
     store.get(bitmap(2, {"palette_id": 77}))
     assert store.warnings["BITMAP image refers to something never seen"] == 1
+
+
+@pytest.mark.parametrize("command", ["draw_alpha_blend", "draw_composite"])
+def test_blending_an_opaque_real_image(command: str) -> None:
+    """Blending a real opaque image at full strength is a copy; at half strength, halfway."""
+    from spicetool.render.canvas import Canvas
+    fields = _first_image_copy(_need("img-lz"))
+    d = fields["data"]
+    image = d["src_bitmap"]
+    box = fields["base"]["box"]
+    results = {}
+    for strength in (255, 128):
+        canvas = Canvas()
+        canvas.create_surface(0, 1024, 768, "32_ARGB", True)
+        canvas.surfaces[0].pixels[...] = (40, 80, 120, 255)
+        src = canvas.images.get(image)
+        opaque = src[..., 3].min() == 255
+        if command == "draw_alpha_blend":
+            data = {"alpha_flags": 0, "alpha": strength, "src_bitmap": image, "src_area": d["src_area"]}
+        else:
+            if strength != 255:
+                continue
+            data = {"flags": 3, "src_bitmap": image, "src_origin": {"x": d["src_area"]["left"], "y": d["src_area"]["top"]},
+                    "mask_origin": {"x": 0, "y": 0}}  # OP 3 = OVER
+        canvas.draw(command, {"base": fields["base"], "data": data})
+        results[strength] = canvas.surfaces[0].pixels[box["top"]:box["bottom"], box["left"]:box["right"]].astype(int)
+    assert opaque
+    h, w = results[255].shape[:2]
+    src = src[:h, :w].astype(int)
+    assert (results[255][..., :3] == src[..., :3]).all()
+    if 128 in results:
+        half = results[128][..., :3]
+        expected = (src[..., :3] * 128 + np.array([40, 80, 120]) * 127) / 255
+        assert np.abs(half - expected).max() <= 1
