@@ -1,4 +1,5 @@
-"""Start and stop real SPICE peers (Xspice, Xvfb, spicy, spice-vdagent, tshark) for recordings and tests.
+"""Start and stop real SPICE peers (Xspice, Xvfb, spicy, spice-vdagent, QEMU, a spice-gtk GObject client,
+tshark) for recordings and tests.
 
 Every peer runs in its own process group and is ended through its own pid, never by name, so that
 several sessions (each with its own port and display number) can run side by side on one machine.
@@ -13,6 +14,7 @@ not by fixed sleeps. Everything is a context manager:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -423,15 +425,21 @@ class VdAgent(Peer):
 
     name = "spice-vdagentd"
 
-    def __init__(self, xspice: Xspice, timeout: float = 15.0) -> None:
+    def __init__(self, xspice: Xspice, timeout: float = 15.0,
+                 file_xfer_dir: str | os.PathLike | None = None) -> None:
+        """`file_xfer_dir`: where the session agent saves files the client copies to the guest
+        (`spice-vdagent -f DIR -o 0`). Without it the agent looks for the XDG download dir and, finding
+        none, disables file transfer (the client then gets STATUS DISABLED)."""
         super().__init__()
         d = xspice.dir
         self.udcs = d / "vda.udcs"
+        self.file_xfer_dir = Path(file_xfer_dir) if file_xfer_dir is not None else None
+        xfer = [] if self.file_xfer_dir is None else ["-f", str(self.file_xfer_dir), "-o", "0"]
         self._spawn(["spice-vdagentd", "-f", "-x", "-X", "-o", "-S", str(self.udcs),
                      "-s", str(d / "vda.virtio"), "-u", str(d / "vda.uinput")], d)
         self.agent: Program | None = None
         self._ready_or_stop(lambda: wait_until(self.udcs.exists, timeout, "spice-vdagentd socket", self.proc))
-        self.agent = Program(["spice-vdagent", "-x", "-s", str(d / "vda.virtio"), "-S", str(self.udcs)],
+        self.agent = Program(["spice-vdagent", "-x", "-s", str(d / "vda.virtio"), "-S", str(self.udcs), *xfer],
                              xspice.display, d, name="spice-vdagent")
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -532,6 +540,113 @@ def spicy_on_xvfb(port: int, displays: Sequence[int] = range(10, 31), screen: st
     """A spicy client on a fresh Xvfb of its own, connected to `port` (Xspice or our own server)."""
     with Xvfb(pick_display(displays), screen) as xvfb, Spicy(xvfb.display, port, **spicy_args) as client:
         yield client
+
+
+# ---------------------------------------------------------------- QEMU
+
+
+QEMU = "qemu-system-x86_64"
+# Named spiceport chardevs QEMU offers as SPICE port channels (the names are what the client sees).
+SERIAL_PORT_NAME = "org.qemu.console.serial.0"
+WEBDAV_PORT_NAME = "org.spice-space.webdav.0"
+
+
+@dataclass
+class QemuSettings:
+    """A diskless QEMU whose firmware boot screens are the desktop, served by spice-server through QXL."""
+
+    port: int
+    serial_port: bool = True    # spiceport chardev on a virtserialport: a port channel
+    webdav: bool = True         # the org.spice-space.webdav.0 spiceport: the webdav channel
+    usbredir: bool = True       # qemu-xhci + usb-redir on a spicevmc chardev: a usbredir channel
+    audio: bool = True          # -audiodev spice + intel-hda + hda-duplex: playback and record channels
+    memory_mib: int = 256
+    accel: str = "tcg"          # software emulation: the same on every machine
+
+    def argv(self) -> list[str]:
+        a = [QEMU, "-machine", f"q35,accel={self.accel}", "-m", str(self.memory_mib), "-vga", "qxl",
+             "-display", "none", "-spice", f"port={self.port},addr=127.0.0.1,disable-ticketing=on"]
+        if self.serial_port or self.webdav:
+            a += ["-device", "virtio-serial"]
+        if self.serial_port:
+            a += ["-chardev", f"spiceport,id=p0,name={SERIAL_PORT_NAME}",
+                  "-device", f"virtserialport,chardev=p0,name={SERIAL_PORT_NAME}"]
+        if self.webdav:
+            a += ["-chardev", f"spiceport,id=wd,name={WEBDAV_PORT_NAME}",
+                  "-device", f"virtserialport,chardev=wd,name={WEBDAV_PORT_NAME}"]
+        if self.usbredir:
+            a += ["-device", "qemu-xhci", "-chardev", "spicevmc,name=usbredir,id=ur1",
+                  "-device", "usb-redir,chardev=ur1,id=urd1"]
+        if self.audio:
+            a += ["-audiodev", "spice,id=snd0", "-device", "ich9-intel-hda", "-device", "hda-duplex,audiodev=snd0"]
+        return a
+
+
+class Qemu(Peer):
+    """qemu-system-x86_64 with a QXL VGA and SPICE on 127.0.0.1:PORT. Ready when the port listens."""
+
+    name = "qemu"
+
+    def __init__(self, settings: QemuSettings, log_dir: str | os.PathLike, timeout: float = 30.0) -> None:
+        super().__init__()
+        if not port_free(settings.port):
+            raise PeerError(f"port {settings.port} is in use")
+        self.settings = settings
+        self.port = settings.port
+        self._spawn(settings.argv(), log_dir)
+        self._ready_or_stop(lambda: wait_until(lambda: port_open(self.port), timeout, f"qemu port {self.port}",
+                                               self.proc))
+
+
+# ---------------------------------------------------------------- spice-gtk GObject client
+
+
+GI_PYTHON = "/usr/bin/python3"  # Debian's python: python3-gi and the SpiceClientGLib typelib live there
+GLIB_CLIENT = Path(__file__).resolve().parent / "spice_glib_client.py"
+
+
+class GlibClient(Peer):
+    """scripts/spice_glib_client.py (spice-gtk's GObject API, headless): `agent` or `channels` mode.
+
+    It reports each step as one JSON line; `wait_event` polls its log for them.
+    """
+
+    name = "spice-glib-client"
+
+    def __init__(self, mode: str, port: int, log_dir: str | os.PathLike, args: Sequence[str] = (),
+                 host: str = "127.0.0.1") -> None:
+        super().__init__()
+        self.mode = mode
+        self.argv = [GI_PYTHON, str(GLIB_CLIENT), mode, "--host", host, "--port", str(port), *args]
+        self._spawn(self.argv, log_dir)
+
+    def events(self) -> list[dict]:
+        out = []
+        for line in self.log_text().splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    out.append(json.loads(line))
+        return out
+
+    def wait_event(self, what: str, timeout: float = 30.0) -> dict:
+        found: list[dict] = []
+
+        def seen() -> bool:
+            found[:] = [e for e in self.events() if e.get("event") == what]
+            return bool(found)
+
+        try:
+            wait_until(seen, timeout, f"{self.name}: event {what}", self.proc, interval=0.1)
+        except PeerError as e:
+            raise PeerError(f"{e}\n--- {self.name} output ---\n{self.log_text()[-2000:]}") from e
+        return found[0]
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise PeerError(f"{self.name} still running after {timeout:.0f} s\n{self.log_text()[-2000:]}")
 
 
 # ---------------------------------------------------------------- capture

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 import shlex
@@ -88,6 +89,9 @@ class Session:
     port: int = SERVER_PORT
     server_display: int = SERVER_DISPLAY
     client_display: int = CLIENT_DISPLAY
+    # what records it: "xspice" (Xspice + spicy, above), "agent-transfer" (Xspice + vdagent + the GObject
+    # client copying a file and exchanging the clipboard) or "qemu" (QEMU with extra channels + the GObject client)
+    kind: str = "xspice"
 
     def server_settings(self, tmp: Path) -> peers.XspiceSettings:
         return peers.XspiceSettings(
@@ -127,7 +131,21 @@ CORPUS: list[Session] = [
             image_compression="quic", type_text="seq 1 40", duration=12, cut_seconds=4.0, pcapng=False),
     Session("screenshot-client", "spicy-screenshot: one short connection that takes the primary surface",
             image_compression="lz", client="spicy-screenshot", move_window=False, mouse=False, duration=3),
+    Session("agent-file-transfer", "vdagent file transfer (a 300000-byte file, five FILE_XFER_DATA messages) and "
+            "the clipboard both ways, from spice-gtk's GObject API", image_compression="auto_glz", vdagent=True,
+            programs=("xterm",), client="spice-glib-client agent", move_window=False, mouse=False,
+            port=5930, server_display=30, kind="agent-transfer"),
+    Session("qemu-channels", "QEMU (QXL, no disk: firmware boot screens) with port, webdav, usbredir, playback "
+            "and record channels, all linked by spice-gtk's GObject API", programs=(),
+            client="spice-glib-client channels", move_window=False, mouse=False, duration=10, port=5931,
+            kind="qemu"),
 ]
+
+# agent-file-transfer: what is copied and what goes through the clipboard.
+TRANSFER_FILE_NAME = "spicetool-transfer-300k.bin"
+TRANSFER_FILE_SIZE = 300_000
+CLIPBOARD_TO_GUEST = "clipboard from the spice client: grüße ✓ 5930"
+CLIPBOARD_FROM_GUEST = "clipboard from the guest xterm session: ünïcode ♥"
 
 
 def clean_env(home: Path) -> dict[str, str]:
@@ -184,6 +202,10 @@ class CaptureIncomplete(RuntimeError):
 
 def record(s: Session, out_dir: Path = CAPTURES) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
+    if s.kind == "agent-transfer":
+        return record_agent_transfer(s, out_dir)
+    if s.kind == "qemu":
+        return record_qemu(s, out_dir)
     ext = "pcapng" if s.pcapng else "pcap"
     final = out_dir / f"{s.name}.{ext}"
     png = out_dir / f"{s.name}.png"
@@ -259,6 +281,240 @@ def record(s: Session, out_dir: Path = CAPTURES) -> dict:
     meta["capture"]["packets_dropped_by_capture"] = cap.dropped
     (out_dir / f"{s.name}.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+def transfer_file(path: Path, size: int = TRANSFER_FILE_SIZE) -> Path:
+    """The file copied to the guest: a text header, then SHA-256 counter-mode bytes (incompressible,
+    the same on every run), so a corrupted or reordered chunk shows in the checksum."""
+    head = (f"spicetool corpus file-transfer payload, {size} bytes; the rest is SHA-256(i) for i = 0, 1, ...\n"
+            .encode())
+    out = bytearray(head)
+    i = 0
+    while len(out) < size:
+        out += hashlib.sha256(i.to_bytes(8, "little")).digest()
+        i += 1
+    path.write_bytes(bytes(out[:size]))
+    return path
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def guest_read_clipboard(display: int, env: dict[str, str]) -> str:
+    """A guest program reading the CLIPBOARD selection (the vdagent owns it after the client's grab)."""
+    r = subprocess.run(["xclip", "-o", "-selection", "clipboard", "-display", f":{display}"],
+                       env={**env, "DISPLAY": f":{display}"}, capture_output=True, timeout=20)
+    if r.returncode != 0:
+        raise peers.PeerError(f"xclip -o failed: {r.stderr.decode(errors='replace')}")
+    return r.stdout.decode()
+
+
+def client_timeline(tl: Timeline, client: peers.GlibClient, wall0: float, tmp: Path) -> None:
+    """The client's own step reports (stamped with the wall clock), placed on the capture's timeline."""
+    for e in client.events():
+        e.pop("t")
+        t = e.pop("wall") - wall0
+        e = json.loads(json.dumps(e).replace(str(tmp), "$TMP"))
+        tl.events.append({"t": round(t, 2), "action": "client:" + e.pop("event"), **e})
+    tl.events.sort(key=lambda e: e["t"])
+
+
+def record_agent_transfer(s: Session, out_dir: Path) -> dict:
+    """Xspice + vdagent; the GObject client copies a file to the guest and exchanges the clipboard."""
+    final, png = out_dir / f"{s.name}.{'pcapng' if s.pcapng else 'pcap'}", out_dir / f"{s.name}.png"
+    for old in (out_dir / f"{s.name}.pcap", out_dir / f"{s.name}.pcapng"):
+        old.unlink(missing_ok=True)
+    started = dt.datetime.now(dt.timezone.utc)
+    ran: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix=f"corpus-{s.name}-") as tmpname:
+        tmp = Path(tmpname)
+        home, received, client_dir = tmp / "home", tmp / "received", tmp / "client"
+        for d in (home, received, client_dir):
+            d.mkdir()
+        env = clean_env(home)
+        src = transfer_file(client_dir / TRANSFER_FILE_NAME)
+        raw = tmp / final.name
+        progs: dict[str, peers.Program] = {}
+        with peers.Xspice(s.server_settings(tmp), tmp) as xs:
+            sizes = ["%dx%d" % xs.screen_size()]
+            agent = peers.VdAgent(xs, file_xfer_dir=received)
+            ran.append({"program": f"spice-vdagentd -f -x -X -o + spice-vdagent -x -f {received.name}/ -o 0",
+                        "file_xfer_save_dir": "a private directory (spice-vdagent -f DIR)"})
+            guest_clip = None
+            try:
+                subprocess.run(["xsetroot", "-display", f":{xs.display}", "-solid", "#2f4f6f"], check=True)
+                ran.append({"program": "xsetroot -solid #2f4f6f"})
+                for p in s.programs:
+                    progs[p] = peers.Program(PROGRAMS[p][0], xs.display, tmp, name=p, env=env)
+                    ran.append({"program": p, "argv": shlex.join(PROGRAMS[p][0])})
+                for p in progs:
+                    peers.wait_until(lambda p=p: window_of(xs.display, progs[p]) is not None, 15,
+                                     f"{p} window", progs[p].proc, interval=0.2)
+                with peers.Tshark(xs.port, raw, pcapng=s.pcapng, log_dir=tmp) as cap:
+                    tl = Timeline()
+                    wall0 = time.time()
+                    tl.note("capture_started", filter=f"tcp port {xs.port}")
+                    client = peers.GlibClient("agent", xs.port, tmp, ["--file", str(src), "--to-guest",
+                                                                       CLIPBOARD_TO_GUEST, "--timeout", "60"])
+                    try:
+                        client.wait_event("agent_connected", 30)
+                        done = client.wait_event("file_copy_done", 30)
+                        if not done.get("ok"):
+                            raise peers.PeerError(f"file copy failed: {done}")
+                        client.wait_event("client_grab", 10)
+                        time.sleep(0.5)
+                        # Guest side reads the clipboard: the agent asks the client (CLIPBOARD_REQUEST).
+                        tl.note("guest_read_clipboard", display=f":{xs.display}", how="xclip -o -selection clipboard")
+                        read_in_guest = guest_read_clipboard(xs.display, env)
+                        tl.events[-1]["text"] = read_in_guest
+                        client.wait_event("clipboard_sent", 10)
+                        time.sleep(0.5)
+                        # Guest side copies text: the agent grabs the client's clipboard; the client requests it.
+                        clip_file = tmp / "guest-clipboard.txt"
+                        clip_file.write_text(CLIPBOARD_FROM_GUEST)
+                        tl.note("guest_set_clipboard", display=f":{xs.display}",
+                                how="xclip -i -selection clipboard", text=CLIPBOARD_FROM_GUEST)
+                        guest_clip = peers.Program(["xclip", "-quiet", "-i", "-selection", "clipboard",
+                                                    str(clip_file)], xs.display, tmp, name="xclip", env=env)
+                        got = client.wait_event("clipboard_received", 15)
+                        client.wait_exit(15)
+                        time.sleep(0.5)
+                        xs.screenshot(png)
+                        tl.note("ground_truth", file=png.name,
+                                how=f"xwd -root -silent -display :{xs.display} | convert xwd:- png")
+                    finally:
+                        client.stop()
+                        client_timeline(tl, client, wall0, tmp)
+                    time.sleep(0.5)
+            finally:
+                if guest_clip:
+                    guest_clip.stop()
+                for p in progs.values():
+                    p.stop()
+                agent.stop()
+        arrived = received / TRANSFER_FILE_NAME
+        if not arrived.exists():
+            raise peers.PeerError(f"the file did not arrive in the guest: {sorted(received.iterdir())}")
+        transfer = {
+            "file_name": TRANSFER_FILE_NAME, "size": src.stat().st_size, "sha256": sha256(src),
+            "content": "a one-line text header, then SHA-256(i) for i = 0, 1, ... (8-byte little-endian i), "
+                       "cut at the size",
+            "how": "spice_main_channel_file_copy_async (spice-gtk GObject API, scripts/spice_glib_client.py)",
+            "received_as": arrived.name, "received_size": arrived.stat().st_size,
+            "received_sha256": sha256(arrived),
+            "received_intact": arrived.read_bytes() == src.read_bytes(),
+            "guest_save_dir": "spice-vdagent -f <private dir> -o 0",
+        }
+        if not transfer["received_intact"]:
+            raise peers.PeerError(f"the file arrived damaged: {transfer}")
+        clipboard = {
+            "client_to_guest": {"text": CLIPBOARD_TO_GUEST, "read_in_guest": read_in_guest,
+                                "intact": read_in_guest == CLIPBOARD_TO_GUEST,
+                                "how": "client clipboard_selection_grab(CLIPBOARD, [UTF8_TEXT]); guest xclip -o; "
+                                       "agent CLIPBOARD_REQUEST; client clipboard_selection_notify"},
+            "guest_to_client": {"text": CLIPBOARD_FROM_GUEST, "received_by_client": got["text"],
+                                "intact": got["text"] == CLIPBOARD_FROM_GUEST,
+                                "how": "guest xclip -i; agent CLIPBOARD_GRAB; client "
+                                       "clipboard_selection_request(UTF8_TEXT); agent CLIPBOARD"},
+        }
+        raw.replace(final)
+        final.chmod(0o644)
+    if cap.dropped:
+        raise CaptureIncomplete(f"{s.name}: tshark dropped {cap.dropped} packets")
+    meta = describe(s, started, sizes, ran, tl, final, png, None)
+    meta["client"] = {"program": "scripts/spice_glib_client.py agent (spice-gtk 0.42 SpiceClientGLib from "
+                                 "Debian's /usr/bin/python3, headless: links main, display, inputs, cursor)",
+                      "argv": shlex.join(client.argv).replace(str(tmp), "$TMP")}
+    meta["file_transfer"] = transfer
+    meta["clipboard"] = clipboard
+    meta["capture"]["packets_dropped_by_capture"] = cap.dropped
+    meta["versions"].update(extra_versions())
+    (out_dir / f"{s.name}.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    return meta
+
+
+def record_qemu(s: Session, out_dir: Path) -> dict:
+    """QEMU (QXL, port/webdav/usbredir/audio devices) and the GObject client linking every channel."""
+    final = out_dir / f"{s.name}.{'pcapng' if s.pcapng else 'pcap'}"
+    for old in (out_dir / f"{s.name}.pcap", out_dir / f"{s.name}.pcapng"):
+        old.unlink(missing_ok=True)
+    started = dt.datetime.now(dt.timezone.utc)
+    qs = peers.QemuSettings(port=s.port)
+    with tempfile.TemporaryDirectory(prefix=f"corpus-{s.name}-") as tmpname:
+        tmp = Path(tmpname)
+        share = tmp / "share"
+        share.mkdir()
+        (share / "readme.txt").write_text("shared by the spicetool corpus client over webdav\n")
+        raw = tmp / final.name
+        with peers.Qemu(qs, tmp) as qemu:
+            with peers.Tshark(qemu.port, raw, pcapng=s.pcapng, log_dir=tmp) as cap:
+                tl = Timeline()
+                wall0 = time.time()
+                tl.note("capture_started", filter=f"tcp port {qemu.port}")
+                client = peers.GlibClient("channels", qemu.port, tmp, ["--shared-dir", str(share), "--duration",
+                                                                        str(s.duration), "--timeout", "60"])
+                try:
+                    client.wait_exit(s.duration + 30)
+                finally:
+                    client.stop()
+                    client_timeline(tl, client, wall0, tmp)
+                time.sleep(0.5)
+            qemu_log = qemu.log_text()
+        raw.replace(final)
+        final.chmod(0o644)
+    if cap.dropped:
+        raise CaptureIncomplete(f"{s.name}: tshark dropped {cap.dropped} packets")
+    events = [e for e in tl.events if e["action"].startswith("client:")]
+    meta = {
+        "name": s.name,
+        "description": s.description,
+        "date": started.isoformat(timespec="seconds"),
+        "server": {
+            "program": "qemu-system-x86_64 (spice-server inside), QXL VGA, no disk: the desktop is the "
+                       "firmware's boot screens (SeaBIOS, iPXE), software emulation (TCG)",
+            "address": f"127.0.0.1:{qs.port}",
+            "argv": shlex.join(qs.argv()),
+            "ticketing": False,
+            "port_channels": [peers.SERIAL_PORT_NAME, peers.WEBDAV_PORT_NAME],
+            "usbredir": qs.usbredir, "audio": "-audiodev spice + ich9-intel-hda + hda-duplex (playback, record)",
+            "log": qemu_log.strip() or None,
+        },
+        "client": {
+            "program": "scripts/spice_glib_client.py channels (spice-gtk 0.42 SpiceClientGLib from Debian's "
+                       "/usr/bin/python3, headless): enable-audio with SpiceAudio, enable-usbredir with the USB "
+                       "device manager, webdav with a shared directory; connects every channel listed",
+            "argv": shlex.join(client.argv).replace(str(tmp), "$TMP"),
+            "port_channels": "on PORT_INIT each port gets a PORT_EVENT BREAK (2) from the client; no guest OS "
+                             "opens the ports, so spice-gtk sends no port data (it refuses writes to a closed port)",
+            "duration_s": s.duration,
+        },
+        "timeline_origin": "t=0 is when tshark reported it was capturing, just before the client connected",
+        "timeline": tl.events,
+        "client_events": len(events),
+        "capture": {
+            "file": final.name,
+            "format": "pcapng" if s.pcapng else "pcap",
+            "tool": f"tshark -i lo -f 'tcp port {qs.port}' -F {'pcapng' if s.pcapng else 'pcap'}",
+            "bytes": final.stat().st_size,
+            "packets": count_packets(final),
+            "cut": None,
+            "starts_mid_session": False,
+            "packets_dropped_by_capture": cap.dropped,
+        },
+        "ground_truth": {"file": None, "what": "none: the desktop is QEMU's firmware boot screens, which change "
+                                               "as it boots; no framebuffer ground truth is recorded"},
+        "versions": {**tool_versions(), **extra_versions()},
+        "regenerate": "scripts/record_corpus.py " + shlex.join(cli_args(s)),
+    }
+    (out_dir / f"{s.name}.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    return meta
+
+
+def extra_versions() -> dict[str, str]:
+    pkgs = ["qemu-system-x86", "python3-gi", "gir1.2-spiceclientglib-2.0", "libspice-client-glib-2.0-8", "xclip"]
+    out = subprocess.run(["dpkg-query", "-W", *pkgs], capture_output=True, text=True).stdout
+    return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
 
 
 def window_of(display: int, prog: peers.Program) -> str | None:
