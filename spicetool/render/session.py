@@ -77,7 +77,8 @@ class SessionScreen:
             return False
         if self.session is None:
             if ch.channel_type != 2 or rec.layer != "message":
-                return False
+                # before the display speaks: pointer and sound of the capture's first session
+                return ch.session == 1 and rec.layer == "message"
             self.session = ch.session  # the first session that shows something
         return ch.session == self.session and (ch.channel_type != 2 or (ch.channel_id or 0) == self.display)
 
