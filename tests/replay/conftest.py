@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from serve_helpers import ServerThread
+from serve_helpers import ServerThread, release_displays
+
+
+@pytest.fixture(autouse=True)
+def _display_locks():
+    yield
+    release_displays()
 
 
 @pytest.fixture

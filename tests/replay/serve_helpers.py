@@ -46,8 +46,29 @@ def free_port() -> int:
     return peers.pick_port(PORTS)
 
 
+_held: list = []  # display locks of the running test (released by the autouse fixture)
+
+
 def free_display() -> int:
-    return peers.pick_display(DISPLAYS)
+    """A free display of ours, locked against the other pytest-xdist workers for this test."""
+    import fcntl
+    for display in DISPLAYS:
+        f = open(f"/tmp/.spicetool-serve-tests-display-{display}.lock", "w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        if peers.display_free(display):
+            _held.append(f)
+            return display
+        f.close()
+    raise peers.PeerError(f"no free display among {list(DISPLAYS)}")
+
+
+def release_displays() -> None:
+    while _held:
+        _held.pop().close()
 
 
 class ServerThread:
@@ -56,7 +77,7 @@ class ServerThread:
     def __init__(self, tmp: Path, password: bytes | None = None, size: tuple[int, int] = (640, 480),
                  link_timeout: float = 10.0, ping_interval: float = 10.0, port: int | None = None,
                  replay: Path | None = None, speed: float = 1.0, loop: bool = False):
-        self.port = port or free_port()
+        self.port = 0
         self.input_log_path = tmp / "inputs.jsonl"
         self.messages: list[str] = []
         self.loop = asyncio.new_event_loop()
@@ -74,7 +95,20 @@ class ServerThread:
                                   ping_interval=ping_interval, log=self.messages.append, verbose=True)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self.call(self.server.start("127.0.0.1", self.port))
+        # another xdist worker may take a port between our look and our bind: try the next
+        for candidate in [port] if port else PORTS:
+            if port is None and not peers.port_free(candidate):
+                continue
+            try:
+                self.call(self.server.start("127.0.0.1", candidate))
+            except OSError:
+                if port is not None:
+                    raise
+                continue
+            self.port = candidate
+            break
+        else:
+            raise peers.PeerError(f"no free port among {list(PORTS)}")
         self._anim: asyncio.Task | None = None
 
     def call(self, what, timeout: float = 30.0):
