@@ -2,9 +2,14 @@
 
 Checks and refusals follow spice-server's reds.cpp: bad magic -> INVALID_MAGIC, another major
 version -> VERSION_MISMATCH (silence for major 0), a size or capability list out of range ->
-INVALID_DATA, a channel we do not serve -> CHANNEL_NOT_AVAILABLE (all four as a LinkReply);
-an unknown auth mechanism -> INVALID_DATA, a wrong ticket -> PERMISSION_DENIED, a channel of
-an unknown session -> BAD_CONNECTION_ID (as the u32 link result).
+INVALID_DATA (all three as a LinkReply); a wrong ticket -> PERMISSION_DENIED, a channel of an
+unknown session -> BAD_CONNECTION_ID (as the u32 link result).
+
+Two refusals deliberately differ from spice-server, so the client can tell what happened:
+a channel we do not serve gets CHANNEL_NOT_AVAILABLE in the LinkReply (spice-server closes
+without a word), and an unknown auth mechanism gets INVALID_DATA as the u32 link result the
+client is waiting for at that point (spice-server sends a whole LinkHeader + LinkReply there,
+whose first bytes the client reads as the result).
 """
 from __future__ import annotations
 
