@@ -84,8 +84,12 @@ class CaptureReplay:
         for rec in self._iter:
             if self._t0 is None:
                 self._t0 = rec.time
-            self._screen_now.feed(rec)
-            if self._screen_now.ready and self._screen_now.picture() is not None:
+            screen = self._screen_now
+            screen.feed(rec)
+            # a capture that starts mid-session never gets a complete picture: start at its
+            # first draw (pixels never drawn show render's placeholder pattern)
+            if screen.ready and screen.picture() is not None or \
+                    screen.midstream and screen.primary() is not None:
                 self._first = rec.time
                 break
         else:
@@ -172,9 +176,10 @@ class CaptureReplay:
                 break
             screen, records = self._screen(), self._records()
             first = None
-            for rec in records:  # the next round starts at its first complete picture
+            for rec in records:  # the next round starts at its first picture
                 screen.feed(rec)
-                if screen.ready and screen.picture() is not None:
+                if screen.ready and screen.picture() is not None or \
+                        screen.midstream and screen.primary() is not None:
                     first = rec.time
                     break
             if first is None:
