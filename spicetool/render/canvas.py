@@ -99,7 +99,7 @@ class Canvas:
         bt, bl, bb, br = rect_of(box)
         bw, bh = br - bl, bb - bt
         if (sr - sl, sb - st) != (bw, bh) and sr > sl and sb > st and bw > 0 and bh > 0:
-            return _scaled(img, (st, sl, sb, sr), (bt, bl, bb, br), reg, scale_mode in ("NEAREST", 1))
+            return scaled_source(img, (st, sl, sb, sr), (bt, bl, bb, br), reg, scale_mode in ("NEAREST", 1))
         return _window(img, st + reg.y0 - bt, sl + reg.x0 - bl, *reg.shape, fill=0)
 
     def _brush(self, brush: dict | None, reg: Region) -> np.ndarray | None:
@@ -256,7 +256,7 @@ class Canvas:
         return reg
 
 
-def _scaled(img: np.ndarray, src: tuple[int, int, int, int], box: tuple[int, int, int, int], reg: Region,
+def scaled_source(img: np.ndarray, src: tuple[int, int, int, int], box: tuple[int, int, int, int], reg: Region,
             nearest: bool) -> np.ndarray:
     """The region's pixels of src (top, left, bottom, right of img) stretched over box.
 

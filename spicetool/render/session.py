@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+from PIL import Image as PILImage
 
 from spicetool.render.canvas import Canvas
 from spicetool.render.cursor import CursorState
@@ -179,7 +180,7 @@ class SessionScreen:
         elif name in ("stream_data", "stream_data_sized"):
             try:
                 reg = self.streams.data(f, canvas.surfaces, sized=name == "stream_data_sized")
-            except (StreamError, OSError) as exc:  # OSError: Pillow on a damaged JPEG
+            except (StreamError, OSError, PILImage.DecompressionBombError) as exc:  # OSError: Pillow on a damaged JPEG
                 self.warnings[f"video frame undecodable ({str(exc)[:60]})"] += 1
                 return False
             except Exception as exc:  # PyAV raises its own error family

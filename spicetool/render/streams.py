@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
+from spicetool.render.canvas import scaled_source
 from spicetool.render.surfaces import Region, Surface, put, rect_of, region_for
 
 TOP_DOWN = 1
 MAX_STREAMS = 64  # SPICE_MAX_NUM_STREAMS
+MAX_FRAME_PIXELS = 32 << 20  # a bound on what a damaged frame header can make us allocate
 AV_CODECS = {"VP8": "vp8", "VP9": "vp9", "H264": "h264", "H265": "hevc"}
 
 
@@ -37,6 +39,8 @@ class Stream:
         """One frame as HxWx4 B,G,R,A, or None when the codec holds it back."""
         if self.codec == "MJPEG":
             with PILImage.open(io.BytesIO(data)) as im:
+                if im.width * im.height > MAX_FRAME_PIXELS:
+                    raise StreamError(f"MJPEG frame of {im.width}x{im.height}")
                 rgb = np.asarray(im.convert("RGB"))
             return _bgra(rgb)
         name = AV_CODECS.get(self.codec)
@@ -101,11 +105,13 @@ class Streams:
         w, h = right - left, bottom - top
         if w <= 0 or h <= 0:
             return None
-        if frame.shape[:2] != (h, w):
-            frame = np.asarray(PILImage.fromarray(np.ascontiguousarray(frame), "RGBA").resize((w, h), PILImage.BILINEAR))
         reg = region_for(surface, st.dest, st.clip)
         if reg.empty:
             return None
-        put(surface, reg, frame[reg.y0 - top:reg.y1 - top, reg.x0 - left:reg.x1 - left])
+        fh, fw = frame.shape[:2]
+        if (fh, fw) != (h, w):  # scaled to the destination; only the visible part is computed
+            put(surface, reg, scaled_source(frame, (0, 0, fh, fw), (top, left, bottom, right), reg, nearest=False))
+        else:
+            put(surface, reg, frame[reg.y0 - top:reg.y1 - top, reg.x0 - left:reg.x1 - left])
         self.frames += 1
         return reg

@@ -94,3 +94,22 @@ def test_opus_playback_decodes_to_the_tone() -> None:
     assert not opus.warnings and out.shape[1] == 2 and len(out) > 48000
     spectrum = np.abs(np.fft.rfft(out[:48000, 0].astype(np.float64)))
     assert abs(np.argmax(spectrum) - 440) <= 2  # 1 Hz bins over one second
+
+
+def test_sized_stream_frames_are_scaled_to_their_destination() -> None:
+    """STREAM_DATA_SIZED with a destination twice the frame: the real MJPEG frame is stretched over it."""
+    create, datas = _mjpeg_stream()
+    streams = Streams()
+    streams.create(create)
+    frame = streams.streams[create["id"]].decode(bytes(datas[0]["data"]))
+    h, w = frame.shape[:2]
+    surface = Surface(0, 1024, 768, "32_xRGB", True)
+    dest = {"top": 10, "left": 20, "bottom": 10 + 2 * h, "right": 20 + 2 * w}
+    reg = streams.data({"base": {"id": create["id"]}, "data": datas[0]["data"], "dest": dest, "width": w,
+                        "height": h}, {0: surface}, sized=True)
+    assert reg is not None and (reg.y0, reg.x0, reg.y1, reg.x1) == (10, 20, 10 + 2 * h, 20 + 2 * w)
+    shown = surface.pixels[10:10 + 2 * h:2, 20:20 + 2 * w:2, :3]
+    assert psnr(shown, frame[..., :3]) > 25
+    huge = {"top": 0, "left": 0, "bottom": 1 << 30, "right": 1 << 30}  # damaged: costs only the surface
+    assert streams.data({"base": {"id": create["id"]}, "data": datas[1]["data"], "dest": huge, "width": w,
+                         "height": h}, {0: surface}, sized=True) is not None
