@@ -133,6 +133,9 @@ class ImageStore:
             if entry is None:
                 raise dec.MissingReference(f"pixmap {pid:#x} not in the cache (sent before the capture?)")
             self.pixmaps.move_to_end(pid)
+            if kind == "FROM_CACHE_LOSSLESS" and entry[1]:
+                # the server asked for the lossless picture but only a lossy one was cached
+                self.warnings["FROM_CACHE_LOSSLESS found a lossy (JPEG) picture"] += 1
             return entry
         if kind == "BITMAP":
             b = image["bitmap"]
