@@ -50,22 +50,28 @@ async def run(opts: ServeOptions, console: Console) -> None:
 
     def echo(record: dict) -> None:
         fields = {k: v for k, v in record.items() if k not in ("time", "wall", "session", "client")}
-        console.print(f"[cyan]input[/] {record['client']} {fields}")
+        console.print(f"input {record['client']} {fields}", markup=False)
 
     log = InputLog(opts.input_log, echo if opts.verbose else None)
     server = SpiceServer(device, opts.password, log, name=opts.name, link_timeout=opts.link_timeout,
-                         ping_interval=opts.ping_interval, log=lambda t: console.print(t),
+                         ping_interval=opts.ping_interval,
+                         log=lambda t: console.print(t, markup=False),  # client bytes are no markup
                          verbose=opts.verbose, image_compression=opts.image_compression)
     await server.start(opts.host, opts.port)
     console.print(f"serving {what} on spice://{opts.host}:{server.port} "
                   f"({'password required' if opts.password else 'no password'}); Ctrl-C stops")
     stop = asyncio.Event()
     if opts.replay is not None:
-        finished = asyncio.Event()
-        driver = asyncio.create_task(replay.run(finished))
-        driver.add_done_callback(lambda t: console.print(
-            "replay finished; holding its last picture" if not t.cancelled() and t.exception() is None
-            else f"[red]replay stopped:[/] {t.exception()}" if not t.cancelled() else ""))
+        driver = asyncio.create_task(replay.run())
+
+        def ended(t: asyncio.Task) -> None:
+            if t.cancelled():
+                return
+            if t.exception() is None:
+                console.print("replay finished; holding its last picture")
+            else:
+                console.print(f"replay stopped: {t.exception()}", markup=False)
+        driver.add_done_callback(ended)
     else:
         running = asyncio.Event()
         if not opts.still:

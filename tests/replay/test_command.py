@@ -66,6 +66,10 @@ def test_serve_subprocess_with_password_file(tmp_path):
                 port, tmp_path / f"s{i}.ppm", password="hunter2")), range(3)))
         assert shots[0].shape == (600, 800, 3)
         assert all(np.array_equal(s, shots[0]) for s in shots)
+        # client bytes in the server's log are shown as they are, never as rich markup
+        bad = RawClient(port)
+        bad.send(b"[/]x" + bytes(12))
+        assert bad.link_reply(None)["error"] == "INVALID_MAGIC"
         c = RawClient(port)
         assert c.link(password=b"hunter2") == "OK"
         sessions = {c.messages(0.3)[0].fields["session_id"]}
@@ -79,3 +83,4 @@ def test_serve_subprocess_with_password_file(tmp_path):
     text = log.read_text()
     assert p.returncode == 0, text
     assert "password required" in text and "stopped;" in text and "Traceback" not in text
+    assert "bad link magic b'[/]x'" in text
