@@ -32,7 +32,8 @@ def test_render_equals_the_real_clients_canvas(tmp_path: Path, compression: str)
     for program in ("Xorg", "spicy-screenshot", "tshark", "xterm", "xlogo", "xsetroot"):
         need_program(program)
     i = COMPRESSIONS.index(compression)
-    port, display = peers.pick_port(range(BASE_PORT + i, BASE_PORT + 40, len(COMPRESSIONS))), BASE_DISPLAY + i
+    port = peers.pick_port(range(BASE_PORT + i, BASE_PORT + 40, len(COMPRESSIONS)))
+    display = peers.pick_display(range(BASE_DISPLAY + i, BASE_DISPLAY + 25, len(COMPRESSIONS)))
     settings = peers.XspiceSettings(port=port, display=display, image_compression=compression)
     with peers.Xspice(settings, tmp_path) as server:
         import subprocess
