@@ -8,12 +8,16 @@ from .channel import ChannelClient, ClientDropped
 
 MOUSE_MODE_SERVER, MOUSE_MODE_CLIENT = 1, 2
 AGENT_TOKENS = 10  # REDS_AGENT_WINDOW_SIZE: AGENT_DATA messages a client may send before a token returns
+# With no guest agent, nothing needs a big vdagent message: bound what a client can make the
+# stack hold while it reassembles one (the stack itself allows 64 MiB).
+MAX_PENDING_AGENT_BYTES = 1 << 20
 
 
 class MainChannel(ChannelClient):
     name = "main"
 
     def on_connect(self) -> None:
+        self.agent_pending = 0
         s = self.session
         self.push("init", {
             "session_id": s.session_id, "display_channels_hint": 1,
@@ -43,6 +47,9 @@ class MainChannel(ChannelClient):
             self.session.client_agent_tokens += f["num_tokens"]
         elif msg.name == "agent_data":
             # No guest agent behind us: the data is consumed at once, so its token goes back.
+            self.agent_pending += len(f["data"])
+            if self.agent_pending > MAX_PENDING_AGENT_BYTES:
+                raise ClientDropped(f"vdagent message of more than {MAX_PENDING_AGENT_BYTES} bytes")
             self.push("agent_token", {"num_tokens": 1})
         elif msg.name in ("client_info", "quality_indicator"):
             pass
@@ -50,6 +57,7 @@ class MainChannel(ChannelClient):
             raise ClientDropped(f"unexpected main message {msg.name}")
 
     def on_agent_message(self, msg: AgentMessage) -> None:
+        self.agent_pending = 0
         self.server.log(f"{self.peer} main: agent message {msg.name} ({msg.size} bytes), no agent "
                         "to deliver it to", verbose=True)
 

@@ -192,3 +192,23 @@ def test_ack_window_and_slow_reader(spice_server, tmp_path):
     assert 1 <= len(more) <= 21   # one window's worth released
     srv.pause()
     still_serves(srv, tmp_path)
+
+
+def test_agent_data_without_end(spice_server, tmp_path):
+    """AGENT_DATA chunks of a vdagent message announced as 50 MB: dropped after 1 MiB."""
+    from spicetool.stack.vdagent import HEADER
+    srv = spice_server()
+    c, _ = linked_main(srv)
+    c.send(c.message("agent_start", {"num_tokens": 10}))
+    first = HEADER.pack(1, 4, 0, 50_000_000) + bytes(2000)
+    c.send(c.message("agent_data", {"data": first}))
+    sent = 1
+    try:
+        while sent < 2000:
+            c.send(c.message("agent_data", {"data": bytes(2048)}))
+            sent += 1
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    assert c.closed_by_server(5)
+    assert any("vdagent message of more than" in r[2] for r in srv.server.refusals)
+    still_serves(srv, tmp_path)
