@@ -16,7 +16,9 @@ pub mod quic_type {
     pub const RGBA: u32 = 5;
 }
 
-/// MSB-first bit window over little-endian 32-bit words.
+/// MSB-first bit window over little-endian 32-bit words. `Copy`, so that the hot loops
+/// work on a copy held in registers and store it back once per segment.
+#[derive(Clone, Copy)]
 struct BitReader<'a> {
     data: &'a [u8],
     next_word: usize,
@@ -32,24 +34,31 @@ impl<'a> BitReader<'a> {
         Ok(r)
     }
 
+    #[inline(always)]
     fn refill(&mut self) -> Result<()> {
         let at = self.next_word * 4;
-        if self.data.len() < at + 4 {
-            return corrupt(CODEC, self.data.len(), "stream ends too early");
-        }
-        let w = u32::from_le_bytes([self.data[at], self.data[at + 1], self.data[at + 2], self.data[at + 3]]);
+        let Some(b) = self.data.get(at..at + 4) else {
+            return self.too_short();
+        };
+        let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         self.acc |= (w as u64) << (32 - self.n);
         self.n += 32;
         self.next_word += 1;
         Ok(())
     }
 
-    #[inline]
+    #[cold]
+    #[inline(never)]
+    fn too_short(&self) -> Result<()> {
+        corrupt(CODEC, self.data.len(), "stream ends too early")
+    }
+
+    #[inline(always)]
     fn window(&self) -> u32 {
         (self.acc >> 32) as u32
     }
 
-    #[inline]
+    #[inline(always)]
     fn eat(&mut self, len: u32) -> Result<()> {
         self.acc <<= len;
         self.n -= len;
@@ -123,33 +132,42 @@ impl<const N: usize> Group<N> {
         }
     }
 
-    /// Decode pixel x of every channel; `first_row` selects the left-only predictor.
+    /// Decode one pixel of every channel from its contexts and predictions; returns
+    /// (pixel, residuals).
     #[inline(always)]
-    fn pixel(&mut self, bits: &mut BitReader, x: usize, first_row: bool) -> Result<()> {
+    fn code(&self, bits: &mut BitReader, ctx: [u8; N], pred: [u32; N]) -> Result<([u8; N], [u8; N])> {
         let mask = self.mask;
-        let ctx = self.corr[x];
-        let left = if x > 0 { self.cur[x - 1] } else { [0; N] };
-        let above = self.prev[x];
         let mut px = [0u8; N];
         let mut res = [0u8; N];
         for c in 0..N {
             let code = self.models[c].best_code(ctx[c], mask);
             let (v, len) = self.fam.decode(code, bits.window());
             bits.eat(len)?;
-            let v = v as u8;
-            res[c] = v;
-            let u = self.fam.l_to_u[v as usize] as u32;
-            let pred = match (first_row, x) {
+            res[c] = v as u8;
+            px[c] = ((self.fam.l_to_u[v as usize & 0xff] as u32 + pred[c]) & mask) as u8;
+        }
+        Ok((px, res))
+    }
+
+    /// Decode pixel x of every channel; `FIRST` (first row) selects the left-only predictor.
+    /// The context (the residual of pixel x-1) and the left pixel come in registers, not
+    /// reloaded from the rows just written; returns (pixel, residuals), also stored.
+    #[inline(always)]
+    fn pixel<const FIRST: bool>(&mut self, bits: &mut BitReader, x: usize, ctx: [u8; N], left: [u8; N]) -> Result<([u8; N], [u8; N])> {
+        let mut pred = [0u32; N];
+        let above = self.prev[x];
+        for c in 0..N {
+            pred[c] = match (FIRST, x) {
                 (true, 0) => 0,
                 (true, _) => left[c] as u32,
                 (false, 0) => above[c] as u32,
                 (false, _) => (left[c] as u32 + above[c] as u32) >> 1,
             };
-            px[c] = ((u + pred) & mask) as u8;
         }
+        let (px, res) = self.code(bits, ctx, pred)?;
         self.corr[x + 1] = res;
         self.cur[x] = px;
-        Ok(())
+        Ok((px, res))
     }
 
     fn update(&mut self, x: usize) {
@@ -184,9 +202,19 @@ impl<const N: usize> Group<N> {
         Ok(())
     }
 
-    fn segment(&mut self, bits: &mut BitReader, mut i: usize, end: usize, waitmask: u32, first_row: bool) -> Result<()> {
+    fn segment(&mut self, bits: &mut BitReader, i: usize, end: usize, waitmask: u32, first_row: bool) -> Result<()> {
+        // the bit reader lives in registers for the segment
+        let mut b = *bits;
+        let r = if first_row { self.segment_in::<true>(&mut b, i, end, waitmask) } else { self.segment_in::<false>(&mut b, i, end, waitmask) };
+        *bits = b;
+        r
+    }
+
+    #[inline(always)]
+    fn segment_in<const FIRST: bool>(&mut self, bits: &mut BitReader, mut i: usize, end: usize, waitmask: u32) -> Result<()> {
+        assert!(end <= self.cur.len() && self.prev.len() == self.cur.len() && self.corr.len() == self.cur.len() + 1);
         if i == 0 {
-            self.pixel(bits, 0, first_row)?;
+            self.pixel::<FIRST>(bits, 0, self.corr[0], [0; N])?;
             if self.state.wait > 0 {
                 self.state.wait -= 1;
             } else {
@@ -195,6 +223,10 @@ impl<const N: usize> Group<N> {
             }
             i = 1;
         }
+        // registers: the context of pixel i, pixels i-1 and i-2 (pixel i-2 only matters for i > 2)
+        let mut ctx = self.corr[i];
+        let mut left = self.cur[i - 1];
+        let mut left2 = if i >= 2 { self.cur[i - 2] } else { [0; N] };
         let mut stop = i + self.state.wait as usize;
         let mut run_index = 0usize;
         loop {
@@ -202,22 +234,24 @@ impl<const N: usize> Group<N> {
             'coded: {
                 while stop < end {
                     while i <= stop {
-                        if !first_row && self.run_starts(i, run_index) {
+                        if !FIRST && self.run_starts(i, run_index, left, left2) {
                             ran = true;
                             break 'coded;
                         }
-                        self.pixel(bits, i, first_row)?;
+                        let (px, res) = self.pixel::<FIRST>(bits, i, ctx, left)?;
+                        (ctx, left2, left) = (res, left, px);
                         i += 1;
                     }
                     self.update(stop);
                     stop = i + (self.state.rand() & waitmask) as usize;
                 }
                 while i < end {
-                    if !first_row && self.run_starts(i, run_index) {
+                    if !FIRST && self.run_starts(i, run_index, left, left2) {
                         ran = true;
                         break 'coded;
                     }
-                    self.pixel(bits, i, first_row)?;
+                    let (px, res) = self.pixel::<FIRST>(bits, i, ctx, left)?;
+                    (ctx, left2, left) = (res, left, px);
                     i += 1;
                 }
             }
@@ -231,9 +265,13 @@ impl<const N: usize> Group<N> {
             if run > (end - i) as u64 {
                 return corrupt(CODEC, bits.offset(), format!("run of {run} pixels passes the end of the row ({} left)", end - i));
             }
-            let value = self.cur[i - 1];
-            self.cur[i..i + run as usize].fill(value);
-            i += run as usize;
+            if run > 0 {
+                self.cur[i..i + run as usize].fill(left);
+                i += run as usize;
+                left2 = left;
+                // the residuals under a run are not rewritten: the context is the stored one
+                ctx = self.corr[i];
+            }
             if i == end {
                 return Ok(());
             }
@@ -241,10 +279,11 @@ impl<const N: usize> Group<N> {
         }
     }
 
-    /// Runs are predicted where the row above repeats and the current row just did.
-    #[inline]
-    fn run_starts(&self, i: usize, run_index: usize) -> bool {
-        self.prev[i - 1] == self.prev[i] && run_index != i && i > 2 && self.cur[i - 1] == self.cur[i - 2]
+    /// Runs are predicted where the row above repeats and the current row just did
+    /// (`left`, `left2`: pixels i-1 and i-2 of the current row).
+    #[inline(always)]
+    fn run_starts(&self, i: usize, run_index: usize, left: [u8; N], left2: [u8; N]) -> bool {
+        self.prev[i - 1] == self.prev[i] && run_index != i && i > 2 && left == left2
     }
 
     fn next_row(&mut self) {

@@ -77,13 +77,15 @@ impl Family {
     }
 
     /// Decode one codeword of code `l` from the 32-bit window; returns (value, length).
-    #[inline]
+    #[inline(always)]
     pub fn decode(&self, l: u32, window: u32) -> (u32, u32) {
         let li = l as usize & 7;
+        let l = li as u32;
         if window > self.escape_prefix_mask[li] {
+            // a Golomb-Rice codeword: `zeros` 0s, a 1, then l bits (len <= 26 < 32)
             let zeros = window.leading_zeros();
             let len = zeros + 1 + l;
-            ((zeros << l) | ((window >> (32 - len)) & low_mask(l)), len)
+            ((zeros << l) | ((window >> ((32 - len) & 31)) & ((1u32 << l) - 1)), len)
         } else {
             let len = self.escape_len[li];
             (self.n_gr[li] + ((window >> (32 - len)) & low_mask(self.escape_suffix_len[li])), len)
@@ -147,7 +149,7 @@ impl Model {
         Model { bucket_of, buckets, best_of: [(bpc - 1) as u8; 256], spans }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn best_code(&self, ctx: u8, mask: u32) -> u32 {
         self.best_of[(ctx as u32 & mask) as usize] as u32
     }
