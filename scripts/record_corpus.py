@@ -466,6 +466,8 @@ def record_qemu(s: Session, out_dir: Path) -> dict:
     if cap.dropped:
         raise CaptureIncomplete(f"{s.name}: tshark dropped {cap.dropped} packets")
     events = [e for e in tl.events if e["action"].startswith("client:")]
+    # The primary surface sizes spice-gtk's display channel was told to create, in order.
+    sizes = [f"{e['width']}x{e['height']}" for e in events if e["action"] == "client:primary_create"]
     meta = {
         "name": s.name,
         "description": s.description,
@@ -489,9 +491,10 @@ def record_qemu(s: Session, out_dir: Path) -> dict:
                              "opens the ports, so spice-gtk sends no port data (it refuses writes to a closed port)",
             "duration_s": s.duration,
         },
+        "screen_sizes": sizes,
+        "screen_sizes_from": "the client's display-primary-create signals (spice-gtk)",
         "timeline_origin": "t=0 is when tshark reported it was capturing, just before the client connected",
         "timeline": tl.events,
-        "client_events": len(events),
         "capture": {
             "file": final.name,
             "format": "pcapng" if s.pcapng else "pcap",

@@ -99,6 +99,9 @@ class Client:
             on(channel, "main-clipboard-selection-request", self.on_request)
             on(channel, "main-clipboard-selection-grab", self.on_guest_grab)
             on(channel, "main-clipboard-selection", self.on_clipboard_data)
+        if isinstance(channel, SpiceClientGLib.DisplayChannel):
+            on(channel, "display-primary-create",
+               lambda ch, fmt, width, height, *_rest: emit("primary_create", width=width, height=height, format=fmt))
         if isinstance(channel, SpiceClientGLib.PortChannel):
             on(channel, "notify::port-name", self.on_port_name)
             on(channel, "port-event", lambda ch, ev: emit("port_event", port=ch.props.port_name, event=ev))
