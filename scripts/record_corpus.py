@@ -10,7 +10,10 @@ Each session writes NAME.pcap or NAME.pcapng, NAME.png (the Xspice framebuffer a
     scripts/record_corpus.py --name my-quic --image-compression quic --password s3cret \
         --preferred-compression lz4 --programs xterm,xclock --type-text 'ls -l' --duration 10
 
-Sessions run one at a time (the machine is small); ports 5910-5930 and displays :10-:30 only.
+Sessions run one at a time (the machine is small); ports 5910-5931 and displays :10-:30 only.
+Two sessions use other peers: `agent-file-transfer` (Xspice + vdagent, port 5930, display :30) and
+`qemu-channels` (QEMU, port 5931), both with scripts/spice_glib_client.py (spice-gtk's GObject API, run
+by Debian's /usr/bin/python3) as the client.
 """
 
 from __future__ import annotations
