@@ -32,55 +32,60 @@ impl BitWriter {
     }
 }
 
-struct EncGroup {
+/// Channels coded together, pixels interleaved `[u8; N]` (the mirror of the decoder's group).
+struct EncGroup<const N: usize> {
     fam: Family,
     mask: u32,
-    models: Vec<Model>,
-    corr: Vec<Vec<u8>>,
-    cur: Vec<Vec<u8>>,
-    prev: Vec<Vec<u8>>,
+    models: [Model; N],
+    corr: Vec<[u8; N]>,
+    cur: Vec<[u8; N]>,
+    prev: Vec<[u8; N]>,
     state: State,
 }
 
-impl EncGroup {
-    fn new(channels: usize, bpc: u32, width: usize) -> Self {
+impl<const N: usize> EncGroup<N> {
+    fn new(bpc: u32, width: usize) -> Self {
         EncGroup {
             fam: Family::new(bpc),
             mask: low_mask(bpc),
-            models: vec![Model::new(bpc); channels],
-            corr: vec![vec![0; width + 1]; channels],
-            cur: vec![vec![0; width]; channels],
-            prev: vec![vec![0; width]; channels],
+            models: std::array::from_fn(|_| Model::new(bpc)),
+            corr: vec![[0; N]; width + 1],
+            cur: vec![[0; N]; width],
+            prev: vec![[0; N]; width],
             state: State::new(),
         }
     }
 
-    #[inline]
-    fn same(rows: &[Vec<u8>], a: usize, b: usize) -> bool {
-        rows.iter().all(|r| r[a] == r[b])
-    }
-
-    fn pixel(&mut self, w: &mut BitWriter, x: usize, first_row: bool) {
-        for c in 0..self.cur.len() {
-            let pred = match (first_row, x) {
+    /// Code pixel x; `ctx` is the residual of pixel x-1 (kept in a register by the caller).
+    /// Returns the residuals of pixel x.
+    #[inline(always)]
+    fn pixel<const FIRST: bool>(&mut self, w: &mut BitWriter, x: usize, ctx: [u8; N]) -> [u8; N] {
+        let px = self.cur[x];
+        let above = self.prev[x];
+        let left = if x > 0 { self.cur[x - 1] } else { [0; N] };
+        let mut res = [0u8; N];
+        for c in 0..N {
+            let pred = match (FIRST, x) {
                 (true, 0) => 0,
-                (true, _) => self.cur[c][x - 1] as u32,
-                (false, 0) => self.prev[c][0] as u32,
-                (false, _) => (self.cur[c][x - 1] as u32 + self.prev[c][x] as u32) >> 1,
+                (true, _) => left[c] as u32,
+                (false, 0) => above[c] as u32,
+                (false, _) => (left[c] as u32 + above[c] as u32) >> 1,
             };
-            let u = (self.cur[c][x] as u32).wrapping_sub(pred) & self.mask;
-            let v = self.fam.u_to_l[u as usize];
-            let code = self.models[c].best_code(self.corr[c][x], self.mask);
-            self.corr[c][x + 1] = v;
+            let u = (px[c] as u32).wrapping_sub(pred) & self.mask;
+            let v = self.fam.u_to_l[u as usize & 0xff];
+            let code = self.models[c].best_code(ctx[c], self.mask);
+            res[c] = v;
             let (bits, len) = self.fam.encode(code, v);
             w.put(bits, len);
         }
+        self.corr[x + 1] = res;
+        res
     }
 
     fn update(&mut self, x: usize) {
-        for c in 0..self.models.len() {
-            let (ctx, v) = (self.corr[c][x], self.corr[c][x + 1]);
-            self.models[c].update(&self.fam, ctx, v, self.state.trigger);
+        let (ctx, v) = (self.corr[x], self.corr[x + 1]);
+        for c in 0..N {
+            self.models[c].update(&self.fam, ctx[c], v[c], self.state.trigger);
         }
     }
 
@@ -103,10 +108,8 @@ impl EncGroup {
     }
 
     fn row(&mut self, w: &mut BitWriter, first_row: bool) {
-        let width = self.cur[0].len();
-        for c in 0..self.corr.len() {
-            self.corr[c][0] = if first_row { 0 } else { self.corr[c][1] };
-        }
+        let width = self.cur.len();
+        self.corr[0] = if first_row { [0; N] } else { self.corr[1] };
         let (mut pos, mut left) = (0usize, width as u32);
         while self.state.wmidx < WMI_MAX && self.state.wmileft <= left {
             let n = self.state.wmileft;
@@ -125,13 +128,24 @@ impl EncGroup {
         }
     }
 
+    #[inline(always)]
     fn run_starts(&self, i: usize, run_index: usize) -> bool {
-        Self::same(&self.prev, i - 1, i) && run_index != i && i > 2 && Self::same(&self.cur, i - 1, i - 2)
+        self.prev[i - 1] == self.prev[i] && run_index != i && i > 2 && self.cur[i - 1] == self.cur[i - 2]
     }
 
-    fn segment(&mut self, w: &mut BitWriter, mut i: usize, end: usize, waitmask: u32, first_row: bool) {
+    fn segment(&mut self, w: &mut BitWriter, i: usize, end: usize, waitmask: u32, first_row: bool) {
+        if first_row {
+            self.segment_in::<true>(w, i, end, waitmask)
+        } else {
+            self.segment_in::<false>(w, i, end, waitmask)
+        }
+    }
+
+    #[inline(always)]
+    fn segment_in<const FIRST: bool>(&mut self, w: &mut BitWriter, mut i: usize, end: usize, waitmask: u32) {
+        assert!(end <= self.cur.len() && self.prev.len() == self.cur.len() && self.corr.len() == self.cur.len() + 1);
         if i == 0 {
-            self.pixel(w, 0, first_row);
+            self.pixel::<FIRST>(w, 0, self.corr[0]);
             if self.state.wait > 0 {
                 self.state.wait -= 1;
             } else {
@@ -140,6 +154,7 @@ impl EncGroup {
             }
             i = 1;
         }
+        let mut ctx = self.corr[i];
         let mut stop = i + self.state.wait as usize;
         let mut run_index = 0usize;
         loop {
@@ -147,22 +162,22 @@ impl EncGroup {
             'coded: {
                 while stop < end {
                     while i <= stop {
-                        if !first_row && self.run_starts(i, run_index) {
+                        if !FIRST && self.run_starts(i, run_index) {
                             ran = true;
                             break 'coded;
                         }
-                        self.pixel(w, i, first_row);
+                        ctx = self.pixel::<FIRST>(w, i, ctx);
                         i += 1;
                     }
                     self.update(stop);
                     stop = i + (self.state.rand() & waitmask) as usize;
                 }
                 while i < end {
-                    if !first_row && self.run_starts(i, run_index) {
+                    if !FIRST && self.run_starts(i, run_index) {
                         ran = true;
                         break 'coded;
                     }
-                    self.pixel(w, i, first_row);
+                    ctx = self.pixel::<FIRST>(w, i, ctx);
                     i += 1;
                 }
             }
@@ -172,19 +187,26 @@ impl EncGroup {
             }
             run_index = i;
             self.state.wait = (stop - i) as u32;
-            let mut run = 0u32;
-            while Self::same(&self.cur, i, i - 1) {
-                run += 1;
-                i += 1;
-                if i == end {
-                    self.run_length(w, run);
-                    return;
-                }
+            let value = self.cur[i - 1];
+            let run = self.cur[i..end].iter().take_while(|&&p| p == value).count();
+            i += run;
+            self.run_length(w, run as u32);
+            if i == end {
+                return;
             }
-            self.run_length(w, run);
+            ctx = self.corr[i];
             stop = i + self.state.wait as usize;
         }
     }
+}
+
+/// Fill a group's current row from the words and code it.
+fn code_row<const N: usize>(g: &mut EncGroup<N>, bits: &mut BitWriter, row: &[u32], first_row: bool, pick: impl Fn(u32) -> [u8; N]) {
+    for (c, &px) in g.cur.iter_mut().zip(row) {
+        *c = pick(px);
+    }
+    g.row(bits, first_row);
+    std::mem::swap(&mut g.cur, &mut g.prev);
 }
 
 /// Encode top-down 0xAARRGGBB words as a QUIC stream of `kind` (GRAY takes the blue byte,
@@ -194,42 +216,24 @@ pub fn encode_quic(words: &[u32], width: u32, height: u32, kind: u32) -> Option<
         return None;
     }
     let w = width as usize;
-    let (channels, bpc) = match kind {
-        quic_type::GRAY => (1, 8),
-        quic_type::RGB16 => (3, 5),
-        _ => (3, 8),
-    };
+    let bpc = if kind == quic_type::RGB16 { 5 } else { 8 };
     let mut bits = BitWriter { out: Vec::with_capacity(words.len()), acc: 0, n: 0 };
     for v in [QUIC_MAGIC, 0, kind, width, height] {
         bits.put(v, 32);
     }
-    let mut color = EncGroup::new(channels, bpc, w);
-    let mut alpha = if kind == quic_type::RGBA { Some(EncGroup::new(1, 8, w)) } else { None };
+    let rgb = |px: u32| [(px >> 16) as u8, (px >> 8) as u8, px as u8];
+    let rgb5 = |px: u32| [(px >> 19) as u8 & 31, (px >> 11) as u8 & 31, (px >> 3) as u8 & 31];
+    let mut color = EncGroup::<3>::new(bpc, w);
+    let mut gray = EncGroup::<1>::new(8, w);
     for (y, row) in words.chunks_exact(w).enumerate() {
-        for (x, &px) in row.iter().enumerate() {
-            let (r, g, b) = ((px >> 16) as u8, (px >> 8) as u8, px as u8);
-            match kind {
-                quic_type::GRAY => color.cur[0][x] = b,
-                quic_type::RGB16 => {
-                    color.cur[0][x] = r >> 3;
-                    color.cur[1][x] = g >> 3;
-                    color.cur[2][x] = b >> 3;
-                }
-                _ => {
-                    color.cur[0][x] = r;
-                    color.cur[1][x] = g;
-                    color.cur[2][x] = b;
-                }
-            }
-            if let Some(a) = alpha.as_mut() {
-                a.cur[0][x] = (px >> 24) as u8;
-            }
+        match kind {
+            quic_type::GRAY => code_row(&mut gray, &mut bits, row, y == 0, |px| [px as u8]),
+            quic_type::RGB16 => code_row(&mut color, &mut bits, row, y == 0, rgb5),
+            _ => code_row(&mut color, &mut bits, row, y == 0, rgb),
         }
-        color.row(&mut bits, y == 0);
-        std::mem::swap(&mut color.cur, &mut color.prev);
-        if let Some(a) = alpha.as_mut() {
-            a.row(&mut bits, y == 0);
-            std::mem::swap(&mut a.cur, &mut a.prev);
+        if kind == quic_type::RGBA {
+            // the alpha channel is a gray group of its own, after each colour row
+            code_row(&mut gray, &mut bits, row, y == 0, |px| [(px >> 24) as u8]);
         }
     }
     Some(bits.finish())
