@@ -313,3 +313,20 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+@pytest.fixture
+def spice_server(tmp_path):
+    """A factory of servers in this test process; all stopped (and the test's X display locks
+    released) at the end of the test.  Test modules import it (no conftest.py here, so that
+    `from conftest import ...` elsewhere in tests/ always finds tests/conftest.py)."""
+    servers: list[ServerThread] = []
+
+    def make(**kw) -> ServerThread:
+        s = ServerThread(tmp_path, **kw)
+        servers.append(s)
+        return s
+    yield make
+    for s in servers:
+        s.stop()
+    release_displays()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 from serve_helpers import RawClient, peers
+from serve_helpers import spice_server  # noqa: F401 (fixture)
 from spicetool.stack.vdagent import build_agent_message
 
 MAIN, DISPLAY, INPUTS, CURSOR = 1, 2, 3, 4

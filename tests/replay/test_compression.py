@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from serve_helpers import free_display, need, peers, read_ppm
+from serve_helpers import spice_server  # noqa: F401 (fixture)
 from test_viewers import wait_for_picture
 
 TYPES = {"quic": "QUIC", "lz": "LZ_RGB", "glz": "GLZ_RGB", "lz4": "LZ4"}

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from serve_helpers import RawClient, need, peers, read_ppm
+from serve_helpers import spice_server  # noqa: F401 (fixture)
 from spicetool.stack.link import LINK_HEADER, LINK_MESS
 
 MAIN, DISPLAY, INPUTS = 1, 2, 3

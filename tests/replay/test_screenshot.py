@@ -7,6 +7,7 @@ import subprocess
 import numpy as np
 
 from serve_helpers import need, peers, read_ppm
+from serve_helpers import spice_server  # noqa: F401 (fixture)
 
 
 def screenshot(port: int, out, password: str | None = None) -> np.ndarray:

@@ -11,6 +11,7 @@ import sys
 import time
 
 from serve_helpers import free_display, need, peers
+from serve_helpers import spice_server  # noqa: F401 (fixture)
 
 def test_tshark_decodes_our_traffic(spice_server, tmp_path):
     need("tshark"), need("spicy"), need("spicy-screenshot"), need("Xvfb"), need("xdotool")

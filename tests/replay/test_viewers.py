@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from serve_helpers import find_subimage, free_display, need, peers
+from serve_helpers import spice_server  # noqa: F401 (fixture)
 
 SIZE = (640, 480)  # fits the 1280x900 Xvfb unscaled, window decorations and all
 
