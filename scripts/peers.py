@@ -562,10 +562,16 @@ class QemuSettings:
     audio: bool = True          # -audiodev spice + intel-hda + hda-duplex: playback and record channels
     memory_mib: int = 256
     accel: str = "tcg"          # software emulation: the same on every machine
+    network: bool = False       # no NIC: no iPXE, the firmware ends on a still "No bootable device" screen
+    monitor: str | None = None  # a unix socket path for the human monitor (stop, screendump)
 
     def argv(self) -> list[str]:
         a = [QEMU, "-machine", f"q35,accel={self.accel}", "-m", str(self.memory_mib), "-vga", "qxl",
              "-display", "none", "-spice", f"port={self.port},addr=127.0.0.1,disable-ticketing=on"]
+        if not self.network:
+            a += ["-nic", "none"]
+        if self.monitor:
+            a += ["-monitor", f"unix:{self.monitor},server=on,wait=off"]
         if self.serial_port or self.webdav:
             a += ["-device", "virtio-serial"]
         if self.serial_port:
@@ -596,6 +602,35 @@ class Qemu(Peer):
         self._spawn(settings.argv(), log_dir)
         self._ready_or_stop(lambda: wait_until(lambda: port_open(self.port), timeout, f"qemu port {self.port}",
                                                self.proc))
+
+    def hmp(self, command: str, timeout: float = 10.0) -> str:
+        """One human-monitor command (QemuSettings.monitor must be set); returns its output."""
+        if not self.settings.monitor:
+            raise PeerError("qemu was started without a monitor socket")
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(timeout)
+            s.connect(self.settings.monitor)
+            out = b""
+            while not out.endswith(b"(qemu) "):  # the banner and first prompt
+                out += s.recv(4096)
+            s.sendall(command.encode() + b"\n")
+            out = b""
+            while not out.endswith(b"(qemu) "):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                out += chunk
+        return out.decode(errors="replace")
+
+    def screendump(self, png: str | os.PathLike) -> Path:
+        """Ground truth: QEMU's own framebuffer of the QXL/VGA head (`screendump`), as PNG."""
+        ppm = Path(png).with_suffix(".ppm")
+        self.hmp(f"screendump {ppm}")
+        wait_until(lambda: ppm.exists() and ppm.stat().st_size > 0, 10, "qemu screendump", self.proc)
+        convert = shutil.which("convert") or "/usr/bin/convert"
+        subprocess.run([convert, f"ppm:{ppm}", f"png:{png}"], check=True, capture_output=True)
+        ppm.unlink()
+        return Path(png)
 
 
 # ---------------------------------------------------------------- spice-gtk GObject client

@@ -439,13 +439,13 @@ def record_agent_transfer(s: Session, out_dir: Path) -> dict:
 
 def record_qemu(s: Session, out_dir: Path) -> dict:
     """QEMU (QXL, port/webdav/usbredir/audio devices) and the GObject client linking every channel."""
-    final = out_dir / f"{s.name}.{'pcapng' if s.pcapng else 'pcap'}"
+    final, png = out_dir / f"{s.name}.{'pcapng' if s.pcapng else 'pcap'}", out_dir / f"{s.name}.png"
     for old in (out_dir / f"{s.name}.pcap", out_dir / f"{s.name}.pcapng"):
         old.unlink(missing_ok=True)
     started = dt.datetime.now(dt.timezone.utc)
-    qs = peers.QemuSettings(port=s.port)
     with tempfile.TemporaryDirectory(prefix=f"corpus-{s.name}-") as tmpname:
         tmp = Path(tmpname)
+        qs = peers.QemuSettings(port=s.port, monitor=str(tmp / "hmp.sock"))
         share = tmp / "share"
         share.mkdir()
         (share / "readme.txt").write_text("shared by the spicetool corpus client over webdav\n")
@@ -458,6 +458,14 @@ def record_qemu(s: Session, out_dir: Path) -> dict:
                 client = peers.GlibClient("channels", qemu.port, tmp, ["--shared-dir", str(share), "--duration",
                                                                         str(s.duration), "--timeout", "60"])
                 try:
+                    # The firmware is done long before: pause the guest, let the client catch up, then
+                    # take QEMU's own framebuffer as the ground truth while the client is still connected.
+                    time.sleep(max(0.0, tl.t0 + s.duration - 3.0 - time.monotonic()))
+                    qemu.hmp("stop")
+                    tl.note("guest_paused", how="monitor: stop")
+                    time.sleep(2.0)
+                    qemu.screendump(png)
+                    tl.note("ground_truth", file=png.name, how="monitor: screendump (PPM) | convert png")
                     client.wait_exit(s.duration + 30)
                 finally:
                     client.stop()
@@ -476,10 +484,10 @@ def record_qemu(s: Session, out_dir: Path) -> dict:
         "description": s.description,
         "date": started.isoformat(timespec="seconds"),
         "server": {
-            "program": "qemu-system-x86_64 (spice-server inside), QXL VGA, no disk: the desktop is the "
-                       "firmware's boot screens (SeaBIOS, iPXE), software emulation (TCG)",
+            "program": "qemu-system-x86_64 (spice-server inside), QXL VGA, no disk, no NIC: the desktop is "
+                       "the SeaBIOS boot screen (VGA text mode), software emulation (TCG)",
             "address": f"127.0.0.1:{qs.port}",
-            "argv": shlex.join(qs.argv()),
+            "argv": shlex.join(qs.argv()).replace(str(tmp), "$TMP"),
             "ticketing": False,
             "port_channels": [peers.SERIAL_PORT_NAME, peers.WEBDAV_PORT_NAME],
             "usbredir": qs.usbredir, "audio": "-audiodev spice + ich9-intel-hda + hda-duplex (playback, record)",
@@ -508,8 +516,8 @@ def record_qemu(s: Session, out_dir: Path) -> dict:
             "starts_mid_session": False,
             "packets_dropped_by_capture": cap.dropped,
         },
-        "ground_truth": {"file": None, "what": "none: the desktop is QEMU's firmware boot screens, which change "
-                                               "as it boots; no framebuffer ground truth is recorded"},
+        "ground_truth": {"file": png.name, "what": "QEMU's own framebuffer of the QXL head (monitor screendump) "
+                                                  "after the guest was paused, 2 s before the client left"},
         "versions": {**tool_versions(), **extra_versions()},
         "regenerate": "scripts/record_corpus.py " + shlex.join(cli_args(s)),
     }
