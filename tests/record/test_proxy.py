@@ -140,7 +140,7 @@ def test_typing_through_proxy_reaches_the_x_server(tmp_path: Path) -> None:
     text = "echo Recorded BY spicetool: A+B=C? (ok) | wc -c #1 ~/x_y"
     typed_file = tmp_path / "typed.txt"
     rec_path = tmp_path / "typing.pcapng"
-    with peers.Xspice(peers.XspiceSettings(port=5962, display=62), tmp_path) as xs, \
+    with peers.Xspice(peers.XspiceSettings(port=5962, display=62), tmp_path), \
             peers.Program(["xterm", "-geometry", "160x50+0+0", "-e", "sh", "-c", f"cat > {typed_file}"], 62,
                           tmp_path, name="xterm"), \
             peers.Xvfb(63) as xv, Recorder(5963, 5962, rec_path) as rec:
