@@ -86,4 +86,7 @@ def tshark_messages(path: Path, server_port: int) -> dict[tuple[int, str], list[
         d = "server" if int(sport) == server_port else "client"
         seq = seqs.setdefault((int(stream), d), [])
         seq.extend(zip(map(int, types.split(",")), map(int, sizes.split(","))))
-    return seqs
+    from support import wireshark_in_step
+
+    return {key: wireshark_in_step(seq, lambda m: m[0]) for key, seq in seqs.items()}
+
