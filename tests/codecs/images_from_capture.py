@@ -1,25 +1,40 @@
 """Images of the display channel of a real capture, with what drew them (test helper).
 
-Only the draws whose body is DisplayBase followed by an Image pointer are looked at; the
-image bytes are cut out of the message body by the layouts of spice.proto.
+The bytes are read by the protocol stack's own parser (the records of
+`spicetool.dissect.sessions.decode_segments`, whose `.fields` hold the parsed message), so
+there is one parser of the display messages: this module only picks the fields out.
+Only the draws whose body is DisplayBase followed by an Image pointer are looked at.
 """
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from spicetool.dissect.capture import open_capture
 from spicetool.dissect.sessions import decode_segments
 from spicetool.render import decoders
+from spicetool.stack.channels.display import image_type as IMAGE_TYPE
+from spicetool.stack.image_headers import BITMAP_FMTS
 
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 
 DRAW_COPY = 304
 # draws whose body is DisplayBase then `Image *src`
 SOURCE_DRAWS = {303, 304, 305, 309, 312}
+# image type name (as the parser gives it) -> number
+IMAGE_TYPES = {name: num for num, name in IMAGE_TYPE.names.items()}
+BITMAP_FORMATS = {name: num for num, name in BITMAP_FMTS.items()}
+PAL_FROM_CACHE, TOP_DOWN = 2, 4
+# image type -> key of its body in the parsed image
+BODY_KEYS = {0: "bitmap", 1: "quic", 100: "lz_plt", 101: "lz_rgb", 102: "lz_rgb", 105: "jpeg",
+             107: "zlib_glz", 108: "jpeg_alpha", 109: "lz4"}
+
+
+def _rect(r: dict) -> tuple[int, int, int, int]:
+    return r["top"], r["left"], r["bottom"], r["right"]
 
 
 @dataclass
@@ -33,8 +48,12 @@ class CapturedImage:
     image_type: int
     width: int
     height: int
-    body: bytes
-    at: int  # offset of the image body (after the 18-byte descriptor) in `body`
+    image: dict[str, Any] = field(repr=False)  # the parsed Image: descriptor and body
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The parsed image body (data_size, data, ...) of this image's type."""
+        return self.image[BODY_KEYS[self.image_type]]
 
 
 def images(path: Path) -> list[CapturedImage]:
@@ -43,50 +62,41 @@ def images(path: Path) -> list[CapturedImage]:
         ev = rec.event
         if rec.layer != "message" or rec.channel.channel != "display" or ev is None:
             continue
-        if ev.type_id not in SOURCE_DRAWS or rec.direction != "server":
+        if ev.type_id not in SOURCE_DRAWS or rec.direction != "server" or ev.error:
             continue
-        body = ev.body
-        pos = 21
-        clip = body[20]
-        if clip == 1:
-            pos += 4 + 16 * struct.unpack_from("<I", body, 21)[0]
-        ptr = struct.unpack_from("<I", body, pos)[0]
-        src_area = struct.unpack_from("<iiii", body, pos + 4)
-        image_id, image_type, _flags, width, height = struct.unpack_from("<QBBII", body, ptr)
-        found.append(CapturedImage(rec.frame, ev.type_id, struct.unpack_from("<iiii", body, 4), src_area,
-                                   clip != 0, image_id, image_type, width, height, body, ptr + 18))
+        base, data = ev.fields["base"], ev.fields["data"]
+        img = data.get("src_bitmap")
+        if img is None:
+            continue
+        desc = img["descriptor"]
+        kind = desc["type"] if isinstance(desc["type"], int) else IMAGE_TYPES[desc["type"]]
+        found.append(CapturedImage(rec.frame, ev.type_id, _rect(base["box"]), _rect(data["src_area"]),
+                                   base["clip"]["type"] != "NONE", desc["id"], kind,
+                                   desc["width"], desc["height"], img))
     return found
 
 
-def _palette(body: bytes, offset: int) -> np.ndarray:
-    _unique, count = struct.unpack_from("<QH", body, offset)
-    return np.frombuffer(body, "<u4", count, offset + 10)
+def _palette(body: dict) -> np.ndarray:
+    if body["flags"] & PAL_FROM_CACHE:
+        raise NotImplementedError("palette from cache")
+    pal = body.get("palette")
+    return None if pal is None else np.asarray(pal["ents"], "<u4")
 
 
 def decode(img: CapturedImage, glz: decoders.GlzDictionary) -> np.ndarray:
     """Decode one captured image with the public decoders API."""
-    b, p, t = img.body, img.at, img.image_type
+    t, p = img.image_type, img.payload
     if t == 0:  # BITMAP
-        fmt, flags, w, h, stride = struct.unpack_from("<BBIII", b, p)
-        if flags & 2:
-            raise NotImplementedError("palette from cache")
-        pal_ptr = struct.unpack_from("<I", b, p + 14)[0]
-        pal = _palette(b, pal_ptr) if pal_ptr else None
-        return decoders.decode_bitmap(fmt, w, h, stride, bool(flags & 4), b[p + 18:p + 18 + stride * h], pal)
+        fmt = p["format"] if isinstance(p["format"], int) else BITMAP_FORMATS[p["format"]]
+        return decoders.decode_bitmap(fmt, p["x"], p["y"], p["stride"], bool(p["flags"] & TOP_DOWN),
+                                      bytes(p["data"]), _palette(p))
     if t == 100:  # LZ_PLT
-        flags, n = struct.unpack_from("<BI", b, p)
-        if flags & 2:
-            raise NotImplementedError("palette from cache")
-        pal_ptr = struct.unpack_from("<I", b, p + 5)[0]
-        return decoders.decode_lz(b[p + 9:p + 9 + n], _palette(b, pal_ptr))
+        return decoders.decode_lz(bytes(p["data"]), _palette(p))
     if t == 107:  # ZLIB_GLZ_RGB
-        glz_size, n = struct.unpack_from("<II", b, p)
-        return glz.decode_zlib(b[p + 8:p + 8 + n], glz_size)
+        return glz.decode_zlib(bytes(p["data"]), p["glz_data_size"])
     if t == 108:  # JPEG_ALPHA
-        flags, jpeg_size, n = struct.unpack_from("<BII", b, p)
-        return decoders.decode_jpeg_alpha(b[p + 9:p + 9 + n], jpeg_size, bool(flags & 1))
-    n = struct.unpack_from("<I", b, p)[0]
-    data = b[p + 4:p + 4 + n]
+        return decoders.decode_jpeg_alpha(bytes(p["data"]), p["jpeg_size"], bool(p["flags"] & 1))
+    data = bytes(p["data"])
     if t == 1:
         return decoders.decode_quic(data)
     if t == 101:
@@ -102,20 +112,18 @@ def decode(img: CapturedImage, glz: decoders.GlzDictionary) -> np.ndarray:
 
 def codec_bytes(img: CapturedImage) -> bytes:
     """The codec stream of a QUIC / LZ_RGB / GLZ_RGB / LZ4 image (after data_size)."""
-    n = struct.unpack_from("<I", img.body, img.at)[0]
-    return img.body[img.at + 4:img.at + 4 + n]
+    return bytes(img.payload["data"])
 
 
 STREAM_DATA = 123
 
 
 def mjpeg_frames(path: Path) -> list[bytes]:
-    """The JPEG frames of the video streams (STREAM_DATA: u32 id, u32 mm_time, u32 size, data)."""
+    """The JPEG frames of the video streams (the parsed STREAM_DATA's data)."""
     frames = []
     for rec in decode_segments(open_capture(str(path))):
         ev = rec.event
         if rec.layer == "message" and rec.channel.channel == "display" and ev is not None \
                 and ev.type_id == STREAM_DATA and rec.direction == "server":
-            size = struct.unpack_from("<I", ev.body, 8)[0]
-            frames.append(ev.body[12:12 + size])
+            frames.append(bytes(ev.fields["data"]))
     return frames
