@@ -230,9 +230,11 @@ def encode_lz4(img: np.ndarray, fmt: int = BitmapFormat.THIRTY_TWO_BIT) -> bytes
 
 class GlzEncoder:
     """The GLZ encoder of one display channel: numbers images from 0 and lets each match
-    into the last images it sent (``max_images`` of them are kept)."""
+    into any image it sent that is still in its window: the last ``max_images`` of them, and
+    no more than 4 Mi pixels of them (spice-server's window reaches back over a hundred
+    images of a session: small repeated pictures are references, not pixels again)."""
 
-    def __init__(self, max_images: int = 16) -> None:
+    def __init__(self, max_images: int = 1024) -> None:
         if max_images < 0:
             raise ValueError("max_images must not be negative")
         self._encoder = _native.GlzEncoder(max_images)

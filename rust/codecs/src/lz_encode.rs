@@ -49,21 +49,10 @@ pub(crate) enum Src {
     Image { image_dist: u32, ofs: usize },
 }
 
-/// An earlier image a GLZ match may copy from: its units and its position table.
-pub(crate) struct Earlier<'a> {
-    pub image_dist: u32,
-    pub units: &'a [u32],
-    pub table: &'a [u32],
-}
-
-/// Position table of an image (last position of each 3-unit hash, u32::MAX if none).
-pub(crate) fn position_table(units: &[u32]) -> Vec<u32> {
-    let mut t = vec![u32::MAX; 1 << HASH_BITS];
-    for i in 0..units.len().saturating_sub(MIN_MATCH - 1) {
-        t[hash3(units, i)] = i as u32;
-    }
-    t
-}
+/// Where a GLZ match may copy from earlier images: given the hash of the 3 units at a
+/// position, the latest earlier position with that hash still in the window, as
+/// (image distance, that image's units, offset).
+pub(crate) type EarlierLookup<'f, 'a> = &'f dyn Fn(usize) -> Option<(u32, &'a [u32], usize)>;
 
 fn match_len(a: &[u32], ai: usize, b: &[u32], bi: usize, max: usize) -> usize {
     let mut n = 0;
@@ -74,11 +63,11 @@ fn match_len(a: &[u32], ai: usize, b: &[u32], bi: usize, max: usize) -> usize {
 }
 
 /// Greedy parse of `units` into literal runs and matches; `write_match` writes a match.
-pub(crate) fn compress(
+pub(crate) fn compress<'a>(
     units: &[u32],
     unit: EncUnit,
     max_dist: usize,
-    earlier: &[Earlier],
+    earlier: Option<EarlierLookup<'_, 'a>>,
     out: &mut Vec<u8>,
     write_match: &dyn Fn(&mut Vec<u8>, usize, Src),
 ) {
@@ -111,15 +100,10 @@ pub(crate) fn compress(
                 }
             }
         }
-        for e in earlier {
-            let c = e.table[h];
-            if c == u32::MAX {
-                continue;
-            }
-            let c = c as usize;
-            let len = match_len(e.units, c, units, i, (n - i).min(e.units.len() - c));
+        if let Some((image_dist, e_units, c)) = earlier.and_then(|f| f(h)) {
+            let len = match_len(e_units, c, units, i, (n - i).min(e_units.len() - c));
             if len >= MIN_MATCH && best.is_none_or(|(l, _)| len > l) {
-                best = Some((len, Src::Image { image_dist: e.image_dist, ofs: c }));
+                best = Some((len, Src::Image { image_dist, ofs: c }));
             }
         }
         match best {
@@ -248,23 +232,54 @@ pub fn encode_lz(words: &[u32], width: u32, height: u32, kind: u32) -> Option<Ve
         out.extend_from_slice(&v.to_be_bytes());
     }
     for (units, unit) in passes {
-        compress(&units, unit, LZ_MAX_DIST, &[], &mut out, &lz_match);
+        compress(&units, unit, LZ_MAX_DIST, None, &mut out, &lz_match);
     }
     Some(out)
 }
 
-/// The GLZ side of a server: numbers images and keeps a window of earlier ones to match into.
+type GlzWindow = std::collections::VecDeque<(u64, [Vec<u32>; 2])>;
+
+/// The earlier-image lookup of pass kind `k` (0 colour, 1 alpha) while image `id` is coded.
+fn window_lookup<'a>(
+    window: &'a GlzWindow,
+    table: &'a [(u64, u32)],
+    k: usize,
+    oldest: u64,
+    id: u64,
+) -> impl Fn(usize) -> Option<(u32, &'a [u32], usize)> + 'a {
+    move |h| {
+        let &(wid, pos) = table.get(h)?;
+        if wid < oldest || wid >= id {
+            return None;
+        }
+        let units = &window.get((wid - oldest) as usize)?.1[k];
+        ((pos as usize) < units.len()).then_some(((id - wid) as u32, units.as_slice(), pos as usize))
+    }
+}
+
+/// Units (colour and alpha) of earlier images the GLZ encoder keeps to match into, besides
+/// the image count limit: 4 Mi units, 16 MiB.
+pub const GLZ_WINDOW_PIXELS: usize = 1 << 22;
+
+/// The GLZ side of a server: numbers images and keeps a window of earlier ones to match into,
+/// with one hash table over the whole window (the latest position of each 3-unit hash), so
+/// that a match may reach any image still in the window, as spice-server's dictionary does.
 pub struct GlzEncoder {
     next_id: u64,
-    /// (id, rgb units, position table), oldest first
-    window: std::collections::VecDeque<(u64, Vec<u32>, Vec<u32>)>,
+    /// (id, [rgb units, alpha units]), oldest first; ids are consecutive. Alpha units are
+    /// kept for RGBA images only (the alpha pass matches into earlier alpha).
+    window: GlzWindow,
+    window_pixels: usize,
+    /// per pass kind (rgb, alpha): hash -> (image id, position); entries of images that
+    /// left the window are stale
+    tables: [Vec<(u64, u32)>; 2],
     max_images: usize,
 }
 
 impl GlzEncoder {
     /// `max_images`: how many earlier images matches may reach into.
     pub fn new(max_images: usize) -> Self {
-        GlzEncoder { next_id: 0, window: Default::default(), max_images }
+        GlzEncoder { next_id: 0, window: Default::default(), window_pixels: 0, tables: Default::default(), max_images }
     }
 
     /// Encode one image (RGB16, RGB24, RGB32 or RGBA) and add it to the window.
@@ -273,8 +288,9 @@ impl GlzEncoder {
         if kind == lz_type::XXXA || kind == lz_type::A8 {
             return None;
         }
-        while self.window.len() > self.max_images {
-            self.window.pop_front();
+        while self.window.len() > self.max_images || (self.window_pixels > GLZ_WINDOW_PIXELS && !self.window.is_empty()) {
+            let (_, u) = self.window.pop_front().expect("not empty");
+            self.window_pixels -= u[0].len() + u[1].len();
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -288,30 +304,35 @@ impl GlzEncoder {
         }
         out.extend_from_slice(&id.to_be_bytes());
         out.extend_from_slice(&((id - oldest) as u32).to_be_bytes());
-        let mut first_units = None;
+        // earlier images hold whole pixels: the colour pass of b,g,r units (x555 images are
+        // compared in their own unit space) reaches into their colours, the alpha pass into
+        // the alpha of earlier RGBA images
+        let lookups = [0, 1].map(|k| window_lookup(&self.window, &self.tables[k], k, oldest, id));
+        let mut kept: [Vec<u32>; 2] = Default::default();
         for (pi, (units, unit)) in passes.into_iter().enumerate() {
-            // earlier images hold whole pixels: only the colour pass of the same unit kind
-            // (x555 images are compared in their own unit space) may reach into them
-            let earlier: Vec<Earlier> = if pi == 0 {
-                self.window
-                    .iter()
-                    .rev()
-                    .take(2)
-                    .filter(|(_, u, _)| u.len() > 2 && unit == EncUnit::Rgb)
-                    .map(|(wid, u, t)| Earlier { image_dist: (id - wid) as u32, units: u, table: t })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            compress(&units, unit, GLZ_MAX_OFS, &earlier, &mut out, &glz_match);
-            if pi == 0 {
-                first_units = Some(units);
+            let k = pi.min(1);
+            let usable = (pi == 0 && unit == EncUnit::Rgb) || (pi == 1 && kind == lz_type::RGBA);
+            let earlier: Option<EarlierLookup> = (usable && self.max_images > 0).then_some(&lookups[k]);
+            compress(&units, unit, GLZ_MAX_OFS, earlier, &mut out, &glz_match);
+            if usable {
+                kept[k] = units;
             }
         }
-        // only images whose colour units are whole b,g,r words can be matched into later
-        let units = if kind == lz_type::RGB16 { Vec::new() } else { first_units.expect("one pass at least") };
-        let table = if units.is_empty() { Vec::new() } else { position_table(&units) };
-        self.window.push_back((id, units, table));
+        drop(lookups);
+        for (k, units) in kept.iter().enumerate() {
+            if units.is_empty() {
+                continue;
+            }
+            let table = &mut self.tables[k];
+            if table.is_empty() {
+                *table = vec![(u64::MAX, 0); 1 << HASH_BITS];
+            }
+            for i in 0..units.len().saturating_sub(MIN_MATCH - 1) {
+                table[hash3(units, i)] = (id, i as u32);
+            }
+        }
+        self.window_pixels += kept[0].len() + kept[1].len();
+        self.window.push_back((id, kept));
         Some(out)
     }
 }
