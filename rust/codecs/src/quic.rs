@@ -330,39 +330,33 @@ pub fn decode_quic(data: &[u8], max_pixels: u64) -> Result<Image> {
     }
     check_size(CODEC, width as u64, height as u64, max_pixels)?;
     let (w, h) = (width as usize, height as usize);
-    let mut words = vec![0u32; w * h];
+    // filled row by row (no zeroing pass over a buffer about to be overwritten)
+    let mut words: Vec<u32> = Vec::with_capacity(w * h);
     let expand5 = |v: u8| ((v << 3) | (v >> 2)) as u32;
     if kind == quic_type::GRAY {
         let mut gray = Group::<1>::new(8, w);
-        for (y, out) in words.chunks_exact_mut(w).enumerate() {
+        for y in 0..h {
             gray.row(&mut bits, y == 0)?;
-            for (o, g) in out.iter_mut().zip(&gray.cur) {
-                *o = 0xff00_0000 | ((g[0] as u32) * 0x01_0101);
-            }
+            words.extend(gray.cur.iter().map(|g| 0xff00_0000 | ((g[0] as u32) * 0x01_0101)));
             gray.next_row();
         }
     } else {
         let bpc = if kind == quic_type::RGB16 { 5 } else { 8 };
         let mut color = Group::<3>::new(bpc, w);
         let mut alpha = if kind == quic_type::RGBA { Some(Group::<1>::new(8, w)) } else { None };
-        for (y, out) in words.chunks_exact_mut(w).enumerate() {
+        for y in 0..h {
             color.row(&mut bits, y == 0)?;
             if let Some(a) = alpha.as_mut() {
                 a.row(&mut bits, y == 0)?;
             }
             if kind == quic_type::RGB16 {
-                for (o, p) in out.iter_mut().zip(&color.cur) {
-                    *o = 0xff00_0000 | expand5(p[0]) << 16 | expand5(p[1]) << 8 | expand5(p[2]);
-                }
+                words.extend(color.cur.iter().map(|p| 0xff00_0000 | expand5(p[0]) << 16 | expand5(p[1]) << 8 | expand5(p[2])));
+            } else if let Some(a) = alpha.as_ref() {
+                words.extend(color.cur.iter().zip(&a.cur).map(|(p, a)| {
+                    (a[0] as u32) << 24 | (p[0] as u32) << 16 | (p[1] as u32) << 8 | p[2] as u32
+                }));
             } else {
-                for (o, p) in out.iter_mut().zip(&color.cur) {
-                    *o = 0xff00_0000 | (p[0] as u32) << 16 | (p[1] as u32) << 8 | p[2] as u32;
-                }
-                if let Some(a) = alpha.as_ref() {
-                    for (o, p) in out.iter_mut().zip(&a.cur) {
-                        *o = (*o & 0x00ff_ffff) | (p[0] as u32) << 24;
-                    }
-                }
+                words.extend(color.cur.iter().map(|p| 0xff00_0000 | (p[0] as u32) << 16 | (p[1] as u32) << 8 | p[2] as u32));
             }
             color.next_row();
             if let Some(a) = alpha.as_mut() {
