@@ -35,6 +35,8 @@ impl EncUnit {
 
 const HASH_BITS: u32 = 16;
 const MIN_MATCH: usize = 3;
+/// Positions at the end of a match that are entered in the hash table.
+const INDEX_TAIL: usize = 2;
 
 #[inline]
 fn hash3(u: &[u32], i: usize) -> usize {
@@ -110,9 +112,10 @@ pub(crate) fn compress<'a>(
             Some((len, src)) if len > unit.bias() => {
                 flush_literals(out, lit_start, i);
                 write_match(out, len - unit.bias(), src);
-                // index the positions the match covers, so later runs find them
+                // index the last positions the match covers (not all of them: on long runs
+                // and repeats that would cost a hash per pixel), so later repeats find them
                 let end = i + len;
-                for j in i + 1..end.min(n.saturating_sub(MIN_MATCH - 1)) {
+                for j in (i + 1).max(end.saturating_sub(INDEX_TAIL))..end.min(n.saturating_sub(MIN_MATCH - 1)) {
                     table[hash3(units, j)] = j as u32;
                 }
                 i = end;
