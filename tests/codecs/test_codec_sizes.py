@@ -65,15 +65,18 @@ def test_glz_size_is_the_servers(name: str) -> None:
     pairs = sizes(name).get(GLZ_RGB, [])
     assert len(pairs) >= 100, len(pairs)
     server, ours = sum(s for s, _ in pairs), sum(o for _, o in pairs)
-    # measured 1.025 (img-glz), 1.031 (img-auto-glz), 1.066 (img-zlib-glz)
-    assert abs(ours / server - 1) <= TOLERANCE, (server, ours, ours / server)
-    # per image the greedy matchers pick different references (measured 0.82-1.44 on the
-    # images of 1000 bytes and more); the first image has nothing to refer to, and there
-    # the two encoders must agree closely
+    # measured 0.903 (img-glz), 0.925 (img-auto-glz), 0.923 (img-zlib-glz): no more than 10%
+    # above the server; smaller is fine, but not so small that something must be missing
+    assert 0.8 <= ours / server <= 1 + TOLERANCE, (server, ours, ours / server)
+    # the first image has nothing to refer to: there the two encoders agree closely
     first_s, first_o = pairs[0]
     assert abs(first_o / first_s - 1) <= TOLERANCE, (first_s, first_o)
-    big = [o / s for s, o in pairs if s >= 1000]
-    assert big and max(big) < 1.5, big
+    # per image (of 1000 bytes and more; tiny ones are mostly header) the greedy matchers
+    # pick different references: measured 0.81-1.01
+    big = [(i, s, o) for i, (s, o) in enumerate(pairs) if s >= 1000]
+    assert big
+    for i, s, o in big:
+        assert o / s <= 1 + TOLERANCE, (i, s, o)
 
 
 def test_glz_without_a_window_is_far_from_the_server() -> None:

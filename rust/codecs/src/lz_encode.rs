@@ -72,7 +72,7 @@ pub(crate) fn compress<'a>(
     earlier: Option<EarlierLookup<'_, 'a>>,
     out: &mut Vec<u8>,
     write_match: &dyn Fn(&mut Vec<u8>, usize, Src),
-) {
+) -> Vec<u32> {
     let n = units.len();
     let mut table = vec![u32::MAX; 1 << HASH_BITS];
     let mut lit_start = 0usize;
@@ -82,8 +82,18 @@ pub(crate) fn compress<'a>(
         while s < to {
             let count = (to - s).min(32);
             out.push((count - 1) as u8);
-            for &v in &units[s..s + count] {
-                unit.put(v, out);
+            let run = &units[s..s + count];
+            if unit == EncUnit::Rgb {
+                // the common case in one piece: 3 bytes a pixel
+                let mut buf = [0u8; 96];
+                for (b, &v) in buf.chunks_exact_mut(3).zip(run) {
+                    b.copy_from_slice(&[v as u8, (v >> 8) as u8, (v >> 16) as u8]);
+                }
+                out.extend_from_slice(&buf[..3 * count]);
+            } else {
+                for &v in run {
+                    unit.put(v, out);
+                }
             }
             s += count;
         }
@@ -125,6 +135,7 @@ pub(crate) fn compress<'a>(
         }
     }
     flush_literals(out, lit_start, n);
+    table
 }
 
 /// Write the length field (raw >= 1) into `ctrl`'s top bits and the extension bytes.
@@ -235,7 +246,7 @@ pub fn encode_lz(words: &[u32], width: u32, height: u32, kind: u32) -> Option<Ve
         out.extend_from_slice(&v.to_be_bytes());
     }
     for (units, unit) in passes {
-        compress(&units, unit, LZ_MAX_DIST, None, &mut out, &lz_match);
+        let _ = compress(&units, unit, LZ_MAX_DIST, None, &mut out, &lz_match);
     }
     Some(out)
 }
@@ -311,18 +322,19 @@ impl GlzEncoder {
         // compared in their own unit space) reaches into their colours, the alpha pass into
         // the alpha of earlier RGBA images
         let lookups = [0, 1].map(|k| window_lookup(&self.window, &self.tables[k], k, oldest, id));
-        let mut kept: [Vec<u32>; 2] = Default::default();
+        // per pass kind: (units, the pass's own hash table: the positions later images find)
+        let mut kept: [(Vec<u32>, Vec<u32>); 2] = Default::default();
         for (pi, (units, unit)) in passes.into_iter().enumerate() {
             let k = pi.min(1);
             let usable = (pi == 0 && unit == EncUnit::Rgb) || (pi == 1 && kind == lz_type::RGBA);
             let earlier: Option<EarlierLookup> = (usable && self.max_images > 0).then_some(&lookups[k]);
-            compress(&units, unit, GLZ_MAX_OFS, earlier, &mut out, &glz_match);
+            let own = compress(&units, unit, GLZ_MAX_OFS, earlier, &mut out, &glz_match);
             if usable {
-                kept[k] = units;
+                kept[k] = (units, own);
             }
         }
         drop(lookups);
-        for (k, units) in kept.iter().enumerate() {
+        for (k, (units, own)) in kept.iter().enumerate() {
             if units.is_empty() {
                 continue;
             }
@@ -330,12 +342,15 @@ impl GlzEncoder {
             if table.is_empty() {
                 *table = vec![(u64::MAX, 0); 1 << HASH_BITS];
             }
-            for i in 0..units.len().saturating_sub(MIN_MATCH - 1) {
-                table[hash3(units, i)] = (id, i as u32);
+            for (slot, &pos) in table.iter_mut().zip(own) {
+                if pos != u32::MAX {
+                    *slot = (id, pos);
+                }
             }
         }
-        self.window_pixels += kept[0].len() + kept[1].len();
-        self.window.push_back((id, kept));
+        let [(rgb, _), (alpha, _)] = kept;
+        self.window_pixels += rgb.len() + alpha.len();
+        self.window.push_back((id, [rgb, alpha]));
         Some(out)
     }
 }
