@@ -33,7 +33,7 @@ impl EncUnit {
     }
 }
 
-const HASH_BITS: u32 = 16;
+const HASH_BITS: u32 = 14;
 const MIN_MATCH: usize = 3;
 /// Positions at the end of a match that are entered in the hash table.
 const INDEX_TAIL: usize = 2;
