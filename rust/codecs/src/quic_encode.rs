@@ -33,6 +33,27 @@ impl BitWriter {
 }
 
 /// Channels coded together, pixels interleaved `[u8; N]` (the mirror of the decoder's group).
+/// The bit accumulator of `BitWriter` as plain values, for the hot loops: a local that the
+/// compiler keeps in registers (the writer's own fields would be stored and reloaded per code).
+struct LocalWriter<'a> {
+    out: &'a mut Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl LocalWriter<'_> {
+    #[inline(always)]
+    fn put(&mut self, bits: u32, len: u32) {
+        self.acc = (self.acc << len) | bits as u64;
+        self.n += len;
+        if self.n >= 32 {
+            self.n -= 32;
+            self.out.extend_from_slice(&((self.acc >> self.n) as u32).to_le_bytes());
+            self.acc &= (1u64 << self.n) - 1;
+        }
+    }
+}
+
 struct EncGroup<const N: usize> {
     fam: Family,
     mask: u32,
@@ -59,7 +80,7 @@ impl<const N: usize> EncGroup<N> {
     /// Code pixel x; `ctx` is the residual of pixel x-1 (kept in a register by the caller).
     /// Returns the residuals of pixel x.
     #[inline(always)]
-    fn pixel<const FIRST: bool>(&mut self, w: &mut BitWriter, x: usize, ctx: [u8; N]) -> [u8; N] {
+    fn pixel<const FIRST: bool>(&mut self, w: &mut LocalWriter, x: usize, ctx: [u8; N]) -> [u8; N] {
         let px = self.cur[x];
         let above = self.prev[x];
         let left = if x > 0 { self.cur[x - 1] } else { [0; N] };
@@ -89,7 +110,7 @@ impl<const N: usize> EncGroup<N> {
         }
     }
 
-    fn run_length(&mut self, w: &mut BitWriter, mut run: u32) {
+    fn run_length(&mut self, w: &mut LocalWriter, mut run: u32) {
         let mut hits = 0u32;
         while run >= self.state.melc_order {
             hits += 1;
@@ -134,15 +155,18 @@ impl<const N: usize> EncGroup<N> {
     }
 
     fn segment(&mut self, w: &mut BitWriter, i: usize, end: usize, waitmask: u32, first_row: bool) {
+        let mut lw = LocalWriter { acc: w.acc, n: w.n, out: &mut w.out };
         if first_row {
-            self.segment_in::<true>(w, i, end, waitmask)
+            self.segment_in::<true>(&mut lw, i, end, waitmask)
         } else {
-            self.segment_in::<false>(w, i, end, waitmask)
+            self.segment_in::<false>(&mut lw, i, end, waitmask)
         }
+        let (acc, n) = (lw.acc, lw.n);
+        (w.acc, w.n) = (acc, n);
     }
 
     #[inline(always)]
-    fn segment_in<const FIRST: bool>(&mut self, w: &mut BitWriter, mut i: usize, end: usize, waitmask: u32) {
+    fn segment_in<const FIRST: bool>(&mut self, w: &mut LocalWriter, mut i: usize, end: usize, waitmask: u32) {
         assert!(end <= self.cur.len() && self.prev.len() == self.cur.len() && self.corr.len() == self.cur.len() + 1);
         if i == 0 {
             self.pixel::<FIRST>(w, 0, self.corr[0]);
