@@ -65,7 +65,7 @@ def test_glz_size_is_the_servers(name: str) -> None:
     pairs = sizes(name).get(GLZ_RGB, [])
     assert len(pairs) >= 100, len(pairs)
     server, ours = sum(s for s, _ in pairs), sum(o for _, o in pairs)
-    # measured 0.903 (img-glz), 0.925 (img-auto-glz), 0.923 (img-zlib-glz): no more than 10%
+    # measured 0.907 (img-glz), 0.929 (img-auto-glz), 0.93 (img-zlib-glz): no more than 10%
     # above the server; smaller is fine, but not so small that something must be missing
     assert 0.8 <= ours / server <= 1 + TOLERANCE, (server, ours, ours / server)
     # the first image has nothing to refer to: there the two encoders agree closely
