@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from html import escape
-from typing import Any
+from typing import Any, Optional, Union
 
 from spicetool.triage.svg import bar_chart, line_chart, scatter_chart
 from spicetool.triage.tables import _input_lines, human_bytes
+from spicetool.triage.thumbs import THUMB_WIDTH, Thumb
+
+Screens = Union[tuple[Optional[int], list[Thumb], list[str]], str]
 
 STYLE = """
 body{font-family:sans-serif;margin:2em;color:#222;max-width:1100px}
@@ -16,6 +19,11 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 vertical-align:top}th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.bad td{background:#fde8e8}pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap}
 .muted{color:#777}
+.damage{background:#fde8e8;border:1px solid #d62728;padding:.6em;font-weight:bold}
+.thumbs{display:flex;flex-wrap:wrap;gap:12px}.thumbs figure{margin:0;width:320px}
+.thumbs img{display:block;border:1px solid #999;max-width:320px;height:auto}
+.thumbs figcaption{font-size:.85em;margin-top:3px}
+.thumbs .none{width:318px;height:120px;border:1px dashed #999;display:flex;align-items:center;justify-content:center}
 """
 
 
@@ -31,20 +39,51 @@ def _table(headers: list[str], rows: list[list[Any]], numeric: set[int] = frozen
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def render_html(figs: dict[str, Any], source: str) -> str:
+def render_html(figs: dict[str, Any], source: str, damage: str | None = None,
+                screens: Screens | None = None) -> str:
+    """The page. `damage`: why the capture ends early (shown at the top); `screens`: the
+    thumbnails of `spicetool.triage.thumbs.thumbnails` (session, pictures, warnings) or an error text."""
     parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>SPICE session report: "
              f"{escape(source)}</title><style>{STYLE}</style></head><body>",
              f"<h1>SPICE session report</h1><p>{escape(source)}: {figs['frames']} frames, "
              f"{figs['duration']:.3f} s, {len(figs['sessions'])} session(s).</p>"]
+    if damage:
+        parts.append(f'<p class="damage" id="damage">Damaged capture: {escape(damage)}. '
+                     f"The figures below stop where the damage starts.</p>")
     for s in figs["sessions"]:
-        parts.append(_session(s))
+        parts.append(_session(s, screens))
     # the figures themselves, for whoever wants to script against the page
     data = json.dumps(figs, default=str).replace("</", "<\\/")
     parts.append(f'<script type="application/json" id="figures">{data}</script></body></html>')
     return "".join(parts)
 
 
-def _session(s: dict[str, Any]) -> str:
+def _screens(s: dict[str, Any], screens: Screens | None) -> str:
+    if screens is None:
+        return ""
+    if isinstance(screens, str):
+        return f'<h3>Screen</h3><p class="damage">The screen could not be rendered: {escape(screens)}</p>'
+    session, thumbs, warnings = screens
+    if session != s["session"]:
+        return ""
+    out = ['<h3>Screen</h3><div class="thumbs">']
+    for t in thumbs:
+        caption = f"{t.at:.2f} s: {t.label}" + (f" ({t.width}x{t.height})" if t.png else "")
+        if t.png is None:
+            pic = '<div class="none muted">nothing on the screen yet</div>'
+        else:
+            w = min(t.width, THUMB_WIDTH)
+            pic = (f'<img src="{t.data_uri()}" width="{w}" height="{round(t.height * w / t.width)}" '
+                   f'alt="{escape(t.label)}">')
+        out.append(f'<figure class="thumb" data-at="{t.at!r}">{pic}<figcaption>{escape(caption)}</figcaption>'
+                   f"</figure>")
+    out.append("</div>")
+    if warnings:
+        out.append('<p class="muted">Rendering: ' + escape("; ".join(warnings)) + "</p>")
+    return "".join(out)
+
+
+def _session(s: dict[str, Any], screens: Screens | None = None) -> str:
     title = f"Session {s['session']}" + (f" (id {s['session_id']:#x})" if s["session_id"] else "")
     out = [f"<h2>{escape(title)}</h2>"]
     rows = [["server", s["server"]], ["client address", ", ".join(s["clients"])],
@@ -58,6 +97,7 @@ def _session(s: dict[str, Any]) -> str:
     if s["name"] or s["uuid"]:
         rows.append(["guest", " ".join(x for x in (s["name"], s["uuid"]) if x)])
     out.append("<h3>Overview</h3>" + _table(["what", "value"], rows))
+    out.append(_screens(s, screens))
 
     out.append("<h3>Channels and bandwidth</h3>")
     rows, bad = [], []
@@ -116,3 +156,51 @@ def _session(s: dict[str, Any]) -> str:
     if s["typed_text"]:
         out.append("<p>Typed text (US layout assumed):</p><pre>" + escape(s["typed_text"]) + "</pre>")
     return "".join(out)
+
+
+def key_figures(figs: dict[str, Any]) -> dict[str, Any]:
+    """The index line of one capture, from its `stats --json` figures."""
+    ss = figs["sessions"]
+    lat = [s["latency"] for s in ss if s["latency"]["round_trips"]]
+    return {
+        "sessions": len(ss),
+        "duration": figs["duration"],
+        "channels": sum(len(s["channels"]) for s in ss),
+        "wire_bytes": sum(c["wire_bytes"]["client"] + c["wire_bytes"]["server"] for s in ss for c in s["channels"]),
+        "round_trips": sum(x["round_trips"] for x in lat),
+        "max_ms": max((x["max_ms"] for x in lat), default=None),
+        "images": sum(v["count"] for s in ss for v in s["images"].values()),
+        "streams": sum(len(s["streams"]) for s in ss),
+        "problems": sum(len(s["problems"]) for s in ss),
+        "screen": ", ".join(" → ".join(f"{x['width']}x{x['height']}" for x in s["screen_sizes"]) for s in ss
+                            if s["screen_sizes"]),
+    }
+
+
+def index_html(results: list[dict[str, Any]], folder: str) -> str:
+    """The page linking every capture's page, a line of key figures each (results of `write_report`)."""
+    import os
+
+    head = ["capture", "status", "sessions", "duration s", "channels", "wire bytes", "round trips",
+            "max RTT ms", "images", "streams", "problems", "screen"]
+    rows = []
+    for r in results:
+        name = escape(os.path.basename(r["capture"]))
+        link = f'<a href="{escape(os.path.basename(r["page"]))}">{name}</a>' if r["page"] else name
+        status = "ok" if not r["error"] else ("damaged: " + r["damage"] if r["damage"] else r["error"])
+        f = r["figures"]
+        if f:
+            nums = [f["sessions"], f"{f['duration']:.3f}", f["channels"], human_bytes(f["wire_bytes"]),
+                    f["round_trips"], "" if f["max_ms"] is None else f"{f['max_ms']:.1f}", f["images"],
+                    f["streams"], f["problems"]]
+            cells = "".join(f"<td class=n>{escape(str(v))}</td>" for v in nums) + f"<td>{escape(f['screen'])}</td>"
+        else:
+            cells = f'<td colspan="{len(head) - 2}" class="muted">no figures</td>'
+        bad = " class=bad" if r["error"] else ""
+        rows.append(f'<tr{bad} data-capture="{name}"><td>{link}</td><td class="status">{escape(status)}</td>{cells}'
+                    "</tr>")
+    damaged = sum(1 for r in results if r["error"])
+    summary = f"{len(results)} capture(s)" + (f", {damaged} with problems (red)" if damaged else ", all complete")
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>SPICE reports: {escape(folder)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>SPICE reports</h1><p>{escape(folder)}: {summary}.</p>"
+            f"<table><tr>{''.join(f'<th>{escape(h)}</th>' for h in head)}</tr>{''.join(rows)}</table></body></html>")

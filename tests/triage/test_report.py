@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from support import CAPTURES
+
+from spicetool.render import picture_at
+from spicetool.triage.thumbs import downscale
 
 
 class Page(HTMLParser):
@@ -17,6 +24,8 @@ class Page(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.external: list[str] = []
+        self.thumbs: list[float] = []  # data-at of each thumbnail
+        self.images: list[str] = []
         self.tags: dict[str, int] = {}
         self.figures = ""
         self._in_figures = False
@@ -25,8 +34,12 @@ class Page(HTMLParser):
         self.tags[tag] = self.tags.get(tag, 0) + 1
         a = dict(attrs)
         for key in ("src", "href"):
-            if key in a:
+            if key in a and not (tag == "img" and key == "src" and a[key].startswith("data:image/png;base64,")):
                 self.external.append(f"{tag} {key}={a[key]}")
+        if tag == "figure" and "data-at" in a:
+            self.thumbs.append(float(a["data-at"]))
+        if tag == "img":
+            self.images.append(a.get("src", ""))
         if tag == "link":
             self.external.append("link")
         self._in_figures = tag == "script" and a.get("id") == "figures"
@@ -83,3 +96,27 @@ def test_report_bad_input(tmp_path: Path) -> None:
     r = report(cut, out)
     assert r.returncode == 4 and "truncated" in r.stderr and "Traceback" not in r.stderr
     assert "<h3>Overview" in out.read_text()
+
+
+def test_thumbnails_are_the_screen_at_each_key_moment(tmp_path: Path) -> None:
+    capture = CAPTURES / "resize.pcapng"  # 1024x768, then 800x600 at 5.9 s
+    out = tmp_path / "resize.html"
+    assert report(capture, out).returncode == 0
+    page = Page()
+    page.feed(out.read_text())
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", out.read_text())
+    assert [c.split(" s: ", 1)[1] for c in captions] == [
+        "largest round trip: 43.6 ms (main:0)", "first complete picture (1024x768)",
+        "after the change to 800x600 at 5.92 s (800x600)", "end of the capture (800x600)"]
+    # the round trip happens before anything is drawn: no picture, said so
+    assert "nothing on the screen yet" in out.read_text() and picture_at(str(capture), page.thumbs[0]) is None
+    assert len(page.images) == 3 and page.thumbs == sorted(page.thumbs)
+    sizes = []
+    for at, src in zip(page.thumbs[1:], page.images):
+        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))
+        frame = picture_at(str(capture), at)
+        assert frame is not None
+        assert np.array_equal(shown, np.asarray(downscale(frame.image))), at
+        sizes.append(frame.image.shape[:2])
+        assert shown.std() > 5  # a desktop, not a blank surface
+    assert sizes == [(768, 1024), (600, 800), (600, 800)]
