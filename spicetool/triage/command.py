@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from typing import Any
 
 import click
 
@@ -72,45 +74,123 @@ def stats(capture: str, as_json: bool, input_limit: int) -> None:
         sys.exit(EXIT_NO_SPICE)
 
 
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
+
+
+def write_report(capture: str, output: str) -> dict[str, Any]:
+    """Write the page of one capture; what the index and the exit code need. Runs in worker processes."""
+    from spicetool.triage.figures import gather
+    from spicetool.triage.report import key_figures, render_html
+    from spicetool.triage.thumbs import thumbnails
+
+    result: dict[str, Any] = {"capture": capture, "page": None, "code": 0, "error": None, "damage": None,
+                              "figures": None}
+    try:
+        reader = open_capture(capture)
+    except CaptureError as exc:
+        return {**result, "code": EXIT_UNREADABLE, "error": str(exc)}
+    figs = gather(reader).as_json()
+    result["damage"] = reader.damage
+    result["figures"] = key_figures(figs)
+    if figs["sessions"]:
+        screens: Any
+        try:
+            screens = thumbnails(capture, figs)
+        except Exception as exc:  # noqa: BLE001 - the figures are worth a page even when the screen is not
+            screens = f"{type(exc).__name__}: {exc}"
+        try:
+            with open(output, "w", encoding="utf-8") as f:
+                f.write(render_html(figs, capture, reader.damage, screens))
+            result["page"] = output
+        except OSError as exc:
+            return {**result, "code": EXIT_UNREADABLE, "error": f"{output}: {exc.strerror or exc}"}
+    if reader.damage:
+        return {**result, "code": EXIT_DAMAGED, "error": f"{capture}: {reader.damage}"}
+    if not figs["sessions"]:
+        return {**result, "code": EXIT_NO_SPICE, "error": f"no SPICE traffic found in {capture}"}
+    return result
+
+
+def _safe_write_report(capture: str, output: str) -> dict[str, Any]:
+    try:
+        return write_report(capture, output)
+    except Exception as exc:  # noqa: BLE001 - one capture's failure must not sink the others' pages
+        return {"capture": capture, "page": None, "code": EXIT_UNREADABLE, "damage": None, "figures": None,
+                "error": f"{capture}: cannot be read ({type(exc).__name__}: {exc})"}
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("capture", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
-def report(capture: str, output: str) -> None:
-    """One self-contained HTML page with the figures of `stats` and charts.
+@click.argument("capture", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="HTML file to write; for a folder of captures, the folder of pages.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Folder mode: captures read at once (default: one per core).")
+def report(capture: str, output: str, jobs: int | None) -> None:
+    """One self-contained HTML page with the figures of `stats`, charts and the screen.
 
     Inline SVG charts (bandwidth over time, round trips, image bytes per codec),
-    tables for channels, latency, images, video streams, problems and inputs, and
-    the figures as JSON inside the page. Nothing is fetched from the network: the
-    page can be mailed or attached to a ticket as it is.
+    thumbnails of the screen at key moments (first complete picture, after each
+    resolution change, the largest round trip, the end), tables for channels,
+    latency, images, video streams, problems and inputs, and the figures as JSON
+    inside the page. Nothing is fetched from the network: the page can be mailed
+    or attached to a ticket as it is.
+
+    Given a folder, every capture in it (*.pcap, *.pcapng, *.cap) gets its page in
+    the output folder, read in parallel, plus index.html with a line of key figures
+    per capture and which ones are damaged.
 
     \b
     Examples:
       spicetool report captures/typing.pcapng -o typing.html
       spicetool report session.pcap -o /tmp/report.html && xdg-open /tmp/report.html
+      spicetool report captures/ -o /tmp/reports/ && xdg-open /tmp/reports/index.html
 
     \b
     Exit codes: as `spicetool stats`; on a damaged capture the page is still
-    written with the figures up to the damage.
+    written with the figures up to the damage. For a folder: the highest exit
+    code of its captures (every page and the index are written regardless).
     """
-    from spicetool.triage.figures import gather
-    from spicetool.triage.report import render_html
-
-    try:
-        reader = open_capture(capture)
-    except CaptureError as exc:
-        click.echo(f"error: {exc}", err=True)
+    if os.path.isdir(capture):
+        sys.exit(_report_folder(capture, output, jobs))
+    if not os.path.exists(capture):
+        click.echo(f"error: {capture}: no such file", err=True)
         sys.exit(EXIT_UNREADABLE)
-    figs = gather(reader).as_json()
-    if figs["sessions"]:
-        try:
-            with open(output, "w", encoding="utf-8") as f:
-                f.write(render_html(figs, capture))
-        except OSError as exc:
-            click.echo(f"error: {output}: {exc.strerror or exc}", err=True)
-            sys.exit(EXIT_UNREADABLE)
-    if reader.damage:
-        click.echo(f"error: {capture}: {reader.damage}", err=True)
-        sys.exit(EXIT_DAMAGED)
-    if not figs["sessions"]:
-        click.echo(f"error: no SPICE traffic found in {capture}", err=True)
-        sys.exit(EXIT_NO_SPICE)
+    r = _safe_write_report(capture, output)
+    if r["error"]:
+        click.echo(f"error: {r['error']}", err=True)
+    sys.exit(r["code"])
+
+
+def _report_folder(folder: str, outdir: str, jobs: int | None) -> int:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from spicetool.triage.report import index_html
+
+    captures = sorted(os.path.join(folder, n) for n in os.listdir(folder)
+                      if n.lower().endswith(CAPTURE_SUFFIXES) and os.path.isfile(os.path.join(folder, n)))
+    if not captures:
+        click.echo(f"error: no captures (*.pcap, *.pcapng, *.cap) in {folder}", err=True)
+        return EXIT_NO_SPICE
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as exc:
+        click.echo(f"error: {outdir}: {exc.strerror or exc}", err=True)
+        return EXIT_UNREADABLE
+    pages = [os.path.join(outdir, os.path.basename(c) + ".html") for c in captures]
+    workers = min(jobs or os.cpu_count() or 1, len(captures))
+    try:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(_safe_write_report, captures, pages))
+    except KeyboardInterrupt:
+        return 130
+    for r in results:
+        if r["error"]:
+            click.echo(f"error: {r['error']}", err=True)
+    index = os.path.join(outdir, "index.html")
+    try:
+        with open(index, "w", encoding="utf-8") as f:
+            f.write(index_html(results, folder))
+    except OSError as exc:
+        click.echo(f"error: {index}: {exc.strerror or exc}", err=True)
+        return EXIT_UNREADABLE
+    return max(r["code"] for r in results)
