@@ -120,3 +120,43 @@ def test_thumbnails_are_the_screen_at_each_key_moment(tmp_path: Path) -> None:
         sizes.append(frame.image.shape[:2])
         assert shown.std() > 5  # a desktop, not a blank surface
     assert sizes == [(768, 1024), (600, 800), (600, 800)]
+
+
+def test_report_of_a_folder_pages_and_index(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("typing.pcapng", "resize.pcapng"):
+        (src / name).symlink_to(CAPTURES / name)
+    whole = (CAPTURES / "typing.pcapng").read_bytes()
+    (src / "cut.pcapng").write_bytes(whole[: len(whole) * 9 // 10 + 3])
+    (src / "junk.pcap").write_bytes(b"\x00" * 64)
+    (src / "notes.txt").write_text("not a capture")
+    out = tmp_path / "out"
+    r = subprocess.run(["spicetool", "report", str(src), "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 4 and "Traceback" not in r.stderr, r.stderr
+    lines = sorted(r.stderr.splitlines())
+    assert len(lines) == 2 and lines[0].startswith(f"error: {src / 'cut.pcapng'}: capture truncated")
+    assert lines[1] == f"error: {src / 'junk.pcap'}: not a pcap or pcapng capture (starts with 00000000)"
+    assert sorted(p.name for p in out.iterdir()) == ["cut.pcapng.html", "index.html", "resize.pcapng.html",
+                                                     "typing.pcapng.html"]
+    index = (out / "index.html").read_text()
+    rows = dict(re.findall(r'<tr[^>]*data-capture="([^"]+)">(.*?)</tr>', index))
+    assert set(rows) == {"cut.pcapng", "junk.pcap", "resize.pcapng", "typing.pcapng"}
+    assert '<a href="typing.pcapng.html">' in rows["typing.pcapng"] and ">ok<" in rows["typing.pcapng"]
+    assert "damaged: " in rows["cut.pcapng"] and "truncated" in rows["cut.pcapng"]
+    assert "<a " not in rows["junk.pcap"] and "not a pcap" in rows["junk.pcap"]
+    # the line of key figures is the capture's own stats
+    stats = json.loads(subprocess.run(["spicetool", "stats", "--json", str(CAPTURES / "resize.pcapng")],
+                                      capture_output=True, text=True, check=True).stdout)
+    cells = re.findall(r"<td class=n>([^<]*)</td>", rows["resize.pcapng"])
+    assert cells[1] == f"{stats['duration']:.3f}" and cells[4] == str(stats["sessions"][0]["latency"]["round_trips"])
+    assert "1024x768 → 800x600" in rows["resize.pcapng"]
+    cut = (out / "cut.pcapng.html").read_text()
+    assert 'id="damage"' in cut and "truncated" in cut and "<h3>Overview" in cut
+    assert 'id="damage"' not in (out / "typing.pcapng.html").read_text()
+
+
+def test_report_of_an_empty_folder(tmp_path: Path) -> None:
+    r = subprocess.run(["spicetool", "report", str(tmp_path), "-o", str(tmp_path / "o")], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and r.stderr.startswith("error: no captures") and len(r.stderr.splitlines()) == 1
