@@ -70,6 +70,9 @@ class SessionScreen:
         self.warnings: Counter[str] = Counter()
         self.playback_expected = False
         self.t0 = 0.0  # capture time of the capture's first record: times are counted from it
+        self._dirty = True  # something shown changed since the last picture()
+        self._last: tuple[Any, np.ndarray] | None = None  # (key, picture) of the last picture()
+        self._keep: Any = None
 
     # -- routing ------------------------------------------------------------------------
     def wants(self, rec: Any) -> bool:
@@ -85,6 +88,12 @@ class SessionScreen:
 
     def feed(self, rec: Any) -> bool:
         """One record; True when the picture (or the pointer on it) changed."""
+        changed = self._feed(rec)
+        if changed:
+            self._dirty = True
+        return changed
+
+    def _feed(self, rec: Any) -> bool:
         if rec.channel.channel_type == 5 or (rec.type == "channels_list" and rec.channel.channel_type == 1):
             self._note_playback(rec)
         if not self.wants(rec):
@@ -267,7 +276,11 @@ class SessionScreen:
         return self.canvas.primary()
 
     def picture(self, force: bool = False) -> np.ndarray | None:
-        """The screen as HxWx3 RGB (a new array), or None before there is a complete picture."""
+        """The screen as HxWx3 RGB, or None before there is a complete picture.
+
+        Read-only: while nothing shown changes, the same array comes back again (callers can
+        tell an unchanged screen by identity, ``a is b``, without comparing pixels).
+        """
         s = self.primary()
         if s is None or not (self.ready or force):
             return None
@@ -276,6 +289,16 @@ class SessionScreen:
         if head is not None and int(head["width"]) > 0 and int(head["height"]) > 0:
             x0, y0 = min(int(head["x"]), s.width - 1), min(int(head["y"]), s.height - 1)
             x1, y1 = min(x0 + int(head["width"]), s.width), min(y0 + int(head["height"]), s.height)
+        key = (id(s), id(s.pixels), x0, y0, x1, y1, force)
+        if not self._dirty and self._last is not None and self._last[0] == key:
+            return self._last[1]
+        rgb = self._render(s, x0, y0, x1, y1, force)
+        rgb.flags.writeable = False
+        self._last, self._dirty = (key, rgb), False
+        self._keep = (s, s.pixels)  # the ids in the key stay theirs while it is kept
+        return rgb
+
+    def _render(self, s: Surface, x0: int, y0: int, x1: int, y1: int, force: bool) -> np.ndarray:
         rgb = np.ascontiguousarray(s.pixels[y0:y1, x0:x1, 2::-1])
         if self.coverage is not None and (force or self.partial) and not self.coverage.all():
             unknown = ~self.coverage[y0:y1, x0:x1]
