@@ -171,9 +171,12 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
         audio = PlaybackAudio()
         screen = SessionScreen(session, display, cursor, audio, partial)
         writer = VideoWriter(output, fps, audio)
+        shown: tuple[object, object] = (None, None)  # (picture, scaled): an unchanged picture stays one object
         try:
             for t, img in frames(records, fps, screen=screen, start=start, end=end, stats=stats):
-                writer.write(t, scaled(img, scale), audio_expected=screen.playback_expected or audio.started)
+                if img is not shown[0]:
+                    shown = (img, scaled(img, scale))
+                writer.write(t, shown[1], audio_expected=screen.playback_expected or audio.started)
                 progress.frames = stats.frames
         finally:
             writer.close()

@@ -61,6 +61,10 @@ class VideoWriter:
         self.start_time = 0.0  # capture time of the first frame
         self.audio_pts = 0
         self.audio_written = 0.0
+        self.encoded = 0  # pictures given to the encoder (unchanged ones are not)
+        self._last_img: np.ndarray | None = None  # the picture of the last tick, as given
+        self._last_frame = None  # and its encoder frame
+        self._held = False  # ticks since the last encoded picture showed the same picture
 
     def _open(self, img: np.ndarray, time: float, audio_expected: bool) -> None:
         import av
@@ -75,7 +79,11 @@ class VideoWriter:
         self.vstream.width, self.vstream.height = w, h
         self.vstream.pix_fmt = self.pix_fmt
         if self.codec == "libx264":
-            self.vstream.options = {"crf": "18", "preset": "veryfast"}
+            # desktop pictures: few changes, sharp text; veryfast spends time on motion search
+            # that screen content hardly needs; no B-frames: with held pictures (variable frame
+            # rate) they would end the track before its last picture
+            self.vstream.options = {"crf": "18", "preset": "superfast", "tune": "stillimage", "bf": "0"}
+        self.vstream.codec_context.thread_count = 0  # the codec's choice (one per core)
         self.vstream.codec_context.time_base = Fraction(1) / rate
         if self.audio is not None and self.audio_codec and audio_expected:
             rate_hz = 48000 if self.audio_codec == "libopus" else self.audio.rate
@@ -87,16 +95,26 @@ class VideoWriter:
         if self.container is None:
             self._open(img, time, audio_expected)
         assert self.size is not None and self.vstream is not None
-        picture = np.ascontiguousarray(fit(img, self.size))
-        if self.pix_fmt == "pal8":
-            frame = av.VideoFrame.from_ndarray(_paletted(picture), format="pal8")
+        if img is self._last_img:
+            # the same picture as the tick before: nothing to convert or encode; the
+            # previous one stays on screen (variable frame rate), see close()
+            self._held = True
         else:
-            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
-        frame.pts = self.count
+            picture = np.ascontiguousarray(fit(img, self.size))
+            if self.pix_fmt == "pal8":
+                frame = av.VideoFrame.from_ndarray(_paletted(picture), format="pal8")
+            else:
+                frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            self._encode(frame, self.count)
+            self._last_img, self._last_frame, self._held = img, frame, False
         self.count += 1
+        self._write_audio()
+
+    def _encode(self, frame, pts: int) -> None:
+        frame.pts = pts
+        self.encoded += 1
         for packet in self.vstream.encode(frame):
             self.container.mux(packet)
-        self._write_audio()
 
     def _write_audio(self) -> None:
         if self.audio is None:
@@ -133,6 +151,8 @@ class VideoWriter:
         if self.container is None:
             return
         self._write_audio()
+        if self._held and self._last_frame is not None:  # the last picture lasts to the last tick
+            self._encode(self._last_frame, self.count - 1)
         for packet in self.vstream.encode():
             self.container.mux(packet)
         if self.astream is not None:
