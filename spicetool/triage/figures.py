@@ -9,6 +9,7 @@ problems, and what the user typed and clicked.
 from __future__ import annotations
 
 import math
+import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -206,7 +207,9 @@ class Figures:
         elif name == "name":
             fig.name = _raw(f.get("name")).rstrip(b"\0").decode(errors="replace")
         elif name == "uuid":
-            fig.uuid = str(f.get("uuid"))
+            raw = _raw(f.get("uuid"))
+            # the canonical form; QEMU without -uuid sends 16 zero bytes: no uuid
+            fig.uuid = (str(uuid.UUID(bytes=raw)) if len(raw) == 16 else raw.hex()) if raw.strip(b"\0") else None
 
     def _display(self, fig: SessionFigures, rec: Record, label: str) -> None:
         name, f, t = rec.type, rec.fields, rec.time

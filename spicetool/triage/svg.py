@@ -17,6 +17,11 @@ def _nice(top: float) -> float:
     return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= top)
 
 
+def _axis(x_max: float) -> float:
+    """A time axis end with five round steps (0, 2.5, 5, ... rather than 0, 2.26, 4.52, ...)."""
+    return 5 * _nice(max(x_max, 1e-3) / 5)
+
+
 def _frame(x_max: float, y_max: float, x_label: str, y_label: str, y_fmt) -> list[str]:  # type: ignore[no-untyped-def]
     pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
     out = [f'<line x1="{LEFT}" y1="{TOP + ph}" x2="{LEFT + pw}" y2="{TOP + ph}" stroke="#555"/>',
@@ -27,7 +32,7 @@ def _frame(x_max: float, y_max: float, x_label: str, y_label: str, y_fmt) -> lis
         out.append(f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{escape(y_fmt(y_max * i / 4))}</text>')
     for i in range(6):
         x = LEFT + pw * i / 5
-        out.append(f'<text x="{x:.1f}" y="{TOP + ph + 16}" text-anchor="middle">{x_max * i / 5:.1f}</text>')
+        out.append(f'<text x="{x:.1f}" y="{TOP + ph + 16}" text-anchor="middle">{x_max * i / 5:g}</text>')
     out.append(f'<text x="{LEFT + pw / 2}" y="{H - 2}" text-anchor="middle">{escape(x_label)}</text>')
     out.append(f'<text x="12" y="{TOP + ph / 2}" transform="rotate(-90 12 {TOP + ph / 2})" '
                f'text-anchor="middle">{escape(y_label)}</text>')
@@ -56,7 +61,7 @@ def line_chart(series: dict[str, list[float]], title: str, y_label: str, y_fmt=l
     if length == 0:
         return ""
     y_max = _nice(max((max(v) for v in series.values() if v), default=0))
-    x_max = float(max(length, 1))
+    x_max = _axis(length)
     pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
     body = _frame(x_max, y_max, "seconds", y_label, y_fmt)
     for i, (name, values) in enumerate(series.items()):
@@ -77,9 +82,9 @@ def scatter_chart(points: dict[str, list[tuple[float, float]]], x_max: float, ti
     if not values:
         return ""
     y_max = _nice(max(values))
-    x_max = max(x_max, 1e-3)
+    x_max = _axis(x_max)
     pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
-    body = _frame(x_max, y_max, "seconds", y_label, lambda v: f"{v:.2f}")
+    body = _frame(x_max, y_max, "seconds", y_label, lambda v: f"{v:g}")
     for i, (name, pts) in enumerate(points.items()):
         color = PALETTE[i % len(PALETTE)]
         for x, y in pts:
@@ -101,6 +106,6 @@ def bar_chart(bars: dict[str, float], title: str, unit: str) -> str:
         width = (W - 260) * value / top
         body.append(f'<text x="150" y="{y + 13}" text-anchor="end">{escape(label)}</text>')
         body.append(f'<rect x="156" y="{y}" width="{width:.1f}" height="16" fill="{PALETTE[i % len(PALETTE)]}"/>')
-        body.append(f'<text x="{160 + width:.1f}" y="{y + 13}">{escape(f"{value:,.0f} {unit}")}</text>')
+        body.append(f'<text x="{160 + width:.1f}" y="{y + 13}">{escape(f"{value:,.{1 if value < 10 else 0}f} {unit}")}</text>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" font-family="sans-serif" '
             f'font-size="11" role="img"><title>{escape(title)}</title>' + "".join(body) + "</svg>")

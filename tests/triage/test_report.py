@@ -160,3 +160,10 @@ def test_report_of_an_empty_folder(tmp_path: Path) -> None:
     r = subprocess.run(["spicetool", "report", str(tmp_path), "-o", str(tmp_path / "o")], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 1 and r.stderr.startswith("error: no captures") and len(r.stderr.splitlines()) == 1
+
+
+def test_guest_without_uuid(tmp_path: Path) -> None:
+    """QEMU started without -uuid sends 16 zero bytes: the guest is its name alone, not a bytes repr."""
+    out = tmp_path / "q.html"
+    assert report(CAPTURES / "qemu-channels.pcapng", out).returncode == 0
+    assert "<tr><td>guest</td><td>QEMU 7.2.22</td></tr>" in out.read_text()
