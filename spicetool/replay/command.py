@@ -21,6 +21,20 @@ def _size(ctx, param, value: str) -> tuple[int, int]:
     return w, h
 
 
+def _when(value: str | None, name: str) -> float | None:
+    if value is None:
+        return None
+    if value == "end":
+        return float("inf")
+    try:
+        t = float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not seconds (or 'end')", param_hint=name) from None
+    if not (t >= 0):
+        raise click.BadParameter(f"{value!r} is negative", param_hint=name)
+    return t
+
+
 def _password(password: str | None, password_file: Path | None, disable_ticketing: bool) -> bytes | None:
     given = [n for n, v in (("--password", password), ("--password-file", password_file),
                             ("--disable-ticketing", disable_ticketing)) if v]
@@ -73,11 +87,20 @@ def _password(password: str | None, password_file: Path | None, disable_ticketin
 @click.option("--speed", type=click.FloatRange(0.01, 10000), default=1.0, show_default=True,
               help="--replay: how many times faster than captured.")
 @click.option("--loop", is_flag=True, help="--replay: start again at the end.")
+@click.option("--from", "start", default=None, callback=lambda c, p, v: _when(v, "--from"),
+              help="--replay: start on the picture at this many seconds from the capture's "
+                   "start ('end': the final picture, nothing left to play).")
+@click.option("--to", "stop", default=None, callback=lambda c, p, v: _when(v, "--to"),
+              help="--replay: stop at this many seconds from the capture's start.")
+@click.option("--pause-at", default=None, callback=lambda c, p, v: _when(v, "--pause-at"),
+              help="--replay: hold the picture at this many seconds from the capture's start "
+                   "until SIGUSR1.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every channel, latency and input event.")
 def serve(host: str, port: int, password: str | None, password_file: Path | None,
           disable_ticketing: bool, size: tuple[int, int], fps: float, still: bool,
           input_log: Path | None, image_compression: str, name: str, link_timeout: float,
-          ping_interval: float, replay: Path | None, speed: float, loop: bool, verbose: bool) -> None:
+          ping_interval: float, replay: Path | None, speed: float, loop: bool, start: float | None,
+          stop: float | None, pause_at: float | None, verbose: bool) -> None:
     """Serve a desktop over SPICE to real clients (remote-viewer, spicy, spicy-screenshot).
 
     With no capture, the desktop is a built-in demo: a clock, text, colour bars, a moving box
@@ -91,6 +114,7 @@ def serve(host: str, port: int, password: str | None, password_file: Path | None
       spicetool serve -p 5930 --password s3cret --input-log inputs.jsonl
       spicetool serve --password-file pw.txt --size 800x600 --still
       spicetool serve --disable-ticketing --replay session.pcapng --speed 2 --loop
+      spicetool serve --disable-ticketing --replay session.pcapng --from end
       remote-viewer spice://127.0.0.1:5900      # then, in another terminal
       spicy-screenshot -h 127.0.0.1 -p 5900 -o shot.ppm
     """
@@ -105,10 +129,14 @@ def serve(host: str, port: int, password: str | None, password_file: Path | None
         raise click.UsageError(f"--image-compression {image_compression}: this build has no "
                                f"{image_compression} encoder yet (available: "
                                f"{', '.join(available_compressions())})")
-    if replay is None and (speed != 1.0 or loop):
-        raise click.UsageError("--speed and --loop go with --replay CAPTURE")
+    if replay is None and (speed != 1.0 or loop or start is not None or stop is not None
+                           or pause_at is not None):
+        raise click.UsageError("--speed, --loop, --from, --to and --pause-at go with --replay CAPTURE")
+    if start is not None and stop is not None and stop < start:
+        raise click.UsageError("--to is before --from")
     opts = ServeOptions(host, port, pw, input_log, name, link_timeout, ping_interval, verbose,
-                        image_compression, size, fps, still, replay, speed, loop)
+                        image_compression, size, fps, still, replay, speed, loop,
+                        start or 0.0, stop, pause_at)
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         asyncio.run(run(opts, console))

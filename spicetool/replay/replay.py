@@ -53,9 +53,18 @@ class CaptureReplay:
     """Drives a device from a capture; `prepare()` before serving, then `run()`."""
 
     def __init__(self, device: QxlDevice, capture: str, speed: float = 1.0, loop: bool = False,
-                 session: int | None = None):
+                 session: int | None = None, start: float = 0.0, stop: float | None = None,
+                 pause_at: float | None = None):
+        """`start`/`stop`/`pause_at` are seconds from the capture's first record (as render's
+        --start/--end): the replay starts on the picture at `start` (inf: the final picture),
+        ends at `stop`, and holds at `pause_at` until `resume()`."""
         self.device, self.capture, self.speed, self.loop = device, capture, speed, loop
         self.session = session
+        if stop is not None and stop < start:
+            raise ReplayError(f"--to {stop:g} is before --from {start:g}")
+        self.start, self.stop, self.pause_at = start, stop, pause_at
+        self.paused = asyncio.Event()     # set while held at pause_at
+        self._resume = asyncio.Event()
         self.cursor_ids = itertools.count(1)
         self._shape_of: dict[int, CursorShape] = {}
         self._cursor_seen: tuple | None = None
@@ -88,8 +97,9 @@ class CaptureReplay:
             screen.feed(rec)
             # a capture that starts mid-session never gets a complete picture: start at its
             # first draw (pixels never drawn show render's placeholder pattern)
-            if screen.ready and screen.picture() is not None or \
-                    screen.midstream and screen.primary() is not None:
+            if (screen.ready and screen.picture() is not None or
+                    screen.midstream and screen.primary() is not None) and \
+                    rec.time - self._t0 >= self.start:
                 self._first = rec.time
                 break
         else:
@@ -144,12 +154,26 @@ class CaptureReplay:
         """Replay the rest of the capture (and again from the start with `loop`)."""
         screen, records = self._screen_now, self._iter
         first = self._first
+        t0 = self._t0 if self._t0 is not None else first
+        held = self.pause_at is None
         while True:
             start = time.monotonic()
             dirty = False
             last_shown = first
             for rec in records:
                 t = max(0.0, rec.time - first)
+                at = rec.time - t0  # seconds from the capture's first record
+                if self.stop is not None and at > self.stop:
+                    break
+                if not held and at > self.pause_at:
+                    held = True
+                    if dirty:
+                        self.show(screen)
+                        dirty = False
+                    self.paused.set()
+                    await self._resume.wait()
+                    self.paused.clear()
+                    start = time.monotonic() - t / self.speed  # go on from here, not catch up
                 if dirty and rec.time - last_shown > BATCH_SECONDS:
                     self.show(screen)
                     dirty = False
@@ -187,3 +211,7 @@ class CaptureReplay:
             self.show(screen)
         if done is not None:
             done.set()
+
+    def resume(self) -> None:
+        """Go on after `pause_at` (from the server's event loop)."""
+        self._resume.set()

@@ -35,12 +35,16 @@ class ServeOptions:
     replay: Path | None = None
     speed: float = 1.0
     loop: bool = False
+    start: float = 0.0
+    stop: float | None = None
+    pause_at: float | None = None
 
 
 async def run(opts: ServeOptions, console: Console) -> None:
     device = QxlDevice()
     if opts.replay is not None:
-        replay = CaptureReplay(device, str(opts.replay), opts.speed, opts.loop)
+        replay = CaptureReplay(device, str(opts.replay), opts.speed, opts.loop,
+                               start=opts.start, stop=opts.stop, pause_at=opts.pause_at)
         w, h = replay.prepare()
         what = f"a replay of {opts.replay.name} ({w}x{h}, speed {opts.speed:g}{', looping' if opts.loop else ''})"
     else:
@@ -80,6 +84,15 @@ async def run(opts: ServeOptions, console: Console) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if opts.replay is not None and opts.pause_at is not None:
+        def held() -> None:
+            console.print(f"held at {opts.pause_at:g} s; SIGUSR1 goes on")
+
+        async def watch() -> None:
+            await replay.paused.wait()
+            held()
+        asyncio.create_task(watch())
+        loop.add_signal_handler(signal.SIGUSR1, replay.resume)
     try:
         await stop.wait()
     finally:

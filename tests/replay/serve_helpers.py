@@ -76,7 +76,8 @@ class ServerThread:
 
     def __init__(self, tmp: Path, password: bytes | None = None, size: tuple[int, int] = (640, 480),
                  link_timeout: float = 10.0, ping_interval: float = 10.0, port: int | None = None,
-                 replay: Path | None = None, speed: float = 1.0, loop: bool = False):
+                 replay: Path | None = None, speed: float = 1.0, loop: bool = False,
+                 start: float = 0.0, stop: float | None = None, pause_at: float | None = None):
         self.port = 0
         self.input_log_path = tmp / "inputs.jsonl"
         self.messages: list[str] = []
@@ -85,7 +86,8 @@ class ServerThread:
         self.replay = None
         if replay is not None:
             from spicetool.replay.replay import CaptureReplay
-            self.replay = CaptureReplay(self.device, str(replay), speed, loop)
+            self.replay = CaptureReplay(self.device, str(replay), speed, loop, start=start, stop=stop,
+                                        pause_at=pause_at)
             self.replay.prepare()
         else:
             self.desktop = DemoDesktop(self.device, *size)
