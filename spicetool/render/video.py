@@ -100,11 +100,21 @@ class VideoWriter:
             # previous one stays on screen (variable frame rate), see close()
             self._held = True
         else:
-            picture = np.ascontiguousarray(fit(img, self.size))
-            if self.pix_fmt == "pal8":
-                frame = av.VideoFrame.from_ndarray(_paletted(picture), format="pal8")
+            picture = fit(img, self.size)
+            bgrx = bgrx_of(picture) if self.pix_fmt != "pal8" else None
+            frame = None
+            if bgrx is not None:  # the renderer's own rows: no RGB copy, swscale converts BGRX
+                frame = av.VideoFrame(bgrx.shape[1], bgrx.shape[0], "bgra")
+                if frame.planes[0].line_size == bgrx.strides[0]:
+                    frame.planes[0].update(bgrx)
+                else:  # PyAV pads its rows (widths not a multiple of its alignment)
+                    frame = None
+            if frame is not None:
+                pass
+            elif self.pix_fmt == "pal8":
+                frame = av.VideoFrame.from_ndarray(_paletted(np.ascontiguousarray(picture)), format="pal8")
             else:
-                frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format="rgb24")
             self._encode(frame, self.count)
             self._last_img, self._last_frame, self._held = img, frame, False
         self.count += 1
@@ -160,6 +170,16 @@ class VideoWriter:
                 self.container.mux(packet)
         self.container.close()
         self.container = None
+
+
+def bgrx_of(img: np.ndarray) -> np.ndarray | None:
+    """The contiguous HxWx4 BGRX array an RGB picture is a view of (``bgrx[..., 2::-1]``), or None."""
+    base = img.base
+    if (not isinstance(base, np.ndarray) or base.ndim != 3 or base.shape[2] != 4 or base.dtype != np.uint8
+            or not base.flags.c_contiguous or base.shape[:2] != img.shape[:2] or img.strides[2] != -1
+            or img.__array_interface__["data"][0] != base.__array_interface__["data"][0] + 2):
+        return None
+    return base
 
 
 def _paletted(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

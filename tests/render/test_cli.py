@@ -241,3 +241,23 @@ def test_mp4_shows_at_every_tick_the_picture_of_that_tick(tmp_path: Path) -> Non
         assert np.mean(err) < 2.0, f"tick {i} at {t:.2f}s"
         changed += i > 0 and img is not ticks[i - 1].image
     assert changed >= 5  # the typed text did change the screen
+
+
+def test_video_writer_takes_the_renderers_bgrx_rows_with_their_colours(tmp_path: Path) -> None:
+    """picture() is an RGB view of BGRX rows; the writer encodes those rows, red stays red."""
+    import av
+    from spicetool.render.video import VideoWriter, bgrx_of
+    cap = _need("typing")
+    img = next(iter(frames(cap, fps=1))).image
+    assert bgrx_of(img) is not None and bgrx_of(np.ascontiguousarray(img)) is None
+    bgrx = np.zeros((64, 96, 4), np.uint8)
+    bgrx[:, :48, 2] = 255  # left half red, right half blue (BGRX order)
+    bgrx[:, 48:, 0] = 255
+    out = tmp_path / "rb.mp4"
+    w = VideoWriter(str(out), 10)
+    w.write(0.0, bgrx[..., 2::-1])
+    w.close()
+    with av.open(str(out)) as c:
+        got = next(iter(c.decode(video=0))).to_ndarray(format="rgb24").astype(int)
+    assert np.abs(got[8:56, 8:40] - [255, 0, 0]).max() < 40
+    assert np.abs(got[8:56, 56:88] - [0, 0, 255]).max() < 40
