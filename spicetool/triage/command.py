@@ -164,6 +164,10 @@ def report(capture: str, output: str, jobs: int | None) -> None:
 def _report_folder(folder: str, outdir: str, jobs: int | None) -> int:
     from concurrent.futures import ProcessPoolExecutor
 
+    # imported once here: forked workers inherit them instead of each importing them again
+    import spicetool.render.frames  # noqa: F401
+    import spicetool.triage.figures  # noqa: F401
+    import spicetool.triage.thumbs  # noqa: F401
     from spicetool.triage.report import index_html
 
     captures = sorted(os.path.join(folder, n) for n in os.listdir(folder)
@@ -179,8 +183,11 @@ def _report_folder(folder: str, outdir: str, jobs: int | None) -> int:
     pages = [os.path.join(outdir, os.path.basename(c) + ".html") for c in captures]
     workers = min(jobs or os.cpu_count() or 1, len(captures))
     try:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(_safe_write_report, captures, pages))
+        if workers == 1:
+            results = list(map(_safe_write_report, captures, pages))
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(_safe_write_report, captures, pages))
     except KeyboardInterrupt:
         return 130
     for r in results:

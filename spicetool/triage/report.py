@@ -19,6 +19,7 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 vertical-align:top}th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.bad td{background:#fde8e8}pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap}
 .muted{color:#777}
+body.wide{max-width:none}.index td{white-space:nowrap}.index td.status{white-space:normal;min-width:14em;max-width:30em}
 .damage{background:#fde8e8;border:1px solid #d62728;padding:.6em;font-weight:bold}
 .thumbs{display:flex;flex-wrap:wrap;gap:12px}.thumbs figure{margin:0;width:320px}
 .thumbs img{display:block;border:1px solid #999;max-width:320px;height:auto}
@@ -52,6 +53,8 @@ def render_html(figs: dict[str, Any], source: str, damage: str | None = None,
                      f"The figures below stop where the damage starts.</p>")
     for s in figs["sessions"]:
         parts.append(_session(s, screens))
+        if isinstance(screens, tuple) and screens[0] is None:
+            screens = None  # said once
     # the figures themselves, for whoever wants to script against the page
     data = json.dumps(figs, default=str).replace("</", "<\\/")
     parts.append(f'<script type="application/json" id="figures">{data}</script></body></html>')
@@ -64,6 +67,8 @@ def _screens(s: dict[str, Any], screens: Screens | None) -> str:
     if isinstance(screens, str):
         return f'<h3>Screen</h3><p class="damage">The screen could not be rendered: {escape(screens)}</p>'
     session, thumbs, warnings = screens
+    if session is None:
+        return '<h3>Screen</h3><p class="muted">No picture: the capture holds no display channel.</p>'
     if session != s["session"]:
         return ""
     out = ['<h3>Screen</h3><div class="thumbs">']
@@ -187,7 +192,8 @@ def index_html(results: list[dict[str, Any]], folder: str) -> str:
     for r in results:
         name = escape(os.path.basename(r["capture"]))
         link = f'<a href="{escape(os.path.basename(r["page"]))}">{name}</a>' if r["page"] else name
-        status = "ok" if not r["error"] else ("damaged: " + r["damage"] if r["damage"] else r["error"])
+        status = "ok" if not r["error"] else ("damaged: " + r["damage"] if r["damage"] else
+                                              "unreadable: " + r["error"].removeprefix(r["capture"] + ": "))
         f = r["figures"]
         if f:
             nums = [f["sessions"], f"{f['duration']:.3f}", f["channels"], human_bytes(f["wire_bytes"]),
@@ -202,5 +208,5 @@ def index_html(results: list[dict[str, Any]], folder: str) -> str:
     damaged = sum(1 for r in results if r["error"])
     summary = f"{len(results)} capture(s)" + (f", {damaged} with problems (red)" if damaged else ", all complete")
     return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>SPICE reports: {escape(folder)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>SPICE reports</h1><p>{escape(folder)}: {summary}.</p>"
-            f"<table><tr>{''.join(f'<th>{escape(h)}</th>' for h in head)}</tr>{''.join(rows)}</table></body></html>")
+            f"<style>{STYLE}</style></head><body class=wide><h1>SPICE reports</h1><p>{escape(folder)}: {summary}.</p>"
+            f"<table class=index><tr>{''.join(f'<th>{escape(h)}</th>' for h in head)}</tr>{''.join(rows)}</table></body></html>")

@@ -144,7 +144,7 @@ def test_report_of_a_folder_pages_and_index(tmp_path: Path) -> None:
     assert set(rows) == {"cut.pcapng", "junk.pcap", "resize.pcapng", "typing.pcapng"}
     assert '<a href="typing.pcapng.html">' in rows["typing.pcapng"] and ">ok<" in rows["typing.pcapng"]
     assert "damaged: " in rows["cut.pcapng"] and "truncated" in rows["cut.pcapng"]
-    assert "<a " not in rows["junk.pcap"] and "not a pcap" in rows["junk.pcap"]
+    assert "<a " not in rows["junk.pcap"] and ">unreadable: not a pcap or pcapng capture" in rows["junk.pcap"]
     # the line of key figures is the capture's own stats
     stats = json.loads(subprocess.run(["spicetool", "stats", "--json", str(CAPTURES / "resize.pcapng")],
                                       capture_output=True, text=True, check=True).stdout)
@@ -153,6 +153,7 @@ def test_report_of_a_folder_pages_and_index(tmp_path: Path) -> None:
     assert "1024x768 → 800x600" in rows["resize.pcapng"]
     cut = (out / "cut.pcapng.html").read_text()
     assert 'id="damage"' in cut and "truncated" in cut and "<h3>Overview" in cut
+    assert "end of the capture (1024x768)</figcaption>" in cut  # the screen up to the damage
     assert 'id="damage"' not in (out / "typing.pcapng.html").read_text()
 
 
@@ -167,3 +168,13 @@ def test_guest_without_uuid(tmp_path: Path) -> None:
     out = tmp_path / "q.html"
     assert report(CAPTURES / "qemu-channels.pcapng", out).returncode == 0
     assert "<tr><td>guest</td><td>QEMU 7.2.22</td></tr>" in out.read_text()
+
+
+def test_report_cut_before_the_display_opens(tmp_path: Path) -> None:
+    cut = tmp_path / "early.pcapng"
+    cut.write_bytes((CAPTURES / "resize.pcapng").read_bytes()[:200_000])  # main channel only
+    out = tmp_path / "early.html"
+    r = report(cut, out)
+    assert r.returncode == 4 and r.stderr.count("\n") == 1 and "truncated" in r.stderr
+    page = out.read_text()
+    assert 'id="damage"' in page and "No picture: the capture holds no display channel." in page
