@@ -163,6 +163,7 @@ def report(capture: str, output: str, jobs: int | None) -> None:
 
 def _report_folder(folder: str, outdir: str, jobs: int | None) -> int:
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     # imported once here: forked workers inherit them instead of each importing them again
     import spicetool.render.frames  # noqa: F401
@@ -190,6 +191,9 @@ def _report_folder(folder: str, outdir: str, jobs: int | None) -> int:
                 results = list(pool.map(_safe_write_report, captures, pages))
     except KeyboardInterrupt:
         return 130
+    except BrokenProcessPool as exc:  # a worker killed from outside (out of memory, a signal)
+        click.echo(f"error: a worker process died: {exc}", err=True)
+        return EXIT_UNREADABLE
     for r in results:
         if r["error"]:
             click.echo(f"error: {r['error']}", err=True)

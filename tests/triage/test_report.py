@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from support import CAPTURES
 
@@ -26,6 +27,7 @@ class Page(HTMLParser):
         self.external: list[str] = []
         self.thumbs: list[float] = []  # data-at of each thumbnail
         self.images: list[str] = []
+        self.pairs: list[tuple[float, str | None]] = []  # (data-at, its img src or None: no picture yet)
         self.tags: dict[str, int] = {}
         self.figures = ""
         self._in_figures = False
@@ -38,8 +40,11 @@ class Page(HTMLParser):
                 self.external.append(f"{tag} {key}={a[key]}")
         if tag == "figure" and "data-at" in a:
             self.thumbs.append(float(a["data-at"]))
+            self.pairs.append((float(a["data-at"]), None))
         if tag == "img":
             self.images.append(a.get("src", ""))
+            if self.pairs and self.pairs[-1][1] is None:
+                self.pairs[-1] = (self.pairs[-1][0], a.get("src", ""))
         if tag == "link":
             self.external.append("link")
         self._in_figures = tag == "script" and a.get("id") == "figures"
@@ -178,3 +183,23 @@ def test_report_cut_before_the_display_opens(tmp_path: Path) -> None:
     assert r.returncode == 4 and r.stderr.count("\n") == 1 and "truncated" in r.stderr
     page = out.read_text()
     assert 'id="damage"' in page and "No picture: the capture holds no display channel." in page
+
+
+@pytest.mark.parametrize("name", ["qemu-channels.pcapng", "mid-session.pcap", "mjpeg-stream.pcapng"])
+def test_every_thumbnail_is_picture_at_its_time(tmp_path: Path, name: str) -> None:
+    """Other shapes of session: a round trip after the first picture (qemu), a capture that starts
+    mid-session (never complete: the placeholder pattern too), a video stream."""
+    capture = CAPTURES / name
+    out = tmp_path / "p.html"
+    assert report(capture, out).returncode == 0
+    page = Page()
+    page.feed(out.read_text())
+    assert page.thumbs and page.thumbs == sorted(page.thumbs) and page.images
+    for at, src in page.pairs:
+        frame = picture_at(str(capture), at)
+        if src is None:  # said "nothing on the screen yet": and there is nothing
+            assert frame is None
+            continue
+        assert frame is not None
+        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))
+        assert np.array_equal(shown, np.asarray(downscale(frame.image))), at
