@@ -21,10 +21,10 @@ tr.bad td{background:#fde8e8}pre{background:#f6f6f6;padding:.6em;white-space:pre
 .muted{color:#777}
 body.wide{max-width:none}.index td{white-space:nowrap}.index td.status{white-space:normal;min-width:14em;max-width:30em}
 .damage{background:#fde8e8;border:1px solid #d62728;padding:.6em;font-weight:bold}
-.thumbs{display:flex;flex-wrap:wrap;gap:12px}.thumbs figure{margin:0;width:320px}
-.thumbs img{display:block;border:1px solid #999;max-width:320px;height:auto}
+.thumbs{display:flex;flex-wrap:wrap;gap:10px}.thumbs figure{margin:0;width:242px}
+.thumbs img{display:block;border:1px solid #999}
 .thumbs figcaption{font-size:.85em;margin-top:3px}
-.thumbs .none{width:318px;height:120px;border:1px dashed #999;display:flex;align-items:center;justify-content:center}
+.thumbs .none{width:240px;height:180px;border:1px dashed #999;display:flex;align-items:center;justify-content:center}
 """
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-THUMB_WIDTH = 320  # CSS pixels; pictures are downscaled to at most this wide, never enlarged
+THUMB_WIDTH = 240  # CSS pixels (four side by side on the page); downscaled to at most this wide, never enlarged
 
 
 @dataclass

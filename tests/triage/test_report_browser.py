@@ -99,7 +99,7 @@ def test_charts_and_thumbnails_are_drawn(shown: dict) -> None:
         assert ink > 0.005 and colour > 0.0005, (box, ink, colour)
     for img, png in zip(m["imgs"], shown["pngs"], strict=True):
         x, y, w, h = img["box"]
-        assert img["ok"] and (w, h) == (322, 242)  # 320x240 and a 1 px border
+        assert img["ok"] and (w, h) == (242, 182)  # 1024x768 as 240x180, and a 1 px border
         region = _region(shot, [x + 1, y + 1, w - 2, h - 2]).astype(int)
         # the thumbnail itself is on the screen (give or take the browser's colour handling)
         assert region.shape == png.shape and np.abs(region - png).mean() < 2
