@@ -192,8 +192,14 @@ def index_html(results: list[dict[str, Any]], folder: str) -> str:
     for r in results:
         name = escape(os.path.basename(r["capture"]))
         link = f'<a href="{escape(os.path.basename(r["page"]))}">{name}</a>' if r["page"] else name
-        status = "ok" if not r["error"] else ("damaged: " + r["damage"] if r["damage"] else
-                                              "unreadable: " + r["error"].removeprefix(r["capture"] + ": "))
+        if not r["error"]:
+            status = "ok"
+        elif r["damage"]:
+            status = "damaged: " + r["damage"]
+        elif r["figures"] and not r["figures"]["sessions"]:
+            status = "no SPICE traffic"
+        else:
+            status = "unreadable: " + r["error"].removeprefix(r["capture"] + ": ")
         f = r["figures"]
         if f:
             nums = [f["sessions"], f"{f['duration']:.3f}", f["channels"], human_bytes(f["wire_bytes"]),

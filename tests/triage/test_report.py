@@ -203,3 +203,23 @@ def test_every_thumbnail_is_picture_at_its_time(tmp_path: Path, name: str) -> No
         assert frame is not None
         shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))
         assert np.array_equal(shown, np.asarray(downscale(frame.image))), at
+
+
+def test_report_folder_with_a_capture_without_spice(tmp_path: Path) -> None:
+    from spicetool.dissect.capture import TCP_ACK, TCP_SYN
+    from spicetool.dissect.pcapwriter import PcapWriter
+
+    src = tmp_path / "in"
+    src.mkdir()
+    with open(src / "http.pcap", "wb") as f:
+        w = PcapWriter(f)
+        w.segment(1.0, "10.0.0.1:40000", "10.0.0.2:80", 100, 0, TCP_SYN)
+        w.segment(1.1, "10.0.0.1:40000", "10.0.0.2:80", 101, 1, TCP_ACK, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    (src / "typing.pcapng").symlink_to(CAPTURES / "typing.pcapng")
+    out = tmp_path / "out"
+    r = subprocess.run(["spicetool", "report", str(src), "-o", str(out), "-j", "2"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1 and r.stderr == f"error: no SPICE traffic found in {src / 'http.pcap'}\n"
+    index = (out / "index.html").read_text()
+    assert 'data-capture="http.pcap"><td>http.pcap</td><td class="status">no SPICE traffic</td>' in index
+    assert '<td><a href="typing.pcapng.html">typing.pcapng</a></td><td class="status">ok</td>' in index
