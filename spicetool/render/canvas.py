@@ -10,7 +10,7 @@ import numpy as np
 
 from spicetool.render import rop
 from spicetool.render.compositing import alpha_over, composite
-from spicetool.render.geometry import glyph_mask, stroke_mask
+from spicetool.render.geometry import glyph_alpha, glyph_mask, stroke_mask
 from spicetool.render.images import ImageStore
 from spicetool.render.surfaces import Region, Surface, put, rect_of, region_for
 
@@ -228,12 +228,28 @@ class Canvas:
                 brush = self._brush(d["back_brush"], back)
                 if brush is not None:
                     put(surface, back, brush)  # the reference always copies the background
-        reg.restrict(glyph_mask(d["str"], reg))
+        string = d["str"]
+        if int(string.get("flags", 0)) & 1:  # A1: the glyph bits are a mask for the fore_mode rop
+            reg.restrict(glyph_mask(string, reg))
+            if reg.empty:
+                return
+            brush = self._brush(d.get("fore_brush"), reg)
+            if brush is not None:
+                self._rop_put(surface, reg, brush, int(d.get("fore_mode", rop.OP_PUT)), rop.INVERS_BRUSH)
+            return
+        # A4/A8: the reference composites the fore brush OVER the surface through the glyphs'
+        # coverage (antialiased text), whatever fore_mode says
+        alpha = glyph_alpha(string, reg)
+        reg.restrict(alpha > 0)
         if reg.empty:
             return
         brush = self._brush(d.get("fore_brush"), reg)
-        if brush is not None:
-            self._rop_put(surface, reg, brush, int(d.get("fore_mode", rop.OP_PUT)), rop.INVERS_BRUSH)
+        if brush is None:
+            return
+        a = alpha[..., None].astype(np.uint16)
+        dst = surface.pixels[reg.y0:reg.y1, reg.x0:reg.x1]
+        out = ((np.asarray(brush, np.uint16) * a + dst.astype(np.uint16) * (255 - a) + 127) // 255).astype(np.uint8)
+        put(surface, reg, out)
 
     # -- copy_bits -----------------------------------------------------------------------------
     def copy_bits(self, fields: dict[str, Any]) -> Region | None:

@@ -67,9 +67,11 @@ def stroke_mask(path: dict[str, Any], reg: Region) -> np.ndarray:
     return keep
 
 
-def glyph_mask(string: dict[str, Any], reg: Region) -> np.ndarray:
-    """Pixels of the region the glyphs of a String cover (A1 bits, or A4/A8 coverage > 0)."""
-    keep = np.zeros(reg.shape, bool)
+def glyph_alpha(string: dict[str, Any], reg: Region) -> np.ndarray:
+    """Coverage (uint8) of the region by the glyphs of a String, as spice-common builds its
+    string mask: A1 bits as 0/255, A4 nibbles as ``n << 4`` (so at most 240), A8 bytes as they
+    are; where glyphs overlap the larger coverage wins."""
+    cover = np.zeros(reg.shape, np.uint8)
     flags = int(string.get("flags", 0))
     bpp = 1 if flags & 1 else 4 if flags & 2 else 8
     for g in string.get("glyphs", []):
@@ -82,15 +84,20 @@ def glyph_mask(string: dict[str, Any], reg: Region) -> np.ndarray:
             continue
         rows = raw.reshape(h, stride)
         if bpp == 1:
-            bits = np.unpackbits(rows, axis=1)[:, :w].astype(bool)
-        elif bpp == 4:
-            bits = np.stack([rows >> 4, rows & 15], axis=2).reshape(h, -1)[:, :w] > 0
+            a = np.unpackbits(rows, axis=1)[:, :w] * np.uint8(255)
+        elif bpp == 4:  # first pixel in the high nibble
+            a = np.stack([rows & 0xF0, (rows & 0x0F) << 4], axis=2).reshape(h, -1)[:, :w]
         else:
-            bits = rows[:, :w] > 0
-        bits = bits[::-1]  # glyph rows come bottom-up (the reference ignores RASTER_TOP_DOWN too)
+            a = rows[:, :w]
+        a = a[::-1]  # glyph rows come bottom-up (the reference ignores RASTER_TOP_DOWN too)
         x = int(g["render_pos"]["x"]) + int(g["glyph_origin"]["x"]) - reg.x0
         y = int(g["render_pos"]["y"]) + int(g["glyph_origin"]["y"]) - reg.y0
         y0, y1, x0, x1 = max(y, 0), min(y + h, reg.shape[0]), max(x, 0), min(x + w, reg.shape[1])
         if y0 < y1 and x0 < x1:
-            keep[y0:y1, x0:x1] |= bits[y0 - y:y1 - y, x0 - x:x1 - x]
-    return keep
+            np.maximum(cover[y0:y1, x0:x1], a[y0 - y:y1 - y, x0 - x:x1 - x], out=cover[y0:y1, x0:x1])
+    return cover
+
+
+def glyph_mask(string: dict[str, Any], reg: Region) -> np.ndarray:
+    """Pixels of the region the glyphs of a String cover (A1 bits, or A4/A8 coverage > 0)."""
+    return glyph_alpha(string, reg) > 0

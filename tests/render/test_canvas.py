@@ -366,3 +366,34 @@ def test_blending_an_opaque_real_image(command: str) -> None:
         half = results[128][..., :3]
         expected = (src[..., :3] * 128 + np.array([40, 80, 120]) * 127) / 255
         assert np.abs(half - expected).max() <= 1
+
+
+@pytest.mark.parametrize("flags,data,alphas", [
+    (2, bytes([0xF8, 0x10, 0x04, 0x00]), [240, 128, 16, 0]),  # A4: first pixel high nibble, n << 4
+    (4, bytes([255, 128, 1, 0]), [255, 128, 1, 0]),  # A8 bytes as they are
+])
+def test_antialiased_text_blends_the_brush_by_glyph_coverage(flags, data, alphas) -> None:
+    """A4/A8 DRAW_TEXT: the fore brush goes OVER the surface through the glyph coverage (as
+    spice-common's sw canvas composites it), not on/off; overlapping glyphs keep the larger."""
+    from spicetool.render.canvas import Canvas
+    canvas = Canvas()
+    canvas.create_surface(0, 16, 8, "32_xRGB", True)
+    canvas.surfaces[0].pixels[...] = (0, 0, 200, 255)  # BGRX: red 200
+    w = 4 if flags == 4 else 4
+    stride = 2 if flags == 2 else 4
+    glyph = {"render_pos": {"x": 2, "y": 4}, "glyph_origin": {"x": 0, "y": -1}, "width": w, "height": 1,
+             "data": data[:stride]}
+    weak = {"render_pos": {"x": 2, "y": 4}, "glyph_origin": {"x": 0, "y": -1}, "width": 1, "height": 1,
+            "data": bytes([0x10 if flags == 2 else 16])}  # under the first pixel: the max wins
+    fields = {"base": {"surface_id": 0, "box": {"top": 0, "left": 0, "bottom": 8, "right": 16},
+                       "clip": {"type": "NONE"}},
+              "data": {"str": {"length": 2, "flags": flags, "glyphs": [glyph, weak]},
+                       "back_area": {"top": 0, "left": 0, "bottom": 0, "right": 0},
+                       "fore_brush": {"type": "SOLID", "color": 0x00FF00},  # green
+                       "back_brush": {"type": "NONE"},
+                       "fore_mode": rop.OP_XOR, "back_mode": rop.OP_PUT}}
+    canvas.draw("draw_text", fields)
+    row = canvas.surfaces[0].pixels[3, 2:6].astype(int)
+    for px, a in zip(row, alphas):
+        assert px[1] == round(255 * a / 255) and px[2] == (200 * (255 - a) + 127) // 255, (list(px), a)
+    assert (canvas.surfaces[0].pixels[4] == (0, 0, 200, 255)).all()
