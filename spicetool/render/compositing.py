@@ -45,27 +45,47 @@ def alpha_over(src: np.ndarray, dst: np.ndarray, alpha: int, dest_has_alpha: boo
     return np.minimum(out, 255).astype(np.uint8)
 
 
-def _sample(img: np.ndarray, shape: tuple[int, int], origin: tuple[int, int], transform: dict | None,
-            repeat: int) -> np.ndarray:
-    """The pixels of ``img`` seen through a 16.16 transform, nearest neighbour; outside is clear."""
-    h, w = shape
-    ys, xs = np.mgrid[0:h, 0:w]
-    xs = xs + origin[0]
-    ys = ys + origin[1]
-    if transform:
-        t = {k: _fixed(v) for k, v in transform.items()}
-        fx = t["t00"] * (xs + 0.5) + t["t01"] * (ys + 0.5) + t["t02"]
-        fy = t["t10"] * (xs + 0.5) + t["t11"] * (ys + 0.5) + t["t12"]
-        xs, ys = np.floor(fx).astype(np.int64), np.floor(fy).astype(np.int64)
+SRC_FILTER_SHIFT, MASK_FILTER_SHIFT = 8, 11
+FILTER_NEAREST, FILTER_BILINEAR = 0, 1  # qxl_dev.h: the composite filter field (3 bits)
+
+
+def _fetch(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, repeat: int) -> np.ndarray:
+    """Pixels at integer positions, outside the image as the repeat mode says (NONE: clear)."""
     ih, iw = img.shape[:2]
     if repeat == 1:  # NORMAL: tile
         return img[ys % ih, xs % iw]
     if repeat == 2:  # PAD: stretch the edges
         return img[np.clip(ys, 0, ih - 1), np.clip(xs, 0, iw - 1)]
+    if repeat == 3:  # REFLECT
+        ry, rx = ys % (2 * ih), xs % (2 * iw)
+        return img[np.where(ry < ih, ry, 2 * ih - 1 - ry), np.where(rx < iw, rx, 2 * iw - 1 - rx)]
     inside = (xs >= 0) & (xs < iw) & (ys >= 0) & (ys < ih)
     out = img[np.clip(ys, 0, ih - 1), np.clip(xs, 0, iw - 1)].copy()
     out[~inside] = 0
     return out
+
+
+def _sample(img: np.ndarray, shape: tuple[int, int], origin: tuple[int, int], transform: dict | None,
+            repeat: int, filt: int = FILTER_NEAREST) -> np.ndarray:
+    """The pixels of ``img`` seen through a 16.16 transform (pixel centres mapped), by the
+    message's filter: nearest, or bilinear between the four pixels around the point."""
+    h, w = shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    xs = xs + origin[0]
+    ys = ys + origin[1]
+    if not transform:
+        return _fetch(img, ys, xs, repeat)
+    t = {k: _fixed(v) for k, v in transform.items()}
+    fx = t["t00"] * (xs + 0.5) + t["t01"] * (ys + 0.5) + t["t02"]
+    fy = t["t10"] * (xs + 0.5) + t["t11"] * (ys + 0.5) + t["t12"]
+    if filt != FILTER_BILINEAR:
+        return _fetch(img, np.floor(fy).astype(np.int64), np.floor(fx).astype(np.int64), repeat)
+    fx, fy = fx - 0.5, fy - 0.5  # the four pixels whose centres surround the point
+    x0, y0 = np.floor(fx).astype(np.int64), np.floor(fy).astype(np.int64)
+    wx, wy = (fx - x0)[..., None], (fy - y0)[..., None]
+    top = _fetch(img, y0, x0, repeat) * (1 - wx) + _fetch(img, y0, x0 + 1, repeat) * wx
+    bottom = _fetch(img, y0 + 1, x0, repeat) * (1 - wx) + _fetch(img, y0 + 1, x0 + 1, repeat) * wx
+    return np.clip(np.rint(top * (1 - wy) + bottom * wy), 0, 255).astype(np.uint8)
 
 
 def _fixed(v: Any) -> float:
@@ -80,9 +100,11 @@ def composite(flags: int, src: np.ndarray, mask: np.ndarray | None, dst: np.ndar
     op = flags & OP_MASK
     fa_fn, fb_fn = _PD.get(op, _PD[3])
     shape = dst.shape[:2]
-    s = _sample(src, shape, src_origin, src_transform, (flags >> SRC_REPEAT_SHIFT) & 3).astype(np.float64) / 255
+    s = _sample(src, shape, src_origin, src_transform, (flags >> SRC_REPEAT_SHIFT) & 3,
+                (flags >> SRC_FILTER_SHIFT) & 7).astype(np.float64) / 255
     if mask is not None:
-        m = _sample(mask, shape, mask_origin, mask_transform, (flags >> MASK_REPEAT_SHIFT) & 3).astype(np.float64) / 255
+        m = _sample(mask, shape, mask_origin, mask_transform, (flags >> MASK_REPEAT_SHIFT) & 3,
+                    (flags >> MASK_FILTER_SHIFT) & 7).astype(np.float64) / 255
         s = s * (m if flags & COMPONENT_ALPHA else m[..., 3:4])
     d = dst.astype(np.float64) / 255
     sa, da = s[..., 3:4], d[..., 3:4]

@@ -397,3 +397,21 @@ def test_antialiased_text_blends_the_brush_by_glyph_coverage(flags, data, alphas
     for px, a in zip(row, alphas):
         assert px[1] == round(255 * a / 255) and px[2] == (200 * (255 - a) + 127) // 255, (list(px), a)
     assert (canvas.surfaces[0].pixels[4] == (0, 0, 200, 255)).all()
+
+
+@pytest.mark.parametrize("filt,expect", [(0, [0, 0, 255, 255]), (1, [0, 64, 191, 255])])
+def test_composite_samples_with_the_filter_the_message_asks_for(filt, expect) -> None:
+    """DRAW_COMPOSITE with a 2x scale transform: filter 0 (nearest) repeats source pixels,
+    filter 1 (bilinear) interpolates between pixel centres (qxl_dev.h's filter field, bits 8-10)."""
+    from spicetool.render.compositing import SRC_FILTER_SHIFT, SRC_REPEAT_SHIFT, composite
+    src = np.zeros((1, 2, 4), np.uint8)
+    src[..., 3] = 255
+    src[0, 1, :3] = 255  # black, white (premultiplied, opaque)
+    dst = np.full((1, 4, 4), 7, np.uint8)
+    half = {"t00": 0x8000, "t01": 0, "t02": 0, "t10": 0, "t11": 0x8000, "t12": 0}  # 16.16: dest -> source / 2
+    flags = 1 | (2 << SRC_REPEAT_SHIFT) | (filt << SRC_FILTER_SHIFT)  # SRC, PAD
+    out = composite(flags, src, None, dst, (0, 0), (0, 0), half, None)
+    assert out[0, :, 0].tolist() == expect and (out[0, :, 3] == 255).all()
+    # without a transform both filters give the source pixels themselves
+    same = composite(1 | (filt << SRC_FILTER_SHIFT), np.tile(src, (1, 2, 1)), None, dst, (0, 0), (0, 0), None, None)
+    assert same[0, :, 0].tolist() == [0, 255, 0, 255]
