@@ -95,12 +95,22 @@ def _password(password: str | None, password_file: Path | None, disable_ticketin
 @click.option("--pause-at", default=None, callback=lambda c, p, v: _when(v, "--pause-at"),
               help="--replay: hold the picture at this many seconds from the capture's start "
                    "until SIGUSR1.")
+@click.option("--agent", is_flag=True,
+              help="A guest agent behind the main channel (as the Linux spice-vdagent): the client "
+                   "resizes the desktop (MONITORS_CONFIG), clipboard, file transfer, mouse state.")
+@click.option("--agent-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Files the client sends to the agent land here (implies --agent; "
+                   "without it file transfers are refused).")
+@click.option("--agent-max-file", type=click.IntRange(0, 1 << 40), default=256 * 1024 * 1024,
+              show_default=True, help="Largest file (bytes) the agent accepts; four times this "
+                                       "over the server's life.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every channel, latency and input event.")
 def serve(host: str, port: int, password: str | None, password_file: Path | None,
           disable_ticketing: bool, size: tuple[int, int], fps: float, still: bool,
           input_log: Path | None, image_compression: str, name: str, link_timeout: float,
           ping_interval: float, replay: Path | None, speed: float, loop: bool, start: float | None,
-          stop: float | None, pause_at: float | None, verbose: bool) -> None:
+          stop: float | None, pause_at: float | None, agent: bool, agent_dir: Path | None,
+          agent_max_file: int, verbose: bool) -> None:
     """Serve a desktop over SPICE to real clients (remote-viewer, spicy, spicy-screenshot).
 
     With no capture, the desktop is a built-in demo: a clock, text, colour bars, a moving box
@@ -115,6 +125,7 @@ def serve(host: str, port: int, password: str | None, password_file: Path | None
       spicetool serve --password-file pw.txt --size 800x600 --still
       spicetool serve --disable-ticketing --replay session.pcapng --speed 2 --loop
       spicetool serve --disable-ticketing --replay session.pcapng --from end
+      spicetool serve --disable-ticketing --agent-dir ~/received   # resize, clipboard, files
       remote-viewer spice://127.0.0.1:5900      # then, in another terminal
       spicy-screenshot -h 127.0.0.1 -p 5900 -o shot.ppm
     """
@@ -136,7 +147,10 @@ def serve(host: str, port: int, password: str | None, password_file: Path | None
         raise click.UsageError("--to is before --from")
     opts = ServeOptions(host, port, pw, input_log, name, link_timeout, ping_interval, verbose,
                         image_compression, size, fps, still, replay, speed, loop,
-                        start or 0.0, stop, pause_at)
+                        start or 0.0, stop, pause_at, agent or agent_dir is not None, agent_dir,
+                        agent_max_file)
+    if agent_dir is not None and not agent_dir.is_dir():
+        raise click.UsageError(f"--agent-dir {agent_dir}: not a directory")
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         asyncio.run(run(opts, console))

@@ -12,12 +12,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .qxl import (PRIMARY_SURFACE, CursorMove, CursorSet, CursorShape, DrawCopy, DrawFill,
-                  QxlDevice, Rect, SurfaceCreate)
+                  QxlDevice, Rect, SurfaceCreate, SurfaceDestroy)
 
 BACKGROUND = 0x203040
 BOX_COLOR = 0xE0A030
 TEXT = (0xF0, 0xF0, 0xF0)
 BOX = 48
+MIN_SIZE, MAX_SIZE = 64, 8192
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -74,6 +75,20 @@ class DemoDesktop:
         self.counter_rect = Rect(24, 140, 24 + 360, 140 + 28)
         self.arena = Rect(0, 200, width, height - 100)
         self.last_clock = ""
+
+    def resize(self, width: int, height: int) -> None:
+        """The guest takes a new mode (xrandr after a MONITORS_CONFIG): a new primary surface
+        of that size, the scene drawn again on it."""
+        width, height = max(MIN_SIZE, min(MAX_SIZE, width)), max(MIN_SIZE, min(MAX_SIZE, height))
+        if (width, height) == (self.width, self.height):
+            return
+        self.device.submit(SurfaceDestroy(PRIMARY_SURFACE))
+        self.width, self.height = width, height
+        self.arena = Rect(0, min(200, height // 2), width, max(min(200, height // 2) + BOX + 2, height - 100))
+        a = self.arena
+        self.box = (max(a.left, min(self.box[0], a.right - BOX - 1)), max(a.top, min(self.box[1], a.bottom - BOX - 1)))
+        self.last_clock = ""
+        self.draw_initial()
 
     def draw_initial(self) -> None:
         d, w, h = self.device, self.width, self.height

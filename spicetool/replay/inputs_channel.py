@@ -32,10 +32,18 @@ class InputsChannel(ChannelClient):
             log.write(sid, self.peer, msg.name, modifiers=f["modifiers"])
         elif msg.name in ("mouse_motion", "mouse_position"):
             log.write(sid, self.peer, msg.name, **f)
+            agent = self.session.agent
+            if msg.name == "mouse_position" and agent is not None and self.session.mouse_mode == 2:
+                # client mouse mode: spice-server hands the position to the guest agent
+                agent.mouse_state(f["x"], f["y"], f["buttons_state"], f["display_id"])
             self.motions += 1
             if self.motions % MOTION_ACK_BUNCH == 0:
                 self.push("mouse_motion_ack", {})
         elif msg.name in ("mouse_press", "mouse_release"):
             log.write(sid, self.peer, msg.name, **f)
+            agent = self.session.agent
+            if agent is not None and self.session.mouse_mode == 2 and agent.agent.mouse is not None:
+                m = agent.agent.mouse
+                agent.mouse_state(m["x"], m["y"], f["buttons_state"], m["display_id"])
         else:
             raise ClientDropped(f"unexpected inputs message {msg.name}")

@@ -4,12 +4,12 @@ from __future__ import annotations
 from spicetool.stack import Message
 from spicetool.stack.events import AgentMessage
 
+from .agent import AGENT_TOKENS, AgentLink
 from .channel import ChannelClient, ClientDropped
 
 MOUSE_MODE_SERVER, MOUSE_MODE_CLIENT = 1, 2
-AGENT_TOKENS = 10  # REDS_AGENT_WINDOW_SIZE: AGENT_DATA messages a client may send before a token returns
-# With no guest agent, nothing needs a big vdagent message: bound what a client can make the
-# stack hold while it reassembles one (the stack itself allows 64 MiB).
+# Bound what a client can make the stack (and the agent link) hold while it reassembles one
+# vdagent message (the stack itself allows 64 MiB): clipboard data and file chunks fit.
 MAX_PENDING_AGENT_BYTES = 1 << 20
 
 
@@ -19,10 +19,13 @@ class MainChannel(ChannelClient):
     def on_connect(self) -> None:
         self.agent_pending = 0
         s = self.session
+        agent = self.server.agent
+        self.agent = AgentLink(agent, self) if agent is not None else None
+        s.agent = self.agent
         self.push("init", {
             "session_id": s.session_id, "display_channels_hint": 1,
             "supported_mouse_modes": MOUSE_MODE_SERVER | MOUSE_MODE_CLIENT,
-            "current_mouse_mode": s.mouse_mode, "agent_connected": 0,
+            "current_mouse_mode": s.mouse_mode, "agent_connected": int(self.agent is not None),
             "agent_tokens": AGENT_TOKENS, "multi_media_time": self.server.mm_time(),
             "ram_hint": 0})
         if "name_and_uuid" in self.link.channel_caps:
@@ -43,8 +46,17 @@ class MainChannel(ChannelClient):
                                      "current_mode": self.session.mouse_mode})
         elif msg.name == "agent_start":
             self.session.client_agent_tokens = f["num_tokens"]
+            if self.agent is not None:
+                self.agent.on_start(f["num_tokens"])
         elif msg.name == "agent_token":
             self.session.client_agent_tokens += f["num_tokens"]
+            if self.agent is not None:
+                self.agent.on_token(f["num_tokens"])
+        elif msg.name == "agent_data" and self.agent is not None:
+            self.agent_pending += len(f["data"])
+            if self.agent_pending > MAX_PENDING_AGENT_BYTES:
+                raise ClientDropped(f"vdagent message of more than {MAX_PENDING_AGENT_BYTES} bytes")
+            self.agent.on_data(f["data"])
         elif msg.name == "agent_data":
             # No guest agent behind us: the data is consumed at once, so its token goes back.
             self.agent_pending += len(f["data"])
@@ -58,8 +70,12 @@ class MainChannel(ChannelClient):
 
     def on_agent_message(self, msg: AgentMessage) -> None:
         self.agent_pending = 0
+        if self.agent is not None:
+            return  # the agent link reads the same data with the caps it negotiated
         self.server.log(f"{self.peer} main: agent message {msg.name} ({msg.size} bytes), no agent "
                         "to deliver it to", verbose=True)
 
     def on_close(self) -> None:
+        if self.agent is not None:
+            self.agent.close()
         self.session.close()  # the session ends with its main channel

@@ -38,6 +38,10 @@ class ServeOptions:
     start: float = 0.0
     stop: float | None = None
     pause_at: float | None = None
+    # agent
+    agent: bool = False
+    agent_dir: Path | None = None
+    agent_max_file: int = 256 * 1024 * 1024
 
 
 async def run(opts: ServeOptions, console: Console) -> None:
@@ -57,10 +61,17 @@ async def run(opts: ServeOptions, console: Console) -> None:
         console.print(f"input {record['client']} {fields}", markup=False)
 
     log = InputLog(opts.input_log, echo if opts.verbose else None)
+    agent = None
+    if opts.agent:
+        from .agent import GuestAgent
+        # the demo's guest follows the client's monitor size; a replay keeps the capture's
+        agent = GuestAgent(opts.agent_dir, opts.agent_max_file,
+                           resize=desktop.resize if opts.replay is None else None)
     server = SpiceServer(device, opts.password, log, name=opts.name, link_timeout=opts.link_timeout,
                          ping_interval=opts.ping_interval,
                          log=lambda t: console.print(t, markup=False),  # client bytes are no markup
-                         verbose=opts.verbose, image_compression=opts.image_compression)
+                         verbose=opts.verbose, image_compression=opts.image_compression,
+                         agent=agent)
     await server.start(opts.host, opts.port)
     console.print(f"serving {what} on spice://{opts.host}:{server.port} "
                   f"({'password required' if opts.password else 'no password'}); Ctrl-C stops")

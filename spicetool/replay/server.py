@@ -35,8 +35,9 @@ class SpiceServer:
     def __init__(self, device: QxlDevice, password: bytes | None, input_log: InputLog | None = None,
                  name: str = "spicetool", link_timeout: float = 10.0, ping_interval: float = 10.0,
                  max_connections: int = 64, log: Callable[[str], None] | None = None,
-                 verbose: bool = False, image_compression: str = "off"):
+                 verbose: bool = False, image_compression: str = "off", agent=None):
         self.device = device
+        self.agent = agent  # a GuestAgent, or None: INIT says no agent
         self.image_compression = image_compression
         self.policy = TicketPolicy(password)
         self.input_log = input_log or InputLog()

@@ -17,6 +17,7 @@ class Session:
         self.peer = peer
         self.mouse_mode = MOUSE_MODE_CLIENT
         self.client_agent_tokens = 0
+        self.agent = None  # the AgentLink of its main channel, when the server has an agent
         self.channels: list["ChannelClient"] = []
         self.closed = False
 

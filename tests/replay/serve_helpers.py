@@ -77,7 +77,8 @@ class ServerThread:
     def __init__(self, tmp: Path, password: bytes | None = None, size: tuple[int, int] = (640, 480),
                  link_timeout: float = 10.0, ping_interval: float = 10.0, port: int | None = None,
                  replay: Path | None = None, speed: float = 1.0, loop: bool = False,
-                 start: float = 0.0, stop: float | None = None, pause_at: float | None = None):
+                 start: float = 0.0, stop: float | None = None, pause_at: float | None = None,
+                 agent: bool = False, agent_dir: Path | None = None, agent_max_file: int = 1 << 20):
         self.port = 0
         self.input_log_path = tmp / "inputs.jsonl"
         self.messages: list[str] = []
@@ -93,8 +94,14 @@ class ServerThread:
             self.desktop = DemoDesktop(self.device, *size)
             self.desktop.draw_initial()
         self.input_log = InputLog(self.input_log_path)
+        self.agent = None
+        if agent or agent_dir is not None:
+            from spicetool.replay.agent import GuestAgent
+            self.agent = GuestAgent(agent_dir, agent_max_file,
+                                    resize=self.desktop.resize if replay is None else None)
         self.server = SpiceServer(self.device, password, self.input_log, link_timeout=link_timeout,
-                                  ping_interval=ping_interval, log=self.messages.append, verbose=True)
+                                  ping_interval=ping_interval, log=self.messages.append, verbose=True,
+                                  agent=self.agent)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
         # another xdist worker may take a port between our look and our bind: try the next
@@ -332,3 +339,110 @@ def spice_server(tmp_path):
     for s in servers:
         s.stop()
     release_displays()
+
+
+# ---------------------------------------------------------------- an agent client, on the stack
+
+from spicetool.stack import build_agent_message  # noqa: E402
+from spicetool.stack.vdagent import AgentReassembler, caps_bits  # noqa: E402
+
+CLIENT_AGENT_CAPS = ["mouse_state", "monitors_config", "reply", "clipboard_by_demand",
+                     "clipboard_selection", "sparse_monitors_config", "guest_lineend_lf",
+                     "max_clipboard", "file_xfer_detailed_errors", "clipboard_no_release_on_regrab",
+                     "clipboard_grab_serial"]
+
+
+def agent_caps_words(names) -> list[int]:
+    from spicetool.stack.vdagent import AGENT_CAPS
+    word = 0
+    for n in names:
+        word |= 1 << AGENT_CAPS.index(n)
+    return [word]
+
+
+class AgentClient:
+    """A client main channel talking to the guest agent: AGENT_START, token accounting both
+    ways, vdagent messages built and reassembled by the stack."""
+
+    def __init__(self, port: int, caps=CLIENT_AGENT_CAPS, tokens: int = 10, start: bool = True,
+                 auto_tokens: bool = True):
+        self.auto_tokens = auto_tokens
+        self.raw = RawClient(port)
+        assert self.raw.link(1, caps=("protocol_auth_selection", "mini_header")) == "OK"
+        self.backlog: list[Message] = []
+        init = self.wait_main("init")
+        self.init = init.fields
+        self.tokens = init.fields["agent_tokens"]   # AGENT_DATA we may send
+        self.given = tokens                          # AGENT_DATA the server may send us
+        self.received_data = 0
+        self.reasm = AgentReassembler(Direction.SERVER)
+        self.agent: list = []
+        self.caps = list(caps)
+        self.token_msgs = 0
+        if start:
+            self.raw.send(self.raw.message("agent_start", {"num_tokens": tokens}))
+
+    def _pump(self, within: float) -> None:
+        for m in self.raw.messages(within):
+            if m.name == "agent_token":
+                self.tokens += m.fields["num_tokens"]
+                self.token_msgs += 1
+            elif m.name == "agent_data":
+                self.received_data += 1
+                if self.auto_tokens:
+                    self.give_tokens(1)
+                msgs, err = self.reasm.feed(m.fields["data"], caps_bits(agent_caps_words(self.caps)))
+                assert err is None, err
+                for a in msgs:
+                    a.fields.pop("__reserved", None)
+                self.agent += msgs
+            self.backlog.append(m)
+
+    def wait_main(self, name: str, timeout: float = 5.0) -> Message:
+        deadline = time.monotonic() + timeout
+        while True:
+            for m in self.backlog:
+                if m.name == name:
+                    self.backlog.remove(m)
+                    return m
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {name}; got {[m.name for m in self.backlog]}")
+            self._pump(0.2)
+
+    def give_tokens(self, n: int) -> None:
+        self.raw.send(self.raw.message("agent_token", {"num_tokens": n}))
+
+    def send(self, name: str, fields: dict, caps: set | None = None) -> None:
+        caps = caps if caps is not None else self.negotiated()
+        if "selection" in fields:
+            fields = {**fields, "__reserved": b"\0\0\0"}
+        data = build_agent_message(name, fields, caps=caps)
+        for i in range(0, len(data), 2048):
+            deadline = time.monotonic() + 5
+            while self.tokens <= 0:
+                assert time.monotonic() < deadline, "server returns no agent tokens"
+                self._pump(0.1)
+            self.tokens -= 1
+            self.raw.send(self.raw.message("agent_data", {"data": data[i:i + 2048]}))
+
+    def negotiated(self) -> set:
+        mine = caps_bits(agent_caps_words(self.caps))
+        return mine & self.reasm.caps if self.reasm.caps is not None else {6}
+
+    def announce(self) -> object:
+        self.send("announce_capabilities", {"request": 1, "caps": agent_caps_words(self.caps)}, caps={6})
+        return self.wait_agent("announce_capabilities")
+
+    def wait_agent(self, name: str, timeout: float = 5.0, **match):
+        deadline = time.monotonic() + timeout
+        while True:
+            for m in self.agent:
+                if m.name == name and all(m.fields.get(k) == v for k, v in match.items()):
+                    self.agent.remove(m)
+                    return m
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no agent {name} {match}; got {[(m.name, m.fields) for m in self.agent]}")
+            self._pump(0.1)
+
+    def close(self) -> None:
+        self.raw.close()
