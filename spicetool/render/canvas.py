@@ -210,7 +210,7 @@ class Canvas:
         put(surface, reg, out)
 
     def _draw_stroke(self, surface: Surface, reg: Region, base: dict, d: dict) -> None:
-        lines = stroke_mask(d["path"], reg)
+        lines = stroke_mask(d["path"], reg, d.get("attr"))
         reg.restrict(lines)
         if reg.empty:
             return

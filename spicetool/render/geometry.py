@@ -50,19 +50,58 @@ def _polylines(path: dict[str, Any]) -> list[list[tuple[float, float]]]:
     return lines
 
 
-def stroke_mask(path: dict[str, Any], reg: Region) -> np.ndarray:
-    """Pixels of the region a one-pixel-wide stroke of the path covers."""
+LINE_START_WITH_GAP, LINE_STYLED = 4, 8
+
+
+def _flag_bits(v: Any) -> int:
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return sum({"STYLED": LINE_STYLED, "START_WITH_GAP": LINE_START_WITH_GAP}.get(str(n), 0) for n in v)
+    return int(v or 0)
+
+
+def dash_pattern(attr: dict[str, Any] | None) -> tuple[np.ndarray, int] | None:
+    """A styled LineAttr's dashes in whole pixels (on, off, on, ... from its 28.4 lengths) and the
+    phase the first pixel starts at (START_WITH_GAP: the first gap); None for a solid line."""
+    if not attr or not _flag_bits(attr.get("flags")) & LINE_STYLED:
+        return None
+    style = attr.get("style")
+    if style is None:
+        style = (attr.get("u2") or {}).get("style")
+    lengths = [max(0, int(v) >> 4) for v in (style or [])][:255]
+    if len(lengths) % 2:  # an odd count repeats once more, swapping on and off (as X dashes do)
+        lengths = lengths * 2
+    if not lengths or sum(lengths) == 0:
+        return None
+    phase = lengths[0] if _flag_bits(attr.get("flags")) & LINE_START_WITH_GAP else 0
+    return np.array(lengths, np.int64), phase
+
+
+def stroke_mask(path: dict[str, Any], reg: Region, attr: dict[str, Any] | None = None) -> np.ndarray:
+    """Pixels of the region a one-pixel-wide stroke of the path covers; a styled LineAttr leaves
+    its gaps out, the pattern running on along each polyline (on/off dashes)."""
     keep = np.zeros(reg.shape, bool)
     budget = MAX_LINE_POINTS
+    dashes = dash_pattern(attr)
+    if dashes is not None:
+        ends = np.cumsum(dashes[0])
+        period = int(ends[-1])
     for line in _polylines(path):
-        for (x0, y0), (x1, y1) in zip(line, line[1:]):
+        run = dashes[1] if dashes is not None else 0  # pixels of the pattern used so far on this line
+        for i, ((x0, y0), (x1, y1)) in enumerate(zip(line, line[1:])):
             n = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
             budget -= n
             if budget < 0:
                 return keep
             xs = np.floor(np.linspace(x0, x1, n)).astype(np.int64) - reg.x0
             ys = np.floor(np.linspace(y0, y1, n)).astype(np.int64) - reg.y0
-            ok = (xs >= 0) & (xs < reg.shape[1]) & (ys >= 0) & (ys < reg.shape[0])
+            if i:  # a joint pixel belongs to the segment before
+                xs, ys = xs[1:], ys[1:]
+            on = np.ones(len(xs), bool)
+            if dashes is not None:
+                pos = (run + np.arange(len(xs))) % period
+                on = np.searchsorted(ends, pos, side="right") % 2 == 0
+                run += len(xs)
+            ok = on & (xs >= 0) & (xs < reg.shape[1]) & (ys >= 0) & (ys < reg.shape[0])
             keep[ys[ok], xs[ok]] = True
     return keep
 

@@ -415,3 +415,26 @@ def test_composite_samples_with_the_filter_the_message_asks_for(filt, expect) ->
     # without a transform both filters give the source pixels themselves
     same = composite(1 | (filt << SRC_FILTER_SHIFT), np.tile(src, (1, 2, 1)), None, dst, (0, 0), (0, 0), None, None)
     assert same[0, :, 0].tolist() == [0, 255, 0, 255]
+
+
+@pytest.mark.parametrize("flags,expect", [
+    (0, "#" * 12),  # solid
+    (8, "###..##.###."),  # STYLED: dashes 3 on, 2 off, 2 on, 1 off (28.4 lengths), on along the joint
+    (8 | 4, "..##.###..##"),  # START_WITH_GAP: the pattern starts in its first gap
+])
+def test_stroke_line_styles(flags, expect) -> None:
+    """DRAW_STROKE with a styled LineAttr: on/off dashes in pixels, running on across the
+    polyline's joint, START_WITH_GAP starting in the first gap."""
+    from spicetool.render.geometry import stroke_mask
+    from spicetool.render.surfaces import Region
+    pts = [(0, 2), (5, 2), (11, 2)]  # two segments along row 2, joint at x=5
+    path = {"segments": [{"flags": 1 | 2, "points": [{"x": x * 16, "y": y * 16} for x, y in pts]}]}
+    import struct
+
+    from spicetool.stack.channels.display import LineAttr
+    # the LineAttr wire bytes (flags, style_nseg, style pointer, 28.4 lengths) through the stack's parser
+    wire = bytes([flags, 4]) + struct.pack("<I", 6) + struct.pack("<4i", 3 * 16, 2 * 16, 2 * 16, 1 * 16)
+    attr = LineAttr.parse(wire, 0, [])[0]
+    keep = stroke_mask(path, Region(0, 4, 0, 12), attr)
+    assert "".join("#" if k else "." for k in keep[2]) == expect
+    assert keep.sum() == expect.count("#")
