@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import sys
 from pathlib import Path
 
@@ -33,6 +34,19 @@ def _when(value: str | None, name: str) -> float | None:
     if not (t >= 0):
         raise click.BadParameter(f"{value!r} is negative", param_hint=name)
     return t
+
+
+def _secure_channels(value: str) -> set[int]:
+    from spicetool.stack.types import CHANNEL_TYPES
+    served = ["main", "display", "inputs", "cursor"]
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if names == ["all"]:
+        names = served
+    bad = [n for n in names if n not in served]
+    if bad:
+        raise click.BadParameter(f"{', '.join(bad)}: not among {', '.join(served)} (or 'all')",
+                                 param_hint="--secure-channels")
+    return {CHANNEL_TYPES[n] for n in names}
 
 
 def _password(password: str | None, password_file: Path | None, disable_ticketing: bool) -> bytes | None:
@@ -104,13 +118,24 @@ def _password(password: str | None, password_file: Path | None, disable_ticketin
 @click.option("--agent-max-file", type=click.IntRange(0, 1 << 40), default=256 * 1024 * 1024,
               show_default=True, help="Largest file (bytes) the agent accepts; four times this "
                                        "over the server's life.")
+@click.option("--tls-port", type=click.IntRange(1, 65535),
+              help="Also listen for TLS on this port (as spice-server's tls-port).")
+@click.option("--cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="--tls-port: the server certificate (PEM); without --cert/--key a self-signed "
+                   "one is made and its path printed (give it to the client as its CA file).")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="--tls-port: the private key of --cert (PEM).")
+@click.option("--secure-channels", default="",
+              help="Channels linked over TLS only, comma-separated (main,display,inputs,cursor) "
+                   "or 'all': the plain port answers them NEED_SECURED.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every channel, latency and input event.")
 def serve(host: str, port: int, password: str | None, password_file: Path | None,
           disable_ticketing: bool, size: tuple[int, int], fps: float, still: bool,
           input_log: Path | None, image_compression: str, name: str, link_timeout: float,
           ping_interval: float, replay: Path | None, speed: float, loop: bool, start: float | None,
           stop: float | None, pause_at: float | None, agent: bool, agent_dir: Path | None,
-          agent_max_file: int, verbose: bool) -> None:
+          agent_max_file: int, tls_port: int | None, cert: Path | None, key: Path | None,
+          secure_channels: str, verbose: bool) -> None:
     """Serve a desktop over SPICE to real clients (remote-viewer, spicy, spicy-screenshot).
 
     With no capture, the desktop is a built-in demo: a clock, text, colour bars, a moving box
@@ -149,6 +174,14 @@ def serve(host: str, port: int, password: str | None, password_file: Path | None
                         image_compression, size, fps, still, replay, speed, loop,
                         start or 0.0, stop, pause_at, agent or agent_dir is not None, agent_dir,
                         agent_max_file)
+    opts.tls_port, opts.cert, opts.key = tls_port, cert, key
+    opts.secure_channels = _secure_channels(secure_channels)
+    if (cert is None) != (key is None):
+        raise click.UsageError("--cert and --key go together")
+    if tls_port is None and (cert is not None or opts.secure_channels):
+        raise click.UsageError("--cert/--key and --secure-channels go with --tls-port")
+    if tls_port is not None and tls_port == port:
+        raise click.UsageError("--tls-port must differ from --port")
     if agent_dir is not None and not agent_dir.is_dir():
         raise click.UsageError(f"--agent-dir {agent_dir}: not a directory")
     console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -157,6 +190,9 @@ def serve(host: str, port: int, password: str | None, password_file: Path | None
     except ReplayError as e:
         console.print(f"[red]error:[/] {e}")
         sys.exit(3)
+    except ssl.SSLError as e:
+        console.print(f"[red]error:[/] --cert/--key: {e.reason or e}")
+        sys.exit(1)
     except OSError as e:
         console.print(f"[red]error:[/] cannot listen on {host}:{port}: {e.strerror or e}")
         sys.exit(1)

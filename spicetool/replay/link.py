@@ -3,7 +3,8 @@
 Checks and refusals follow spice-server's reds.cpp: bad magic -> INVALID_MAGIC, another major
 version -> VERSION_MISMATCH (silence for major 0), a size or capability list out of range ->
 INVALID_DATA (all three as a LinkReply); a wrong ticket -> PERMISSION_DENIED, a channel of an
-unknown session -> BAD_CONNECTION_ID (as the u32 link result).
+unknown session -> BAD_CONNECTION_ID (as the u32 link result); a --secure-channels channel on
+the plain port -> NEED_SECURED (as a LinkReply), after which spice-gtk reconnects with TLS.
 
 Two refusals deliberately differ from spice-server, so the client can tell what happened:
 a channel we do not serve gets CHANNEL_NOT_AVAILABLE in the LinkReply (spice-server closes
@@ -81,7 +82,8 @@ async def _send_link_error(writer: asyncio.StreamWriter, error: str) -> None:
 
 
 async def accept_link(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                      policy: TicketPolicy, channel_available, session_exists) -> LinkedChannel:
+                      policy: TicketPolicy, channel_available, session_exists,
+                      needs_tls=None, tls: bool = False) -> LinkedChannel:
     """Run the link stage; returns the linked channel or raises LinkRefused (after telling the
     client why).  channel_available(type, id) and session_exists(connection_id) are the server's."""
     header = await reader.readexactly(LINK_HEADER.size)
@@ -109,6 +111,11 @@ async def accept_link(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     if not channel_available(ctype, cid):
         await _send_link_error(writer, "CHANNEL_NOT_AVAILABLE")
         raise LinkRefused("CHANNEL_NOT_AVAILABLE", f"no channel of type {ctype} id {cid}")
+    if not tls and needs_tls is not None and needs_tls(ctype):
+        # spice-server's security check: a secure channel on the plain port (the client
+        # reconnects to the TLS port)
+        await _send_link_error(writer, "NEED_SECURED")
+        raise LinkRefused("NEED_SECURED", f"channel type {ctype} is secure: TLS port only")
 
     writer.write(build_link_reply({"error": "OK", "pub_key": policy.pub_der,
                                    "common_caps": SERVER_COMMON_CAPS,

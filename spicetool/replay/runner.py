@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -42,6 +43,11 @@ class ServeOptions:
     agent: bool = False
     agent_dir: Path | None = None
     agent_max_file: int = 256 * 1024 * 1024
+    # TLS
+    tls_port: int | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    secure_channels: set = field(default_factory=set)
 
 
 async def run(opts: ServeOptions, console: Console) -> None:
@@ -71,10 +77,19 @@ async def run(opts: ServeOptions, console: Console) -> None:
                          ping_interval=opts.ping_interval,
                          log=lambda t: console.print(t, markup=False),  # client bytes are no markup
                          verbose=opts.verbose, image_compression=opts.image_compression,
-                         agent=agent)
+                         agent=agent, secure_channels=opts.secure_channels)
     await server.start(opts.host, opts.port)
+    tls_note = ""
+    if opts.tls_port is not None:
+        from .tls import self_signed, server_context
+        cert, key = opts.cert, opts.key
+        if cert is None:
+            cert, key = self_signed(opts.host, Path(tempfile.mkdtemp(prefix="spicetool-serve-tls-")))
+            console.print(f"self-signed certificate (the client's CA file): {cert}", markup=False)
+        await server.start_tls(opts.host, opts.tls_port, server_context(cert, key))
+        tls_note = f", TLS on port {server.tls_port}"
     console.print(f"serving {what} on spice://{opts.host}:{server.port} "
-                  f"({'password required' if opts.password else 'no password'}); Ctrl-C stops")
+                  f"({'password required' if opts.password else 'no password'}{tls_note}); Ctrl-C stops")
     stop = asyncio.Event()
     if opts.replay is not None:
         driver = asyncio.create_task(replay.run())

@@ -35,8 +35,11 @@ class SpiceServer:
     def __init__(self, device: QxlDevice, password: bytes | None, input_log: InputLog | None = None,
                  name: str = "spicetool", link_timeout: float = 10.0, ping_interval: float = 10.0,
                  max_connections: int = 64, log: Callable[[str], None] | None = None,
-                 verbose: bool = False, image_compression: str = "off", agent=None):
+                 verbose: bool = False, image_compression: str = "off", agent=None,
+                 secure_channels: set[int] | frozenset = frozenset()):
         self.device = device
+        self.secure_channels = set(secure_channels)  # channel types linked over TLS only
+        self._tls_server: asyncio.base_events.Server | None = None
         self.agent = agent  # a GuestAgent, or None: INIT says no agent
         self.image_compression = image_compression
         self.policy = TicketPolicy(password)
@@ -75,6 +78,15 @@ class SpiceServer:
     async def start(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(self._handle, host, port, reuse_address=True)
 
+    async def start_tls(self, host: str, port: int, context) -> None:
+        """Listen for TLS connections too (an ssl.SSLContext for the server side)."""
+        self._tls_server = await asyncio.start_server(self._handle, host, port, reuse_address=True,
+                                                      ssl=context, ssl_handshake_timeout=self.link_timeout)
+
+    @property
+    def tls_port(self) -> int | None:
+        return self._tls_server.sockets[0].getsockname()[1] if self._tls_server is not None else None
+
     @property
     def port(self) -> int:
         assert self._server is not None
@@ -88,6 +100,8 @@ class SpiceServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        if self._tls_server is not None:
+            self._tls_server.close()
         for s in list(self.sessions.values()):
             s.close()
         for t in list(self._handlers):  # clients still in the link stage
@@ -95,6 +109,8 @@ class SpiceServer:
         await asyncio.gather(*self._handlers, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+        if self._tls_server is not None:
+            await self._tls_server.wait_closed()
 
     def _new_session_id(self) -> int:
         while True:
@@ -126,9 +142,11 @@ class SpiceServer:
             writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
+        tls = writer.get_extra_info("ssl_object") is not None
         try:
             link = await asyncio.wait_for(
-                accept_link(reader, writer, self.policy, self.channel_available, self.session_exists),
+                accept_link(reader, writer, self.policy, self.channel_available, self.session_exists,
+                            self.secure_channels.__contains__, tls),
                 self.link_timeout)
         except LinkRefused as e:
             self._refused(peer, e.error, e.reason)
@@ -155,7 +173,7 @@ class SpiceServer:
         session.channels.append(channel)
         self.stats["channels_linked"] += 1
         self.log(f"{peer}: {channel.name} channel linked (session {session.session_id:#010x}, "
-                 f"{'mini' if link.mini_header else 'full'} headers)", verbose=True)
+                 f"{'mini' if link.mini_header else 'full'} headers{', TLS' if tls else ''})", verbose=True)
         reason = await channel.run()
         self.log(f"{peer}: {channel.name} channel ended: {reason}",
                  verbose=reason in ("client disconnected", "closed by server"))

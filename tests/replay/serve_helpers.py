@@ -78,7 +78,8 @@ class ServerThread:
                  link_timeout: float = 10.0, ping_interval: float = 10.0, port: int | None = None,
                  replay: Path | None = None, speed: float = 1.0, loop: bool = False,
                  start: float = 0.0, stop: float | None = None, pause_at: float | None = None,
-                 agent: bool = False, agent_dir: Path | None = None, agent_max_file: int = 1 << 20):
+                 agent: bool = False, agent_dir: Path | None = None, agent_max_file: int = 1 << 20,
+                 tls: bool = False, secure_channels: set = frozenset()):
         self.port = 0
         self.input_log_path = tmp / "inputs.jsonl"
         self.messages: list[str] = []
@@ -101,7 +102,7 @@ class ServerThread:
                                     resize=self.desktop.resize if replay is None else None)
         self.server = SpiceServer(self.device, password, self.input_log, link_timeout=link_timeout,
                                   ping_interval=ping_interval, log=self.messages.append, verbose=True,
-                                  agent=self.agent)
+                                  agent=self.agent, secure_channels=secure_channels)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
         # another xdist worker may take a port between our look and our bind: try the next
@@ -119,6 +120,23 @@ class ServerThread:
         else:
             raise peers.PeerError(f"no free port among {list(PORTS)}")
         self._anim: asyncio.Task | None = None
+        self.tls_port = 0
+        self.ca_file: Path | None = None
+        if tls:
+            from spicetool.replay.tls import self_signed, server_context
+            self.ca_file, key = self_signed("127.0.0.1", tmp / "tls")
+            ctx = server_context(self.ca_file, key)
+            for candidate in PORTS:
+                if candidate == self.port or not peers.port_free(candidate):
+                    continue
+                try:
+                    self.call(self.server.start_tls("127.0.0.1", candidate, ctx))
+                except OSError:
+                    continue
+                self.tls_port = candidate
+                break
+            else:
+                raise peers.PeerError(f"no free TLS port among {list(PORTS)}")
 
     def call(self, what, timeout: float = 30.0):
         """Run a coroutine or a plain function on the server's loop and return its result."""
