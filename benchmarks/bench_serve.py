@@ -1,6 +1,12 @@
 """`spicetool serve` measured with real and scripted clients, on loopback.
 
     python benchmarks/bench_serve.py [--port 5948] [--seconds 5]
+    python benchmarks/bench_serve.py --load 50 [--speed 10] [--capture X]
+
+--load N: N clients built on the stack (main + display channel each, ACKing like spice-gtk)
+watch the corpus's longest session replayed at --speed; the server runs in a process of its
+own. Prints display messages (frames) sent/s and bytes/s over all clients, the server's memory
+per client, and whether the replay or any client fell behind its pacing.
 
 Prints, for each image compression: the time spicy-screenshot takes from start to written
 picture (link of two channels, surface image, decode), and the display throughput to one
@@ -90,11 +96,208 @@ def input_rate(srv: ServerThread, n: int = 100_000) -> float:
     return n / (time.perf_counter() - t)
 
 
+def longest_capture() -> tuple[Path, float]:
+    """The corpus capture whose session lasts longest (first to last SPICE record)."""
+    from spicetool.render.frames import records_of
+    best: tuple[Path, float] | None = None
+    for path in sorted((ROOT / "captures").glob("*.pcap*")):
+        first = last = None
+        try:
+            for rec in records_of(str(path)):
+                first = rec.time if first is None else first
+                last = rec.time
+        except Exception:
+            pass
+        if first is not None and (best is None or last - first > best[1]):
+            best = (path, last - first)
+    assert best is not None, "no capture in captures/"
+    return best
+
+
+def _rss_kib(pid: str = "self") -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _load_server(conn, capture: str, speed: float, port: int, max_connections: int) -> None:
+    """The server process: a replay held at its first picture until told to go."""
+    with tempfile.TemporaryDirectory() as d:
+        srv = ServerThread(Path(d), port=port, replay=Path(capture), speed=speed, pause_at=0.0)
+        srv.server.max_connections = max_connections
+        srv.server._log = None
+        finished = srv.start_replay()
+        peers.wait_until(lambda: srv.replay.paused.is_set(), 30, "replay held")
+        conn.send(("ready", _rss_kib()))
+        while True:
+            cmd = conn.recv()
+            if cmd == "rss":
+                conn.send(_rss_kib())
+            elif cmd == "go":
+                srv.call(srv.replay.resume)
+                start = time.monotonic()
+                finished.wait(3600)
+                took = time.monotonic() - start
+                span = srv.replay.position
+                conn.send({"took": took, "span": span, "end": time.monotonic(), "rss": _rss_kib(),
+                           "stats": dict(srv.server.stats), "sessions": srv.sessions()})
+            elif cmd == "stop":
+                srv.stop()
+                return
+
+
+class LoadClient:
+    """One scripted client (main + display) on asyncio, parsing with the stack."""
+
+    def __init__(self) -> None:
+        self.messages = self.draws = self.bytes = 0
+        self.last = 0.0
+        self.error: str | None = None
+
+    async def _link(self, port: int, ctype: int, conn_id: int):
+        import asyncio
+        from spicetool.stack import build_link_mess, encrypt_ticket
+        from spicetool.stack.link import LINK_HEADER, parse_link_reply
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(build_link_mess({"channel_type": ctype, "channel_id": 0, "connection_id": conn_id,
+                                 "common_caps": ["protocol_auth_selection", "mini_header"]}))
+        head = await r.readexactly(LINK_HEADER.size)
+        body = await r.readexactly(LINK_HEADER.unpack(head)[3])
+        reply = parse_link_reply(head + body, 0, ctype)[0]
+        assert reply["error"] == "OK", reply["error"]
+        w.write((1).to_bytes(4, "little") + encrypt_ticket(reply["pub_key"], b""))
+        assert int.from_bytes(await r.readexactly(4), "little") == 0
+        return r, w
+
+    async def run(self, port: int, linked, stop) -> None:
+        import asyncio
+        from spicetool.stack import ChannelConnection, Direction, Message, build_message
+        try:
+            mr, mw = await self._link(port, 1, 0)
+            main = ChannelConnection.resume(1, 0, True)
+            sid = None
+            while sid is None:
+                for ev in main.receive(Direction.SERVER, await mr.read(65536)):
+                    if isinstance(ev, Message) and ev.name == "init":
+                        sid = ev.fields["session_id"]
+            dr, dw = await self._link(port, DISPLAY, sid)
+            disp = ChannelConnection.resume(DISPLAY, 0, True)
+            dw.write(build_message(DISPLAY, Direction.CLIENT, "init", {
+                "pixmap_cache_id": 1, "pixmap_cache_size": 0, "glz_dictionary_id": 1,
+                "glz_dictionary_window_size": 0}, True))
+            linked()
+            window, since = 0, 0
+            while not stop.is_set():
+                chunk = await dr.read(1 << 20)
+                if not chunk:
+                    break
+                now = time.monotonic()
+                self.bytes += len(chunk)
+                for ev in disp.receive(Direction.SERVER, chunk):
+                    if not isinstance(ev, Message):
+                        continue
+                    self.messages += 1
+                    if ev.name.startswith("draw_"):
+                        self.draws += 1
+                        self.last = now
+                    if ev.name == "set_ack":
+                        window, since = ev.fields["window"], 0
+                        dw.write(build_message(DISPLAY, Direction.CLIENT, "ack_sync",
+                                               {"generation": ev.fields["generation"]}, True))
+                        continue
+                    if ev.name == "ping":
+                        dw.write(build_message(DISPLAY, Direction.CLIENT, "pong", {
+                            "id": ev.fields["id"], "timestamp": ev.fields["timestamp"]}, True))
+                    if window:
+                        since += 1
+                        if since == window:
+                            dw.write(build_message(DISPLAY, Direction.CLIENT, "ack", {}, True))
+                            since = 0
+            mw.close(), dw.close()
+        except Exception as e:  # reported, not raised: one bad client must not end the run
+            self.error = f"{type(e).__name__}: {e}"
+            linked()
+
+
+def load(n: int, speed: float, port: int, capture: Path | None) -> None:
+    import asyncio
+    import multiprocessing as mp
+    if capture is None:
+        capture, span = longest_capture()
+    else:
+        span = 0.0
+    print(f"load: {n} clients, {capture.name} ({span:.1f} s captured) at {speed:g}x")
+    parent, child = mp.Pipe()
+    proc = mp.get_context("spawn").Process(target=_load_server, args=(child, str(capture), speed, port, 4 * n + 8))
+    proc.start()
+    tag, rss0 = parent.recv()
+    clients = [LoadClient() for _ in range(n)]
+
+    async def go() -> dict:
+        stop = asyncio.Event()
+        count = [0]
+        all_linked = asyncio.Event()
+
+        def linked() -> None:
+            count[0] += 1
+            if count[0] == n:
+                all_linked.set()
+        tasks = [asyncio.create_task(c.run(port, linked, stop)) for c in clients]
+        await asyncio.wait_for(all_linked.wait(), 120)
+        await asyncio.sleep(1.0)               # every first picture taken in
+        parent.send("rss")
+        rss1 = parent.recv()
+        base = [(c.messages, c.draws, c.bytes) for c in clients]
+        t0 = time.monotonic()
+        parent.send("go")
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(None, parent.recv)
+        await asyncio.sleep(2.0)               # what is still in flight
+        stop.set()
+        t1 = result["end"]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        result.update(rss1=rss1, t0=t0, base=base)
+        return result
+
+    try:
+        r = asyncio.run(go())
+    finally:
+        parent.send("stop")
+        proc.join(30)
+    took = r["took"]
+    draws = sum(c.draws - b[1] for c, b in zip(clients, r["base"]))
+    size = sum(c.bytes - b[2] for c, b in zip(clients, r["base"]))
+    expected = r["span"] / speed
+    lags = [max(0.0, c.last - r["end"]) for c in clients if c.last]
+    errors = [c.error for c in clients if c.error]
+    behind_replay = took > expected * 1.10 + 0.5
+    behind = [i for i, lag in enumerate(lags) if lag > 1.0]
+    print(f"replay: {r['span']:.1f} s of capture in {took:.2f} s (paced: {expected:.2f} s)"
+          f"{'  FELL BEHIND' if behind_replay else ''}")
+    print(f"sent to all clients: {draws / took:.0f} frames (draw messages)/s, {size / took / 1e6:.1f} MB/s "
+          f"({draws // max(1, n)} frames, {size / max(1, n) / 1e6:.1f} MB per client)")
+    print(f"server memory: {rss0 / 1024:.0f} MiB before, {r['rss1'] / 1024:.0f} MiB with {n} clients: "
+          f"{(r['rss1'] - rss0) / max(1, n):.0f} KiB per client; {r['rss'] / 1024:.0f} MiB at the end")
+    print(f"clients behind pacing (last frame > 1 s after the replay's end): {len(behind)} of {n}; "
+          f"worst lag {max(lags, default=0):.2f} s; server pipe collapses {r['stats'].get('pipe_collapses', 0)}, "
+          f"dropped {r['stats'].get('clients_dropped', 0)}; client errors {len(errors)}"
+          + (f" (e.g. {errors[0]})" if errors else ""))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=5948)
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--load", type=int, metavar="N", help="N stack clients watch a replay (see above)")
+    ap.add_argument("--speed", type=float, default=10.0)
+    ap.add_argument("--capture", type=Path, help="--load: this capture instead of the longest")
     args = ap.parse_args()
+    if args.load:
+        load(args.load, args.speed, args.port, args.capture)
+        return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         print(f"{'compression':12} {'screenshot s (median)':>22} {'msgs/s':>9} {'MB/s':>7} {'frames/s':>9}")
