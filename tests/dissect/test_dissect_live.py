@@ -32,9 +32,10 @@ def start_live(*extra: str) -> subprocess.Popen[str]:
         [sys.executable, "-m", "spicetool", "dissect", "--live", "-i", "lo", "-f", f"tcp port {PORT}", "--json",
          *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
-    line = proc.stderr.readline()  # "capturing on lo ..." once the sniffer runs
-    assert "capturing on lo" in line, line + proc.stderr.read()
-    time.sleep(1.0)  # the sniffer's socket is bound just after it reports
+    line = proc.stderr.readline()  # "capturing on lo ..." once the socket is open
+    if "capturing on lo" not in line:
+        proc.kill()
+        pytest.fail(f"dissect --live did not start: {line}{proc.communicate(timeout=10)[1]}")
     return proc
 
 
