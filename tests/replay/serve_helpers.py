@@ -443,6 +443,15 @@ class AgentClient:
             self.tokens -= 1
             self.raw.send(self.raw.message("agent_data", {"data": data[i:i + 2048]}))
 
+    def send_raw_chunk(self, chunk: bytes) -> None:
+        """One AGENT_DATA with these bytes (tokens respected), whatever they hold."""
+        deadline = time.monotonic() + 5
+        while self.tokens <= 0:
+            assert time.monotonic() < deadline, "server returns no agent tokens"
+            self._pump(0.05)
+        self.tokens -= 1
+        self.raw.send(self.raw.message("agent_data", {"data": chunk}))
+
     def negotiated(self) -> set:
         mine = caps_bits(agent_caps_words(self.caps))
         return mine & self.reasm.caps if self.reasm.caps is not None else {6}

@@ -237,3 +237,22 @@ def test_mouse_state_in_client_mode(spice_server):
     peers.wait_until(lambda: srv.agent.mouse is not None, 5, "mouse state")
     assert srv.agent.mouse["x"] == 123 and srv.agent.mouse["y"] == 45
     assert srv.agent.mouse["buttons"] == 2 | 8       # VD_AGENT_LBUTTON_MASK | VD_AGENT_RBUTTON_MASK
+
+
+def test_oversized_agent_message_is_refused(spice_server):
+    """A vdagent message announced bigger than anything the agent takes is not buffered: the
+    client is dropped once 1 MiB of it has come in, and the server goes on."""
+    srv = spice_server(agent=True)
+    c = AgentClient(srv.port)
+    c.announce()
+    import struct
+    head = struct.pack("<IIQI", 1, 4, 0, 48 * 1024 * 1024)   # CLIPBOARD of 48 MiB
+    chunks = [head + b"\0" * (2048 - len(head))] + [b"\0" * 2048] * 600
+    try:
+        for chunk in chunks:
+            c.send_raw_chunk(chunk)
+    except (BrokenPipeError, ConnectionResetError, AssertionError):
+        pass
+    assert c.raw.closed_by_server(5)
+    assert any("more than" in r for _, _, r in srv.server.refusals)
+    assert AgentClient(srv.port).announce().fields["request"] == 0   # the next client is served
