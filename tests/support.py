@@ -89,3 +89,12 @@ def wireshark_in_step(seq: list, type_of) -> list:
         if type_of(m) == 0:
             return seq[:i]
     return seq
+
+
+def read_ppm(path: Path):
+    """A picture file (spicy-screenshot writes binary PPM) as an (h, w, 3) uint8 array."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))

@@ -26,6 +26,7 @@ from spicetool.replay.demo import DemoDesktop  # noqa: E402
 from spicetool.replay.inputlog import InputLog  # noqa: E402
 from spicetool.replay.qxl import QxlDevice  # noqa: E402
 from spicetool.replay.server import SpiceServer  # noqa: E402
+from support import read_ppm  # noqa: F401  (the serve tests import it from here)
 
 PORTS = range(5940, 5950)
 DISPLAYS = range(40, 50)
@@ -211,26 +212,7 @@ class ServerThread:
         self.input_log.close()
 
 
-def read_ppm(path: Path) -> np.ndarray:
-    """A binary P6 PPM (what spicy-screenshot writes) as (h, w, 3) uint8."""
-    data = path.read_bytes()
-    fields: list[bytes] = []
-    pos = 0
-    while len(fields) < 4:
-        while data[pos:pos + 1].isspace():
-            pos += 1
-        if data[pos:pos + 1] == b"#":
-            pos = data.index(b"\n", pos) + 1
-            continue
-        end = pos
-        while not data[end:end + 1].isspace():
-            end += 1
-        fields.append(data[pos:end])
-        pos = end
-    assert fields[0] == b"P6" and fields[3] == b"255", fields
-    w, h = int(fields[1]), int(fields[2])
-    pixels = data[pos + 1:pos + 1 + w * h * 3]
-    return np.frombuffer(pixels, dtype=np.uint8).reshape(h, w, 3)
+
 
 
 def find_subimage(haystack: np.ndarray, needle: np.ndarray) -> tuple[int, int] | None:
