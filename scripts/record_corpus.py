@@ -595,6 +595,15 @@ def final_picture(s: Session, xs: peers.Xspice, progs: dict[str, peers.Program],
     for name in frozen:
         progs[name].pause()
     tl.note("SIGSTOP", programs=frozen)
+    # Xspice draws the X pointer into the frames it sends, and xwd leaves it out: park the pointer
+    # on the bare root window, whose cursor is made invisible, so the truth is what the client saw
+    park = (4, xs.screen_size()[1] - 4)
+    blank = Path(xs.dir) / "blank.xbm"
+    blank.write_text("#define blank_width 8\n#define blank_height 8\n#define blank_x_hot 0\n#define blank_y_hot 0\n"
+                     "static unsigned char blank_bits[] = {\n 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00 };\n")
+    subprocess.run(["xsetroot", "-display", f":{xs.display}", "-cursor", str(blank), str(blank)], check=True)
+    peers.xdotool(xs.display, "mousemove", str(park[0]), str(park[1]))
+    tl.note("pointer_parked", at=list(park), cursor="blank root cursor")
     time.sleep(2.0)
     xs.screenshot(png)
     tl.note("ground_truth", file=png.name, how=f"xwd -root -silent -display :{xs.display} | convert xwd:- png")

@@ -9,7 +9,6 @@ import numpy as np
 from PIL import Image
 
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"
-POINTER = 32  # the X server's software pointer sprite is at most this wide and high
 
 
 def sessions() -> list[str]:
@@ -56,15 +55,3 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def differing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a != b).any(axis=2)
 
-
-def pointer_sized(diff: np.ndarray) -> bool:
-    """True when all differing pixels fit in one pointer-sized box (or there are none).
-
-    Xspice draws pointers it cannot hand to the cursor channel (xterm's core-font I-beam)
-    as a software sprite into the framebuffer, so the client really shows it, but `xwd`
-    lifts the sprite off before reading the screen: the truth PNG lacks it.
-    """
-    ys, xs = np.nonzero(diff)
-    if ys.size == 0:
-        return True
-    return (ys.max() - ys.min() < POINTER) and (xs.max() - xs.min() < POINTER)

@@ -110,9 +110,10 @@ def test_thumbnails_are_the_screen_at_each_key_moment(tmp_path: Path) -> None:
     page = Page()
     page.feed(out.read_text())
     captions = re.findall(r"<figcaption>([^<]*)</figcaption>", out.read_text())
-    assert [c.split(" s: ", 1)[1] for c in captions] == [
-        "largest round trip: 43.6 ms (main:0)", "first complete picture (1024x768)",
-        "after the change to 800x600 at 5.92 s (800x600)", "end of the capture (800x600)"]
+    expected = [r"largest round trip: [\d.]+ ms \(\w+:\d\)", r"first complete picture \(1024x768\)",
+                r"after the change to 800x600 at [\d.]+ s \(800x600\)", r"end of the capture \(800x600\)"]
+    got = [c.split(" s: ", 1)[1] for c in captions]
+    assert len(got) == len(expected) and all(re.fullmatch(e, g) for e, g in zip(expected, got)), got
     # the round trip happens before anything is drawn: no picture, said so
     assert "nothing on the screen yet" in out.read_text() and picture_at(str(capture), page.thumbs[0]) is None
     assert len(page.images) == 3 and page.thumbs == sorted(page.thumbs)
