@@ -58,8 +58,10 @@ def _header(buf: bytes, pos: int) -> tuple[dict, int] | None:
             "size": size}, size
 
 
-def parse_link_mess(buf: bytes, pos: int = 0) -> tuple[dict, int] | None:
-    """(fields, record size) or None when more bytes are needed."""
+def _whole_record(buf: bytes, pos: int, min_size: int, what: str,
+                  struct_name: str) -> tuple[dict, int, int, int] | None:
+    """A link header and the whole record behind it: (header fields, size, body start, total),
+    or None when more bytes are needed."""
     h = _header(buf, pos)
     if h is None:
         return None
@@ -67,9 +69,17 @@ def parse_link_mess(buf: bytes, pos: int = 0) -> tuple[dict, int] | None:
     total = LINK_HEADER.size + size
     if len(buf) - pos < total:
         return None
-    if size < LINK_MESS.size:
-        raise LinkError(f"link message of {size} bytes is shorter than SpiceLinkMess")
-    start = pos + LINK_HEADER.size
+    if size < min_size:
+        raise LinkError(f"{what} of {size} bytes is shorter than {struct_name}")
+    return fields, size, pos + LINK_HEADER.size, total
+
+
+def parse_link_mess(buf: bytes, pos: int = 0) -> tuple[dict, int] | None:
+    """(fields, record size) or None when more bytes are needed."""
+    rec = _whole_record(buf, pos, LINK_MESS.size, "link message", "SpiceLinkMess")
+    if rec is None:
+        return None
+    fields, size, start, total = rec
     conn_id, ctype, cid, ncommon, nchannel, caps_off = LINK_MESS.unpack_from(buf, start)
     if caps_off < LINK_MESS.size:
         raise LinkError(f"caps_offset {caps_off} inside SpiceLinkMess")
@@ -81,16 +91,10 @@ def parse_link_mess(buf: bytes, pos: int = 0) -> tuple[dict, int] | None:
 
 
 def parse_link_reply(buf: bytes, pos: int, channel_type: int | None) -> tuple[dict, int] | None:
-    h = _header(buf, pos)
-    if h is None:
+    rec = _whole_record(buf, pos, LINK_REPLY.size, "link reply", "SpiceLinkReply")
+    if rec is None:
         return None
-    fields, size = h
-    total = LINK_HEADER.size + size
-    if len(buf) - pos < total:
-        return None
-    if size < LINK_REPLY.size:
-        raise LinkError(f"link reply of {size} bytes is shorter than SpiceLinkReply")
-    start = pos + LINK_HEADER.size
+    fields, size, start, total = rec
     err, pub_key, ncommon, nchannel, caps_off = LINK_REPLY.unpack_from(buf, start)
     if caps_off < LINK_REPLY.size and (ncommon or nchannel):
         raise LinkError(f"caps_offset {caps_off} inside SpiceLinkReply")
