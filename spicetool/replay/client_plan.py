@@ -1,0 +1,119 @@
+"""What a captured client sent, per channel connection, as a plan a new client can replay.
+
+The capture is decoded by spicetool.dissect; of one session we keep each channel's link message
+(its capabilities) and the client's data messages with their times. Messages that answer the
+old server (ACK, ACK_SYNC, PONG, AGENT_TOKEN) are left out: the replaying client answers the new
+server's messages itself. Migration and stream reports refer to state of the old server only.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from spicetool.stack import Direction, Message
+
+MAIN = 1
+# (channel type or 0 for every channel, message name) -> why it is not resent
+NOT_RESENT: dict[tuple[int, str], str] = {
+    (0, "ack"): "answered", (0, "ack_sync"): "answered", (0, "pong"): "answered",
+    (MAIN, "agent_token"): "answered",
+    (0, "migrate_flush_mark"): "migration", (0, "migrate_data"): "migration",
+    (0, "disconnecting"): "closing",
+    (MAIN, "migrate_connected"): "migration", (MAIN, "migrate_connect_error"): "migration",
+    (MAIN, "migrate_end"): "migration", (MAIN, "migrate_dst_do_seamless"): "migration",
+    (MAIN, "migrate_connected_seamless"): "migration",
+    (2, "stream_report"): "old server's streams", (2, "gl_draw_done"): "old server's GL scanout",
+}
+
+
+class PlanError(Exception):
+    """The capture has nothing a client could replay (one line, for the user)."""
+
+
+@dataclass
+class ChannelPlan:
+    channel_type: int
+    channel_id: int
+    link: dict | None                 # the captured LinkMess fields; None: the capture began later
+    start: float                      # seconds from the session's start: when it linked
+    messages: list[tuple[float, Message]] = field(default_factory=list)
+    left_out: Counter = field(default_factory=Counter)  # reason -> messages not resent
+
+    @property
+    def name(self) -> str:
+        from spicetool.stack import channel_name
+        return f"{channel_name(self.channel_type)}:{self.channel_id}"
+
+
+@dataclass
+class SessionPlan:
+    session: int
+    channels: list[ChannelPlan]       # main first, then in the order they linked
+    duration: float                   # seconds from the session's start to its last record
+    damaged: str | None = None        # the capture breaks off here (what came before is used)
+
+
+def _resent(ctype: int, name: str) -> str | None:
+    """Why a client message is not resent, or None when it is."""
+    return NOT_RESENT.get((0, name)) or NOT_RESENT.get((ctype, name))
+
+
+def build_plan(capture: str, session: int | None = None) -> SessionPlan:
+    """The replay plan of one session (default: the first with a client side)."""
+    from spicetool.dissect.capture import CaptureDamaged, CaptureError, open_capture
+    from spicetool.dissect.sessions import decode_segments
+
+    chans: dict[int, ChannelPlan] = {}          # Channel.index -> plan
+    order: dict[int, list[int]] = {}            # session -> channel indexes in link order
+    first: dict[int, float] = {}                # session -> time of its first record
+    last: dict[int, float] = {}
+    client_seen: set[int] = set()               # sessions with client bytes
+    damaged = None
+    try:
+        for rec in decode_segments(open_capture(capture)):
+            ch = rec.channel
+            s = ch.session
+            if s is None or (session is not None and s != session):
+                continue
+            first.setdefault(s, rec.time)
+            last[s] = rec.time
+            if rec.direction is not Direction.CLIENT or rec.layer not in ("link", "message"):
+                continue
+            client_seen.add(s)
+            plan = chans.get(ch.index)
+            if plan is None:
+                plan = chans[ch.index] = ChannelPlan(ch.channel_type or 0, ch.channel_id or 0, None,
+                                                     rec.time)
+                order.setdefault(s, []).append(ch.index)
+            if rec.layer == "link":
+                if rec.type == "link_mess":
+                    plan.link = dict(rec.fields)
+                    plan.start = rec.time
+                continue
+            msg = rec.event
+            why = _resent(plan.channel_type, msg.name)
+            if why:
+                plan.left_out[why] += 1
+            else:
+                plan.messages.append((rec.time, msg))
+    except CaptureError as e:
+        raise PlanError(str(e)) from None
+    except CaptureDamaged as e:
+        damaged = str(e) or "the capture breaks off"
+    if session is not None and session not in first:
+        raise PlanError(f"{capture}: no session {session} in this capture")
+    candidates = [s for s in sorted(first) if s in client_seen]
+    if not candidates:
+        raise PlanError(f"{capture}: no client side to replay (no SPICE bytes from a client"
+                        + (f" in session {session})" if session is not None else ")"))
+    s = candidates[0]
+    plans = [chans[i] for i in order[s]]
+    t0 = first[s]
+    for p in plans:
+        p.start -= t0
+        p.messages = [(t - t0, m) for t, m in p.messages]
+    # main links first: the others need the session id its INIT gives
+    plans.sort(key=lambda p: (p.channel_type != MAIN, p.start))
+    if not plans or plans[0].channel_type != MAIN:
+        plans.insert(0, ChannelPlan(MAIN, 0, None, 0.0))
+    return SessionPlan(s, plans, last[s] - t0, damaged)

@@ -1,0 +1,208 @@
+"""`spicetool replay CAPTURE --to HOST:PORT`: our stack client replays the captured client's side.
+
+Against our own `spicetool serve --replay` of the same capture the regenerated capture renders to
+the original's final picture, the same on every run, and the server logs the captured inputs at
+their captured pacing; against Xspice (a real spice-server) the typing of captures/typing.pcapng
+reaches a real xterm. Ports 5970-5979 and X displays :70-:79 are this file's.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from serve_helpers import ROOT, peers
+from support import need_program
+
+CAPTURES = ROOT / "captures"
+PORTS = range(5970, 5980)
+DISPLAYS = range(70, 80)
+SPICETOOL = [sys.executable, "-m", "spicetool"]
+
+
+def replay(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    return subprocess.run(SPICETOOL + ["replay", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@contextlib.contextmanager
+def serve(tmp: Path, *args: str):
+    """`spicetool serve` in its own process group on a free port of ours; yields (port, log path)."""
+    port = peers.pick_port(PORTS)
+    log = tmp / f"serve-{port}.log"
+    with open(log, "w") as out:
+        p = subprocess.Popen(SPICETOOL + ["serve", "-p", str(port), *map(str, args)], stdout=out,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        peers.wait_until(lambda: peers.port_open(port), 60, "spicetool serve", p)
+        yield port, log
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGINT)
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(5)
+
+
+def last_picture(path: Path) -> np.ndarray:
+    """What `spicetool render --last` shows."""
+    from spicetool.render import frames
+    last = None
+    for f in frames(str(path)):
+        last = f.image
+    assert last is not None, f"{path.name}: no picture"
+    return last
+
+
+def client_messages(path: Path, channel: str) -> list[tuple[str, dict]]:
+    """(name, fields) of what the client sent on one channel, answers to the server left out."""
+    from spicetool.dissect.capture import open_capture
+    from spicetool.dissect.sessions import decode_segments
+    out = []
+    for r in decode_segments(open_capture(str(path))):
+        if r.channel.channel == channel and r.direction.value == "client" and r.layer == "message" \
+                and r.type not in ("ack", "ack_sync", "pong"):
+            out.append((r.type, r.fields, r.time))
+    return out
+
+
+def regenerate(tmp: Path, capture: Path, name: str, speed: float = 1.0) -> tuple[Path, list[dict]]:
+    """Serve the capture, replay its client to it, return the new capture and the server's input log."""
+    new, inputs = tmp / f"{name}.pcapng", tmp / f"{name}-inputs.jsonl"
+    with serve(tmp, "--disable-ticketing", "--replay", capture, "--speed", speed,
+               "--input-log", inputs) as (port, log):
+        r = replay(capture, "--to", f"127.0.0.1:{port}", "-w", new, "--speed", speed)
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr
+        assert "replay finished" in log.read_text(), "the server's replay outlasted the client"
+    lines = r.stdout.splitlines()
+    assert sorted(ln.split()[0] for ln in lines[:-1]) == ["cursor:0", "display:0", "inputs:0", "main:0"]
+    assert lines[-1].startswith("replayed session 1 of ")
+    return new, [json.loads(ln) for ln in inputs.read_text().splitlines() if ln]
+
+
+# ----------------------------------------------------------------------------- our own server
+
+@pytest.mark.parametrize("name, speed", [
+    ("typing.pcapng", 1.0), ("img-glz.pcap", 2.0), ("resize.pcapng", 2.0), ("img-lz4.pcapng", 2.0),
+    ("agent-audio.pcapng", 2.0),
+])
+def test_regenerated_session_renders_the_same_final_picture(tmp_path, name, speed):
+    original = CAPTURES / name
+    new, inputs = regenerate(tmp_path, original, "new", speed)
+    expected = last_picture(original)
+    got = last_picture(new)
+    assert got.shape == expected.shape
+    assert np.array_equal(got, expected), f"{np.count_nonzero(np.any(got != expected, axis=2))} pixels differ"
+    # the server received every captured input, in order, with the captured values
+    sent = [(n, f) for n, f, _ in client_messages(original, "inputs")]
+    logged = [(e["event"], e) for e in inputs]
+    assert len(logged) == len(sent) > 0
+    for (name, fields), (event, entry) in zip(sent, logged):
+        assert name == event
+        if name == "key_scancode":
+            assert entry["scancodes"] == fields["data"].hex()
+        elif name == "mouse_position":
+            assert (entry["x"], entry["y"]) == (fields["x"], fields["y"])
+
+
+def test_replay_is_deterministic_and_keeps_the_captured_pacing(tmp_path):
+    original = CAPTURES / "typing.pcapng"
+    runs = [regenerate(tmp_path, original, f"run{i}") for i in range(2)]
+    pictures = [last_picture(new) for new, _ in runs]
+    assert np.array_equal(pictures[0], pictures[1])
+    assert np.array_equal(pictures[0], last_picture(original))
+    # the same client messages on every run, as captured (display init, keys, mouse, main)
+    for channel in ("main", "display", "inputs"):
+        want = [(n, f) for n, f, _ in client_messages(original, channel)]
+        for new, _ in runs:
+            assert [(n, f) for n, f, _ in client_messages(new, channel)] == want, channel
+    # pacing: each input arrives at the server at its captured offset from the first one
+    captured = [t for _, _, t in client_messages(original, "inputs")]
+    for _, inputs in runs:
+        wall = [e["wall"] for e in inputs]
+        lag = [(w - wall[0]) - (c - captured[0]) for w, c in zip(wall, captured)]
+        assert max(abs(x) for x in lag) < 0.15, lag
+
+
+def test_regenerated_capture_reads_in_tshark(tmp_path):
+    tshark = need_program("tshark")
+    new, _ = regenerate(tmp_path, CAPTURES / "img-glz.pcap", "glz", 4.0)
+    out = subprocess.run([tshark, "-r", str(new), "-Y", "spice", "-T", "fields", "-e", "_ws.col.Info"],
+                         capture_output=True, text=True, timeout=60).stdout
+    assert "Client link message" in out and "Server INIT" in out and "DRAW_COPY" in out
+    bad = subprocess.run([tshark, "-r", str(new), "-Y", "_ws.malformed"], capture_output=True, text=True,
+                         timeout=60).stdout
+    assert bad.strip() == ""
+
+
+def test_wrong_password_reports_the_link_error(tmp_path):
+    with serve(tmp_path, "--password", "right-pw", "--replay", CAPTURES / "password.pcap") as (port, _):
+        bad = replay(CAPTURES / "password.pcap", "--to", f"127.0.0.1:{port}", "--password", "wrong")
+        (tmp_path / "pw").write_text("right-pw\n")
+        good = replay(CAPTURES / "password.pcap", "--to", f"127.0.0.1:{port}", "--password-file",
+                      tmp_path / "pw", "--speed", 8)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == ["error: main:0: the server refused the link: PERMISSION_DENIED"]
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.splitlines()[0].startswith("main:0")
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def test_connection_refused():
+    port = peers.pick_port(PORTS)  # free: nothing listens there
+    r = replay(CAPTURES / "typing.pcapng", "--to", f"127.0.0.1:{port}")
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"error: cannot connect to 127.0.0.1:{port}: Connection refused"
+
+
+def _server_side_only(src: Path, dst: Path) -> None:
+    """The capture with every client-to-server segment dropped (what a one-sided tap sees)."""
+    from spicetool.dissect.capture import open_capture
+    from spicetool.dissect.pcapwriter import PcapWriter
+    with open(dst, "wb") as out:
+        w = PcapWriter(out)
+        for seg in open_capture(str(src)):
+            if not seg.dst.endswith(":5916"):
+                w.segment(seg.time, seg.src, seg.dst, seg.seq, seg.ack, seg.flags, seg.payload)
+
+
+@pytest.mark.parametrize("what", ["server-only", "truncated", "not-a-capture"])
+def test_capture_without_client_side(tmp_path, what):
+    bad = tmp_path / "bad.pcap"
+    if what == "server-only":
+        _server_side_only(CAPTURES / "typing.pcapng", bad)
+    elif what == "truncated":
+        bad.write_bytes((CAPTURES / "typing.pcapng").read_bytes()[:300])
+    else:
+        bad.write_bytes(b"hello, this is no capture\n" * 10)
+    r = replay(bad, "--to", "127.0.0.1:5979")  # fails before connecting
+    assert r.returncode == 3, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--to", "nowhere"), "is not HOST:PORT"),
+    (("--to", "127.0.0.1:5979", "--password", "a", "--password-file", "/etc/hostname"), "not both"),
+    (("--to", "127.0.0.1:5979", "--password", "x" * 61), "at most 60 bytes"),
+    (("--to", "127.0.0.1:5979", "--speed", "0"), "--speed"),
+])
+def test_usage_errors(args, message):
+    r = replay(CAPTURES / "typing.pcapng", *args)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_help_has_examples():
+    r = subprocess.run(SPICETOOL + ["replay", "--help"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "Examples:" in r.stdout and "spicetool replay typing.pcapng --to" in r.stdout
