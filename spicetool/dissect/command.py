@@ -54,9 +54,12 @@ def _split(values: Iterable[str]) -> set[str]:
 @click.option("--session", "sessions", multiple=True, type=int, help="Only these sessions (numbers as shown).")
 @click.option("--from", "t_from", type=float, help="Only from this many seconds into the capture.")
 @click.option("--to", "t_to", type=float, help="Only up to this many seconds into the capture.")
+@click.option("--tls-keylog", "keylog_path", type=click.Path(dir_okay=False),
+              help="Decrypt TLS connections with this key log (NSS format, as SSLKEYLOGFILE writes it).")
 def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None, count: int | None,
             duration: float | None, as_json: bool, summary: bool, verbose: bool, channels: tuple[str, ...],
-            types: tuple[str, ...], sessions: tuple[int, ...], t_from: float | None, t_to: float | None) -> None:
+            types: tuple[str, ...], sessions: tuple[int, ...], t_from: float | None, t_to: float | None,
+            keylog_path: str | None) -> None:
     """Decode every SPICE message of a pcap/pcapng capture or of live traffic.
 
     SPICE connections are found by their link magic on any port (and, in captures
@@ -71,6 +74,12 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
       spicetool dissect --json session.pcap | jq -c 'select(.channel=="display") | .type'
       spicetool dissect --summary session.pcap
       spicetool dissect --live -i lo -f 'tcp port 5900' --duration 30
+      spicetool dissect --tls-keylog keys.log tls-session.pcapng
+
+    \b
+    TLS: a connection that starts with a TLS handshake is decrypted with the
+    secrets of --tls-keylog (TLS 1.2 and 1.3, AES-GCM/CCM and ChaCha20-Poly1305);
+    without them it is shown once as "tls_encrypted" (version, cipher, SNI).
 
     \b
     JSON keys: time (seconds from the first packet), frame, session, session_id,
@@ -90,6 +99,13 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
         raise click.UsageError("give either a capture file or --live")
     if not live and (iface or bpf or count or duration is not None):
         raise click.UsageError("-i, -f, --count and --duration go with --live")
+    from spicetool.dissect.tls_keylog import KeyLogError, load_keylog
+
+    try:
+        keylog = load_keylog(keylog_path)
+    except KeyLogError as exc:
+        err.print(f"error: {exc}", style="red")
+        sys.exit(EXIT_UNREADABLE)
 
     if live:
         from spicetool.dissect.live import live_segments
@@ -115,10 +131,11 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
         stats = Summary()
     from spicetool.dissect.output import field_tree, human_line, write_json
 
-    decoder = SessionDecoder()
+    decoder = SessionDecoder(keylog)
     t0: float | None = None
     seen_spice = False
     warnings = 0
+    encrypted = 0  # TLS connections left undecoded
     stdout = sys.stdout
     colour = out.is_terminal
     # a closed pipe (| head) ends the run quietly
@@ -134,8 +151,11 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
             yield from decoder.finish()
 
         for rec in records():
-            seen_spice = True
-            if rec.layer in ("gap", "error"):
+            if rec.type == "tls_encrypted":
+                encrypted += 1
+            else:
+                seen_spice = True
+            if rec.layer in ("gap", "error") and rec.type != "tls_encrypted":  # that one is said apart
                 warnings += 1
             assert t0 is not None
             if not _matches(rec, chan_filter, type_filter, set(sessions), t_from, t_to, t0):
@@ -167,6 +187,10 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     if reader is not None and reader.damage:
         err.print(f"error: {capture}: {reader.damage}", style="red")
         sys.exit(EXIT_DAMAGED)
+    if encrypted:
+        err.print(f"warning: {encrypted} TLS-encrypted connection{'s' * (encrypted > 1)} not decoded: "
+                  + ("their keys are not in the key log" if keylog else "pass their key log with --tls-keylog FILE"),
+                  style="yellow")
     if not seen_spice:
         err.print(f"error: no SPICE traffic found in {capture or 'the live capture'}", style="red")
         sys.exit(EXIT_NO_SPICE)

@@ -4,6 +4,10 @@ A connection is SPICE when its client opens with the link magic "REDQ" (any port
 for captures that start mid-session, when a run of plausible data headers is found in
 it. Channel connections are grouped into sessions by the connection id of their link
 message, which is the session id the main channel's INIT announced.
+
+A connection that opens with a TLS ClientHello goes through `spicetool.dissect.tls` first: with
+its secrets in a key log its clear bytes are decoded like any other; without, it is reported
+once as TLS-encrypted (a "tls_encrypted" error record) and left there.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from typing import Any, Iterable, Iterator
 
 from spicetool.dissect.capture import Segment
 from spicetool.dissect.tcp import Data, Gap, TcpConnection, TcpTracker
+from spicetool.dissect.tls import Notice, TlsConnection
+from spicetool.dissect.tls_keylog import KeyLog
+from spicetool.dissect.tls_records import looks_like_client_hello
 from spicetool.stack import (
     AgentMessage,
     ChannelConnection,
@@ -43,6 +50,7 @@ class Channel:
     session: int | None = None  # our session number, 1-based, in order of appearance
     session_id: int | None = None  # SPICE's session (connection) id, when seen
     midstream: bool = False  # the link stage was not captured
+    tls: str | None = None  # "TLS 1.3, TLS_AES_256_GCM_SHA384, SNI host" when the connection was TLS
     first_time: float = 0.0
     last_time: float = 0.0
 
@@ -77,12 +85,17 @@ class _Tracked:
     pending: dict[Direction, bytearray] = field(default_factory=dict)  # waiting for a resync point
     probe: dict[Direction, bytearray] = field(default_factory=dict)  # undecided connection's first bytes
     probe_chunks: dict[Direction, list[tuple[int, float, int]]] = field(default_factory=dict)  # (size, time, frame)
+    tls: TlsConnection | None = None  # the TLS layer under the SPICE bytes, when there is one
 
 
 class SessionDecoder:
-    """Feed it TCP segments in capture order; it yields records in the same order."""
+    """Feed it TCP segments in capture order; it yields records in the same order.
 
-    def __init__(self) -> None:
+    `keylog`: a KeyLog (or the path of one) whose secrets decrypt TLS connections."""
+
+    def __init__(self, keylog: KeyLog | str | None = None) -> None:
+        self.keylog = KeyLog(keylog) if isinstance(keylog, str) else keylog
+        self._tls_sessions: dict[str, int] = {}  # server endpoint -> session of connections we cannot decrypt
         self.tcp = TcpTracker()
         self.channels: list[Channel] = []
         self.sessions: dict[int, int] = {}  # SPICE session id -> our session number
@@ -162,6 +175,9 @@ class SessionDecoder:
         for c, from_client, item in self.tcp.finish(conn, self.last_time, self.last_frame):
             yield from self._item(c, from_client, item)
         st: _Tracked | None = conn.user  # type: ignore[assignment]
+        if st is not None and st.tls is not None:
+            for c, out in st.tls.finish(self.last_time, self.last_frame):
+                yield from self._tls_out(conn, st, c, out)
         if st is not None and st.state == "unknown":
             yield from self._decide(conn, st, final=True)
         self.tcp.drop(conn)
@@ -170,6 +186,45 @@ class SessionDecoder:
         st: _Tracked | None = conn.user  # type: ignore[assignment]
         if st is None:
             st = conn.user = _Tracked()
+        if st.tls is None and st.state == "unknown" and from_client and isinstance(item, Data) \
+                and Direction.CLIENT not in st.probe and looks_like_client_hello(item.data):
+            st.tls = TlsConnection(self.keylog)
+            held = st.probe.pop(Direction.SERVER, None)  # a server reply the capture showed first
+            st.probe.clear()
+            st.probe_chunks.clear()
+            for c, out in st.tls.feed(True, item):
+                yield from self._tls_out(conn, st, c, out)
+            item, from_client = Data(bytes(held or b""), item.time, item.frame), False
+        if st.tls is not None:
+            if isinstance(item, Gap) or item.data:
+                for c, out in st.tls.feed(from_client, item):
+                    yield from self._tls_out(conn, st, c, out)
+            return
+        yield from self._clear(conn, st, from_client, item)
+
+    def _tls_out(self, conn: TcpConnection, st: _Tracked, from_client: bool, out: Data | Gap | Notice) -> Iterator[
+            Record]:
+        """What the TLS layer gives: clear bytes for the SPICE layer, or a notice as a record."""
+        assert st.tls is not None
+        if not isinstance(out, Notice):
+            yield from self._clear(conn, st, from_client, out)
+            if st.channel is not None and st.channel.tls is None:
+                st.channel.tls = st.tls.describe()
+            return
+        ch = st.channel
+        if ch is None:  # nothing decoded on this connection (yet): a channel of its own to say it on
+            ch = st.channel = self._channel(conn, midstream=False)
+            ch.session = self._tls_sessions.get(conn.server) or self._new_session(None)
+            self._tls_sessions[conn.server] = ch.session
+            if out.kind == "encrypted":
+                st.state = "ignored"
+        ch.tls = st.tls.describe()
+        direction = Direction.CLIENT if from_client else Direction.SERVER
+        yield Record(out.time, out.frame, ch, direction, "error", "tls_encrypted" if out.kind == "encrypted"
+                     else "tls_error", None, 0, {"reason": out.reason, **out.fields})
+
+    def _clear(self, conn: TcpConnection, st: _Tracked, from_client: bool, item: Data | Gap) -> Iterator[Record]:
+        """The SPICE layer: a connection's clear bytes (as captured, or decrypted)."""
         if st.state == "ignored":
             return
         direction = Direction.CLIENT if from_client else Direction.SERVER
@@ -180,7 +235,7 @@ class SessionDecoder:
             buf = st.probe.get(direction)
             if from_client and buf is None and item.data[:4] == LINK_MAGIC:
                 st.state = "spice"
-                st.channel = self._channel(conn, midstream=False)
+                st.channel = st.channel or self._channel(conn, midstream=False)
                 parser = ChannelConnection()
                 st.parsers = {Direction.CLIENT: parser, Direction.SERVER: parser}
                 yield from self._data(st, direction, item.data, item.time, item.frame)
@@ -243,7 +298,8 @@ class SessionDecoder:
             return
         channel_type, offsets = guess
         st.state = "spice"
-        ch = st.channel = self._channel(conn, midstream=True)
+        ch = st.channel = st.channel or self._channel(conn, midstream=True)
+        ch.midstream = True
         ch.channel_type = channel_type
         ch.channel_id = 0
         ch.session = self._midstream_sessions.get(conn.server) or self._new_session(None)
@@ -311,9 +367,10 @@ def _mini(st: _Tracked) -> bool:
     return True
 
 
-def decode_segments(segments: Iterable[Segment], decoder: SessionDecoder | None = None) -> Iterator[Record]:
-    """All records of a stream of segments, in capture order."""
-    decoder = decoder or SessionDecoder()
+def decode_segments(segments: Iterable[Segment], decoder: SessionDecoder | None = None,
+                    keylog: KeyLog | str | None = None) -> Iterator[Record]:
+    """All records of a stream of segments, in capture order; `keylog` decrypts TLS connections."""
+    decoder = decoder or SessionDecoder(keylog)
     for seg in segments:
         yield from decoder.feed(seg)
     yield from decoder.finish()
