@@ -61,7 +61,7 @@ def _summary(ch) -> str:
 @click.option("--speed", type=click.FloatRange(0.01, 1000), default=1.0, show_default=True,
               help="How many times faster than captured.")
 @click.option("--connect-timeout", type=click.FloatRange(0.1, 600), default=10.0, show_default=True,
-              help="Seconds to wait for each connection.")
+              help="Seconds to wait for each connection and each answer of the link stage.")
 @click.option("-q", "--quiet", is_flag=True, help="No notes and no summary; errors only.")
 def replay(capture: Path, target: str, password: str | None, password_file: Path | None,
            write: Path | None, session: int | None, speed: float, connect_timeout: float,

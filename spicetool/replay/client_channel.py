@@ -23,7 +23,6 @@ from spicetool.stack.schema import BuildError
 from .client_plan import ChannelPlan
 
 READ_SIZE = 256 * 1024
-LINK_TIMEOUT = 10.0
 CLIENT, SERVER = Direction.CLIENT, Direction.SERVER
 DEFAULT_COMMON_CAPS = ["protocol_auth_selection", "auth_spice", "mini_header"]
 
@@ -58,14 +57,16 @@ class ClientChannel:
         self.sent = {"messages": 0, "bytes": 0, "replayed": 0, "answered": 0}
         self.received = {"messages": 0, "bytes": 0}
         self.last_receive = time.monotonic()
-        self.closed_by_server: str | None = None
+        self.closed_by_server: str | None = None   # why the channel ended on the server's side
         self._events: asyncio.Queue = asyncio.Queue()
         self._reader_task: asyncio.Task | None = None
         self.linked = False
+        self.timeout = 10.0   # for the connection and each link-stage answer
 
     # --- connection and link stage ---
 
     async def connect(self, host: str, port: int, timeout: float) -> None:
+        self.timeout = timeout
         try:
             self.reader, self.writer = await asyncio.wait_for(
                 asyncio.open_connection(host, port, limit=READ_SIZE), timeout)
@@ -112,17 +113,16 @@ class ClientChannel:
         self.linked = True
 
     async def _link_record(self, name: str) -> LinkRecord:
-        deadline = time.monotonic() + LINK_TIMEOUT
+        deadline = time.monotonic() + self.timeout
         while True:
             left = deadline - time.monotonic()
             try:
                 ev = await asyncio.wait_for(self._events.get(), max(left, 0.001))
             except asyncio.TimeoutError:
                 raise ReplayFailure(f"{self.name}: no {name.replace('_', ' ')} from the server "
-                                    f"within {LINK_TIMEOUT:g} s") from None
+                                    f"within {self.timeout:g} s") from None
             if ev is None:
-                raise ReplayFailure(f"{self.name}: the server closed the connection during the "
-                                    f"link stage ({self.closed_by_server})")
+                raise ReplayFailure(f"{self.name}: {self.closed_by_server} during the link stage")
             if isinstance(ev, ProtocolError):
                 raise ReplayFailure(f"{self.name}: bad link stage from the server: {ev.reason}")
             if isinstance(ev, LinkRecord) and ev.name == name:
@@ -171,7 +171,7 @@ class ClientChannel:
 
     async def _read(self) -> None:
         assert self.reader is not None
-        reason = "end of stream"
+        reason = "the server closed the connection"
         try:
             while True:
                 data = await self.reader.read(READ_SIZE)
@@ -185,12 +185,12 @@ class ClientChannel:
                 for ev in self.conn.receive(SERVER, data):
                     await self._event(ev)
         except (ConnectionError, OSError) as e:
-            reason = f"connection reset ({e.strerror or e})" if isinstance(e, OSError) else str(e)
+            reason = f"the connection broke ({os.strerror(e.errno) if e.errno else e})"
             if self.stream is not None:
                 self.stream.reset(time.time(), False)
         except asyncio.CancelledError:
             return
-        self.closed_by_server = reason
+        self.closed_by_server = self.closed_by_server or reason
         if self.stream is not None:
             self.stream.fin(time.time(), False)
         await self._events.put(None)
@@ -204,7 +204,7 @@ class ClientChannel:
         if isinstance(ev, ProtocolError):
             await self._events.put(ev)
             if ev.fatal:
-                self.closed_by_server = f"undecodable data from the server: {ev.reason}"
+                self.closed_by_server = f"the server sent undecodable data ({ev.reason})"
             return
         if not isinstance(ev, Message):
             return

@@ -12,7 +12,6 @@ from spicetool.stack import Message
 from .client_channel import ClientChannel, LinkRefused, ReplayFailure
 from .client_plan import ChannelPlan, SessionPlan
 
-INIT_TIMEOUT = 10.0
 AGENT_WAIT = 5.0       # seconds a message waits for the agent to connect or for tokens
 SETTLE = 0.5           # at the end: the server has been quiet this long
 SETTLE_MAX = 3.0
@@ -67,8 +66,7 @@ class ReplaySession:
         for ch in self.channels:
             if ch.closed_by_server:
                 at = time.monotonic() - self._t0
-                raise ReplayFailure(f"the server closed {ch.name} after {at:.1f} s: "
-                                    f"{ch.closed_by_server}")
+                raise ReplayFailure(f"{ch.name}: {ch.closed_by_server}, {at:.1f} s into the replay")
 
     async def _until(self, capture_time: float) -> None:
         """Sleep until this capture time (scaled), watching for channels the server closed."""
@@ -149,8 +147,8 @@ class ReplaySession:
         main_plan, others = self.plan.channels[0], self.plan.channels[1:]
         main = await self._open(main_plan, 0)
         assert main is not None
-        if not await self._wait_for(self._init.is_set, INIT_TIMEOUT):
-            raise ReplayFailure(f"main:0: no INIT from the server within {INIT_TIMEOUT:g} s")
+        if not await self._wait_for(self._init.is_set, self.connect_timeout):
+            raise ReplayFailure(f"main:0: no INIT from the server within {self.connect_timeout:g} s")
         tasks = [asyncio.create_task(self._send_plan(main))]
         tasks += [asyncio.create_task(self._secondary(p)) for p in others]
         try:

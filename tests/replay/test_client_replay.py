@@ -13,13 +13,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from serve_helpers import ROOT, peers
-from support import need_program
+from support import need_program, read_ppm
 
 CAPTURES = ROOT / "captures"
 PORTS = range(5970, 5980)
@@ -157,7 +158,164 @@ def test_wrong_password_reports_the_link_error(tmp_path):
     assert good.stdout.splitlines()[0].startswith("main:0")
 
 
+# ----------------------------------------------------------------------------- a real spice-server
+
+def _xterm_geometry(display: int, window: str) -> tuple[int, int, int, int]:
+    """(x, y, width, height) of a window on the root, from xdotool."""
+    out = peers.xdotool(display, "getwindowgeometry", "--shell", window)
+    g = dict(line.split("=", 1) for line in out.split() if "=" in line)
+    return int(g["X"]), int(g["Y"]), int(g["WIDTH"]), int(g["HEIGHT"])
+
+
+def test_typing_reaches_a_real_xterm_behind_xspice(tmp_path):
+    """typing.pcapng replayed to Xspice with the recording's xterm: the typed command runs (the
+    shell's history has it) and the xterm shows what the ground truth shows."""
+    for program in ("Xorg", "xterm", "xdotool", "xsetroot", "xwd", "convert"):
+        need_program(program)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import record_corpus
+
+    meta = json.loads((CAPTURES / "typing.json").read_text())
+    server = meta["server"]
+    home = tmp_path / "home"
+    home.mkdir()
+    history = tmp_path / "history"
+    # the recording's environment, plus a history file the shell appends each command to
+    env = {**record_corpus.clean_env(home), "HISTFILE": str(history), "PROMPT_COMMAND": "history -a"}
+    settings = peers.XspiceSettings(port=peers.pick_port(PORTS), display=peers.pick_display(DISPLAYS),
+                                    image_compression=server["image_compression"],
+                                    jpeg_wan_compression=server["jpeg_wan_compression"],
+                                    zlib_glz_wan_compression=server["zlib_glz_wan_compression"],
+                                    streaming_video=server["streaming_video"])
+    with peers.Xspice(settings, tmp_path) as xs:
+        d = xs.display
+        subprocess.run(["xsetroot", "-display", f":{d}", "-solid", "#2f4f6f"], check=True)
+        xterm = peers.Program(record_corpus.PROGRAMS["xterm"][0], d, tmp_path, name="xterm", env=env)
+        try:
+            peers.wait_until(lambda: record_corpus.window_of(d, xterm) is not None, 20, "xterm window",
+                             xterm.proc, interval=0.2)
+            window = record_corpus.window_of(d, xterm)
+            # as in the recording: the guest gives the xterm the keyboard focus, the client types
+            peers.xdotool(d, "windowfocus", "--sync", window)
+            x, y, w, h = _xterm_geometry(d, window)
+            time.sleep(1.0)  # the shell prints its listing and its prompt
+            before = read_ppm(xs.screenshot(tmp_path / "before.png"))
+            r = replay(CAPTURES / "typing.pcapng", "--to", f"127.0.0.1:{xs.port}", "-w", tmp_path / "xspice.pcapng")
+            assert r.returncode == 0, r.stderr
+            peers.wait_until(lambda: history.exists() and history.read_text().strip(), 10, "the shell's history")
+            time.sleep(0.5)
+            after = read_ppm(xs.screenshot(tmp_path / "after.png"))
+        finally:
+            xterm.stop()
+    assert history.read_text().splitlines() == [meta["typed_text"]]
+    truth = read_ppm(CAPTURES / "typing.png")
+    region = (slice(y, y + h), slice(x, x + w))
+    assert not np.array_equal(before[region], truth[region])   # the check can tell typing from none
+    assert np.array_equal(after[region], truth[region]), \
+        f"{np.count_nonzero(np.any(after[region] != truth[region], axis=2))} xterm pixels differ from typing.png"
+    # Xspice's answers are in the regenerated capture: the client saw the same desktop, except the
+    # X pointer, which Xspice draws into what it sends (xwd leaves it out)
+    seen = last_picture(tmp_path / "xspice.pcapng")
+    ys, xs_ = np.nonzero(np.any(seen != after, axis=2))
+    assert ys.size == 0 or (np.ptp(xs_) < 32 and np.ptp(ys) < 32), \
+        f"{ys.size} pixels differ in {xs_.min()}..{xs_.max()} x {ys.min()}..{ys.max()}"
+
+
+def test_xspice_refuses_a_wrong_password(tmp_path):
+    """A real spice-server with ticketing: the wrong password is its PERMISSION_DENIED, the right
+    one (the recording's, from password.json) links every channel."""
+    need_program("Xorg")
+    password = json.loads((CAPTURES / "password.json").read_text())["server"]["password"]
+    settings = peers.XspiceSettings(port=peers.pick_port(PORTS), display=peers.pick_display(DISPLAYS),
+                                    password=password)
+    with peers.Xspice(settings, tmp_path) as xs:
+        bad = replay(CAPTURES / "password.pcap", "--to", f"127.0.0.1:{xs.port}", "--password", "not-" + password)
+        good = replay(CAPTURES / "password.pcap", "--to", f"127.0.0.1:{xs.port}", "--password", password,
+                      "--speed", 8)
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == "error: main:0: the server refused the link: PERMISSION_DENIED"
+    assert good.returncode == 0, good.stderr
+    assert sorted(ln.split()[0] for ln in good.stdout.splitlines()[:-1]) == \
+        ["cursor:0", "display:0", "inputs:0", "main:0"]
+
+
 # ----------------------------------------------------------------------------- bad input
+
+class MisbehavingServer:
+    """One connection served by a script: the link stage built by the stack (a real RSA key), then
+    whatever bad thing the test wants. Runs in a thread on a port of ours."""
+
+    def __init__(self, after_link):
+        import socket
+        import threading
+        self.after_link = after_link
+        self.sock = socket.create_server(("127.0.0.1", peers.pick_port(PORTS)))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from spicetool.stack import build_link_reply, build_link_result
+        from spicetool.stack.link import LINK_HEADER, parse_link_mess
+        conn, _ = self.sock.accept()
+        with conn:
+            f = conn.makefile("rb")
+            head = f.read(LINK_HEADER.size)
+            mess = parse_link_mess(head + f.read(LINK_HEADER.unpack(head)[3]))[0]
+            if self.after_link is None:  # a server that never answers
+                f.read(1)
+                return
+            if isinstance(self.after_link, bytes):  # answers with these bytes
+                conn.sendall(self.after_link)
+                f.read(1)
+                return
+            key = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+            der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            conn.sendall(build_link_reply({"error": "OK", "pub_key": der, "common_caps":
+                                           ["protocol_auth_selection", "auth_spice", "mini_header"]},
+                                          mess["channel_type"]))
+            f.read(4 + 128)  # auth mechanism, ticket
+            conn.sendall(build_link_result({"error": "OK"}))
+            self.after_link(conn, f)
+
+    def close(self) -> None:
+        self.sock.close()
+        self.thread.join(5)
+
+
+def _half_init(conn, f) -> None:
+    from spicetool.stack import Direction, build_message
+    init = build_message(1, Direction.SERVER, "init", {
+        "session_id": 7, "display_channels_hint": 1, "supported_mouse_modes": 1, "current_mouse_mode": 1,
+        "agent_connected": 0, "agent_tokens": 0, "multi_media_time": 0, "ram_hint": 0})
+    conn.sendall(init[:len(init) // 2])  # and close in the middle of it
+
+
+def _absurd_size(conn, f) -> None:
+    from spicetool.stack.headers import pack_mini_header
+    conn.sendall(pack_mini_header(103, 0x7FFFFFFF) + bytes(64))
+    f.read(1)  # stays open: the size alone must end it
+
+
+@pytest.mark.parametrize("behaviour, error", [
+    (_half_init, "error: main:0: the server closed the connection, "),
+    (_absurd_size, "error: main:0: the server sent undecodable data (message type 103 claims 2147483647 bytes"),
+    (None, "error: main:0: no link reply from the server within 1 s"),
+    (b"HTTP/1.1 400 Bad Request\r\n\r\n", "error: main:0: bad link stage from the server: bad link magic"),
+], ids=["closes-mid-message", "absurd-size", "silent", "not-spice"])
+def test_misbehaving_server(behaviour, error):
+    server = MisbehavingServer(behaviour)
+    try:
+        r = replay(CAPTURES / "typing.pcapng", "--to", f"127.0.0.1:{server.port}", "--connect-timeout", 1,
+                   timeout=30)
+    finally:
+        server.close()
+    assert r.returncode == 1
+    assert r.stderr.startswith(error), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
 
 def test_connection_refused():
     port = peers.pick_port(PORTS)  # free: nothing listens there
