@@ -30,10 +30,14 @@ def _fail(message: str) -> None:
               help="--tls-listen: save the certificate presented to clients (give it to them as CA file).")
 @click.option("--tls-target", is_flag=True, help="Speak TLS to the server (its tls-port).")
 @click.option("--ca", type=click.Path(dir_okay=False), help="--tls-target: verify the server against this CA (PEM).")
+@click.option("--tls-keylog", "keylog", type=click.Path(dir_okay=False),
+              help="Append the TLS secrets of both sides to this key log (NSS format, as SSLKEYLOGFILE), so a "
+                   "capture of the encrypted traffic can be decrypted (dissect --tls-keylog, Wireshark).")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not report connections on stderr.")
 def record(listen_s: str, target_s: str, out: str, tls_listen: bool, cert: str | None, key: str | None,
-           write_cert: str | None, tls_target: bool, ca: str | None, duration: float | None, quiet: bool) -> None:
+           write_cert: str | None, tls_target: bool, ca: str | None, keylog: str | None, duration: float | None,
+           quiet: bool) -> None:
     """Record a live SPICE session by standing between client and server.
 
     Every byte is passed through unchanged, in both directions. Each client
@@ -54,6 +58,11 @@ def record(listen_s: str, target_s: str, out: str, tls_listen: bool, cert: str |
       spicy -h 127.0.0.1 -s 6001 --spice-ca-file=proxy-ca.pem
     \b
       spicetool record --listen :5999 --target 127.0.0.1:5900 -w s.pcap --duration 60
+    \b
+      # also keep the TLS secrets: a capture of the encrypted traffic can then be read
+      spicetool record --listen :6001 --target vmhost:5901 --tls-target --tls-listen \\
+          --tls-keylog keys.log -w clear.pcapng
+      spicetool dissect --tls-keylog keys.log encrypted.pcapng
 
     \b
     Exit codes: 0 stopped cleanly; 2 bad usage; 3 cannot listen, write the file
@@ -71,8 +80,10 @@ def record(listen_s: str, target_s: str, out: str, tls_listen: bool, cert: str |
         raise click.UsageError("--cert, --key and --write-cert go with --tls-listen")
     if ca and not tls_target:
         raise click.UsageError("--ca goes with --tls-target")
+    if keylog and not (tls_listen or tls_target):
+        raise click.UsageError("--tls-keylog goes with --tls-listen or --tls-target")
 
-    from spicetool.record.tls import TlsSetupError, client_context, fingerprint, server_context
+    from spicetool.record.tls import TlsSetupError, client_context, fingerprint, server_context, set_keylog
 
     log = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
     listen_ctx = target_ctx = None
@@ -85,6 +96,10 @@ def record(listen_s: str, target_s: str, out: str, tls_listen: bool, cert: str |
                 Path(write_cert).write_bytes(cert_pem)
         if tls_target:
             target_ctx = client_context(ca)
+        if keylog:
+            for ctx in (listen_ctx, target_ctx):
+                if ctx is not None:
+                    set_keylog(ctx, keylog)
     except TlsSetupError as exc:
         _fail(str(exc))
     except OSError as exc:

@@ -93,3 +93,13 @@ def client_context(ca: str | None) -> ssl.SSLContext:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def set_keylog(ctx: ssl.SSLContext, path: str) -> None:
+    """Append the secrets of every connection made with ctx to `path` (NSS key log format)."""
+    try:
+        with open(path, "a"):  # fail now, in one line, rather than at the first handshake
+            pass
+        ctx.keylog_filename = path
+    except OSError as exc:
+        raise TlsSetupError(f"cannot write the key log {path}: {exc.strerror or exc}") from None

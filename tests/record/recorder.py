@@ -15,13 +15,14 @@ import peers  # noqa: E402
 
 class Recorder:
     def __init__(self, listen: int, target: int, out: Path, extra: Sequence[str] = (),
-                 timeout: float = 20.0) -> None:
+                 timeout: float = 20.0, env: dict[str, str] | None = None) -> None:
         self.out = out
         self.log_path = out.with_suffix(".log")
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             ["spicetool", "record", "--listen", f"127.0.0.1:{listen}", "--target", f"127.0.0.1:{target}",
-             "-w", str(out), *extra], stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+             "-w", str(out), *extra], stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env)
         # ready when it says so (probing the port would itself be a recorded connection)
         peers.wait_until(lambda: "listening on" in self.log(), timeout, "spicetool record", self.proc)
 

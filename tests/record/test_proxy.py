@@ -254,6 +254,9 @@ def test_cannot_listen(tmp_path: Path) -> None:
     (["--listen", "nonsense", "--target", "127.0.0.1:1"], "is not HOST:PORT"),
     (["--listen", ":5969", "--target", "127.0.0.1:70000"], "is not HOST:PORT"),
     (["--listen", ":5969", "--target", "127.0.0.1:1", "--cert", "c.pem"], "go with --tls-listen"),
+    (["--listen", ":5969", "--target", "127.0.0.1:1", "--tls-keylog", "k.log"], "goes with --tls-listen or --tls-target"),
+    (["--listen", ":5969", "--target", "127.0.0.1:1", "--tls-target", "--tls-keylog", "/nonexistent/k.log"],
+     "cannot write the key log"),
     (["--listen", ":5969", "--target", "127.0.0.1:1", "--tls-listen", "--cert", "/nonexistent.pem"],
      "cannot use certificate"),
 ])

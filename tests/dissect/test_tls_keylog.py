@@ -1,0 +1,417 @@
+"""TLS key logs: real TLS traffic, decrypted with the secrets its peers logged.
+
+The real session: spicy-screenshot --TLS--> `spicetool record --tls-keylog` --TLS--> Xspice's TLS
+port, with tshark capturing the encrypted traffic on both sides of the proxy. Decrypted with the
+proxy's key log, each side must read exactly as the proxy's own clear recording of the session
+(same SPICE messages, same bytes as tshark's own decryption, same final picture), in TLS 1.2 and
+1.3 (forced on the proxy through its OpenSSL configuration). And: a key log lacking a connection,
+no key log, a truncated and a corrupt record. The other cipher suites come from OpenSSL too:
+corpus sessions re-encrypted through Python's ssl with each suite forced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # support, also when run as a script (below)
+from support import CAPTURES, ROOT, need_program
+
+sys.path.insert(0, str(ROOT / "tests" / "record"))
+from recorder import Recorder, peers, screenshot  # noqa: E402
+
+from spicetool.dissect.capture import TCP_ACK, TCP_SYN, open_capture  # noqa: E402
+from spicetool.dissect.pcapwriter import PcapWriter  # noqa: E402
+from spicetool.dissect.sessions import decode_segments  # noqa: E402
+from spicetool.dissect.tcp import Data, TcpTracker  # noqa: E402
+from spicetool.dissect.tls import TlsConnection  # noqa: E402
+from spicetool.dissect.tls_keylog import KeyLog  # noqa: E402
+from spicetool.render import picture_at  # noqa: E402
+
+PLAIN_PORT, LISTEN_PORT, TLS_PORT, DISPLAY = 5980, 5981, 5982, 80
+OPENSSL_CNF = """openssl_conf = conf
+[conf]
+ssl_conf = ssl
+[ssl]
+system_default = sys
+[sys]
+{}
+"""
+FORCE = {"1.2": "MinProtocol = TLSv1.2\nMaxProtocol = TLSv1.2", "1.3": "MinProtocol = TLSv1.3"}
+
+
+@dataclass
+class TlsSession:
+    version: str
+    clear: Path  # the proxy's recording, in clear
+    sides: dict[str, Path]  # "client" (spicy <-> proxy) and "server" (proxy <-> Xspice): encrypted captures
+    ports: dict[str, int]  # each side's server port
+    keylog: Path
+
+
+@pytest.fixture(scope="module", params=["1.2", "1.3"])
+def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> TlsSession:
+    for program in ("Xorg", "spicy-screenshot", "tshark", "xterm"):
+        need_program(program)
+    from spicetool.record.tls import self_signed
+
+    version = request.param
+    tmp = tmp_path_factory.mktemp(f"tls{version}")
+    certs = tmp / "x509"
+    certs.mkdir()
+    cert, key = self_signed(["127.0.0.1", "localhost"])
+    for name, data in (("ca-cert.pem", cert), ("server-cert.pem", cert), ("server-key.pem", key)):
+        (certs / name).write_bytes(data)
+    (tmp / "openssl.cnf").write_text(OPENSSL_CNF.format(FORCE[version]))
+    proxy_env = {**os.environ, "OPENSSL_CONF": str(tmp / "openssl.cnf")}  # the version, on the proxy only
+    settings = peers.XspiceSettings(port=PLAIN_PORT, display=DISPLAY,
+                                    extra_options={"SpiceTlsPort": str(TLS_PORT), "SpiceX509Dir": str(certs)})
+    session = TlsSession(version, tmp / "clear.pcapng", {"client": tmp / "client.pcapng",
+                                                          "server": tmp / "server.pcapng"},
+                         {"client": LISTEN_PORT, "server": TLS_PORT}, tmp / "keys.log")
+    with peers.Xspice(settings, tmp), \
+            peers.Program(["xterm", "-geometry", "80x20+40+40", "-e", "sh", "-c", "ls -l /usr/bin | head -40; "
+                           "sleep 600"], DISPLAY, tmp, name="xterm"):
+        peers.wait_until(lambda: peers.port_open(TLS_PORT), 10, "Xspice TLS port")
+        time.sleep(1.0)  # the xterm maps and draws
+        with peers.Tshark(port=LISTEN_PORT, out=session.sides["client"]) as client_cap, \
+                peers.Tshark(port=TLS_PORT, out=session.sides["server"]) as server_cap:
+            with Recorder(LISTEN_PORT, TLS_PORT, session.clear,
+                          ["--tls-target", "--ca", str(certs / "ca-cert.pem"), "--tls-listen",
+                           "--write-cert", str(tmp / "proxy-ca.pem"), "--tls-keylog", str(session.keylog)],
+                          env=proxy_env) as rec:
+                env = {**peers.x_env(DISPLAY), "SSL_CERT_FILE": str(tmp / "proxy-ca.pem")}
+                env.pop("DISPLAY")
+                screenshot(["-h", "127.0.0.1", "-s", str(LISTEN_PORT)], tmp / "shot.ppm", env=env)
+                time.sleep(0.5)
+                assert rec.stop() == 0
+            client_cap.stop()
+            server_cap.stop()
+    return session
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+def records(path: Path, keylog: Path | KeyLog | None = None) -> list:
+    return list(decode_segments(open_capture(str(path)), keylog=str(keylog) if isinstance(keylog, Path) else keylog))
+
+
+def messages(recs: list) -> dict[tuple[str, int | None, str], list[tuple]]:
+    """Per channel and direction (the order between directions is the capture point's): every link
+    record, message and agent message, with its decoded fields."""
+    out: dict[tuple[str, int | None, str], list[tuple]] = defaultdict(list)
+    for r in recs:
+        if r.layer in ("link", "message", "agent"):
+            out[(r.channel.channel, r.channel.channel_id, r.direction.value)].append((r.layer, r.type, r.size,
+                                                                                      r.fields))
+    return dict(out)
+
+
+def problems(recs: list) -> list[tuple[str, str]]:
+    return [(r.type, r.fields.get("reason")) for r in recs if r.layer in ("gap", "error")]
+
+
+def clear_streams(path: Path, keylog: KeyLog | None = None) -> list[tuple[bytes, bytes]]:
+    """Each connection's two byte streams, in order of appearance: as captured, or decrypted."""
+    tracker = TcpTracker()
+    streams: dict[int, tuple[bytearray, bytearray]] = {}
+    for seg in open_capture(str(path)):
+        for conn, from_client, item in tracker.feed(seg):
+            up, down = streams.setdefault(conn.index, (bytearray(), bytearray()))
+            if keylog is None:
+                assert isinstance(item, Data)
+                (up if from_client else down).extend(item.data)
+                continue
+            if conn.user is None:
+                conn.user = TlsConnection(keylog)
+            for client, out in conn.user.feed(from_client, item):
+                assert isinstance(out, Data), out
+                (up if client else down).extend(out.data)
+    return [(bytes(u), bytes(d)) for _, (u, d) in sorted(streams.items()) if u or d]
+
+
+def tshark_decrypted(path: Path, keylog: Path, server_port: int) -> list[tuple[bytes, bytes]]:
+    """Wireshark's own decryption: the clear application data of each TLS record, per connection."""
+    out = subprocess.run([need_program("tshark"), "-r", str(path), "-o", f"tls.keylog_file:{keylog}",
+                          "-Y", "data.data", "-T", "fields", "-E", "separator=|", "-E", "occurrence=a",
+                          "-E", "aggregator=,", "-e", "tcp.stream", "-e", "tcp.srcport", "-e", "data.data"],
+                         capture_output=True, text=True, check=True).stdout
+    streams: dict[int, tuple[bytearray, bytearray]] = {}
+    for line in out.splitlines():
+        stream, sport, chunks = line.split("|")
+        up, down = streams.setdefault(int(stream), (bytearray(), bytearray()))
+        for chunk in chunks.split(","):
+            (down if int(sport) == server_port else up).extend(bytes.fromhex(chunk))
+    return [(bytes(u), bytes(d)) for _, (u, d) in sorted(streams.items())]
+
+
+# -- the real session --------------------------------------------------------------------------------
+
+def test_decrypted_captures_read_as_the_clear_recording(session: TlsSession) -> None:
+    clear = messages(records(session.clear))
+    assert {("main", 0, "server"), ("display", 0, "server")} <= set(clear) and sum(map(len, clear.values())) > 20
+    for side, path in session.sides.items():
+        recs = records(path, session.keylog)
+        assert problems(recs) == [], f"{side}: {problems(recs)}"
+        assert messages(recs) == clear, f"{side} side: the decrypted capture reads otherwise"
+        described = {r.channel.tls for r in recs}
+        assert len(described) == 1 and described.pop().startswith(f"TLS {session.version}, TLS_"), side
+
+
+def test_decrypted_bytes_agree_with_tshark_and_the_recording(session: TlsSession) -> None:
+    recorded = clear_streams(session.clear)
+    keylog = KeyLog(str(session.keylog))
+    for side, path in session.sides.items():
+        ours = clear_streams(path, keylog)
+        theirs = tshark_decrypted(path, session.keylog, session.ports[side])
+        assert len(ours) >= 2 and ours == theirs, f"{side}: our decryption differs from tshark's"
+        assert ours == recorded, f"{side}: decrypted bytes differ from what the proxy passed on"
+
+
+def test_render_last_equals_the_clear_recording(session: TlsSession) -> None:
+    truth = picture_at(str(session.clear))
+    assert truth is not None and truth.image.std() > 5  # the desktop with its xterm
+    for side, path in session.sides.items():
+        frame = picture_at(decode_segments(open_capture(str(path)), keylog=str(session.keylog)))
+        assert frame is not None and np.array_equal(frame.image, truth.image), side
+
+
+def test_without_the_key_log_each_connection_is_reported_encrypted(session: TlsSession) -> None:
+    path = session.sides["client"]
+    r = subprocess.run(["spicetool", "dissect", "--json", str(path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "--tls-keylog" in r.stderr and "no SPICE traffic" in r.stderr.splitlines()[-1]
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    connections = len(clear_streams(path))
+    assert len(lines) == connections and {x["type"] for x in lines} == {"tls_encrypted"}
+    assert len({x["client"] for x in lines}) == connections
+    assert all(x["fields"]["version"] == f"TLS {session.version}" and x["fields"]["cipher"].startswith("TLS_")
+               and "--tls-keylog" in x["fields"]["reason"] for x in lines)
+    # the same in the figures: one problem per connection, nothing decoded
+    r = subprocess.run(["spicetool", "stats", "--json", str(path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    kinds = [p["kind"] for s in json.loads(r.stdout)["sessions"] for p in s["problems"]]
+    assert kinds == ["tls_encrypted"] * connections
+
+
+def test_a_key_log_lacking_one_connection(session: TlsSession, tmp_path: Path) -> None:
+    path = session.sides["server"]
+    # the client randoms of the capture's connections, by tshark
+    out = subprocess.run([need_program("tshark"), "-r", str(path), "-Y", "tls.handshake.type == 1", "-T", "fields",
+                          "-e", "tcp.srcport", "-e", "tls.handshake.random"], capture_output=True, text=True,
+                         check=True).stdout
+    hellos = [line.split("\t") for line in out.splitlines()]
+    assert len(hellos) >= 2
+    port, random = hellos[1]  # the second connection's: not the main channel's
+    lines = session.keylog.read_text().splitlines()
+    kept = [x for x in lines if random.replace(":", "") not in x]
+    assert len(kept) < len(lines)
+    partial = tmp_path / "partial.log"
+    partial.write_text("\n".join(kept) + "\n")
+    recs = records(path, partial)
+    lacking = [r for r in recs if r.type == "tls_encrypted"]
+    assert len(lacking) == 1 and lacking[0].channel.client.endswith(f":{port}")
+    assert "lacks" in lacking[0].fields["reason"] or "no CLIENT_RANDOM" in lacking[0].fields["reason"]
+    clear = messages(records(session.clear))
+    ours = messages(recs)
+    assert {k[:2] for k in ours} == {k[:2] for k in clear} - {(lacking[0].channel.channel, None)} or \
+        len({k[:2] for k in ours}) == len({k[:2] for k in clear}) - 1
+    assert all(ours[k] == clear[k] for k in ours)
+
+
+def _server_records(path: Path, server_port: int) -> tuple[str, list[tuple[int, int]], list[tuple[int, int]]]:
+    """In the connection with the most server bytes: its client, the server's TLS records as
+    (stream offset, length), and that direction's segments as (frame, stream offset)."""
+    by_conn: dict[str, list[tuple[int, bytes]]] = defaultdict(list)
+    for seg in open_capture(str(path)):
+        if seg.payload and seg.src.endswith(f":{server_port}"):
+            by_conn[seg.dst].append((seg.frame, seg.payload))
+    client = max(by_conn, key=lambda c: sum(len(p) for _, p in by_conn[c]))
+    stream = b"".join(p for _, p in by_conn[client])
+    recs, at = [], 0
+    while at + 5 <= len(stream):
+        length = int.from_bytes(stream[at + 3:at + 5], "big")
+        recs.append((at, 5 + length))
+        at += 5 + length
+    offsets, at = [], 0
+    for frame, p in by_conn[client]:
+        offsets.append((frame, at))
+        at += len(p)
+    return client, recs, offsets
+
+
+def _rewrite(src: Path, dst: Path, frame: int, change) -> None:  # type: ignore[no-untyped-def]
+    """Copy a capture segment by segment; `change(payload)` gives one frame's new payload and whether
+    the copy ends with it (the capture stopping in the middle of that segment)."""
+    with open(dst, "wb") as f:
+        w = PcapWriter(f)
+        for seg in open_capture(str(src)):
+            payload, stop = change(seg.payload) if seg.frame == frame else (seg.payload, False)
+            w.segment(seg.time, seg.src, seg.dst, seg.seq, seg.ack, seg.flags, payload)
+            if stop:
+                return
+
+
+def _from_server(recs: list, client: str, clear: Path) -> tuple[list[tuple], list[tuple]]:
+    """What the server sent on the connection of `client`: as decoded from `recs`, and as recorded in clear."""
+    channel = next((r.channel.channel, r.channel.channel_id) for r in recs if r.channel.client == client)
+    ours = messages([r for r in recs if r.channel.client == client]).get((*channel, "server"), [])
+    return ours, messages(records(clear))[(*channel, "server")]
+
+
+def _inside(offsets: list[tuple[int, int]], at: int) -> tuple[int, int]:
+    """The segment holding stream offset `at`: (frame, offset of `at` in its payload)."""
+    frame, seg_at = next((f, o) for f, o in reversed(offsets) if o <= at)
+    return frame, at - seg_at
+
+
+def test_a_truncated_record(session: TlsSession, tmp_path: Path) -> None:
+    path, port = session.sides["client"], session.ports["client"]
+    client, recs, offsets = _server_records(path, port)
+    at, length = recs[len(recs) // 2]
+    frame, cut_at = _inside(offsets, at + length // 2)  # the capture ends in the middle of this record
+    final = tmp_path / "cut.pcap"
+    _rewrite(path, final, frame, lambda p: (p[:cut_at], True))
+    r = subprocess.run(["spicetool", "dissect", "--tls-keylog", str(session.keylog), "--json", str(final)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    errors = [x for x in map(json.loads, r.stdout.splitlines()) if x["type"] == "tls_error" and x["client"] == client]
+    assert [e["fields"]["reason"] for e in errors] == [
+        f"TLS record from the server truncated: {length // 2} of {length} bytes captured"]
+    ours, clear = _from_server(records(final, session.keylog), client, session.clear)
+    assert 0 < len(ours) < len(clear) and ours == clear[:len(ours)]  # all before the cut, as recorded
+
+
+def test_a_corrupt_record(session: TlsSession, tmp_path: Path) -> None:
+    path, port = session.sides["client"], session.ports["client"]
+    client, recs, offsets = _server_records(path, port)
+    at, length = recs[len(recs) // 2]
+    frame, flip = _inside(offsets, at + 5 + length // 2)  # inside the ciphertext, not the header
+
+    def corrupt(payload: bytes) -> tuple[bytes, bool]:
+        b = bytearray(payload)
+        b[flip] ^= 0x55
+        return bytes(b), False
+
+    bad = tmp_path / "corrupt.pcap"
+    _rewrite(path, bad, frame, corrupt)
+    r = subprocess.run(["spicetool", "dissect", "--tls-keylog", str(session.keylog), str(bad)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    errors = [x for x in r.stdout.splitlines() if "tls_error" in x]
+    assert len(errors) == 1 and "does not authenticate" in errors[0], errors
+    got = records(bad, session.keylog)
+    ours, clear = _from_server(got, client, session.clear)
+    # the message the record was part of is lost; the SPICE layer finds its feet again: all the others are there
+    assert len(ours) == len(clear) - 1 and any(ours == clear[:i] + clear[i + 1:] for i in range(len(clear)))
+    assert [t for t, _ in problems(got)].count("tls_error") == 1
+
+
+# -- every AEAD suite, from OpenSSL: corpus sessions re-encrypted ------------------------------------
+
+SUITES = {
+    "TLS_AES_128_GCM_SHA256": ("1.3", "Ciphersuites = TLS_AES_128_GCM_SHA256"),
+    "TLS_AES_256_GCM_SHA384": ("1.3", "Ciphersuites = TLS_AES_256_GCM_SHA384"),
+    "TLS_CHACHA20_POLY1305_SHA256": ("1.3", "Ciphersuites = TLS_CHACHA20_POLY1305_SHA256"),
+    # Python sets its own TLS 1.2 cipher list over OpenSSL's configuration: these go to set_ciphers
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": ("1.2", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": ("1.2", "ECDHE-ECDSA-AES256-GCM-SHA384"),
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": ("1.2", "ECDHE-ECDSA-CHACHA20-POLY1305"),
+}
+
+
+@pytest.mark.parametrize("suite", list(SUITES))
+def test_every_aead_suite(suite: str, tmp_path: Path) -> None:
+    version, line = SUITES[suite]
+    cnf = tmp_path / "openssl.cnf"
+    cnf.write_text(OPENSSL_CNF.format(FORCE[version] + ("\n" + line if version == "1.3" else "")))
+    src, out, keylog = CAPTURES / "typing.pcapng", tmp_path / "tls.pcap", tmp_path / "keys.log"
+    subprocess.run([sys.executable, __file__, str(src), str(out), str(keylog), line if version == "1.2" else ""],
+                   check=True, timeout=120,
+                   env={**os.environ, "OPENSSL_CONF": str(cnf)})
+    recs = records(out, keylog)
+    assert problems(recs) == []
+    assert {r.channel.tls for r in recs} == {f"TLS {version}, {suite}, SNI localhost"}
+    assert messages(recs) == messages(records(src))
+
+
+def reencrypt(src: str, dst: str, keylog: str, ciphers: str = "") -> None:
+    """Each connection of a clear capture carried over TLS between two OpenSSL endpoints (memory BIOs),
+    the TLS bytes written as a capture with the original times; the secrets go to `keylog`."""
+    from spicetool.record.tls import self_signed
+
+    cert, key = self_signed(["localhost"])
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "c.pem").write_bytes(cert)
+        Path(d, "k.pem").write_bytes(key)
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(str(Path(d, "c.pem")), str(Path(d, "k.pem")))
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+    for ctx in (client, server) if ciphers else ():
+        ctx.set_ciphers(ciphers)
+    client.keylog_filename = keylog
+    tracker, pipes = TcpTracker(), {}
+    with open(dst, "wb") as f:
+        w = PcapWriter(f)
+        for seg in open_capture(src):
+            for conn, from_client, item in tracker.feed(seg):
+                pipe = pipes.get(conn.index)
+                if pipe is None:
+                    pipe = pipes[conn.index] = _Pipe(server, client, w, conn.client, conn.server, conn.start)
+                pipe.send(item.time, from_client, item.data)
+
+
+class _Pipe:
+    def __init__(self, server: ssl.SSLContext, client: ssl.SSLContext, w: PcapWriter, cend: str, send: str,
+                 t: float) -> None:
+        self.w, self.ends = w, {True: (cend, send), False: (send, cend)}
+        self.seq = {True: 1000, False: 5000}
+        w.segment(t, cend, send, 999, 0, TCP_SYN)
+        w.segment(t, send, cend, 4999, 1000, TCP_SYN | TCP_ACK)
+        self.bios = [ssl.MemoryBIO() for _ in range(4)]  # client in/out, server in/out
+        self.c = client.wrap_bio(self.bios[0], self.bios[1], server_hostname="localhost")
+        self.s = server.wrap_bio(self.bios[2], self.bios[3], server_side=True)
+        for _ in range(6):
+            for end in (self.c, self.s):
+                try:
+                    end.do_handshake()
+                except ssl.SSLWantReadError:
+                    pass
+            self.pump(t)
+
+    def pump(self, t: float) -> None:
+        for from_client, out, into in ((True, 1, 2), (False, 3, 0)):
+            data = self.bios[out].read()
+            self.bios[into].write(data)
+            src, dst = self.ends[from_client]
+            for i in range(0, len(data), 16000):
+                piece = data[i:i + 16000]
+                self.w.segment(t, src, dst, self.seq[from_client], self.seq[not from_client], TCP_ACK, piece)
+                self.seq[from_client] = (self.seq[from_client] + len(piece)) & 0xFFFFFFFF
+        for end in (self.s, self.c):
+            try:
+                while end.read(1 << 20):
+                    pass
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                pass
+
+    def send(self, t: float, from_client: bool, data: bytes) -> None:
+        (self.c if from_client else self.s).write(data)
+        self.pump(t)
+
+
+if __name__ == "__main__":  # run by test_every_aead_suite under its own OPENSSL_CONF
+    reencrypt(*sys.argv[1:5])
