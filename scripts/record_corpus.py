@@ -84,6 +84,8 @@ class Session:
     mouse: bool = True
     type_text: str | None = None
     resize_to: str | None = None  # xrandr size applied mid-session
+    resize_first: str | None = None  # xrandr size a second after the client connected (e.g. 1920x1080)
+    second_head: str | None = None  # a second monitor of this size right of the first (NumHeads 2, xrandr)
     select_text: bool = False  # double-click a word in the xterm on the guest (a selection the agent announces)
     # capture
     pcapng: bool = True
@@ -97,11 +99,12 @@ class Session:
     kind: str = "xspice"
 
     def server_settings(self, tmp: Path) -> peers.XspiceSettings:
+        extra = {"NumHeads": "2"} if self.second_head else {}
         return peers.XspiceSettings(
             port=self.port, display=self.server_display, password=self.password,
             image_compression=self.image_compression, jpeg_wan_compression=self.jpeg_wan_compression,
             zlib_glz_wan_compression=self.zlib_glz_wan_compression, streaming_video=self.streaming_video,
-            vdagent=self.vdagent, playback=self.audio)
+            vdagent=self.vdagent, playback=self.audio, extra_options=extra)
 
 
 CORPUS: list[Session] = [
@@ -138,6 +141,13 @@ CORPUS: list[Session] = [
             "the clipboard both ways, from spice-gtk's GObject API", image_compression="auto_glz", vdagent=True,
             programs=("xterm",), client="spice-glib-client agent", move_window=False, mouse=False,
             port=5930, server_display=30, kind="agent-transfer"),
+    Session("hd-1080", "the desktop grows from 1024x768 to 1920x1080 (xrandr) a second after the client "
+            "connected, then is used at that size: the render benchmark's large session",
+            image_compression="auto_glz", programs=(*DEFAULT_PROGRAMS, "photo"), resize_first="1920x1080",
+            type_text="ls /usr/share", duration=12),
+    Session("two-heads", "two monitors on one display channel (spiceqxl NumHeads 2, xrandr: 1024x768 + 800x600 "
+            "right of it): MONITORS_CONFIG with two heads of one 1824x768 surface", image_compression="auto_glz",
+            second_head="800x600", duration=10),
     Session("qemu-channels", "QEMU (QXL, no disk: firmware boot screens) with port, webdav, usbredir, playback "
             "and record channels, all linked by spice-gtk's GObject API", programs=(),
             client="spice-glib-client channels", move_window=False, mouse=False, duration=10, port=5931,
@@ -224,6 +234,7 @@ def record(s: Session, out_dir: Path = CAPTURES) -> dict:
         raw = tmp / f"raw.{ext}"
         progs: dict[str, peers.Program] = {}
         with peers.Xspice(s.server_settings(tmp), tmp) as xs:
+            heads = screen_layout(s, xs)
             sizes = ["%dx%d" % xs.screen_size()]
             agent = peers.VdAgent(xs) if s.vdagent else None
             tone = peers.PlaybackTone(xs) if s.audio else None
@@ -282,8 +293,30 @@ def record(s: Session, out_dir: Path = CAPTURES) -> dict:
         raise CaptureIncomplete(f"{s.name}: tshark dropped {cap.dropped} packets")
     meta = describe(s, started, sizes, ran, tl, final, png, cut)
     meta["capture"]["packets_dropped_by_capture"] = cap.dropped
+    if heads:
+        meta["heads"] = heads
     (out_dir / f"{s.name}.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+def screen_layout(s: Session, xs: peers.Xspice) -> list[dict]:
+    """A second monitor before the client connects; the heads as xrandr reports them."""
+    if not s.second_head:
+        return []
+    env = peers.x_env(xs.display)
+    subprocess.run(["xrandr", "--addmode", "qxl-1", s.second_head], env=env, check=True, capture_output=True)
+    subprocess.run(["xrandr", "--output", "qxl-1", "--mode", s.second_head, "--right-of", "qxl-0"], env=env,
+                   check=True, capture_output=True)
+    out = subprocess.run(["xrandr", "-q"], env=env, check=True, capture_output=True, text=True).stdout
+    heads = []
+    for line in out.splitlines():  # "qxl-1 connected 800x600+1024+0 0mm x 0mm"
+        parts = line.split()
+        if len(parts) > 2 and parts[1] == "connected":
+            geo = next(p for p in parts[2:] if "+" in p)
+            size, x, y = geo.split("+")
+            w, h = size.split("x")
+            heads.append({"output": parts[0], "x": int(x), "y": int(y), "width": int(w), "height": int(h)})
+    return heads
 
 
 def transfer_file(path: Path, size: int = TRANSFER_FILE_SIZE) -> Path:
@@ -547,6 +580,11 @@ def session_actions(s: Session, xs: peers.Xspice, cl: peers.Spicy, progs: dict[s
                     tl: Timeline, sizes: list[str]) -> None:
     """What happens while the client is connected: about `s.duration` seconds of activity."""
     end = tl.t0 + s.duration - 2.5  # the last ~2.5 s belong to the frozen final picture
+    if s.resize_first:
+        time.sleep(1.0)
+        xs.xrandr(s.resize_first)
+        sizes.append(s.resize_first)
+        tl.note("xrandr", size=s.resize_first)
     time.sleep(1.5)
     if s.mouse:
         mouse_path(cl.display, cl, tl)
@@ -675,12 +713,15 @@ def describe(s: Session, started: dt.datetime, sizes: list[str], ran: list[dict]
 
 def cli_args(s: Session) -> list[str]:
     """The command line that records this session again."""
-    if any(c.name == s.name and c == s for c in CORPUS):
-        return ["--only", s.name]
-    args = ["--name", s.name]
+    where = {"port": SERVER_PORT, "server_display": SERVER_DISPLAY, "client_display": CLIENT_DISPLAY}
+    moved = [] if (s.port, s.server_display, s.client_display) == tuple(where.values()) else [
+        "--port", str(s.port), "--displays", f"{s.server_display},{s.client_display}"]
+    if any(c.name == s.name and (c == s or dataclasses.replace(s, **where) == c) for c in CORPUS):
+        return ["--only", s.name, *moved]
+    args = ["--name", s.name, *moved]
     for f in dataclasses.fields(Session):
         value, default = getattr(s, f.name), f.default if f.default is not dataclasses.MISSING else None
-        if f.name in ("name",) or value == default:
+        if f.name in ("name", *where) or value == default:
             continue
         flag = "--" + f.name.replace("_", "-")
         if isinstance(value, bool):
@@ -744,6 +785,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="double-click a word in the guest xterm (agent clipboard traffic)")
     ap.add_argument("--pcapng", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--cut-seconds", type=float, default=0.0)
+    ap.add_argument("--resize-first", help="xrandr size a second after the client connected, e.g. 1920x1080")
+    ap.add_argument("--second-head", help="a second monitor of this size, e.g. 800x600")
+    ap.add_argument("--port", type=int, help=f"server port (default {SERVER_PORT}; Xspice sessions)")
+    ap.add_argument("--displays", help=f"server,client X displays (default {SERVER_DISPLAY},{CLIENT_DISPLAY})")
     return ap.parse_args(argv)
 
 
@@ -767,7 +812,8 @@ def main(argv: list[str] | None = None) -> int:
         sessions = [Session(a.name, a.description, a.image_compression, a.jpeg_wan_compression,
                             a.zlib_glz_wan_compression, a.streaming_video, a.password, a.vdagent, a.audio,
                             programs, a.client, a.preferred_compression, a.duration, a.move_window, a.mouse,
-                            a.type_text, a.resize_to, a.select_text, a.pcapng, a.cut_seconds)]
+                            a.type_text, a.resize_to, a.select_text, a.pcapng, a.cut_seconds, a.resize_first,
+                            a.second_head)]
     elif a.all or a.only:
         wanted = None if a.all else set(a.only.split(","))
         sessions = [s for s in CORPUS if wanted is None or s.name in wanted]
@@ -775,6 +821,12 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"unknown sessions: {wanted - {s.name for s in sessions}}")
     else:
         raise SystemExit("nothing to do: give --all, --only NAMES, --list or --name NAME")
+    if a.port or a.displays:  # beside other users of the default port and displays
+        server_display, client_display = (int(d) for d in a.displays.split(",")) if a.displays else (
+            SERVER_DISPLAY, CLIENT_DISPLAY)
+        sessions = [dataclasses.replace(s, port=a.port or s.port, server_display=server_display,
+                                        client_display=client_display) if s.kind == "xspice" else s
+                    for s in sessions]
     for s in sessions:
         t = time.monotonic()
         try:
