@@ -12,8 +12,10 @@ import click
 from spicetool.dissect.capture import CaptureDamaged, CaptureError, open_capture
 from spicetool.dissect.sessions import Record, decode_segments
 from spicetool.render.audio import PlaybackAudio
-from spicetool.render.frames import frames, picture_at
+from spicetool.render.frames import frames, picture_at, records_of
+from spicetool.render.monitors import DisplayChoice, DisplayChoiceError
 from spicetool.render.session import RenderStats, SessionScreen
+from spicetool.render.sizing import largest_picture
 from spicetool.render.video import FORMATS, VideoWriter, save_png, scaled
 
 
@@ -117,7 +119,8 @@ Examples:
 @click.option("--at", "at", type=click.FloatRange(min=0), help="Picture at this many seconds into the capture.")
 @click.option("--last", is_flag=True, help="Picture at the end of the capture.")
 @click.option("--session", type=click.IntRange(min=1), help="Session number (as dissect --summary numbers them).")
-@click.option("--display", type=click.IntRange(0, 255), default=0, show_default=True, help="Display channel id.")
+@click.option("--display", default="0", show_default=True,
+              help="Display channel id, all its monitors; or CHANNEL:MONITOR for one monitor (0:1).")
 @click.option("--from", "start", type=click.FloatRange(min=0), help="Start at this many seconds into the capture.")
 @click.option("--to", "end", type=click.FloatRange(min=0), help="Stop at this many seconds into the capture.")
 @click.option("--scale", type=click.FloatRange(0.05, 8), default=1.0, show_default=True, help="Scale the pictures.")
@@ -126,7 +129,7 @@ Examples:
               help="Capture starting mid-session: show pictures before every pixel is known (unknown = pattern).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def render(capture: str, output: str, fps: float, at: float | None, last: bool, session: int | None,
-           display: int, start: float | None, end: float | None, scale: float, cursor: bool, partial: bool,
+           display: str, start: float | None, end: float | None, scale: float, cursor: bool, partial: bool,
            quiet: bool) -> None:
     """Rebuild what a SPICE session showed on its screen from a capture."""
     if at is not None and last:
@@ -141,25 +144,29 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
     if not single and not to_dir and ext not in FORMATS:
         raise click.UsageError(f"-o {output}: use a video name (.mp4, .webm, .mkv, .gif) or DIR/ for PNG files"
                                + (" (a .png needs --at or --last)" if ext == ".png" else ""))
+    try:
+        choice = DisplayChoice.parse(display)
+    except DisplayChoiceError as exc:
+        raise click.UsageError(str(exc)) from None
     stats = RenderStats()
     progress = _Progress(quiet, "rendering")
     reader = None
     try:
         records, reader = _records(capture, progress)
         if single:
-            frame = picture_at(records, None if last else at, session=session, display=display,
+            frame = picture_at(records, None if last else at, session=session, display=choice,
                                cursor=cursor, stats=stats)
             if frame is None:
                 raise RenderFailure(f"{capture}: no picture: the capture holds no display surface"
                                     + (f" for session {session}" if session else "")
-                                    + (f" on display {display}" if display else ""))
+                                    + (f" on display {display}" if display != "0" else ""))
             save_png(output, scaled(frame.image, scale))
             progress.close()
             _summary(stats, output, None, reader, quiet)
             return
         if to_dir:
             Path(output).mkdir(parents=True, exist_ok=True)
-            for t, img in frames(records, None, session=session, display=display, cursor=cursor,
+            for t, img in frames(records, None, session=session, display=choice, cursor=cursor,
                                  start=start, end=end, stats=stats, partial=partial):
                 save_png(Path(output) / f"frame-{stats.frames:06d}-{t:010.3f}s.png", scaled(img, scale))
                 progress.frames = stats.frames
@@ -168,9 +175,13 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
                 raise RenderFailure(_no_picture(capture, stats, start, end))
             _summary(stats, output, None, reader, quiet)
             return
+        # the video is as large as the largest picture in the range (a cheap pre-pass)
+        size = largest_picture(records_of(capture), session, choice, start, end)
+        if size is not None and scale != 1.0:
+            size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
         audio = PlaybackAudio()
-        screen = SessionScreen(session, display, cursor, audio, partial)
-        writer = VideoWriter(output, fps, audio)
+        screen = SessionScreen(session, choice, cursor, audio, partial)
+        writer = VideoWriter(output, fps, audio, size)
         shown: tuple[object, object] = (None, None)  # (picture, scaled): an unchanged picture stays one object
         try:
             for t, img in frames(records, fps, screen=screen, start=start, end=end, stats=stats):

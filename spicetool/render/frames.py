@@ -15,6 +15,7 @@ import numpy as np
 
 from spicetool.dissect.capture import open_capture
 from spicetool.dissect.sessions import Record, decode_segments
+from spicetool.render.monitors import DisplayChoice
 from spicetool.render.session import AudioSink, RenderStats, SessionScreen
 
 
@@ -28,7 +29,8 @@ def records_of(capture: str) -> Iterator[Record]:
 
 
 def frames(capture: str | Iterable[Record], fps: float | None = None, *, session: int | None = None,
-           display: int = 0, cursor: bool = False, start: float | None = None, end: float | None = None,
+           display: int | str | DisplayChoice = 0, cursor: bool = False, start: float | None = None,
+           end: float | None = None,
            stats: RenderStats | None = None, on_audio: AudioSink | None = None,
            screen: SessionScreen | None = None, partial: bool = False) -> Iterator[Frame]:
     """Pictures of one session's display.
@@ -57,6 +59,15 @@ def frames(capture: str | Iterable[Record], fps: float | None = None, *, session
         stats.last_time = t
         return Frame(t, img)
 
+    def flush() -> Iterator[Frame]:
+        # per-change mode: the picture of the changes made at pending_time
+        nonlocal pending_time
+        img = screen.picture()
+        if img is not None and pending_time is not None and (start is None or pending_time >= start) \
+                and (end is None or pending_time <= end):
+            yield emit(pending_time, img)
+        pending_time = None
+
     def ticks_until(t: float) -> Iterator[Frame]:
         # pictures for every tick before time t (the screen before the record at t)
         nonlocal next_tick, tick_base, tick_n
@@ -67,6 +78,7 @@ def frames(capture: str | Iterable[Record], fps: float | None = None, *, session
             if start is not None and start > last_t:
                 return
         while next_tick < t and (end is None or next_tick <= end):
+            screen.advance(next_tick)  # video frames due by this tick
             img = screen.picture()
             if img is None:
                 return
@@ -79,24 +91,29 @@ def frames(capture: str | Iterable[Record], fps: float | None = None, *, session
             if t0 is None:
                 t0 = screen.t0 = rec.time
             t = max(rec.time - t0, last_t)  # capture time never runs backwards for us
-            if end is not None and t > end and fps is None:
-                break
             if fps is not None:
                 yield from ticks_until(t)
                 if end is not None and next_tick is not None and next_tick > end:
                     break
-            elif pending_time is not None and t != pending_time:
-                img = screen.picture()
-                if img is not None and (start is None or pending_time >= start):
-                    yield emit(pending_time, img)
-                pending_time = None
+                screen.advance(t)  # video frames due before this record
+            else:
+                # video frames change the screen at their own times, between records
+                limit = t if end is None else min(t, end)
+                while (due := screen.next_due()) is not None and due <= limit:
+                    due = max(due, last_t)
+                    if pending_time is not None and due != pending_time:
+                        yield from flush()
+                    if screen.advance(due) and screen.ready:
+                        pending_time = due
+                if end is not None and t > end:
+                    break
+                if pending_time is not None and t != pending_time:
+                    yield from flush()
             last_t = t
             if screen.feed(rec) and fps is None and screen.ready:
                 pending_time = t
         if fps is None and pending_time is not None:
-            img = screen.picture()
-            if img is not None and (start is None or pending_time >= start):
-                yield emit(pending_time, img)
+            yield from flush()
         elif fps is not None:
             stop = end if end is not None else last_t
             yield from ticks_until(stop + 1e-9)
@@ -105,7 +122,8 @@ def frames(capture: str | Iterable[Record], fps: float | None = None, *, session
 
 
 def picture_at(capture: str | Iterable[Record], at: float | None = None, *, session: int | None = None,
-               display: int = 0, cursor: bool = False, stats: RenderStats | None = None) -> Frame | None:
+               display: int | str | DisplayChoice = 0, cursor: bool = False,
+               stats: RenderStats | None = None) -> Frame | None:
     """The screen as it was at ``at`` seconds from the capture start (None: at the end).
 
     A capture that never gets a complete picture (it starts mid-session) gives its last
@@ -119,11 +137,13 @@ def picture_at(capture: str | Iterable[Record], at: float | None = None, *, sess
     try:
         for rec in records:
             if t0 is None:
-                t0 = rec.time
+                t0 = screen.t0 = rec.time
             if at is not None and rec.time - t0 > at:
                 break
             t = max(t, rec.time - t0)
+            screen.advance(t)  # video frames due before this record
             screen.feed(rec)
+        screen.advance(t if at is None else at)
     finally:
         screen.stats_into(stats)
     img = screen.picture(force=True)

@@ -12,10 +12,12 @@ from PIL import Image as PILImage
 
 from spicetool.render.canvas import Canvas
 from spicetool.render.cursor import CursorState
-from spicetool.render.streams import StreamError, Streams
+from spicetool.render.monitors import DisplayChoice, Rect, shown_area
+from spicetool.render.streams import MAX_PENDING, StreamError, Streams
 from spicetool.render.surfaces import Region, Surface, SurfaceError
 
 PRIMARY = 1
+STREAMING_MODE = 2  # surface flag: spice-gtk shows GStreamer video on it without waiting
 RES_TYPE_PIXMAP = 1
 # when a capture starts mid-session nobody told us the screen size: the smallest of these
 # that holds every draw seen so far
@@ -50,31 +52,13 @@ class RenderStats:
         return sum(n for w, n in self.warnings.items() if " image " in w)
 
 
-class SessionScreen:
-    """Feed it the records of one session; it keeps the picture of one display channel."""
+class Route:
+    """Which records a render uses: one session's display channel, its cursor and playback."""
 
-    def __init__(self, session: int | None = None, display: int = 0, cursor: bool = False,
-                 on_audio: AudioSink | None = None, partial: bool = False) -> None:
+    def __init__(self, session: int | None = None, display: int = 0) -> None:
         self.session = session
-        self.partial = partial  # mid-session: show pictures before every pixel is known
         self.display = display
-        self.with_cursor = cursor
-        self.on_audio = on_audio
-        self.canvas = Canvas()
-        self.streams = Streams()
-        self.cursor = CursorState()
-        self.heads: list[dict[str, Any]] = []
-        self.ready = False  # a complete picture exists
-        self.midstream = False
-        self.coverage: np.ndarray | None = None  # mid-session only: pixels drawn at least once
-        self.warnings: Counter[str] = Counter()
-        self.playback_expected = False
-        self.t0 = 0.0  # capture time of the capture's first record: times are counted from it
-        self._dirty = True  # something shown changed since the last picture()
-        self._last: tuple[Any, np.ndarray] | None = None  # (key, picture) of the last picture()
-        self._keep: Any = None
 
-    # -- routing ------------------------------------------------------------------------
     def wants(self, rec: Any) -> bool:
         ch = rec.channel
         if rec.layer not in ("message", "gap", "error") or ch.channel_type not in (2, 4, 5):
@@ -86,14 +70,58 @@ class SessionScreen:
             self.session = ch.session  # the first session that shows something
         return ch.session == self.session and (ch.channel_type != 2 or (ch.channel_id or 0) == self.display)
 
+
+class SessionScreen:
+    """Feed it the records of one session; it keeps the picture of one display channel."""
+
+    def __init__(self, session: int | None = None, display: int | str | DisplayChoice = 0, cursor: bool = False,
+                 on_audio: AudioSink | None = None, partial: bool = False) -> None:
+        self.choice = display if isinstance(display, DisplayChoice) else DisplayChoice.parse(display)
+        self.route = Route(session, self.choice.channel)
+        self.partial = partial  # mid-session: show pictures before every pixel is known
+        self.display = self.choice.channel
+        self.with_cursor = cursor
+        self.on_audio = on_audio
+        self.canvas = Canvas()
+        self.streams = Streams()
+        self.cursor = CursorState()
+        self.heads: list[dict[str, Any]] = []
+        self.ready = False  # a complete picture exists
+        self.midstream = False
+        self.coverage: np.ndarray | None = None  # mid-session only: pixels drawn at least once
+        self.warnings: Counter[str] = Counter()
+        self.playback_expected = False
+        self._clocks: dict[int | None, tuple[int, float]] = {}  # session -> last (mm time, capture time)
+        self._streaming_surfaces: set[int] = set()
+        self.t0 = 0.0  # capture time of the capture's first record: times are counted from it
+        self._dirty = True  # something shown changed since the last picture()
+        self._last: tuple[Any, np.ndarray] | None = None  # (key, picture) of the last picture()
+        self._keep: Any = None
+
+    # -- routing ------------------------------------------------------------------------
+    @property
+    def session(self) -> int | None:
+        return self.route.session
+
+    def wants(self, rec: Any) -> bool:
+        return self.route.wants(rec)
+
     def feed(self, rec: Any) -> bool:
-        """One record; True when the picture (or the pointer on it) changed."""
+        """One record; True when the picture (or the pointer on it) changed.
+
+        Video frames due before the record are shown first (callers that also want them between
+        records, at a time of their own, call advance)."""
+        if self.streams.waiting:
+            self.advance(rec.time - self.t0)
         changed = self._feed(rec)
         if changed:
             self._dirty = True
         return changed
 
     def _feed(self, rec: Any) -> bool:
+        if rec.channel.channel_type == 1 and rec.type in ("init", "multi_media_time") and rec.layer == "message":
+            self._mm_time(rec)
+            return False
         if rec.channel.channel_type == 5 or (rec.type == "channels_list" and rec.channel.channel_type == 1):
             self._note_playback(rec)
         if not self.wants(rec):
@@ -112,6 +140,8 @@ class SessionScreen:
                 return self._display(rec)
             if kind == 4:
                 return self.cursor.handle(rec.type, rec.fields) and self.with_cursor
+            if rec.type in ("start", "stop"):  # spice-gtk's video timing asks whether sound plays
+                self.streams.playback_active = rec.type == "start"
             if self.on_audio is not None:
                 self.on_audio(rec.time - self.t0, rec.type, rec.fields)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -127,10 +157,56 @@ class SessionScreen:
         elif any(int(c.get("type", 0)) == 5 for c in rec.fields.get("channels", []) if isinstance(c, dict)):
             self.playback_expected = True
 
+    def _mm_time(self, rec: Any) -> None:
+        """The main channel sets the client's multimedia clock (INIT, MULTI_MEDIA_TIME)."""
+        if rec.direction.name != "SERVER":
+            return
+        try:
+            mm = int(rec.fields["multi_media_time" if rec.type == "init" else "time"])
+        except (KeyError, TypeError, ValueError):
+            self.warnings[f"{rec.type}: malformed"] += 1
+            return
+        if self.session is None:  # the session is chosen when its display speaks
+            self._clocks[rec.channel.session] = (mm, rec.time)
+        elif rec.channel.session == self.session:
+            self.streams.clock_set(mm, rec.time)
+
+    # -- stream frames at their time ---------------------------------------------------------
+    def next_due(self) -> float | None:
+        """When (seconds from the capture start) the next queued video frame is shown, or None."""
+        due = self.streams.next_due()
+        return None if due is None else due - self.t0
+
+    def advance(self, t: float) -> bool:
+        """Show the video frames due by ``t`` (seconds from the capture start); True when the picture changed."""
+        changed = False
+        while (item := self.streams.pop_due(t + self.t0)) is not None:
+            st, frame = item
+            reg = self._stream_frame(lambda: self.streams.show(st, frame.data, frame.dest, self.canvas.surfaces))
+            changed |= self._changed(st.surface_id, reg)
+        if changed:
+            self._dirty = True
+        return changed
+
+    def _stream_frame(self, show: Callable[[], Region | None]) -> Region | None:
+        try:
+            return show()
+        except (StreamError, OSError, PILImage.DecompressionBombError) as exc:  # OSError: Pillow on a damaged JPEG
+            self.warnings[f"video frame undecodable ({str(exc)[:60]})"] += 1
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            self.warnings[f"stream_data: malformed ({type(exc).__name__})"] += 1
+        except Exception as exc:  # PyAV raises its own error family
+            if not type(exc).__module__.startswith("av"):
+                raise
+            self.warnings[f"video frame undecodable ({type(exc).__name__})"] += 1
+        return None
+
     # -- display channel ------------------------------------------------------------------
     def _display(self, rec: Any) -> bool:
         name, f = rec.type, rec.fields
         canvas = self.canvas
+        if self.streams.clock.mm is None and self.session in self._clocks:
+            self.streams.clock.set(*self._clocks.pop(self.session))
         if rec.channel.midstream and not self.midstream:
             self.midstream = True
         if name in DRAWS or name == "copy_bits":
@@ -149,6 +225,10 @@ class SessionScreen:
             except SurfaceError as exc:
                 self.warnings[str(exc)] += 1
                 return False
+            if int(f["flags"]) & STREAMING_MODE:
+                self._streaming_surfaces.add(s.id)
+            else:
+                self._streaming_surfaces.discard(s.id)
             if s.primary and not self.midstream:
                 self.ready = True
                 self.heads = []
@@ -179,7 +259,7 @@ class SessionScreen:
         elif name == "inval_all_palettes":
             canvas.images.inval_all_palettes()
         elif name == "stream_create":
-            self.streams.create(f)
+            self.streams.create(f, int(f["surface_id"]) in self._streaming_surfaces)
         elif name == "stream_clip":
             self.streams.clip(f)
         elif name == "stream_destroy":
@@ -187,17 +267,9 @@ class SessionScreen:
         elif name == "stream_destroy_all":
             self.streams.destroy(None)
         elif name in ("stream_data", "stream_data_sized"):
-            try:
-                reg = self.streams.data(f, canvas.surfaces, sized=name == "stream_data_sized")
-            except (StreamError, OSError, PILImage.DecompressionBombError) as exc:  # OSError: Pillow on a damaged JPEG
-                self.warnings[f"video frame undecodable ({str(exc)[:60]})"] += 1
-                return False
-            except Exception as exc:  # PyAV raises its own error family
-                if type(exc).__module__.startswith("av"):
-                    self.warnings[f"video frame undecodable ({type(exc).__name__})"] += 1
-                    return False
-                raise
             st = self.streams.streams.get(int(f["base"]["id"]))
+            reg = self._stream_frame(lambda: self.streams.data(f, canvas.surfaces, name == "stream_data_sized",
+                                                               rec.time))
             return st is not None and self._changed(st.surface_id, reg)
         return False
 
@@ -284,24 +356,21 @@ class SessionScreen:
         s = self.primary()
         if s is None or not (self.ready or force):
             return None
-        x0, y0, x1, y1 = 0, 0, s.width, s.height
-        head = next((h for h in self.heads if int(h.get("surface_id", 0)) == s.id), None)
-        if head is not None and int(head["width"]) > 0 and int(head["height"]) > 0:
-            x0, y0 = min(int(head["x"]), s.width - 1), min(int(head["y"]), s.height - 1)
-            x1, y1 = min(x0 + int(head["width"]), s.width), min(y0 + int(head["height"]), s.height)
-        key = (id(s), id(s.pixels), x0, y0, x1, y1, force)
+        box = shown_area(self.heads, s.id, s.width, s.height, self.choice.monitor)
+        key = (id(s), id(s.pixels), box, force)
         if not self._dirty and self._last is not None and self._last[0] == key:
             return self._last[1]
-        rgb = self._render(s, x0, y0, x1, y1, force)
+        rgb = self._render(s, box, force)
         rgb.flags.writeable = False
         self._last, self._dirty = (key, rgb), False
         self._keep = (s, s.pixels)  # the ids in the key stay theirs while it is kept
         return rgb
 
-    def _render(self, s: Surface, x0: int, y0: int, x1: int, y1: int, force: bool) -> np.ndarray:
+    def _render(self, s: Surface, box: Rect, force: bool) -> np.ndarray:
         # one contiguous copy of the BGRX rows (a memcpy), seen as RGB through a view: the
         # channel-reversing copy costs ~10x more, and the video writer takes the BGRX rows as
         # they are (see video.bgrx_of)
+        x0, y0, x1, y1 = box
         bgrx = np.array(s.pixels[y0:y1, x0:x1], order="C")
         rgb = bgrx[..., 2::-1]
         if self.coverage is not None and (force or self.partial) and not self.coverage.all():
@@ -323,6 +392,10 @@ class SessionScreen:
         stats.stream_frames += self.streams.frames
         if self.session is not None:
             stats.sessions.add(self.session)
+        if self.streams.late:
+            stats.warnings["video frames the client drops (too late for their time)"] += self.streams.late
+        if self.streams.overflow:
+            stats.warnings[f"video frames dropped: more than {MAX_PENDING} waiting"] += self.streams.overflow
         if self.midstream and self.coverage is not None and not self.coverage.all():
             stats.warnings[f"picture never complete: {self.never_drawn():.0%} of the screen never drawn"
                            " (capture starts mid-session)"] += 1

@@ -1,11 +1,23 @@
 """Video streams of the display channel: MJPEG frames (Pillow) and VP8/VP9/H.264/H.265 (PyAV),
-put on their surface at the stream's destination, clipped like the real client does.
+put on their surface at the stream's destination, clipped like the real client does, at the time
+the client shows them.
+
+When spice-gtk shows a frame: each STREAM_DATA carries a multi_media_time; the client's
+multimedia clock is set by the main channel (INIT, MULTI_MEDIA_TIME) and runs with its own
+clock. The server stamps frames ahead of the clock it gives the client (spice-server: 400 ms),
+so frames wait. MJPEG (spice-gtk's own decoder): a frame whose time has already passed when it
+arrives is dropped; the others are shown when the clock reaches their time; a frame older than
+the one queued before it resets the queue; a clock change drops queued frames it makes late.
+Other codecs (GStreamer): every frame is shown, ``margin`` after arrival (time - clock, not
+below 0; 0 on a streaming-mode surface when no playback runs). Without a clock (a capture that
+starts mid-session) frames are shown when they arrive.
 """
 from __future__ import annotations
 
 import io
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image as PILImage
@@ -16,11 +28,44 @@ from spicetool.render.surfaces import Region, Surface, put, rect_of, region_for
 TOP_DOWN = 1
 MAX_STREAMS = 64  # SPICE_MAX_NUM_STREAMS
 MAX_FRAME_PIXELS = 32 << 20  # a bound on what a damaged frame header can make us allocate
+MAX_PENDING = 256  # frames waiting for their time, per stream (~10 s at 25 fps): memory stays bounded
 AV_CODECS = {"VP8": "vp8", "VP9": "vp9", "H264": "h264", "H265": "hevc"}
 
 
 class StreamError(ValueError):
     pass
+
+
+def mm_diff(a: int, b: int) -> int:
+    """a - b on the 32-bit millisecond clock, which wraps (spice_mmtime_diff)."""
+    return ((a - b + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+class MMClock:
+    """The client's multimedia clock: set to a value at a capture time, running with it."""
+
+    def __init__(self) -> None:
+        self.mm: int | None = None  # milliseconds at `at`
+        self.at = 0.0  # capture time it was set
+
+    def set(self, mm: int, at: float) -> None:
+        self.mm, self.at = int(mm) & 0xFFFFFFFF, at
+
+    def now(self, t: float) -> int:
+        assert self.mm is not None
+        return (self.mm + round((t - self.at) * 1000)) & 0xFFFFFFFF
+
+    def time_of(self, mm: int) -> float:
+        """The capture time at which the clock reads ``mm``."""
+        assert self.mm is not None
+        return self.at + mm_diff(mm, self.mm) / 1000
+
+
+class Pending(NamedTuple):
+    mm_time: int
+    due: float | None  # capture time to show it; None: when the clock reaches mm_time (MJPEG)
+    data: bytes
+    dest: dict[str, int] | None  # STREAM_DATA_SIZED's own destination
 
 
 @dataclass
@@ -33,7 +78,9 @@ class Stream:
     height: int
     dest: dict[str, int]
     clip: dict[str, Any] | None
+    streaming_mode: bool = False  # its surface has SPICE_SURFACE_FLAGS_STREAMING_MODE
     decoder: Any = field(default=None, repr=False)
+    pending: deque[Pending] = field(default_factory=deque, repr=False)
 
     def decode(self, data: bytes) -> np.ndarray | None:
         """One frame as HxWx4 B,G,R,A, or None when the codec holds it back."""
@@ -68,13 +115,18 @@ class Streams:
         self.streams: dict[int, Stream] = {}
         self.frames = 0
         self.codecs: set[str] = set()
+        self.clock = MMClock()
+        self.playback_active = False
+        self.late = 0  # frames the client drops: too late on arrival, or made late by the clock
+        self.overflow = 0  # frames dropped because too many waited
 
-    def create(self, f: dict[str, Any]) -> None:
+    def create(self, f: dict[str, Any], streaming_mode: bool = False) -> None:
         sid = int(f["id"])
         if not 0 <= sid < MAX_STREAMS:
             raise StreamError(f"stream id {sid} out of range")
         self.streams[sid] = Stream(sid, int(f["surface_id"]), str(f["codec_type"]), int(f["flags"]),
-                                   int(f["stream_width"]), int(f["stream_height"]), f["dest"], f.get("clip"))
+                                   int(f["stream_width"]), int(f["stream_height"]), f["dest"], f.get("clip"),
+                                   streaming_mode)
         self.codecs.add(str(f["codec_type"]))
 
     def clip(self, f: dict[str, Any]) -> None:
@@ -88,14 +140,75 @@ class Streams:
         else:
             self.streams.pop(sid, None)
 
-    def data(self, f: dict[str, Any], surfaces: dict[int, Surface], sized: bool) -> Region | None:
-        """Decode one frame and put it on its surface; returns the area drawn."""
+    def data(self, f: dict[str, Any], surfaces: dict[int, Surface], sized: bool,
+             t: float | None = None) -> Region | None:
+        """One frame arriving at capture time ``t``: shown now (no clock, or no ``t``; returns the
+        area drawn) or queued for its time (see advance)."""
         st = self.streams.get(int(f["base"]["id"]))
         if st is None:
             raise StreamError(f"data for stream {f['base']['id']}, never created")
-        if sized:
-            st.dest = f["dest"]
-        frame = st.decode(bytes(f["data"]))
+        dest = f["dest"] if sized else None
+        if t is None or self.clock.mm is None:
+            return self.show(st, bytes(f["data"]), dest, surfaces)
+        mm = int(f["base"]["multi_media_time"])
+        margin = mm_diff(mm, self.clock.now(t))
+        if st.codec == "MJPEG":
+            if margin < 0:
+                self.late += 1
+                return None
+            if st.pending and mm_diff(mm, st.pending[-1].mm_time) < 0:  # time went back: a new start
+                self.late += len(st.pending)
+                st.pending.clear()
+            item = Pending(mm, None, bytes(f["data"]), dest)
+        else:
+            if margin > 0 and st.streaming_mode and not self.playback_active:
+                margin = 0
+            item = Pending(mm, t + max(0, margin) / 1000, bytes(f["data"]), dest)
+        if len(st.pending) >= MAX_PENDING:
+            st.pending.popleft()
+            self.overflow += 1
+        st.pending.append(item)
+        return None
+
+    @property
+    def waiting(self) -> bool:
+        return any(st.pending for st in self.streams.values())
+
+    def _due(self, item: Pending) -> float:
+        return item.due if item.due is not None else self.clock.time_of(item.mm_time)
+
+    def next_due(self) -> float | None:
+        """Capture time of the next queued frame, or None."""
+        times = [self._due(st.pending[0]) for st in self.streams.values() if st.pending]
+        return min(times) if times else None
+
+    def pop_due(self, t: float) -> tuple[Stream, Pending] | None:
+        """The earliest queued frame whose time is ``t`` or earlier, taken off its queue (show it next)."""
+        best: tuple[float, Stream] | None = None
+        for st in self.streams.values():
+            if st.pending:
+                due = self._due(st.pending[0])
+                if due <= t and (best is None or due < best[0]):
+                    best = (due, st)
+        if best is None:
+            return None
+        return best[1], best[1].pending.popleft()
+
+    def clock_set(self, mm: int, t: float) -> None:
+        """MULTI_MEDIA_TIME: the clock jumps; queued MJPEG frames it makes late are dropped."""
+        self.clock.set(mm, t)
+        now = self.clock.now(t)
+        for st in self.streams.values():
+            while st.pending and st.pending[0].due is None and mm_diff(st.pending[0].mm_time, now) < 0:
+                st.pending.popleft()
+                self.late += 1
+
+    def show(self, st: Stream, data: bytes, dest: dict[str, int] | None,
+              surfaces: dict[int, Surface]) -> Region | None:
+        """Decode one frame and put it on its surface; returns the area drawn."""
+        if dest is not None:
+            st.dest = dest
+        frame = st.decode(data)
         surface = surfaces.get(st.surface_id)
         if frame is None or surface is None:
             return None

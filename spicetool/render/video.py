@@ -20,8 +20,28 @@ FORMATS = {  # extension -> (video codec, pixel format, audio codec or None)
 AUDIO_GAP = 0.5  # seconds of silence in the capture before we jump the audio clock forward
 
 
+def place(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The picture in a frame of (width, height): centred on black when smaller (as a viewer window
+    larger than the guest's screen shows it), shrunk to fit only when larger than the video."""
+    w, h = size
+    ih, iw = img.shape[:2]
+    if (iw, ih) == (w, h):
+        return img
+    if iw > w or ih > h:
+        return fit(img, size)
+    y, x = (h - ih) // 2, (w - iw) // 2
+    bgrx = bgrx_of(img)
+    if bgrx is not None:  # stay a view of BGRX rows, which the encoder takes without a conversion
+        out = np.zeros((h, w, 4), np.uint8)
+        out[y:y + ih, x:x + iw] = bgrx
+        return out[..., 2::-1]
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[y:y + ih, x:x + iw] = img
+    return rgb
+
+
 def fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The picture scaled to fit (width, height), centred on black: for resolution changes."""
+    """The picture scaled to fit (width, height), centred on black."""
     w, h = size
     ih, iw = img.shape[:2]
     if (iw, ih) == (w, h):
@@ -44,9 +64,14 @@ def scaled(img: np.ndarray, scale: float) -> np.ndarray:
 
 
 class VideoWriter:
-    """Frames at a fixed rate, plus optional audio; opened on the first frame."""
+    """Frames at a fixed rate, plus optional audio; opened on the first frame.
 
-    def __init__(self, path: str, fps: float, audio: PlaybackAudio | None = None) -> None:
+    ``size`` is the video's (width, height), the largest picture to come (see sizing.py); smaller
+    pictures are centred on black. Without it the first picture's size is taken.
+    """
+
+    def __init__(self, path: str, fps: float, audio: PlaybackAudio | None = None,
+                 size: tuple[int, int] | None = None) -> None:
         ext = Path(path).suffix.lower()
         if ext not in FORMATS:
             raise ValueError(f"{path}: unknown video type {ext or '(none)'}; use .mp4, .webm, .mkv or .gif")
@@ -57,6 +82,7 @@ class VideoWriter:
         self.vstream = None
         self.astream = None
         self.size: tuple[int, int] | None = None
+        self.wanted_size = size
         self.count = 0
         self.start_time = 0.0  # capture time of the first frame
         self.audio_pts = 0
@@ -68,7 +94,7 @@ class VideoWriter:
 
     def _open(self, img: np.ndarray, time: float, audio_expected: bool) -> None:
         import av
-        h, w = img.shape[:2]
+        w, h = self.wanted_size or (img.shape[1], img.shape[0])
         if self.pix_fmt == "yuv420p":  # 4:2:0 wants even sizes
             w, h = w + w % 2, h + h % 2
         self.size = (w, h)
@@ -100,7 +126,7 @@ class VideoWriter:
             # previous one stays on screen (variable frame rate), see close()
             self._held = True
         else:
-            picture = fit(img, self.size)
+            picture = place(img, self.size)
             bgrx = bgrx_of(picture) if self.pix_fmt != "pal8" else None
             frame = None
             if bgrx is not None:  # the renderer's own rows: no RGB copy, swscale converts BGRX

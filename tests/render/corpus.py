@@ -38,15 +38,6 @@ def truth(name: str) -> np.ndarray:
     return np.asarray(Image.open(CAPTURES / f"{name}.png").convert("RGB"))
 
 
-def is_lossy(name: str) -> bool:
-    server = settings(name).get("server", {})
-    return server.get("jpeg_wan_compression") == "always"
-
-
-def starts_mid_session(name: str) -> bool:
-    return bool(settings(name).get("capture", {}).get("starts_mid_session"))
-
-
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)

@@ -105,7 +105,7 @@ def test_other_video_types(tmp_path: Path, ext: str, codec: str) -> None:
     info = _probe(out)
     video = next(s for s in info["streams"] if s["codec_type"] == "video")
     assert video["codec_name"] == codec
-    assert int(video["width"]) == 512  # half of the first picture (1024x768), even after the resize
+    assert int(video["width"]) == 512  # half of the largest picture (1024x768); the 800x600 ones sit inside
     assert 4.0 <= float(info["format"]["duration"]) <= 5.5
 
 

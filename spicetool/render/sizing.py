@@ -1,0 +1,78 @@
+"""The size of a video: the largest picture the render will show, found before it starts.
+
+A video has one size for all its pictures. Taking the first picture's would shrink a session
+whose primary surface grows later (a guest switching to 1920x1080); so a pre-pass reads the
+display channel's surface and monitor messages (streaming, record by record, nothing kept but
+the current size) and takes the largest width and height shown within the time range.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from spicetool.render.monitors import DisplayChoice, shown_area
+from spicetool.render.session import PRIMARY, Route
+
+SIZE_MESSAGES = frozenset({"surface_create", "surface_destroy", "monitors_config"})
+
+
+class AreaTracker:
+    """The size of the shown area as surface and monitor messages change it (as SessionScreen does)."""
+
+    def __init__(self, monitor: int | None) -> None:
+        self.monitor = monitor
+        self.primary: tuple[int, int, int] | None = None  # surface id, width, height
+        self.heads: list[dict[str, Any]] = []
+
+    def handle(self, name: str, f: dict[str, Any]) -> None:
+        try:
+            if name == "surface_create" and int(f["flags"]) & PRIMARY:
+                self.primary = (int(f["surface_id"]), int(f["width"]), int(f["height"]))
+                self.heads = []
+            elif name == "surface_destroy" and self.primary and int(f["surface_id"]) == self.primary[0]:
+                self.primary = None
+            elif name == "monitors_config":
+                self.heads = list(f.get("heads", []))
+        except (KeyError, TypeError, ValueError):
+            pass  # a damaged message: the render warns about it, the size stays
+
+    def size(self) -> tuple[int, int] | None:
+        if self.primary is None or self.primary[1] <= 0 or self.primary[2] <= 0:
+            return None
+        sid, w, h = self.primary
+        x0, y0, x1, y1 = shown_area(self.heads, sid, w, h, self.monitor)
+        return x1 - x0, y1 - y0
+
+
+def largest_picture(records: Iterable[Any], session: int | None = None, display: DisplayChoice | None = None,
+                    start: float | None = None, end: float | None = None) -> tuple[int, int] | None:
+    """Largest (width, height) shown between ``start`` and ``end`` (seconds from the capture's first
+    record), or None when the capture never says (it starts mid-session)."""
+    display = display or DisplayChoice()
+    route = Route(session, display.channel)
+    area = AreaTracker(display.monitor)
+    best: tuple[int, int] | None = None
+    t0: float | None = None
+
+    def consider(size: tuple[int, int] | None) -> None:
+        nonlocal best
+        if size is not None:
+            best = size if best is None else (max(best[0], size[0]), max(best[1], size[1]))
+
+    for rec in records:
+        if t0 is None:
+            t0 = rec.time
+        t = rec.time - t0
+        if end is not None and t > end:
+            break
+        if not route.wants(rec):  # every record, in order: the session is chosen as the render chooses it
+            continue
+        if rec.type not in SIZE_MESSAGES or rec.channel.channel_type != 2 or rec.direction.name != "SERVER":
+            continue
+        if start is not None and t < start:
+            area.handle(rec.type, rec.fields)  # the state at `start` counts, not what came before it
+            continue
+        consider(area.size())
+        area.handle(rec.type, rec.fields)
+        consider(area.size())
+    consider(area.size())  # what stood at `start` when nothing changed after it
+    return best

@@ -1,0 +1,106 @@
+"""Video stream frames are shown when the client's multimedia clock reaches their time, not when
+they arrive: on the corpus' real MJPEG stream (Xspice stamps frames 400 ms ahead of the clock it
+gives the client in MAIN_INIT), and with that capture's clock moved so every frame is late."""
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from typing import Iterator
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from spicetool.dissect.sessions import Record
+from spicetool.render import RenderStats, frames, picture_at
+from spicetool.render.frames import records_of
+
+from .corpus import capture_path, sessions
+
+NAME = "mjpeg-stream"
+
+
+def _need() -> str:
+    if NAME not in sessions():
+        pytest.skip(f"{NAME} not in the corpus")
+    return str(capture_path(NAME))
+
+
+def _stream(cap: str) -> tuple[dict, list[tuple[float, float, np.ndarray]]]:
+    """The stream's STREAM_CREATE and its frames as (arrival, due, RGB picture), seconds from the
+    capture start; due is when spice-gtk's clock (set by MAIN_INIT, running since) reads the frame's time."""
+    t0 = clock = create = None
+    out = []
+    for rec in records_of(cap):
+        t0 = rec.time if t0 is None else t0
+        if rec.layer != "message" or rec.direction.name != "SERVER":
+            continue
+        if rec.type == "init" and rec.channel.channel_type == 1:
+            clock = (rec.fields["multi_media_time"], rec.time - t0)
+        elif rec.type == "multi_media_time":
+            clock = (rec.fields["time"], rec.time - t0)
+        elif rec.type == "stream_create":
+            create = rec.fields
+        elif rec.type == "stream_data":
+            assert clock is not None
+            due = clock[1] + (rec.fields["base"]["multi_media_time"] - clock[0]) / 1000
+            rgb = np.asarray(Image.open(io.BytesIO(bytes(rec.fields["data"]))).convert("RGB"))
+            out.append((rec.time - t0, due, rgb))
+    assert create is not None and len(out) > 50
+    return create, out
+
+
+def test_frames_are_shown_at_their_multimedia_time() -> None:
+    cap = _need()
+    create, stream = _stream(cap)
+    margins = [due - arrival for arrival, due, _ in stream]
+    assert min(margins) > 0.3  # the server stamps frames ahead: drawing on arrival would be early
+    d = create["dest"]
+    area = (slice(d["top"], d["bottom"]), slice(d["left"], d["right"]))
+    stats = RenderStats()
+    checked = early = 0
+    for t, img in frames(cap, fps=25, start=1.5, end=5.0, stats=stats):
+        shown = [rgb for _, due, rgb in stream if due <= t]
+        arrived = [rgb for arrival, _, rgb in stream if arrival <= t]
+        if not shown:
+            continue
+        # the frame due then, but for a few pixels the server drew over the stream (72 of 76800)
+        same = (img[area] == shown[-1]).all(axis=2).mean()
+        assert same > 0.998, f"at {t:.2f}s the stream area is not the frame due then"
+        checked += 1
+        early += bool((img[area] == arrived[-1]).all(axis=2).mean() < 0.9)
+    assert checked >= 50 and early >= 40  # most ticks: the newest arrived frame is not yet on screen
+
+
+def test_per_change_pictures_come_at_the_frames_times() -> None:
+    cap = _need()
+    _, stream = _stream(cap)
+    dues = {round(due, 3) for _, due, _ in stream}
+    times = [round(t, 3) for t, _ in frames(cap, None, start=1.0, end=5.0)]
+    on_due = sum(t in dues for t in times)
+    assert on_due >= 0.9 * sum(1.0 <= d <= 5.0 for d in dues)  # a picture at (nearly) every frame's time
+
+
+def _clock_moved(cap: str, ms: int) -> Iterator[Record]:
+    for rec in records_of(cap):
+        if rec.type == "init" and rec.channel.channel_type == 1 and rec.direction.name == "SERVER":
+            rec = replace(rec, fields={**rec.fields, "multi_media_time": rec.fields["multi_media_time"] + ms})
+        yield rec
+
+
+def test_frames_late_for_the_clock_are_dropped_as_the_client_drops_them() -> None:
+    cap = _need()
+    _, stream = _stream(cap)
+    on_time = RenderStats()
+    normal = picture_at(cap, 5.0, stats=on_time)
+    late = RenderStats()
+    shifted = picture_at(_clock_moved(cap, 1000), 5.0, stats=late)  # the client's clock 1 s ahead
+    assert normal is not None and shifted is not None
+    assert on_time.stream_frames == sum(due <= 5.0 for _, due, _ in stream)  # the frames due by then, all
+    assert not any("too late" in w for w in on_time.warnings)
+    assert late.stream_frames == 0
+    assert sum(n for w, n in late.warnings.items() if "too late" in w) == sum(a <= 5.0 for a, _, _ in stream)
+    # 300 ms ahead: frames still 100 ms early are shown, 300 ms sooner than with the real clock
+    soon = picture_at(_clock_moved(cap, 300), 2.0)
+    expected = [rgb for arrival, due, rgb in stream if due - 0.3 <= 2.0][-1]
+    assert soon is not None and (soon.image[360:600, 360:680] == expected).all(axis=2).mean() > 0.998
