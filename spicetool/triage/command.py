@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from spicetool.dissect.capture import CaptureError, open_capture
+from spicetool.dissect.tls_keylog import KeyLog, KeyLogError, load_keylog
 
 EXIT_NO_SPICE, EXIT_UNREADABLE, EXIT_DAMAGED = 1, 3, 4
 
@@ -19,7 +20,9 @@ EXIT_NO_SPICE, EXIT_UNREADABLE, EXIT_DAMAGED = 1, 3, 4
 @click.option("--json", "as_json", is_flag=True, help="One JSON document with every figure (for scripts).")
 @click.option("--inputs", "input_limit", type=click.IntRange(min=0), default=200, show_default=True,
               help="At most this many lines of the input timeline in the tables.")
-def stats(capture: str, as_json: bool, input_limit: int) -> None:
+@click.option("--tls-keylog", "keylog_path", type=click.Path(dir_okay=False),
+              help="Decrypt TLS connections with this key log (NSS format, as SSLKEYLOGFILE writes it).")
+def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None) -> None:
     """Figures of every SPICE session in a pcap/pcapng capture.
 
     \b
@@ -49,12 +52,13 @@ def stats(capture: str, as_json: bool, input_limit: int) -> None:
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
+        keylog = load_keylog(keylog_path)
         reader = open_capture(capture)
-    except CaptureError as exc:
+    except (CaptureError, KeyLogError) as exc:
         err.print(f"error: {exc}", style="red")
         sys.exit(EXIT_UNREADABLE)
     try:
-        figures = gather(reader)
+        figures = gather(reader, keylog)
     except KeyboardInterrupt:
         sys.exit(130)
     figs = figures.as_json()
@@ -77,11 +81,12 @@ def stats(capture: str, as_json: bool, input_limit: int) -> None:
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
 
 
-def write_report(capture: str, output: str) -> dict[str, Any]:
-    """Write the page of one capture; what the index and the exit code need. Runs in worker processes."""
+def write_report(capture: str, output: str, keylog: KeyLog | None = None) -> dict[str, Any]:
+    """Write the page of one capture; what the index and the exit code need. Runs in worker processes.
+    One pass over the capture gives both the figures and the thumbnails."""
     from spicetool.triage.figures import gather
     from spicetool.triage.report import key_figures, render_html
-    from spicetool.triage.thumbs import thumbnails
+    from spicetool.triage.thumbs import Thumbnailer
 
     result: dict[str, Any] = {"capture": capture, "page": None, "code": 0, "error": None, "damage": None,
                               "figures": None}
@@ -89,13 +94,19 @@ def write_report(capture: str, output: str) -> dict[str, Any]:
         reader = open_capture(capture)
     except CaptureError as exc:
         return {**result, "code": EXIT_UNREADABLE, "error": str(exc)}
-    figs = gather(reader).as_json()
+    thumbs: Thumbnailer | None
+    try:
+        thumbs = Thumbnailer()
+    except Exception:  # noqa: BLE001 - no renderer: the figures still make a page
+        thumbs = None
+    figures = gather(reader, keylog, thumbs.feed if thumbs is not None else None)
+    figs = figures.as_json()
     result["damage"] = reader.damage
     result["figures"] = key_figures(figs)
     if figs["sessions"]:
         screens: Any
         try:
-            screens = thumbnails(capture, figs)
+            screens = thumbs.result(capture, figs, keylog) if thumbs is not None else "no renderer"
         except Exception as exc:  # noqa: BLE001 - the figures are worth a page even when the screen is not
             screens = f"{type(exc).__name__}: {exc}"
         try:
@@ -111,9 +122,9 @@ def write_report(capture: str, output: str) -> dict[str, Any]:
     return result
 
 
-def _safe_write_report(capture: str, output: str) -> dict[str, Any]:
+def _safe_write_report(capture: str, output: str, keylog: KeyLog | None = None) -> dict[str, Any]:
     try:
-        return write_report(capture, output)
+        return write_report(capture, output, keylog)
     except Exception as exc:  # noqa: BLE001 - one capture's failure must not sink the others' pages
         return {"capture": capture, "page": None, "code": EXIT_UNREADABLE, "damage": None, "figures": None,
                 "error": f"{capture}: cannot be read ({type(exc).__name__}: {exc})"}
@@ -125,7 +136,9 @@ def _safe_write_report(capture: str, output: str) -> dict[str, Any]:
               help="HTML file to write; for a folder of captures, the folder of pages.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Folder mode: captures read at once (default: one per core).")
-def report(capture: str, output: str, jobs: int | None) -> None:
+@click.option("--tls-keylog", "keylog_path", type=click.Path(dir_okay=False),
+              help="Decrypt TLS connections with this key log (NSS format, as SSLKEYLOGFILE writes it).")
+def report(capture: str, output: str, jobs: int | None, keylog_path: str | None) -> None:
     """One self-contained HTML page with the figures of `stats`, charts and the screen.
 
     Inline SVG charts (bandwidth over time, round trips, image bytes per codec),
@@ -150,18 +163,23 @@ def report(capture: str, output: str, jobs: int | None) -> None:
     written with the figures up to the damage. For a folder: the highest exit
     code of its captures (every page and the index are written regardless).
     """
+    try:
+        keylog = load_keylog(keylog_path)
+    except KeyLogError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_UNREADABLE)
     if os.path.isdir(capture):
-        sys.exit(_report_folder(capture, output, jobs))
+        sys.exit(_report_folder(capture, output, jobs, keylog))
     if not os.path.exists(capture):
         click.echo(f"error: {capture}: no such file", err=True)
         sys.exit(EXIT_UNREADABLE)
-    r = _safe_write_report(capture, output)
+    r = _safe_write_report(capture, output, keylog)
     if r["error"]:
         click.echo(f"error: {r['error']}", err=True)
     sys.exit(r["code"])
 
 
-def _report_folder(folder: str, outdir: str, jobs: int | None) -> int:
+def _report_folder(folder: str, outdir: str, jobs: int | None, keylog: KeyLog | None = None) -> int:
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
@@ -185,10 +203,10 @@ def _report_folder(folder: str, outdir: str, jobs: int | None) -> int:
     workers = min(jobs or os.cpu_count() or 1, len(captures))
     try:
         if workers == 1:
-            results = list(map(_safe_write_report, captures, pages))
+            results = [_safe_write_report(c, p, keylog) for c, p in zip(captures, pages)]
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                results = list(pool.map(_safe_write_report, captures, pages))
+                results = list(pool.map(_safe_write_report, captures, pages, [keylog] * len(captures)))
     except KeyboardInterrupt:
         return 130
     except BrokenProcessPool as exc:  # a worker killed from outside (out of memory, a signal)

@@ -12,11 +12,12 @@ import math
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from spicetool.dissect.capture import TCP_FIN, TCP_RST, Segment
 from spicetool.dissect.sessions import Channel, Record, SessionDecoder
 from spicetool.dissect.summary import ChannelStats, Summary
+from spicetool.dissect.tls_keylog import KeyLog
 from spicetool.triage.scancodes import TextDecoder, code_bytes
 
 MOUSE_MODES = {1: "server", 2: "client"}
@@ -162,8 +163,8 @@ class Figures:
             fig.problems.append({"time": t, "channel": label, "kind": "tcp_gap", "direction": rec.direction.value,
                                  "detail": f"{rec.size} bytes missing from the capture"})
             return
-        if rec.layer == "error":
-            fig.problems.append({"time": t, "channel": label, "kind": "protocol_error",
+        if rec.layer == "error":  # protocol_error, tls_error, tls_encrypted (no keys for the connection)
+            fig.problems.append({"time": t, "channel": label, "kind": rec.type,
                                  "direction": rec.direction.value, "detail": str(f.get("reason"))})
             return
         if rec.layer == "link":
@@ -295,6 +296,7 @@ class Figures:
         base = st.as_json(t0)
         base.update({
             "name": f"{ch.channel}:{ch.channel_id}",
+            "tls": ch.tls,
             "wire_bytes": {"client": up.bytes, "server": down.bytes},
             "bytes_per_second": {"client": _series(up.bins), "server": _series(down.bins)},
             "messages_per_second": {d: _series(self.message_bins.get((ch.index, d), Counter()))
@@ -401,14 +403,22 @@ def _notify_text(f: dict[str, Any]) -> str:
     return f"{f.get('severity')}: {text}"
 
 
-def gather(segments: Iterable[Segment]) -> Figures:
-    """All figures of a stream of segments (a capture reader)."""
+def gather(segments: Iterable[Segment], keylog: KeyLog | None = None,
+           also: Callable[[Record, float | None], None] | None = None) -> Figures:
+    """All figures of a stream of segments (a capture reader); `keylog` decrypts TLS connections,
+    `also` sees every record too, with the first packet's time (the report's thumbnails, in the same pass)."""
     figures = Figures()
-    decoder = SessionDecoder()
+    decoder = SessionDecoder(keylog)
+
+    def add(rec: Record) -> None:
+        figures.add(rec)
+        if also is not None:
+            also(rec, figures.t0)
+
     for seg in figures.count(segments):
         for rec in decoder.feed(seg):
-            figures.add(rec)
+            add(rec)
     for rec in decoder.finish():
-        figures.add(rec)
+        add(rec)
     figures.finish()
     return figures

@@ -154,7 +154,7 @@ def _session(s: dict[str, Any], screens: Screens | None = None) -> str:
     probs += [[f"{c['closed']['time']:.3f}", c["name"], "reset", "the connection was reset"]
               for c in s["channels"] if c["closed"] and c["closed"]["how"] == "reset"]
     out.append(_table(["time s", "channel", "kind", "detail"], probs, {0},
-                      [p[2] in ("tcp_gap", "protocol_error", "link_error", "reset") for p in probs]))
+                      [p[2] in ("tcp_gap", "protocol_error", "link_error", "reset", "tls_error", "tls_encrypted") for p in probs]))
 
     out.append("<h3>Inputs</h3>")
     out.append(_table(["time s", "what"], [[f"{t:.3f}", what] for t, what in _input_lines(s["inputs"])], {0}))

@@ -110,7 +110,7 @@ def _session(s: dict[str, Any], console: Console, input_limit: int) -> None:
     pr = _table(f"{title}: problems and notices", "time", "channel", "kind", "detail", right=("time",))
     for p in s["problems"]:
         pr.add_row(f"{p['time']:.3f}", p["channel"], p["kind"], p["detail"],
-                   style="red" if p["kind"] in ("tcp_gap", "protocol_error", "link_error") else None)
+                   style="red" if p["kind"] in ("tcp_gap", "protocol_error", "link_error", "tls_error", "tls_encrypted") else None)
     for c in s["channels"]:
         if c["closed"] and c["closed"]["how"] == "reset":
             pr.add_row(f"{c['closed']['time']:.3f}", c["name"], "reset", "the connection was reset", style="red")

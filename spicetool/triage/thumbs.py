@@ -1,8 +1,12 @@
 """Thumbnails of the screen at a session's key moments, for the HTML report.
 
-One streaming pass over the capture through `spicetool.render` (its `SessionScreen`, the same
-machine `picture_at` and `frames` drive): the screen is copied as the clock passes each moment,
-so N thumbnails cost one render, not N. Each picture is the one `picture_at(capture, at)` gives.
+`Thumbnailer` rides along the figures' pass over the capture (`figures.gather(also=...)`): it feeds
+each record to `spicetool.render`'s `SessionScreen` (the machine `picture_at` and `frames` drive)
+and copies the screen as the clock passes each moment, so the report reads the capture once.
+Moments known only at the end (the largest round trip) are kept as candidates while the pass
+runs: each new largest round trip so far replaces the last. Should the final figures pick a moment
+no candidate covers, `thumbnails` reads the capture again for it. Each picture is the one
+`picture_at(capture, at)` gives.
 """
 
 from __future__ import annotations
@@ -62,15 +66,135 @@ def key_moments(session: dict[str, Any], offset: float, end: float) -> list[tupl
     return out
 
 
-def thumbnails(capture: str, figs: dict[str, Any]) -> tuple[int | None, list[Thumb], list[str]]:
-    """The session shown, its thumbnails in time order, and render warnings. Reads the capture once."""
-    from spicetool.render.frames import records_of
+Screens = tuple[int | None, list[Thumb], list[str]]  # the session shown, its thumbnails, render warnings
+
+
+def _figure_time(t: float, t0_packets: float) -> float:
+    """A record time as the figures give it (seconds from the first packet, rounded as there)."""
+    return round(t - t0_packets, 6)
+
+
+class Thumbnailer:
+    """Fed every record of the pass (with the capture's first packet time); `result(figs)` at the end."""
+
+    def __init__(self) -> None:
+        from spicetool.render.session import SessionScreen
+
+        self.screen = SessionScreen()
+        self.t0: float | None = None  # the render clock's zero: the first record
+        self.t0_packets = 0.0
+        self.last = 0.0
+        self.first_seen = False
+        self.wanted: list[tuple[float, str]] = []  # (render time, key) to copy the screen at
+        self.shots: dict[str, Thumb] = {}  # key -> picture taken
+        self.sizes: dict[int | None, tuple[int, int]] = {}  # session -> last primary size
+        self.pings: dict[tuple[int, Any, Any], list[float]] = {}
+        self.worst = -1.0
+        self.error: str | None = None
+
+    def feed(self, rec: Any, t0_packets: float | None) -> None:
+        if self.error is not None:
+            return
+        try:
+            self._feed(rec, t0_packets)
+        except Exception as exc:  # noqa: BLE001 - the figures are worth a page even when the screen is not
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def _at(self, t: float, plus: float = 0.0) -> float:
+        """Render time of a figure moment, computed as `key_moments` does."""
+        assert self.t0 is not None
+        return _figure_time(t, self.t0_packets) - (self.t0 - self.t0_packets) + plus
+
+    def _feed(self, rec: Any, t0_packets: float | None) -> None:
+        if self.t0 is None:
+            self.t0 = rec.time
+            self.t0_packets = t0_packets if t0_packets is not None else rec.time
+        rel = rec.time - self.t0
+        # picture_at(at) is the screen after every record up to the first one later than `at`
+        while self.wanted and rel > self.wanted[0][0]:
+            self._snap(*self.wanted.pop(0))
+        self.screen.feed(rec)
+        self.last = max(self.last, rel)
+        if not self.first_seen and self.screen.ready:
+            self.first_seen = True
+            bisect.insort(self.wanted, (rel, "first"))
+        self._moments(rec)
+
+    def _moments(self, rec: Any) -> None:
+        """Moments the figures will name: resolution changes (1 s later), round trips larger than any before."""
+        if rec.layer != "message":
+            return
+        ch, f, server = rec.channel, rec.fields, rec.direction.value == "server"
+        if rec.type == "surface_create" and server and ch.channel == "display" and (f.get("flags") or 0) & 1:
+            size = (f.get("width"), f.get("height"))
+            before = self.sizes.get(ch.session)
+            self.sizes[ch.session] = size
+            if before is not None and before != size:
+                at = self._at(rec.time, 1.0)
+                bisect.insort(self.wanted, (at, f"size@{at!r}"))
+        elif rec.type == "ping" and server:
+            self.pings.setdefault((ch.index, f.get("id"), f.get("timestamp")), []).append(rec.time)
+        elif rec.type == "pong" and not server:
+            sent = [x for x in self.pings.get((ch.index, f.get("id"), f.get("timestamp")), []) if x <= rec.time]
+            if sent and rec.time - sent[0] > self.worst:
+                self.worst = rec.time - sent[0]
+                at = max(self._at(rec.time), 0.0)
+                self.wanted = [w for w in self.wanted if not w[1].startswith("rtt@")]  # the older candidate
+                bisect.insort(self.wanted, (at, f"rtt@{at!r}"))
+
+    def _snap(self, at: float, key: str) -> None:
+        img = self.screen.picture(force=True)
+        self.shots[key] = (Thumb(key, at, 0, 0, None) if img is None else
+                           Thumb(key, at, img.shape[1], img.shape[0], _png(img)))
+
+    def result(self, capture: str, figs: dict[str, Any], keylog: Any = None) -> Screens | str:
+        """The thumbnails the figures call for (or why there are none)."""
+        if self.error is not None:
+            return self.error
+        for at, key in self.wanted:  # moments at or after the last record: the final screen
+            self._snap(min(at, self.last), key)
+        self.wanted = []
+        session = _shown_session(figs)
+        taken: list[Thumb] = []
+        missing: list[tuple[float, str]] = []
+        if "first" in self.shots:
+            first = self.shots["first"]
+            taken.append(Thumb("first complete picture", first.at, first.width, first.height, first.png))
+        if session is not None and self.t0 is not None:
+            for at, label in key_moments(session, self.t0 - figs["start"], float("inf")):
+                kind = "rtt" if label.startswith("largest") else "size"
+                shot = self.shots.get(f"{kind}@{at!r}")
+                if shot is None:
+                    missing.append((at, label))
+                else:
+                    taken.append(Thumb(label, min(at, self.last), shot.width, shot.height, shot.png))
+        if missing:  # the streaming guess missed a moment the final figures chose: read the capture again
+            _session, again, _w = thumbnails(capture, figs, keylog, only=missing)
+            taken += again
+        taken.sort(key=lambda th: (th.at, th.label))  # as a pass of its own orders them
+        if self.t0 is not None:
+            img = self.screen.picture(force=True)
+            taken.append(Thumb("end of the capture", self.last, 0, 0, None) if img is None else
+                         Thumb("end of the capture", self.last, img.shape[1], img.shape[0], _png(img)))
+        warnings = [f"{w} ({n}x)" if n > 1 else w for w, n in self.screen.warnings.most_common()]
+        return self.screen.session, taken, warnings
+
+
+def _shown_session(figs: dict[str, Any]) -> dict[str, Any] | None:
+    """The session SessionScreen will show: the first one with a display channel."""
+    return next((s for s in figs["sessions"] if any(c["name"].startswith("display") for c in s["channels"])), None)
+
+
+def thumbnails(capture: str, figs: dict[str, Any], keylog: Any = None,
+               only: list[tuple[float, str]] | None = None) -> Screens:
+    """The session shown, its thumbnails in time order, and render warnings, in a pass of its own
+    over the capture (`only`: just these moments, no first picture and no end)."""
+    from spicetool.dissect.capture import open_capture
+    from spicetool.dissect.sessions import decode_segments
     from spicetool.render.session import SessionScreen
 
     screen = SessionScreen()
-    # the session SessionScreen will show: the first one with a display channel
-    session = next((s for s in figs["sessions"] if any(c["name"].startswith("display") for c in s["channels"])),
-                   None)
+    session = _shown_session(figs)
     wanted: list[tuple[float, str]] = []
     taken: list[Thumb] = []
     t0: float | None = None
@@ -82,12 +206,14 @@ def thumbnails(capture: str, figs: dict[str, Any]) -> tuple[int | None, list[Thu
         taken.append(Thumb(label, at, 0, 0, None) if img is None else
                      Thumb(label, at, img.shape[1], img.shape[0], _png(img)))
 
-    records = records_of(capture)
+    records = decode_segments(open_capture(capture), keylog=keylog)
     try:
         for rec in records:
             if t0 is None:
                 t0 = rec.time
-                if session is not None:
+                if only is not None:
+                    wanted = sorted(only)
+                elif session is not None:
                     wanted = sorted(key_moments(session, t0 - figs["start"], float("inf")))
             rel = rec.time - t0
             # picture_at(at) is the screen after every record up to the first one later than `at`
@@ -95,7 +221,7 @@ def thumbnails(capture: str, figs: dict[str, Any]) -> tuple[int | None, list[Thu
                 snap(*wanted.pop(0))
             screen.feed(rec)
             last = max(last, rel)
-            if not first_seen and screen.ready:
+            if not first_seen and screen.ready and only is None:
                 first_seen = True
                 bisect.insort(wanted, (rel, "first complete picture"))
     finally:
@@ -104,7 +230,7 @@ def thumbnails(capture: str, figs: dict[str, Any]) -> tuple[int | None, list[Thu
             close()
     for at, label in wanted:  # moments at or after the last record: the final screen
         snap(min(at, last), label)
-    if t0 is not None:
+    if t0 is not None and only is None:
         snap(last, "end of the capture")
     warnings = [f"{w} ({n}x)" if n > 1 else w for w, n in screen.warnings.most_common()]
     return screen.session, taken, warnings
