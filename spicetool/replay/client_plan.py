@@ -26,6 +26,15 @@ NOT_RESENT: dict[tuple[int, str], str] = {
 }
 
 
+# What spice-gtk sends right after linking, for channels whose link stage the capture lacks
+# (the values are those of the corpus's spicy sessions).
+LINK_FOLLOW_UP: dict[int, tuple[str, dict]] = {
+    MAIN: ("attach_channels", {}),
+    2: ("init", {"pixmap_cache_id": 1, "pixmap_cache_size": 20 * 1024 * 1024,
+                 "glz_dictionary_id": 1, "glz_dictionary_window_size": 14 * 1024 * 1024}),
+}
+
+
 class PlanError(Exception):
     """The capture has nothing a client could replay (one line, for the user)."""
 
@@ -75,8 +84,9 @@ def build_plan(capture: str, session: int | None = None) -> SessionPlan:
             s = ch.session
             if s is None or (session is not None and s != session):
                 continue
-            first.setdefault(s, rec.time)
-            last[s] = rec.time
+            # records of connections picked up mid-stream may come out of time order
+            first[s] = min(first.get(s, rec.time), rec.time)
+            last[s] = max(last.get(s, rec.time), rec.time)
             if rec.direction is not Direction.CLIENT or rec.layer not in ("link", "message"):
                 continue
             client_seen.add(s)
@@ -111,9 +121,22 @@ def build_plan(capture: str, session: int | None = None) -> SessionPlan:
     t0 = first[s]
     for p in plans:
         p.start -= t0
-        p.messages = [(t - t0, m) for t, m in p.messages]
+        p.messages = sorted(((t - t0, m) for t, m in p.messages), key=lambda tm: tm[0])
     # main links first: the others need the session id its INIT gives
     plans.sort(key=lambda p: (p.channel_type != MAIN, p.start))
     if not plans or plans[0].channel_type != MAIN:
         plans.insert(0, ChannelPlan(MAIN, 0, None, 0.0))
+    for p in plans:
+        _follow_up(p)
     return SessionPlan(s, plans, last[s] - t0, damaged)
+
+
+def _follow_up(p: ChannelPlan) -> None:
+    """A channel picked up mid-stream gets the message spice-gtk sends after its link."""
+    follow = LINK_FOLLOW_UP.get(p.channel_type)
+    if p.link is not None or follow is None or any(m.name == follow[0] for _, m in p.messages):
+        return
+    from spicetool.stack import ChannelConnection, build_message
+    data = build_message(p.channel_type, Direction.CLIENT, follow[0], follow[1])
+    (msg,) = ChannelConnection.resume(p.channel_type).receive(Direction.CLIENT, data)
+    p.messages.insert(0, (p.start, msg))

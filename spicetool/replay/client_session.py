@@ -32,6 +32,7 @@ class ReplaySession:
         self.agent_connected = False
         self.agent_started = False
         self.agent_tokens = 0
+        self.agent_absent = False
         self._init = asyncio.Event()
         self._t0 = 0.0
         self.elapsed = 0.0
@@ -120,7 +121,10 @@ class ReplaySession:
 
     async def _agent_gate(self, msg: Message) -> str | None:
         """None when the agent message may go now (taking a token), else why not."""
-        if not await self._wait_for(lambda: self.agent_connected, AGENT_WAIT):
+        # wait for the agent once; later messages do not wait again for an absent one
+        wait = 0.0 if self.agent_absent else AGENT_WAIT
+        if not await self._wait_for(lambda: self.agent_connected, wait):
+            self.agent_absent = True
             return "no agent on this server"
         if msg.name == "agent_start":
             self.agent_started = True

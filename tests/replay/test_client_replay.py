@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,13 +56,13 @@ def serve(tmp: Path, *args: str):
 
 
 def last_picture(path: Path) -> np.ndarray:
-    """What `spicetool render --last` shows."""
-    from spicetool.render import frames
+    """What `spicetool render --last` shows (a capture that never completes a picture, as
+    mid-session: its last state)."""
+    from spicetool.render import frames, picture_at
     last = None
     for f in frames(str(path)):
         last = f.image
-    assert last is not None, f"{path.name}: no picture"
-    return last
+    return last if last is not None else picture_at(str(path)).image
 
 
 def client_messages(path: Path, channel: str) -> list[tuple[str, dict]]:
@@ -76,6 +77,39 @@ def client_messages(path: Path, channel: str) -> list[tuple[str, dict]]:
     return out
 
 
+SERVED = {"main", "display", "inputs", "cursor"}   # the channels `spicetool serve` has
+
+
+def check_summary(stdout: str, new: Path) -> set[str]:
+    """Each summary line's figures are what the regenerated capture holds; returns the channels."""
+    from collections import Counter
+    from spicetool.dissect.capture import open_capture
+    from spicetool.dissect.sessions import decode_segments
+    messages: Counter = Counter()
+    endpoints: dict[str, str] = {}
+    for r in decode_segments(open_capture(str(new))):
+        name = f"{r.channel.channel}:{r.channel.channel_id}"
+        endpoints[r.channel.client] = name
+        if r.layer == "message":
+            messages[name, r.direction.value] += 1
+    payload: Counter = Counter()
+    for seg in open_capture(str(new)):
+        if seg.src in endpoints:
+            payload[endpoints[seg.src], "client"] += len(seg.payload)
+        elif seg.dst in endpoints:
+            payload[endpoints[seg.dst], "server"] += len(seg.payload)
+    seen = set()
+    for line in stdout.splitlines()[:-1]:
+        m = re.fullmatch(r"(\S+)\s+sent (\d+) messages, (\d+) bytes \(\d+ replayed, \d+ answers\); "
+                         r"received (\d+) messages, (\d+) bytes", line)
+        assert m, line
+        name, sent, sent_bytes, got, got_bytes = m.group(1), *map(int, m.groups()[1:])
+        assert (sent, got) == (messages[name, "client"], messages[name, "server"]), line
+        assert (sent_bytes, got_bytes) == (payload[name, "client"], payload[name, "server"]), line
+        seen.add(name.split(":")[0])
+    return seen
+
+
 def regenerate(tmp: Path, capture: Path, name: str, speed: float = 1.0) -> tuple[Path, list[dict]]:
     """Serve the capture, replay its client to it, return the new capture and the server's input log."""
     new, inputs = tmp / f"{name}.pcapng", tmp / f"{name}-inputs.jsonl"
@@ -85,17 +119,24 @@ def regenerate(tmp: Path, capture: Path, name: str, speed: float = 1.0) -> tuple
         assert r.returncode == 0, r.stderr
         assert "Traceback" not in r.stderr
         assert "replay finished" in log.read_text(), "the server's replay outlasted the client"
-    lines = r.stdout.splitlines()
-    assert sorted(ln.split()[0] for ln in lines[:-1]) == ["cursor:0", "display:0", "inputs:0", "main:0"]
-    assert lines[-1].startswith("replayed session 1 of ")
+    captured = {ch for ch, _, _ in channels_of(capture)} | {"main"}
+    assert check_summary(r.stdout, new) == captured & SERVED
+    assert r.stdout.splitlines()[-1].startswith("replayed session 1 of ")
     return new, [json.loads(ln) for ln in inputs.read_text().splitlines() if ln]
+
+
+def channels_of(path: Path) -> set[tuple[str, int, str]]:
+    from spicetool.dissect.capture import open_capture
+    from spicetool.dissect.sessions import decode_segments
+    return {(r.channel.channel, r.channel.channel_id, r.direction.value)
+            for r in decode_segments(open_capture(str(path)))}
 
 
 # ----------------------------------------------------------------------------- our own server
 
 @pytest.mark.parametrize("name, speed", [
     ("typing.pcapng", 1.0), ("img-glz.pcap", 2.0), ("resize.pcapng", 2.0), ("img-lz4.pcapng", 2.0),
-    ("agent-audio.pcapng", 2.0),
+    ("agent-audio.pcapng", 2.0), ("mid-session.pcap", 1.0),
 ])
 def test_regenerated_session_renders_the_same_final_picture(tmp_path, name, speed):
     original = CAPTURES / name
@@ -114,6 +155,29 @@ def test_regenerated_session_renders_the_same_final_picture(tmp_path, name, spee
             assert entry["scancodes"] == fields["data"].hex()
         elif name == "mouse_position":
             assert (entry["x"], entry["y"]) == (fields["x"], fields["y"])
+
+
+def test_agent_file_transfer_arrives(tmp_path):
+    """agent-file-transfer.pcapng to `serve --agent-dir`: AGENT_START, the capabilities, the file's
+    FILE_XFER_START/DATA within the new server's agent tokens; the file lands intact."""
+    original = CAPTURES / "agent-file-transfer.pcapng"
+    want = json.loads(original.with_suffix(".json").read_text())
+    received = tmp_path / "received"
+    received.mkdir()
+    new = tmp_path / "ft.pcapng"
+    with serve(tmp_path, "--disable-ticketing", "--replay", original, "--agent-dir", received) as (port, _):
+        r = replay(original, "--to", f"127.0.0.1:{port}", "-w", new)
+    assert r.returncode == 0, r.stderr
+    files = list(received.iterdir())
+    assert len(files) == 1
+    import hashlib
+    assert hashlib.sha256(files[0].read_bytes()).hexdigest() == want["file_transfer"]["sha256"]
+    # the guest agent's answers are in the regenerated capture
+    from spicetool.dissect.capture import open_capture
+    from spicetool.dissect.sessions import decode_segments
+    status = [r.fields["result"] for r in decode_segments(open_capture(str(new)))
+              if r.type == "vd_agent_file_xfer_status"]
+    assert status == ["CAN_SEND_DATA", "SUCCESS"]
 
 
 def test_replay_is_deterministic_and_keeps_the_captured_pacing(tmp_path):
@@ -205,9 +269,13 @@ def test_typing_reaches_a_real_xterm_behind_xspice(tmp_path):
             peers.wait_until(lambda: history.exists() and history.read_text().strip(), 10, "the shell's history")
             time.sleep(0.5)
             after = read_ppm(xs.screenshot(tmp_path / "after.png"))
+            pointer = dict(kv.split("=", 1) for kv in peers.xdotool(d, "getmouselocation", "--shell").split())
         finally:
             xterm.stop()
     assert history.read_text().splitlines() == [meta["typed_text"]]
+    # the mouse too: the X pointer is where the captured client last put it (client mouse mode)
+    last = [f for n, f, _ in client_messages(CAPTURES / "typing.pcapng", "inputs") if n == "mouse_position"][-1]
+    assert (int(pointer["X"]), int(pointer["Y"])) == (last["x"], last["y"])
     truth = read_ppm(CAPTURES / "typing.png")
     region = (slice(y, y + h), slice(x, x + w))
     assert not np.array_equal(before[region], truth[region])   # the check can tell typing from none
