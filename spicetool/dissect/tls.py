@@ -221,7 +221,7 @@ class TlsConnection:
             if rtype == HANDSHAKE:
                 half.hs += fragment
                 self._handshake(half)
-            elif rtype == CHANGE_CIPHER_SPEC and self.version != TLS13:
+            elif rtype == CHANGE_CIPHER_SPEC and self.server_hello is not None and self.version != TLS13:
                 half.encrypted, half.cipher = True, half.pending
             elif rtype == ALERT:
                 self._notice("error", half.client, f"TLS {alert_text(fragment)} from the {half.who}")

@@ -30,7 +30,7 @@ class KeyLog:
             self._load()
         except OSError as exc:
             raise KeyLogError(f"{path}: {exc.strerror or exc}") from None
-        if not self.secrets:
+        if not self.secrets and self.bad_lines:  # (an empty file is fine: a live peer may not have written yet)
             raise KeyLogError(f"{path}: not a TLS key log (no CLIENT_RANDOM or *_TRAFFIC_SECRET lines)")
 
     def _load(self) -> None:

@@ -101,6 +101,9 @@ def _session(s: dict[str, Any], screens: Screens | None = None) -> str:
              or "not seen"]]
     if s["name"] or s["uuid"]:
         rows.append(["guest", " ".join(x for x in (s["name"], s["uuid"]) if x)])
+    tls = sorted({c["tls"] for c in s["channels"] if c.get("tls")})
+    if tls:
+        rows.append(["TLS", "; ".join(tls)])
     out.append("<h3>Overview</h3>" + _table(["what", "value"], rows))
     out.append(_screens(s, screens))
 

@@ -188,6 +188,40 @@ def test_render_last_equals_the_clear_recording(session: TlsSession) -> None:
         assert frame is not None and np.array_equal(frame.image, truth.image), side
 
 
+def test_stats_and_report_with_the_key_log(session: TlsSession, tmp_path: Path) -> None:
+    """The figures of a decrypted capture are the clear recording's (but for the wire bytes: TLS adds its own)."""
+    def stats(*args: str) -> dict:
+        r = subprocess.run(["spicetool", "stats", "--json", *args], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return {c["name"]: c for s in json.loads(r.stdout)["sessions"] for c in s["channels"]}
+
+    clear = stats(str(session.clear))
+    for side, path in session.sides.items():
+        ours = stats("--tls-keylog", str(session.keylog), str(path))
+        assert set(ours) == set(clear) and len(ours) >= 2
+        for name, c in ours.items():
+            for key in ("messages", "bytes", "types", "caps", "auth"):
+                assert c[key] == clear[name][key], f"{side} {name} {key}"
+            assert c["tls"].startswith(f"TLS {session.version}, ") and clear[name]["tls"] is None
+            for d in ("client", "server"):  # every TLS record costs its header and tag on the wire
+                assert c["wire_bytes"][d] > clear[name]["wire_bytes"][d]
+    out = tmp_path / "r.html"
+    r = subprocess.run(["spicetool", "report", "--tls-keylog", str(session.keylog), str(session.sides["client"]),
+                        "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"<tr><td>TLS</td><td>TLS {session.version}, TLS_" in out.read_text()
+
+
+def test_an_unreadable_key_log(session: TlsSession, tmp_path: Path) -> None:
+    path = str(session.sides["client"])
+    (tmp_path / "not.log").write_text("this is not\na key log at all\n")
+    for log, message in ((tmp_path / "missing.log", "No such file"), (tmp_path / "not.log", "not a TLS key log")):
+        for argv in (["dissect"], ["stats"], ["report", "-o", str(tmp_path / "r.html")]):
+            r = subprocess.run(["spicetool", *argv, "--tls-keylog", str(log), path], capture_output=True, text=True,
+                               timeout=60)
+            assert r.returncode == 3 and message in r.stderr and len(r.stderr.splitlines()) == 1, (argv, r.stderr)
+
+
 def test_without_the_key_log_each_connection_is_reported_encrypted(session: TlsSession) -> None:
     path = session.sides["client"]
     r = subprocess.run(["spicetool", "dissect", "--json", str(path)], capture_output=True, text=True, timeout=60)

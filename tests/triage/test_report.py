@@ -186,15 +186,17 @@ def test_report_cut_before_the_display_opens(tmp_path: Path) -> None:
     assert 'id="damage"' in page and "No picture: the capture holds no display channel." in page
 
 
-@pytest.mark.parametrize("name", ["qemu-channels.pcapng", "mid-session.pcap", "mjpeg-stream.pcapng"])
-def test_every_thumbnail_is_picture_at_its_time(tmp_path: Path, name: str) -> None:
-    """Other shapes of session: a round trip after the first picture (qemu), a capture that starts
-    mid-session (never complete: the placeholder pattern too), a video stream."""
-    capture = CAPTURES / name
+def test_report_agrees_with_stats_and_render(capture: Path, tmp_path: Path) -> None:
+    """On every capture (the corpus and the fresh ones): the figures on the page are those of
+    `stats --json`, and every thumbnail is render's picture at its time (`picture_at`)."""
     out = tmp_path / "p.html"
-    assert report(capture, out).returncode == 0
+    r = report(capture, out)
+    assert r.returncode == 0, r.stderr
     page = Page()
     page.feed(out.read_text())
+    stats = json.loads(subprocess.run(["spicetool", "stats", "--json", str(capture)], capture_output=True,
+                                      text=True, check=True).stdout)
+    assert json.loads(page.figures) == stats
     assert page.thumbs and page.thumbs == sorted(page.thumbs) and page.images
     for at, src in page.pairs:
         frame = picture_at(str(capture), at)
@@ -204,6 +206,42 @@ def test_every_thumbnail_is_picture_at_its_time(tmp_path: Path, name: str) -> No
         assert frame is not None
         shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))
         assert np.array_equal(shown, np.asarray(downscale(frame.image))), at
+
+
+def test_report_reads_the_capture_once(capture: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's thumbnails come from the figures' own pass (no second reading of the capture), and
+    they are exactly what a pass of their own over the capture gives."""
+    import spicetool.dissect.capture as capture_module
+    import spicetool.triage.command as command
+    import spicetool.triage.thumbs as thumbs
+
+    opened: list[str] = []
+    real_open = capture_module.open_capture
+
+    def counting_open(path: str):  # type: ignore[no-untyped-def]
+        opened.append(path)
+        return real_open(path)
+
+    monkeypatch.setattr(command, "open_capture", counting_open)
+    monkeypatch.setattr(capture_module, "open_capture", counting_open)
+    import spicetool.triage.report as report_module
+
+    seen: dict = {}
+    real_render = report_module.render_html
+
+    def keep(figs, source, damage=None, screens=None):  # type: ignore[no-untyped-def]
+        seen["figs"], seen["screens"] = figs, screens
+        return real_render(figs, source, damage, screens)
+
+    monkeypatch.setattr(report_module, "render_html", keep)
+    result = command.write_report(str(capture), str(tmp_path / "p.html"))
+    monkeypatch.undo()
+    assert result["code"] == 0 and opened == [str(capture)]
+    session, taken, warnings = seen["screens"]
+    again = thumbs.thumbnails(str(capture), seen["figs"])  # a pass of its own
+    assert (session, warnings) == again[:1] + again[2:]
+    assert [(t.label, t.at, t.width, t.height, t.png) for t in taken] == \
+        [(t.label, t.at, t.width, t.height, t.png) for t in again[1]]
 
 
 def test_report_folder_with_a_capture_without_spice(tmp_path: Path) -> None:
