@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-from PIL import Image as PILImage
 
 from spicetool.render.canvas import Canvas
 from spicetool.render.cursor import CursorState
@@ -191,7 +190,7 @@ class SessionScreen:
     def _stream_frame(self, show: Callable[[], Region | None]) -> Region | None:
         try:
             return show()
-        except (StreamError, OSError, PILImage.DecompressionBombError) as exc:  # OSError: Pillow on a damaged JPEG
+        except (StreamError, OSError) as exc:  # OSError: Pillow on a damaged JPEG
             self.warnings[f"video frame undecodable ({str(exc)[:60]})"] += 1
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             self.warnings[f"stream_data: malformed ({type(exc).__name__})"] += 1

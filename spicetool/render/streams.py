@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
-from PIL import Image as PILImage
 
 from spicetool.render.canvas import scaled_source
 from spicetool.render.surfaces import Region, Surface, put, rect_of, region_for
@@ -34,6 +33,8 @@ AV_CODECS = {"VP8": "vp8", "VP9": "vp9", "H264": "h264", "H265": "hevc"}
 
 class StreamError(ValueError):
     pass
+
+
 
 
 def mm_diff(a: int, b: int) -> int:
@@ -85,10 +86,14 @@ class Stream:
     def decode(self, data: bytes) -> np.ndarray | None:
         """One frame as HxWx4 B,G,R,A, or None when the codec holds it back."""
         if self.codec == "MJPEG":
-            with PILImage.open(io.BytesIO(data)) as im:
-                if im.width * im.height > MAX_FRAME_PIXELS:
-                    raise StreamError(f"MJPEG frame of {im.width}x{im.height}")
-                rgb = np.asarray(im.convert("RGB"))
+            from PIL import Image as PILImage  # imported with the first stream: a faster start
+            try:
+                with PILImage.open(io.BytesIO(data)) as im:
+                    if im.width * im.height > MAX_FRAME_PIXELS:
+                        raise StreamError(f"MJPEG frame of {im.width}x{im.height}")
+                    rgb = np.asarray(im.convert("RGB"))
+            except PILImage.DecompressionBombError as exc:
+                raise StreamError(str(exc)[:60]) from None
             return _bgra(rgb)
         name = AV_CODECS.get(self.codec)
         if name is None:
