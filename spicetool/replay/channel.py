@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Callable
 
 from spicetool.stack import ChannelConnection, Direction, Message, ProtocolError, build_message
 from spicetool.stack.events import AgentMessage
-from spicetool.stack.headers import FULL, MINI
+from spicetool.stack.headers import FULL, MINI, pack_full_header, pack_mini_header
+
+from .worker import Msg, Shared
 
 if TYPE_CHECKING:
     from .link import LinkedChannel
     from .session import Session
 
-Msg = tuple[str, dict]
 ACK_WINDOW = 20                   # CLIENT_ACK_WINDOW in spice-server
 MAX_CLIENT_MESSAGE = 64 * 1024    # larger client messages are refused (agent data is <= 2 KiB + header)
 PING_INTERVAL = 10.0
@@ -135,7 +136,13 @@ class ChannelClient:
     def _window_full(self) -> bool:
         return self.handle_acks and self.messages_window > ACK_WINDOW * 2
 
-    def _encode(self, name: str, fields: dict) -> bytes:
+    def _encode(self, msg) -> bytes:
+        if isinstance(msg, Shared):
+            body = msg.body()
+            if self.mini:
+                return pack_mini_header(msg.type_id, len(body)) + body
+            return pack_full_header(next(self.serial), msg.type_id, len(body)) + body
+        name, fields = msg
         if self.mini:
             return build_message(self.link.channel_type, Direction.SERVER, name, fields, True)
         return build_message(self.link.channel_type, Direction.SERVER, name, fields, False,
@@ -151,8 +158,8 @@ class ChannelClient:
                 await self.acked.wait()
             item = self.pipe.popleft()
             self.pipe_bytes -= item.size
-            for name, fields in item.make():
-                self.writer.write(self._encode(name, fields))
+            for msg in item.make():
+                self.writer.write(self._encode(msg))
                 self.messages_window += 1
                 self.sent_messages += 1
             await self.writer.drain()

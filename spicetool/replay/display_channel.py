@@ -5,7 +5,7 @@ from spicetool.stack import Message
 
 from . import worker
 from .channel import ChannelClient, ClientDropped, PipeItem
-from .images import CLIENT_PREFERENCES, image_encoder
+from .images import CLIENT_PREFERENCES, ClientImages
 from .qxl import Command, DrawCopy, DrawFill
 
 
@@ -16,33 +16,23 @@ class DisplayChannel(ChannelClient):
     def on_connect(self) -> None:
         self.monitors = "monitors_config" in self.link.channel_caps
         self.lz4 = "lz4_compression" in self.link.channel_caps
-        self.compression = self.server.image_compression
-        self.encode = self._counted(image_encoder(self.compression, self.lz4))
+        self.images = ClientImages(self.server.image_compression, self.lz4, self.server.stats)
         self.push_set_ack()
         device = self.server.device
         surfaces = worker.snapshot(device)  # the picture now; encoded when sent, in send order
-        self.push_item(PipeItem(lambda: worker.display_state(surfaces, self.monitors, self.encode), False,
-                                sum(px.nbytes for _, px in surfaces)))
+        self.push_item(PipeItem(lambda: worker.display_state(surfaces, self.monitors, self.images), False,
+                                sum(px.nbytes for _, px, _ in surfaces)))
         device.listeners.append(self.on_command)
 
     def on_command(self, cmd: Command) -> None:
         draw = isinstance(cmd, (DrawFill, DrawCopy))
         size = cmd.pixels.nbytes if isinstance(cmd, DrawCopy) else 64
-        self.push_item(PipeItem(lambda: worker.display_messages(cmd, self.monitors, self.encode), draw, size))
+        self.push_item(PipeItem(lambda: worker.display_messages(cmd, self.monitors, self.images), draw, size))
 
     def collapse(self) -> PipeItem:
         device = self.server.device
-        return PipeItem(lambda: worker.surface_refresh(device, self.encode), True,
+        return PipeItem(lambda: worker.surface_refresh(device, self.images), True,
                         device.primary.nbytes if device.primary is not None else 0)
-
-    def _counted(self, encode):
-        stats = self.server.stats
-
-        def counted(pixels):
-            image = encode(pixels)
-            stats["images_" + image["descriptor"]["type"]] += 1
-            return image
-        return counted
 
     def on_message(self, msg: Message) -> None:
         if msg.name == "init":
@@ -52,9 +42,8 @@ class DisplayChannel(ChannelClient):
             wanted = CLIENT_PREFERENCES.get(msg.fields["image_compression"])
             if wanted is None:
                 raise ClientDropped(f"invalid preferred compression {msg.fields['image_compression']}")
-            if wanted != self.compression:
-                self.compression = wanted
-                self.encode = self._counted(image_encoder(wanted, self.lz4))
+            if wanted != self.images.codec:
+                self.images.set_compression(wanted)
             self.server.log(f"{self.peer} display: client prefers {wanted}", verbose=True)
         elif msg.name in ("stream_report", "preferred_video_codec_type", "gl_draw_done"):
             pass

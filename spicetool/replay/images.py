@@ -3,11 +3,15 @@
 BITMAP (uncompressed 32BIT, top-down), or compressed by the Rust encoders (QUIC, LZ, GLZ, LZ4)
 as the server setting or the client's PREFERRED_COMPRESSION asks, like spice-server's
 image-encoders.cpp. Tiny images stay BITMAP, as there.
+
+QUIC, LZ, LZ4 and BITMAP are stateless: one image encodes to the same bytes for every client,
+so the worker encodes it once per codec and shares the result (`ClientImages.shared`). GLZ
+matches into the images the client decoded before, so each display channel has its own window.
 """
 from __future__ import annotations
 
 import itertools
-from typing import Callable
+from collections import Counter
 
 import numpy as np
 
@@ -21,8 +25,6 @@ CLIENT_PREFERENCES = {"OFF": "off", "AUTO_GLZ": "glz", "AUTO_LZ": "lz", "QUIC": 
 
 _unique = itertools.count(1)
 
-Encoder = Callable[[np.ndarray], dict]
-
 
 def available_compressions() -> tuple[str, ...]:
     from spicetool import _native
@@ -30,54 +32,86 @@ def available_compressions() -> tuple[str, ...]:
     return ("off",) + tuple(n for n in COMPRESSIONS[1:] if hasattr(_native, have[n]))
 
 
-def _descriptor(kind: str, w: int, h: int) -> dict:
-    # The id is only a cache key; QXL uses (unique << 32) | group. We never set CACHE_ME.
-    return {"id": next(_unique) << 32, "type": kind, "flags": 0, "width": w, "height": h}
+def new_image_id() -> int:
+    """A QXL-style image id ((unique << 32) | group): the key of the client's pixmap cache."""
+    return next(_unique) << 32
 
 
-def image_encoder(compression: str, lz4_allowed: bool = True) -> Encoder:
-    """A function pixels -> Image fields for one display channel (GLZ keeps a window per channel)."""
-    from spicetool import _native
+def _descriptor(kind: str, w: int, h: int, image_id: int | None) -> dict:
+    return {"id": new_image_id() if image_id is None else image_id, "type": kind, "flags": 0,
+            "width": w, "height": h}
+
+
+def effective_codec(compression: str, lz4_allowed: bool = True) -> str:
+    """What a channel sends for a setting: LZ for LZ4 when the client lacks LZ4_COMPRESSION,
+    BITMAP ('off') for a codec this build has no encoder for."""
     if compression == "lz4" and not lz4_allowed:
-        compression = "lz"   # the client did not announce LZ4_COMPRESSION
+        compression = "lz"
     if compression == "off" or compression not in available_compressions():
-        return bitmap_image
-    glz = _native.GlzEncoder(16) if compression == "glz" else None
-
-    def encode(pixels: np.ndarray) -> dict:
-        h, w = pixels.shape[:2]
-        if w * h < MIN_PIXELS_TO_COMPRESS:
-            return bitmap_image(pixels)
-        try:
-            return compressed(pixels, w, h)
-        except ValueError:  # the encoder refused this image: send it as it is
-            return bitmap_image(pixels)
-
-    def compressed(pixels: np.ndarray, w: int, h: int) -> dict:
-        raw = np.ascontiguousarray(pixels, dtype=np.uint8)
-        if compression == "quic":
-            data = _native.encode_quic(raw.tobytes(), w, h, QUIC_RGB32)
-            return {"descriptor": _descriptor("QUIC", w, h), "quic": {"data_size": len(data), "data": data}}
-        if compression == "lz":
-            data = _native.encode_lz(raw.tobytes(), w, h, LZ_RGB32)
-            return {"descriptor": _descriptor("LZ_RGB", w, h), "lz_rgb": {"data_size": len(data), "data": data}}
-        if compression == "glz":
-            data = glz.encode(raw.tobytes(), w, h, LZ_RGB32)
-            return {"descriptor": _descriptor("GLZ_RGB", w, h), "lz_rgb": {"data_size": len(data), "data": data}}
-        data = _native.encode_lz4(raw.tobytes(), BITMAP_32BIT)
-        return {"descriptor": _descriptor("LZ4", w, h), "lz4": {"data_size": len(data), "data": data}}
-    return encode
+        return "off"
+    return compression
 
 
-def bitmap_image(pixels: np.ndarray) -> dict:
-    """An uncompressed 32BIT top-down image of (h, w, 4) BGRX pixels, not cached by the client."""
+def encode_image(pixels: np.ndarray, codec: str, glz=None, image_id: int | None = None) -> dict:
+    """Image fields of (h, w, 4) BGRX pixels in `codec` (a stateless one unless `glz` is given)."""
+    h, w = pixels.shape[:2]
+    if codec == "off" or w * h < MIN_PIXELS_TO_COMPRESS:
+        return bitmap_image(pixels, image_id)
+    try:
+        return _compressed(pixels, w, h, codec, glz, image_id)
+    except ValueError:  # the encoder refused this image: send it as it is
+        return bitmap_image(pixels, image_id)
+
+
+def _compressed(pixels: np.ndarray, w: int, h: int, codec: str, glz, image_id: int | None) -> dict:
+    from spicetool import _native
+    raw = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
+    if codec == "quic":
+        data = _native.encode_quic(raw, w, h, QUIC_RGB32)
+        return {"descriptor": _descriptor("QUIC", w, h, image_id), "quic": {"data_size": len(data), "data": data}}
+    if codec == "lz":
+        data = _native.encode_lz(raw, w, h, LZ_RGB32)
+        return {"descriptor": _descriptor("LZ_RGB", w, h, image_id), "lz_rgb": {"data_size": len(data), "data": data}}
+    if codec == "glz":
+        data = glz.encode(raw, w, h, LZ_RGB32)
+        return {"descriptor": _descriptor("GLZ_RGB", w, h, image_id), "lz_rgb": {"data_size": len(data), "data": data}}
+    data = _native.encode_lz4(raw, BITMAP_32BIT)
+    return {"descriptor": _descriptor("LZ4", w, h, image_id), "lz4": {"data_size": len(data), "data": data}}
+
+
+def bitmap_image(pixels: np.ndarray, image_id: int | None = None) -> dict:
+    """An uncompressed 32BIT top-down image of (h, w, 4) BGRX pixels."""
     h, w = pixels.shape[:2]
     data = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
     return {
-        "descriptor": _descriptor("BITMAP", w, h),
+        "descriptor": _descriptor("BITMAP", w, h, image_id),
         "bitmap": {"format": "32BIT", "flags": BITMAP_FLAG_TOP_DOWN, "x": w, "y": h, "stride": w * 4,
                    "palette": None, "data": data},
     }
+
+
+class ClientImages:
+    """The images of one display channel: its codec, its GLZ window, the server's counts."""
+
+    def __init__(self, compression: str, lz4_allowed: bool, stats: Counter):
+        self.lz4_allowed, self.stats = lz4_allowed, stats
+        self.set_compression(compression)
+
+    def set_compression(self, compression: str) -> None:
+        self.codec = effective_codec(compression, self.lz4_allowed)
+        self.shared = self.codec != "glz"   # GLZ depends on what this client decoded before
+        if self.codec == "glz":
+            from spicetool import _native
+            self.glz = _native.GlzEncoder(16)
+        else:
+            self.glz = None
+
+    def encode(self, pixels: np.ndarray, image_id: int | None = None) -> dict:
+        """This client's own encoding (GLZ, or a picture no other client gets)."""
+        return encode_image(pixels, self.codec, self.glz, image_id)
+
+    def count(self, image: dict) -> None:
+        self.stats["images_" + image["descriptor"]["type"]] += 1
 
 
 def cursor_fields(shape, visible: bool = True) -> dict:

@@ -71,6 +71,8 @@ class DrawCopy:
     surface_id: int
     rect: Rect
     pixels: np.ndarray
+    # what the worker made of it for every client alike (codec -> message): encoded once
+    shared: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
@@ -130,7 +132,8 @@ class QxlDevice:
     cursor: CursorState = field(default_factory=CursorState)
     listeners: list[Callable[[Command], None]] = field(default_factory=list)
     max_pixels: int = 64 * 1024 * 1024
-    commands: int = 0
+    commands: int = 0   # submitted so far: the surfaces' version
+    memo: dict = field(default_factory=dict, repr=False)  # the worker's, valid while `commands` stays
 
     @property
     def primary(self) -> np.ndarray | None:
