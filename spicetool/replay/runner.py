@@ -15,6 +15,7 @@ from .inputlog import InputLog
 from .qxl import QxlDevice
 from .replay import CaptureReplay
 from .server import SpiceServer
+from .worker import Prebuilder
 
 
 @dataclass
@@ -78,6 +79,8 @@ async def run(opts: ServeOptions, console: Console) -> None:
                          log=lambda t: console.print(t, markup=False),  # client bytes are no markup
                          verbose=opts.verbose, image_compression=opts.image_compression,
                          agent=agent, secure_channels=opts.secure_channels)
+    if opts.replay is not None:  # new draws are encoded ahead, off the event loop
+        replay.prepare_command = Prebuilder(lambda: server.image_compression)
     await server.start(opts.host, opts.port)
     tls_note = ""
     if opts.tls_port is not None:

@@ -104,6 +104,9 @@ class ServerThread:
         self.server = SpiceServer(self.device, password, self.input_log, link_timeout=link_timeout,
                                   ping_interval=ping_interval, log=self.messages.append, verbose=True,
                                   agent=self.agent, secure_channels=secure_channels)
+        if self.replay is not None:  # as `spicetool serve` wires it
+            from spicetool.replay.worker import Prebuilder
+            self.replay.prepare_command = Prebuilder(lambda: self.server.image_compression)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
         # another xdist worker may take a port between our look and our bind: try the next

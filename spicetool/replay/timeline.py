@@ -1,0 +1,206 @@
+"""A capture as a timeline of device commands: a pure function of the capture, so every replay
+of it submits the same commands at the same capture times (deterministic), however loaded the
+server is, and it can be computed ahead on another thread.
+
+The capture is decoded by spicetool.dissect (TCP, SPICE records) and spicetool.render (the
+display canvas: every draw, image codec, cache and stream, and the cursor channel). What
+changed on the captured screen becomes DRAW_COPY commands of the changed bands, and cursor
+shape/position changes become cursor commands.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from .qxl import (PRIMARY_SURFACE, Command, CursorHide, CursorMove, CursorSet, CursorShape, DrawCopy, Rect,
+                  SurfaceCreate, SurfaceDestroy)
+
+MERGE_ROWS = 16  # changed row runs closer than this are sent as one band
+BATCH_SECONDS = 1 / 60  # records this close in capture time are shown together
+CURSOR_CHANNEL = 4
+
+
+class ReplayError(Exception):
+    """The capture cannot be replayed (one line, for the user)."""
+
+
+@dataclass
+class Frame:
+    """Commands due together. `due`: seconds after its round's first picture (the pacing
+    clock); `at`: seconds from the capture's first record (--from/--to/--pause-at)."""
+    due: float
+    at: float
+    commands: list[Command] = field(default_factory=list)
+    first: bool = False     # a round's first picture: the pacing clock starts here
+    hold: bool = False      # the first moment past --pause-at: hold here until resumed
+    end: bool = False       # the last record of a round
+
+
+def _bgrx(rgb: np.ndarray) -> np.ndarray:
+    out = np.zeros(rgb.shape[:2] + (4,), dtype=np.uint8)
+    out[:, :, 0], out[:, :, 1], out[:, :, 2] = rgb[:, :, 2], rgb[:, :, 1], rgb[:, :, 0]
+    return out
+
+
+def picture_bgrx(rgb: np.ndarray) -> np.ndarray:
+    """The BGRX rows behind render's RGB picture (a view, no copy), or a converted copy."""
+    from spicetool.render.video import bgrx_of
+    base = bgrx_of(rgb)
+    return base if base is not None else _bgrx(rgb)
+
+
+def changed_bands(old: np.ndarray, new: np.ndarray) -> list[Rect]:
+    """Rectangles covering every pixel whose colour differs between two (h, w, 4) BGRX
+    pictures: one per run of changed rows. Compared as 32-bit words without the X byte."""
+    h, w = new.shape[:2]
+    a = np.ascontiguousarray(old).view(np.uint32).reshape(h, w)
+    b = np.ascontiguousarray(new).view(np.uint32).reshape(h, w)
+    diff = np.bitwise_xor(a, b)
+    diff &= np.uint32(0x00FFFFFF) if np.little_endian else np.uint32(0xFFFFFF00)
+    changed = diff.astype(bool)
+    rows = np.flatnonzero(changed.any(axis=1))
+    if rows.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(rows) > MERGE_ROWS)
+    out = []
+    for run in np.split(rows, breaks + 1):
+        top, bottom = int(run[0]), int(run[-1]) + 1
+        cols = np.flatnonzero(changed[top:bottom].any(axis=0))
+        out.append(Rect(int(cols[0]), top, int(cols[-1]) + 1, bottom))
+    return out
+
+
+def _copy(bgrx: np.ndarray, r: Rect) -> DrawCopy:
+    px = bgrx[r.top:r.bottom, r.left:r.right].copy()
+    px[:, :, 3] = 0
+    return DrawCopy(PRIMARY_SURFACE, r, px)
+
+
+class Converter:
+    """Screen states -> device commands, remembering what the device was last given."""
+
+    def __init__(self) -> None:
+        self.picture: np.ndarray | None = None   # BGRX of what the device shows
+        self.cursor_ids = itertools.count(1)
+        self.cursor_seen: tuple | None = None
+
+    def show(self, screen) -> list[Command]:
+        """Commands that turn the last picture into the screen's picture now."""
+        pic = screen.picture(force=not screen.ready)
+        if pic is None:
+            return []
+        new = picture_bgrx(pic)
+        old, self.picture = self.picture, new
+        h, w = new.shape[:2]
+        if old is None or old.shape[:2] != (h, w):
+            out: list[Command] = [] if old is None else [SurfaceDestroy(PRIMARY_SURFACE)]
+            return out + [SurfaceCreate(PRIMARY_SURFACE, w, h), _copy(new, Rect(0, 0, w, h))]
+        return [_copy(new, r) for r in changed_bands(old, new)]
+
+    def cursor(self, screen) -> list[Command]:
+        """Commands for what changed on the captured pointer."""
+        c = screen.cursor
+        state = (id(c.shape), c.x, c.y, c.visible)
+        if state == self.cursor_seen:
+            return []
+        before, self.cursor_seen = self.cursor_seen, state
+        if not c.visible or c.shape is None:
+            return [CursorHide()] if before is not None and before[3] else []
+        if before is None or before[0] != id(c.shape) or not before[3]:
+            bgra = c.shape.rgba[:, :, [2, 1, 0, 3]].copy()
+            shape = CursorShape(next(self.cursor_ids), bgra, int(c.shape.hot_x), int(c.shape.hot_y))
+            return [CursorSet(int(c.x), int(c.y), shape)]
+        return [CursorMove(int(c.x), int(c.y))]
+
+
+def _complete(screen) -> bool:
+    # a capture that starts mid-session never gets a complete picture: start at its first
+    # draw (pixels never drawn show render's placeholder pattern)
+    return screen.ready and screen.picture() is not None or screen.midstream and screen.primary() is not None
+
+
+class Timeline:
+    """The frames of a capture's replay; `frames()` yields them, first the starting picture."""
+
+    def __init__(self, capture: str, session: int | None = None, start: float = 0.0,
+                 stop: float | None = None, pause_at: float | None = None, loop: bool = False):
+        self.capture, self.session = capture, session
+        self.start, self.stop, self.pause_at, self.loop = start, stop, pause_at, loop
+        self.t0: float | None = None      # capture time of the first record
+        self.first: float | None = None   # capture time of the first round's first picture
+
+    def _records(self) -> Iterator:
+        from spicetool.dissect.capture import CaptureDamaged, CaptureError
+        from spicetool.render.frames import records_of
+        try:
+            yield from records_of(self.capture)
+        except CaptureError as e:
+            raise ReplayError(str(e)) from None
+        except CaptureDamaged:
+            return  # everything before the damage was replayed
+
+    def _screen(self):
+        from spicetool.render.session import SessionScreen
+        return SessionScreen(self.session, 0, cursor=False)
+
+    def frames(self) -> Iterator[Frame]:
+        conv = Converter()
+        screen, records = self._screen(), self._records()
+        for rec in records:
+            if self.t0 is None:
+                self.t0 = rec.time
+            screen.feed(rec)
+            if _complete(screen) and rec.time - self.t0 >= self.start:
+                self.first = rec.time
+                break
+        else:
+            if screen.picture(force=True) is None:
+                raise ReplayError(f"{self.capture}: no display picture in this capture")
+            self.first = self.t0 or 0.0
+        t0, first = self.t0 or 0.0, self.first
+        yield Frame(0.0, first - t0, conv.show(screen) + conv.cursor(screen), first=True)
+        held = self.pause_at is None
+        while True:
+            yield from self._round(screen, records, conv, first, held)
+            held = True
+            if not self.loop:
+                return
+            screen, records = self._screen(), self._records()
+            for rec in records:  # the next round starts at its first picture
+                screen.feed(rec)
+                if _complete(screen):
+                    first = rec.time
+                    break
+            else:
+                return
+            yield Frame(0.0, first - t0, conv.show(screen), first=True)
+
+    def _round(self, screen, records, conv: Converter, first: float, held: bool) -> Iterator[Frame]:
+        t0 = self.t0 or 0.0
+        dirty, cursor = False, []          # what the frame being gathered has
+        since = last = first               # capture times: its first change, the last record
+        for rec in records:
+            at = rec.time - t0
+            if self.stop is not None and at > self.stop:
+                break
+            hold = not held and at > self.pause_at
+            if (dirty or cursor) and (hold or rec.time - since > BATCH_SECONDS):
+                yield Frame(max(0.0, last - first), last - t0, (conv.show(screen) if dirty else []) + cursor)
+                dirty, cursor = False, []
+            if hold:
+                held = True
+                yield Frame(max(0.0, rec.time - first), at, hold=True)
+            if screen.feed(rec):
+                if not (dirty or cursor):
+                    since = rec.time
+                dirty = True
+            if rec.channel.channel_type == CURSOR_CHANNEL:
+                moved = conv.cursor(screen)
+                if moved and not (dirty or cursor):
+                    since = rec.time
+                cursor += moved
+            last = rec.time
+        yield Frame(max(0.0, last - first), last - t0, (conv.show(screen) if dirty else []) + cursor, end=True)
