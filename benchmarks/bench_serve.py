@@ -1,12 +1,17 @@
 """`spicetool serve` measured with real and scripted clients, on loopback.
 
     python benchmarks/bench_serve.py [--port 5948] [--seconds 5]
-    python benchmarks/bench_serve.py --load 50 [--speed 10] [--capture X]
+    python benchmarks/bench_serve.py --load 50 [--speed 10] [--rounds 3] [--compression lz]
+                                     [--max-lag 0.25] [--capture X] [--profile FILE]
 
---load N: N clients built on the stack (main + display channel each, ACKing like spice-gtk)
-watch the corpus's longest session replayed at --speed; the server runs in a process of its
-own. Prints display messages (frames) sent/s and bytes/s over all clients, the server's memory
-per client, and whether the replay or any client fell behind its pacing.
+--load N: N clients built on the stack (main + display channel each, ACKing like spice-gtk,
+parsing every message) watch the corpus's longest session replayed --rounds times at --speed;
+the server runs in a process of its own. Prints draw messages (frames) sent/s and bytes/s over
+all clients, the server's memory per client, both processes' CPU, and each frame's lag: when
+it reached a client minus when the capture's pacing made it due. PASS (exit 0) when every
+client got every frame within --max-lag seconds of its due time and none was dropped or had
+its pipe collapsed; FAIL (exit 1) otherwise. Both processes share this machine's cores (and
+whatever else runs on it): the load average before the run is printed with the figures.
 
 Prints, for each image compression: the time spicy-screenshot takes from start to written
 picture (link of two channels, surface image, decode), and the display throughput to one
@@ -17,6 +22,7 @@ are taken in (key events/s written to the input log) and the latency the pings m
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -25,7 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests" / "replay"), str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT / "tests" / "replay"), str(ROOT / "tests"), str(ROOT / "scripts")]
 
 import peers  # noqa: E402
 from serve_helpers import RawClient, ServerThread  # noqa: E402
@@ -121,38 +127,70 @@ def _rss_kib(pid: str = "self") -> int:
     return 0
 
 
-def _load_server(conn, capture: str, speed: float, port: int, max_connections: int) -> None:
-    """The server process: a replay held at its first picture until told to go."""
+def _load_server(conn, capture: str, speed: float, port: int, max_connections: int, rounds: int,
+                 compression: str, profile: str | None = None) -> None:
+    """The server process: a replay held at its first picture until told to go, then `rounds`
+    rounds of the capture; sends back when each frame was due and submitted."""
     with tempfile.TemporaryDirectory() as d:
-        srv = ServerThread(Path(d), port=port, replay=Path(capture), speed=speed, pause_at=0.0)
+        srv = ServerThread(Path(d), port=port, replay=Path(capture), speed=speed, pause_at=0.0,
+                           loop=rounds > 1)
         srv.server.max_connections = max_connections
+        srv.server.image_compression = compression
         srv.server._log = None
         finished = srv.start_replay()
         peers.wait_until(lambda: srv.replay.paused.is_set(), 30, "replay held")
         conn.send(("ready", _rss_kib()))
+        frames: list[tuple[float, float, int]] = []   # (due, submitted, draws), monotonic s
+        span = [0.0]                                   # capture seconds of a round
+
+        def on_frame(frame, due: float) -> None:
+            draws = sum(type(c).__name__ in ("DrawCopy", "DrawFill") for c in frame.commands)
+            frames.append((due, time.monotonic(), draws))
+            span[0] = max(span[0], frame.due)
         while True:
             cmd = conn.recv()
             if cmd == "rss":
                 conn.send(_rss_kib())
             elif cmd == "go":
+                prof = None
+                if profile:  # the server's event loop thread, from go to the replay's end
+                    import cProfile
+                    prof = cProfile.Profile()
+                    srv.call(_enable(prof))
+                srv.replay.on_frame = on_frame
+                cpu0 = time.process_time()
                 srv.call(srv.replay.resume)
                 start = time.monotonic()
-                finished.wait(3600)
+                peers.wait_until(lambda: finished.is_set() or srv.replay.rounds >= rounds, 3600,
+                                 "replay rounds", interval=0.002)
+                srv.pause()
                 took = time.monotonic() - start
-                span = srv.replay.position
-                conn.send({"took": took, "span": span, "end": time.monotonic(), "rss": _rss_kib(),
+                cpu = time.process_time() - cpu0
+                if prof is not None:
+                    srv.call(_disable(prof))
+                    prof.dump_stats(profile)
+                conn.send({"took": took, "span": span[0], "rounds": srv.replay.rounds,
+                           "end": time.monotonic(), "rss": _rss_kib(), "cpu": cpu, "frames": frames,
                            "stats": dict(srv.server.stats), "sessions": srv.sessions()})
             elif cmd == "stop":
                 srv.stop()
                 return
 
 
+async def _enable(prof) -> None:
+    prof.enable()
+
+
+async def _disable(prof) -> None:
+    prof.disable()
+
+
 class LoadClient:
     """One scripted client (main + display) on asyncio, parsing with the stack."""
 
     def __init__(self) -> None:
-        self.messages = self.draws = self.bytes = 0
-        self.last = 0.0
+        self.messages = self.bytes = 0
+        self.arrivals: list[float] = []   # when each draw message came in (monotonic s)
         self.error: str | None = None
 
     async def _link(self, port: int, ctype: int, conn_id: int):
@@ -161,7 +199,8 @@ class LoadClient:
         from spicetool.stack.link import LINK_HEADER, parse_link_reply
         r, w = await asyncio.open_connection("127.0.0.1", port)
         w.write(build_link_mess({"channel_type": ctype, "channel_id": 0, "connection_id": conn_id,
-                                 "common_caps": ["protocol_auth_selection", "mini_header"]}))
+                                 "common_caps": ["protocol_auth_selection", "mini_header"],
+                                 "channel_caps": ["lz4_compression"] if ctype == DISPLAY else []}))
         head = await r.readexactly(LINK_HEADER.size)
         body = await r.readexactly(LINK_HEADER.unpack(head)[3])
         reply = parse_link_reply(head + body, 0, ctype)[0]
@@ -198,9 +237,10 @@ class LoadClient:
                     if not isinstance(ev, Message):
                         continue
                     self.messages += 1
+                    if ev.error:
+                        raise ValueError(f"malformed {ev.name}: {ev.error}")
                     if ev.name.startswith("draw_"):
-                        self.draws += 1
-                        self.last = now
+                        self.arrivals.append(now)
                     if ev.name == "set_ack":
                         window, since = ev.fields["window"], 0
                         dw.write(build_message(DISPLAY, Direction.CLIENT, "ack_sync",
@@ -220,16 +260,22 @@ class LoadClient:
             linked()
 
 
-def load(n: int, speed: float, port: int, capture: Path | None) -> None:
+def load(n: int, speed: float, port: int, capture: Path | None, rounds: int, compression: str,
+         max_lag: float, profile: str | None = None) -> bool:
+    """Runs the load; True when it passed: every client got every draw, each within `max_lag`
+    seconds of the time the capture's pacing gives it, and none was dropped or collapsed."""
     import asyncio
     import multiprocessing as mp
     if capture is None:
         capture, span = longest_capture()
     else:
         span = 0.0
-    print(f"load: {n} clients, {capture.name} ({span:.1f} s captured) at {speed:g}x")
+    print(f"load: {n} clients, {capture.name} ({span:.1f} s captured) at {speed:g}x, {rounds} round(s), "
+          f"image compression {compression}; machine load average {os.getloadavg()[0]:.2f} "
+          f"on {os.cpu_count()} cores before the run")
     parent, child = mp.Pipe()
-    proc = mp.get_context("spawn").Process(target=_load_server, args=(child, str(capture), speed, port, 4 * n + 8))
+    proc = mp.get_context("spawn").Process(target=_load_server, args=(
+        child, str(capture), speed, port, 4 * n + 8, rounds, compression, profile))
     proc.start()
     tag, rss0 = parent.recv()
     clients = [LoadClient() for _ in range(n)]
@@ -248,18 +294,21 @@ def load(n: int, speed: float, port: int, capture: Path | None) -> None:
         await asyncio.sleep(1.0)               # every first picture taken in
         parent.send("rss")
         rss1 = parent.recv()
-        base = [(c.messages, c.draws, c.bytes) for c in clients]
-        t0 = time.monotonic()
+        base = [(c.messages, len(c.arrivals), c.bytes) for c in clients]
+        cpu0 = time.process_time()
         parent.send("go")
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(None, parent.recv)
-        await asyncio.sleep(2.0)               # what is still in flight
+        expected = sum(f[2] for f in result["frames"])
+        for _ in range(100):                   # what is still in flight, 10 s at most
+            if all(len(c.arrivals) - b[1] >= expected or c.error for c, b in zip(clients, base)):
+                break
+            await asyncio.sleep(0.1)
         stop.set()
-        t1 = result["end"]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        result.update(rss1=rss1, t0=t0, base=base)
+        result.update(rss1=rss1, base=base, client_cpu=time.process_time() - cpu0)
         return result
 
     try:
@@ -268,23 +317,37 @@ def load(n: int, speed: float, port: int, capture: Path | None) -> None:
         parent.send("stop")
         proc.join(30)
     took = r["took"]
-    draws = sum(c.draws - b[1] for c, b in zip(clients, r["base"]))
+    dues = [due for due, _, draws in r["frames"] for _ in range(draws)]
+    late = [sub - due for due, sub, _ in r["frames"]]
+    lags, short = [], 0
+    for c, b in zip(clients, r["base"]):
+        got = c.arrivals[b[1]:]
+        short += len(got) < len(dues)
+        lags.append(max((a - d for a, d in zip(got, dues)), default=0.0))
+    all_lags = sorted(a - d for c, b in zip(clients, r["base"]) for a, d in zip(c.arrivals[b[1]:], dues))
+    p95 = all_lags[int(0.95 * (len(all_lags) - 1))] if all_lags else 0.0
     size = sum(c.bytes - b[2] for c, b in zip(clients, r["base"]))
-    expected = r["span"] / speed
-    lags = [max(0.0, c.last - r["end"]) for c in clients if c.last]
     errors = [c.error for c in clients if c.error]
-    behind_replay = took > expected * 1.10 + 0.5
-    behind = [i for i, lag in enumerate(lags) if lag > 1.0]
-    print(f"replay: {r['span']:.1f} s of capture in {took:.2f} s (paced: {expected:.2f} s)"
-          f"{'  FELL BEHIND' if behind_replay else ''}")
-    print(f"sent to all clients: {draws / took:.0f} frames (draw messages)/s, {size / took / 1e6:.1f} MB/s "
-          f"({draws // max(1, n)} frames, {size / max(1, n) / 1e6:.1f} MB per client)")
+    behind = sum(lag > max_lag for lag in lags)
+    stats = r["stats"]
+    print(f"replay: {r['span']:.1f} s of capture x {r['rounds']} round(s) in {took:.2f} s; frames submitted "
+          f"late by {max(late, default=0) * 1000:.0f} ms at most (mean {sum(late) / max(1, len(late)) * 1000:.1f} ms)")
+    print(f"sent to all clients: {len(dues) * n / took:.0f} frames (draw messages)/s, {size / took / 1e6:.1f} MB/s "
+          f"({len(dues)} frames, {size / max(1, n) / 1e6:.1f} MB per client)")
     print(f"server memory: {rss0 / 1024:.0f} MiB before, {r['rss1'] / 1024:.0f} MiB with {n} clients: "
           f"{(r['rss1'] - rss0) / max(1, n):.0f} KiB per client; {r['rss'] / 1024:.0f} MiB at the end")
-    print(f"clients behind pacing (last frame > 1 s after the replay's end): {len(behind)} of {n}; "
-          f"worst lag {max(lags, default=0):.2f} s; server pipe collapses {r['stats'].get('pipe_collapses', 0)}, "
-          f"dropped {r['stats'].get('clients_dropped', 0)}; client errors {len(errors)}"
-          + (f" (e.g. {errors[0]})" if errors else ""))
+    print(f"cpu: server process {r['cpu'] / took:.0%} of one core, the {n} clients' process "
+          f"{r['client_cpu'] / took:.0%} (both on this machine)")
+    print(f"lag of a frame (arrival - due by the capture's pacing): worst {max(lags, default=0) * 1000:.0f} ms, "
+          f"95th percentile {p95 * 1000:.0f} ms")
+    ok = not (behind or short or errors or stats.get("pipe_collapses", 0) or stats.get("clients_dropped", 0)
+              or max(late, default=0) > max_lag)
+    print(f"criterion: every client gets every frame within {max_lag * 1000:.0f} ms of its due time, none "
+          f"dropped or collapsed: {n - behind} of {n} within, {short} missing frames, "
+          f"{stats.get('pipe_collapses', 0)} pipe collapses, {stats.get('clients_dropped', 0)} dropped, "
+          f"{len(errors)} client errors" + (f" (e.g. {errors[0]})" if errors else ""))
+    print("PASS" if ok else "FAIL")
+    return ok
 
 
 def main() -> None:
@@ -294,10 +357,16 @@ def main() -> None:
     ap.add_argument("--load", type=int, metavar="N", help="N stack clients watch a replay (see above)")
     ap.add_argument("--speed", type=float, default=10.0)
     ap.add_argument("--capture", type=Path, help="--load: this capture instead of the longest")
+    ap.add_argument("--rounds", type=int, default=3, help="--load: replay the capture this many times")
+    ap.add_argument("--compression", default="off", help="--load: the server's --image-compression")
+    ap.add_argument("--max-lag", type=float, default=0.25,
+                    help="--load: seconds a frame may reach a client after its due time (pass/fail)")
+    ap.add_argument("--profile", metavar="FILE", help="--load: cProfile the server's loop into FILE")
     args = ap.parse_args()
     if args.load:
-        load(args.load, args.speed, args.port, args.capture)
-        return
+        ok = load(args.load, args.speed, args.port, args.capture, args.rounds, args.compression,
+                  args.max_lag, args.profile)
+        sys.exit(0 if ok else 1)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         print(f"{'compression':12} {'screenshot s (median)':>22} {'msgs/s':>9} {'MB/s':>7} {'frames/s':>9}")
