@@ -123,8 +123,9 @@ def problems(recs: list) -> list[tuple[str, str]]:
     return [(r.type, r.fields.get("reason")) for r in recs if r.layer in ("gap", "error")]
 
 
-def clear_streams(path: Path, keylog: KeyLog | None = None) -> list[tuple[bytes, bytes]]:
-    """Each connection's two byte streams, in order of appearance: as captured, or decrypted."""
+def clear_streams(path: Path, keylog: KeyLog | None = None, notices: list | None = None) -> list[tuple[bytes, bytes]]:
+    """Each connection's two byte streams, in order of appearance: as captured, or decrypted
+    (the TLS layer's notices go to `notices` when given, else there must be none)."""
     tracker = TcpTracker()
     streams: dict[int, tuple[bytearray, bytearray]] = {}
     for seg in open_capture(str(path)):
@@ -137,6 +138,9 @@ def clear_streams(path: Path, keylog: KeyLog | None = None) -> list[tuple[bytes,
             if conn.user is None:
                 conn.user = TlsConnection(keylog)
             for client, out in conn.user.feed(from_client, item):
+                if notices is not None and not isinstance(out, Data):
+                    notices.append(out)
+                    continue
                 assert isinstance(out, Data), out
                 (up if client else down).extend(out.data)
     return [(bytes(u), bytes(d)) for _, (u, d) in sorted(streams.items()) if u or d]
@@ -145,6 +149,7 @@ def clear_streams(path: Path, keylog: KeyLog | None = None) -> list[tuple[bytes,
 def tshark_decrypted(path: Path, keylog: Path, server_port: int) -> list[tuple[bytes, bytes]]:
     """Wireshark's own decryption: the clear application data of each TLS record, per connection."""
     out = subprocess.run([need_program("tshark"), "-r", str(path), "-o", f"tls.keylog_file:{keylog}",
+                          "-d", f"tcp.port=={server_port},tls",
                           "-Y", "data.data", "-T", "fields", "-E", "separator=|", "-E", "occurrence=a",
                           "-E", "aggregator=,", "-e", "tcp.stream", "-e", "tcp.srcport", "-e", "data.data"],
                          capture_output=True, text=True, check=True).stdout
@@ -351,6 +356,83 @@ def test_a_corrupt_record(session: TlsSession, tmp_path: Path) -> None:
     # the message the record was part of is lost; the SPICE layer finds its feet again: all the others are there
     assert len(ours) == len(clear) - 1 and any(ours == clear[:i] + clear[i + 1:] for i in range(len(clear)))
     assert [t for t, _ in problems(got)].count("tls_error") == 1
+
+
+def test_a_segment_lost_from_the_capture(session: TlsSession, tmp_path: Path) -> None:
+    """A hole in the TCP stream: the record stream is found again (by header shape and the sequence
+    numbers the lost bytes could have held) and the SPICE layer resynchronises after it."""
+    path, port = session.sides["client"], session.ports["client"]
+    client, recs, offsets = _server_records(path, port)
+    at, length = recs[len(recs) // 2]
+    frame, _ = _inside(offsets, at + length // 2)
+    assert frame != offsets[-1][0], "the hole must have data after it"
+    holed = tmp_path / "holed.pcap"
+    with open(holed, "wb") as f:
+        w = PcapWriter(f)
+        for seg in open_capture(str(path)):
+            if seg.frame != frame:
+                w.segment(seg.time, seg.src, seg.dst, seg.seq, seg.ack, seg.flags, seg.payload)
+    got = records(holed, session.keylog)
+    found = [(t, reason) for t, reason in problems(got)]
+    assert [t for t, _ in found] == ["tcp_gap"], found  # the hole, said once, and nothing about TLS
+    ours, clear = _from_server(got, client, session.clear)
+    assert len(ours) == len(clear) - 1 and any(ours == clear[:i] + clear[i + 1:] for i in range(len(clear)))
+
+
+# -- key updates, from OpenSSL's own client and server ---------------------------------------------
+
+def test_key_updates_both_ways(tmp_path: Path) -> None:
+    """openssl s_client asks for a KeyUpdate mid-connection ("K"): both sides move to their next
+    traffic secret; what each sent before and after decrypts, as tshark decrypts it."""
+    need_program("openssl")
+    from spicetool.record.tls import self_signed
+
+    port = 5985
+    cert, key = self_signed(["localhost"])
+    (tmp_path / "c.pem").write_bytes(cert)
+    (tmp_path / "k.pem").write_bytes(key)
+    cap, keylog = tmp_path / "ku.pcapng", tmp_path / "keys.log"
+    lines = {"server": [b"from the server, first\n", b"from the server, after the update\n"],
+             "client": [b"from the client, first\n", b"from the client, after the update\n"]}
+    with peers.Tshark(port=port, out=cap) as tshark:
+        server = subprocess.Popen(["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", "c.pem",
+                                   "-key", "k.pem", "-tls1_3", "-naccept", "1"], cwd=tmp_path, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        client = None
+        try:
+            assert server.stdout is not None
+            # ready when it says so (a probe of the port would be its one connection)
+            while b"ACCEPT" not in server.stdout.readline():
+                assert server.poll() is None, "openssl s_server did not start"
+            client = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-keylogfile",
+                                       str(keylog), "-tls1_3"], cwd=tmp_path, stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            assert client.stdin is not None and server.stdin is not None
+            time.sleep(1.0)
+            for who, command in (("client", lines["client"][0]), ("server", lines["server"][0]),
+                                 ("client", b"K\n"),  # a KeyUpdate asking the server to update too
+                                 ("client", lines["client"][1]), ("server", lines["server"][1]),
+                                 ("client", b"Q\n")):
+                pipe = client.stdin if who == "client" else server.stdin
+                pipe.write(command)
+                pipe.flush()
+                time.sleep(0.5)
+            client.wait(10)
+        finally:
+            for proc in (client, server):
+                if proc is not None and proc.poll() is None:
+                    os.killpg(proc.pid, 9)
+                    proc.wait()
+        tshark.stop()
+    updates = subprocess.run([need_program("tshark"), "-r", str(cap), "-o", f"tls.keylog_file:{keylog}", "-d",
+                              f"tcp.port=={port},tls", "-Y", "tls.handshake.type == 24"], capture_output=True,
+                             text=True, check=True).stdout
+    assert len(updates.splitlines()) == 2, updates  # the client's and the server's
+    notices: list = []
+    ours = clear_streams(cap, KeyLog(str(keylog)), notices)
+    assert ours == [(b"".join(lines["client"]), b"".join(lines["server"]))]
+    assert ours == tshark_decrypted(cap, keylog, port)
+    assert [n.kind for n in notices] in ([], ["error"])  # at most the peers' closing alert
 
 
 # -- every AEAD suite, from OpenSSL: corpus sessions re-encrypted ------------------------------------
