@@ -19,19 +19,20 @@ by Debian's /usr/bin/python3) as the client.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
 import json
-import os
 import shlex
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402  (a sibling module, not an installed package)
@@ -213,88 +214,115 @@ class CaptureIncomplete(RuntimeError):
     """tshark reported packets it could not capture: the file would have holes."""
 
 
-def record(s: Session, out_dir: Path = CAPTURES) -> dict:
+@dataclass
+class Desktop:
+    """An Xspice desktop made ready for a session: what runs on it and what was done."""
+
+    xs: peers.Xspice
+    progs: dict[str, peers.Program]
+    ran: list[dict]  # for the JSON: every program started, in order
+    sizes: list[str]  # screen sizes, the first one before the client connects
+    heads: list[dict]  # monitors when there are two (xrandr), else empty
+
+
+def capture_files(s: Session, out_dir: Path) -> tuple[Path, Path]:
+    """The capture and ground-truth paths of a session, old captures of that name removed."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    for old in (out_dir / f"{s.name}.pcap", out_dir / f"{s.name}.pcapng"):
+        old.unlink(missing_ok=True)
+    return out_dir / f"{s.name}.{'pcapng' if s.pcapng else 'pcap'}", out_dir / f"{s.name}.png"
+
+
+def keep_capture(s: Session, raw: Path, final: Path) -> dict | None:
+    """The raw capture into its place (cut at its start when the session says so); the cut made, if any."""
+    cut = cut_start(raw, final, s.cut_seconds, s.pcapng) if s.cut_seconds > 0 else None
+    if cut is None:
+        raw.replace(final)
+    final.chmod(0o644)  # tshark writes 0600
+    return cut
+
+
+@contextlib.contextmanager
+def xspice_desktop(s: Session, tmp: Path, env: dict[str, str], file_xfer_dir: Path | None = None) -> Iterator[Desktop]:
+    """Xspice with the session's monitors, root colour, agent, sound and programs, each window mapped
+    before a client connects (late programs are started by session_actions); all stopped at the end."""
+    with peers.Xspice(s.server_settings(tmp), tmp) as xs:
+        desk = Desktop(xs, {}, [], [], screen_layout(s, xs))
+        desk.sizes.append("%dx%d" % xs.screen_size())
+        agent = peers.VdAgent(xs, file_xfer_dir=file_xfer_dir) if s.vdagent else None
+        tone = peers.PlaybackTone(xs) if s.audio else None
+        try:
+            subprocess.run(["xsetroot", "-display", f":{xs.display}", "-solid", "#2f4f6f"], check=True)
+            desk.ran.append({"program": "xsetroot -solid #2f4f6f"})
+            for p in s.programs:
+                argv, _ = PROGRAMS[p]
+                if p in LATE_PROGRAMS:
+                    desk.ran.append({"program": p, "argv": shlex.join(argv), "when": "after the client connected"})
+                    continue
+                desk.progs[p] = peers.Program(argv, xs.display, tmp, name=p, env=env)
+                desk.ran.append({"program": p, "argv": shlex.join(argv)})
+            for p, prog in desk.progs.items():
+                peers.wait_until(lambda prog=prog: window_of(xs.display, prog) is not None, 15, f"{p} window",
+                                 prog.proc, interval=0.2)
+            if agent and file_xfer_dir:
+                desk.ran.append({"program": f"spice-vdagentd -f -x -X -o + spice-vdagent -x -f {file_xfer_dir.name}/"
+                                            " -o 0", "file_xfer_save_dir": "a private directory (spice-vdagent -f DIR)"})
+            elif agent:
+                desk.ran.append({"program": "spice-vdagentd -f -x -X -o + spice-vdagent -x"})
+            if tone:
+                desk.ran.append({"program": "ffmpeg lavfi sine=440 Hz -> 48 kHz s16le stereo into the playback FIFO"})
+            yield desk
+        finally:
+            for prog in desk.progs.values():
+                prog.stop()
+            if tone:
+                tone.stop()
+            if agent:
+                agent.stop()
+
+
+def record(s: Session, out_dir: Path = CAPTURES) -> dict:
     if s.kind == "agent-transfer":
         return record_agent_transfer(s, out_dir)
     if s.kind == "qemu":
         return record_qemu(s, out_dir)
-    ext = "pcapng" if s.pcapng else "pcap"
-    final = out_dir / f"{s.name}.{ext}"
-    png = out_dir / f"{s.name}.png"
-    for old in (out_dir / f"{s.name}.pcap", out_dir / f"{s.name}.pcapng"):
-        old.unlink(missing_ok=True)
+    final, png = capture_files(s, out_dir)
     started = dt.datetime.now(dt.timezone.utc)
-    ran: list[dict] = []
     with tempfile.TemporaryDirectory(prefix=f"corpus-{s.name}-") as tmpname:
         tmp = Path(tmpname)
         home = tmp / "home"
         home.mkdir()
-        env = clean_env(home)
-        raw = tmp / f"raw.{ext}"
-        progs: dict[str, peers.Program] = {}
-        with peers.Xspice(s.server_settings(tmp), tmp) as xs:
-            heads = screen_layout(s, xs)
-            sizes = ["%dx%d" % xs.screen_size()]
-            agent = peers.VdAgent(xs) if s.vdagent else None
-            tone = peers.PlaybackTone(xs) if s.audio else None
-            try:
-                subprocess.run(["xsetroot", "-display", f":{xs.display}", "-solid", "#2f4f6f"], check=True)
-                ran.append({"program": "xsetroot -solid #2f4f6f"})
-                for p in s.programs:
-                    argv, _ = PROGRAMS[p]
-                    if p in LATE_PROGRAMS:
-                        ran.append({"program": p, "argv": shlex.join(argv), "when": "after the client connected"})
-                        continue
-                    progs[p] = peers.Program(argv, xs.display, tmp, name=p, env=env)
-                    ran.append({"program": p, "argv": shlex.join(argv)})
-                for p in progs:  # each window mapped before the client connects
-                    peers.wait_until(lambda p=p: window_of(xs.display, progs[p]) is not None, 15,
-                                     f"{p} window", progs[p].proc, interval=0.2)
-                if agent:
-                    ran.append({"program": "spice-vdagentd -f -x -X -o + spice-vdagent -x"})
-                if tone:
-                    ran.append({"program": "ffmpeg lavfi sine=440 Hz -> 48 kHz s16le stereo into the playback FIFO"})
-                if s.client == "spicy":
-                    with peers.Xvfb(s.client_display, CLIENT_SCREEN) as xv:
-                        with peers.Tshark(xs.port, raw, pcapng=s.pcapng, log_dir=tmp) as cap:
-                            tl = Timeline()
-                            tl.note("capture_started", filter=f"tcp port {xs.port}")
-                            with peers.Spicy(xv.display, xs.port, password=s.password,
-                                             preferred_compression=s.preferred_compression, log_dir=tmp) as cl:
-                                tl.note("client_connected")
-                                session_actions(s, xs, cl, progs, tl, sizes)
-                                final_picture(s, xs, progs, png, tl)
-                            tl.note("client_closed")
-                            time.sleep(0.5)
-                else:
+        raw = tmp / final.name
+        with xspice_desktop(s, tmp, clean_env(home)) as desk:
+            xs, progs = desk.xs, desk.progs
+            if s.client == "spicy":
+                with peers.Xvfb(s.client_display, CLIENT_SCREEN) as xv:
                     with peers.Tshark(xs.port, raw, pcapng=s.pcapng, log_dir=tmp) as cap:
                         tl = Timeline()
                         tl.note("capture_started", filter=f"tcp port {xs.port}")
-                        time.sleep(max(0.0, s.duration - 2))
-                        final_picture(s, xs, progs, png, tl)
-                        peers.spicy_screenshot(xs.port, tmp / "client.ppm", password=s.password)
-                        tl.note("spicy-screenshot done")
+                        with peers.Spicy(xv.display, xs.port, password=s.password,
+                                         preferred_compression=s.preferred_compression, log_dir=tmp) as cl:
+                            tl.note("client_connected")
+                            session_actions(s, xs, cl, progs, tl, desk.sizes)
+                            final_picture(s, xs, progs, png, tl)
+                        tl.note("client_closed")
                         time.sleep(0.5)
-            finally:
-                for p in progs.values():
-                    p.stop()
-                if tone:
-                    tone.stop()
-                if agent:
-                    agent.stop()
-        cut = None
-        if s.cut_seconds > 0:
-            cut = cut_start(raw, final, s.cut_seconds, s.pcapng)
-        else:
-            raw.replace(final)
-        final.chmod(0o644)  # tshark writes 0600
+            else:
+                with peers.Tshark(xs.port, raw, pcapng=s.pcapng, log_dir=tmp) as cap:
+                    tl = Timeline()
+                    tl.note("capture_started", filter=f"tcp port {xs.port}")
+                    time.sleep(max(0.0, s.duration - 2))
+                    final_picture(s, xs, progs, png, tl)
+                    peers.spicy_screenshot(xs.port, tmp / "client.ppm", password=s.password)
+                    tl.note("spicy-screenshot done")
+                    time.sleep(0.5)
+        cut = keep_capture(s, raw, final)
     if cap.dropped:
         raise CaptureIncomplete(f"{s.name}: tshark dropped {cap.dropped} packets")
-    meta = describe(s, started, sizes, ran, tl, final, png, cut)
+    meta = describe(s, started, desk.sizes, desk.ran, tl, final, png, cut)
     meta["capture"]["packets_dropped_by_capture"] = cap.dropped
-    if heads:
-        meta["heads"] = heads
+    if desk.heads:
+        meta["heads"] = desk.heads
     (out_dir / f"{s.name}.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 
@@ -358,11 +386,8 @@ def client_timeline(tl: Timeline, client: peers.GlibClient, wall0: float, tmp: P
 
 def record_agent_transfer(s: Session, out_dir: Path) -> dict:
     """Xspice + vdagent; the GObject client copies a file to the guest and exchanges the clipboard."""
-    final, png = out_dir / f"{s.name}.{'pcapng' if s.pcapng else 'pcap'}", out_dir / f"{s.name}.png"
-    for old in (out_dir / f"{s.name}.pcap", out_dir / f"{s.name}.pcapng"):
-        old.unlink(missing_ok=True)
+    final, png = capture_files(s, out_dir)
     started = dt.datetime.now(dt.timezone.utc)
-    ran: list[dict] = []
     with tempfile.TemporaryDirectory(prefix=f"corpus-{s.name}-") as tmpname:
         tmp = Path(tmpname)
         home, received, client_dir = tmp / "home", tmp / "received", tmp / "client"
@@ -371,22 +396,10 @@ def record_agent_transfer(s: Session, out_dir: Path) -> dict:
         env = clean_env(home)
         src = transfer_file(client_dir / TRANSFER_FILE_NAME)
         raw = tmp / final.name
-        progs: dict[str, peers.Program] = {}
-        with peers.Xspice(s.server_settings(tmp), tmp) as xs:
-            sizes = ["%dx%d" % xs.screen_size()]
-            agent = peers.VdAgent(xs, file_xfer_dir=received)
-            ran.append({"program": f"spice-vdagentd -f -x -X -o + spice-vdagent -x -f {received.name}/ -o 0",
-                        "file_xfer_save_dir": "a private directory (spice-vdagent -f DIR)"})
+        with xspice_desktop(s, tmp, env, file_xfer_dir=received) as desk:
+            xs = desk.xs
             guest_clip = None
             try:
-                subprocess.run(["xsetroot", "-display", f":{xs.display}", "-solid", "#2f4f6f"], check=True)
-                ran.append({"program": "xsetroot -solid #2f4f6f"})
-                for p in s.programs:
-                    progs[p] = peers.Program(PROGRAMS[p][0], xs.display, tmp, name=p, env=env)
-                    ran.append({"program": p, "argv": shlex.join(PROGRAMS[p][0])})
-                for p in progs:
-                    peers.wait_until(lambda p=p: window_of(xs.display, progs[p]) is not None, 15,
-                                     f"{p} window", progs[p].proc, interval=0.2)
                 with peers.Tshark(xs.port, raw, pcapng=s.pcapng, log_dir=tmp) as cap:
                     tl = Timeline()
                     wall0 = time.time()
@@ -426,9 +439,6 @@ def record_agent_transfer(s: Session, out_dir: Path) -> dict:
             finally:
                 if guest_clip:
                     guest_clip.stop()
-                for p in progs.values():
-                    p.stop()
-                agent.stop()
         arrived = received / TRANSFER_FILE_NAME
         if not arrived.exists():
             raise peers.PeerError(f"the file did not arrive in the guest: {sorted(received.iterdir())}")
@@ -454,11 +464,10 @@ def record_agent_transfer(s: Session, out_dir: Path) -> dict:
                                 "how": "guest xclip -i; agent CLIPBOARD_GRAB; client "
                                        "clipboard_selection_request(UTF8_TEXT); agent CLIPBOARD"},
         }
-        raw.replace(final)
-        final.chmod(0o644)
+        keep_capture(s, raw, final)
     if cap.dropped:
         raise CaptureIncomplete(f"{s.name}: tshark dropped {cap.dropped} packets")
-    meta = describe(s, started, sizes, ran, tl, final, png, None)
+    meta = describe(s, started, desk.sizes, desk.ran, tl, final, png, None)
     meta["client"] = {"program": "scripts/spice_glib_client.py agent (spice-gtk 0.42 SpiceClientGLib from "
                                  "Debian's /usr/bin/python3, headless: links main, display, inputs, cursor)",
                       "argv": shlex.join(client.argv).replace(str(tmp), "$TMP")}
@@ -472,9 +481,7 @@ def record_agent_transfer(s: Session, out_dir: Path) -> dict:
 
 def record_qemu(s: Session, out_dir: Path) -> dict:
     """QEMU (QXL, port/webdav/usbredir/audio devices) and the GObject client linking every channel."""
-    final, png = out_dir / f"{s.name}.{'pcapng' if s.pcapng else 'pcap'}", out_dir / f"{s.name}.png"
-    for old in (out_dir / f"{s.name}.pcap", out_dir / f"{s.name}.pcapng"):
-        old.unlink(missing_ok=True)
+    final, png = capture_files(s, out_dir)
     started = dt.datetime.now(dt.timezone.utc)
     with tempfile.TemporaryDirectory(prefix=f"corpus-{s.name}-") as tmpname:
         tmp = Path(tmpname)
@@ -505,8 +512,7 @@ def record_qemu(s: Session, out_dir: Path) -> dict:
                     client_timeline(tl, client, wall0, tmp)
                 time.sleep(0.5)
             qemu_log = qemu.log_text()
-        raw.replace(final)
-        final.chmod(0o644)
+        keep_capture(s, raw, final)
     if cap.dropped:
         raise CaptureIncomplete(f"{s.name}: tshark dropped {cap.dropped} packets")
     events = [e for e in tl.events if e["action"].startswith("client:")]
@@ -713,10 +719,11 @@ def describe(s: Session, started: dt.datetime, sizes: list[str], ran: list[dict]
 
 def cli_args(s: Session) -> list[str]:
     """The command line that records this session again."""
-    where = {"port": SERVER_PORT, "server_display": SERVER_DISPLAY, "client_display": CLIENT_DISPLAY}
-    moved = [] if (s.port, s.server_display, s.client_display) == tuple(where.values()) else [
+    where = ("port", "server_display", "client_display")  # given apart: --port, --displays
+    base = next((c for c in CORPUS if c.name == s.name), None) or Session(s.name)
+    moved = [] if all(getattr(s, k) == getattr(base, k) for k in where) else [
         "--port", str(s.port), "--displays", f"{s.server_display},{s.client_display}"]
-    if any(c.name == s.name and (c == s or dataclasses.replace(s, **where) == c) for c in CORPUS):
+    if any(c.name == s.name and dataclasses.replace(s, **{k: getattr(c, k) for k in where}) == c for c in CORPUS):
         return ["--only", s.name, *moved]
     args = ["--name", s.name, *moved]
     for f in dataclasses.fields(Session):
@@ -825,7 +832,7 @@ def main(argv: list[str] | None = None) -> int:
         server_display, client_display = (int(d) for d in a.displays.split(",")) if a.displays else (
             SERVER_DISPLAY, CLIENT_DISPLAY)
         sessions = [dataclasses.replace(s, port=a.port or s.port, server_display=server_display,
-                                        client_display=client_display) if s.kind == "xspice" else s
+                                        client_display=client_display) if s.kind != "qemu" else s
                     for s in sessions]
     for s in sessions:
         t = time.monotonic()
