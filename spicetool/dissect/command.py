@@ -189,7 +189,8 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
         sys.exit(EXIT_DAMAGED)
     if encrypted:
         err.print(f"warning: {encrypted} TLS-encrypted connection{'s' * (encrypted > 1)} not decoded: "
-                  + ("their keys are not in the key log" if keylog else "pass their key log with --tls-keylog FILE"),
+                  + ("their keys are not in the key log, or their handshake is not in the capture" if keylog
+                     else "pass their key log with --tls-keylog FILE"),
                   style="yellow")
     if not seen_spice:
         err.print(f"error: no SPICE traffic found in {capture or 'the live capture'}", style="red")

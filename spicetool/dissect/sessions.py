@@ -19,7 +19,7 @@ from spicetool.dissect.capture import Segment
 from spicetool.dissect.tcp import Data, Gap, TcpConnection, TcpTracker
 from spicetool.dissect.tls import Notice, TlsConnection
 from spicetool.dissect.tls_keylog import KeyLog
-from spicetool.dissect.tls_records import looks_like_client_hello
+from spicetool.dissect.tls_records import looks_like_client_hello, record_chain
 from spicetool.stack import (
     AgentMessage,
     ChannelConnection,
@@ -223,6 +223,18 @@ class SessionDecoder:
         yield Record(out.time, out.frame, ch, direction, "error", "tls_encrypted" if out.kind == "encrypted"
                      else "tls_error", None, 0, {"reason": out.reason, **out.fields})
 
+    def _opaque_tls(self, conn: TcpConnection, st: _Tracked) -> Iterator[Record]:
+        direction = Direction.CLIENT if Direction.CLIENT in st.probe else Direction.SERVER
+        _size, time, frame = st.probe_chunks[direction][0]
+        ch = st.channel = self._channel(conn, midstream=True)
+        ch.session = self._tls_sessions.get(conn.server) or self._new_session(None)
+        self._tls_sessions[conn.server] = ch.session
+        ch.tls = "TLS"
+        yield Record(time, frame, ch, direction, "error", "tls_encrypted", None, 0,
+                     {"reason": "TLS-encrypted, and its handshake is not in the capture: it cannot be decrypted "
+                                "(a capture from the connection's start and its key log can)",
+                      "version": None, "cipher": None, "sni": None})
+
     def _clear(self, conn: TcpConnection, st: _Tracked, from_client: bool, item: Data | Gap) -> Iterator[Record]:
         """The SPICE layer: a connection's clear bytes (as captured, or decrypted)."""
         if st.state == "ignored":
@@ -293,6 +305,8 @@ class SessionDecoder:
         if guess is None:
             if final or full:
                 st.state = "ignored"
+                if any(record_chain(b) for b in st.probe.values()):  # TLS caught after its handshake
+                    yield from self._opaque_tls(conn, st)
                 st.probe.clear()
                 st.probe_chunks.clear()
             return

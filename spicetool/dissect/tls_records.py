@@ -36,6 +36,19 @@ def plausible_header(buf: bytes | bytearray, at: int = 0) -> bool | None:
     return rtype in RECORD_TYPES and major == 3 and minor <= 4 and 0 < length <= MAX_FRAGMENT
 
 
+def record_chain(buf: bytes | bytearray, min_records: int = 3) -> bool:
+    """Does the data run as TLS records from some offset (a connection caught after its handshake)?
+    At least `min_records` headers in a row, each where the one before ends, or to the end of buf."""
+    for start in range(min(len(buf), HEADER + MAX_FRAGMENT)):
+        at, count = start, 0
+        while plausible_header(buf, at) and buf[at] == APPLICATION_DATA:
+            count += 1
+            at += HEADER + ((buf[at + 3] << 8) | buf[at + 4])
+        if count >= min_records or (count >= 1 and at == len(buf) and start == 0):
+            return True
+    return False
+
+
 def looks_like_client_hello(data: bytes) -> bool:
     """The first bytes a TLS client sends: a handshake record holding a ClientHello."""
     return len(data) >= 6 and data[0] == HANDSHAKE and data[1] == 3 and data[2] <= 4 and data[5] == CLIENT_HELLO

@@ -379,6 +379,25 @@ def test_a_segment_lost_from_the_capture(session: TlsSession, tmp_path: Path) ->
     assert len(ours) == len(clear) - 1 and any(ours == clear[:i] + clear[i + 1:] for i in range(len(clear)))
 
 
+def test_a_capture_that_starts_after_the_handshakes(session: TlsSession, tmp_path: Path) -> None:
+    """No handshake, no decryption (the key log is found by the client's random): each connection is
+    still reported as TLS-encrypted, not as noise or nothing."""
+    path = session.sides["server"]
+    late = tmp_path / "late.pcap"
+    seen: dict[frozenset, int] = defaultdict(int)
+    with open(late, "wb") as f:
+        w = PcapWriter(f)
+        for seg in open_capture(str(path)):
+            key = frozenset((seg.src, seg.dst))
+            seen[key] += 1
+            if seen[key] > 12:  # past the handshake and the link stage of every connection
+                w.segment(seg.time, seg.src, seg.dst, seg.seq, seg.ack, seg.flags, seg.payload)
+    recs = records(late, session.keylog)
+    assert {r.type for r in recs} == {"tls_encrypted"} and all("handshake is not in the capture" in
+                                                               r.fields["reason"] for r in recs)
+    assert sorted(r.channel.client for r in recs) == sorted({r.channel.client for r in records(path, session.keylog)})
+
+
 # -- key updates, from OpenSSL's own client and server ---------------------------------------------
 
 def test_key_updates_both_ways(tmp_path: Path) -> None:
