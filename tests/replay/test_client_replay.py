@@ -65,6 +65,20 @@ def last_picture(path: Path) -> np.ndarray:
     return last if last is not None else picture_at(str(path)).image
 
 
+def distinct_pictures(path: Path, min_seconds: float = 0.02) -> list[bytes]:
+    """Digests of the pictures a capture shows one after another, leaving out blank ones and those
+    replaced within `min_seconds` (a band update split over segments shows half-drawn for a moment)."""
+    import hashlib
+    from spicetool.render import frames
+    pics: list[tuple[bytes, float, bool]] = []
+    for f in frames(str(path)):
+        digest = hashlib.sha1(f.image.tobytes()).digest()
+        if not pics or pics[-1][0] != digest:
+            pics.append((digest, f.time, bool(np.all(f.image == f.image[0, 0]))))
+    ends = [t for _, t, _ in pics[1:]] + [float("inf")]
+    return [d for (d, t, blank), end in zip(pics, ends) if not blank and end - t >= min_seconds]
+
+
 def client_messages(path: Path, channel: str) -> list[tuple[str, dict]]:
     """(name, fields) of what the client sent on one channel, answers to the server left out."""
     from spicetool.dissect.capture import open_capture
@@ -145,6 +159,12 @@ def test_regenerated_session_renders_the_same_final_picture(tmp_path, name, spee
     got = last_picture(new)
     assert got.shape == expected.shape
     assert np.array_equal(got, expected), f"{np.count_nonzero(np.any(got != expected, axis=2))} pixels differ"
+    # and on the way there only pictures the original showed, in its order (mid-session.pcap
+    # never completes a picture of its own: render shows none to compare with)
+    shown = distinct_pictures(original, min_seconds=0)
+    if shown:
+        rest = iter(shown)
+        assert all(p in rest for p in distinct_pictures(new)), "a picture the original never showed"
     # the server received every captured input, in order, with the captured values
     sent = [(n, f) for n, f, _ in client_messages(original, "inputs")]
     logged = [(e["event"], e) for e in inputs]
@@ -186,6 +206,14 @@ def test_replay_is_deterministic_and_keeps_the_captured_pacing(tmp_path):
     pictures = [last_picture(new) for new, _ in runs]
     assert np.array_equal(pictures[0], pictures[1])
     assert np.array_equal(pictures[0], last_picture(original))
+    # the frames: every picture a run shows (for longer than a passing partial update) is one
+    # the original showed, in the original's order, ending on its final picture
+    shown = distinct_pictures(original, min_seconds=0)
+    for new, _ in runs:
+        seen = distinct_pictures(new)
+        assert len(seen) >= 20 and seen[-1] == shown[-1]
+        rest = iter(shown)
+        assert all(p in rest for p in seen), "a picture the original never showed, or out of order"
     # the same client messages on every run, as captured (display init, keys, mouse, main)
     for channel in ("main", "display", "inputs"):
         want = [(n, f) for n, f, _ in client_messages(original, channel)]
@@ -196,7 +224,7 @@ def test_replay_is_deterministic_and_keeps_the_captured_pacing(tmp_path):
     for _, inputs in runs:
         wall = [e["wall"] for e in inputs]
         lag = [(w - wall[0]) - (c - captured[0]) for w, c in zip(wall, captured)]
-        assert max(abs(x) for x in lag) < 0.15, lag
+        assert max(abs(x) for x in lag) < 0.25, lag
 
 
 def test_regenerated_capture_reads_in_tshark(tmp_path):
