@@ -64,7 +64,6 @@ class _Half:
     failures: int = 0  # records in a row that did not decrypt
     decrypted: int = 0
     dead: bool = False  # nothing more can be decrypted in this direction
-    records: int = 0
 
     @property
     def who(self) -> str:
@@ -167,7 +166,6 @@ class TlsConnection:
                 return
             rtype, version, fragment = buf[0], bytes(buf[1:3]), bytes(buf[HEADER:HEADER + length])
             del buf[:HEADER + length]
-            half.records += 1
             self._record(half, rtype, version, fragment)
 
     def _find_record(self, half: _Half) -> bool:

@@ -106,7 +106,8 @@ def hkdf_expand_label(suite: Suite, secret: bytes, label: bytes, context: bytes,
 
 def keys13(suite: Suite, secret: bytes) -> tuple[bytes, bytes]:
     """(key, iv) of a traffic secret (RFC 8446 7.3)."""
-    return hkdf_expand_label(suite, secret, b"key", b"", suite.key_len), hkdf_expand_label(suite, secret, b"iv", b"", 12)
+    key = hkdf_expand_label(suite, secret, b"key", b"", suite.key_len)
+    return key, hkdf_expand_label(suite, secret, b"iv", b"", 12)
 
 
 def next_secret13(suite: Suite, secret: bytes) -> bytes:

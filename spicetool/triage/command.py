@@ -41,6 +41,7 @@ def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None
       spicetool stats captures/typing.pcapng
       spicetool stats --json session.pcap | jq '.sessions[0].latency'
       spicetool stats --json session.pcap | jq -r '.sessions[].typed_text'
+      spicetool stats --tls-keylog keys.log tls-session.pcapng
 
     \b
     Exit codes: 0 success; 1 no SPICE traffic found; 2 bad usage; 3 input cannot be
@@ -157,6 +158,7 @@ def report(capture: str, output: str, jobs: int | None, keylog_path: str | None)
       spicetool report captures/typing.pcapng -o typing.html
       spicetool report session.pcap -o /tmp/report.html && xdg-open /tmp/report.html
       spicetool report captures/ -o /tmp/reports/ && xdg-open /tmp/reports/index.html
+      spicetool report --tls-keylog keys.log tls-session.pcapng -o tls.html
 
     \b
     Exit codes: as `spicetool stats`; on a damaged capture the page is still
