@@ -5,7 +5,9 @@
 ...     print(f"{t:.2f}s", img.shape)
 
 ``fps=None`` gives one picture per displayed change instead. Times are seconds from the
-start of the capture. The capture is read once, packet by packet, never whole.
+start of the capture. The capture is read once, packet by packet, never whole. Video stream
+frames appear when the client showed them, at their multimedia time (see streams.py), which
+can fall between records; pictures take the size of what is shown (see sizing.py for a video's).
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import numpy as np
 from spicetool.render.canvas import Canvas
 from spicetool.render.cursor import CursorState
 from spicetool.render.monitors import DisplayChoice, Rect, shown_area
-from spicetool.render.streams import MAX_PENDING, StreamError, Streams
+from spicetool.render.streams import StreamError, Streams
 from spicetool.render.surfaces import Region, Surface, SurfaceError
 
 PRIMARY = 1
@@ -92,6 +92,7 @@ class SessionScreen:
         self.playback_expected = False
         self._clocks: dict[int | None, tuple[int, float]] = {}  # session -> last (mm time, capture time)
         self._streaming_surfaces: set[int] = set()
+        self._monitor_seen = False  # the chosen monitor (--display N:M) was in a MONITORS_CONFIG
         self.t0 = 0.0  # capture time of the capture's first record: times are counted from it
         self._dirty = True  # something shown changed since the last picture()
         self._last: tuple[Any, np.ndarray] | None = None  # (key, picture) of the last picture()
@@ -236,6 +237,9 @@ class SessionScreen:
             canvas.destroy_surface(int(f["surface_id"]))
         elif name == "monitors_config":
             self.heads = list(f.get("heads", []))
+            if self.choice.monitor is not None and any(
+                    h.get("monitor_id") == self.choice.monitor for h in self.heads if isinstance(h, dict)):
+                self._monitor_seen = True
             return True
         elif name == "mark":
             if self.primary() is not None:
@@ -391,10 +395,13 @@ class SessionScreen:
         stats.stream_frames += self.streams.frames
         if self.session is not None:
             stats.sessions.add(self.session)
+        if self.choice.monitor is not None and not self._monitor_seen and self.canvas.surfaces:
+            stats.warnings[f"display {self.choice.channel} never had monitor {self.choice.monitor}"
+                           " (MONITORS_CONFIG): its whole surface is shown"] = 1
         if self.streams.late:
             stats.warnings["video frames the client drops (too late for their time)"] += self.streams.late
         if self.streams.overflow:
-            stats.warnings[f"video frames dropped: more than {MAX_PENDING} waiting"] += self.streams.overflow
+            stats.warnings["video frames dropped: too many waiting for their time"] += self.streams.overflow
         if self.midstream and self.coverage is not None and not self.coverage.all():
             stats.warnings[f"picture never complete: {self.never_drawn():.0%} of the screen never drawn"
                            " (capture starts mid-session)"] += 1

@@ -28,6 +28,7 @@ TOP_DOWN = 1
 MAX_STREAMS = 64  # SPICE_MAX_NUM_STREAMS
 MAX_FRAME_PIXELS = 32 << 20  # a bound on what a damaged frame header can make us allocate
 MAX_PENDING = 256  # frames waiting for their time, per stream (~10 s at 25 fps): memory stays bounded
+MAX_PENDING_BYTES = 64 << 20  # and their bytes, all streams together
 AV_CODECS = {"VP8": "vp8", "VP9": "vp9", "H264": "h264", "H265": "hevc"}
 
 
@@ -124,11 +125,13 @@ class Streams:
         self.playback_active = False
         self.late = 0  # frames the client drops: too late on arrival, or made late by the clock
         self.overflow = 0  # frames dropped because too many waited
+        self.pending_bytes = 0
 
     def create(self, f: dict[str, Any], streaming_mode: bool = False) -> None:
         sid = int(f["id"])
         if not 0 <= sid < MAX_STREAMS:
             raise StreamError(f"stream id {sid} out of range")
+        self.destroy(sid)  # created again without a destroy: the old one's waiting frames go
         self.streams[sid] = Stream(sid, int(f["surface_id"]), str(f["codec_type"]), int(f["flags"]),
                                    int(f["stream_width"]), int(f["stream_height"]), f["dest"], f.get("clip"),
                                    streaming_mode)
@@ -140,6 +143,8 @@ class Streams:
             st.clip = f.get("clip")
 
     def destroy(self, sid: int | None) -> None:
+        gone = list(self.streams.values()) if sid is None else [s for s in [self.streams.get(sid)] if s]
+        self.pending_bytes -= sum(len(p.data) for st in gone for p in st.pending)  # never shown
         if sid is None:
             self.streams.clear()
         else:
@@ -163,17 +168,24 @@ class Streams:
                 return None
             if st.pending and mm_diff(mm, st.pending[-1].mm_time) < 0:  # time went back: a new start
                 self.late += len(st.pending)
-                st.pending.clear()
+                while st.pending:
+                    self._take(st)
             item = Pending(mm, None, bytes(f["data"]), dest)
         else:
             if margin > 0 and st.streaming_mode and not self.playback_active:
                 margin = 0
             item = Pending(mm, t + max(0, margin) / 1000, bytes(f["data"]), dest)
-        if len(st.pending) >= MAX_PENDING:
-            st.pending.popleft()
-            self.overflow += 1
         st.pending.append(item)
+        self.pending_bytes += len(item.data)
+        while len(st.pending) > MAX_PENDING or (self.pending_bytes > MAX_PENDING_BYTES and len(st.pending) > 1):
+            self._take(st)
+            self.overflow += 1
         return None
+
+    def _take(self, st: Stream) -> Pending:
+        item = st.pending.popleft()
+        self.pending_bytes -= len(item.data)
+        return item
 
     @property
     def waiting(self) -> bool:
@@ -197,7 +209,7 @@ class Streams:
                     best = (due, st)
         if best is None:
             return None
-        return best[1], best[1].pending.popleft()
+        return best[1], self._take(best[1])
 
     def clock_set(self, mm: int, t: float) -> None:
         """MULTI_MEDIA_TIME: the clock jumps; queued MJPEG frames it makes late are dropped."""
@@ -205,7 +217,7 @@ class Streams:
         now = self.clock.now(t)
         for st in self.streams.values():
             while st.pending and st.pending[0].due is None and mm_diff(st.pending[0].mm_time, now) < 0:
-                st.pending.popleft()
+                self._take(st)
                 self.late += 1
 
     def show(self, st: Stream, data: bytes, dest: dict[str, int] | None,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spicetool.render import picture_at
+from spicetool.render import RenderStats, picture_at
 from spicetool.render.monitors import DisplayChoice, DisplayChoiceError, shown_area
 
 from .corpus import capture_path, sessions, settings, truth
@@ -55,6 +55,16 @@ def test_one_monitor(tmp_path: Path, monitor: int) -> None:
     r = _render(cap, "--last", "--display", f"0:{monitor}", "-o", str(out))
     assert r.returncode == 0, r.stderr
     assert (np.asarray(Image.open(out)) == expected).all()
+
+
+def test_a_monitor_the_session_never_had_is_said() -> None:
+    stats = RenderStats()
+    img = picture_at(_need(), None, display="0:5", stats=stats).image
+    assert img.shape == truth(NAME).shape  # the whole surface, and a warning
+    assert any("never had monitor 5" in w for w in stats.warnings)
+    stats = RenderStats()
+    picture_at(_need(), None, display="0:1", stats=stats)
+    assert not any("never had" in w for w in stats.warnings)
 
 
 def test_video_of_two_heads_has_both(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from spicetool.dissect.sessions import Record
-from spicetool.render import RenderStats, frames, picture_at
+from spicetool.render import RenderStats, SessionScreen, frames, picture_at
 from spicetool.render.frames import records_of
 
 from .corpus import capture_path, sessions
@@ -148,3 +148,30 @@ def test_other_codecs_show_every_frame_after_its_margin(streaming_mode: bool) ->
         shown = img[360:600, 360:680].astype(int)  # VP8 is lossy: nearer the expected frame than the other
         assert (expected == wrong).all() or np.abs(shown - expected).mean() < np.abs(shown - wrong).mean()
     assert stats.stream_codecs == {"VP8"} and stats.stream_frames >= 60
+
+
+def test_frames_waiting_for_a_far_time_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A damaged time an hour ahead: the frames wait, but only so many (memory stays bounded)."""
+    from spicetool.render import streams
+    cap = _need()
+    _, stream = _stream(cap)
+    monkeypatch.setattr(streams, "MAX_PENDING", 10)
+
+    def far() -> Iterator[Record]:
+        for rec in records_of(cap):
+            if rec.type == "stream_data":
+                base = {**rec.fields["base"], "multi_media_time": rec.fields["base"]["multi_media_time"] + 3_600_000}
+                rec = replace(rec, fields={**rec.fields, "base": base})
+            yield rec
+    stats = RenderStats()
+    for _ in frames(far(), fps=5, stats=stats):
+        pass
+    assert stats.stream_frames == 0
+    assert sum(n for w, n in stats.warnings.items() if "waiting" in w) == len(stream) - 10
+    screen = SessionScreen()
+    waiting = []
+    for rec in far():
+        screen.feed(rec)
+        waiting.append(sum(len(s.pending) for s in screen.streams.streams.values()))
+    assert max(waiting) == 10
+    assert screen.streams.pending_bytes == 0  # the stream was destroyed: nothing left waiting
