@@ -269,6 +269,29 @@ def test_a_key_log_lacking_one_connection(session: TlsSession, tmp_path: Path) -
     assert all(ours[k] == clear[k] for k in ours)
 
 
+def test_a_key_log_with_the_wrong_secrets(session: TlsSession, tmp_path: Path) -> None:
+    """A connection given another one's secrets (a stale or mixed-up key log): a few records that do
+    not authenticate, then one line saying so per direction; the other connections are unharmed."""
+    path = session.sides["server"]
+    out = subprocess.run([need_program("tshark"), "-r", str(path), "-Y", "tls.handshake.type == 1", "-T", "fields",
+                          "-e", "tcp.srcport", "-e", "tls.handshake.random"], capture_output=True, text=True,
+                         check=True).stdout
+    (_p1, first), (port, second) = [line.split("\t") for line in out.splitlines()][:2]
+    first, second = first.replace(":", ""), second.replace(":", "")
+    lines = session.keylog.read_text().splitlines()
+    secrets = {x.split()[0]: x.split()[2] for x in lines if first in x}
+    mixed = [f"{x.split()[0]} {second} {secrets[x.split()[0]]}" if second in x else x for x in lines]
+    (tmp_path / "mixed.log").write_text("\n".join(mixed) + "\n")
+    recs = records(path, tmp_path / "mixed.log")
+    bad = [r for r in recs if r.channel.client.endswith(f":{port}")]
+    assert bad and {r.layer for r in bad} <= {"error", "gap"}
+    verdicts = [r for r in bad if "wrong or stale key log" in r.fields.get("reason", "")]
+    assert 1 <= len(verdicts) <= 2 and len(bad) <= 2 * 6
+    clear = messages(records(session.clear))
+    ours = messages([r for r in recs if r not in bad])
+    assert ours and all(ours[k] == clear[k] for k in ours)
+
+
 def _server_records(path: Path, server_port: int) -> tuple[str, list[tuple[int, int]], list[tuple[int, int]]]:
     """In the connection with the most server bytes: its client, the server's TLS records as
     (stream offset, length), and that direction's segments as (frame, stream offset)."""
@@ -508,6 +531,19 @@ def test_damaged_tls_never_breaks_the_decoder(seed: int, tmp_path: Path) -> None
         assert time.monotonic() - started < 10
         assert any(r.layer == "message" for r in recs)  # what the damage spared is decoded
         assert all("\n" not in str(r.fields.get("reason", "")) for r in recs)
+
+
+def test_a_suite_we_do_not_decrypt(tmp_path: Path) -> None:
+    """A CBC suite (TLS 1.2): said so, in one line per connection, not decoded as garbage."""
+    cnf = tmp_path / "openssl.cnf"
+    cnf.write_text(OPENSSL_CNF.format(FORCE["1.2"]))
+    out, keylog = tmp_path / "tls.pcap", tmp_path / "keys.log"
+    subprocess.run([sys.executable, __file__, str(CAPTURES / "typing.pcapng"), str(out), str(keylog),
+                    "ECDHE-ECDSA-AES128-SHA256"], check=True, timeout=120, env={**os.environ, "OPENSSL_CONF": str(cnf)})
+    recs = records(out, keylog)
+    assert recs and {r.type for r in recs} == {"tls_encrypted"}
+    assert all(r.fields["cipher"] == "cipher suite 0xC023" and "only AEAD cipher suites" in r.fields["reason"]
+               for r in recs)
 
 
 def reencrypt(src: str, dst: str, keylog: str, ciphers: str = "") -> None:
