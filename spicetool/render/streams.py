@@ -11,6 +11,9 @@ the one queued before it resets the queue; a clock change drops queued frames it
 Other codecs (GStreamer): every frame is shown, ``margin`` after arrival (time - clock, not
 below 0; 0 on a streaming-mode surface when no playback runs). Without a clock (a capture that
 starts mid-session) frames are shown when they arrive.
+Not followed: while sound plays, spice-gtk's audio backend sets the clock each second to the last
+playback packet's time less its audio device's latency, which no capture holds; we keep the main
+channel's clock.
 """
 from __future__ import annotations
 
