@@ -6,6 +6,7 @@ from spicetool.stack import Message
 from . import worker
 from .channel import ChannelClient, ClientDropped, PipeItem
 from .images import CLIENT_PREFERENCES, ClientImages
+from .pixmap_cache import PixmapCache
 from .qxl import Command, DrawCopy, DrawFill
 
 
@@ -36,7 +37,11 @@ class DisplayChannel(ChannelClient):
 
     def on_message(self, msg: Message) -> None:
         if msg.name == "init":
+            if self.images.cache is not None:  # as spice-server: INIT once per channel
+                raise ClientDropped("a second display init")
             self.client_init = msg.fields
+            # images cached from here on, in the client's pixmap cache of the size it announced
+            self.images.cache = PixmapCache(msg.fields["pixmap_cache_size"])
         elif msg.name == "preferred_compression":
             # spice-server lets the client's preference override the server setting
             wanted = CLIENT_PREFERENCES.get(msg.fields["image_compression"])

@@ -15,7 +15,10 @@ from collections import Counter
 
 import numpy as np
 
+from .pixmap_cache import PixmapCache
+
 BITMAP_FLAG_TOP_DOWN = 4
+IMAGE_FLAG_CACHE_ME = 1
 COMPRESSIONS = ("off", "quic", "lz", "glz", "lz4")
 MIN_PIXELS_TO_COMPRESS = 54   # spice-server's MIN_SIZE_TO_COMPRESS
 QUIC_RGB32, LZ_RGB32, BITMAP_32BIT = 4, 8, 8
@@ -79,6 +82,16 @@ def _compressed(pixels: np.ndarray, w: int, h: int, codec: str, glz, image_id: i
     return {"descriptor": _descriptor("LZ4", w, h, image_id), "lz4": {"data_size": len(data), "data": data}}
 
 
+def with_flags(image: dict, flags: int) -> dict:
+    """The same image with other descriptor flags (the pixels' encoding is shared)."""
+    return {**image, "descriptor": {**image["descriptor"], "flags": flags}}
+
+
+def from_cache_image(image_id: int, w: int, h: int) -> dict:
+    """An image the client holds in its pixmap cache: the descriptor alone."""
+    return {"descriptor": {"id": image_id, "type": "FROM_CACHE", "flags": 0, "width": w, "height": h}}
+
+
 def bitmap_image(pixels: np.ndarray, image_id: int | None = None) -> dict:
     """An uncompressed 32BIT top-down image of (h, w, 4) BGRX pixels."""
     h, w = pixels.shape[:2]
@@ -95,6 +108,7 @@ class ClientImages:
 
     def __init__(self, compression: str, lz4_allowed: bool, stats: Counter):
         self.lz4_allowed, self.stats = lz4_allowed, stats
+        self.cache: PixmapCache | None = None   # from the client's DISPLAY_INIT
         self.set_compression(compression)
 
     def set_compression(self, compression: str) -> None:

@@ -7,6 +7,7 @@ cursor workers of the connected clients), like spice-server's worker reading the
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
@@ -71,8 +72,19 @@ class DrawCopy:
     surface_id: int
     rect: Rect
     pixels: np.ndarray
-    # what the worker made of it for every client alike (codec -> message): encoded once
+    # set: the guest marks the image cacheable (QXL_IMAGE_CACHE) under this id
+    image_id: int | None = None
+    # what the worker made of it for every client alike (per codec): encoded once
     shared: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+def content_id(pixels: np.ndarray) -> int:
+    """An image id from the pixels, as the X QXL driver keys its images by a hash of their
+    contents: the same picture drawn again gets the same id (and a client cache hit)."""
+    h = hashlib.blake2b(digest_size=8)
+    h.update(np.asarray(pixels.shape, dtype="<u4").tobytes())
+    h.update(np.ascontiguousarray(pixels).data)
+    return int.from_bytes(h.digest(), "little")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from .qxl import (PRIMARY_SURFACE, Command, CursorHide, CursorMove, CursorSet, CursorShape, DrawCopy, Rect,
-                  SurfaceCreate, SurfaceDestroy)
+                  SurfaceCreate, SurfaceDestroy, content_id)
 
 MERGE_ROWS = 16  # changed row runs closer than this are sent as one band
 BATCH_SECONDS = 1 / 60  # records this close in capture time are shown together
@@ -76,7 +76,7 @@ def changed_bands(old: np.ndarray, new: np.ndarray) -> list[Rect]:
 def _copy(bgrx: np.ndarray, r: Rect) -> DrawCopy:
     px = bgrx[r.top:r.bottom, r.left:r.right].copy()
     px[:, :, 3] = 0
-    return DrawCopy(PRIMARY_SURFACE, r, px)
+    return DrawCopy(PRIMARY_SURFACE, r, px, content_id(px))
 
 
 class Converter:

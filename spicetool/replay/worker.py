@@ -12,7 +12,8 @@ from spicetool.stack import Direction, build_body
 from spicetool.stack.messages import describe
 from spicetool.stack.types import CHANNEL_TYPES
 
-from .images import ClientImages, cursor_fields
+from .images import IMAGE_FLAG_CACHE_ME, ClientImages, cursor_fields, from_cache_image, with_flags
+from .pixmap_cache import inval_lists
 from .qxl import (PRIMARY_SURFACE, Command, CursorHide, CursorMove, CursorSet, DrawCopy, DrawFill,
                   QxlDevice, Rect, SurfaceCreate, SurfaceDestroy)
 
@@ -53,25 +54,62 @@ def draw_copy(surface_id: int, rect: Rect, image: dict) -> tuple[str, dict]:
         "rop_descriptor": ROP_OP_PUT, "scale_mode": "NEAREST", "mask": NO_MASK}}
 
 
-def copy_message(surface_id: int, rect: Rect, pixels, images: ClientImages, shared: dict | None) -> Msg:
-    """DRAW_COPY of `pixels` for one client: with a stateless codec the message `shared` keeps
-    for that codec (encoded and built once for all clients), else encoded for this client."""
+def _shared_image(images: ClientImages, pixels, shared: dict, image_id: int | None) -> dict:
+    key = ("image", images.codec)
+    image = shared.get(key)
+    if image is None:
+        image = shared[key] = images.encode(pixels, image_id)
+    return image
+
+
+def _variant(shared: dict, key, make) -> Shared:
+    msg = shared.get(key)
+    if msg is None:
+        msg = shared[key] = Shared(*make())
+    return msg
+
+
+def copy_message(surface_id: int, rect: Rect, pixels, images: ClientImages, shared: dict | None,
+                 image_id: int | None = None) -> list[Msg]:
+    """DRAW_COPY of `pixels` for one client, as spice-server's fill_bits: FROM_CACHE when the
+    client holds the image, else the image (CACHE_ME when it is cacheable and fits, after an
+    INVAL_LIST of what it pushes out). With a stateless codec the encoding and each variant of
+    the message are made once (in `shared`) for all clients; GLZ is encoded for this client."""
+    h, w = pixels.shape[:2]
+    cache, out = images.cache, []
+    flags = 0
+    if image_id is not None and cache is not None:
+        if cache.hit(image_id):
+            images.stats["images_FROM_CACHE"] += 1
+            if shared is None:
+                return [draw_copy(surface_id, rect, from_cache_image(image_id, w, h))]
+            return [_variant(shared, "from_cache",
+                             lambda: draw_copy(surface_id, rect, from_cache_image(image_id, w, h)))]
+        evicted = cache.add(image_id, w * h)
+        if evicted is not None:
+            flags = IMAGE_FLAG_CACHE_ME
+            out += inval_lists(evicted)
+            images.stats["pixmaps_evicted"] += len(evicted)
     if images.shared and shared is not None:
-        msg = shared.get(images.codec)
-        if msg is None:
-            msg = shared[images.codec] = Shared(*draw_copy(surface_id, rect, images.encode(pixels)))
-        images.count(msg.fields["data"]["src_bitmap"])
-        return msg
-    image = images.encode(pixels)
+        image = _shared_image(images, pixels, shared, image_id)
+        msg = _variant(shared, (images.codec, flags),
+                       lambda: draw_copy(surface_id, rect, with_flags(image, flags)))
+        images.count(image)
+        return out + [msg]
+    image = with_flags(images.encode(pixels, image_id), flags)
     images.count(image)
-    return draw_copy(surface_id, rect, image)
+    return out + [draw_copy(surface_id, rect, image)]
 
 
 def prebuild(cmd: Command, images: ClientImages) -> None:
-    """Encode and build a draw ahead of time (off the event loop) for clients with `images`' codec."""
-    if isinstance(cmd, DrawCopy) and images.shared and images.codec not in cmd.shared:
-        msg = cmd.shared[images.codec] = Shared(*draw_copy(cmd.surface_id, cmd.rect, images.encode(cmd.pixels)))
-        msg.body()
+    """Encode and build a draw ahead of time (off the event loop) for clients with `images`'
+    codec: the message without flags and, for a cacheable image, with CACHE_ME."""
+    if not (isinstance(cmd, DrawCopy) and images.shared):
+        return
+    image = _shared_image(images, cmd.pixels, cmd.shared, cmd.image_id)
+    for flags in (0, IMAGE_FLAG_CACHE_ME) if cmd.image_id is not None else (0,):
+        _variant(cmd.shared, (images.codec, flags),
+                 lambda: draw_copy(cmd.surface_id, cmd.rect, with_flags(image, flags))).body()
 
 
 class Prebuilder:
@@ -111,7 +149,7 @@ def display_messages(cmd: Command, monitors: bool, images: ClientImages) -> list
     if isinstance(cmd, DrawFill):
         return [draw_fill(cmd.surface_id, cmd.rect, cmd.color)]
     if isinstance(cmd, DrawCopy):
-        return [copy_message(cmd.surface_id, cmd.rect, cmd.pixels, images, cmd.shared)]
+        return copy_message(cmd.surface_id, cmd.rect, cmd.pixels, images, cmd.shared, cmd.image_id)
     if isinstance(cmd, SurfaceCreate):
         out = [surface_create(cmd.surface_id, cmd.width, cmd.height, cmd.primary)]
         if cmd.primary:
@@ -149,7 +187,7 @@ def display_state(surfaces: Snapshot, monitors: bool, images: ClientImages) -> l
     for sid, pixels, shared in surfaces:
         h, w = pixels.shape[:2]
         out.append(surface_create(sid, w, h, sid == PRIMARY_SURFACE))
-        out.append(copy_message(sid, Rect(0, 0, w, h), pixels, images, shared))
+        out += copy_message(sid, Rect(0, 0, w, h), pixels, images, shared)
     primary = next((px for sid, px, _ in surfaces if sid == PRIMARY_SURFACE), None)
     if primary is not None:
         if monitors:
@@ -165,7 +203,7 @@ def surface_refresh(device: QxlDevice, images: ClientImages) -> list[Msg]:
         return []
     pixels, shared = primary
     h, w = pixels.shape[:2]
-    return [copy_message(PRIMARY_SURFACE, Rect(0, 0, w, h), pixels, images, shared)]
+    return copy_message(PRIMARY_SURFACE, Rect(0, 0, w, h), pixels, images, shared)
 
 
 def cursor_messages(cmd: Command) -> list[Msg]:

@@ -213,3 +213,25 @@ def test_agent_data_without_end(spice_server, tmp_path):
     assert c.closed_by_server(5)
     assert any("vdagent message of more than" in r[2] for r in srv.server.refusals)
     still_serves(srv, tmp_path)
+
+
+def test_display_init_once_and_an_absurd_cache_size_stays_bounded(spice_server, tmp_path):
+    """A cache size of 2^63-1 pixels keeps the server's mirror of it within MAX_ITEMS ids;
+    a second DISPLAY_INIT drops the client, as spice-server does."""
+    from spicetool.replay.pixmap_cache import MAX_ITEMS
+    srv = spice_server()
+    _, sid = linked_main(srv)
+    d = RawClient(srv.port)
+    assert d.link(2, sid) == "OK"
+    init = d.message("init", {"pixmap_cache_id": 1, "pixmap_cache_size": (1 << 63) - 1,
+                              "glz_dictionary_id": 1, "glz_dictionary_window_size": 0})
+    d.send(init)
+    peers.wait_until(lambda: srv.call(lambda: any(getattr(c, "client_init", None) for s in srv.server.sessions.values()
+                                                  for c in s.channels)), 3, "init taken")
+    cache = srv.call(lambda: [c.images.cache for s in srv.server.sessions.values() for c in s.channels
+                              if c.name == "display"][0])
+    assert cache.size == (1 << 63) - 1 and cache.max_items == MAX_ITEMS
+    d.send(init)
+    assert d.closed_by_server(3)
+    peers.wait_until(lambda: any("second display init" in r[2] for r in srv.server.refusals), 3, "reason")
+    still_serves(srv, tmp_path)
