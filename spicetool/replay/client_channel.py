@@ -130,7 +130,7 @@ class ClientChannel:
 
     # --- sending ---
 
-    async def send_bytes(self, data: bytes, from_plan: bool = False) -> None:
+    async def send_bytes(self, data: bytes) -> None:
         if self.writer is None or self.writer.is_closing():
             return
         self.conn.receive(CLIENT, data)
@@ -190,6 +190,8 @@ class ClientChannel:
                 self.stream.reset(time.time(), False)
         except asyncio.CancelledError:
             return
+        except Exception as e:  # a message we cannot answer (e.g. a PING without its fields)
+            reason = f"the server sent what we cannot answer ({type(e).__name__}: {e})"
         self.closed_by_server = self.closed_by_server or reason
         if self.stream is not None:
             self.stream.fin(time.time(), False)

@@ -99,8 +99,7 @@ class ReplaySession:
         except LinkRefused as e:
             if e.error != "CHANNEL_NOT_AVAILABLE" or p.channel_type == 1:
                 raise
-            self.note(f"{p.name}: the server has no such channel; its {len(p.messages)} "
-                      "messages are not replayed")
+            self.note(f"{p.name}: the server has no such channel" + _lost(p))
             await ch.close()
             self.channels.remove(ch)
             return None
@@ -139,8 +138,7 @@ class ReplaySession:
     async def _secondary(self, p: ChannelPlan) -> None:
         await self._until(p.start)
         if self.listed is not None and p.channel_type and (p.channel_type, p.channel_id) not in self.listed:
-            self.note(f"{p.name}: not in the server's channel list; its {len(p.messages)} "
-                      "messages are not replayed")
+            self.note(f"{p.name}: not in the server's channel list" + _lost(p))
             return
         ch = await self._open(p, self.session_id or 0)
         if ch is not None:
@@ -149,23 +147,17 @@ class ReplaySession:
     async def run(self) -> None:
         self._t0 = time.monotonic()
         main_plan, others = self.plan.channels[0], self.plan.channels[1:]
-        main = await self._open(main_plan, 0)
-        assert main is not None
-        if not await self._wait_for(self._init.is_set, self.connect_timeout):
-            raise ReplayFailure(f"main:0: no INIT from the server within {self.connect_timeout:g} s")
-        tasks = [asyncio.create_task(self._send_plan(main))]
-        tasks += [asyncio.create_task(self._secondary(p)) for p in others]
+        tasks: list[asyncio.Task] = []
         try:
+            main = await self._open(main_plan, 0)
+            assert main is not None
+            if not await self._wait_for(self._init.is_set, self.connect_timeout):
+                raise ReplayFailure(f"main:0: no INIT from the server within {self.connect_timeout:g} s")
+            tasks.append(asyncio.create_task(self._send_plan(main)))
+            tasks += [asyncio.create_task(self._secondary(p)) for p in others]
             await asyncio.gather(*tasks)
             await self._until(self.plan.duration)
-            # what the server still sends in answer to the last inputs belongs to the session
-            start = time.monotonic()
-            while time.monotonic() - start < SETTLE_MAX:
-                self._check()
-                quiet = time.monotonic() - max(c.last_receive for c in self.channels)
-                if quiet >= SETTLE:
-                    break
-                await asyncio.sleep(TICK)
+            await self._settle()
         finally:
             for t in tasks:
                 t.cancel()
@@ -173,3 +165,16 @@ class ReplaySession:
             self.elapsed = time.monotonic() - self._t0
             for ch in self.channels:
                 await ch.close()
+
+    async def _settle(self) -> None:
+        """What the server still sends in answer to the last inputs belongs to the session."""
+        start = time.monotonic()
+        while time.monotonic() - start < SETTLE_MAX:
+            self._check()
+            if time.monotonic() - max(c.last_receive for c in self.channels) >= SETTLE:
+                return
+            await asyncio.sleep(TICK)
+
+
+def _lost(p: ChannelPlan) -> str:
+    return f"; its {len(p.messages)} captured messages are not replayed" if p.messages else ""

@@ -335,6 +335,36 @@ def test_xspice_refuses_a_wrong_password(tmp_path):
         ["cursor:0", "display:0", "inputs:0", "main:0"]
 
 
+def test_qemu_links_all_nine_channels(tmp_path):
+    """qemu-channels.pcapng to a real QEMU set up as the recording was: every captured channel
+    links (usbredir, port, webdav, audio too), the client's usbredir hello and port events are
+    resent and QEMU answers them, and the regenerated session ends on QEMU's screendump."""
+    need_program("qemu-system-x86_64")
+    settings = peers.QemuSettings(port=peers.pick_port(PORTS), monitor=str(tmp_path / "monitor"))
+    truth = read_ppm(CAPTURES / "qemu-channels.png")
+    new = tmp_path / "qemu.pcapng"
+    with peers.Qemu(settings, tmp_path) as qemu:
+        # the firmware's last screen first, so that the session ends on it however slow the boot
+        peers.wait_until(lambda: np.array_equal(read_ppm(qemu.screendump(tmp_path / "now.png")), truth), 60,
+                         "QEMU's \"No bootable device\" screen", qemu.proc, interval=1.0)
+        r = replay(CAPTURES / "qemu-channels.pcapng", "--to", f"127.0.0.1:{qemu.port}", "-w", new, "--speed", 2)
+    assert r.returncode == 0, r.stderr
+    captured = {f"{c}:{i}" for c, i, _ in channels_of(CAPTURES / "qemu-channels.pcapng")}
+    assert len(captured) == 9
+    assert {ln.split()[0] for ln in r.stdout.splitlines()[:-1]} == captured
+    check_summary(r.stdout, new)
+    from spicetool.dissect.capture import open_capture
+    from spicetool.dissect.sessions import decode_segments
+    got = {(r.channel.channel, r.direction.value, r.type) for r in decode_segments(open_capture(str(new)))
+           if r.layer == "message"}
+    for channel in ("usbredir", "port", "webdav"):  # resent as captured, byte for byte
+        sent = [(n, f) for n, f, _ in client_messages(new, channel)]
+        assert sent == [(n, f) for n, f, _ in client_messages(CAPTURES / "qemu-channels.pcapng", channel)]
+        assert sent
+    assert ("usbredir", "server", "data") in got and ("port", "server", "init") in got
+    assert np.array_equal(last_picture(new), truth)
+
+
 # ----------------------------------------------------------------------------- bad input
 
 class MisbehavingServer:
