@@ -156,7 +156,7 @@ class Streams:
     def data(self, f: dict[str, Any], surfaces: dict[int, Surface], sized: bool,
              t: float | None = None) -> Region | None:
         """One frame arriving at capture time ``t``: shown now (no clock, or no ``t``; returns the
-        area drawn) or queued for its time (see advance)."""
+        area drawn) or queued for its time (see pop_due)."""
         st = self.streams.get(int(f["base"]["id"]))
         if st is None:
             raise StreamError(f"data for stream {f['base']['id']}, never created")
@@ -164,6 +164,8 @@ class Streams:
         if t is None or self.clock.mm is None:
             return self.show(st, bytes(f["data"]), dest, surfaces)
         mm = int(f["base"]["multi_media_time"])
+        if mm == 0:  # no time at all (a wrong guest driver): spice-gtk shows it 100 ms from now
+            mm = (self.clock.now(t) + 100) & 0xFFFFFFFF
         margin = mm_diff(mm, self.clock.now(t))
         if st.codec == "MJPEG":
             if margin < 0:
@@ -224,7 +226,7 @@ class Streams:
                 self.late += 1
 
     def show(self, st: Stream, data: bytes, dest: dict[str, int] | None,
-              surfaces: dict[int, Surface]) -> Region | None:
+             surfaces: dict[int, Surface]) -> Region | None:
         """Decode one frame and put it on its surface; returns the area drawn."""
         if dest is not None:
             st.dest = dest
