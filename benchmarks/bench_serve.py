@@ -37,6 +37,7 @@ import peers  # noqa: E402
 from serve_helpers import RawClient, ServerThread  # noqa: E402
 
 DISPLAY, INPUTS = 2, 3
+SPICY_CACHE_PIXELS, SPICY_GLZ_WINDOW = 20971520, 14679040   # spicy's DISPLAY_INIT in the corpus
 
 
 def screenshot_times(srv: ServerThread, tmp: Path, n: int = 5) -> list[float]:
@@ -222,9 +223,9 @@ class LoadClient:
                         sid = ev.fields["session_id"]
             dr, dw = await self._link(port, DISPLAY, sid)
             disp = ChannelConnection.resume(DISPLAY, 0, True)
-            dw.write(build_message(DISPLAY, Direction.CLIENT, "init", {
-                "pixmap_cache_id": 1, "pixmap_cache_size": 0, "glz_dictionary_id": 1,
-                "glz_dictionary_window_size": 0}, True))
+            dw.write(build_message(DISPLAY, Direction.CLIENT, "init", {   # as spicy announces them
+                "pixmap_cache_id": 1, "pixmap_cache_size": SPICY_CACHE_PIXELS, "glz_dictionary_id": 1,
+                "glz_dictionary_window_size": SPICY_GLZ_WINDOW}, True))
             linked()
             window, since = 0, 0
             while not stop.is_set():

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 
 from spicetool.stack import ChannelConnection, Direction, Message, ProtocolError, build_message
 from spicetool.stack.events import AgentMessage
-from spicetool.stack.headers import FULL, MINI, pack_full_header, pack_mini_header
+from spicetool.stack.headers import FULL, MINI, pack_full_header
 
 from .worker import Msg, Shared
 
@@ -138,9 +138,9 @@ class ChannelClient:
 
     def _encode(self, msg) -> bytes:
         if isinstance(msg, Shared):
-            body = msg.body()
             if self.mini:
-                return pack_mini_header(msg.type_id, len(body)) + body
+                return msg.with_mini_header()
+            body = msg.body()
             return pack_full_header(next(self.serial), msg.type_id, len(body)) + body
         name, fields = msg
         if self.mini:

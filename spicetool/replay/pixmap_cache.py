@@ -48,13 +48,6 @@ class PixmapCache:
         self.available -= pixels
         return evicted
 
-    def clear(self) -> list[int]:
-        """Forget everything (the client is told with INVAL_ALL_PIXMAPS); returns what was held."""
-        held = list(self._items)
-        self._items.clear()
-        self.available = self.size
-        return held
-
 
 def inval_lists(ids: list[int]) -> list[tuple[str, dict]]:
     """INVAL_LIST messages for evicted pixmaps (a u16 count each)."""

@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Callable, Union
 
 from spicetool.stack import Direction, build_body
+from spicetool.stack.headers import MINI, pack_mini_header
 from spicetool.stack.messages import describe
 from spicetool.stack.types import CHANNEL_TYPES
 
@@ -26,18 +27,29 @@ DISPLAY = CHANNEL_TYPES["display"]
 
 class Shared:
     """A display message that is the same for every client that gets it: its body is built by
-    the stack once, the first time any client sends it (or ahead, by `prebuild`)."""
-    __slots__ = ("name", "fields", "type_id", "_body")
+    the stack once, the first time any client sends it (or ahead, by `prebuild`), and so is
+    the whole message for the clients with mini headers (all of spice-gtk's)."""
+    __slots__ = ("name", "fields", "type_id", "_body", "_mini")
 
     def __init__(self, name: str, fields: dict):
         self.name, self.fields = name, fields
         self.type_id = describe(DISPLAY, Direction.SERVER, name)[0]
         self._body: bytes | None = None
+        self._mini: bytes | None = None
 
-    def body(self) -> bytes:
+    def body(self) -> bytes | memoryview:
+        if self._mini is not None:
+            return memoryview(self._mini)[MINI.size:]   # kept once, in the mini-header message
         if self._body is None:
             self._body = build_body(DISPLAY, Direction.SERVER, self.type_id, self.fields)
         return self._body
+
+    def with_mini_header(self) -> bytes:
+        if self._mini is None:
+            body = self.body()
+            self._mini = pack_mini_header(self.type_id, len(body)) + body
+            self._body = None
+        return self._mini
 
 
 Msg = Union[tuple[str, dict], Shared]
@@ -109,7 +121,7 @@ def prebuild(cmd: Command, images: ClientImages) -> None:
     image = _shared_image(images, cmd.pixels, cmd.shared, cmd.image_id)
     for flags in (0, IMAGE_FLAG_CACHE_ME) if cmd.image_id is not None else (0,):
         _variant(cmd.shared, (images.codec, flags),
-                 lambda: draw_copy(cmd.surface_id, cmd.rect, with_flags(image, flags))).body()
+                 lambda: draw_copy(cmd.surface_id, cmd.rect, with_flags(image, flags))).with_mini_header()
 
 
 class Prebuilder:
