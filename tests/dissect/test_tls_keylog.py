@@ -546,9 +546,26 @@ def test_a_suite_we_do_not_decrypt(tmp_path: Path) -> None:
                for r in recs)
 
 
-def reencrypt(src: str, dst: str, keylog: str, ciphers: str = "") -> None:
+def test_a_hello_retry_request(tmp_path: Path) -> None:
+    """TLS 1.3 with a HelloRetryRequest (the server wants another key share group): the second
+    ClientHello keeps the random, the ServerHello that follows is the one that counts."""
+    out, keylog = tmp_path / "tls.pcap", tmp_path / "keys.log"
+    subprocess.run([sys.executable, __file__, str(CAPTURES / "typing.pcapng"), str(out), str(keylog), "",
+                    "secp384r1"], check=True, timeout=120)
+    port = next(iter(open_capture(str(out)))).dst.rsplit(":", 1)[1]
+    retries = subprocess.run([need_program("tshark"), "-r", str(out), "-d", f"tcp.port=={port},tls", "-Y",
+                              "tls.handshake.type == 2", "-T", "fields", "-e", "tls.handshake.random"],
+                             capture_output=True, text=True, check=True).stdout.replace(":", "").split()
+    hrr = "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"  # RFC 8446 4.1.3
+    assert retries.count(hrr) >= 2 and len(retries) == 2 * retries.count(hrr)  # each connection retried once
+    recs = records(out, keylog)
+    assert problems(recs) == [] and messages(recs) == messages(records(CAPTURES / "typing.pcapng"))
+
+
+def reencrypt(src: str, dst: str, keylog: str, ciphers: str = "", server_curve: str = "") -> None:
     """Each connection of a clear capture carried over TLS between two OpenSSL endpoints (memory BIOs),
-    the TLS bytes written as a capture with the original times; the secrets go to `keylog`."""
+    the TLS bytes written as a capture with the original times; the secrets go to `keylog`.
+    `ciphers`: the TLS 1.2 cipher list; `server_curve`: the one group the server accepts."""
     from spicetool.record.tls import self_signed
 
     cert, key = self_signed(["localhost"])
@@ -561,6 +578,8 @@ def reencrypt(src: str, dst: str, keylog: str, ciphers: str = "") -> None:
     client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
     for ctx in (client, server) if ciphers else ():
         ctx.set_ciphers(ciphers)
+    if server_curve:
+        server.set_ecdh_curve(server_curve)
     client.keylog_filename = keylog
     tracker, pipes = TcpTracker(), {}
     with open(dst, "wb") as f:
@@ -613,4 +632,4 @@ class _Pipe:
 
 
 if __name__ == "__main__":  # run by test_every_aead_suite under its own OPENSSL_CONF
-    reencrypt(*sys.argv[1:5])
+    reencrypt(*sys.argv[1:6])
