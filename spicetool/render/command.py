@@ -109,6 +109,7 @@ Examples:
   spicetool render session.pcapng -o pictures/             # one PNG per change of the screen
   spicetool render session.pcapng -o clip.gif --from 3 --to 8 --cursor
   spicetool render cut.pcap -o cut.mp4 --partial          # a capture that starts mid-session
+  spicetool render heads.pcapng --last --display 0:1 -o m1.png  # monitor 1 of display channel 0
 """
 
 
