@@ -562,10 +562,27 @@ def test_a_hello_retry_request(tmp_path: Path) -> None:
     assert problems(recs) == [] and messages(recs) == messages(records(CAPTURES / "typing.pcapng"))
 
 
-def reencrypt(src: str, dst: str, keylog: str, ciphers: str = "", server_curve: str = "") -> None:
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_resumed_sessions(version: str, tmp_path: Path) -> None:
+    """Every connection after the first resumes its TLS session (TLS 1.2: ServerHello, ChangeCipherSpec,
+    Finished; TLS 1.3: a PSK handshake): the key log's lines for each still decrypt it."""
+    cnf = tmp_path / "openssl.cnf"
+    cnf.write_text(OPENSSL_CNF.format(FORCE[version]))
+    out, keylog = tmp_path / "tls.pcap", tmp_path / "keys.log"
+    src = CAPTURES / "typing.pcapng"
+    subprocess.run([sys.executable, __file__, str(src), str(out), str(keylog), "", "", "resume"], check=True,
+                   timeout=120, env={**os.environ, "OPENSSL_CONF": str(cnf)})
+    recs = records(out, keylog)
+    assert problems(recs) == [] and messages(recs) == messages(records(src))
+    assert len({r.channel.client for r in recs}) >= 3 and {r.channel.tls.split(",")[0] for r in recs} == {
+        f"TLS {version}"}
+
+
+def reencrypt(src: str, dst: str, keylog: str, ciphers: str = "", server_curve: str = "", resume: str = "") -> None:
     """Each connection of a clear capture carried over TLS between two OpenSSL endpoints (memory BIOs),
     the TLS bytes written as a capture with the original times; the secrets go to `keylog`.
-    `ciphers`: the TLS 1.2 cipher list; `server_curve`: the one group the server accepts."""
+    `ciphers`: the TLS 1.2 cipher list; `server_curve`: the one group the server accepts; `resume`:
+    the connections after the first resume its session (abbreviated handshakes)."""
     from spicetool.record.tls import self_signed
 
     cert, key = self_signed(["localhost"])
@@ -582,25 +599,29 @@ def reencrypt(src: str, dst: str, keylog: str, ciphers: str = "", server_curve: 
         server.set_ecdh_curve(server_curve)
     client.keylog_filename = keylog
     tracker, pipes = TcpTracker(), {}
+    session = None
     with open(dst, "wb") as f:
         w = PcapWriter(f)
         for seg in open_capture(src):
             for conn, from_client, item in tracker.feed(seg):
                 pipe = pipes.get(conn.index)
                 if pipe is None:
-                    pipe = pipes[conn.index] = _Pipe(server, client, w, conn.client, conn.server, conn.start)
+                    pipe = pipes[conn.index] = _Pipe(server, client, w, conn.client, conn.server, conn.start, session)
+                    if resume and session is None:
+                        session = pipe.c.session
+                    assert not resume or pipe.c.session_reused == (len(pipes) > 1)
                 pipe.send(item.time, from_client, item.data)
 
 
 class _Pipe:
     def __init__(self, server: ssl.SSLContext, client: ssl.SSLContext, w: PcapWriter, cend: str, send: str,
-                 t: float) -> None:
+                 t: float, session: ssl.SSLSession | None = None) -> None:
         self.w, self.ends = w, {True: (cend, send), False: (send, cend)}
         self.seq = {True: 1000, False: 5000}
         w.segment(t, cend, send, 999, 0, TCP_SYN)
         w.segment(t, send, cend, 4999, 1000, TCP_SYN | TCP_ACK)
         self.bios = [ssl.MemoryBIO() for _ in range(4)]  # client in/out, server in/out
-        self.c = client.wrap_bio(self.bios[0], self.bios[1], server_hostname="localhost")
+        self.c = client.wrap_bio(self.bios[0], self.bios[1], server_hostname="localhost", session=session)
         self.s = server.wrap_bio(self.bios[2], self.bios[3], server_side=True)
         for _ in range(6):
             for end in (self.c, self.s):
@@ -632,4 +653,4 @@ class _Pipe:
 
 
 if __name__ == "__main__":  # run by test_every_aead_suite under its own OPENSSL_CONF
-    reencrypt(*sys.argv[1:6])
+    reencrypt(*sys.argv[1:7])
