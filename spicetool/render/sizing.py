@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 from spicetool.render.monitors import DisplayChoice, shown_area
 from spicetool.render.session import PRIMARY, Route
+from spicetool.render.surfaces import MAX_SURFACE_PIXELS
 
 SIZE_MESSAGES = frozenset({"surface_create", "surface_destroy", "monitors_config"})
 
@@ -26,7 +27,10 @@ class AreaTracker:
     def handle(self, name: str, f: dict[str, Any]) -> None:
         try:
             if name == "surface_create" and int(f["flags"]) & PRIMARY:
-                self.primary = (int(f["surface_id"]), int(f["width"]), int(f["height"]))
+                w, h = int(f["width"]), int(f["height"])
+                if w <= 0 or h <= 0 or w * h > MAX_SURFACE_PIXELS:
+                    return  # the canvas refuses it too (surfaces.Surface)
+                self.primary = (int(f["surface_id"]), w, h)
                 self.heads = []
             elif name == "surface_destroy" and self.primary and int(f["surface_id"]) == self.primary[0]:
                 self.primary = None
@@ -36,7 +40,7 @@ class AreaTracker:
             pass  # a damaged message: the render warns about it, the size stays
 
     def size(self) -> tuple[int, int] | None:
-        if self.primary is None or self.primary[1] <= 0 or self.primary[2] <= 0:
+        if self.primary is None:
             return None
         sid, w, h = self.primary
         x0, y0, x1, y1 = shown_area(self.heads, sid, w, h, self.monitor)

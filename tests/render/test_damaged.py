@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from spicetool.dissect.capture import CaptureDamaged, CaptureError, CaptureReader
 from spicetool.dissect.sessions import decode_segments
 from spicetool.render import RenderStats, frames, picture_at
+from spicetool.render.sizing import largest_picture
+from spicetool.render.surfaces import MAX_SURFACE_PIXELS
 
 from .corpus import capture_path, sessions
 
@@ -21,7 +23,7 @@ def _data(name: str) -> bytes:
     return capture_path(name).read_bytes()
 
 
-@pytest.mark.parametrize("name", ["img-lz", "img-glz", "mjpeg-stream", "resize"])
+@pytest.mark.parametrize("name", ["img-lz", "img-glz", "mjpeg-stream", "resize", "two-heads"])
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), min_size=1, max_size=60))
 def test_overwritten_bytes(name: str, edits: list[tuple[float, int]]) -> None:
@@ -33,6 +35,11 @@ def test_overwritten_bytes(name: str, edits: list[tuple[float, int]]) -> None:
         picture_at(decode_segments(CaptureReader(io.BytesIO(bytes(buf)), name)), None, stats=stats)
     except (CaptureError, CaptureDamaged):
         pass
+    try:  # the video's size: never more than a surface the canvas would take
+        size = largest_picture(decode_segments(CaptureReader(io.BytesIO(bytes(buf)), name)))
+    except (CaptureError, CaptureDamaged):
+        size = None
+    assert size is None or (size[0] > 0 and size[1] > 0 and size[0] * size[1] <= MAX_SURFACE_PIXELS)
 
 
 def test_a_damaged_image_is_counted_and_the_rest_renders() -> None:
