@@ -212,6 +212,9 @@ class SessionDecoder:
                 st.channel.tls = st.tls.describe()
             return
         ch = st.channel
+        if ch is None and st.tls.other_protocol:  # HTTPS and the like in the same capture: not ours to report
+            st.state = "ignored"
+            return
         if ch is None:  # nothing decoded on this connection (yet): a channel of its own to say it on
             ch = st.channel = self._channel(conn, midstream=False)
             ch.session = self._tls_sessions.get(conn.server) or self._new_session(None)

@@ -86,6 +86,12 @@ class TlsConnection:
     def version(self) -> int | None:
         return self.server_hello.version if self.server_hello else None
 
+    @property
+    def other_protocol(self) -> bool:
+        """The client asked for an application protocol (ALPN: h2, http/1.1, ...): HTTPS and the like,
+        not SPICE, whose clients ask for none."""
+        return bool(self.client_hello and self.client_hello.alpn)
+
     def describe(self) -> str:
         parts = [version_name(self.version)]
         if self.server_hello and self.server_hello.suite is not None:

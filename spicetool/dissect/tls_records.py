@@ -11,7 +11,7 @@ RECORD_TYPES = (CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA, HEARTBEA
 HEADER = 5
 MAX_FRAGMENT = (1 << 14) + 2048  # RFC 5246 6.2.3: the largest ciphertext fragment allowed
 CLIENT_HELLO, SERVER_HELLO, NEW_SESSION_TICKET, FINISHED, KEY_UPDATE = 1, 2, 4, 20, 24
-EXT_SERVER_NAME, EXT_SUPPORTED_VERSIONS = 0, 43
+EXT_SERVER_NAME, EXT_ALPN, EXT_SUPPORTED_VERSIONS = 0, 16, 43
 # RFC 8446 4.1.3: a ServerHello with this random is a HelloRetryRequest
 HRR_RANDOM = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
 VERSIONS = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
@@ -87,6 +87,7 @@ class Hello:
     suite: int | None = None  # ServerHello's choice
     sni: str | None = None
     versions: list[int] = field(default_factory=list)  # ClientHello's supported_versions
+    alpn: list[str] = field(default_factory=list)  # ClientHello's application protocols (SPICE clients send none)
 
 
 def _extensions(body: bytes, at: int) -> dict[int, bytes]:
@@ -118,6 +119,10 @@ def parse_hello(mtype: int, body: bytes) -> Hello:
             exts = _extensions(body, at)
             sv = exts.get(EXT_SUPPORTED_VERSIONS, b"")
             hello.versions = [int.from_bytes(sv[i:i + 2], "big") for i in range(1, 1 + (sv[:1] or b"\0")[0], 2)]
+            alpn, at = exts.get(EXT_ALPN, b"")[2:], 0
+            while at < len(alpn):
+                hello.alpn.append(alpn[at + 1:at + 1 + alpn[at]].decode("ascii", "replace"))
+                at += 1 + alpn[at]
             sni = exts.get(EXT_SERVER_NAME, b"")
             if len(sni) >= 5 and sni[2] == 0:  # server_name_list, first entry a host_name
                 n = int.from_bytes(sni[3:5], "big")

@@ -562,6 +562,19 @@ def test_a_hello_retry_request(tmp_path: Path) -> None:
     assert problems(recs) == [] and messages(recs) == messages(records(CAPTURES / "typing.pcapng"))
 
 
+def test_other_tls_traffic_is_not_reported(tmp_path: Path) -> None:
+    """A connection whose client asks for an application protocol (ALPN h2: a browser's HTTPS) is not
+    taken for a SPICE channel: without keys it is not reported as one; with keys, its clear bytes decide."""
+    out, keylog = tmp_path / "tls.pcap", tmp_path / "keys.log"
+    subprocess.run([sys.executable, __file__, str(CAPTURES / "typing.pcapng"), str(out), str(keylog), "", "", "",
+                    "h2,http/1.1"], check=True, timeout=120)
+    assert records(out) == []
+    r = subprocess.run(["spicetool", "dissect", str(out)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stderr.startswith("error: no SPICE traffic found")
+    # the same bytes with keys are SPICE after all (this test's session is one): decoded as such
+    assert messages(records(out, keylog)) == messages(records(CAPTURES / "typing.pcapng"))
+
+
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
 def test_resumed_sessions(version: str, tmp_path: Path) -> None:
     """Every connection after the first resumes its TLS session (TLS 1.2: ServerHello, ChangeCipherSpec,
@@ -578,11 +591,13 @@ def test_resumed_sessions(version: str, tmp_path: Path) -> None:
         f"TLS {version}"}
 
 
-def reencrypt(src: str, dst: str, keylog: str, ciphers: str = "", server_curve: str = "", resume: str = "") -> None:
+def reencrypt(src: str, dst: str, keylog: str, ciphers: str = "", server_curve: str = "", resume: str = "",
+              alpn: str = "") -> None:
     """Each connection of a clear capture carried over TLS between two OpenSSL endpoints (memory BIOs),
     the TLS bytes written as a capture with the original times; the secrets go to `keylog`.
     `ciphers`: the TLS 1.2 cipher list; `server_curve`: the one group the server accepts; `resume`:
-    the connections after the first resume its session (abbreviated handshakes)."""
+    the connections after the first resume its session (abbreviated handshakes); `alpn`: the client
+    asks for these application protocols (comma-separated)."""
     from spicetool.record.tls import self_signed
 
     cert, key = self_signed(["localhost"])
@@ -597,6 +612,8 @@ def reencrypt(src: str, dst: str, keylog: str, ciphers: str = "", server_curve: 
         ctx.set_ciphers(ciphers)
     if server_curve:
         server.set_ecdh_curve(server_curve)
+    if alpn:
+        client.set_alpn_protocols(alpn.split(","))
     client.keylog_filename = keylog
     tracker, pipes = TcpTracker(), {}
     session = None
@@ -653,4 +670,4 @@ class _Pipe:
 
 
 if __name__ == "__main__":  # run by test_every_aead_suite under its own OPENSSL_CONF
-    reencrypt(*sys.argv[1:7])
+    reencrypt(*sys.argv[1:8])
