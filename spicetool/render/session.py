@@ -30,6 +30,12 @@ DRAWS = {"draw_fill", "draw_opaque", "draw_copy", "draw_blend", "draw_blackness"
 AudioSink = Callable[[float, str, dict[str, Any]], None]  # (time, message name, fields)
 
 
+def common_size(width: int, height: int) -> tuple[int, int] | None:
+    """The screen size guessed for a capture that starts mid-session: the smallest common one that holds
+    (width, height)."""
+    return next(((cw, ch) for cw, ch in COMMON_SIZES if cw >= width and ch >= height), None)
+
+
 @dataclass
 class RenderStats:
     """What a render did, for the summary and for scripts."""
@@ -296,9 +302,7 @@ class SessionScreen:
         if s is not None and sid != 0:
             return
         old = s
-        w = max(need_w, old.width if old else 0)
-        h = max(need_h, old.height if old else 0)
-        size = next(((cw, ch) for cw, ch in COMMON_SIZES if cw >= w and ch >= h), None)
+        size = common_size(max(need_w, old.width if old else 0), max(need_h, old.height if old else 0))
         if size is None:
             return
         new = self.canvas.create_surface(sid, size[0], size[1], "32_xRGB", primary=sid == 0)

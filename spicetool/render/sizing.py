@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from spicetool.render.monitors import DisplayChoice, shown_area
-from spicetool.render.session import PRIMARY, Route
+from spicetool.render.session import DRAWS, PRIMARY, Route, common_size
 from spicetool.render.surfaces import MAX_SURFACE_PIXELS
 
 SIZE_MESSAGES = frozenset({"surface_create", "surface_destroy", "monitors_config"})
@@ -21,6 +21,7 @@ class AreaTracker:
 
     def __init__(self, monitor: int | None) -> None:
         self.monitor = monitor
+        self.midstream = False  # the capture starts mid-session: the screen size is guessed from the draws
         self.primary: tuple[int, int, int] | None = None  # surface id, width, height
         self.heads: list[dict[str, Any]] = []
 
@@ -36,6 +37,13 @@ class AreaTracker:
                 self.primary = None
             elif name == "monitors_config":
                 self.heads = list(f.get("heads", []))
+            elif self.midstream and int(f["base"]["surface_id"]) == 0:  # a draw: the guess grows as it does
+                box = f["base"]["box"]  # in SessionScreen._ensure_surface
+                have = self.primary if self.primary and self.primary[0] == 0 else (0, 0, 0)
+                if int(box["right"]) > have[1] or int(box["bottom"]) > have[2]:
+                    size = common_size(max(int(box["right"]), have[1]), max(int(box["bottom"]), have[2]))
+                    if size is not None:
+                        self.primary = (0, *size)
         except (KeyError, TypeError, ValueError):
             pass  # a damaged message: the render warns about it, the size stays
 
@@ -70,7 +78,10 @@ def largest_picture(records: Iterable[Any], session: int | None = None, display:
             break
         if not route.wants(rec):  # every record, in order: the session is chosen as the render chooses it
             continue
-        if rec.type not in SIZE_MESSAGES or rec.channel.channel_type != 2 or rec.direction.name != "SERVER":
+        if rec.channel.channel_type != 2 or rec.direction.name != "SERVER":
+            continue
+        area.midstream |= rec.channel.midstream
+        if rec.type not in SIZE_MESSAGES and not (area.midstream and (rec.type in DRAWS or rec.type == "copy_bits")):
             continue
         if start is not None and t < start:
             area.handle(rec.type, rec.fields)  # the state at `start` counts, not what came before it

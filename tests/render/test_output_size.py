@@ -93,3 +93,26 @@ def test_scale_applies_to_the_largest_size(tmp_path: Path) -> None:
     out = tmp_path / "half.mp4"
     _render(cap, "-o", str(out), "--fps", "2", "--scale", "0.5")
     assert _decoded(out)[0][1].shape == (540, 960, 3)
+
+
+def test_a_capture_that_starts_mid_session_is_written_at_its_guessed_size(tmp_path: Path) -> None:
+    """No SURFACE_CREATE: the screen size is guessed from the draws and grows (640x480, 800x600,
+    1024x768 in `mid-session`); the video takes the last guess, which is the real size."""
+    cap = _need("mid-session")
+    sizes = [s for _, s in _sizes_partial(cap)]
+    assert sizes[0] < sizes[-1] == (1024, 768)
+    out = tmp_path / "mid.mp4"
+    _render(cap, "-o", str(out), "--fps", "4", "--partial")
+    decoded = _decoded(out)
+    assert decoded[0][1].shape == decoded[-1][1].shape == (768, 1024, 3)
+    final = picture_at(cap, None).image  # never-drawn pixels: the placeholder checkerboard, hard on H.264
+    near = (np.abs(decoded[-1][1].astype(int) - final).max(axis=2) < 24).mean()
+    assert near > 0.9  # the end, full size, not shrunk
+
+
+def _sizes_partial(cap: str) -> list[tuple[float, tuple[int, int]]]:
+    out: list[tuple[float, tuple[int, int]]] = []
+    for t, img in frames(cap, fps=4, partial=True):
+        if not out or out[-1][1] != (img.shape[1], img.shape[0]):
+            out.append((t, (img.shape[1], img.shape[0])))
+    return out
