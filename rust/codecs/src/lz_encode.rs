@@ -1,6 +1,6 @@
 //! LZ and GLZ encoders: a greedy hash-chain-free matcher over pixel units, then the two
 //! formats' ways of writing literals and matches. GLZ may also match into earlier images.
-use crate::lz::{LZ_MAGIC, LZ_VERSION};
+use crate::lz_header::{GlzHeader, LzHeader};
 use crate::lz_core::lz_type;
 
 /// What a pass's units are and how one is written as a literal. A unit is the bits
@@ -327,9 +327,7 @@ pub fn encode_lz(words: &[u32], width: u32, height: u32, kind: u32) -> Option<Ve
         return None;
     }
     let mut out = Vec::with_capacity(literal_bound(kind, words.len()));
-    for v in [LZ_MAGIC, LZ_VERSION, kind, width, height, width * bytes_per_pixel(kind), 1] {
-        out.extend_from_slice(&v.to_be_bytes());
-    }
+    LzHeader { kind, width, height, stride: width * bytes_per_pixel(kind), top_down: true }.write(&mut out);
     encode_passes::<LzCode, NoEarlier, NoEarlier>(words, kind, LZ_MAX_DIST, (&NoEarlier, &NoEarlier), &mut out)?;
     Some(out)
 }
@@ -402,14 +400,8 @@ impl GlzEncoder {
         self.next_id += 1;
         let oldest = self.window.front().map_or(id, |w| w.id);
         let mut out = Vec::with_capacity(literal_bound(kind, words.len()));
-        out.extend_from_slice(&LZ_MAGIC.to_be_bytes());
-        out.extend_from_slice(&LZ_VERSION.to_be_bytes());
-        out.push(kind as u8 | 0x10);
-        for v in [width, height, width * bytes_per_pixel(kind)] {
-            out.extend_from_slice(&v.to_be_bytes());
-        }
-        out.extend_from_slice(&id.to_be_bytes());
-        out.extend_from_slice(&((id - oldest) as u32).to_be_bytes());
+        let stride = width * bytes_per_pixel(kind);
+        GlzHeader { kind, top_down: true, width, height, stride, id, win_head_dist: (id - oldest) as u32 }.write(&mut out);
         // earlier images hold whole pixels: the colour pass of b,g,r units (x555 images are
         // compared in their own unit space) reaches into their colours, the alpha pass into
         // the alpha of earlier RGBA images
