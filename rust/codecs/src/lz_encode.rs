@@ -83,7 +83,9 @@ pub(crate) enum Src {
 /// position, the latest earlier position with that hash still in the window, as
 /// (image distance, that image's units, offset).
 pub(crate) trait Earlier {
-    fn lookup(&self, h: usize) -> Option<(u32, &[u32], usize)>;
+    /// `first`: the unit at the position being coded; a candidate whose first unit is
+    /// another is not returned.
+    fn lookup(&self, h: usize, first: u32) -> Option<(u32, &[u32], usize)>;
 }
 
 /// No earlier images (LZ, or a GLZ image with an empty window).
@@ -91,7 +93,7 @@ pub(crate) struct NoEarlier;
 
 impl Earlier for NoEarlier {
     #[inline(always)]
-    fn lookup(&self, _h: usize) -> Option<(u32, &[u32], usize)> {
+    fn lookup(&self, _h: usize, _first: u32) -> Option<(u32, &[u32], usize)> {
         None
     }
 }
@@ -145,29 +147,44 @@ fn put_literals<K: UnitKind>(units: &[u32], out: &mut Vec<u8>) {
     }
 }
 
+/// A pass's hash table: hash of 3 units -> (latest position, the unit there), so that a
+/// candidate whose first unit differs is passed over without reading the image there (on
+/// noisy pictures most candidates are hash collisions, and each read would be a cache miss).
+/// Tables are reused from image to image (reset, never reallocated: at the speed of a
+/// screen of text their allocation and page faults were a tenth of the time).
+pub(crate) type Table = Vec<(u32, u32)>;
+
+const NO_POS: (u32, u32) = (u32::MAX, 0);
+
+fn reset(table: &mut Table) {
+    table.clear();
+    table.resize(1 << HASH_BITS, NO_POS);
+}
+
 /// Greedy parse of `units` into literal runs and matches (the latest earlier position of
 /// each 3-unit hash, and the earlier image's one if there is a window: the longer wins).
-/// Returns the hash table: the positions of this image that later images can find.
-pub(crate) fn compress<K: UnitKind, M: MatchCode, E: Earlier>(units: &[u32], max_dist: usize, earlier: &E, out: &mut Vec<u8>) -> Vec<u32> {
+/// Leaves in `table` the positions of this image that later images can find.
+pub(crate) fn compress<K: UnitKind, M: MatchCode, E: Earlier>(units: &[u32], max_dist: usize, earlier: &E, table: &mut Table, out: &mut Vec<u8>) {
     let n = units.len();
-    let mut table = vec![u32::MAX; 1 << HASH_BITS];
+    reset(table);
+    let table = &mut table[..1 << HASH_BITS];
     let mut lit_start = 0usize;
     let mut i = 0usize;
     while i + MIN_MATCH <= n {
-        let h = hash3::<K>(&units[i..i + 3]);
-        let cand = table[h];
-        table[h] = i as u32;
         let here = &units[i..];
+        let h = hash3::<K>(&here[..3]);
+        let (cand, first) = table[h];
+        table[h] = (i as u32, here[0]);
         let mut best = 0usize;
         let mut src = Src::Back(0);
-        if cand != u32::MAX {
+        if cand != u32::MAX && (first ^ here[0]) & K::MASK == 0 {
             let c = cand as usize;
             if i - c <= max_dist {
                 best = common::<K>(&units[c..], here);
                 src = Src::Back(i - c);
             }
         }
-        if let Some((image_dist, e_units, c)) = earlier.lookup(h) {
+        if let Some((image_dist, e_units, c)) = earlier.lookup(h, here[0]) {
             let len = common::<K>(&e_units[c..], here);
             if len >= MIN_MATCH && len > best {
                 best = len;
@@ -181,7 +198,7 @@ pub(crate) fn compress<K: UnitKind, M: MatchCode, E: Earlier>(units: &[u32], max
             // and repeats that would cost a hash per pixel), so later repeats find them
             let end = i + best;
             for j in (i + 1).max(end.saturating_sub(INDEX_TAIL))..end.min(n.saturating_sub(MIN_MATCH - 1)) {
-                table[hash3::<K>(&units[j..j + 3])] = j as u32;
+                table[hash3::<K>(&units[j..j + 3])] = (j as u32, units[j]);
             }
             i = end;
             lit_start = i;
@@ -190,7 +207,6 @@ pub(crate) fn compress<K: UnitKind, M: MatchCode, E: Earlier>(units: &[u32], max
         }
     }
     put_literals::<K>(&units[lit_start..], out);
-    table
 }
 
 /// Write the length field (raw >= 1): its top bits in the control byte, which is pushed
@@ -293,31 +309,42 @@ fn literal_bound(kind: u32, n: usize) -> usize {
 }
 
 /// The passes of an image of `kind` in stream order: colour (RGB16 or b,g,r), then alpha.
-/// `earlier` is used by the b,g,r pass and by the alpha pass of RGBA; each pass returns its
-/// hash table. None for kinds that have no encoder here.
+/// `earlier` is used by the b,g,r pass and by the alpha pass of RGBA, and `tables` are
+/// theirs; returns which of them this image filled. None for kinds without an encoder here.
 fn encode_passes<M: MatchCode, E0: Earlier, E1: Earlier>(
     words: &[u32],
     kind: u32,
     max_dist: usize,
     earlier: (&E0, &E1),
+    tables: &mut [Table; 2],
     out: &mut Vec<u8>,
-) -> Option<[Option<Vec<u32>>; 2]> {
+) -> Option<[bool; 2]> {
+    let [t0, t1] = tables;
     Some(match kind {
         lz_type::RGB16 => {
-            compress::<Rgb16Unit, M, NoEarlier>(&rgb16_units(words), max_dist, &NoEarlier, out);
-            [None, None]
+            compress::<Rgb16Unit, M, NoEarlier>(&rgb16_units(words), max_dist, &NoEarlier, t0, out);
+            [false, false]
         }
-        lz_type::RGB24 | lz_type::RGB32 => [Some(compress::<RgbUnit, M, E0>(words, max_dist, earlier.0, out)), None],
+        lz_type::RGB24 | lz_type::RGB32 => {
+            compress::<RgbUnit, M, E0>(words, max_dist, earlier.0, t0, out);
+            [true, false]
+        }
         lz_type::RGBA => {
-            let rgb = compress::<RgbUnit, M, E0>(words, max_dist, earlier.0, out);
-            [Some(rgb), Some(compress::<AlphaUnit, M, E1>(words, max_dist, earlier.1, out))]
+            compress::<RgbUnit, M, E0>(words, max_dist, earlier.0, t0, out);
+            compress::<AlphaUnit, M, E1>(words, max_dist, earlier.1, t1, out);
+            [true, true]
         }
         lz_type::XXXA | lz_type::A8 => {
-            compress::<AlphaUnit, M, NoEarlier>(words, max_dist, &NoEarlier, out);
-            [None, None]
+            compress::<AlphaUnit, M, NoEarlier>(words, max_dist, &NoEarlier, t0, out);
+            [false, false]
         }
         _ => return None,
     })
+}
+
+thread_local! {
+    /// The LZ encoder's hash tables, kept per thread.
+    static LZ_TABLES: std::cell::RefCell<[Table; 2]> = Default::default();
 }
 
 /// Encode top-down B,G,R,A words (row-major, `width` per row) as an LZ stream of `kind`
@@ -328,7 +355,9 @@ pub fn encode_lz(words: &[u32], width: u32, height: u32, kind: u32) -> Option<Ve
     }
     let mut out = Vec::with_capacity(literal_bound(kind, words.len()));
     LzHeader { kind, width, height, stride: width * bytes_per_pixel(kind), top_down: true }.write(&mut out);
-    encode_passes::<LzCode, NoEarlier, NoEarlier>(words, kind, LZ_MAX_DIST, (&NoEarlier, &NoEarlier), &mut out)?;
+    LZ_TABLES.with_borrow_mut(|tables| {
+        encode_passes::<LzCode, NoEarlier, NoEarlier>(words, kind, LZ_MAX_DIST, (&NoEarlier, &NoEarlier), tables, &mut out)
+    })?;
     Some(out)
 }
 
@@ -340,20 +369,24 @@ struct Kept {
     alpha: bool,
 }
 
-/// The earlier-image lookup of one pass kind while image `id` is coded: `table` maps a
-/// hash to (image id, position); `images` are the window's words, oldest first.
-struct WindowLookup<'a> {
-    table: &'a [(u64, u32)],
+/// The window's table of one pass kind: hash -> (image id, position, the unit there).
+type WindowTable = Vec<(u64, u32, u32)>;
+
+/// The earlier-image lookup of one pass kind while image `id` is coded; `images` are the
+/// window's words, oldest first.
+struct WindowLookup<'a, K> {
+    table: &'a WindowTable,
     images: Vec<&'a [u32]>,
     oldest: u64,
     id: u64,
+    kind: std::marker::PhantomData<K>,
 }
 
-impl Earlier for WindowLookup<'_> {
+impl<K: UnitKind> Earlier for WindowLookup<'_, K> {
     #[inline(always)]
-    fn lookup(&self, h: usize) -> Option<(u32, &[u32], usize)> {
-        let &(wid, pos) = self.table.get(h)?;
-        if wid < self.oldest || wid >= self.id {
+    fn lookup(&self, h: usize, first: u32) -> Option<(u32, &[u32], usize)> {
+        let &(wid, pos, unit) = self.table.get(h)?;
+        if wid < self.oldest || wid >= self.id || (unit ^ first) & K::MASK != 0 {
             return None;
         }
         let units = *self.images.get((wid - self.oldest) as usize)?;
@@ -377,14 +410,16 @@ pub struct GlzEncoder {
     window_pixels: usize,
     /// per pass kind (colour, alpha): hash -> (image id, position); entries of images that
     /// left the window are stale
-    tables: [Vec<(u64, u32)>; 2],
+    tables: [WindowTable; 2],
+    /// the passes' own tables, reused
+    scratch: [Table; 2],
     max_images: usize,
 }
 
 impl GlzEncoder {
     /// `max_images`: how many earlier images matches may reach into.
     pub fn new(max_images: usize) -> Self {
-        GlzEncoder { next_id: 0, window: Default::default(), window_pixels: 0, tables: Default::default(), max_images }
+        GlzEncoder { next_id: 0, window: Default::default(), window_pixels: 0, tables: Default::default(), scratch: Default::default(), max_images }
     }
 
     /// Encode one image (RGB16, RGB24, RGB32 or RGBA) and add it to the window.
@@ -405,24 +440,24 @@ impl GlzEncoder {
         // earlier images hold whole pixels: the colour pass of b,g,r units (x555 images are
         // compared in their own unit space) reaches into their colours, the alpha pass into
         // the alpha of earlier RGBA images
-        let [rgb_table, alpha_table] = if self.max_images == 0 || self.window.is_empty() || self.tables[0].is_empty() && self.tables[1].is_empty() {
-            encode_passes::<GlzCode, NoEarlier, NoEarlier>(words, kind, GLZ_MAX_OFS, (&NoEarlier, &NoEarlier), &mut out)?
+        let scratch = &mut self.scratch;
+        let filled = if self.max_images == 0 || self.window.is_empty() || self.tables[0].is_empty() && self.tables[1].is_empty() {
+            encode_passes::<GlzCode, NoEarlier, NoEarlier>(words, kind, GLZ_MAX_OFS, (&NoEarlier, &NoEarlier), scratch, &mut out)?
         } else {
             let images: Vec<&[u32]> = self.window.iter().map(|k| k.words.as_slice()).collect();
             let alpha_images = self.window.iter().map(|k| if k.alpha { k.words.as_slice() } else { &[][..] }).collect();
-            let rgb = WindowLookup { table: &self.tables[0], images, oldest, id };
-            let alpha = WindowLookup { table: &self.tables[1], images: alpha_images, oldest, id };
-            encode_passes::<GlzCode, _, _>(words, kind, GLZ_MAX_OFS, (&rgb, &alpha), &mut out)?
+            let rgb = WindowLookup::<RgbUnit> { table: &self.tables[0], images, oldest, id, kind: Default::default() };
+            let alpha = WindowLookup::<AlphaUnit> { table: &self.tables[1], images: alpha_images, oldest, id, kind: Default::default() };
+            encode_passes::<GlzCode, _, _>(words, kind, GLZ_MAX_OFS, (&rgb, &alpha), scratch, &mut out)?
         };
-        for (k, own) in [rgb_table, alpha_table].into_iter().enumerate() {
-            let Some(own) = own else { continue };
+        for (k, _) in filled.iter().enumerate().filter(|(_, &f)| f) {
             let table = &mut self.tables[k];
             if table.is_empty() {
-                *table = vec![(u64::MAX, 0); 1 << HASH_BITS];
+                *table = vec![(u64::MAX, 0, 0); 1 << HASH_BITS];
             }
-            for (slot, &pos) in table.iter_mut().zip(&own) {
+            for (slot, &(pos, unit)) in table.iter_mut().zip(&self.scratch[k]) {
                 if pos != u32::MAX {
-                    *slot = (id, pos);
+                    *slot = (id, pos, unit);
                 }
             }
         }
