@@ -150,15 +150,35 @@ fn put_literals<K: UnitKind>(units: &[u32], out: &mut Vec<u8>) {
 /// A pass's hash table: hash of 3 units -> (latest position, the unit there), so that a
 /// candidate whose first unit differs is passed over without reading the image there (on
 /// noisy pictures most candidates are hash collisions, and each read would be a cache miss).
-/// Tables are reused from image to image (reset, never reallocated: at the speed of a
-/// screen of text their allocation and page faults were a tenth of the time).
-pub(crate) type Table = Vec<(u32, u32)>;
+/// Tables are reused from image to image without being cleared: positions are stored
+/// plus the image's `base`, which grows by each image's length, so entries below it are
+/// another image's (clearing and allocating cost as much as coding a small image).
+#[derive(Default)]
+pub(crate) struct Table {
+    slots: Vec<(u32, u32)>,
+    /// stored positions of the image being (or last) coded start here
+    base: u32,
+    next: u32,
+}
 
-const NO_POS: (u32, u32) = (u32::MAX, 0);
+impl Table {
+    /// Make the entries of earlier images invalid for an image of `n` units.
+    fn start(&mut self, n: usize) {
+        if self.slots.is_empty() || u32::MAX - self.next <= n as u32 {
+            self.slots.clear();
+            self.slots.resize(1 << HASH_BITS, (0, 0));
+            self.next = 1;
+        }
+        self.base = self.next;
+        self.next += n as u32;
+    }
 
-fn reset(table: &mut Table) {
-    table.clear();
-    table.resize(1 << HASH_BITS, NO_POS);
+    /// The position (in the last image) stored in slot `h`, if one of its positions is.
+    #[inline]
+    fn own(&self, h: usize) -> Option<(u32, u32)> {
+        let (g, unit) = *self.slots.get(h)?;
+        (g >= self.base).then(|| (g - self.base, unit))
+    }
 }
 
 /// Greedy parse of `units` into literal runs and matches (the latest earlier position of
@@ -166,19 +186,21 @@ fn reset(table: &mut Table) {
 /// Leaves in `table` the positions of this image that later images can find.
 pub(crate) fn compress<K: UnitKind, M: MatchCode, E: Earlier>(units: &[u32], max_dist: usize, earlier: &E, table: &mut Table, out: &mut Vec<u8>) {
     let n = units.len();
-    reset(table);
-    let table = &mut table[..1 << HASH_BITS];
+    assert!(n < (u32::MAX / 2) as usize, "image too large");
+    table.start(n);
+    let base = table.base;
+    let table = &mut table.slots[..1 << HASH_BITS];
     let mut lit_start = 0usize;
     let mut i = 0usize;
     while i + MIN_MATCH <= n {
         let here = &units[i..];
         let h = hash3::<K>(&here[..3]);
         let (cand, first) = table[h];
-        table[h] = (i as u32, here[0]);
+        table[h] = (base + i as u32, here[0]);
         let mut best = 0usize;
         let mut src = Src::Back(0);
-        if cand != u32::MAX && (first ^ here[0]) & K::MASK == 0 {
-            let c = cand as usize;
+        if cand >= base && (first ^ here[0]) & K::MASK == 0 {
+            let c = (cand - base) as usize;
             if i - c <= max_dist {
                 best = common::<K>(&units[c..], here);
                 src = Src::Back(i - c);
@@ -198,7 +220,7 @@ pub(crate) fn compress<K: UnitKind, M: MatchCode, E: Earlier>(units: &[u32], max
             // and repeats that would cost a hash per pixel), so later repeats find them
             let end = i + best;
             for j in (i + 1).max(end.saturating_sub(INDEX_TAIL))..end.min(n.saturating_sub(MIN_MATCH - 1)) {
-                table[hash3::<K>(&units[j..j + 3])] = (j as u32, units[j]);
+                table[hash3::<K>(&units[j..j + 3])] = (base + j as u32, units[j]);
             }
             i = end;
             lit_start = i;
@@ -455,9 +477,22 @@ impl GlzEncoder {
             if table.is_empty() {
                 *table = vec![(u64::MAX, 0, 0); 1 << HASH_BITS];
             }
-            for (slot, &(pos, unit)) in table.iter_mut().zip(&self.scratch[k]) {
-                if pos != u32::MAX {
-                    *slot = (id, pos, unit);
+            let own = &self.scratch[k];
+            if words.len() < (1 << HASH_BITS) / 2 {
+                // a small image: find its entries by hashing its positions again rather
+                // than by reading the whole table
+                for j in 0..words.len().saturating_sub(MIN_MATCH - 1) {
+                    let u = &words[j..j + 3];
+                    let h = if k == 0 { hash3::<RgbUnit>(u) } else { hash3::<AlphaUnit>(u) };
+                    if own.own(h).is_some_and(|(pos, _)| pos as usize == j) {
+                        table[h] = (id, j as u32, words[j]);
+                    }
+                }
+            } else {
+                for (h, slot) in table.iter_mut().enumerate() {
+                    if let Some((pos, unit)) = own.own(h) {
+                        *slot = (id, pos, unit);
+                    }
                 }
             }
         }
@@ -528,6 +563,23 @@ mod tests {
         // distances past 8191 (far matches) and long runs
         check_lz(&picture(1500, 60, 4), 1500, 60);
         check_lz(&vec![0x0012_3456; 5000], 100, 50);
+    }
+
+    #[test]
+    fn reused_tables_forget_earlier_images_and_wrap() {
+        let mut t = Table::default();
+        let a = picture(40, 10, 1);
+        let mut first = Vec::new();
+        compress::<RgbUnit, LzCode, NoEarlier>(&a, LZ_MAX_DIST, &NoEarlier, &mut t, &mut first);
+        // the same units again: nothing of the first image is a candidate, same output
+        let mut again = Vec::new();
+        compress::<RgbUnit, LzCode, NoEarlier>(&a, LZ_MAX_DIST, &NoEarlier, &mut t, &mut again);
+        assert_eq!(first, again);
+        // positions about to overflow: the table is cleared and starts over
+        t.next = u32::MAX - 100;
+        let mut wrapped = Vec::new();
+        compress::<RgbUnit, LzCode, NoEarlier>(&a, LZ_MAX_DIST, &NoEarlier, &mut t, &mut wrapped);
+        assert_eq!((t.base, wrapped), (1, first));
     }
 
     #[test]
