@@ -383,6 +383,28 @@ pub fn encode_lz(words: &[u32], width: u32, height: u32, kind: u32) -> Option<Ve
     Some(out)
 }
 
+/// Run `f` on the 0xAARRGGBB words of `width` x `height` B,G,R,A bytes: the bytes
+/// themselves where they can be read as words (little-endian, 4-byte aligned, as a Python
+/// bytes object's are), else a converted copy. None when the length does not fit the size.
+fn with_bgra_words<R>(bgra: &[u8], width: u32, height: u32, f: impl FnOnce(&[u32]) -> R) -> Option<R> {
+    if (width as usize).checked_mul(height as usize).and_then(|n| n.checked_mul(4)) != Some(bgra.len()) {
+        return None;
+    }
+    // SAFETY: every bit pattern is a valid u32; align_to only splits off what is unaligned.
+    let (head, words, tail) = unsafe { bgra.align_to::<u32>() };
+    if cfg!(target_endian = "little") && head.is_empty() && tail.is_empty() {
+        return Some(f(words));
+    }
+    let copy: Vec<u32> = bgra.chunks_exact(4).map(|p| u32::from_le_bytes([p[0], p[1], p[2], p[3]])).collect();
+    Some(f(&copy))
+}
+
+/// [`encode_lz`] of B,G,R,A bytes (width * height * 4 of them), without converting them
+/// first where they can be read as words.
+pub fn encode_lz_bgra(bgra: &[u8], width: u32, height: u32, kind: u32) -> Option<Vec<u8>> {
+    with_bgra_words(bgra, width, height, |words| encode_lz(words, width, height, kind))?
+}
+
 /// An earlier image of the GLZ window: its id and pixel words (empty when it offers
 /// nothing to match into: RGB16), and whether its alpha is matched into (RGBA).
 struct Kept {
@@ -442,6 +464,11 @@ impl GlzEncoder {
     /// `max_images`: how many earlier images matches may reach into.
     pub fn new(max_images: usize) -> Self {
         GlzEncoder { next_id: 0, window: Default::default(), window_pixels: 0, tables: Default::default(), scratch: Default::default(), max_images }
+    }
+
+    /// [`GlzEncoder::encode`] of B,G,R,A bytes (width * height * 4 of them).
+    pub fn encode_bgra(&mut self, bgra: &[u8], width: u32, height: u32, kind: u32) -> Option<Vec<u8>> {
+        with_bgra_words(bgra, width, height, |words| self.encode(words, width, height, kind))?
     }
 
     /// Encode one image (RGB16, RGB24, RGB32 or RGBA) and add it to the window.
@@ -563,6 +590,23 @@ mod tests {
         // distances past 8191 (far matches) and long runs
         check_lz(&picture(1500, 60, 4), 1500, 60);
         check_lz(&vec![0x0012_3456; 5000], 100, 50);
+    }
+
+    #[test]
+    fn bgra_bytes_encode_as_their_words() {
+        let words = picture(30, 7, 3);
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        for kind in [lz_type::RGB16, lz_type::RGB32, lz_type::RGBA, lz_type::A8] {
+            let want = encode_lz(&words, 30, 7, kind);
+            assert_eq!(encode_lz_bgra(&bytes, 30, 7, kind), want);
+            // unaligned bytes are converted first, to the same stream
+            let mut shifted = vec![0u8];
+            shifted.extend_from_slice(&bytes);
+            assert_eq!(encode_lz_bgra(&shifted[1..], 30, 7, kind), want);
+            assert_eq!(GlzEncoder::new(1).encode_bgra(&shifted[1..], 30, 7, kind), GlzEncoder::new(1).encode(&words, 30, 7, kind));
+        }
+        assert_eq!(encode_lz_bgra(&bytes[4..], 30, 7, lz_type::RGB32), None);
+        assert_eq!(GlzEncoder::new(1).encode_bgra(&bytes, 31, 7, lz_type::RGB32), None);
     }
 
     #[test]
