@@ -6,47 +6,12 @@ use std::collections::BTreeMap;
 
 use crate::error::{CodecError, Result};
 use crate::image::Image;
-use crate::lz::{row_pixels, LZ_MAGIC, LZ_VERSION};
-use crate::lz_core::{lz_type, run_pass, Source, Unit, Window};
+use crate::lz_core::{decode_body, lz_type, Source, Window};
+use crate::lz_header::read_glz_header;
+pub use crate::lz_header::GlzHeader;
 use crate::reader::Reader;
 
 const CODEC: &str = "glz";
-
-#[derive(Debug, Clone, Copy)]
-pub struct GlzHeader {
-    pub kind: u32,
-    pub top_down: bool,
-    pub width: u32,
-    pub height: u32,
-    pub stride: u32,
-    pub id: u64,
-    pub win_head_dist: u32,
-}
-
-fn read_header(r: &mut Reader) -> Result<GlzHeader> {
-    let magic = r.be32()?;
-    if magic != LZ_MAGIC {
-        return r.fail(format!("bad magic {magic:#010x}"));
-    }
-    let version = r.be32()?;
-    if version != LZ_VERSION {
-        return r.fail(format!("unsupported version {version:#010x}"));
-    }
-    let t = r.u8()?;
-    let kind = (t & 0x0f) as u32;
-    if !(1..=9).contains(&kind) {
-        return r.fail(format!("invalid GLZ image type {kind}"));
-    }
-    Ok(GlzHeader {
-        kind,
-        top_down: t >> 4 != 0,
-        width: r.be32()?,
-        height: r.be32()?,
-        stride: r.be32()?,
-        id: r.be64()?,
-        win_head_dist: r.be32()?,
-    })
-}
 
 /// Read what follows a GLZ match control byte: (raw length, source).
 fn parse_glz_match(ctrl: u8, r: &mut Reader) -> Result<(usize, Source)> {
@@ -153,21 +118,10 @@ impl GlzDictionary {
     /// Decode one GLZ image and add it to the window.
     pub fn decode(&mut self, data: &[u8], palette: Option<&[u32]>) -> Result<Image> {
         let mut r = Reader::new(data, CODEC);
-        let h = read_header(&mut r)?;
-        let row = row_pixels(&r, h.kind, h.width, h.height, h.stride, self.max_pixels)?;
-        let unit = Unit::for_type(h.kind).expect("type range checked");
-        let pal: &[u32] = match (unit, palette) {
-            (Unit::Plt(_), None) => return r.fail("palette image without a palette"),
-            (_, p) => p.unwrap_or(&[]),
-        };
-        let mut words = vec![0u32; row * h.height as usize];
-        {
-            let view = View { images: &self.images, id: h.id };
-            run_pass(&mut r, &mut words, unit, pal, Some(&view), parse_glz_match)?;
-            if h.kind == lz_type::RGBA {
-                run_pass(&mut r, &mut words, Unit::Alpha, pal, Some(&view), parse_glz_match)?;
-            }
-        }
+        let h = read_glz_header(&mut r)?;
+        let view = View { images: &self.images, id: h.id };
+        let dims = (h.width, h.height, h.stride);
+        let (row, words) = decode_body(&mut r, h.kind, dims, palette, self.max_pixels, Some(&view), parse_glz_match)?;
         let img = Image::from_words(h.width as usize, h.height as usize, row, words.clone(), h.top_down, h.kind != lz_type::RGBA);
         self.insert(h.id, words, h.win_head_dist);
         Ok(img)
@@ -215,16 +169,9 @@ impl GlzDictionary {
 mod tests {
     use super::*;
 
-    fn header(kind: u8, w: u32, h: u32, id: u64, dist: u32) -> Vec<u8> {
+    fn header(kind: u8, width: u32, height: u32, id: u64, win_head_dist: u32) -> Vec<u8> {
         let mut v = Vec::new();
-        v.extend_from_slice(&LZ_MAGIC.to_be_bytes());
-        v.extend_from_slice(&LZ_VERSION.to_be_bytes());
-        v.push(kind | 0x10);
-        for x in [w, h, w * 4] {
-            v.extend_from_slice(&x.to_be_bytes());
-        }
-        v.extend_from_slice(&id.to_be_bytes());
-        v.extend_from_slice(&dist.to_be_bytes());
+        GlzHeader { kind: kind as u32, top_down: true, width, height, stride: width * 4, id, win_head_dist }.write(&mut v);
         v
     }
 

@@ -16,6 +16,7 @@ pub mod quic_encode;
 mod quic_model;
 mod quic_tables;
 pub mod lz_core;
+mod lz_header;
 mod reader;
 
 pub use error::{CodecError, Result};

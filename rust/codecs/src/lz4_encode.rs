@@ -1,67 +1,16 @@
 //! LZ4 as spice-server frames it: u8 top_down, u8 bitmap format, then {u32 BE length,
-//! LZ4 block}. Our blocks are independent (valid for a streaming decoder too) and keep the
-//! LZ4 end-of-block rules (last 5 bytes literal, no match starting in the last 12).
+//! LZ4 block} repeated. spice-gtk decodes the blocks in turn with
+//! LZ4_decompress_safe_continue into one buffer, allowing the rest of the image as output,
+//! so a block may hold any number of rows and may refer back into the previous blocks.
+//! The blocks are made by lz4_flex (the liblz4 block format and its end-of-block rules);
+//! an image is one block unless it is larger than `BLOCK`.
 use crate::bitmap::fmt;
 
-const MIN_MATCH: usize = 4;
-const LAST_LITERALS: usize = 5;
-const MF_LIMIT: usize = 12;
-const HASH_BITS: u32 = 14;
-/// Uncompressed bytes per block.
-const BLOCK: usize = 1 << 16;
-
-fn put_len(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 255 {
-        out.push(255);
-        n -= 255;
-    }
-    out.push(n as u8);
-}
-
-fn sequence(out: &mut Vec<u8>, lits: &[u8], m: Option<(usize, usize)>) {
-    let ml = m.map_or(0, |(_, len)| len - MIN_MATCH);
-    let token = ((lits.len().min(15) as u8) << 4) | ml.min(15) as u8;
-    out.push(token);
-    if lits.len() >= 15 {
-        put_len(out, lits.len() - 15);
-    }
-    out.extend_from_slice(lits);
-    if let Some((dist, _)) = m {
-        out.extend_from_slice(&(dist as u16).to_le_bytes());
-        if ml >= 15 {
-            put_len(out, ml - 15);
-        }
-    }
-}
-
-/// Compress one block.
-pub fn compress_block(src: &[u8], out: &mut Vec<u8>) {
-    let n = src.len();
-    let mut table = vec![u32::MAX; 1 << HASH_BITS];
-    let h = |i: usize| (u32::from_le_bytes([src[i], src[i + 1], src[i + 2], src[i + 3]]).wrapping_mul(2654435761) >> (32 - HASH_BITS)) as usize;
-    let (mut i, mut anchor) = (0usize, 0usize);
-    if n > MF_LIMIT {
-        let match_limit = n - LAST_LITERALS;
-        while i + MF_LIMIT < n {
-            let k = h(i);
-            let c = table[k];
-            table[k] = i as u32;
-            if c != u32::MAX && i - c as usize <= 65535 && src[c as usize..c as usize + 4] == src[i..i + 4] {
-                let c = c as usize;
-                let mut len = 4;
-                while i + len < match_limit && src[c + len] == src[i + len] {
-                    len += 1;
-                }
-                sequence(out, &src[anchor..i], Some((i - c, len)));
-                i += len;
-                anchor = i;
-                continue;
-            }
-            i += 1;
-        }
-    }
-    sequence(out, &src[anchor..], None);
-}
+/// Uncompressed bytes per block: a whole image of any usual size (a 4096x4096 32-bit
+/// surface is 64 MiB: four blocks, each seeing the 64 KiB before it).
+const BLOCK: usize = 1 << 24;
+/// How far back an LZ4 match reaches.
+const WINDOW: usize = 1 << 16;
 
 /// Frame packed rows (`bytes`, top-down, `format` 16BIT/24BIT/32BIT/RGBA) as SPICE LZ4 data.
 pub fn encode_lz4(bytes: &[u8], format: u8) -> Option<Vec<u8>> {
@@ -69,11 +18,58 @@ pub fn encode_lz4(bytes: &[u8], format: u8) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = vec![1u8, format];
-    for chunk in bytes.chunks(BLOCK) {
-        let mut block = Vec::with_capacity(chunk.len() / 2 + 16);
-        compress_block(chunk, &mut block);
+    for (k, chunk) in bytes.chunks(BLOCK).enumerate() {
+        let block = if k == 0 {
+            lz4_flex::block::compress(chunk)
+        } else {
+            // the decoder keeps what it decoded: this block may match into the last 64 KiB
+            let start = k * BLOCK;
+            lz4_flex::block::compress_with_dict(chunk, &bytes[start - WINDOW..start])
+        };
+        out.reserve(4 + block.len());
         out.extend_from_slice(&(block.len() as u32).to_be_bytes());
         out.extend_from_slice(&block);
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lz4::decode_lz4;
+
+    fn round_trip(bytes: &[u8], format: u8, w: usize, h: usize) -> Vec<u8> {
+        let s = encode_lz4(bytes, format).unwrap();
+        let img = decode_lz4(&s, w, h, 1 << 26).unwrap();
+        assert_eq!((img.width, img.height), (w, h));
+        img.bgra()
+    }
+
+    #[test]
+    fn round_trips_small_and_empty_and_noisy() {
+        for (w, h) in [(1, 1), (3, 1), (5, 3), (64, 64)] {
+            let mut x = 12345u32;
+            let bytes: Vec<u8> = (0..w * h * 4)
+                .map(|i| {
+                    x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                    if i % 64 < 32 { (x >> 16) as u8 } else { 7 }
+                })
+                .collect();
+            let out = round_trip(&bytes, fmt::RGBA, w, h);
+            assert_eq!(out, bytes);
+        }
+        assert_eq!(encode_lz4(&[], fmt::THIRTY_TWO_BIT).unwrap(), vec![1, fmt::THIRTY_TWO_BIT]);
+        assert!(encode_lz4(&[0; 4], fmt::EIGHT_BIT).is_none());
+    }
+
+    #[test]
+    fn blocks_past_the_first_refer_back() {
+        // 2 blocks and a bit: a repeating pattern, so later blocks are references only
+        let n = BLOCK * 2 + 4 * 1000;
+        let bytes: Vec<u8> = (0..n).map(|i| (i % 4093) as u8 | 3).collect();
+        let s = encode_lz4(&bytes, fmt::RGBA).unwrap();
+        assert!(s.len() < n / 100, "{}", s.len());
+        let img = decode_lz4(&s, n / 4, 1, 1 << 26).unwrap();
+        assert_eq!(img.bgra(), bytes);
+    }
 }

@@ -4,6 +4,7 @@
 use crate::bitmap::expand_palette_row;
 use crate::error::Result;
 use crate::image::rgb555_to_word;
+use crate::lz_header::row_pixels;
 use crate::reader::Reader;
 
 /// LzImageType numbers (lz_common.h); 1..5 coincide with SpiceBitmapFmt palette formats.
@@ -209,4 +210,32 @@ pub(crate) fn run_pass(
         op += len;
     }
     Ok(())
+}
+
+/// Decode the body of an LZ or GLZ image after its header: the pass of `kind`, then for
+/// RGBA the alpha pass over the same words. Returns (pixels per stored row, words).
+pub(crate) fn decode_body(
+    r: &mut Reader,
+    kind: u32,
+    (width, height, stride): (u32, u32, u32),
+    palette: Option<&[u32]>,
+    max_pixels: u64,
+    window: Option<&dyn Window>,
+    parse_match: fn(u8, &mut Reader) -> Result<(usize, Source)>,
+) -> Result<(usize, Vec<u32>)> {
+    let row = row_pixels(r, kind, width, height, stride, max_pixels)?;
+    let unit = match Unit::for_type(kind) {
+        Some(u) => u,
+        None => return r.fail(format!("invalid image type {kind}")),
+    };
+    let pal: &[u32] = match (unit, palette) {
+        (Unit::Plt(_), None) => return r.fail("palette image without a palette"),
+        (_, p) => p.unwrap_or(&[]),
+    };
+    let mut words = vec![0u32; row * height as usize];
+    run_pass(r, &mut words, unit, pal, window, parse_match)?;
+    if kind == lz_type::RGBA {
+        run_pass(r, &mut words, Unit::Alpha, pal, window, parse_match)?;
+    }
+    Ok((row, words))
 }
