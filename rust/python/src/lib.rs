@@ -92,12 +92,18 @@ fn decode_jpeg_alpha<'py>(py: Python<'py>, data: &[u8], jpeg_size: usize, top_do
     out(py, r)
 }
 
-/// B,G,R,A bytes (width*height*4) to words.
-fn words_of(bgra: &[u8], width: u32, height: u32) -> PyResult<Vec<u32>> {
+/// The B,G,R,A bytes must be exactly width*height*4.
+fn check_bgra(bgra: &[u8], width: u32, height: u32) -> PyResult<()> {
     let n = (width as usize).checked_mul(height as usize).and_then(|n| n.checked_mul(4));
     if n != Some(bgra.len()) {
         return Err(PyValueError::new_err(format!("{} bytes of pixels for a {width}x{height} image", bgra.len())));
     }
+    Ok(())
+}
+
+/// B,G,R,A bytes (width*height*4) to words.
+fn words_of(bgra: &[u8], width: u32, height: u32) -> PyResult<Vec<u32>> {
+    check_bgra(bgra, width, height)?;
     Ok(bgra.chunks_exact(4).map(|p| u32::from_le_bytes([p[0], p[1], p[2], p[3]])).collect())
 }
 
@@ -117,8 +123,9 @@ fn encode_quic(py: Python<'_>, bgra: &[u8], width: u32, height: u32, kind: u32) 
 
 #[pyfunction]
 fn encode_lz(py: Python<'_>, bgra: &[u8], width: u32, height: u32, kind: u32) -> PyResult<Py<PyBytes>> {
-    let words = words_of(bgra, width, height)?;
-    let r = py.detach(|| spice_codecs::lz_encode::encode_lz(&words, width, height, kind));
+    check_bgra(bgra, width, height)?;
+    // The words are read in place when the bytes are aligned (no copy).
+    let r = py.detach(|| spice_codecs::lz_encode::encode_lz_bgra(bgra, width, height, kind));
     encoded(py, r, "lz")
 }
 
@@ -142,9 +149,9 @@ impl GlzEncoder {
     }
 
     fn encode(&mut self, py: Python<'_>, bgra: &[u8], width: u32, height: u32, kind: u32) -> PyResult<Py<PyBytes>> {
-        let words = words_of(bgra, width, height)?;
+        check_bgra(bgra, width, height)?;
         let inner = &mut self.inner;
-        let r = py.detach(|| inner.encode(&words, width, height, kind));
+        let r = py.detach(|| inner.encode_bgra(bgra, width, height, kind));
         encoded(py, r, "glz")
     }
 }
