@@ -77,18 +77,24 @@ impl Family {
     }
 
     /// Decode one codeword of code `l` from the 32-bit window; returns (value, length).
+    /// On hostile input the value can pass 2^bpc (an escape suffix past the last level);
+    /// callers keep its low byte.
     #[inline(always)]
     pub fn decode(&self, l: u32, window: u32) -> (u32, u32) {
         let li = l as usize & 7;
         let l = li as u32;
         if window > self.escape_prefix_mask[li] {
-            // a Golomb-Rice codeword: `zeros` 0s, a 1, then l bits (len <= 26 < 32)
+            // a Golomb-Rice codeword: `zeros` 0s, a 1, then l bits (len <= 26 < 32); the
+            // codeword read as a number is 2^l + the low bits
             let zeros = window.leading_zeros();
             let len = zeros + 1 + l;
-            ((zeros << l) | ((window >> ((32 - len) & 31)) & ((1u32 << l) - 1)), len)
+            let word = window >> ((32 - len) & 31);
+            (word.wrapping_add(zeros.wrapping_sub(1) << l), len)
         } else {
+            // an escape: the prefix of zeros, then the suffix (the window's top `prefix` bits
+            // are zero, so the codeword read as a number is the suffix)
             let len = self.escape_len[li];
-            (self.n_gr[li] + ((window >> (32 - len)) & low_mask(self.escape_suffix_len[li])), len)
+            (self.n_gr[li] + (window >> ((32 - len) & 31)), len)
         }
     }
 
@@ -237,6 +243,149 @@ impl State {
             self.melc_len = MELC_LEN[self.melc_state];
             self.melc_order = 1 << self.melc_len;
         }
+    }
+}
+
+/// Where the channels of a group sit in a 0xAARRGGBB pixel word: the encoder reads them
+/// from the caller's words, the decoder writes its output words and reads back the rows it
+/// wrote, so neither side copies pixels into rows of its own.
+pub(crate) trait Layout<const N: usize> {
+    /// bits per channel (5 or 8)
+    const BPC: u32;
+    /// position of each channel's value in the word
+    const SHIFT: [u32; N];
+    /// the bits of the word that two pixels must share to be the same pixel for run prediction
+    const SAME: u32;
+
+    /// The value of channel `c` of `px`.
+    #[inline(always)]
+    fn get(px: u32, c: usize) -> u32 {
+        (px >> Self::SHIFT[c]) & low_mask(Self::BPC)
+    }
+
+    #[inline(always)]
+    fn same(a: u32, b: u32) -> bool {
+        (a ^ b) & Self::SAME == 0
+    }
+
+    /// The decoder's output word for channel values `ch` over the word `old` already there.
+    fn put(old: u32, ch: [u32; N]) -> u32;
+
+    /// The output word of a pixel repeating `left` (a word `put` made) over `old`.
+    #[inline(always)]
+    fn repeat(_old: u32, left: u32) -> u32 {
+        left
+    }
+}
+
+/// R, G, B of 8 bits (RGB24, RGB32 and the colour of RGBA); opaque output.
+pub(crate) struct Rgb8;
+impl Layout<3> for Rgb8 {
+    const BPC: u32 = 8;
+    const SHIFT: [u32; 3] = [16, 8, 0];
+    const SAME: u32 = 0x00ff_ffff;
+    #[inline(always)]
+    fn put(_old: u32, ch: [u32; 3]) -> u32 {
+        0xff00_0000 | ch[0] << 16 | ch[1] << 8 | ch[2]
+    }
+}
+
+/// R, G, B of 5 bits (RGB16): the top 5 bits of each byte; the output repeats the top bits
+/// into the low ones, so reading back gives the 5-bit values again.
+pub(crate) struct Rgb5;
+impl Layout<3> for Rgb5 {
+    const BPC: u32 = 5;
+    const SHIFT: [u32; 3] = [19, 11, 3];
+    const SAME: u32 = 0x00f8_f8f8;
+    #[inline(always)]
+    fn put(_old: u32, ch: [u32; 3]) -> u32 {
+        let e = |v: u32| (v << 3) | (v >> 2);
+        0xff00_0000 | e(ch[0]) << 16 | e(ch[1]) << 8 | e(ch[2])
+    }
+}
+
+/// One 8-bit gray channel: the blue byte of the input; output as opaque gray.
+pub(crate) struct Gray;
+impl Layout<1> for Gray {
+    const BPC: u32 = 8;
+    const SHIFT: [u32; 1] = [0];
+    const SAME: u32 = 0xff;
+    #[inline(always)]
+    fn put(_old: u32, ch: [u32; 1]) -> u32 {
+        0xff00_0000 | ch[0] * 0x01_0101
+    }
+}
+
+/// The alpha byte of RGBA, coded after the colour of each row: the output keeps the colour.
+pub(crate) struct Alpha;
+impl Layout<1> for Alpha {
+    const BPC: u32 = 8;
+    const SHIFT: [u32; 1] = [24];
+    const SAME: u32 = 0xff00_0000;
+    #[inline(always)]
+    fn put(old: u32, ch: [u32; 1]) -> u32 {
+        (old & 0x00ff_ffff) | ch[0] << 24
+    }
+    #[inline(always)]
+    fn repeat(old: u32, left: u32) -> u32 {
+        (old & 0x00ff_ffff) | (left & 0xff00_0000)
+    }
+}
+
+/// Adapt every channel's model to the packed residuals `v` of a pixel in the context of the
+/// residuals `ctx` of the pixel before.
+#[inline]
+pub(crate) fn update_models<const N: usize>(models: &mut [Model; N], fam: &Family, ctx: u32, v: u32, trigger: u32) {
+    for (c, m) in models.iter_mut().enumerate() {
+        m.update(fam, (ctx >> (8 * c)) as u8, (v >> (8 * c)) as u8, trigger);
+    }
+}
+
+/// The state of channels coded together (RGB, or one alpha or gray channel), the same on
+/// both sides: code tables, one model per channel, the scheduling state, and the residuals
+/// of the last row that reached each column (packed, channel c in byte c).
+pub(crate) struct Group<const N: usize> {
+    pub fam: Family,
+    pub models: [Model; N],
+    /// residuals, index x+1 (index 0 is the context of pixel 0); persists across rows
+    pub corr: Vec<u32>,
+    pub state: State,
+}
+
+impl<const N: usize> Group<N> {
+    pub fn new(bpc: u32, width: usize) -> Self {
+        Group {
+            fam: Family::new(bpc),
+            models: std::array::from_fn(|_| Model::new(bpc)),
+            corr: vec![0; width + 1],
+            state: State::new(),
+        }
+    }
+
+    /// Code one row of `width` pixels as segments of one wait mask each: `seg(self, start,
+    /// end, waitmask)`. The state moves on between segments, so that the model updates of a
+    /// segment use that segment's counter-halving threshold.
+    #[inline]
+    pub fn row<E>(&mut self, width: usize, first_row: bool, mut seg: impl FnMut(&mut Self, usize, usize, u32) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
+        // the context of pixel 0 is pixel 0's residual of the row above (0 on the first row)
+        self.corr[0] = if first_row { 0 } else { self.corr[1] };
+        let (mut pos, mut left) = (0usize, width as u32);
+        while self.state.wmidx < WMI_MAX && self.state.wmileft <= left {
+            let n = self.state.wmileft;
+            if n > 0 {
+                seg(self, pos, pos + n as usize, low_mask(self.state.wmidx))?;
+                pos += n as usize;
+                left -= n;
+            }
+            self.state.next_wmi();
+        }
+        if left > 0 {
+            seg(self, pos, pos + left as usize, low_mask(self.state.wmidx))?;
+            if self.state.wmidx < WMI_MAX {
+                self.state.wmileft -= left;
+            }
+        }
+        Ok(())
     }
 }
 
