@@ -57,28 +57,11 @@ impl BitWriter {
     }
 }
 
-/// Codewords of the encoder: `[code][value]` = bits << 5 | length.
-struct Codes([[u32; 256]; 8]);
-
-impl Codes {
-    fn new(fam: &Family) -> Box<Codes> {
-        let mut t = Box::new(Codes([[0; 256]; 8]));
-        for l in 0..fam.bpc {
-            for v in 0..1u32 << fam.bpc {
-                let (bits, len) = fam.encode(l, v as u8);
-                t.0[l as usize][v as usize] = bits << 5 | len;
-            }
-        }
-        t
-    }
-}
-
 /// Code one pixel of every channel of the group with the codes picked by the residuals
 /// `ctx` of the pixel before; returns the packed residuals.
 #[inline(always)]
 fn pixel<const N: usize, L: Layout<N>, const PRED: u8>(
     fam: &Family,
-    codes: &Codes,
     models: &[Model; N],
     w: &mut BitWriter,
     ctx: u32,
@@ -98,7 +81,7 @@ fn pixel<const N: usize, L: Layout<N>, const PRED: u8>(
         let u = L::get(px, c).wrapping_sub(pred) & mask;
         let v = fam.u_to_l[u as usize & 0xff] as u32;
         let code = models[c].best_code((ctx >> (8 * c)) as u8, mask);
-        let cw = codes.0[code as usize & 7][v as usize];
+        let cw = fam.codewords[code as usize & 7][v as usize];
         w.put(cw >> 5, cw & 31);
         res |= v << (8 * c);
     }
@@ -134,7 +117,6 @@ const PRED_BOTH: u8 = 3; // (left + above) / 2
 #[allow(clippy::too_many_arguments)]
 fn segment<const N: usize, L: Layout<N>>(
     g: &mut Group<N>,
-    codes: &Codes,
     w: &mut BitWriter,
     prev: &[u32],
     cur: &[u32],
@@ -144,9 +126,9 @@ fn segment<const N: usize, L: Layout<N>>(
     first_row: bool,
 ) {
     if first_row {
-        segment_in::<N, L, true>(g, codes, w, prev, cur, i, end, waitmask)
+        segment_in::<N, L, true>(g, w, prev, cur, i, end, waitmask)
     } else {
-        segment_in::<N, L, false>(g, codes, w, prev, cur, i, end, waitmask)
+        segment_in::<N, L, false>(g, w, prev, cur, i, end, waitmask)
     }
 }
 
@@ -155,7 +137,6 @@ fn segment<const N: usize, L: Layout<N>>(
 #[allow(clippy::too_many_arguments)]
 fn segment_in<const N: usize, L: Layout<N>, const FIRST: bool>(
     g: &mut Group<N>,
-    codes: &Codes,
     bw: &mut BitWriter,
     prev: &[u32],
     cur: &[u32],
@@ -173,9 +154,9 @@ fn segment_in<const N: usize, L: Layout<N>, const FIRST: bool>(
     let w = &mut w;
     if i == 0 {
         corr[1] = if FIRST {
-            pixel::<N, L, PRED_NONE>(fam, codes, models, w, corr[0], cur[0], 0, 0)
+            pixel::<N, L, PRED_NONE>(fam, models, w, corr[0], cur[0], 0, 0)
         } else {
-            pixel::<N, L, PRED_ABOVE>(fam, codes, models, w, corr[0], cur[0], 0, prev[0])
+            pixel::<N, L, PRED_ABOVE>(fam, models, w, corr[0], cur[0], 0, prev[0])
         };
         if state.wait > 0 {
             state.wait -= 1;
@@ -202,9 +183,9 @@ fn segment_in<const N: usize, L: Layout<N>, const FIRST: bool>(
                 break;
             }
             let res = if FIRST {
-                pixel::<N, L, PRED_LEFT>(fam, codes, models, w, ctx, px, left, above)
+                pixel::<N, L, PRED_LEFT>(fam, models, w, ctx, px, left, above)
             } else {
-                pixel::<N, L, PRED_BOTH>(fam, codes, models, w, ctx, px, left, above)
+                pixel::<N, L, PRED_BOTH>(fam, models, w, ctx, px, left, above)
             };
             corr[i + 1] = res;
             (ctx, left2, left, above_left) = (res, left, px, above);
@@ -242,22 +223,21 @@ fn segment_in<const N: usize, L: Layout<N>, const FIRST: bool>(
 /// Code the rows of one group (and of the alpha group after each of its rows, for RGBA).
 fn encode_rows<const N: usize, L: Layout<N>>(words: &[u32], w: usize, bits: &mut BitWriter, with_alpha: bool) {
     let mut g = Group::<N>::new(L::BPC, w);
-    let codes = Codes::new(&g.fam);
-    let mut alpha = if with_alpha { Some((Group::<1>::new(8, w), Codes::new(&Family::new(8)))) } else { None };
+    let mut alpha = if with_alpha { Some(Group::<1>::new(8, w)) } else { None };
     // the most a row can take: every pixel coded with the longest codes, or starting a run
     let row_bytes = w * (N + 1) * 32 / 8 + 64;
     for (y, cur) in words.chunks_exact(w).enumerate() {
         let prev = if y > 0 { &words[(y - 1) * w..y * w] } else { &[][..] };
         bits.reserve(row_bytes);
         g.row(w, y == 0, |g, s, e, wm| {
-            segment::<N, L>(g, &codes, bits, prev, cur, s, e, wm, y == 0);
+            segment::<N, L>(g, bits, prev, cur, s, e, wm, y == 0);
             Ok::<(), ()>(())
         })
         .ok();
-        if let Some((a, acodes)) = alpha.as_mut() {
+        if let Some(a) = alpha.as_mut() {
             bits.reserve(w * 8 + 64);
             a.row(w, y == 0, |a, s, e, wm| {
-                segment::<1, Alpha>(a, acodes, bits, prev, cur, s, e, wm, y == 0);
+                segment::<1, Alpha>(a, bits, prev, cur, s, e, wm, y == 0);
                 Ok::<(), ()>(())
             })
             .ok();

@@ -27,7 +27,8 @@ fn ceil_log2(v: u32) -> u32 {
     }
 }
 
-/// Code tables for one bit depth (5 or 8 bits per channel).
+/// Code tables for one bit depth (5 or 8 bits per channel). Built once per process
+/// (`Family::get`): they only depend on the bit depth.
 pub(crate) struct Family {
     pub bpc: u32,
     /// count of plain Golomb-Rice codewords of code l; larger values use the escape form
@@ -41,11 +42,20 @@ pub(crate) struct Family {
     pub l_to_u: [u8; 256],
     /// the inverse, for the encoder
     pub u_to_l: [u8; 256],
+    /// encoder: `[code][value]` = bits << 5 | length
+    pub codewords: [[u32; 256]; 8],
 }
 
 impl Family {
-    pub fn new(bpc: u32) -> Family {
-        let mut f = Family {
+    /// The shared tables of a bit depth (5 or 8).
+    pub fn get(bpc: u32) -> &'static Family {
+        static F5: std::sync::OnceLock<Box<Family>> = std::sync::OnceLock::new();
+        static F8: std::sync::OnceLock<Box<Family>> = std::sync::OnceLock::new();
+        if bpc == 5 { F5.get_or_init(|| Family::new(5)) } else { F8.get_or_init(|| Family::new(8)) }
+    }
+
+    fn new(bpc: u32) -> Box<Family> {
+        let mut f = Box::new(Family {
             bpc,
             n_gr: [0; 8],
             escape_len: [0; 8],
@@ -54,7 +64,8 @@ impl Family {
             code_len: [[0; 8]; 256],
             l_to_u: [0; 256],
             u_to_l: [0; 256],
-        };
+            codewords: [[0; 256]; 8],
+        });
         let levels = 1u32 << bpc;
         for l in 0..bpc {
             let prefix = (MAX_CODE_LEN - bpc).min(low_mask(bpc - l));
@@ -66,6 +77,12 @@ impl Family {
             for n in 0..256u32 {
                 f.code_len[n as usize][l as usize] =
                     if n < f.n_gr[l as usize] { (n >> l) + l + 1 } else { f.escape_len[l as usize] };
+            }
+        }
+        for l in 0..bpc {
+            for v in 0..levels {
+                let (bits, len) = f.encode(l, v as u8);
+                f.codewords[l as usize][v as usize] = bits << 5 | len;
             }
         }
         let max = levels - 1;
@@ -84,12 +101,13 @@ impl Family {
         let li = l as usize & 7;
         let l = li as u32;
         if window > self.escape_prefix_mask[li] {
-            // a Golomb-Rice codeword: `zeros` 0s, a 1, then l bits (len <= 26 < 32); the
-            // codeword read as a number is 2^l + the low bits
-            let zeros = window.leading_zeros();
-            let len = zeros + 1 + l;
-            let word = window >> ((32 - len) & 31);
-            (word.wrapping_add(zeros.wrapping_sub(1) << l), len)
+            // a Golomb-Rice codeword: 31 - top zeros, a 1, then l bits (len <= 26 < 32);
+            // the codeword read as a number is 2^l + the low bits. Written around the
+            // window's top bit (`ilog2`, one instruction) for a short dependency chain.
+            let top = window.ilog2();
+            let len = (32 + l) - top;
+            let word = window >> ((top - l) & 31);
+            (word.wrapping_add(30u32.wrapping_sub(top) << l), len)
         } else {
             // an escape: the prefix of zeros, then the suffix (the window's top `prefix` bits
             // are zero, so the codeword read as a number is the suffix)
@@ -100,7 +118,6 @@ impl Family {
 
     /// Encode `n` with code `l`: (bits, length).
     #[inline]
-    #[allow(dead_code)] // used by the encoder
     pub fn encode(&self, l: u32, n: u8) -> (u32, u32) {
         let li = l as usize;
         if (n as u32) < self.n_gr[li] {
@@ -345,7 +362,7 @@ pub(crate) fn update_models<const N: usize>(models: &mut [Model; N], fam: &Famil
 /// both sides: code tables, one model per channel, the scheduling state, and the residuals
 /// of the last row that reached each column (packed, channel c in byte c).
 pub(crate) struct Group<const N: usize> {
-    pub fam: Family,
+    pub fam: &'static Family,
     pub models: [Model; N],
     /// residuals, index x+1 (index 0 is the context of pixel 0); persists across rows
     pub corr: Vec<u32>,
@@ -355,7 +372,7 @@ pub(crate) struct Group<const N: usize> {
 impl<const N: usize> Group<N> {
     pub fn new(bpc: u32, width: usize) -> Self {
         Group {
-            fam: Family::new(bpc),
+            fam: Family::get(bpc),
             models: std::array::from_fn(|_| Model::new(bpc)),
             corr: vec![0; width + 1],
             state: State::new(),
@@ -408,7 +425,7 @@ mod tests {
     #[test]
     fn golomb_round_trip() {
         for bpc in [5u32, 8] {
-            let f = Family::new(bpc);
+            let f = Family::get(bpc);
             for l in 0..bpc {
                 for n in 0..(1u32 << bpc) {
                     let (bits, len) = f.encode(l, n as u8);
