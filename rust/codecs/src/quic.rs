@@ -227,7 +227,7 @@ fn segment_in<const N: usize, L: Layout<N>, const FIRST: bool>(
             state.wait -= 1;
         } else {
             state.wait = state.rand() & waitmask;
-            update_models(models, fam, corr[0], corr[1], state.trigger);
+            update_models::<N, L>(models, fam, corr[0], corr[1], state.trigger);
         }
         i = 1;
     }
@@ -262,7 +262,7 @@ fn segment_in<const N: usize, L: Layout<N>, const FIRST: bool>(
         }
         if !ran {
             if stop < end {
-                update_models(models, fam, corr[stop], corr[stop + 1], state.trigger);
+                update_models::<N, L>(models, fam, corr[stop], corr[stop + 1], state.trigger);
                 stop = i + (state.rand() & waitmask) as usize;
                 continue;
             }

@@ -30,7 +30,6 @@ fn ceil_log2(v: u32) -> u32 {
 /// Code tables for one bit depth (5 or 8 bits per channel). Built once per process
 /// (`Family::get`): they only depend on the bit depth.
 pub(crate) struct Family {
-    pub bpc: u32,
     /// count of plain Golomb-Rice codewords of code l; larger values use the escape form
     pub n_gr: [u32; 8],
     pub escape_len: [u32; 8],
@@ -56,7 +55,6 @@ impl Family {
 
     fn new(bpc: u32) -> Box<Family> {
         let mut f = Box::new(Family {
-            bpc,
             n_gr: [0; 8],
             escape_len: [0; 8],
             escape_suffix_len: [0; 8],
@@ -128,29 +126,33 @@ impl Family {
     }
 }
 
-#[derive(Clone)]
-pub(crate) struct Bucket {
-    counters: [u32; 8],
-    pub best: u32,
-}
-
-/// Context model of one channel: residual contexts grouped into buckets of doubling size.
+/// Context model of one channel: residual contexts grouped into buckets of doubling size
+/// (at most 8), each with the running cost of coding its values with each code.
 #[derive(Clone)]
 pub(crate) struct Model {
     pub bucket_of: [u8; 256],
-    pub buckets: Vec<Bucket>,
+    /// per bucket, the total length of its values coded with each code (0 past bpc)
+    counters: [[u32; 8]; 8],
+    /// per bucket, its cheapest code
+    best: [u8; 8],
+    /// first and last context of each bucket
+    spans: [(u16, u16); 8],
+    pub n_buckets: usize,
     /// the best code of each context's bucket, kept in step for the hot path
     best_of: [u8; 256],
-    /// first and last context of each bucket
-    spans: Vec<(u16, u16)>,
 }
 
 impl Model {
     pub fn new(bpc: u32) -> Model {
         let levels = 1u32 << bpc;
-        let mut bucket_of = [0u8; 256];
-        let mut buckets = Vec::new();
-        let mut spans = Vec::new();
+        let mut m = Model {
+            bucket_of: [0; 256],
+            counters: [[0; 8]; 8],
+            best: [(bpc - 1) as u8; 8],
+            spans: [(0, 0); 8],
+            n_buckets: 0,
+            best_of: [(bpc - 1) as u8; 256],
+        };
         // sizes 1, 2, 4, 8...; a bucket that would leave a smaller remainder swallows it
         let (mut start, mut size) = (0u32, 1u32);
         loop {
@@ -159,17 +161,17 @@ impl Model {
                 end = levels - 1;
             }
             for v in start..=end {
-                bucket_of[v as usize] = buckets.len() as u8;
+                m.bucket_of[v as usize] = m.n_buckets as u8;
             }
-            buckets.push(Bucket { counters: [0; 8], best: bpc - 1 });
-            spans.push((start as u16, end as u16));
+            m.spans[m.n_buckets] = (start as u16, end as u16);
+            m.n_buckets += 1;
             if end >= levels - 1 {
                 break;
             }
             start = end + 1;
             size *= 2;
         }
-        Model { bucket_of, buckets, best_of: [(bpc - 1) as u8; 256], spans }
+        m
     }
 
     #[inline(always)]
@@ -177,33 +179,32 @@ impl Model {
         self.best_of[(ctx as u32 & mask) as usize] as u32
     }
 
-    /// Account `value` coded in context `ctx`; re-pick the cheapest code, halve on overflow.
-    pub fn update(&mut self, fam: &Family, ctx: u8, value: u8, trigger: u32) {
-        let mask = low_mask(fam.bpc);
-        let bi = self.bucket_of[(ctx as u32 & mask) as usize] as usize;
-        let b = &mut self.buckets[bi];
-        let bpc = fam.bpc as usize;
+    /// Account `value` coded in context `ctx`; re-pick the cheapest code (the highest of
+    /// equally cheap ones), halve the counts when the cheapest passes `trigger`.
+    /// `bpc` is the family's, passed as the caller's constant so that the code is folded.
+    #[inline(always)]
+    pub fn update(&mut self, fam: &Family, bpc: u32, ctx: u8, value: u8, trigger: u32) {
+        let bi = self.bucket_of[(ctx as u32 & low_mask(bpc)) as usize] as usize & 7;
         let lens = &fam.code_len[value as usize];
-        let mut best = bpc - 1;
-        b.counters[best] += lens[best];
-        let mut best_len = b.counters[best];
-        for i in (0..bpc - 1).rev() {
-            b.counters[i] += lens[i];
-            if b.counters[i] < best_len {
-                best = i;
-                best_len = b.counters[i];
+        let c = &mut self.counters[bi];
+        for i in 0..8 {
+            c[i] += lens[i];
+        }
+        // one key per code: its count, then the higher code first. Counts stay far below
+        // 2^29: every update adds at least 1 to each code, so the cheapest passes the
+        // trigger (< 1000) and all are halved within 1000 updates of at most 26 each.
+        let key = |i: usize| if (i as u32) < bpc { c[i] << 3 | (7 - i as u32) } else { u32::MAX };
+        let k = (key(0).min(key(1))).min(key(2).min(key(3))).min((key(4).min(key(5))).min(key(6).min(key(7))));
+        let best = (7 - (k & 7)) as u8;
+        if k >> 3 > trigger {
+            for v in c.iter_mut() {
+                *v >>= 1;
             }
         }
-        if b.best != best as u32 {
-            b.best = best as u32;
+        if self.best[bi] != best {
+            self.best[bi] = best;
             let (lo, hi) = self.spans[bi];
-            self.best_of[lo as usize..=hi as usize].fill(best as u8);
-        }
-        if best_len > trigger {
-            let b = &mut self.buckets[bi];
-            for c in &mut b.counters[..bpc] {
-                *c >>= 1;
-            }
+            self.best_of[lo as usize..=hi as usize].fill(best);
         }
     }
 }
@@ -352,9 +353,9 @@ impl Layout<1> for Alpha {
 /// Adapt every channel's model to the packed residuals `v` of a pixel in the context of the
 /// residuals `ctx` of the pixel before.
 #[inline]
-pub(crate) fn update_models<const N: usize>(models: &mut [Model; N], fam: &Family, ctx: u32, v: u32, trigger: u32) {
+pub(crate) fn update_models<const N: usize, L: Layout<N>>(models: &mut [Model; N], fam: &Family, ctx: u32, v: u32, trigger: u32) {
     for (c, m) in models.iter_mut().enumerate() {
-        m.update(fam, (ctx >> (8 * c)) as u8, (v >> (8 * c)) as u8, trigger);
+        m.update(fam, L::BPC, (ctx >> (8 * c)) as u8, (v >> (8 * c)) as u8, trigger);
     }
 }
 
@@ -414,7 +415,7 @@ mod tests {
     fn buckets_double() {
         let m = Model::new(8);
         // 1, 2, 4, ... 64, then the last bucket swallows the remaining 129 values
-        assert_eq!(m.buckets.len(), 8);
+        assert_eq!(m.n_buckets, 8);
         assert_eq!(m.bucket_of[2], 1);
         assert_eq!(m.bucket_of[3], 2);
         assert_eq!(m.bucket_of[126], 6);
