@@ -26,24 +26,16 @@ impl BitWriter {
 
     #[inline(always)]
     fn put(&mut self, bits: u32, len: u32) {
-        self.acc = (self.acc << len) | bits as u64;
-        self.n += len;
-        if self.n >= 32 {
-            self.n -= 32;
-            let word = ((self.acc >> self.n) as u32).to_le_bytes();
-            match self.buf.get_mut(self.p..self.p + 4) {
-                Some(dst) => dst.copy_from_slice(&word),
-                None => self.grow_put(word),
-            }
-            self.p += 4;
-        }
+        let mut w = self.hot();
+        w.put(bits, len);
+        (self.p, self.acc, self.n) = (w.p, w.acc, w.n);
     }
 
-    #[cold]
-    #[inline(never)]
-    fn grow_put(&mut self, word: [u8; 4]) {
-        self.reserve(4);
-        self.buf[self.p..self.p + 4].copy_from_slice(&word);
+    /// The writer as plain values with a reference to the buffer, for the hot loops: its
+    /// accumulator stays in registers as long as nothing takes its address.
+    #[inline(always)]
+    fn hot(&mut self) -> Hot<'_> {
+        Hot { buf: &mut self.buf, p: self.p, acc: self.acc, n: self.n }
     }
 
     fn finish(mut self) -> Vec<u8> {
@@ -57,13 +49,47 @@ impl BitWriter {
     }
 }
 
+/// `BitWriter` in locals (see `BitWriter::hot`); handed by value to the functions that
+/// are not inlined, so that it never lives in memory.
+struct Hot<'a> {
+    buf: &'a mut Vec<u8>,
+    p: usize,
+    acc: u64,
+    n: u32,
+}
+
+impl Hot<'_> {
+    #[inline(always)]
+    fn put(&mut self, bits: u32, len: u32) {
+        self.acc = (self.acc << len) | bits as u64;
+        self.n += len;
+        if self.n >= 32 {
+            self.n -= 32;
+            let word = ((self.acc >> self.n) as u32).to_le_bytes();
+            match self.buf.get_mut(self.p..self.p + 4) {
+                Some(dst) => dst.copy_from_slice(&word),
+                None => grow_put(self.buf, self.p, word),
+            }
+            self.p += 4;
+        }
+    }
+}
+
+/// A write past the room reserved (never, with the per-row reservation).
+#[cold]
+#[inline(never)]
+fn grow_put(buf: &mut Vec<u8>, p: usize, word: [u8; 4]) {
+    buf.resize((buf.len() * 2).max(p + 4), 0);
+    buf[p..p + 4].copy_from_slice(&word);
+}
+
 /// Code one pixel of every channel of the group with the codes picked by the residuals
 /// `ctx` of the pixel before; returns the packed residuals.
 #[inline(always)]
 fn pixel<const N: usize, L: Layout<N>, const PRED: u8>(
     fam: &Family,
     models: &[Model; N],
-    w: &mut BitWriter,
+    w: &mut Hot,
     ctx: u32,
     px: u32,
     left: u32,
@@ -90,7 +116,7 @@ fn pixel<const N: usize, L: Layout<N>, const PRED: u8>(
 
 /// MELCODE run length.
 #[inline(never)]
-fn run_length(w: &mut BitWriter, st: &mut State, mut run: u32) {
+fn run_length<'a>(mut w: Hot<'a>, st: &mut State, mut run: u32) -> Hot<'a> {
     let mut hits = 0u32;
     while run >= st.melc_order {
         hits += 1;
@@ -106,6 +132,7 @@ fn run_length(w: &mut BitWriter, st: &mut State, mut run: u32) {
     }
     w.put(run, st.melc_len + 1);
     st.melc_down();
+    w
 }
 
 const PRED_NONE: u8 = 0; // first pixel of the first row
@@ -150,13 +177,12 @@ fn segment_in<const N: usize, L: Layout<N>, const FIRST: bool>(
     let corr = &mut corr[..end + 1];
     let prev = if FIRST { prev } else { &prev[..end] };
     // the writer lives in registers for the segment
-    let mut w = BitWriter { buf: std::mem::take(&mut bw.buf), ..*bw };
-    let w = &mut w;
+    let mut w = bw.hot();
     if i == 0 {
         corr[1] = if FIRST {
-            pixel::<N, L, PRED_NONE>(fam, models, w, corr[0], cur[0], 0, 0)
+            pixel::<N, L, PRED_NONE>(fam, models, &mut w, corr[0], cur[0], 0, 0)
         } else {
-            pixel::<N, L, PRED_ABOVE>(fam, models, w, corr[0], cur[0], 0, prev[0])
+            pixel::<N, L, PRED_ABOVE>(fam, models, &mut w, corr[0], cur[0], 0, prev[0])
         };
         if state.wait > 0 {
             state.wait -= 1;
@@ -183,9 +209,9 @@ fn segment_in<const N: usize, L: Layout<N>, const FIRST: bool>(
                 break;
             }
             let res = if FIRST {
-                pixel::<N, L, PRED_LEFT>(fam, models, w, ctx, px, left, above)
+                pixel::<N, L, PRED_LEFT>(fam, models, &mut w, ctx, px, left, above)
             } else {
-                pixel::<N, L, PRED_BOTH>(fam, models, w, ctx, px, left, above)
+                pixel::<N, L, PRED_BOTH>(fam, models, &mut w, ctx, px, left, above)
             };
             corr[i + 1] = res;
             (ctx, left2, left, above_left) = (res, left, px, above);
@@ -203,7 +229,7 @@ fn segment_in<const N: usize, L: Layout<N>, const FIRST: bool>(
         run_index = i;
         state.wait = (stop - i) as u32;
         let run = cur[i..].iter().take_while(|&&p| L::same(p, left)).count();
-        run_length(w, state, run as u32);
+        w = run_length(w, state, run as u32);
         if run > 0 {
             i += run;
             left2 = left;
@@ -217,7 +243,7 @@ fn segment_in<const N: usize, L: Layout<N>, const FIRST: bool>(
         }
         stop = i + state.wait as usize;
     }
-    *bw = std::mem::replace(w, BitWriter { buf: Vec::new(), p: 0, acc: 0, n: 0 });
+    (bw.p, bw.acc, bw.n) = (w.p, w.acc, w.n);
 }
 
 /// Code the rows of one group (and of the alpha group after each of its rows, for RGBA).
