@@ -59,19 +59,21 @@ struct Hot<'a> {
 }
 
 impl Hot<'_> {
+    /// Put the low `len` <= 32 bits of `bits`. Without a branch on whether a word is full
+    /// (that depends on the data, so it would be mispredicted often): the word at `p` is
+    /// always stored, and `p` only moves on past a full one.
     #[inline(always)]
     fn put(&mut self, bits: u32, len: u32) {
         self.acc = (self.acc << len) | bits as u64;
-        self.n += len;
-        if self.n >= 32 {
-            self.n -= 32;
-            let word = ((self.acc >> self.n) as u32).to_le_bytes();
-            match self.buf.get_mut(self.p..self.p + 4) {
-                Some(dst) => dst.copy_from_slice(&word),
-                None => grow_put(self.buf, self.p, word),
-            }
-            self.p += 4;
+        let n = self.n + len;
+        let full = n >> 5;
+        self.n = n & 31;
+        let word = ((self.acc >> self.n) as u32).to_le_bytes();
+        match self.buf.get_mut(self.p..self.p + 4) {
+            Some(dst) => dst.copy_from_slice(&word),
+            None => grow_put(self.buf, self.p, word),
         }
+        self.p += (full as usize) << 2;
     }
 }
 
