@@ -16,32 +16,64 @@ pub mod quic_type {
     pub const RGBA: u32 = 5;
 }
 
-/// MSB-first bit window over little-endian 32-bit words. Past the last word it reads zero
-/// words instead of failing, so that the per-pixel loops carry no error paths: `overrun`
-/// tells whether a word past the end was needed, and every place that ends decoding (the
-/// end of a row segment, an error) asks it first, so a short stream still fails as
-/// "stream ends too early" where it ran out. `Copy`, so that the hot loops work on a copy
-/// held in registers and store it back once per segment.
+/// The stream as MSB-first bytes: each little-endian 32-bit word byte-swapped, then zero
+/// padding, so that the reader loads 8 bytes at any position it reaches before the end.
+fn swizzle(data: &[u8], max_words: usize) -> Vec<u8> {
+    let (words, _) = data.as_chunks::<4>();
+    let words = &words[..words.len().min(max_words)];
+    let mut out = Vec::with_capacity(words.len() * 4 + PADDING);
+    for w in words {
+        out.extend_from_slice(&[w[3], w[2], w[1], w[0]]);
+    }
+    out.resize(words.len() * 4 + PADDING, 0);
+    out
+}
+
+const PADDING: usize = 16;
+
+/// MSB-first bit window over the swizzled stream (`swizzle`). The hot loops refill it
+/// without a branch (8 bytes loaded, as many whole bytes kept as fit), which gives at
+/// least 56 bits, enough for two codewords (at most 26 bits each). Past the end it reads
+/// zeros instead of failing, so that the pixel loops carry no error paths: `overrun` tells
+/// whether the bits read so far went past the stream's words (as a reader of whole words
+/// would: the stream must hold the word after the last bit read), and every place that ends
+/// decoding (the end of a row segment, an error) asks it first, so a short stream still
+/// fails as "stream ends too early". `Copy`, so that the hot loops work on a copy held in
+/// registers and store it back once per segment.
 #[derive(Clone, Copy)]
 struct BitReader<'a> {
-    words: &'a [[u8; 4]],
+    bytes: &'a [u8],
+    /// whole words in the input
+    words: usize,
     /// length of the whole input, for the error message
     data_len: usize,
-    /// the next bits of the stream in the top `n` bits, zeros below
+    /// the next bits of the stream in the top `n` bits; below them, zeros or the bits after
     acc: u64,
-    /// always >= 32 between calls
+    /// valid bits in `acc`
     n: u32,
-    /// the word to load next; past `words.len()` once the stream has run out
-    pos: usize,
+    /// the byte of `bytes` at position `n` of `acc`
+    p: usize,
 }
 
 impl<'a> BitReader<'a> {
-    fn new(data: &'a [u8]) -> Result<Self> {
-        let (words, _) = data.as_chunks::<4>();
-        let mut r = BitReader { words, data_len: data.len(), acc: 0, n: 32, pos: 0 };
-        r.eat(32);
-        r.check()?;
+    fn new(bytes: &'a [u8], data: &[u8]) -> Result<Self> {
+        let r = BitReader { bytes, words: data.len() / 4, data_len: data.len(), acc: 0, n: 0, p: 0 };
+        if r.words == 0 {
+            return r.too_short();
+        }
         Ok(r)
+    }
+
+    /// Fill `acc` to at least 56 valid bits.
+    #[inline(always)]
+    fn refill(&mut self) {
+        let x = match self.bytes.get(self.p..self.p + 8) {
+            Some(b) => u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            None => 0,
+        };
+        self.acc |= x >> self.n;
+        self.p += ((63 - self.n) >> 3) as usize;
+        self.n |= 56;
     }
 
     #[inline(always)]
@@ -49,26 +81,24 @@ impl<'a> BitReader<'a> {
         (self.acc >> 32) as u32
     }
 
-    /// Drop `len` <= 32 bits and load the next word when fewer than 32 are left.
+    /// Drop `len` bits (no more than the `n` valid ones).
     #[inline(always)]
     fn eat(&mut self, len: u32) {
         self.acc <<= len;
         self.n -= len;
-        if self.n < 32 {
-            let w = match self.words.get(self.pos) {
-                Some(w) => u32::from_le_bytes(*w),
-                None => 0,
-            };
-            self.acc |= (w as u64) << (32 - self.n);
-            self.n += 32;
-            self.pos += 1;
-        }
     }
 
-    /// Whether the bits read so far needed a word the stream does not have.
+    /// Bits read so far.
+    #[inline(always)]
+    fn consumed(&self) -> u64 {
+        self.p as u64 * 8 - self.n as u64
+    }
+
+    /// Whether the bits read so far needed a word the stream does not have (the word after
+    /// the last bit read must exist).
     #[inline(always)]
     fn overrun(&self) -> bool {
-        self.pos > self.words.len()
+        self.consumed() > 32 * (self.words as u64 - 1)
     }
 
     #[inline(always)]
@@ -94,6 +124,7 @@ impl<'a> BitReader<'a> {
     }
 
     fn word(&mut self) -> Result<u32> {
+        self.refill();
         let w = self.window();
         self.eat(32);
         self.check()?;
@@ -102,10 +133,12 @@ impl<'a> BitReader<'a> {
 
     /// Byte offset of the word being read, for error messages.
     fn offset(&self) -> usize {
-        (self.pos.saturating_sub(2)) * 4
+        // a reader of whole words holds the word after the last bit read: it is at word
+        // ceil(bits / 32) + 1, and the offset names the one before it
+        (self.consumed().div_ceil(32) as usize).saturating_sub(1) * 4
     }
 
-    /// Decode one codeword of code `l`.
+    /// Decode one codeword of code `l` (the caller has refilled since the last two).
     #[inline(always)]
     fn symbol(&mut self, fam: &Family, l: u32) -> u32 {
         let (v, len) = fam.decode(l, self.window());
@@ -113,11 +146,12 @@ impl<'a> BitReader<'a> {
         v
     }
 
-    /// MELCODE run length.
+    /// MELCODE run length; the reader comes back by value (it stays in registers).
     #[inline(never)]
-    fn run_length(&mut self, st: &mut State) -> Result<u64> {
+    fn run_length(mut self, st: &mut State) -> Result<(Self, u64)> {
         let mut run = 0u64;
         loop {
+            self.refill();
             let ones = (!(self.window() >> 24) as u8).leading_zeros();
             for _ in 0..ones {
                 run += st.melc_order as u64;
@@ -133,11 +167,12 @@ impl<'a> BitReader<'a> {
             }
         }
         if st.melc_len > 0 {
+            self.refill();
             run += (self.window() >> (32 - st.melc_len)) as u64;
             self.eat(st.melc_len);
         }
         st.melc_down();
-        Ok(run)
+        Ok((self, run))
     }
 }
 
@@ -159,10 +194,18 @@ fn pixel<const N: usize, L: Layout<N>, const PRED: u8>(
     above: u32,
     old: u32,
 ) -> (u32, u32) {
+    const { assert!(N <= 3, "the refills below serve three codewords at most") };
     let mask = low_mask(L::BPC);
     let mut ch = [0u32; N];
     let mut res = 0u32;
     for c in 0..N {
+        if c == 0 {
+            // room for this codeword and the next
+            bits.refill();
+        } else if c == 2 && bits.n < 26 {
+            // rarely: only after two long codewords
+            bits.refill();
+        }
         let code = models[c].best_code((ctx >> (8 * c)) as u8, mask);
         let v = bits.symbol(fam, code);
         res |= (v & 0xff) << (8 * c);
@@ -271,7 +314,8 @@ fn segment_in<const N: usize, L: Layout<N>, const FIRST: bool>(
         }
         state.wait = (stop - i) as u32;
         run_index = i;
-        let run = b.run_length(state)?;
+        let run;
+        (*b, run) = b.run_length(state)?;
         if run > (end - i) as u64 {
             return b.fail(format!("run of {run} pixels passes the end of the row ({} left)", end - i));
         }
@@ -314,7 +358,8 @@ fn decode_rows<const N: usize, L: Layout<N>>(bits: &mut BitReader, out: &mut [u3
 
 /// The 5-word header: (type, width, height).
 pub fn read_header(data: &[u8]) -> Result<(u32, u32, u32)> {
-    let mut bits = BitReader::new(data)?;
+    let bytes = swizzle(data, 8);
+    let mut bits = BitReader::new(&bytes, data)?;
     let magic = bits.word()?;
     if magic != QUIC_MAGIC {
         return corrupt(CODEC, 0, format!("bad magic {magic:#010x}"));
@@ -331,7 +376,8 @@ pub fn read_header(data: &[u8]) -> Result<(u32, u32, u32)> {
 
 /// Decode a QUIC stream (the bytes after the image's data_size field).
 pub fn decode_quic(data: &[u8], max_pixels: u64) -> Result<Image> {
-    let mut bits = BitReader::new(data)?;
+    let bytes = swizzle(data, usize::MAX);
+    let mut bits = BitReader::new(&bytes, data)?;
     let magic = bits.word()?;
     if magic != QUIC_MAGIC {
         return corrupt(CODEC, 0, format!("bad magic {magic:#010x}"));
@@ -363,6 +409,17 @@ pub fn decode_quic(data: &[u8], max_pixels: u64) -> Result<Image> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_needs_the_word_after_it() {
+        let words = [0u32, 0x1234, 0x5678, 0x9abc];
+        let enc = crate::quic_encode::encode_quic(&words, 2, 2, quic_type::RGB32).unwrap();
+        assert_eq!(read_header(&enc).unwrap(), (quic_type::RGB32, 2, 2));
+        for cut in 0..28 {
+            // five header words, then the word after the last bit read
+            assert_eq!(read_header(&enc[..cut]).is_ok(), cut >= 24, "cut {cut}");
+        }
+    }
 
     #[test]
     fn seeds_never_panic() {
