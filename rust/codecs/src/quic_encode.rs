@@ -65,9 +65,15 @@ impl Hot<'_> {
     #[inline(always)]
     fn put(&mut self, bits: u32, len: u32) {
         self.acc = (self.acc << len) | bits as u64;
-        let n = self.n + len;
-        let full = n >> 5;
-        self.n = n & 31;
+        self.n += len;
+        self.flush();
+    }
+
+    /// Store the word that `n` (< 64) bits may have filled.
+    #[inline(always)]
+    fn flush(&mut self) {
+        let full = self.n >> 5;
+        self.n &= 31;
         let word = ((self.acc >> self.n) as u32).to_le_bytes();
         match self.buf.get_mut(self.p..self.p + 4) {
             Some(dst) => dst.copy_from_slice(&word),
@@ -99,6 +105,7 @@ fn pixel<const N: usize, L: Layout<N>, const PRED: u8>(
 ) -> u32 {
     let mask = low_mask(L::BPC);
     let mut res = 0u32;
+    let mut cw = [0u32; N];
     for c in 0..N {
         let pred = match PRED {
             PRED_NONE => 0,
@@ -109,9 +116,22 @@ fn pixel<const N: usize, L: Layout<N>, const PRED: u8>(
         let u = L::get(px, c).wrapping_sub(pred) & mask;
         let v = fam.u_to_l[u as usize & 0xff] as u32;
         let code = models[c].best_code((ctx >> (8 * c)) as u8, mask);
-        let cw = fam.codewords[code as usize & 7][v as usize];
-        w.put(cw >> 5, cw & 31);
+        cw[c] = fam.codewords[code as usize & 7][v as usize];
         res |= v << (8 * c);
+    }
+    // the pixel's codewords at once when they fit the accumulator (nearly always), so that
+    // one word at most fills up
+    let total: u32 = cw.iter().map(|&x| x & 31).sum();
+    if w.n + total < 64 {
+        for x in cw {
+            w.acc = (w.acc << (x & 31)) | (x >> 5) as u64;
+        }
+        w.n += total;
+        w.flush();
+    } else {
+        for x in cw {
+            w.put(x >> 5, x & 31);
+        }
     }
     res
 }
