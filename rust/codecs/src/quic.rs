@@ -19,13 +19,12 @@ pub mod quic_type {
 /// The stream as MSB-first bytes: each little-endian 32-bit word byte-swapped, then zero
 /// padding, so that the reader loads 8 bytes at any position it reaches before the end.
 fn swizzle(data: &[u8], max_words: usize) -> Vec<u8> {
-    let (words, _) = data.as_chunks::<4>();
-    let words = &words[..words.len().min(max_words)];
-    let mut out = Vec::with_capacity(words.len() * 4 + PADDING);
-    for w in words {
+    let n = (data.len() / 4).min(max_words);
+    let mut out = Vec::with_capacity(n * 4 + PADDING);
+    for w in data[..n * 4].chunks_exact(4) {
         out.extend_from_slice(&[w[3], w[2], w[1], w[0]]);
     }
-    out.resize(words.len() * 4 + PADDING, 0);
+    out.resize(n * 4 + PADDING, 0);
     out
 }
 
@@ -194,7 +193,8 @@ fn pixel<const N: usize, L: Layout<N>, const PRED: u8>(
     above: u32,
     old: u32,
 ) -> (u32, u32) {
-    const { assert!(N <= 3, "the refills below serve three codewords at most") };
+    // the refills below serve three codewords at most (a constant test, compiled away)
+    assert!(N <= 3);
     let mask = low_mask(L::BPC);
     let mut ch = [0u32; N];
     let mut res = 0u32;
