@@ -3,7 +3,7 @@
 //! coded as MELCODE run lengths.
 use crate::error::{corrupt, Result};
 use crate::image::{check_size, Image};
-use crate::quic_model::{low_mask, Family, Model, State, WMI_MAX};
+use crate::quic_model::{low_mask, update_models, Alpha, Family, Gray, Group, Layout, Model, Rgb5, Rgb8, State};
 
 pub const QUIC_MAGIC: u32 = 0x4349_5551;
 const CODEC: &str = "quic";
@@ -16,41 +16,63 @@ pub mod quic_type {
     pub const RGBA: u32 = 5;
 }
 
-/// MSB-first bit window over little-endian 32-bit words. `Copy`, so that the hot loops
-/// work on a copy held in registers and store it back once per segment.
+/// The stream as MSB-first bytes: each little-endian 32-bit word byte-swapped, then zero
+/// padding, so that the reader loads 8 bytes at any position it reaches before the end.
+fn swizzle(data: &[u8], max_words: usize) -> Vec<u8> {
+    let n = (data.len() / 4).min(max_words);
+    let mut out = Vec::with_capacity(n * 4 + PADDING);
+    for w in data[..n * 4].chunks_exact(4) {
+        out.extend_from_slice(&[w[3], w[2], w[1], w[0]]);
+    }
+    out.resize(n * 4 + PADDING, 0);
+    out
+}
+
+const PADDING: usize = 16;
+
+/// MSB-first bit window over the swizzled stream (`swizzle`). The hot loops refill it
+/// without a branch (8 bytes loaded, as many whole bytes kept as fit), which gives at
+/// least 56 bits, enough for two codewords (at most 26 bits each). Past the end it reads
+/// zeros instead of failing, so that the pixel loops carry no error paths: `overrun` tells
+/// whether the bits read so far went past the stream's words (as a reader of whole words
+/// would: the stream must hold the word after the last bit read), and every place that ends
+/// decoding (the end of a row segment, an error) asks it first, so a short stream still
+/// fails as "stream ends too early". `Copy`, so that the hot loops work on a copy held in
+/// registers and store it back once per segment.
 #[derive(Clone, Copy)]
 struct BitReader<'a> {
-    data: &'a [u8],
-    next_word: usize,
+    bytes: &'a [u8],
+    /// whole words in the input
+    words: usize,
+    /// length of the whole input, for the error message
+    data_len: usize,
+    /// the next bits of the stream in the top `n` bits; below them, zeros or the bits after
     acc: u64,
-    /// valid bits in `acc`, left-aligned; always >= 32 between calls
+    /// valid bits in `acc`
     n: u32,
+    /// the byte of `bytes` at position `n` of `acc`
+    p: usize,
 }
 
 impl<'a> BitReader<'a> {
-    fn new(data: &'a [u8]) -> Result<Self> {
-        let mut r = BitReader { data, next_word: 0, acc: 0, n: 0 };
-        r.refill()?;
+    fn new(bytes: &'a [u8], data: &[u8]) -> Result<Self> {
+        let r = BitReader { bytes, words: data.len() / 4, data_len: data.len(), acc: 0, n: 0, p: 0 };
+        if r.words == 0 {
+            return r.too_short();
+        }
         Ok(r)
     }
 
+    /// Fill `acc` to at least 56 valid bits.
     #[inline(always)]
-    fn refill(&mut self) -> Result<()> {
-        let at = self.next_word * 4;
-        let Some(b) = self.data.get(at..at + 4) else {
-            return self.too_short();
+    fn refill(&mut self) {
+        let x = match self.bytes.get(self.p..self.p + 8) {
+            Some(b) => u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            None => 0,
         };
-        let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        self.acc |= (w as u64) << (32 - self.n);
-        self.n += 32;
-        self.next_word += 1;
-        Ok(())
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn too_short(&self) -> Result<()> {
-        corrupt(CODEC, self.data.len(), "stream ends too early")
+        self.acc |= x >> self.n;
+        self.p += ((63 - self.n) >> 3) as usize;
+        self.n |= 56;
     }
 
     #[inline(always)]
@@ -58,242 +80,286 @@ impl<'a> BitReader<'a> {
         (self.acc >> 32) as u32
     }
 
+    /// Drop `len` bits (no more than the `n` valid ones).
     #[inline(always)]
-    fn eat(&mut self, len: u32) -> Result<()> {
+    fn eat(&mut self, len: u32) {
         self.acc <<= len;
         self.n -= len;
-        if self.n < 32 {
-            self.refill()?;
+    }
+
+    /// Bits read so far.
+    #[inline(always)]
+    fn consumed(&self) -> u64 {
+        self.p as u64 * 8 - self.n as u64
+    }
+
+    /// Whether the bits read so far needed a word the stream does not have (the word after
+    /// the last bit read must exist).
+    #[inline(always)]
+    fn overrun(&self) -> bool {
+        self.consumed() > 32 * (self.words as u64 - 1)
+    }
+
+    #[inline(always)]
+    fn check(&self) -> Result<()> {
+        if self.overrun() {
+            return self.too_short();
         }
         Ok(())
     }
 
+    #[cold]
+    #[inline(never)]
+    fn too_short<T>(&self) -> Result<T> {
+        corrupt(CODEC, self.data_len, "stream ends too early")
+    }
+
+    /// An error at the current position, unless the stream ran out before it (that error then).
+    #[cold]
+    #[inline(never)]
+    fn fail<T>(&self, msg: String) -> Result<T> {
+        self.check()?;
+        corrupt(CODEC, self.offset(), msg)
+    }
+
     fn word(&mut self) -> Result<u32> {
+        self.refill();
         let w = self.window();
-        self.eat(32)?;
+        self.eat(32);
+        self.check()?;
         Ok(w)
     }
 
     /// Byte offset of the word being read, for error messages.
     fn offset(&self) -> usize {
-        (self.next_word.saturating_sub(2)) * 4
+        // a reader of whole words holds the word after the last bit read: it is at word
+        // ceil(bits / 32) + 1, and the offset names the one before it
+        (self.consumed().div_ceil(32) as usize).saturating_sub(1) * 4
     }
 
-    /// MELCODE run length.
-    fn run_length(&mut self, st: &mut State) -> Result<u64> {
+    /// Decode one codeword of code `l` (the caller has refilled since the last two).
+    #[inline(always)]
+    fn symbol(&mut self, fam: &Family, l: u32) -> u32 {
+        let (v, len) = fam.decode(l, self.window());
+        self.eat(len);
+        v
+    }
+
+    /// MELCODE run length; the reader comes back by value (it stays in registers).
+    #[inline(never)]
+    fn run_length(mut self, st: &mut State) -> Result<(Self, u64)> {
         let mut run = 0u64;
         loop {
+            self.refill();
             let ones = (!(self.window() >> 24) as u8).leading_zeros();
             for _ in 0..ones {
                 run += st.melc_order as u64;
                 st.melc_up();
             }
             if ones != 8 {
-                self.eat(ones + 1)?;
+                self.eat(ones + 1);
                 break;
             }
-            self.eat(8)?;
+            self.eat(8);
             if run > u32::MAX as u64 {
-                return corrupt(CODEC, self.offset(), "run length without end");
+                return self.fail("run length without end".into());
             }
         }
         if st.melc_len > 0 {
+            self.refill();
             run += (self.window() >> (32 - st.melc_len)) as u64;
-            self.eat(st.melc_len)?;
+            self.eat(st.melc_len);
         }
         st.melc_down();
-        Ok(run)
+        Ok((self, run))
     }
 }
 
-/// Channels coded together (RGB, or one alpha/gray channel) with their shared state.
-/// Pixels are stored interleaved, `[u8; N]` per pixel.
-struct Group<const N: usize> {
-    fam: Family,
-    mask: u32,
-    models: [Model; N],
-    /// residuals, index x+1 (index 0 is the context of pixel 0); persists across rows
-    corr: Vec<[u8; N]>,
-    cur: Vec<[u8; N]>,
-    prev: Vec<[u8; N]>,
-    state: State,
+/// How pixel x is predicted from its left and above neighbours.
+const PRED_NONE: u8 = 0; // first pixel of the first row
+const PRED_LEFT: u8 = 1; // first row
+const PRED_ABOVE: u8 = 2; // first pixel of a row
+const PRED_BOTH: u8 = 3; // (left + above) / 2
+
+/// Decode one pixel of every channel of the group: the codes come from the residuals
+/// `ctx` of the pixel before. Returns (output word over `old`, packed residuals).
+#[inline(always)]
+fn pixel<const N: usize, L: Layout<N>, const PRED: u8>(
+    fam: &Family,
+    models: &[Model; N],
+    bits: &mut BitReader,
+    ctx: u32,
+    left: u32,
+    above: u32,
+    old: u32,
+) -> (u32, u32) {
+    // the refills below serve three codewords at most (a constant test, compiled away)
+    assert!(N <= 3);
+    let mask = low_mask(L::BPC);
+    let mut ch = [0u32; N];
+    let mut res = 0u32;
+    for c in 0..N {
+        if c == 0 {
+            // room for this codeword and the next
+            bits.refill();
+        } else if c == 2 && bits.n < 26 {
+            // rarely: only after two long codewords
+            bits.refill();
+        }
+        let code = models[c].best_code((ctx >> (8 * c)) as u8, mask);
+        let v = bits.symbol(fam, code);
+        res |= (v & 0xff) << (8 * c);
+        let pred = match PRED {
+            PRED_NONE => 0,
+            PRED_LEFT => L::get(left, c),
+            PRED_ABOVE => L::get(above, c),
+            _ => (L::get(left, c) + L::get(above, c)) >> 1,
+        };
+        ch[c] = (fam.l_to_u[v as usize & 0xff] as u32 + pred) & mask;
+    }
+    (L::put(old, ch), res)
 }
 
-impl<const N: usize> Group<N> {
-    fn new(bpc: u32, width: usize) -> Self {
-        Group {
-            fam: Family::new(bpc),
-            mask: low_mask(bpc),
-            models: std::array::from_fn(|_| Model::new(bpc)),
-            corr: vec![[0; N]; width + 1],
-            cur: vec![[0; N]; width],
-            prev: vec![[0; N]; width],
-            state: State::new(),
-        }
-    }
+/// Decode pixels `i..end` of a row into `cur` (`prev`: the row above, unused on the first row).
+fn segment<const N: usize, L: Layout<N>>(
+    g: &mut Group<N>,
+    bits: &mut BitReader,
+    prev: &[u32],
+    cur: &mut [u32],
+    i: usize,
+    end: usize,
+    waitmask: u32,
+    first_row: bool,
+) -> Result<()> {
+    // the bit reader lives in registers for the segment
+    let mut b = *bits;
+    let r = if first_row {
+        segment_in::<N, L, true>(g, &mut b, prev, cur, i, end, waitmask)
+    } else {
+        segment_in::<N, L, false>(g, &mut b, prev, cur, i, end, waitmask)
+    };
+    *bits = b;
+    r?;
+    b.check()
+}
 
-    /// Decode one pixel of every channel from its contexts and predictions; returns
-    /// (pixel, residuals).
-    #[inline(always)]
-    fn code(&self, bits: &mut BitReader, ctx: [u8; N], pred: [u32; N]) -> Result<([u8; N], [u8; N])> {
-        let mask = self.mask;
-        let mut px = [0u8; N];
-        let mut res = [0u8; N];
-        for c in 0..N {
-            let code = self.models[c].best_code(ctx[c], mask);
-            let (v, len) = self.fam.decode(code, bits.window());
-            bits.eat(len)?;
-            res[c] = v as u8;
-            px[c] = ((self.fam.l_to_u[v as usize & 0xff] as u32 + pred[c]) & mask) as u8;
+#[inline(always)]
+fn segment_in<const N: usize, L: Layout<N>, const FIRST: bool>(
+    g: &mut Group<N>,
+    b: &mut BitReader,
+    prev: &[u32],
+    cur: &mut [u32],
+    mut i: usize,
+    end: usize,
+    waitmask: u32,
+) -> Result<()> {
+    let Group { fam, models, corr, state } = g;
+    assert!(end <= cur.len() && corr.len() == cur.len() + 1 && (FIRST || prev.len() == cur.len()));
+    let cur = &mut cur[..end];
+    let corr = &mut corr[..end + 1];
+    let prev = if FIRST { prev } else { &prev[..end] };
+    if i == 0 {
+        let (px, res) = if FIRST {
+            pixel::<N, L, PRED_NONE>(fam, models, b, corr[0], 0, 0, cur[0])
+        } else {
+            pixel::<N, L, PRED_ABOVE>(fam, models, b, corr[0], 0, prev[0], cur[0])
+        };
+        cur[0] = px;
+        corr[1] = res;
+        if state.wait > 0 {
+            state.wait -= 1;
+        } else {
+            state.wait = state.rand() & waitmask;
+            update_models::<N, L>(models, fam, corr[0], corr[1], state.trigger);
         }
-        Ok((px, res))
+        i = 1;
     }
-
-    /// Decode pixel x of every channel; `FIRST` (first row) selects the left-only predictor.
-    /// The context (the residual of pixel x-1) and the left pixel come in registers, not
-    /// reloaded from the rows just written; returns (pixel, residuals), also stored.
-    #[inline(always)]
-    fn pixel<const FIRST: bool>(&mut self, bits: &mut BitReader, x: usize, ctx: [u8; N], left: [u8; N]) -> Result<([u8; N], [u8; N])> {
-        let mut pred = [0u32; N];
-        let above = self.prev[x];
-        for c in 0..N {
-            pred[c] = match (FIRST, x) {
-                (true, 0) => 0,
-                (true, _) => left[c] as u32,
-                (false, 0) => above[c] as u32,
-                (false, _) => (left[c] as u32 + above[c] as u32) >> 1,
-            };
-        }
-        let (px, res) = self.code(bits, ctx, pred)?;
-        self.corr[x + 1] = res;
-        self.cur[x] = px;
-        Ok((px, res))
-    }
-
-    fn update(&mut self, x: usize) {
-        let (ctx, v) = (self.corr[x], self.corr[x + 1]);
-        for c in 0..N {
-            self.models[c].update(&self.fam, ctx[c], v[c], self.state.trigger);
-        }
-    }
-
-    fn row(&mut self, bits: &mut BitReader, first_row: bool) -> Result<()> {
-        let width = self.cur.len();
-        // the context of pixel 0 is pixel 0's residual of the row above (0 on the first row)
-        self.corr[0] = if first_row { [0; N] } else { self.corr[1] };
-        // segments of one wait mask each; the state moves on between them, so that the
-        // model updates of a segment use that segment's counter-halving threshold
-        let (mut pos, mut left) = (0usize, width as u32);
-        while self.state.wmidx < WMI_MAX && self.state.wmileft <= left {
-            let n = self.state.wmileft;
-            if n > 0 {
-                self.segment(bits, pos, pos + n as usize, low_mask(self.state.wmidx), first_row)?;
-                pos += n as usize;
-                left -= n;
+    // registers: the context of pixel i, pixels i-1 and i-2 of this row and pixel i-1 of
+    // the row above (pixel i-2 only matters for i > 2)
+    let mut ctx = corr[i];
+    let mut left = cur[i - 1];
+    let mut left2 = if i >= 2 { cur[i - 2] } else { 0 };
+    let mut above_left = if FIRST { 0 } else { prev[i - 1] };
+    let mut stop = i + state.wait as usize;
+    let mut run_index = 0usize;
+    loop {
+        // code up to the next model update (pixel `stop`) or to the end of the segment
+        let lim = if stop < end { stop + 1 } else { end };
+        let mut ran = false;
+        while i < lim {
+            let above = if FIRST { 0 } else { prev[i] };
+            // runs are predicted where the row above repeats and this row just did
+            if !FIRST && L::same(above_left, above) && L::same(left, left2) && i > 2 && run_index != i {
+                ran = true;
+                break;
             }
-            self.state.next_wmi();
-        }
-        if left > 0 {
-            self.segment(bits, pos, pos + left as usize, low_mask(self.state.wmidx), first_row)?;
-            if self.state.wmidx < WMI_MAX {
-                self.state.wmileft -= left;
-            }
-        }
-        Ok(())
-    }
-
-    fn segment(&mut self, bits: &mut BitReader, i: usize, end: usize, waitmask: u32, first_row: bool) -> Result<()> {
-        // the bit reader lives in registers for the segment
-        let mut b = *bits;
-        let r = if first_row { self.segment_in::<true>(&mut b, i, end, waitmask) } else { self.segment_in::<false>(&mut b, i, end, waitmask) };
-        *bits = b;
-        r
-    }
-
-    #[inline(always)]
-    fn segment_in<const FIRST: bool>(&mut self, bits: &mut BitReader, mut i: usize, end: usize, waitmask: u32) -> Result<()> {
-        assert!(end <= self.cur.len() && self.prev.len() == self.cur.len() && self.corr.len() == self.cur.len() + 1);
-        if i == 0 {
-            self.pixel::<FIRST>(bits, 0, self.corr[0], [0; N])?;
-            if self.state.wait > 0 {
-                self.state.wait -= 1;
+            let (px, res) = if FIRST {
+                pixel::<N, L, PRED_LEFT>(fam, models, b, ctx, left, above, cur[i])
             } else {
-                self.state.wait = self.state.rand() & waitmask;
-                self.update(0);
-            }
-            i = 1;
+                pixel::<N, L, PRED_BOTH>(fam, models, b, ctx, left, above, cur[i])
+            };
+            cur[i] = px;
+            corr[i + 1] = res;
+            (ctx, left2, left, above_left) = (res, left, px, above);
+            i += 1;
         }
-        // registers: the context of pixel i, pixels i-1 and i-2 (pixel i-2 only matters for i > 2)
-        let mut ctx = self.corr[i];
-        let mut left = self.cur[i - 1];
-        let mut left2 = if i >= 2 { self.cur[i - 2] } else { [0; N] };
-        let mut stop = i + self.state.wait as usize;
-        let mut run_index = 0usize;
-        loop {
-            let mut ran = false;
-            'coded: {
-                while stop < end {
-                    while i <= stop {
-                        if !FIRST && self.run_starts(i, run_index, left, left2) {
-                            ran = true;
-                            break 'coded;
-                        }
-                        let (px, res) = self.pixel::<FIRST>(bits, i, ctx, left)?;
-                        (ctx, left2, left) = (res, left, px);
-                        i += 1;
-                    }
-                    self.update(stop);
-                    stop = i + (self.state.rand() & waitmask) as usize;
-                }
-                while i < end {
-                    if !FIRST && self.run_starts(i, run_index, left, left2) {
-                        ran = true;
-                        break 'coded;
-                    }
-                    let (px, res) = self.pixel::<FIRST>(bits, i, ctx, left)?;
-                    (ctx, left2, left) = (res, left, px);
-                    i += 1;
-                }
+        if !ran {
+            if stop < end {
+                update_models::<N, L>(models, fam, corr[stop], corr[stop + 1], state.trigger);
+                stop = i + (state.rand() & waitmask) as usize;
+                continue;
             }
-            if !ran {
-                self.state.wait = (stop - end) as u32;
-                return Ok(());
+            state.wait = (stop - end) as u32;
+            return Ok(());
+        }
+        state.wait = (stop - i) as u32;
+        run_index = i;
+        let run;
+        (*b, run) = b.run_length(state)?;
+        if run > (end - i) as u64 {
+            return b.fail(format!("run of {run} pixels passes the end of the row ({} left)", end - i));
+        }
+        if run > 0 {
+            let to = i + run as usize;
+            for p in &mut cur[i..to] {
+                *p = L::repeat(*p, left);
             }
-            self.state.wait = (stop - i) as u32;
-            run_index = i;
-            let run = bits.run_length(&mut self.state)?;
-            if run > (end - i) as u64 {
-                return corrupt(CODEC, bits.offset(), format!("run of {run} pixels passes the end of the row ({} left)", end - i));
+            i = to;
+            left2 = left;
+            // the residuals under a run are not rewritten: the context is the stored one
+            ctx = corr[i];
+            if !FIRST {
+                above_left = prev[i - 1];
             }
-            if run > 0 {
-                self.cur[i..i + run as usize].fill(left);
-                i += run as usize;
-                left2 = left;
-                // the residuals under a run are not rewritten: the context is the stored one
-                ctx = self.corr[i];
-            }
-            if i == end {
-                return Ok(());
-            }
-            stop = i + self.state.wait as usize;
+        }
+        if i == end {
+            return Ok(());
+        }
+        stop = i + state.wait as usize;
+    }
+}
+
+/// Decode the rows of one group (and of the alpha group after each of its rows, for RGBA)
+/// straight into the output words.
+fn decode_rows<const N: usize, L: Layout<N>>(bits: &mut BitReader, out: &mut [u32], w: usize, with_alpha: bool) -> Result<()> {
+    let mut g = Group::<N>::new(L::BPC, w);
+    let mut alpha = if with_alpha { Some(Group::<1>::new(8, w)) } else { None };
+    for (y, start) in (0..out.len()).step_by(w).enumerate() {
+        let (done, rest) = out.split_at_mut(start);
+        let prev = if y > 0 { &done[start - w..] } else { &[][..] };
+        let cur = &mut rest[..w];
+        g.row(w, y == 0, |g, s, e, wm| segment::<N, L>(g, bits, prev, cur, s, e, wm, y == 0))?;
+        if let Some(a) = alpha.as_mut() {
+            a.row(w, y == 0, |a, s, e, wm| segment::<1, Alpha>(a, bits, prev, cur, s, e, wm, y == 0))?;
         }
     }
-
-    /// Runs are predicted where the row above repeats and the current row just did
-    /// (`left`, `left2`: pixels i-1 and i-2 of the current row).
-    #[inline(always)]
-    fn run_starts(&self, i: usize, run_index: usize, left: [u8; N], left2: [u8; N]) -> bool {
-        self.prev[i - 1] == self.prev[i] && run_index != i && i > 2 && left == left2
-    }
-
-    fn next_row(&mut self) {
-        std::mem::swap(&mut self.cur, &mut self.prev);
-    }
+    Ok(())
 }
 
 /// The 5-word header: (type, width, height).
 pub fn read_header(data: &[u8]) -> Result<(u32, u32, u32)> {
-    let mut bits = BitReader::new(data)?;
+    let bytes = swizzle(data, 8);
+    let mut bits = BitReader::new(&bytes, data)?;
     let magic = bits.word()?;
     if magic != QUIC_MAGIC {
         return corrupt(CODEC, 0, format!("bad magic {magic:#010x}"));
@@ -310,7 +376,8 @@ pub fn read_header(data: &[u8]) -> Result<(u32, u32, u32)> {
 
 /// Decode a QUIC stream (the bytes after the image's data_size field).
 pub fn decode_quic(data: &[u8], max_pixels: u64) -> Result<Image> {
-    let mut bits = BitReader::new(data)?;
+    let bytes = swizzle(data, usize::MAX);
+    let mut bits = BitReader::new(&bytes, data)?;
     let magic = bits.word()?;
     if magic != QUIC_MAGIC {
         return corrupt(CODEC, 0, format!("bad magic {magic:#010x}"));
@@ -330,39 +397,11 @@ pub fn decode_quic(data: &[u8], max_pixels: u64) -> Result<Image> {
     }
     check_size(CODEC, width as u64, height as u64, max_pixels)?;
     let (w, h) = (width as usize, height as usize);
-    // filled row by row (no zeroing pass over a buffer about to be overwritten)
-    let mut words: Vec<u32> = Vec::with_capacity(w * h);
-    let expand5 = |v: u8| ((v << 3) | (v >> 2)) as u32;
-    if kind == quic_type::GRAY {
-        let mut gray = Group::<1>::new(8, w);
-        for y in 0..h {
-            gray.row(&mut bits, y == 0)?;
-            words.extend(gray.cur.iter().map(|g| 0xff00_0000 | ((g[0] as u32) * 0x01_0101)));
-            gray.next_row();
-        }
-    } else {
-        let bpc = if kind == quic_type::RGB16 { 5 } else { 8 };
-        let mut color = Group::<3>::new(bpc, w);
-        let mut alpha = if kind == quic_type::RGBA { Some(Group::<1>::new(8, w)) } else { None };
-        for y in 0..h {
-            color.row(&mut bits, y == 0)?;
-            if let Some(a) = alpha.as_mut() {
-                a.row(&mut bits, y == 0)?;
-            }
-            if kind == quic_type::RGB16 {
-                words.extend(color.cur.iter().map(|p| 0xff00_0000 | expand5(p[0]) << 16 | expand5(p[1]) << 8 | expand5(p[2])));
-            } else if let Some(a) = alpha.as_ref() {
-                words.extend(color.cur.iter().zip(&a.cur).map(|(p, a)| {
-                    (a[0] as u32) << 24 | (p[0] as u32) << 16 | (p[1] as u32) << 8 | p[2] as u32
-                }));
-            } else {
-                words.extend(color.cur.iter().map(|p| 0xff00_0000 | (p[0] as u32) << 16 | (p[1] as u32) << 8 | p[2] as u32));
-            }
-            color.next_row();
-            if let Some(a) = alpha.as_mut() {
-                a.next_row();
-            }
-        }
+    let mut words = vec![0u32; w * h];
+    match kind {
+        quic_type::GRAY => decode_rows::<1, Gray>(&mut bits, &mut words, w, false)?,
+        quic_type::RGB16 => decode_rows::<3, Rgb5>(&mut bits, &mut words, w, false)?,
+        _ => decode_rows::<3, Rgb8>(&mut bits, &mut words, w, kind == quic_type::RGBA)?,
     }
     Ok(Image::from_words(w, h, w, words, true, false))
 }
@@ -370,6 +409,17 @@ pub fn decode_quic(data: &[u8], max_pixels: u64) -> Result<Image> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_needs_the_word_after_it() {
+        let words = [0u32, 0x1234, 0x5678, 0x9abc];
+        let enc = crate::quic_encode::encode_quic(&words, 2, 2, quic_type::RGB32).unwrap();
+        assert_eq!(read_header(&enc).unwrap(), (quic_type::RGB32, 2, 2));
+        for cut in 0..28 {
+            // five header words, then the word after the last bit read
+            assert_eq!(read_header(&enc[..cut]).is_ok(), cut >= 24, "cut {cut}");
+        }
+    }
 
     #[test]
     fn seeds_never_panic() {

@@ -1,25 +1,41 @@
 //! QUIC encoder: the mirror of `quic.rs`. The same model, schedule and run prediction run
 //! on both sides, so every choice the decoder makes is made here first.
 use crate::quic::{quic_type, QUIC_MAGIC};
-use crate::quic_model::{low_mask, Family, Model, State, WMI_MAX};
+use crate::quic_model::{low_mask, update_models, Alpha, Family, Gray, Group, Layout, Model, Rgb5, Rgb8, State};
 
-/// MSB-first bits packed into little-endian 32-bit words.
+/// MSB-first bits packed into little-endian 32-bit words, into a zero-filled buffer that
+/// grows ahead of the writes (`reserve`), so that a write is a plain store.
 struct BitWriter {
-    out: Vec<u8>,
+    buf: Vec<u8>,
+    /// bytes written
+    p: usize,
+    /// the last `n` bits put are the low bits of `acc` (above them: bits already written)
     acc: u64,
+    /// always < 32 between calls
     n: u32,
 }
 
 impl BitWriter {
-    #[inline]
-    fn put(&mut self, bits: u32, len: u32) {
-        self.acc = (self.acc << len) | bits as u64;
-        self.n += len;
-        if self.n >= 32 {
-            self.n -= 32;
-            self.out.extend_from_slice(&((self.acc >> self.n) as u32).to_le_bytes());
-            self.acc &= (1u64 << self.n) - 1;
+    /// Room for `bytes` more bytes.
+    fn reserve(&mut self, bytes: usize) {
+        if self.buf.len() - self.p < bytes {
+            let size = (self.buf.len() * 2).max(self.p + bytes);
+            self.buf.resize(size, 0);
         }
+    }
+
+    #[inline(always)]
+    fn put(&mut self, bits: u32, len: u32) {
+        let mut w = self.hot();
+        w.put(bits, len);
+        (self.p, self.acc, self.n) = (w.p, w.acc, w.n);
+    }
+
+    /// The writer as plain values with a reference to the buffer, for the hot loops: its
+    /// accumulator stays in registers as long as nothing takes its address.
+    #[inline(always)]
+    fn hot(&mut self) -> Hot<'_> {
+        Hot { buf: &mut self.buf, p: self.p, acc: self.acc, n: self.n }
     }
 
     fn finish(mut self) -> Vec<u8> {
@@ -28,209 +44,253 @@ impl BitWriter {
         }
         // the decoder looks one word ahead of the last code
         self.put(0, 32);
-        self.out
+        self.buf.truncate(self.p);
+        self.buf
     }
 }
 
-/// Channels coded together, pixels interleaved `[u8; N]` (the mirror of the decoder's group).
-/// The bit accumulator of `BitWriter` as plain values, for the hot loops: a local that the
-/// compiler keeps in registers (the writer's own fields would be stored and reloaded per code).
-struct LocalWriter<'a> {
-    out: &'a mut Vec<u8>,
+/// `BitWriter` in locals (see `BitWriter::hot`); handed by value to the functions that
+/// are not inlined, so that it never lives in memory.
+struct Hot<'a> {
+    buf: &'a mut Vec<u8>,
+    p: usize,
     acc: u64,
     n: u32,
 }
 
-impl LocalWriter<'_> {
+impl Hot<'_> {
+    /// Put the low `len` <= 32 bits of `bits`. Without a branch on whether a word is full
+    /// (that depends on the data, so it would be mispredicted often): the word at `p` is
+    /// always stored, and `p` only moves on past a full one.
     #[inline(always)]
     fn put(&mut self, bits: u32, len: u32) {
         self.acc = (self.acc << len) | bits as u64;
         self.n += len;
-        if self.n >= 32 {
-            self.n -= 32;
-            self.out.extend_from_slice(&((self.acc >> self.n) as u32).to_le_bytes());
-            self.acc &= (1u64 << self.n) - 1;
+        self.flush();
+    }
+
+    /// Store the word that `n` (< 64) bits may have filled.
+    #[inline(always)]
+    fn flush(&mut self) {
+        let full = self.n >> 5;
+        self.n &= 31;
+        let word = ((self.acc >> self.n) as u32).to_le_bytes();
+        match self.buf.get_mut(self.p..self.p + 4) {
+            Some(dst) => dst.copy_from_slice(&word),
+            None => grow_put(self.buf, self.p, word),
         }
+        self.p += (full as usize) << 2;
     }
 }
 
-struct EncGroup<const N: usize> {
-    fam: Family,
-    mask: u32,
-    models: [Model; N],
-    corr: Vec<[u8; N]>,
-    cur: Vec<[u8; N]>,
-    prev: Vec<[u8; N]>,
-    state: State,
+/// A write past the room reserved (never, with the per-row reservation).
+#[cold]
+#[inline(never)]
+fn grow_put(buf: &mut Vec<u8>, p: usize, word: [u8; 4]) {
+    buf.resize((buf.len() * 2).max(p + 4), 0);
+    buf[p..p + 4].copy_from_slice(&word);
 }
 
-impl<const N: usize> EncGroup<N> {
-    fn new(bpc: u32, width: usize) -> Self {
-        EncGroup {
-            fam: Family::new(bpc),
-            mask: low_mask(bpc),
-            models: std::array::from_fn(|_| Model::new(bpc)),
-            corr: vec![[0; N]; width + 1],
-            cur: vec![[0; N]; width],
-            prev: vec![[0; N]; width],
-            state: State::new(),
+/// Code one pixel of every channel of the group with the codes picked by the residuals
+/// `ctx` of the pixel before; returns the packed residuals.
+#[inline(always)]
+fn pixel<const N: usize, L: Layout<N>, const PRED: u8>(
+    fam: &Family,
+    models: &[Model; N],
+    w: &mut Hot,
+    ctx: u32,
+    px: u32,
+    left: u32,
+    above: u32,
+) -> u32 {
+    let mask = low_mask(L::BPC);
+    let mut res = 0u32;
+    let mut cw = [0u32; N];
+    for c in 0..N {
+        let pred = match PRED {
+            PRED_NONE => 0,
+            PRED_LEFT => L::get(left, c),
+            PRED_ABOVE => L::get(above, c),
+            _ => (L::get(left, c) + L::get(above, c)) >> 1,
+        };
+        let u = L::get(px, c).wrapping_sub(pred) & mask;
+        let v = fam.u_to_l[u as usize & 0xff] as u32;
+        let code = models[c].best_code((ctx >> (8 * c)) as u8, mask);
+        cw[c] = fam.codewords[code as usize & 7][v as usize];
+        res |= v << (8 * c);
+    }
+    // the pixel's codewords at once when they fit the accumulator (nearly always), so that
+    // one word at most fills up
+    let total: u32 = cw.iter().map(|&x| x & 31).sum();
+    if w.n + total < 64 {
+        for x in cw {
+            w.acc = (w.acc << (x & 31)) | (x >> 5) as u64;
+        }
+        w.n += total;
+        w.flush();
+    } else {
+        for x in cw {
+            w.put(x >> 5, x & 31);
         }
     }
+    res
+}
 
-    /// Code pixel x; `ctx` is the residual of pixel x-1 (kept in a register by the caller).
-    /// Returns the residuals of pixel x.
-    #[inline(always)]
-    fn pixel<const FIRST: bool>(&mut self, w: &mut LocalWriter, x: usize, ctx: [u8; N]) -> [u8; N] {
-        let px = self.cur[x];
-        let above = self.prev[x];
-        let left = if x > 0 { self.cur[x - 1] } else { [0; N] };
-        let mut res = [0u8; N];
-        for c in 0..N {
-            let pred = match (FIRST, x) {
-                (true, 0) => 0,
-                (true, _) => left[c] as u32,
-                (false, 0) => above[c] as u32,
-                (false, _) => (left[c] as u32 + above[c] as u32) >> 1,
-            };
-            let u = (px[c] as u32).wrapping_sub(pred) & self.mask;
-            let v = self.fam.u_to_l[u as usize & 0xff];
-            let code = self.models[c].best_code(ctx[c], self.mask);
-            res[c] = v;
-            let (bits, len) = self.fam.encode(code, v);
-            w.put(bits, len);
-        }
-        self.corr[x + 1] = res;
-        res
+/// MELCODE run length.
+#[inline(never)]
+fn run_length<'a>(mut w: Hot<'a>, st: &mut State, mut run: u32) -> Hot<'a> {
+    let mut hits = 0u32;
+    while run >= st.melc_order {
+        hits += 1;
+        run -= st.melc_order;
+        st.melc_up();
     }
-
-    fn update(&mut self, x: usize) {
-        let (ctx, v) = (self.corr[x], self.corr[x + 1]);
-        for c in 0..N {
-            self.models[c].update(&self.fam, ctx[c], v[c], self.state.trigger);
-        }
+    while hits >= 32 {
+        w.put(u32::MAX, 32);
+        hits -= 32;
     }
-
-    fn run_length(&mut self, w: &mut LocalWriter, mut run: u32) {
-        let mut hits = 0u32;
-        while run >= self.state.melc_order {
-            hits += 1;
-            run -= self.state.melc_order;
-            self.state.melc_up();
-        }
-        while hits >= 32 {
-            w.put(u32::MAX, 32);
-            hits -= 32;
-        }
-        if hits > 0 {
-            w.put(low_mask(hits), hits);
-        }
-        w.put(run, self.state.melc_len + 1);
-        self.state.melc_down();
+    if hits > 0 {
+        w.put(low_mask(hits), hits);
     }
+    w.put(run, st.melc_len + 1);
+    st.melc_down();
+    w
+}
 
-    fn row(&mut self, w: &mut BitWriter, first_row: bool) {
-        let width = self.cur.len();
-        self.corr[0] = if first_row { [0; N] } else { self.corr[1] };
-        let (mut pos, mut left) = (0usize, width as u32);
-        while self.state.wmidx < WMI_MAX && self.state.wmileft <= left {
-            let n = self.state.wmileft;
-            if n > 0 {
-                self.segment(w, pos, pos + n as usize, low_mask(self.state.wmidx), first_row);
-                pos += n as usize;
-                left -= n;
-            }
-            self.state.next_wmi();
-        }
-        if left > 0 {
-            self.segment(w, pos, pos + left as usize, low_mask(self.state.wmidx), first_row);
-            if self.state.wmidx < WMI_MAX {
-                self.state.wmileft -= left;
-            }
-        }
+const PRED_NONE: u8 = 0; // first pixel of the first row
+const PRED_LEFT: u8 = 1; // first row
+const PRED_ABOVE: u8 = 2; // first pixel of a row
+const PRED_BOTH: u8 = 3; // (left + above) / 2
+
+/// Code pixels `i..end` of row `cur` (`prev`: the row above, unused on the first row).
+#[allow(clippy::too_many_arguments)]
+fn segment<const N: usize, L: Layout<N>>(
+    g: &mut Group<N>,
+    w: &mut BitWriter,
+    prev: &[u32],
+    cur: &[u32],
+    i: usize,
+    end: usize,
+    waitmask: u32,
+    first_row: bool,
+) {
+    if first_row {
+        segment_in::<N, L, true>(g, w, prev, cur, i, end, waitmask)
+    } else {
+        segment_in::<N, L, false>(g, w, prev, cur, i, end, waitmask)
     }
+}
 
-    #[inline(always)]
-    fn run_starts(&self, i: usize, run_index: usize) -> bool {
-        self.prev[i - 1] == self.prev[i] && run_index != i && i > 2 && self.cur[i - 1] == self.cur[i - 2]
-    }
-
-    fn segment(&mut self, w: &mut BitWriter, i: usize, end: usize, waitmask: u32, first_row: bool) {
-        let mut lw = LocalWriter { acc: w.acc, n: w.n, out: &mut w.out };
-        if first_row {
-            self.segment_in::<true>(&mut lw, i, end, waitmask)
+/// The mirror of the decoder's segment: the same schedule, the same run prediction.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn segment_in<const N: usize, L: Layout<N>, const FIRST: bool>(
+    g: &mut Group<N>,
+    bw: &mut BitWriter,
+    prev: &[u32],
+    cur: &[u32],
+    mut i: usize,
+    end: usize,
+    waitmask: u32,
+) {
+    let Group { fam, models, corr, state } = g;
+    assert!(end <= cur.len() && corr.len() == cur.len() + 1 && (FIRST || prev.len() == cur.len()));
+    let cur = &cur[..end];
+    let corr = &mut corr[..end + 1];
+    let prev = if FIRST { prev } else { &prev[..end] };
+    // the writer lives in registers for the segment
+    let mut w = bw.hot();
+    if i == 0 {
+        corr[1] = if FIRST {
+            pixel::<N, L, PRED_NONE>(fam, models, &mut w, corr[0], cur[0], 0, 0)
         } else {
-            self.segment_in::<false>(&mut lw, i, end, waitmask)
+            pixel::<N, L, PRED_ABOVE>(fam, models, &mut w, corr[0], cur[0], 0, prev[0])
+        };
+        if state.wait > 0 {
+            state.wait -= 1;
+        } else {
+            state.wait = state.rand() & waitmask;
+            update_models::<N, L>(models, fam, corr[0], corr[1], state.trigger);
         }
-        let (acc, n) = (lw.acc, lw.n);
-        (w.acc, w.n) = (acc, n);
+        i = 1;
     }
-
-    #[inline(always)]
-    fn segment_in<const FIRST: bool>(&mut self, w: &mut LocalWriter, mut i: usize, end: usize, waitmask: u32) {
-        assert!(end <= self.cur.len() && self.prev.len() == self.cur.len() && self.corr.len() == self.cur.len() + 1);
-        if i == 0 {
-            self.pixel::<FIRST>(w, 0, self.corr[0]);
-            if self.state.wait > 0 {
-                self.state.wait -= 1;
+    let mut ctx = corr[i];
+    let mut left = cur[i - 1];
+    let mut left2 = if i >= 2 { cur[i - 2] } else { 0 };
+    let mut above_left = if FIRST { 0 } else { prev[i - 1] };
+    let mut stop = i + state.wait as usize;
+    let mut run_index = 0usize;
+    loop {
+        let lim = if stop < end { stop + 1 } else { end };
+        let mut ran = false;
+        while i < lim {
+            let px = cur[i];
+            let above = if FIRST { 0 } else { prev[i] };
+            if !FIRST && L::same(above_left, above) && L::same(left, left2) && i > 2 && run_index != i {
+                ran = true;
+                break;
+            }
+            let res = if FIRST {
+                pixel::<N, L, PRED_LEFT>(fam, models, &mut w, ctx, px, left, above)
             } else {
-                self.state.wait = self.state.rand() & waitmask;
-                self.update(0);
-            }
-            i = 1;
+                pixel::<N, L, PRED_BOTH>(fam, models, &mut w, ctx, px, left, above)
+            };
+            corr[i + 1] = res;
+            (ctx, left2, left, above_left) = (res, left, px, above);
+            i += 1;
         }
-        let mut ctx = self.corr[i];
-        let mut stop = i + self.state.wait as usize;
-        let mut run_index = 0usize;
-        loop {
-            let mut ran = false;
-            'coded: {
-                while stop < end {
-                    while i <= stop {
-                        if !FIRST && self.run_starts(i, run_index) {
-                            ran = true;
-                            break 'coded;
-                        }
-                        ctx = self.pixel::<FIRST>(w, i, ctx);
-                        i += 1;
-                    }
-                    self.update(stop);
-                    stop = i + (self.state.rand() & waitmask) as usize;
-                }
-                while i < end {
-                    if !FIRST && self.run_starts(i, run_index) {
-                        ran = true;
-                        break 'coded;
-                    }
-                    ctx = self.pixel::<FIRST>(w, i, ctx);
-                    i += 1;
-                }
+        if !ran {
+            if stop < end {
+                update_models::<N, L>(models, fam, corr[stop], corr[stop + 1], state.trigger);
+                stop = i + (state.rand() & waitmask) as usize;
+                continue;
             }
-            if !ran {
-                self.state.wait = (stop - end) as u32;
-                return;
-            }
-            run_index = i;
-            self.state.wait = (stop - i) as u32;
-            let value = self.cur[i - 1];
-            let run = self.cur[i..end].iter().take_while(|&&p| p == value).count();
+            state.wait = (stop - end) as u32;
+            break;
+        }
+        run_index = i;
+        state.wait = (stop - i) as u32;
+        let run = cur[i..].iter().take_while(|&&p| L::same(p, left)).count();
+        w = run_length(w, state, run as u32);
+        if run > 0 {
             i += run;
-            self.run_length(w, run as u32);
-            if i == end {
-                return;
+            left2 = left;
+            ctx = corr[i];
+            if !FIRST {
+                above_left = prev[i - 1];
             }
-            ctx = self.corr[i];
-            stop = i + self.state.wait as usize;
         }
+        if i == end {
+            break;
+        }
+        stop = i + state.wait as usize;
     }
+    (bw.p, bw.acc, bw.n) = (w.p, w.acc, w.n);
 }
 
-/// Fill a group's current row from the words and code it.
-fn code_row<const N: usize>(g: &mut EncGroup<N>, bits: &mut BitWriter, row: &[u32], first_row: bool, pick: impl Fn(u32) -> [u8; N]) {
-    for (c, &px) in g.cur.iter_mut().zip(row) {
-        *c = pick(px);
+/// Code the rows of one group (and of the alpha group after each of its rows, for RGBA).
+fn encode_rows<const N: usize, L: Layout<N>>(words: &[u32], w: usize, bits: &mut BitWriter, with_alpha: bool) {
+    let mut g = Group::<N>::new(L::BPC, w);
+    let mut alpha = if with_alpha { Some(Group::<1>::new(8, w)) } else { None };
+    // the most a row can take: every pixel coded with the longest codes, or starting a run
+    let row_bytes = w * (N + 1) * 32 / 8 + 64;
+    for (y, cur) in words.chunks_exact(w).enumerate() {
+        let prev = if y > 0 { &words[(y - 1) * w..y * w] } else { &[][..] };
+        bits.reserve(row_bytes);
+        g.row(w, y == 0, |g, s, e, wm| {
+            segment::<N, L>(g, bits, prev, cur, s, e, wm, y == 0);
+            Ok::<(), ()>(())
+        })
+        .ok();
+        if let Some(a) = alpha.as_mut() {
+            bits.reserve(w * 8 + 64);
+            a.row(w, y == 0, |a, s, e, wm| {
+                segment::<1, Alpha>(a, bits, prev, cur, s, e, wm, y == 0);
+                Ok::<(), ()>(())
+            })
+            .ok();
+        }
     }
-    g.row(bits, first_row);
-    std::mem::swap(&mut g.cur, &mut g.prev);
 }
 
 /// Encode top-down 0xAARRGGBB words as a QUIC stream of `kind` (GRAY takes the blue byte,
@@ -240,25 +300,15 @@ pub fn encode_quic(words: &[u32], width: u32, height: u32, kind: u32) -> Option<
         return None;
     }
     let w = width as usize;
-    let bpc = if kind == quic_type::RGB16 { 5 } else { 8 };
-    let mut bits = BitWriter { out: Vec::with_capacity(words.len()), acc: 0, n: 0 };
+    let mut bits = BitWriter { buf: Vec::new(), p: 0, acc: 0, n: 0 };
+    bits.reserve(words.len() + 64);
     for v in [QUIC_MAGIC, 0, kind, width, height] {
         bits.put(v, 32);
     }
-    let rgb = |px: u32| [(px >> 16) as u8, (px >> 8) as u8, px as u8];
-    let rgb5 = |px: u32| [(px >> 19) as u8 & 31, (px >> 11) as u8 & 31, (px >> 3) as u8 & 31];
-    let mut color = EncGroup::<3>::new(bpc, w);
-    let mut gray = EncGroup::<1>::new(8, w);
-    for (y, row) in words.chunks_exact(w).enumerate() {
-        match kind {
-            quic_type::GRAY => code_row(&mut gray, &mut bits, row, y == 0, |px| [px as u8]),
-            quic_type::RGB16 => code_row(&mut color, &mut bits, row, y == 0, rgb5),
-            _ => code_row(&mut color, &mut bits, row, y == 0, rgb),
-        }
-        if kind == quic_type::RGBA {
-            // the alpha channel is a gray group of its own, after each colour row
-            code_row(&mut gray, &mut bits, row, y == 0, |px| [(px >> 24) as u8]);
-        }
+    match kind {
+        quic_type::GRAY => encode_rows::<1, Gray>(words, w, &mut bits, false),
+        quic_type::RGB16 => encode_rows::<3, Rgb5>(words, w, &mut bits, false),
+        _ => encode_rows::<3, Rgb8>(words, w, &mut bits, kind == quic_type::RGBA),
     }
     Some(bits.finish())
 }
