@@ -189,12 +189,17 @@ class LzKind:
     A8 = 11
 
 
-def _pixels(img: np.ndarray) -> tuple[bytes, int, int]:
+def _checked(img: np.ndarray) -> np.ndarray:
     arr = np.asarray(img)
     if arr.ndim != 3 or arr.shape[2] != 4 or arr.dtype != np.uint8:
         raise ValueError(f"expected an H x W x 4 uint8 B,G,R,A array, got {arr.dtype} {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def _pixels(img: np.ndarray) -> tuple[bytes, int, int]:
+    arr = _checked(img)
     height, width = arr.shape[:2]
-    return np.ascontiguousarray(arr).tobytes(), width, height
+    return arr.tobytes(), width, height
 
 
 def encode_quic(img: np.ndarray, kind: int = QuicKind.RGB32) -> bytes:
@@ -211,7 +216,7 @@ def encode_lz(img: np.ndarray, kind: int = LzKind.RGB32) -> bytes:
 
 # bitmap format -> (bytes per pixel, how a B,G,R,A array is packed into it)
 def _pack_rows(img: np.ndarray, fmt: int) -> bytes:
-    arr = np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+    arr = _checked(img)
     if fmt in (BitmapFormat.THIRTY_TWO_BIT, BitmapFormat.RGBA):
         return arr.tobytes()
     if fmt == BitmapFormat.TWENTY_FOUR_BIT:
@@ -224,7 +229,6 @@ def _pack_rows(img: np.ndarray, fmt: int) -> bytes:
 
 def encode_lz4(img: np.ndarray, fmt: int = BitmapFormat.THIRTY_TWO_BIT) -> bytes:
     """SPICE LZ4 image data (top_down, format, BE-length-prefixed blocks) of ``img``."""
-    _pixels(img)
     return _native.encode_lz4(_pack_rows(img, fmt), fmt)
 
 

@@ -386,7 +386,7 @@ pub fn encode_lz(words: &[u32], width: u32, height: u32, kind: u32) -> Option<Ve
 /// Run `f` on the 0xAARRGGBB words of `width` x `height` B,G,R,A bytes: the bytes
 /// themselves where they can be read as words (little-endian, 4-byte aligned, as a Python
 /// bytes object's are), else a converted copy. None when the length does not fit the size.
-fn with_bgra_words<R>(bgra: &[u8], width: u32, height: u32, f: impl FnOnce(&[u32]) -> R) -> Option<R> {
+pub(crate) fn with_bgra_words<R>(bgra: &[u8], width: u32, height: u32, f: impl FnOnce(&[u32]) -> R) -> Option<R> {
     if (width as usize).checked_mul(height as usize).and_then(|n| n.checked_mul(4)) != Some(bgra.len()) {
         return None;
     }

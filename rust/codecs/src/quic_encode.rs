@@ -293,6 +293,12 @@ fn encode_rows<const N: usize, L: Layout<N>>(words: &[u32], w: usize, bits: &mut
     }
 }
 
+/// [`encode_quic`] of B,G,R,A bytes (width * height * 4 of them), read in place as words
+/// where they are aligned.
+pub fn encode_quic_bgra(bgra: &[u8], width: u32, height: u32, kind: u32) -> Option<Vec<u8>> {
+    crate::lz_encode::with_bgra_words(bgra, width, height, |words| encode_quic(words, width, height, kind))?
+}
+
 /// Encode top-down 0xAARRGGBB words as a QUIC stream of `kind` (GRAY takes the blue byte,
 /// RGB16 the top 5 bits of each colour). None for an unknown kind or an empty image.
 pub fn encode_quic(words: &[u32], width: u32, height: u32, kind: u32) -> Option<Vec<u8>> {

@@ -101,12 +101,6 @@ fn check_bgra(bgra: &[u8], width: u32, height: u32) -> PyResult<()> {
     Ok(())
 }
 
-/// B,G,R,A bytes (width*height*4) to words.
-fn words_of(bgra: &[u8], width: u32, height: u32) -> PyResult<Vec<u32>> {
-    check_bgra(bgra, width, height)?;
-    Ok(bgra.chunks_exact(4).map(|p| u32::from_le_bytes([p[0], p[1], p[2], p[3]])).collect())
-}
-
 fn encoded(py: Python<'_>, r: Option<Vec<u8>>, what: &str) -> PyResult<Py<PyBytes>> {
     match r {
         Some(v) => Ok(PyBytes::new(py, &v).unbind()),
@@ -116,8 +110,8 @@ fn encoded(py: Python<'_>, r: Option<Vec<u8>>, what: &str) -> PyResult<Py<PyByte
 
 #[pyfunction]
 fn encode_quic(py: Python<'_>, bgra: &[u8], width: u32, height: u32, kind: u32) -> PyResult<Py<PyBytes>> {
-    let words = words_of(bgra, width, height)?;
-    let r = py.detach(|| spice_codecs::quic_encode::encode_quic(&words, width, height, kind));
+    check_bgra(bgra, width, height)?;
+    let r = py.detach(|| spice_codecs::quic_encode::encode_quic_bgra(bgra, width, height, kind));
     encoded(py, r, "quic")
 }
 
