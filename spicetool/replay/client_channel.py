@@ -60,7 +60,6 @@ class ClientChannel:
         self.closed_by_server: str | None = None   # why the channel ended on the server's side
         self._events: asyncio.Queue = asyncio.Queue()
         self._reader_task: asyncio.Task | None = None
-        self.linked = False
         self.timeout = 10.0   # for the connection and each link-stage answer
 
     # --- connection and link stage ---
@@ -110,7 +109,6 @@ class ClientChannel:
         if result.fields["error"] != "OK":
             raise LinkRefused(self.name, str(result.fields["error"]))
         self.mini = "mini_header" in caps   # the header we send, as the server announced
-        self.linked = True
 
     async def _link_record(self, name: str) -> LinkRecord:
         deadline = time.monotonic() + self.timeout

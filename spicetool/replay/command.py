@@ -91,6 +91,9 @@ def _password(password: str | None, password_file: Path | None, disable_ticketin
               type=click.Choice(["off", "quic", "lz", "glz", "lz4"]),
               help="How images are sent: off (BITMAP) or a codec; a client's preferred "
                    "compression overrides it, as with spice-server.")
+@click.option("--streaming-video", default="off", show_default=True, type=click.Choice(["off", "all", "filter"]),
+              help="Regions redrawn often become an MJPEG video stream, as spice-server's option: "
+                   "all (any such region) or filter (photo-like regions of 96x96 pixels or more).")
 @click.option("--name", default="spicetool demo", show_default=True, help="Name shown by clients.")
 @click.option("--link-timeout", type=click.FloatRange(0.1, 600), default=10, show_default=True,
               help="Seconds a client has to complete the link stage.")
@@ -131,7 +134,7 @@ def _password(password: str | None, password_file: Path | None, disable_ticketin
 @click.option("-v", "--verbose", is_flag=True, help="Log every channel, latency and input event.")
 def serve(host: str, port: int, password: str | None, password_file: Path | None,
           disable_ticketing: bool, size: tuple[int, int], fps: float, still: bool,
-          input_log: Path | None, image_compression: str, name: str, link_timeout: float,
+          input_log: Path | None, image_compression: str, streaming_video: str, name: str, link_timeout: float,
           ping_interval: float, replay: Path | None, speed: float, loop: bool, start: float | None,
           stop: float | None, pause_at: float | None, agent: bool, agent_dir: Path | None,
           agent_max_file: int, tls_port: int | None, cert: Path | None, key: Path | None,
@@ -170,12 +173,13 @@ def serve(host: str, port: int, password: str | None, password_file: Path | None
         raise click.UsageError("--speed, --loop, --from, --to and --pause-at go with --replay CAPTURE")
     if start is not None and stop is not None and stop < start:
         raise click.UsageError("--to is before --from")
-    opts = ServeOptions(host, port, pw, input_log, name, link_timeout, ping_interval, verbose,
-                        image_compression, size, fps, still, replay, speed, loop,
-                        start or 0.0, stop, pause_at, agent or agent_dir is not None, agent_dir,
-                        agent_max_file)
-    opts.tls_port, opts.cert, opts.key = tls_port, cert, key
-    opts.secure_channels = _secure_channels(secure_channels)
+    opts = ServeOptions(host, port, pw, input_log=input_log, name=name, link_timeout=link_timeout,
+                        ping_interval=ping_interval, verbose=verbose, image_compression=image_compression,
+                        size=size, fps=fps, still=still, replay=replay, speed=speed, loop=loop,
+                        start=start or 0.0, stop=stop, pause_at=pause_at, agent=agent or agent_dir is not None,
+                        agent_dir=agent_dir, agent_max_file=agent_max_file, tls_port=tls_port, cert=cert,
+                        key=key, secure_channels=_secure_channels(secure_channels),
+                        streaming_video=streaming_video)
     if (cert is None) != (key is None):
         raise click.UsageError("--cert and --key go together")
     if tls_port is None and (cert is not None or opts.secure_channels):

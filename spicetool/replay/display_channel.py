@@ -7,7 +7,7 @@ from . import worker
 from .channel import ChannelClient, ClientDropped, PipeItem
 from .images import CLIENT_PREFERENCES, ClientImages
 from .pixmap_cache import PixmapCache
-from .qxl import Command, DrawCopy, DrawFill
+from .qxl import Command, DrawCopy, DrawFill, StreamCreate, StreamDestroy
 
 
 class DisplayChannel(ChannelClient):
@@ -23,9 +23,30 @@ class DisplayChannel(ChannelClient):
         surfaces = worker.snapshot(device)  # the picture now; encoded when sent, in send order
         self.push_item(PipeItem(lambda: worker.display_state(surfaces, self.monitors, self.images), False,
                                 sum(px.nbytes for _, px, _ in surfaces)))
+        # MJPEG: every client without MULTI_CODEC, and those that announce CODEC_MJPEG
+        caps = self.link.channel_caps
+        self.mjpeg = "multi_codec" not in caps or "codec_mjpeg" in caps
+        self.streams: set[int] = set()      # the video streams this client was told of
+        for s in (device.streams.active.values() if device.streams is not None else ()):
+            self.on_command(StreamCreate(s.id, s.rect))   # as spice-server after MARK
         device.listeners.append(self.on_command)
 
     def on_command(self, cmd: Command) -> None:
+        if isinstance(cmd, StreamCreate):
+            if self.mjpeg:
+                self.streams.add(cmd.stream_id)
+                self.push_item(PipeItem(lambda: [worker.stream_create(cmd)], False, 64))
+            return
+        if isinstance(cmd, StreamDestroy):
+            if cmd.stream_id in self.streams:
+                self.streams.discard(cmd.stream_id)
+                self.push_item(PipeItem(lambda: [("stream_destroy", {"id": cmd.stream_id})], False, 16))
+            return
+        if isinstance(cmd, DrawCopy) and cmd.stream in self.streams:
+            mm = cmd.shared.setdefault("mm_time", self.server.mm_time() + worker.STREAM_DELAY_MS)
+            self.server.stats["stream_frames"] += 1
+            self.push_item(PipeItem(lambda: [worker.stream_frame(cmd, mm)], True, cmd.pixels.nbytes // 10))
+            return
         draw = isinstance(cmd, (DrawFill, DrawCopy))
         size = cmd.pixels.nbytes if isinstance(cmd, DrawCopy) else 64
         self.push_item(PipeItem(lambda: worker.display_messages(cmd, self.monitors, self.images), draw, size))

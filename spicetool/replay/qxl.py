@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Callable, Union
+import time
+from typing import Any, Callable, Union
 
 import numpy as np
 
@@ -76,6 +77,8 @@ class DrawCopy:
     image_id: int | None = None
     # what the worker made of it for every client alike (per codec): encoded once
     shared: dict = field(default_factory=dict, compare=False, repr=False)
+    stream: int | None = field(default=None, compare=False)   # set: a frame of this video stream
+    video: bool = False   # a frame of a video the guest plays (a replayed capture's stream)
 
 
 def content_id(pixels: np.ndarray) -> int:
@@ -85,6 +88,18 @@ def content_id(pixels: np.ndarray) -> int:
     h.update(np.asarray(pixels.shape, dtype="<u4").tobytes())
     h.update(np.ascontiguousarray(pixels).data)
     return int.from_bytes(h.digest(), "little")
+
+
+@dataclass
+class StreamCreate:
+    """A video stream starts at `rect` (the server's decision, see streams.py)."""
+    stream_id: int
+    rect: Rect
+
+
+@dataclass
+class StreamDestroy:
+    stream_id: int
 
 
 @dataclass
@@ -117,8 +132,9 @@ class CursorHide:
 
 DrawCommand = Union[DrawFill, DrawCopy]
 SurfaceCommand = Union[SurfaceCreate, SurfaceDestroy]
+StreamCommand = Union[StreamCreate, StreamDestroy]
 CursorCommand = Union[CursorSet, CursorMove, CursorHide]
-Command = Union[DrawCommand, SurfaceCommand, CursorCommand]
+Command = Union[DrawCommand, SurfaceCommand, CursorCommand, StreamCommand]
 
 
 class DeviceError(ValueError):
@@ -146,12 +162,26 @@ class QxlDevice:
     max_pixels: int = 64 * 1024 * 1024
     commands: int = 0   # submitted so far: the surfaces' version
     memo: dict = field(default_factory=dict, repr=False)  # the worker's, valid while `commands` stays
+    streams: Any = None       # a streams.VideoStreams when --streaming-video is on
+    clock: Callable[[], float] = time.monotonic   # seconds, for the streams' timing
 
     @property
     def primary(self) -> np.ndarray | None:
         return self.surfaces.get(PRIMARY_SURFACE)
 
     def submit(self, cmd: Command) -> None:
+        if self.streams is not None:
+            for c in self.streams.before(cmd, self.clock(), self.primary):
+                self._deliver(c)
+        self._deliver(cmd)
+
+    def tick(self, now: float | None = None) -> None:
+        """Let time pass for the streams (None: the device's clock; inf: end them all)."""
+        if self.streams is not None:
+            for c in self.streams.expired(self.clock() if now is None else now, self.primary):
+                self._deliver(c)
+
+    def _deliver(self, cmd: Command) -> None:
         self._apply(cmd)
         self.commands += 1
         for listener in list(self.listeners):
@@ -195,6 +225,8 @@ class QxlDevice:
             self.cursor.visible = True
         elif isinstance(cmd, CursorHide):
             self.cursor.visible = False
+        elif isinstance(cmd, (StreamCreate, StreamDestroy)):
+            pass   # no pixels: the stream's frames are draws
         else:
             raise DeviceError(f"unknown command {type(cmd).__name__}")
 

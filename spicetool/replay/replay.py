@@ -118,6 +118,8 @@ class CaptureReplay:
         self.position = 0.0  # capture seconds shown so far (from the first picture)
         self.on_frame: Callable[[Frame, float], None] | None = None  # (frame, its due time) when submitted
         self._frames: Iterator[Frame] | None = None
+        self._now = 0.0     # capture seconds, the device's clock (video streams are timed by it)
+        device.clock = lambda: self._now
 
     @property
     def _first(self) -> float:
@@ -137,10 +139,12 @@ class CaptureReplay:
         feed = FrameFeed(self._frames, self.prepare_command)
         feed.start()
         start = time.monotonic()
+        base = 0.0   # capture clock at the start of this round
         try:
             while (frame := await feed.get()) is not None:
                 if frame.first:
                     start = time.monotonic()
+                    base = self._now
                 if frame.hold:
                     self.paused.set()
                     await self._resume.wait()
@@ -149,12 +153,16 @@ class CaptureReplay:
                     continue
                 due = start + frame.due / self.speed
                 await asyncio.sleep(max(0.0, due - time.monotonic()))  # a late frame still lets clients send
+                self._now = base + frame.due
+                self.device.tick()
                 for cmd in frame.commands:
                     self.device.submit(cmd)
                 if self.on_frame is not None:
                     self.on_frame(frame, due)
                 self.position = frame.due
                 if frame.end:
+                    self.device.tick(float("inf"))   # streams end with the round (exact last picture)
+                    self._now += 10.0
                     self.rounds += 1
         finally:
             feed.close()

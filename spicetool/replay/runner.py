@@ -49,10 +49,14 @@ class ServeOptions:
     cert: Path | None = None
     key: Path | None = None
     secure_channels: set = field(default_factory=set)
+    streaming_video: str = "off"   # off, all or filter (as spice-server's option)
 
 
 async def run(opts: ServeOptions, console: Console) -> None:
     device = QxlDevice()
+    if opts.streaming_video != "off":
+        from .streams import VideoStreams
+        device.streams = VideoStreams(opts.streaming_video)
     if opts.replay is not None:
         replay = CaptureReplay(device, str(opts.replay), opts.speed, opts.loop,
                                start=opts.start, stop=opts.stop, pause_at=opts.pause_at)

@@ -73,10 +73,50 @@ def changed_bands(old: np.ndarray, new: np.ndarray) -> list[Rect]:
     return out
 
 
-def _copy(bgrx: np.ndarray, r: Rect) -> DrawCopy:
+def _copy(bgrx: np.ndarray, r: Rect, video: bool = False) -> DrawCopy:
     px = bgrx[r.top:r.bottom, r.left:r.right].copy()
     px[:, :, 3] = 0
+    if video:  # a video frame: never the same image again, not worth a cache entry
+        return DrawCopy(PRIMARY_SURFACE, r, px, video=True)
     return DrawCopy(PRIMARY_SURFACE, r, px, content_id(px))
+
+
+def _overlap(a: Rect, b: Rect) -> bool:
+    return a.left < b.right and b.left < a.right and a.top < b.bottom and b.top < a.bottom
+
+
+def _outside(r: Rect, holes: list[Rect]) -> list[Rect]:
+    """The parts of `r` outside every rectangle of `holes` (at most four per hole)."""
+    parts = [r]
+    for hole in holes:
+        nxt = []
+        for p in parts:
+            if not _overlap(p, hole):
+                nxt.append(p)
+                continue
+            top, bottom = max(p.top, hole.top), min(p.bottom, hole.bottom)
+            nxt += [q for q in (Rect(p.left, p.top, p.right, top), Rect(p.left, bottom, p.right, p.bottom),
+                                Rect(p.left, top, max(p.left, hole.left), bottom),
+                                Rect(min(p.right, hole.right), top, p.right, bottom)) if not q.empty()]
+        parts = nxt
+    return parts
+
+
+def _video_rects(screen, w: int, h: int) -> list[Rect]:
+    """Destinations of the capture's live video streams on the shown surface."""
+    primary = screen.primary()
+    streams = getattr(getattr(screen, "streams", None), "streams", {})
+    if primary is None or not streams:
+        return []
+    out = []
+    for st in streams.values():
+        if st.surface_id != primary.id:
+            continue
+        d = st.dest
+        r = Rect(int(d["left"]), int(d["top"]), int(d["right"]), int(d["bottom"])).clipped(w, h)
+        if not r.empty() and all(not _overlap(r, o) for o in out):
+            out.append(r)
+    return out
 
 
 class Converter:
@@ -98,7 +138,16 @@ class Converter:
         if old is None or old.shape[:2] != (h, w):
             out: list[Command] = [] if old is None else [SurfaceDestroy(PRIMARY_SURFACE)]
             return out + [SurfaceCreate(PRIMARY_SURFACE, w, h), _copy(new, Rect(0, 0, w, h))]
-        return [_copy(new, r) for r in changed_bands(old, new)]
+        bands = changed_bands(old, new)
+        videos = _video_rects(screen, w, h)
+        if not videos or not bands:
+            return [_copy(new, r) for r in bands]
+        # the capture's video streams keep their destination: a changed one is drawn whole
+        # (a frame of it), other changes around it (see streams.py: a draw across a stream ends it)
+        out = [_copy(new, v, video=True) for v in videos if any(_overlap(v, b) for b in bands)]
+        for b in bands:
+            out += [_copy(new, piece) for piece in _outside(b, videos)]
+        return out
 
     def cursor(self, screen) -> list[Command]:
         """Commands for what changed on the captured pointer."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Union
 
+import numpy as np
+
 from spicetool.stack import Direction, build_body
 from spicetool.stack.headers import MINI, pack_mini_header
 from spicetool.stack.messages import describe
@@ -16,7 +18,7 @@ from spicetool.stack.types import CHANNEL_TYPES
 from .images import IMAGE_FLAG_CACHE_ME, ClientImages, cursor_fields, from_cache_image, with_flags
 from .pixmap_cache import inval_lists
 from .qxl import (PRIMARY_SURFACE, Command, CursorHide, CursorMove, CursorSet, DrawCopy, DrawFill,
-                  QxlDevice, Rect, SurfaceCreate, SurfaceDestroy)
+                  QxlDevice, Rect, StreamCreate, SurfaceCreate, SurfaceDestroy)
 
 ROP_OP_PUT = 8           # SpiceRopd OP_PUT
 SURFACE_FLAG_PRIMARY = 1
@@ -138,6 +140,34 @@ class Prebuilder:
         if setting != self._setting:
             self._images, self._setting = ClientImages(setting, True, Counter()), setting
         prebuild(cmd, self._images)
+
+
+STREAM_FLAG_TOP_DOWN = 1
+STREAM_DELAY_MS = 200    # frames are stamped this far ahead of the client's clock (spice-gtk drops late ones)
+JPEG_QUALITY = 80
+
+
+def stream_create(cmd: StreamCreate) -> tuple[str, dict]:
+    w, h = cmd.rect.width, cmd.rect.height
+    return "stream_create", {"surface_id": PRIMARY_SURFACE, "id": cmd.stream_id, "flags": STREAM_FLAG_TOP_DOWN,
+                             "codec_type": "MJPEG", "stamp": 0, "stream_width": w, "stream_height": h,
+                             "src_width": w, "src_height": h, "dest": cmd.rect.fields(), "clip": NO_CLIP}
+
+
+def stream_frame(cmd: DrawCopy, mm_time: int) -> Shared:
+    """The frame as STREAM_DATA, a JPEG made by Pillow once for every client."""
+    msg = cmd.shared.get("stream")
+    if msg is None:
+        import io
+
+        from PIL import Image
+        out = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(cmd.pixels[:, :, 2::-1])).save(out, "JPEG", quality=JPEG_QUALITY)
+        data = out.getvalue()
+        msg = cmd.shared["stream"] = Shared("stream_data", {
+            "base": {"id": cmd.stream, "multi_media_time": mm_time & 0xFFFFFFFF},
+            "data_size": len(data), "data": data})
+    return msg
 
 
 def draw_fill(surface_id: int, rect: Rect, color: int) -> tuple[str, dict]:

@@ -8,6 +8,7 @@ reaches a real xterm. Ports 5970-5979 and X displays :70-:79 are this file's.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -68,7 +69,6 @@ def last_picture(path: Path) -> np.ndarray:
 def distinct_pictures(path: Path, min_seconds: float = 0.02) -> list[bytes]:
     """Digests of the pictures a capture shows one after another, leaving out blank ones and those
     replaced within `min_seconds` (a band update split over segments shows half-drawn for a moment)."""
-    import hashlib
     from spicetool.render import frames
     pics: list[tuple[bytes, float, bool]] = []
     for f in frames(str(path)):
@@ -79,16 +79,18 @@ def distinct_pictures(path: Path, min_seconds: float = 0.02) -> list[bytes]:
     return [d for (d, t, blank), end in zip(pics, ends) if not blank and end - t >= min_seconds]
 
 
-def client_messages(path: Path, channel: str) -> list[tuple[str, dict]]:
-    """(name, fields) of what the client sent on one channel, answers to the server left out."""
+def records(path: Path) -> list:
+    """Every record the dissector finds in a capture."""
     from spicetool.dissect.capture import open_capture
     from spicetool.dissect.sessions import decode_segments
-    out = []
-    for r in decode_segments(open_capture(str(path))):
-        if r.channel.channel == channel and r.direction.value == "client" and r.layer == "message" \
-                and r.type not in ("ack", "ack_sync", "pong"):
-            out.append((r.type, r.fields, r.time))
-    return out
+    return list(decode_segments(open_capture(str(path))))
+
+
+def client_messages(path: Path, channel: str) -> list[tuple[str, dict, float]]:
+    """(name, fields, time) of what the client sent on one channel, answers to the server left out."""
+    return [(r.type, r.fields, r.time) for r in records(path)
+            if r.channel.channel == channel and r.direction.value == "client" and r.layer == "message"
+            and r.type not in ("ack", "ack_sync", "pong")]
 
 
 SERVED = {"main", "display", "inputs", "cursor"}   # the channels `spicetool serve` has
@@ -98,10 +100,9 @@ def check_summary(stdout: str, new: Path) -> set[str]:
     """Each summary line's figures are what the regenerated capture holds; returns the channels."""
     from collections import Counter
     from spicetool.dissect.capture import open_capture
-    from spicetool.dissect.sessions import decode_segments
     messages: Counter = Counter()
     endpoints: dict[str, str] = {}
-    for r in decode_segments(open_capture(str(new))):
+    for r in records(new):
         name = f"{r.channel.channel}:{r.channel.channel_id}"
         endpoints[r.channel.client] = name
         if r.layer == "message":
@@ -140,10 +141,7 @@ def regenerate(tmp: Path, capture: Path, name: str, speed: float = 1.0) -> tuple
 
 
 def channels_of(path: Path) -> set[tuple[str, int, str]]:
-    from spicetool.dissect.capture import open_capture
-    from spicetool.dissect.sessions import decode_segments
-    return {(r.channel.channel, r.channel.channel_id, r.direction.value)
-            for r in decode_segments(open_capture(str(path)))}
+    return {(r.channel.channel, r.channel.channel_id, r.direction.value) for r in records(path)}
 
 
 # ----------------------------------------------------------------------------- our own server
@@ -190,12 +188,9 @@ def test_agent_file_transfer_arrives(tmp_path):
     assert r.returncode == 0, r.stderr
     files = list(received.iterdir())
     assert len(files) == 1
-    import hashlib
     assert hashlib.sha256(files[0].read_bytes()).hexdigest() == want["file_transfer"]["sha256"]
     # the guest agent's answers are in the regenerated capture
-    from spicetool.dissect.capture import open_capture
-    from spicetool.dissect.sessions import decode_segments
-    status = [r.fields["result"] for r in decode_segments(open_capture(str(new)))
+    status = [r.fields["result"] for r in records(new)
               if r.type == "vd_agent_file_xfer_status"]
     assert status == ["CAN_SEND_DATA", "SUCCESS"]
 
@@ -243,11 +238,14 @@ def test_wrong_password_reports_the_link_error(tmp_path):
         bad = replay(CAPTURES / "password.pcap", "--to", f"127.0.0.1:{port}", "--password", "wrong")
         (tmp_path / "pw").write_text("right-pw\n")
         good = replay(CAPTURES / "password.pcap", "--to", f"127.0.0.1:{port}", "--password-file",
-                      tmp_path / "pw", "--speed", 8)
+                      tmp_path / "pw", "--speed", 8, "-q", "-w", tmp_path / "good.pcap")
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines() == ["error: main:0: the server refused the link: PERMISSION_DENIED"]
-    assert good.returncode == 0, good.stderr
-    assert good.stdout.splitlines()[0].startswith("main:0")
+    assert (good.returncode, good.stdout, good.stderr) == (0, "", "")   # -q: errors only
+    # .pcap: a classic pcap, every channel linked with the password
+    assert (tmp_path / "good.pcap").read_bytes()[:4] == bytes.fromhex("d4c3b2a1")
+    results = [r.fields["error"] for r in records(tmp_path / "good.pcap") if r.type == "link_result"]
+    assert results == ["OK"] * 4
 
 
 # ----------------------------------------------------------------------------- a real spice-server
@@ -353,9 +351,7 @@ def test_qemu_links_all_nine_channels(tmp_path):
     assert len(captured) == 9
     assert {ln.split()[0] for ln in r.stdout.splitlines()[:-1]} == captured
     check_summary(r.stdout, new)
-    from spicetool.dissect.capture import open_capture
-    from spicetool.dissect.sessions import decode_segments
-    got = {(r.channel.channel, r.direction.value, r.type) for r in decode_segments(open_capture(str(new)))
+    got = {(r.channel.channel, r.direction.value, r.type) for r in records(new)
            if r.layer == "message"}
     for channel in ("usbredir", "port", "webdav"):  # resent as captured, byte for byte
         sent = [(n, f) for n, f, _ in client_messages(new, channel)]
@@ -470,16 +466,19 @@ def _server_side_only(src: Path, dst: Path) -> None:
                 w.segment(seg.time, seg.src, seg.dst, seg.seq, seg.ack, seg.flags, seg.payload)
 
 
-@pytest.mark.parametrize("what", ["server-only", "truncated", "not-a-capture"])
+@pytest.mark.parametrize("what", ["server-only", "truncated", "not-a-capture", "no-such-session"])
 def test_capture_without_client_side(tmp_path, what):
     bad = tmp_path / "bad.pcap"
-    if what == "server-only":
+    extra: tuple = ()
+    if what == "no-such-session":
+        bad, extra = CAPTURES / "typing.pcapng", ("--session", "2")
+    elif what == "server-only":
         _server_side_only(CAPTURES / "typing.pcapng", bad)
     elif what == "truncated":
         bad.write_bytes((CAPTURES / "typing.pcapng").read_bytes()[:300])
     else:
         bad.write_bytes(b"hello, this is no capture\n" * 10)
-    r = replay(bad, "--to", "127.0.0.1:5979")  # fails before connecting
+    r = replay(bad, "--to", "127.0.0.1:5979", *extra)  # fails before connecting
     assert r.returncode == 3, r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert r.stderr.startswith("error: ")
