@@ -11,6 +11,7 @@ import click
 
 from spicetool.dissect.capture import CaptureDamaged, CaptureError, open_capture
 from spicetool.dissect.sessions import Record, decode_segments
+from spicetool.dissect.tls_keylog import KeyLog, KeyLogError, load_keylog
 from spicetool.render.audio import PlaybackAudio
 from spicetool.render.frames import frames, picture_at, records_of
 from spicetool.render.monitors import DisplayChoice, DisplayChoiceError
@@ -23,13 +24,13 @@ class RenderFailure(click.ClickException):
     exit_code = 1
 
 
-def _records(path: str, progress) -> tuple[Iterator[Record], object]:
+def _records(path: str, progress, keylog: KeyLog | None) -> tuple[Iterator[Record], object]:
     reader = open_capture(path)
     size = max(os.path.getsize(path), 1)
 
     def gen() -> Iterator[Record]:
         last = 0.0
-        for rec in decode_segments(reader):
+        for rec in decode_segments(reader, keylog=keylog):
             now = clock.monotonic()
             if progress is not None and now - last > 0.1:
                 progress(reader.bytes_read, size)
@@ -110,6 +111,7 @@ Examples:
   spicetool render session.pcapng -o clip.gif --from 3 --to 8 --cursor
   spicetool render cut.pcap -o cut.mp4 --partial          # a capture that starts mid-session
   spicetool render heads.pcapng --last --display 0:1 -o m1.png  # monitor 1 of display channel 0
+  spicetool render tls.pcapng --tls-keylog keys.log -o tls.mp4  # TLS traffic and its key log
 """
 
 
@@ -128,10 +130,12 @@ Examples:
 @click.option("--cursor", is_flag=True, help="Draw the mouse pointer (from the cursor channel).")
 @click.option("--partial", is_flag=True,
               help="Capture starting mid-session: show pictures before every pixel is known (unknown = pattern).")
+@click.option("--tls-keylog", "keylog_path", type=click.Path(dir_okay=False),
+              help="Decrypt TLS connections with this key log (NSS format, as SSLKEYLOGFILE writes it).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def render(capture: str, output: str, fps: float, at: float | None, last: bool, session: int | None,
            display: str, start: float | None, end: float | None, scale: float, cursor: bool, partial: bool,
-           quiet: bool) -> None:
+           keylog_path: str | None, quiet: bool) -> None:
     """Rebuild what a SPICE session showed on its screen from a capture."""
     if at is not None and last:
         raise click.UsageError("--at and --last exclude each other")
@@ -149,11 +153,15 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
         choice = DisplayChoice.parse(display)
     except DisplayChoiceError as exc:
         raise click.UsageError(str(exc)) from None
+    try:
+        keylog = load_keylog(keylog_path)
+    except KeyLogError as exc:
+        raise RenderFailure(str(exc)) from None
     stats = RenderStats()
     progress = _Progress(quiet, "rendering")
     reader = None
     try:
-        records, reader = _records(capture, progress)
+        records, reader = _records(capture, progress, keylog)
         if single:
             frame = picture_at(records, None if last else at, session=session, display=choice,
                                cursor=cursor, stats=stats)
@@ -177,7 +185,7 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
             _summary(stats, output, None, reader, quiet)
             return
         # the video is as large as the largest picture in the range (a cheap pre-pass)
-        size = largest_picture(records_of(capture), session, choice, start, end)
+        size = largest_picture(records_of(capture, keylog), session, choice, start, end)
         if size is not None and scale != 1.0:
             size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
         audio = PlaybackAudio()

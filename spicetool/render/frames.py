@@ -17,6 +17,7 @@ import numpy as np
 
 from spicetool.dissect.capture import open_capture
 from spicetool.dissect.sessions import Record, decode_segments
+from spicetool.dissect.tls_keylog import KeyLog
 from spicetool.render.monitors import DisplayChoice
 from spicetool.render.session import AudioSink, RenderStats, SessionScreen
 
@@ -26,15 +27,17 @@ class Frame(NamedTuple):
     image: np.ndarray  # HxWx3 uint8, RGB
 
 
-def records_of(capture: str) -> Iterator[Record]:
-    return decode_segments(open_capture(capture))
+def records_of(capture: str, keylog: KeyLog | str | None = None) -> Iterator[Record]:
+    """The records of a capture file, its TLS connections decrypted with ``keylog`` if given."""
+    return decode_segments(open_capture(capture), keylog=keylog)
 
 
 def frames(capture: str | Iterable[Record], fps: float | None = None, *, session: int | None = None,
            display: int | str | DisplayChoice = 0, cursor: bool = False, start: float | None = None,
            end: float | None = None,
            stats: RenderStats | None = None, on_audio: AudioSink | None = None,
-           screen: SessionScreen | None = None, partial: bool = False) -> Iterator[Frame]:
+           screen: SessionScreen | None = None, partial: bool = False,
+           keylog: KeyLog | str | None = None) -> Iterator[Frame]:
     """Pictures of one session's display.
 
     With ``fps`` the pictures are sampled on a regular clock (the screen as it was at each
@@ -42,12 +45,13 @@ def frames(capture: str | Iterable[Record], fps: float | None = None, *, session
     without, one picture per change of the screen. ``stats`` is filled in as it goes.
     A capture that starts mid-session has pictures only once every pixel has been drawn;
     ``partial=True`` shows them from the first draw, the unknown pixels as a placeholder.
+    ``keylog`` (a KeyLog or the path of an NSS key log) decrypts a capture's TLS connections.
     """
     if fps is not None and not (0 < fps <= 1000):
         raise ValueError(f"fps must be in (0, 1000], got {fps}")
     stats = stats if stats is not None else RenderStats()
     screen = screen or SessionScreen(session, display, cursor, on_audio, partial)
-    records = records_of(capture) if isinstance(capture, str) else capture
+    records = records_of(capture, keylog) if isinstance(capture, str) else capture
     t0: float | None = None
     pending_time: float | None = None  # time of changes not yet shown (per-change mode)
     next_tick: float | None = None  # fps mode: capture time of the next picture
@@ -125,7 +129,7 @@ def frames(capture: str | Iterable[Record], fps: float | None = None, *, session
 
 def picture_at(capture: str | Iterable[Record], at: float | None = None, *, session: int | None = None,
                display: int | str | DisplayChoice = 0, cursor: bool = False,
-               stats: RenderStats | None = None) -> Frame | None:
+               stats: RenderStats | None = None, keylog: KeyLog | str | None = None) -> Frame | None:
     """The screen as it was at ``at`` seconds from the capture start (None: at the end).
 
     A capture that never gets a complete picture (it starts mid-session) gives its last
@@ -133,7 +137,7 @@ def picture_at(capture: str | Iterable[Record], at: float | None = None, *, sess
     """
     stats = stats if stats is not None else RenderStats()
     screen = SessionScreen(session, display, cursor)
-    records = records_of(capture) if isinstance(capture, str) else capture
+    records = records_of(capture, keylog) if isinstance(capture, str) else capture
     t0: float | None = None
     t = 0.0
     try:

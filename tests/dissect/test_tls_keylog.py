@@ -192,6 +192,20 @@ def test_render_last_equals_the_clear_recording(session: TlsSession) -> None:
         assert frame is not None and np.array_equal(frame.image, truth.image), side
 
 
+def test_render_command_with_the_key_log(session: TlsSession, tmp_path: Path) -> None:
+    """`render --tls-keylog` draws the encrypted capture's screen; without the log there is no picture."""
+    from PIL import Image
+    truth = picture_at(str(session.clear))
+    path = str(session.sides["server"])
+    r = subprocess.run(["spicetool", "render", "-q", "--last", "--tls-keylog", str(session.keylog), path,
+                        "-o", str(tmp_path / "last.png")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "last.png").convert("RGB")), truth.image)
+    r = subprocess.run(["spicetool", "render", "-q", "--last", path, "-o", str(tmp_path / "none.png")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "no picture" in r.stderr and not (tmp_path / "none.png").exists(), r.stderr
+
+
 def test_stats_and_report_with_the_key_log(session: TlsSession, tmp_path: Path) -> None:
     """The figures of a decrypted capture are the clear recording's (but for the wire bytes: TLS adds its own)."""
     def stats(*args: str) -> dict:
@@ -220,10 +234,11 @@ def test_an_unreadable_key_log(session: TlsSession, tmp_path: Path) -> None:
     path = str(session.sides["client"])
     (tmp_path / "not.log").write_text("this is not\na key log at all\n")
     for log, message in ((tmp_path / "missing.log", "No such file"), (tmp_path / "not.log", "not a TLS key log")):
-        for argv in (["dissect"], ["stats"], ["report", "-o", str(tmp_path / "r.html")]):
+        for argv in (["dissect"], ["stats"], ["report", "-o", str(tmp_path / "r.html")],
+                     ["render", "--last", "-o", str(tmp_path / "r.png")]):
             r = subprocess.run(["spicetool", *argv, "--tls-keylog", str(log), path], capture_output=True, text=True,
                                timeout=60)
-            assert r.returncode == 3 and message in r.stderr and len(r.stderr.splitlines()) == 1, (argv, r.stderr)
+            assert r.returncode == (1 if argv[0] == "render" else 3) and message in r.stderr and len(r.stderr.splitlines()) == 1, (argv, r.stderr)
 
 
 def test_without_the_key_log_each_connection_is_reported_encrypted(session: TlsSession) -> None:
