@@ -359,7 +359,7 @@ def main() -> None:
     ap.add_argument("--speed", type=float, default=10.0)
     ap.add_argument("--capture", type=Path, help="--load: this capture instead of the longest")
     ap.add_argument("--rounds", type=int, default=3, help="--load: replay the capture this many times")
-    ap.add_argument("--compression", default="off", help="--load: the server's --image-compression")
+    ap.add_argument("--compression", default="auto_glz", help="--load: the server's --image-compression")
     ap.add_argument("--max-lag", type=float, default=0.25,
                     help="--load: seconds a frame may reach a client after its due time (pass/fail)")
     ap.add_argument("--profile", metavar="FILE", help="--load: cProfile the server's loop into FILE")

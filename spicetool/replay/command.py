@@ -87,10 +87,11 @@ def _password(password: str | None, password_file: Path | None, disable_ticketin
 @click.option("--still", is_flag=True, help="Draw the demo desktop once and do not animate it.")
 @click.option("--input-log", type=click.Path(dir_okay=False, path_type=Path),
               help="Append every client input event to this file (JSON lines).")
-@click.option("--image-compression", default="off", show_default=True,
-              type=click.Choice(["off", "quic", "lz", "glz", "lz4"]),
-              help="How images are sent: off (BITMAP) or a codec; a client's preferred "
-                   "compression overrides it, as with spice-server.")
+@click.option("--image-compression", default="auto_glz", show_default=True,
+              type=click.Choice(["off", "quic", "lz", "glz", "lz4", "auto_glz", "auto_lz"]),
+              help="How images are sent: off (BITMAP), a codec, or auto_glz/auto_lz (photo-like "
+                   "pictures as QUIC, the others as GLZ/LZ); a client's preferred compression "
+                   "overrides it, as with spice-server.")
 @click.option("--streaming-video", default="off", show_default=True, type=click.Choice(["off", "all", "filter"]),
               help="Regions redrawn often become an MJPEG video stream, as spice-server's option: "
                    "all (any such region) or filter (photo-like regions of 96x96 pixels or more).")

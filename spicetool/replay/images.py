@@ -2,7 +2,8 @@
 
 BITMAP (uncompressed 32BIT, top-down), or compressed by the Rust encoders (QUIC, LZ, GLZ, LZ4)
 as the server setting or the client's PREFERRED_COMPRESSION asks, like spice-server's
-image-encoders.cpp. Tiny images stay BITMAP, as there.
+image-encoders.cpp. Tiny images stay BITMAP, as there. `auto_glz` and `auto_lz` (spice-server's
+default is auto_glz) send photo-like pictures (graduality.py) as QUIC, the others as GLZ or LZ.
 
 QUIC, LZ, LZ4 and BITMAP are stateless: one image encodes to the same bytes for every client,
 so the worker encodes it once per codec and shares the result (`ClientImages.shared`). GLZ
@@ -19,11 +20,13 @@ from .pixmap_cache import PixmapCache
 
 BITMAP_FLAG_TOP_DOWN = 4
 IMAGE_FLAG_CACHE_ME = 1
-COMPRESSIONS = ("off", "quic", "lz", "glz", "lz4")
+COMPRESSIONS = ("off", "quic", "lz", "glz", "lz4", "auto_glz", "auto_lz")
+AUTO = {"auto_glz": "glz", "auto_lz": "lz"}   # the codec of the pictures that are not photo-like
 MIN_PIXELS_TO_COMPRESS = 54   # spice-server's MIN_SIZE_TO_COMPRESS
+MIN_QUIC_SIDE = 3             # QUIC needs at least this many rows and columns
 QUIC_RGB32, LZ_RGB32, BITMAP_32BIT = 4, 8, 8
 # SpiceImageCompression names (PREFERRED_COMPRESSION) -> what we send
-CLIENT_PREFERENCES = {"OFF": "off", "AUTO_GLZ": "glz", "AUTO_LZ": "lz", "QUIC": "quic", "GLZ": "glz",
+CLIENT_PREFERENCES = {"OFF": "off", "AUTO_GLZ": "auto_glz", "AUTO_LZ": "auto_lz", "QUIC": "quic", "GLZ": "glz",
                       "LZ": "lz", "LZ4": "lz4"}
 
 _unique = itertools.count(1)
@@ -32,7 +35,9 @@ _unique = itertools.count(1)
 def available_compressions() -> tuple[str, ...]:
     from spicetool import _native
     have = {"quic": "encode_quic", "lz": "encode_lz", "lz4": "encode_lz4", "glz": "GlzEncoder"}
-    return ("off",) + tuple(n for n in COMPRESSIONS[1:] if hasattr(_native, have[n]))
+    usable = [n for n in have if hasattr(_native, have[n])]
+    usable += [n for n, base in AUTO.items() if base in usable and "quic" in usable]
+    return ("off",) + tuple(n for n in COMPRESSIONS[1:] if n in usable)
 
 
 def new_image_id() -> int:
@@ -53,6 +58,24 @@ def effective_codec(compression: str, lz4_allowed: bool = True) -> str:
     if compression == "off" or compression not in available_compressions():
         return "off"
     return compression
+
+
+def codec_for(pixels: np.ndarray, setting: str, shared: dict | None = None) -> str:
+    """The codec one picture goes out in under `setting` (an auto one decides by the picture:
+    its graduality, measured once per picture when `shared` keeps it)."""
+    base = AUTO.get(setting)
+    if base is None:
+        return setting
+    h, w = pixels.shape[:2]
+    if h < MIN_QUIC_SIDE or w < MIN_QUIC_SIDE or w * h < MIN_PIXELS_TO_COMPRESS:
+        return base
+    photo = shared.get("photo") if shared is not None else None
+    if photo is None:
+        from .graduality import Graduality, level
+        photo = level(pixels) == Graduality.HIGH
+        if shared is not None:
+            shared["photo"] = photo
+    return "quic" if photo else base
 
 
 def encode_image(pixels: np.ndarray, codec: str, glz=None, image_id: int | None = None) -> dict:
@@ -112,17 +135,26 @@ class ClientImages:
         self.set_compression(compression)
 
     def set_compression(self, compression: str) -> None:
-        self.codec = effective_codec(compression, self.lz4_allowed)
-        self.shared = self.codec != "glz"   # GLZ depends on what this client decoded before
-        if self.codec == "glz":
+        self.codec = effective_codec(compression, self.lz4_allowed)   # the setting (may be auto)
+        if AUTO.get(self.codec) == "glz" or self.codec == "glz":
             from spicetool import _native
             self.glz = _native.GlzEncoder(16)
         else:
             self.glz = None
 
-    def encode(self, pixels: np.ndarray, image_id: int | None = None) -> dict:
+    def codec_for(self, pixels: np.ndarray, shared: dict | None = None) -> str:
+        return codec_for(pixels, self.codec, shared)
+
+    @staticmethod
+    def stateless(codec: str) -> bool:
+        """Whether a picture in `codec` is the same bytes for every client (GLZ depends on what
+        this client decoded before)."""
+        return codec != "glz"
+
+    def encode(self, pixels: np.ndarray, image_id: int | None = None, codec: str | None = None) -> dict:
         """This client's own encoding (GLZ, or a picture no other client gets)."""
-        return encode_image(pixels, self.codec, self.glz, image_id)
+        codec = codec or self.codec_for(pixels)
+        return encode_image(pixels, codec, self.glz if codec == "glz" else None, image_id)
 
     def count(self, image: dict) -> None:
         self.stats["images_" + image["descriptor"]["type"]] += 1

@@ -28,7 +28,7 @@ class ServeOptions:
     link_timeout: float = 10.0
     ping_interval: float = 10.0
     verbose: bool = False
-    image_compression: str = "off"
+    image_compression: str = "auto_glz"   # spice-server's default
     # demo
     size: tuple[int, int] = (1024, 768)
     fps: float = 10.0

@@ -4,7 +4,7 @@ The rules are spice-server's (video-stream.cpp, display-channel.cpp), our own co
 - streamable: a DRAW_COPY (OP_PUT) on the primary; with `filter` at least 96x96 pixels;
 - a draw with the same destination and size as one drawn at most 0.2 s before it continues
   that one's run of frames; a run of 20 frames of which at least a fifth are "gradual" (a
-  photo-like picture; with `all` every frame counts) becomes a stream;
+  graduality above LOW; with `all` every frame counts) becomes a stream;
 - a later draw with the stream's destination within 1 s is its next frame;
 - a stream that gets no frame for 1 s ends, and so does one another draw covers part of; the
   stream's area is then sent again losslessly (spice-server's upgrade), so the client ends on
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .graduality import Graduality, level
 from .qxl import (PRIMARY_SURFACE, Command, DrawCopy, Rect, StreamCreate, StreamDestroy, SurfaceCreate,
                   SurfaceDestroy)
 
@@ -53,12 +54,9 @@ class VideoStream:
 
 
 def gradual(pixels: np.ndarray) -> bool:
-    """Photo-like (smooth colour changes) rather than text or flat UI: our measure, sampled on
-    every 4th row: most horizontal neighbours that differ, differ a little."""
-    rows = pixels[::4, :, :3].astype(np.int16)
-    d = np.abs(np.diff(rows, axis=1)).sum(axis=2)
-    changed = np.count_nonzero(d)
-    return changed > 0 and np.count_nonzero((d > 0) & (d <= 48)) >= 0.5 * changed
+    """A frame that counts towards a stream in `filter` mode: one whose graduality is not LOW
+    (photo-like, or nearly so: graduality.py), as spice-server counts them."""
+    return level(pixels) != Graduality.LOW
 
 
 class VideoStreams:

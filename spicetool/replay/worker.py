@@ -68,11 +68,11 @@ def draw_copy(surface_id: int, rect: Rect, image: dict) -> tuple[str, dict]:
         "rop_descriptor": ROP_OP_PUT, "scale_mode": "NEAREST", "mask": NO_MASK}}
 
 
-def _shared_image(images: ClientImages, pixels, shared: dict, image_id: int | None) -> dict:
-    key = ("image", images.codec)
+def _shared_image(images: ClientImages, codec: str, pixels, shared: dict, image_id: int | None) -> dict:
+    key = ("image", codec)
     image = shared.get(key)
     if image is None:
-        image = shared[key] = images.encode(pixels, image_id)
+        image = shared[key] = images.encode(pixels, image_id, codec)
     return image
 
 
@@ -104,13 +104,14 @@ def copy_message(surface_id: int, rect: Rect, pixels, images: ClientImages, shar
             flags = IMAGE_FLAG_CACHE_ME
             out += inval_lists(evicted)
             images.stats["pixmaps_evicted"] += len(evicted)
-    if images.shared and shared is not None:
-        image = _shared_image(images, pixels, shared, image_id)
-        msg = _variant(shared, (images.codec, flags),
+    codec = images.codec_for(pixels, shared)
+    if images.stateless(codec) and shared is not None:
+        image = _shared_image(images, codec, pixels, shared, image_id)
+        msg = _variant(shared, (codec, flags),
                        lambda: draw_copy(surface_id, rect, with_flags(image, flags)))
         images.count(image)
         return out + [msg]
-    image = with_flags(images.encode(pixels, image_id), flags)
+    image = with_flags(images.encode(pixels, image_id, codec), flags)
     images.count(image)
     return out + [draw_copy(surface_id, rect, image)]
 
@@ -118,11 +119,14 @@ def copy_message(surface_id: int, rect: Rect, pixels, images: ClientImages, shar
 def prebuild(cmd: Command, images: ClientImages) -> None:
     """Encode and build a draw ahead of time (off the event loop) for clients with `images`'
     codec: the message without flags and, for a cacheable image, with CACHE_ME."""
-    if not (isinstance(cmd, DrawCopy) and images.shared):
+    if not isinstance(cmd, DrawCopy):
         return
-    image = _shared_image(images, cmd.pixels, cmd.shared, cmd.image_id)
+    codec = images.codec_for(cmd.pixels, cmd.shared)
+    if not images.stateless(codec):
+        return
+    image = _shared_image(images, codec, cmd.pixels, cmd.shared, cmd.image_id)
     for flags in (0, IMAGE_FLAG_CACHE_ME) if cmd.image_id is not None else (0,):
-        _variant(cmd.shared, (images.codec, flags),
+        _variant(cmd.shared, (codec, flags),
                  lambda: draw_copy(cmd.surface_id, cmd.rect, with_flags(image, flags))).with_mini_header()
 
 

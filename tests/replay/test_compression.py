@@ -39,3 +39,24 @@ def test_client_preference_while_animating(spice_server, tmp_path, compression):
         srv.wait_idle()
         wait_for_picture(srv, display, tmp_path)
     assert srv.server.stats["images_" + TYPES[compression]] > 20
+
+
+
+@pytest.mark.parametrize("setting, other", [("auto_glz", "GLZ_RGB"), ("auto_lz", "LZ_RGB")])
+def test_auto_settings_send_photos_as_quic(spice_server, tmp_path, setting, other):
+    """A replayed session with photo-like pictures: spicy shows every picture exactly, the
+    photos went as QUIC and the rest as GLZ/LZ (as spice-server sent that session)."""
+    need("spicy"), need("Xvfb"), need("xwd"), need("xdotool")
+    from pathlib import Path
+    capture = Path(__file__).resolve().parents[2] / "captures" / "img-auto-glz.pcapng"
+    srv = spice_server(replay=capture, speed=4)
+    srv.server.image_compression = setting
+    display = free_display()
+    with peers.Xvfb(display, size="1600x1200x24"), peers.Spicy(display, srv.port, min_channels=4) as spicy:
+        time.sleep(1.0)     # connected before the replay starts
+        assert srv.start_replay().wait(60)
+        srv.wait_idle()
+        h, w = srv.framebuffer().shape[:2]   # the window 1:1 with the desktop (spicy scales to fit)
+        peers.xdotool(display, "windowsize", "--sync", spicy.window_id(), str(w), str(h + 232))
+        wait_for_picture(srv, display, tmp_path)
+    assert srv.server.stats["images_QUIC"] >= 1 and srv.server.stats["images_" + other] >= 10, srv.server.stats
