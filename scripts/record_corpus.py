@@ -146,6 +146,9 @@ CORPUS: list[Session] = [
             "connected, then is used at that size: the render benchmark's large session",
             image_compression="auto_glz", programs=(*DEFAULT_PROGRAMS, "photo"), resize_first="1920x1080",
             type_text="ls /usr/share", duration=12),
+    Session("long-desktop", "a minute of an ordinary desktop: typing into an xterm, the mouse, the clock ticking "
+            "every second: the render benchmark's long 1024x768 session", image_compression="auto_glz",
+            type_text="for i in $(seq 1 30); do date; ls /usr/share | head -3; sleep 1.5; done", duration=60),
     Session("two-heads", "two monitors on one display channel (spiceqxl NumHeads 2, xrandr: 1024x768 + 800x600 "
             "right of it): MONITORS_CONFIG with two heads of one 1824x768 surface", image_compression="auto_glz",
             second_head="800x600", duration=10),
