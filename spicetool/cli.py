@@ -6,8 +6,6 @@ import importlib
 
 import click
 
-from spicetool import __version__
-
 # name -> "module:attribute" of a click command
 SUBCOMMANDS: dict[str, str] = {
     "dissect": "spicetool.dissect.command:dissect",
@@ -47,7 +45,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="spicetool")
+@click.version_option(None, "-V", "--version", package_name="spicetool", prog_name="spicetool")
 def main() -> None:
     """Dissect, render and replay SPICE remote-desktop sessions.
 

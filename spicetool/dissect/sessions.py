@@ -13,11 +13,10 @@ once as TLS-encrypted (a "tls_encrypted" error record) and left there.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from spicetool.dissect.capture import Segment
 from spicetool.dissect.tcp import Data, Gap, TcpConnection, TcpTracker
-from spicetool.dissect.tls import Notice, TlsConnection
 from spicetool.dissect.tls_keylog import KeyLog
 from spicetool.dissect.tls_records import looks_like_client_hello, record_chain
 from spicetool.stack import (
@@ -30,6 +29,9 @@ from spicetool.stack import (
     channel_name,
     find_resync_point,
 )
+
+if TYPE_CHECKING:   # the TLS layer (and its cryptography) is imported when a capture has TLS
+    from spicetool.dissect.tls import Notice, TlsConnection
 
 LINK_MAGIC = b"REDQ"
 RESYNC_WINDOW = 64 * 1024  # bytes of an unknown stream searched for data headers
@@ -188,6 +190,7 @@ class SessionDecoder:
             st = conn.user = _Tracked()
         if st.tls is None and st.state == "unknown" and from_client and isinstance(item, Data) \
                 and Direction.CLIENT not in st.probe and looks_like_client_hello(item.data):
+            from spicetool.dissect.tls import TlsConnection
             st.tls = TlsConnection(self.keylog)
             held = st.probe.pop(Direction.SERVER, None)  # a server reply the capture showed first
             st.probe.clear()
@@ -206,6 +209,7 @@ class SessionDecoder:
             Record]:
         """What the TLS layer gives: clear bytes for the SPICE layer, or a notice as a record."""
         assert st.tls is not None
+        from spicetool.dissect.tls import Notice
         if not isinstance(out, Notice):
             yield from self._clear(conn, st, from_client, out)
             if st.channel is not None and st.channel.tls is None:
