@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from .passwords import given_password
+
 EXIT_FAILED = 1      # connection refused, link refused, the server broke off
 EXIT_CAPTURE = 3     # the capture is unreadable or has no client side
 
@@ -15,14 +17,7 @@ EXIT_CAPTURE = 3     # the capture is unreadable or has no client side
 def _password(password: str | None, password_file: Path | None) -> bytes:
     if password is not None and password_file is not None:
         raise click.UsageError("give --password or --password-file, not both")
-    if password_file is not None:
-        try:
-            raw = password_file.read_bytes()
-        except OSError as e:
-            raise click.UsageError(f"cannot read --password-file: {e.strerror}") from None
-        pw = raw.split(b"\n", 1)[0].rstrip(b"\r")
-    else:
-        pw = (password or "").encode()
+    pw = given_password(password, password_file)
     if len(pw) > 60 or b"\0" in pw:
         raise click.UsageError("a SPICE password is at most 60 bytes, without NUL")
     return pw

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from .passwords import given_password
+
 MAX_SIZE = 8192
 
 
@@ -58,14 +60,7 @@ def _password(password: str | None, password_file: Path | None, disable_ticketin
                                + (f" (got {', '.join(given)})" if given else ""))
     if disable_ticketing:
         return None
-    if password_file is not None:
-        try:
-            raw = password_file.read_bytes()
-        except OSError as e:
-            raise click.UsageError(f"cannot read --password-file: {e.strerror}") from None
-        pw = raw.split(b"\n", 1)[0].rstrip(b"\r")
-    else:
-        pw = password.encode()
+    pw = given_password(password, password_file)
     if not pw:
         raise click.UsageError("the password is empty (use --disable-ticketing for no password)")
     if len(pw) > 60 or b"\0" in pw:
