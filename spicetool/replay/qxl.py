@@ -1,9 +1,22 @@
-"""A QXL-like model of the display device: surfaces, draw commands and the cursor.
+"""The QXL display device, as a guest driver and spice-server see it, and its commands.
 
-The demo desktop and the capture replay submit commands here the way a guest driver fills the
-QXL command and cursor rings; the device applies each command to its own framebuffer (so the
-model always knows what the client should show) and hands it to every listener (the display and
-cursor workers of the connected clients), like spice-server's worker reading the rings.
+The device is memory (qxl_dev.py): a ROM with its modes, a RAM bar with the primary surface's
+area, the driver's pages and the QXLRam header (command, cursor and release rings), a VRAM bar
+for off-screen surfaces, and the memory slots through which every address in a command is
+resolved and bounds-checked. The guest's driver (qxl_guest.py) writes QXLDrawable, QXLImage,
+QXLSurfaceCmd and QXLCursorCmd structures there and pushes them into the rings.
+
+`QxlDevice` is the device side: on an io port write its worker pops the rings, reads each
+command out of guest memory into the dataclasses below (a DRAW_FILL with a solid brush, a
+DRAW_COPY of a 32-bit bitmap, surface create/destroy, cursor set/move/hide; an UPDATE is
+answered), applies it to its surfaces (views of the guest memory behind them, so the model
+always knows what the client should show), hands it to every listener (the display and cursor
+workers of the connected clients, like spice-server's worker), and gives the resource back
+through the release ring. Anything in guest memory it cannot carry out is a DeviceError.
+
+`QxlDevice.submit(cmd)` is how the demo desktop and the capture replay act as the guest: the
+driver writes the command into guest memory and the device carries it out before it returns.
+Video streams (StreamCreate/StreamDestroy) are the server's own decisions, never the guest's.
 """
 from __future__ import annotations
 
