@@ -45,7 +45,7 @@ CLIENT_SCREEN = "1280x900x24"
 # Programs that can run on the Xspice desktop: argv and whether they animate (stopped before the PNG).
 # Photo-like content must be drawn while the client is connected: before that it only reaches the client
 # inside the one whole-screen image, whose compression is chosen for the screen as a whole.
-LATE_PROGRAMS = ("photo",)
+LATE_PROGRAMS = ("photo", "argb-photo")
 PROGRAMS: dict[str, tuple[list[str], bool]] = {
     "xterm": (["xterm", "-geometry", "80x24+20+20", "-title", "xterm",
                "-e", "bash", "--norc", "--noprofile", "-c",
@@ -57,11 +57,17 @@ PROGRAMS: dict[str, tuple[list[str], bool]] = {
     # Photo-like content (a smooth plasma with noise): images that QUIC/JPEG are chosen for.
     "photo": (["display", "-title", "photo", "-geometry", "+600+400", "-size", "300x220", "-seed", "7",
                "plasma:steelblue-orange", "-blur", "0x3"], False),
+    # Photo-like content with a real alpha plane: a GTK3 window with an RGBA visual painting premultiplied
+    # ARGB32 pixels (scripts/argb_photo.py, on Debian's /usr/bin/python3 with python3-gi, gir1.2-gtk-3.0 and
+    # python3-gi-cairo); the alpha bytes reach spice-server in the RGBA bitmaps of the screen.
+    "argb-photo": (["/usr/bin/python3", str(ROOT / "scripts" / "argb_photo.py"), "--x", "600", "--y", "400"], False),
     # Animated video-like content: what spice-server's streaming detector turns into an MJPEG stream.
     "testsrc": (["ffplay", "-hide_banner", "-loglevel", "error", "-an", "-noborder", "-left", "360", "-top", "360",
                  "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"], True),
 }
 DEFAULT_PROGRAMS = ("xterm", "xclock", "xeyes", "xlogo")
+# Programs run by Debian's /usr/bin/python3 with GTK 3: python3-gi, gir1.2-gtk-3.0, python3-gi-cairo.
+GTK_PROGRAMS = ("argb-photo",)
 
 
 @dataclass
@@ -121,6 +127,9 @@ CORPUS: list[Session] = [
             image_compression="glz", zlib_glz_wan_compression="always"),
     Session("img-jpeg", "JPEG for photo-like images (jpeg-wan-compression always)", image_compression="auto_glz",
             jpeg_wan_compression="always", programs=(*DEFAULT_PROGRAMS, "photo")),
+    Session("img-jpeg-alpha", "JPEG_ALPHA with a real alpha plane: a GTK3 RGBA-visual window painting a "
+            "photo-like ARGB picture (auto_glz, jpeg-wan-compression always)", image_compression="auto_glz",
+            jpeg_wan_compression="always", programs=(*DEFAULT_PROGRAMS, "argb-photo")),
     Session("img-lz4", "LZ4 images: the client asks for them (spicy --spice-preferred-compression=lz4)",
             image_compression="auto_glz", preferred_compression="lz4"),
     Session("resize", "resolution change mid-session: xrandr 1024x768 -> 800x600", image_compression="auto_glz",
@@ -168,7 +177,7 @@ CLIPBOARD_FROM_GUEST = "clipboard from the guest xterm session: ünïcode ♥"
 def clean_env(home: Path) -> dict[str, str]:
     """A small environment for desktop programs, so nothing of ours leaks onto the recorded screen."""
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
-            "TERM": "xterm", "PS1": "$ ", "SDL_AUDIODRIVER": "dummy"}
+            "TERM": "xterm", "PS1": "$ ", "SDL_AUDIODRIVER": "dummy", "NO_AT_BRIDGE": "1"}
 
 
 class Timeline:
@@ -259,11 +268,12 @@ def xspice_desktop(s: Session, tmp: Path, env: dict[str, str], file_xfer_dir: Pa
             desk.ran.append({"program": "xsetroot -solid #2f4f6f"})
             for p in s.programs:
                 argv, _ = PROGRAMS[p]
+                shown = shlex.join(argv).replace(f"{ROOT}/", "")  # our own scripts relative to the checkout
                 if p in LATE_PROGRAMS:
-                    desk.ran.append({"program": p, "argv": shlex.join(argv), "when": "after the client connected"})
+                    desk.ran.append({"program": p, "argv": shown, "when": "after the client connected"})
                     continue
                 desk.progs[p] = peers.Program(argv, xs.display, tmp, name=p, env=env)
-                desk.ran.append({"program": p, "argv": shlex.join(argv)})
+                desk.ran.append({"program": p, "argv": shown})
             for p, prog in desk.progs.items():
                 peers.wait_until(lambda prog=prog: window_of(xs.display, prog) is not None, 15, f"{p} window",
                                  prog.proc, interval=0.2)
@@ -324,6 +334,8 @@ def record(s: Session, out_dir: Path = CAPTURES) -> dict:
         raise CaptureIncomplete(f"{s.name}: tshark dropped {cap.dropped} packets")
     meta = describe(s, started, desk.sizes, desk.ran, tl, final, png, cut)
     meta["capture"]["packets_dropped_by_capture"] = cap.dropped
+    if any(p in GTK_PROGRAMS for p in s.programs):
+        meta["versions"].update(gtk_versions())
     if desk.heads:
         meta["heads"] = desk.heads
     (out_dir / f"{s.name}.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -569,6 +581,13 @@ def record_qemu(s: Session, out_dir: Path) -> dict:
 
 def extra_versions() -> dict[str, str]:
     pkgs = ["qemu-system-x86", "python3-gi", "gir1.2-spiceclientglib-2.0", "libspice-client-glib-2.0-8", "xclip"]
+    out = subprocess.run(["dpkg-query", "-W", *pkgs], capture_output=True, text=True).stdout
+    return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+
+
+def gtk_versions() -> dict[str, str]:
+    """Debian's GTK 3 for Python, which the GTK_PROGRAMS run on."""
+    pkgs = ["python3-gi", "gir1.2-gtk-3.0", "python3-gi-cairo", "libgtk-3-0", "libcairo2"]
     out = subprocess.run(["dpkg-query", "-W", *pkgs], capture_output=True, text=True).stdout
     return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
 
