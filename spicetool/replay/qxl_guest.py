@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import struct
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -112,10 +113,11 @@ class Mode:
 @dataclass
 class QxlDriver:
     """A QXL guest driver bound to a device."""
-    device: DeviceIo
+    device: DeviceIo = field(repr=False)
     resources: dict[int, Resource] = field(default_factory=dict)
     unknown_releases: int = 0        # ids the device returned that we never gave it
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _unpushed: list[int] = field(default_factory=list)   # resources of the command being written
 
     def __post_init__(self) -> None:
         self.mem = self.device.memory
@@ -192,7 +194,16 @@ class QxlDriver:
         off = self._alloc(size)
         rid = next(self._ids)
         self.resources[rid] = Resource(off, on_release)
+        self._unpushed.append(rid)
         return rid, off
+
+    def _drop_unpushed(self) -> None:
+        """A command that failed before it reached a ring: its memory is still ours."""
+        for rid in self._unpushed:
+            res = self.resources.pop(rid, None)
+            if res is not None:
+                self.ram.free(res.offset)
+        self._unpushed.clear()
 
     # --- rings ---------------------------------------------------------------------------------
 
@@ -211,6 +222,7 @@ class QxlDriver:
         QXLCommand.pack_into(self.mem.ram, item, {"data": phys, "type": cmd_type})
         prod = (prod + 1) & 0xFFFFFFFF
         self.mem.ram_put(f"{ring}.hdr.prod", prod)
+        self._unpushed.clear()   # the device's now, until released
         if notify and prod == self.mem.ram_get(f"{ring}.hdr.notify_on_prod"):
             self.device.io_write(QXL_IO_NOTIFY_CMD if ring == "cmd_ring" else QXL_IO_NOTIFY_CURSOR)
         return True
@@ -278,6 +290,12 @@ class QxlDriver:
                 self.cursor_cmd(QXL_CURSOR_HIDE)
             else:
                 raise DeviceError(f"unknown command {type(cmd).__name__}")
+        except struct.error as e:
+            self._drop_unpushed()
+            raise DeviceError(f"{type(cmd).__name__}: a value does not fit its QXL field ({e})") from None
+        except BaseException:
+            self._drop_unpushed()
+            raise
         finally:
             self.reclaim()
 
@@ -296,8 +314,8 @@ class QxlDriver:
         _, off, _ = self._drawable(surface_id, rect, QXL_DRAW_FILL, 0)
         u = off + QXLDrawable.offsets["u"]
         QXLFill.pack_into(self.mem.ram, u, {"brush.type": SPICE_BRUSH_TYPE_SOLID,
+                                             "brush.u": (color & 0xFFFFFFFF).to_bytes(4, "little"),
                                              "rop_descriptor": SPICE_ROPD_OP_PUT})
-        QXLFill.put(self.mem.ram, u, "brush.u", (color & 0xFFFFFFFF).to_bytes(4, "little"))
         self.push("cmd_ring", QXL_CMD_DRAW, self.ram_phys(off))
 
     def draw_copy(self, surface_id: int, rect: Rect, pixels: np.ndarray, image_id: int | None) -> None:

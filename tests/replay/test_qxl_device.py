@@ -537,6 +537,19 @@ def test_primary_bigger_than_its_area():
     assert d.primary.shape == (768, 1024, 4)
 
 
+def test_commands_the_driver_cannot_write_leave_nothing_behind():
+    d = ready()
+    with pytest.raises(DeviceError, match="does not fit its QXL field"):
+        d.submit(DrawFill(PRIMARY_SURFACE, Rect(0, 0, 1 << 40, 10), 1))
+    with pytest.raises(DeviceError, match="image 8x8 does not fit rect"):
+        d.submit(DrawCopy(PRIMARY_SURFACE, Rect(0, 0, 9, 8), pixels(8, 8)))
+    with pytest.raises(DeviceError, match="surface size 100000x100000 is out of range"):
+        d.submit(SurfaceCreate(4, 100000, 100000, primary=False))
+    with pytest.raises(DeviceError, match="the primary surface is surface 0"):
+        d.submit(SurfaceCreate(4, 10, 10))
+    assert not d.driver.resources and d.driver.ram.in_use == 0 and d.driver.vram.in_use == 0
+
+
 def test_ring_indexes_out_of_step():
     d = ready()
     d.memory.ram_put("cmd_ring.hdr.prod", d.memory.ram_get("cmd_ring.hdr.cons") + 1000)
