@@ -266,10 +266,7 @@ fn segment_in<const N: usize, L: Layout<N>, const FIRST: bool>(
         };
         cur[0] = px;
         corr[1] = res;
-        if state.wait > 0 {
-            state.wait -= 1;
-        } else {
-            state.wait = state.rand() & waitmask;
+        if state.update_due(waitmask) {
             update_models::<N, L>(models, fam, corr[0], corr[1], state.trigger);
         }
         i = 1;

@@ -206,10 +206,7 @@ fn segment_in<const N: usize, L: Layout<N>, const FIRST: bool>(
         } else {
             pixel::<N, L, PRED_ABOVE>(fam, models, &mut w, corr[0], cur[0], 0, prev[0])
         };
-        if state.wait > 0 {
-            state.wait -= 1;
-        } else {
-            state.wait = state.rand() & waitmask;
+        if state.update_due(waitmask) {
             update_models::<N, L>(models, fam, corr[0], corr[1], state.trigger);
         }
         i = 1;

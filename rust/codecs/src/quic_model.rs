@@ -241,6 +241,20 @@ impl State {
         TABRAND[(self.seed & 0xff) as usize]
     }
 
+    /// After a row's first pixel: counts down to the next model update; true when it is due
+    /// now (the wait until the one after is drawn then). Encoder and decoder keep the same
+    /// schedule, so both call this.
+    #[inline]
+    pub fn update_due(&mut self, waitmask: u32) -> bool {
+        if self.wait > 0 {
+            self.wait -= 1;
+            false
+        } else {
+            self.wait = self.rand() & waitmask;
+            true
+        }
+    }
+
     pub fn next_wmi(&mut self) {
         self.wmidx += 1;
         self.trigger = WM_TRIGGER[self.wmidx.min(10) as usize];
