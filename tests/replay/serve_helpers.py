@@ -218,6 +218,21 @@ class ServerThread:
 
 
 
+def served_display_messages(cap: Path, port: int) -> list[dict]:
+    """A capture of our server's traffic, checked (Wireshark finds nothing malformed in it, our
+    dissector no error): the display messages the server sent, as `dissect --json` gives them."""
+    import subprocess
+    malformed = subprocess.run(["tshark", "-n", "-r", str(cap), "-d", f"tcp.port=={port},spice",
+                                "-Y", "_ws.malformed"], capture_output=True, text=True)
+    assert malformed.returncode == 0 and malformed.stdout.strip() == "", malformed.stdout + malformed.stderr
+    out = subprocess.run([sys.executable, "-m", "spicetool", "dissect", "--json", str(cap)],
+                         capture_output=True, text=True, check=True).stdout
+    records = [json.loads(line) for line in out.splitlines()]
+    assert not [o for o in records if o["layer"] == "error"]
+    return [o for o in records
+            if o["layer"] == "message" and o["channel"] == "display" and o["direction"] == "server"]
+
+
 def find_subimage(haystack: np.ndarray, needle: np.ndarray) -> tuple[int, int] | None:
     """Top-left (x, y) where `needle` appears exactly inside `haystack`, or None."""
     nh, nw = needle.shape[:2]

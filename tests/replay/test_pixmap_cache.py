@@ -6,15 +6,12 @@ same cache traffic the server counted."""
 from __future__ import annotations
 
 import collections
-import json
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from serve_helpers import ROOT, free_display, need, peers
+from serve_helpers import ROOT, free_display, need, peers, served_display_messages
 from serve_helpers import spice_server  # noqa: F401 (fixture)
 from test_viewers import wait_for_picture
 
@@ -50,19 +47,9 @@ def test_spicy_with_a_small_cache_ends_on_the_captured_picture(spice_server, tmp
     stats = srv.server.stats
     assert stats["images_FROM_CACHE"] > 0 and stats["pixmaps_evicted"] > 0, dict(stats)
 
-    decode = ["tshark", "-n", "-r", str(cap), "-d", f"tcp.port=={srv.port},spice"]
-    malformed = subprocess.run(decode + ["-Y", "_ws.malformed"], capture_output=True, text=True)
-    assert malformed.returncode == 0 and malformed.stdout.strip() == ""
-
     seen: collections.Counter = collections.Counter()
-    out = subprocess.run([sys.executable, "-m", "spicetool", "dissect", "--json", str(cap)],
-                         capture_output=True, text=True, check=True).stdout
     cached: set[int] = set()
-    for line in out.splitlines():
-        o = json.loads(line)
-        assert o["layer"] != "error", o
-        if o["layer"] != "message" or o["channel"] != "display" or o["direction"] != "server":
-            continue
+    for o in served_display_messages(cap, srv.port):
         if o["type"] == "inval_list":
             ids = [r["id"] for r in o["fields"]["resources"]]
             assert set(ids) <= cached                  # only what the client was told to keep

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import collections
 import io
-import json
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from serve_helpers import ROOT, RawClient, free_display, need, peers
+from serve_helpers import ROOT, RawClient, free_display, need, peers, served_display_messages
 from serve_helpers import spice_server  # noqa: F401 (fixture)
 from test_viewers import wait_for_picture
 
@@ -113,16 +110,6 @@ def test_spicy_shows_the_stream_and_ends_exact(spice_server, tmp_path):
         time.sleep(0.5)
     assert srv.server.stats["stream_frames"] > 0
 
-    decode = ["tshark", "-n", "-r", str(cap), "-d", f"tcp.port=={srv.port},spice"]
-    malformed = subprocess.run(decode + ["-Y", "_ws.malformed"], capture_output=True, text=True)
-    assert malformed.returncode == 0 and malformed.stdout.strip() == ""
-    seen: collections.Counter = collections.Counter()
-    out = subprocess.run([sys.executable, "-m", "spicetool", "dissect", "--json", str(cap)],
-                         capture_output=True, text=True, check=True).stdout
-    for line in out.splitlines():
-        o = json.loads(line)
-        assert o["layer"] != "error", o
-        if o["layer"] == "message" and o["channel"] == "display" and o["direction"] == "server":
-            seen[o["type"]] += 1
+    seen = collections.Counter(o["type"] for o in served_display_messages(cap, srv.port))
     assert seen["stream_data"] == srv.server.stats["stream_frames"]
     assert seen["stream_create"] == seen["stream_destroy"] > 0

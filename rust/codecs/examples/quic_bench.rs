@@ -4,17 +4,9 @@
 //! the stream decoded and checked against the picture, then both are timed.
 use spice_codecs::quic::decode_quic;
 use spice_codecs::quic_encode::encode_quic;
-use std::time::Instant;
 
-fn best<T>(n: usize, mut f: impl FnMut() -> T) -> f64 {
-    (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            std::hint::black_box(f());
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+mod common;
+use common::best;
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -1,17 +1,9 @@
 //! Quick timing of the codecs on files, best of N runs (robust on a busy machine):
 //! `cargo run --release --example timing -- KIND FILE [W H]`; KIND quic also times the
 //! QUIC encoder on the decoded picture.
-use std::time::Instant;
 
-fn best<T>(n: usize, mut f: impl FnMut() -> T) -> f64 {
-    (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            std::hint::black_box(f());
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+mod common;
+use common::best;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

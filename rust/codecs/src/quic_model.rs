@@ -344,7 +344,7 @@ impl Layout<1> for Gray {
     const SAME: u32 = 0xff;
     #[inline(always)]
     fn put(_old: u32, ch: [u32; 1]) -> u32 {
-        0xff00_0000 | ch[0] * 0x01_0101
+        0xff00_0000 | (ch[0] * 0x01_0101)
     }
 }
 
