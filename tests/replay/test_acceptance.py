@@ -1,8 +1,8 @@
-"""Acceptance: for every capture of the corpus, spicy-screenshot against `serve --replay CAPTURE`
-started at its end writes the capture's final picture (render --last), pixel for pixel."""
+"""Acceptance: for every capture of the corpus and the fresh ones the suite records with other
+settings (the `capture` fixture), spicy-screenshot against `serve --replay CAPTURE` started at its
+end writes the capture's final picture (render --last), pixel for pixel."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +14,6 @@ import pytest
 from serve_helpers import ROOT, free_port, need, peers, read_ppm
 from serve_helpers import spice_server  # noqa: F401 (fixture)
 
-CAPTURES = sorted(p for p in (ROOT / "captures").glob("*.pcap*"))
 
 
 def last_picture(path) -> np.ndarray:
@@ -28,9 +27,9 @@ def last_picture(path) -> np.ndarray:
     return last
 
 
-@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
-def test_screenshot_of_replay_end_is_the_last_picture(spice_server, tmp_path, path):
+def test_screenshot_of_replay_end_is_the_last_picture(spice_server, tmp_path, capture):
     need("spicy-screenshot")
+    path = capture
     expected = last_picture(path)
     srv = spice_server(replay=path, start=float("inf"))
     assert srv.start_replay().wait(30)   # nothing left to play
