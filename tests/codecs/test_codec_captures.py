@@ -101,3 +101,23 @@ def test_quic_photo_is_pixel_exact() -> None:
         if np.array_equal(arr[:bottom - top, :right - left, :3], screen[top:bottom, left:right]):
             exact += 1
     assert exact >= 1
+
+
+def test_every_image_of_every_capture_decodes(capture: Path) -> None:
+    """Corpus and fresh captures alike: each image decodes to its descriptor's size; only a
+    capture that starts mid-session may meet GLZ references to images it never saw."""
+    import json
+    mid_session = json.loads(capture.with_suffix(".json").read_text()).get("capture", {}).get(
+        "starts_mid_session", False)
+    glz = decoders.GlzDictionary()
+    kinds: Counter = Counter()
+    for img in images(capture):
+        try:
+            arr = decode(img, glz)
+        except decoders.MissingReference:
+            assert mid_session, (capture.name, img.frame)
+            kinds["missing"] += 1
+            continue
+        assert arr.shape == (img.height, img.width, 4), (capture.name, img.frame, img.image_type)
+        kinds[img.image_type] += 1
+    assert sum(kinds.values()) > 0, capture.name
