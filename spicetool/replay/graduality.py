@@ -65,8 +65,13 @@ def score(pixels: np.ndarray) -> float:
     return float(total.sum() / (3 * len(at)))
 
 
-def level(pixels: np.ndarray) -> Graduality:
+def level(pixels: np.ndarray, memo: dict | None = None) -> Graduality:
+    """The picture's level; kept in `memo` (a draw's `shared` dict) so that the stream
+    detector and the auto codec choice measure one picture once."""
+    if memo is not None and "graduality" in memo:
+        return memo["graduality"]
     s = score(pixels)
-    if s < HIGH_BELOW:
-        return Graduality.HIGH
-    return Graduality.MEDIUM if s < MEDIUM_BELOW else Graduality.LOW
+    found = Graduality.HIGH if s < HIGH_BELOW else Graduality.MEDIUM if s < MEDIUM_BELOW else Graduality.LOW
+    if memo is not None:
+        memo["graduality"] = found
+    return found

@@ -69,13 +69,8 @@ def codec_for(pixels: np.ndarray, setting: str, shared: dict | None = None) -> s
     h, w = pixels.shape[:2]
     if h < MIN_QUIC_SIDE or w < MIN_QUIC_SIDE or w * h < MIN_PIXELS_TO_COMPRESS:
         return base
-    photo = shared.get("photo") if shared is not None else None
-    if photo is None:
-        from .graduality import Graduality, level
-        photo = level(pixels) == Graduality.HIGH
-        if shared is not None:
-            shared["photo"] = photo
-    return "quic" if photo else base
+    from .graduality import Graduality, level
+    return "quic" if level(pixels, shared) == Graduality.HIGH else base
 
 
 def encode_image(pixels: np.ndarray, codec: str, glz=None, image_id: int | None = None) -> dict:

@@ -53,10 +53,10 @@ class VideoStream:
     last_time: float
 
 
-def gradual(pixels: np.ndarray) -> bool:
+def gradual(cmd: DrawCopy) -> bool:
     """A frame that counts towards a stream in `filter` mode: one whose graduality is not LOW
     (photo-like, or nearly so: graduality.py), as spice-server counts them."""
-    return level(pixels) != Graduality.LOW
+    return level(cmd.pixels, cmd.shared) != Graduality.LOW
 
 
 class VideoStreams:
@@ -122,7 +122,7 @@ class VideoStreams:
         frames += 1
         if cmd.video:   # the capture streamed this region: so do we, from its first frame
             frames = grad = max(frames, FRAMES_START)
-        elif self.mode != "filter" or gradual(cmd.pixels):
+        elif self.mode != "filter" or gradual(cmd):
             if frames - last > FRAMES_RESET:
                 frames, grad = 1, 1
             else:
