@@ -165,7 +165,6 @@ class CursorState:
     shape: CursorShape | None = None
 
 
-
 # bounds on what a guest may ask for (a hostile one must not make the device loop or allocate without end)
 MAX_CHUNKS = 1024          # QXLDataChunk links followed for one image or cursor
 MAX_STRIDE = 1 << 20       # bytes per row of an image or surface

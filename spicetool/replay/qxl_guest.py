@@ -224,13 +224,16 @@ class QxlDriver:
         self.mem.ram_put(f"{ring}.hdr.prod", prod)
         self._unpushed.clear()   # the device's now, until released
         if notify and prod == self.mem.ram_get(f"{ring}.hdr.notify_on_prod"):
-            self.device.io_write(QXL_IO_NOTIFY_CMD if ring == "cmd_ring" else QXL_IO_NOTIFY_CURSOR)
+            self._notify(ring)
         return True
+
+    def _notify(self, ring: str) -> None:
+        self.device.io_write(QXL_IO_NOTIFY_CMD if ring == "cmd_ring" else QXL_IO_NOTIFY_CURSOR)
 
     def push(self, ring: str, cmd_type: int, phys: int) -> None:
         """As the driver waits for room: a full ring is notified (the device drains it)."""
         if not self.try_push(ring, cmd_type, phys):
-            self.device.io_write(QXL_IO_NOTIFY_CMD if ring == "cmd_ring" else QXL_IO_NOTIFY_CURSOR)
+            self._notify(ring)
             if not self.try_push(ring, cmd_type, phys):
                 raise DeviceError(f"the {ring.replace('_', ' ')} stays full")
 
