@@ -115,7 +115,11 @@ def test_screenshot_through_proxy_is_the_desktop(xspice_desktop, tmp_path: Path)
     upstream = [s for s in streams(direct_cap) if s[1].endswith(":5960") and s[2]]
     upstream = upstream[-len(recorded):]  # the direct screenshot ran before the proxy started
     assert len(recorded) >= 2 and len(recorded) == len(upstream)
-    for (c, s, up, down, flags), (_c2, _s2, up2, down2, _f2) in zip(recorded, upstream):
+    # the recording lists a connection once its upstream side is open, and those opens run side by
+    # side: match the connections by their bytes, not by their order
+    by_bytes = lambda conn: (conn[2], conn[3])  # noqa: E731
+    for (c, s, up, down, flags), (_c2, _s2, up2, down2, _f2) in zip(sorted(recorded, key=by_bytes),
+                                                                    sorted(upstream, key=by_bytes)):
         assert s == "127.0.0.1:5960"
         assert hashlib.sha256(up).digest() == hashlib.sha256(up2).digest(), f"{c}: client bytes differ"
         assert hashlib.sha256(down).digest() == hashlib.sha256(down2).digest(), f"{c}: server bytes differ"
