@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from support import CAPTURES, ROOT, need_program
 sys.path.insert(0, str(ROOT / "tests" / "record"))
 from recorder import Recorder, peers, screenshot  # noqa: E402
 
-from spicetool.dissect.capture import TCP_ACK, TCP_SYN, open_capture  # noqa: E402
+from spicetool.dissect.capture import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, open_capture  # noqa: E402
 from spicetool.dissect.pcapwriter import PcapWriter  # noqa: E402
 from spicetool.dissect.sessions import decode_segments  # noqa: E402
 from spicetool.dissect.tcp import Data, TcpTracker  # noqa: E402
@@ -178,30 +178,88 @@ def stream_difference(a: list[tuple[bytes, bytes]], b: list[tuple[bytes, bytes]]
     return ""
 
 
+def hang_ups(path: Path) -> dict[tuple[str, str], int]:
+    """(src, dst): the frame in which src first closed (FIN or RST) its connection to dst."""
+    out: dict[tuple[str, str], int] = {}
+    for seg in open_capture(str(path)):
+        if seg.flags & (TCP_FIN | TCP_RST):
+            out.setdefault((seg.src, seg.dst), seg.frame)
+    return out
+
+
+def undelivered(side: str, peers_of: tuple[str, str], direction: str, frame: int, hung: dict) -> bool:
+    """Whether the proxy's recording may hold these bytes although `side`'s capture cannot: bytes
+    the far peer sent after the near one had hung up (spicy-screenshot closes at once, and the
+    server's last PINGs may still be on their way), read by the proxy but never deliverable."""
+    client, server = peers_of
+    near, late = ((client, server), "server") if side == "client" else ((server, client), "client")
+    return direction == late and frame > hung.get(near, float("inf"))
+
+
+def recorded_as_seen_from(side: str, path: Path) -> list[tuple[bytes, bytes, bytes, bytes]]:
+    """The recording's connections as `side` must see them, and as it may: (client bytes, server
+    bytes) that must have arrived, then all that the proxy read."""
+    hung = hang_ups(path)
+    tracker = TcpTracker()
+    full: dict[int, tuple[bytearray, bytearray]] = {}
+    must: dict[int, tuple[bytearray, bytearray]] = {}
+    for seg in open_capture(str(path)):
+        for conn, from_client, item in tracker.feed(seg):
+            assert isinstance(item, Data)
+            i = 0 if from_client else 1
+            full.setdefault(conn.index, (bytearray(), bytearray()))[i].extend(item.data)
+            peers_of = (seg.src, seg.dst) if from_client else (seg.dst, seg.src)
+            kept = must.setdefault(conn.index, (bytearray(), bytearray()))[i]
+            if not undelivered(side, peers_of, "client" if from_client else "server", seg.frame, hung):
+                kept.extend(item.data)
+    return [(bytes(must[n][0]), bytes(must[n][1]), bytes(up), bytes(down)) for n, (up, down) in sorted(full.items())]
+
+
+def between(got: list[tuple[bytes, bytes]], recorded: list[tuple[bytes, bytes, bytes, bytes]]) -> str:
+    """Each connection of `got` is one of the recording's, holding at least what must have arrived
+    and at most what the proxy read (connections matched by their bytes, in any order)."""
+    left = list(recorded)
+    for n, (up, down) in enumerate(got):
+        match = next((r for r in left if r[2].startswith(up) and up.startswith(r[0])
+                      and r[3].startswith(down) and down.startswith(r[1])), None)
+        if match is None:
+            return f"connection {n} ({len(up)} client bytes, {len(down)} server bytes) is not in the recording"
+        left.remove(match)
+    return f"{len(left)} recorded connections not seen" if left else ""
+
+
 # -- the real session --------------------------------------------------------------------------------
 
 def test_decrypted_captures_read_as_the_clear_recording(session: TlsSession) -> None:
-    clear = messages(records(session.clear))
+    recorded = records(session.clear)
+    clear = messages(recorded)
     assert {("main", 0, "server"), ("display", 0, "server")} <= set(clear) and sum(map(len, clear.values())) > 20
+    hung = hang_ups(session.clear)
     for side, path in session.sides.items():
         recs = records(path, session.keylog)
         assert problems(recs) == [], f"{side}: {problems(recs)}"
-        assert messages(recs) == clear, f"{side} side: the decrypted capture reads otherwise"
+        must = messages([r for r in recorded if not undelivered(side, (r.channel.client, r.channel.server),
+                                                                 r.direction.value, r.frame, hung)])
+        got = messages(recs)
+        assert set(must) <= set(got) <= set(clear), f"{side} side: {sorted(set(got) ^ set(clear))}"
+        for key, seq in got.items():
+            # all the recording's messages, except perhaps those that could not be delivered at the end
+            assert clear[key][:len(seq)] == seq and len(seq) >= len(must.get(key, ())), \
+                f"{side} side, {key}: {len(seq)} messages, the recording {len(clear[key])}"
         described = {r.channel.tls for r in recs}
         assert len(described) == 1 and described.pop().startswith(f"TLS {session.version}, TLS_"), side
 
 
 def test_decrypted_bytes_agree_with_tshark_and_the_recording(session: TlsSession) -> None:
-    recorded = clear_streams(session.clear)
     keylog = KeyLog(str(session.keylog))
     for side, path in session.sides.items():
         ours = clear_streams(path, keylog)
         theirs = tshark_decrypted(path, session.keylog, session.ports[side])
         assert len(ours) >= 2
         assert not stream_difference(ours, theirs), f"{side}: ours vs tshark's: {stream_difference(ours, theirs)}"
-        # the proxy opens its upstream connections concurrently: their order on the server side
-        # may differ from the order in which the client opened them, so match them by content
-        differs = stream_difference(sorted(ours), sorted(recorded))
+        # the proxy opens its upstream connections side by side: their order on the server side may
+        # differ from the order in which the client opened them, so they are matched by their bytes
+        differs = between(ours, recorded_as_seen_from(side, session.clear))
         assert not differs, f"{side}: decrypted vs the proxy's recording: {differs}"
 
 
@@ -235,12 +293,24 @@ def test_stats_and_report_with_the_key_log(session: TlsSession, tmp_path: Path) 
         return {c["name"]: c for s in json.loads(r.stdout)["sessions"] for c in s["channels"]}
 
     clear = stats(str(session.clear))
+    recorded, hung = records(session.clear), hang_ups(session.clear)
     for side, path in session.sides.items():
         ours = stats("--tls-keylog", str(session.keylog), str(path))
         assert set(ours) == set(clear) and len(ours) >= 2
+        # what the recording holds that this side may lack (see undelivered): per channel, its share
+        late: dict[str, Counter] = defaultdict(Counter)
+        for r in recorded:
+            if r.layer == "message" and undelivered(side, (r.channel.client, r.channel.server),
+                                                    r.direction.value, r.frame, hung):
+                d, name = r.direction.value, f"{r.channel.channel}:{r.channel.channel_id}"
+                late[name].update({("messages", d): 1, ("bytes", d): r.size, ("types", f"{d}:{r.type}"): 1})
         for name, c in ours.items():
-            for key in ("messages", "bytes", "types", "caps", "auth"):
+            for key in ("caps", "auth"):
                 assert c[key] == clear[name][key], f"{side} {name} {key}"
+            for key in ("messages", "bytes", "types"):
+                assert set(c[key]) <= set(clear[name][key]), f"{side} {name} {key}"
+                for k, want in clear[name][key].items():
+                    assert want - late[name][key, k] <= c[key].get(k, 0) <= want, f"{side} {name} {key} {k}"
             assert c["tls"].startswith(f"TLS {session.version}, ") and clear[name]["tls"] is None
             for d in ("client", "server"):  # every TLS record costs its header and tag on the wire
                 assert c["wire_bytes"][d] > clear[name]["wire_bytes"][d]
@@ -361,11 +431,12 @@ def _rewrite(src: Path, dst: Path, frame: int, change) -> None:  # type: ignore[
                 return
 
 
-def _from_server(recs: list, client: str, clear: Path) -> tuple[list[tuple], list[tuple]]:
-    """What the server sent on the connection of `client`: as decoded from `recs`, and as recorded in clear."""
+def _from_server(recs: list, client: str, intact: list) -> tuple[list[tuple], list[tuple]]:
+    """What the server sent on the connection of `client`: as decoded from the damaged capture's
+    `recs`, and from the `intact` capture's (itself checked against the clear recording above)."""
     channel = next((r.channel.channel, r.channel.channel_id) for r in recs if r.channel.client == client)
     ours = messages([r for r in recs if r.channel.client == client]).get((*channel, "server"), [])
-    return ours, messages(records(clear))[(*channel, "server")]
+    return ours, messages([r for r in intact if r.channel.client == client])[(*channel, "server")]
 
 
 def _inside(offsets: list[tuple[int, int]], at: int) -> tuple[int, int]:
@@ -387,7 +458,7 @@ def test_a_truncated_record(session: TlsSession, tmp_path: Path) -> None:
     errors = [x for x in map(json.loads, r.stdout.splitlines()) if x["type"] == "tls_error" and x["client"] == client]
     assert [e["fields"]["reason"] for e in errors] == [
         f"TLS record from the server truncated: {length // 2} of {length} bytes captured"]
-    ours, clear = _from_server(records(final, session.keylog), client, session.clear)
+    ours, clear = _from_server(records(final, session.keylog), client, records(path, session.keylog))
     assert 0 < len(ours) < len(clear) and ours == clear[:len(ours)]  # all before the cut, as recorded
 
 
@@ -410,7 +481,7 @@ def test_a_corrupt_record(session: TlsSession, tmp_path: Path) -> None:
     errors = [x for x in r.stdout.splitlines() if "tls_error" in x]
     assert len(errors) == 1 and "does not authenticate" in errors[0], errors
     got = records(bad, session.keylog)
-    ours, clear = _from_server(got, client, session.clear)
+    ours, clear = _from_server(got, client, records(path, session.keylog))
     # the message the record was part of is lost; the SPICE layer finds its feet again: all the others are there
     assert len(ours) == len(clear) - 1 and any(ours == clear[:i] + clear[i + 1:] for i in range(len(clear)))
     assert [t for t, _ in problems(got)].count("tls_error") == 1
@@ -433,7 +504,7 @@ def test_a_segment_lost_from_the_capture(session: TlsSession, tmp_path: Path) ->
     got = records(holed, session.keylog)
     found = [(t, reason) for t, reason in problems(got)]
     assert [t for t, _ in found] == ["tcp_gap"], found  # the hole, said once, and nothing about TLS
-    ours, clear = _from_server(got, client, session.clear)
+    ours, clear = _from_server(got, client, records(path, session.keylog))
     assert len(ours) == len(clear) - 1 and any(ours == clear[:i] + clear[i + 1:] for i in range(len(clear)))
 
 
