@@ -32,9 +32,30 @@ FRESH_SESSIONS: dict[str, dict] = {
 FRESH_PORTS, FRESH_DISPLAYS = range(5952, 5958), range(52, 58)
 
 
+def _extra_sessions() -> dict[str, dict]:
+    """SPICETOOL_FRESH_EXTRA=FILE.json ({name: settings of scripts/record_corpus.py's Session}): more
+    fresh sessions for this run, to try the acceptance tests on settings nobody has tried yet."""
+    path = os.environ.get("SPICETOOL_FRESH_EXTRA")
+    if not path:
+        return {}
+    import json
+    extra = json.loads(Path(path).read_text())
+    return {name: {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+            for name, settings in extra.items()}
+
+
+FRESH_SESSIONS.update(_extra_sessions())
+
+
 def corpus() -> list[Path]:
     """Every capture shipped in captures/ (pcap and pcapng)."""
     return sorted(p for p in CAPTURES.glob("*") if p.suffix in (".pcap", ".pcapng"))
+
+
+def starts_mid_session(capture: Path) -> bool:
+    """Whether a corpus or fresh capture was cut after its link stage (its NAME.json says so)."""
+    import json
+    return bool(json.loads(capture.with_suffix(".json").read_text()).get("capture", {}).get("starts_mid_session"))
 
 
 def need_program(name: str) -> str:

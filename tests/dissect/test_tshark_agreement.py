@@ -11,9 +11,7 @@ import subprocess
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
-from support import need_program, wireshark_in_step
+from support import need_program, starts_mid_session, wireshark_in_step
 from spicetool.dissect.capture import open_capture
 from spicetool.dissect.sessions import Record, decode_segments
 
@@ -63,8 +61,10 @@ def test_same_messages_as_tshark(capture: Path) -> None:
     theirs = tshark_messages(capture)
     tfields = theirs.pop("fields")  # type: ignore[arg-type]
     ours, by_frame = our_messages(capture)
-    if not theirs:
-        pytest.skip(f"tshark decodes no SPICE message in {capture.name} (it cannot start mid-session)")
+    if not theirs:  # tshark finds SPICE only from a link stage on; a later start is read by us alone
+        assert starts_mid_session(capture), f"tshark decodes no SPICE message in {capture.name}"
+        assert sum(map(len, ours.values())) > 20, f"{capture.name}: we decode little of it either"
+        return
     for key, seq in theirs.items():
         seq = wireshark_in_step(seq, lambda m: m[1])
         mine = ours.get(key, [])
