@@ -58,6 +58,7 @@ class ImageStore:
         self.warnings: Counter[str] = Counter()
         self.codecs: Counter[str] = Counter()
         self.details: dict[str, str] = {}  # warning -> its first detailed message
+        self.placeholders = 0  # images drawn as placeholders so far (what they held is unknown)
 
     # -- cache management (INVAL_* and RESET messages) ---------------------------------
     def inval_pixmap(self, pid: int) -> None:
@@ -101,6 +102,7 @@ class ImageStore:
 
     def _placeholder(self, what: str, exc: BaseException, width: int, height: int) -> np.ndarray:
         self.warnings[what] += 1
+        self.placeholders += 1
         self.details.setdefault(what, _first_words(exc))
         return placeholder(width, height)
 

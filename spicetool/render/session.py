@@ -221,8 +221,9 @@ class SessionScreen:
                 reg = canvas.copy_bits(f)
                 self._cover_copy(f, reg)
             else:
+                placeholders = canvas.images.placeholders
                 reg = canvas.draw(name, f)
-                self._cover(f["base"], reg)
+                self._cover(f["base"], reg, known=canvas.images.placeholders == placeholders)
             return self._changed(f["base"]["surface_id"], reg)
         if name == "surface_create":
             try:
@@ -317,14 +318,18 @@ class SessionScreen:
                 del self.warnings[note]  # the guess grew: only the last one stands
             self.warnings[f"capture starts mid-session: screen size taken as {size[0]}x{size[1]}"] = 1
 
-    def _cover(self, base: dict[str, Any], reg: Region | None) -> None:
+    def _cover(self, base: dict[str, Any], reg: Region | None, known: bool = True) -> None:
+        """A draw reached `reg`: its pixels are known now, unless one of its images was a
+        placeholder (it referred to a cache entry or dictionary image from before the capture)."""
         if self.coverage is None or reg is None or int(base["surface_id"]) != 0:
             return
         view = self.coverage[reg.y0:reg.y1, reg.x0:reg.x1]
         if reg.mask is None:
-            view[...] = True
-        else:
+            view[...] = known
+        elif known:
             view |= reg.mask
+        else:
+            view &= ~reg.mask
         self._check_complete()
 
     def _cover_copy(self, f: dict[str, Any], reg: Region | None) -> None:
