@@ -1,7 +1,8 @@
 """The built-in demo desktop: a small drawing loop that drives the QXL model the way a guest
-driver would (surface, fills, image copies, cursor), so `spicetool serve` has something to show
-without a capture: a title, colour bars, a clock, a frame counter, a bouncing box, a cursor
-going round."""
+driver would (surface, fills, image copies, scrolls, cursor), so `spicetool serve` has something
+to show without a capture: a title, colour bars, a clock, a frame counter, a log that scrolls a
+line a second (COPY_BITS, as the X driver scrolls a terminal), a bouncing box, a cursor going
+round."""
 from __future__ import annotations
 
 import asyncio
@@ -11,11 +12,13 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .qxl import (PRIMARY_SURFACE, CursorMove, CursorSet, CursorShape, DrawCopy, DrawFill,
+from .qxl import (PRIMARY_SURFACE, CopyBits, CursorMove, CursorSet, CursorShape, DrawCopy, DrawFill,
                   QxlDevice, Rect, SurfaceCreate, SurfaceDestroy)
 
 BACKGROUND = 0x203040
 BOX_COLOR = 0xE0A030
+LOG_BACKGROUND = 0x102030
+LOG_LINE = 20   # pixels per log line
 TEXT = (0xF0, 0xF0, 0xF0)
 BOX = 48
 MIN_SIZE, MAX_SIZE = 64, 8192
@@ -75,6 +78,13 @@ class DemoDesktop:
         self.counter_rect = Rect(24, 140, 24 + 360, 140 + 28)
         self.arena = Rect(0, 200, width, height - 100)
         self.last_clock = ""
+        self.log_rect = self._log_rect()
+
+    def _log_rect(self) -> Rect | None:
+        """Four log lines right of the clock, when the screen is large enough for them."""
+        if self.width < 800 or self.height < 400:
+            return None
+        return Rect(self.width - 384, 88, self.width - 24, 88 + 4 * LOG_LINE)
 
     def resize(self, width: int, height: int) -> None:
         """The guest takes a new mode (xrandr after a MONITORS_CONFIG): a new primary surface
@@ -88,6 +98,7 @@ class DemoDesktop:
         a = self.arena
         self.box = (max(a.left, min(self.box[0], a.right - BOX - 1)), max(a.top, min(self.box[1], a.bottom - BOX - 1)))
         self.last_clock = ""
+        self.log_rect = self._log_rect()
         self.draw_initial()
 
     def draw_initial(self) -> None:
@@ -99,6 +110,8 @@ class DemoDesktop:
         bars = colour_bars(w - 48, 64)
         d.submit(DrawCopy(PRIMARY_SURFACE, Rect(24, h - 88, w - 24, h - 24), bars))
         d.submit(CursorSet(w // 2, h // 2, arrow_cursor()))
+        if self.log_rect is not None:
+            d.submit(DrawFill(PRIMARY_SURFACE, self.log_rect, LOG_BACKGROUND))
         self.draw_clock()
         self.draw_box()
 
@@ -108,6 +121,18 @@ class DemoDesktop:
             r = self.clock_rect
             self.device.submit(DrawCopy(PRIMARY_SURFACE, r, text_image(text, 36, r.width, r.height)))
             self.last_clock = text
+            self.log(f"{text}  frame {self.frame}")
+
+    def log(self, line: str) -> None:
+        """A line at the bottom of the log: the others scroll up one line (COPY_BITS), the new
+        one is drawn where the last was."""
+        r = self.log_rect
+        if r is None:
+            return
+        self.device.submit(CopyBits(PRIMARY_SURFACE, Rect(r.left, r.top, r.right, r.bottom - LOG_LINE),
+                                    r.left, r.top + LOG_LINE))
+        self.device.submit(DrawCopy(PRIMARY_SURFACE, Rect(r.left, r.bottom - LOG_LINE, r.right, r.bottom),
+                                    text_image(line, 16, r.width, LOG_LINE, LOG_BACKGROUND)))
 
     def box_rect(self) -> Rect:
         x, y = self.box

@@ -27,6 +27,8 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
+from spicetool.render.decoders import DecodeError, decode_bitmap
+
 from . import qxl_dev as dev
 from .qxl_dev import DeviceError  # noqa: F401 (the device's error, for every caller)
 
@@ -97,6 +99,19 @@ class DrawCopy:
     video: bool = False   # a frame of a video the guest plays (a replayed capture's stream)
 
 
+@dataclass
+class CopyBits:
+    """QXL_COPY_BITS: the surface's own pixels at (src_x, src_y) moved to rect (a scroll)."""
+    surface_id: int
+    rect: Rect
+    src_x: int
+    src_y: int
+
+    @property
+    def src_rect(self) -> Rect:
+        return Rect(self.src_x, self.src_y, self.src_x + self.rect.width, self.src_y + self.rect.height)
+
+
 def content_id(pixels: np.ndarray) -> int:
     """An image id from the pixels, as the X QXL driver keys its images by a hash of their
     contents: the same picture drawn again gets the same id (and a client cache hit)."""
@@ -146,7 +161,7 @@ class CursorHide:
     pass
 
 
-DrawCommand = Union[DrawFill, DrawCopy]
+DrawCommand = Union[DrawFill, DrawCopy, CopyBits]
 SurfaceCommand = Union[SurfaceCreate, SurfaceDestroy]
 StreamCommand = Union[StreamCreate, StreamDestroy]
 CursorCommand = Union[CursorSet, CursorMove, CursorHide]
@@ -168,6 +183,9 @@ class CursorState:
 # bounds on what a guest may ask for (a hostile one must not make the device loop or allocate without end)
 MAX_CHUNKS = 1024          # QXLDataChunk links followed for one image or cursor
 MAX_STRIDE = 1 << 20       # bytes per row of an image or surface
+# bytes per pixel of the bitmap formats a DRAW_COPY may carry (SpiceBitmapFmt numbers)
+BITMAP_BYTES = {dev.SPICE_BITMAP_FMT_16BIT: 2, dev.SPICE_BITMAP_FMT_24BIT: 3,
+                dev.SPICE_BITMAP_FMT_32BIT: 4, dev.SPICE_BITMAP_FMT_RGBA: 4}
 MAX_CURSOR = 1024          # pixels per side of a cursor shape
 RELEASE_BUNCH = 32         # resources chained through release_info.next behind one release ring item
 
@@ -268,6 +286,15 @@ class QxlDevice:
                                  r.left - cmd.rect.left:r.right - cmd.rect.left]
                 s[r.top:r.bottom, r.left:r.right, :3] = src[:, :, :3]
                 s[r.top:r.bottom, r.left:r.right, 3] = 0
+        elif isinstance(cmd, CopyBits):
+            s = self._surface(cmd.surface_id)
+            src, dst = cmd.src_rect, cmd.rect
+            h, w = s.shape[:2]
+            if not (0 <= src.left and src.right <= w and 0 <= src.top and src.bottom <= h
+                    and 0 <= dst.left and dst.right <= w and 0 <= dst.top and dst.bottom <= h):
+                raise DeviceError(f"copy bits from {src} to {dst}: outside the {w}x{h} surface")
+            # the source is read whole before the destination is written: overlapping scrolls work
+            s[dst.top:dst.bottom, dst.left:dst.right] = s[src.top:src.bottom, src.left:src.right].copy()
         elif isinstance(cmd, CursorSet):
             self.cursor = CursorState(cmd.x, cmd.y, cmd.visible, cmd.shape)
         elif isinstance(cmd, CursorMove):
@@ -431,7 +458,10 @@ class QxlDevice:
             self._plain(c["rop_descriptor"], c["mask.bitmap"])
             pixels, image_id = self._image(c["src_bitmap"], _rect(c, "src_area"), rect)
             return self._with_caller_hints(DrawCopy(sid, rect, pixels, image_id))
-        raise DeviceError(f"drawable type {kind} is not supported (FILL and COPY are)")
+        if kind == dev.QXL_COPY_BITS:
+            pos = dev.QXLCopyBits.unpack(d["u"])
+            return CopyBits(sid, rect, pos["src_pos.x"], pos["src_pos.y"])
+        raise DeviceError(f"drawable type {kind} is not supported (FILL, COPY and COPY_BITS are)")
 
     @staticmethod
     def _plain(rop: int, mask: int) -> None:
@@ -449,20 +479,22 @@ class QxlDevice:
         return cmd
 
     def _image(self, phys: int, src: Rect, dest: Rect) -> tuple[np.ndarray, int | None]:
-        """The pixels of src in a QXLImage (BITMAP, 32BIT), copied once out of guest memory."""
+        """The pixels of src in a QXLImage (BITMAP: 32BIT, RGBA, 24BIT or 16BIT, the formats the X
+        and KMS QXL drivers write), as BGRX, copied once out of guest memory."""
         img = self.memory.read(phys, dev.QXLImage)
         if img["descriptor.type"] != dev.SPICE_IMAGE_TYPE_BITMAP:
             raise DeviceError(f"image type {img['descriptor.type']} is not supported (only BITMAP)")
         bm = dev.QXLBitmap.unpack(img["u"])
         w, h = img["descriptor.width"], img["descriptor.height"]
-        if bm["format"] != dev.SPICE_BITMAP_FMT_32BIT:
-            raise DeviceError(f"bitmap format {bm['format']} is not supported (only 32BIT)")
+        bpp = BITMAP_BYTES.get(bm["format"])
+        if bpp is None:
+            raise DeviceError(f"bitmap format {bm['format']} is not supported (32BIT, RGBA, 24BIT, 16BIT are)")
         if (bm["x"], bm["y"]) != (w, h):
             raise DeviceError(f"bitmap {bm['x']}x{bm['y']} in an image of {w}x{h}")
         if not (0 < w and 0 < h and w * h <= self.max_pixels):
             raise DeviceError(f"image size {w}x{h} is out of range")
         stride = bm["stride"]
-        if not w * 4 <= stride <= MAX_STRIDE:
+        if not w * bpp <= stride <= MAX_STRIDE:
             raise DeviceError(f"bitmap stride {stride} is out of range for width {w}")
         if not (0 <= src.left < src.right <= w and 0 <= src.top < src.bottom <= h):
             raise DeviceError(f"source area {src} is outside the {w}x{h} image")
@@ -472,12 +504,22 @@ class QxlDevice:
             data = self.memory.bytes_at(bm["data"], stride * h, "bitmap data")
         else:
             data = self._chunks(bm["data"], stride * h, "bitmap")
+        top_down = bool(bm["flags"] & dev.QXL_BITMAP_TOP_DOWN)
+        if bpp != 4:   # the codecs' bitmap reader makes BGRA of it (one reader for these bytes)
+            try:
+                whole = decode_bitmap(bm["format"], w, h, stride, top_down, data, max_pixels=self.max_pixels)
+            except DecodeError as e:
+                raise DeviceError(f"bitmap: {e}") from None
+            return whole[src.top:src.bottom, src.left:src.right].copy(), self._image_id(img)
         rows = data.reshape(h, stride)
-        if not bm["flags"] & dev.QXL_BITMAP_TOP_DOWN:
+        if not top_down:
             rows = rows[::-1]
         px = rows[src.top:src.bottom, src.left * 4:src.right * 4].reshape(src.height, src.width, 4).copy()
-        cached = img["descriptor.flags"] & dev.QXL_IMAGE_CACHE
-        return px, (img["descriptor.id"] if cached else None)
+        return px, self._image_id(img)
+
+    @staticmethod
+    def _image_id(img: dict) -> int | None:
+        return img["descriptor.id"] if img["descriptor.flags"] & dev.QXL_IMAGE_CACHE else None
 
     def _chunks(self, phys: int, total: int, what: str) -> np.ndarray:
         """Exactly `total` bytes from a QXLDataChunk chain: a view of guest memory when one

@@ -23,19 +23,20 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .qxl import (CursorHide, CursorMove, CursorSet, DrawCopy, DrawFill, Rect, SurfaceCreate,
+from .qxl import (CopyBits, CursorHide, CursorMove, CursorSet, DrawCopy, DrawFill, Rect, SurfaceCreate,
                   SurfaceDestroy)
 from .qxl_dev import (QXL_BITMAP_TOP_DOWN, QXL_CMD_CURSOR, QXL_CMD_DRAW, QXL_CMD_SURFACE, QXL_CMD_UPDATE,
-                      QXL_CURSOR_HIDE, QXL_CURSOR_MOVE, QXL_CURSOR_SET, QXL_DRAW_COPY, QXL_DRAW_FILL,
+                      QXL_COPY_BITS, QXL_CURSOR_HIDE, QXL_CURSOR_MOVE, QXL_CURSOR_SET, QXL_DRAW_COPY, QXL_DRAW_FILL,
                       QXL_EFFECT_OPAQUE, QXL_IMAGE_CACHE, QXL_INTERRUPT_CURSOR, QXL_INTERRUPT_DISPLAY,
                       QXL_IO_CREATE_PRIMARY, QXL_IO_DESTROY_PRIMARY, QXL_IO_FLUSH_RELEASE,
                       QXL_IO_MEMSLOT_ADD, QXL_IO_NOTIFY_CMD, QXL_IO_NOTIFY_CURSOR, QXL_IO_NOTIFY_OOM,
                       QXL_IO_RESET, QXL_RAM_MAGIC, QXL_ROM_MAGIC, QXL_SURF_TYPE_PRIMARY,
                       QXL_SURFACE_CMD_CREATE, QXL_SURFACE_CMD_DESTROY, RAM_BAR_PHYS, SLOT_RAM, SLOT_VRAM,
-                      SPICE_BITMAP_FMT_32BIT, SPICE_BRUSH_TYPE_SOLID, SPICE_CURSOR_TYPE_ALPHA,
+                      SPICE_BITMAP_FMT_16BIT, SPICE_BITMAP_FMT_24BIT, SPICE_BITMAP_FMT_32BIT,
+                      SPICE_BITMAP_FMT_RGBA, SPICE_BRUSH_TYPE_SOLID, SPICE_CURSOR_TYPE_ALPHA,
                       SPICE_IMAGE_SCALE_MODE_NEAREST, SPICE_IMAGE_TYPE_BITMAP, SPICE_ROPD_OP_PUT,
                       VRAM_BAR_PHYS, CursorMoveArgs, CursorSetArgs, DeviceError, QXLBitmap, QXLCommand,
-                      QXLCopy, QXLFill, QXLSurface, QXLCursor, QXLCursorCmd, QXLDataChunk,
+                      QXLCopy, QXLCopyBits, QXLFill, QXLSurface, QXLCursor, QXLCursorCmd, QXLDataChunk,
                       QXLDrawable, QXLImage, QXLMode, QXLModes, QXLReleaseInfo, QXLRom, QXLSurfaceCmd,
                       QXLUpdateCmd, QxlMemory, make_phys, prefixed, rect_fields)
 
@@ -47,6 +48,19 @@ class DeviceIo(Protocol):
     memory: QxlMemory
 
     def io_write(self, port: int, value: int = 0) -> None: ...
+
+
+def bitmap_rows(pixels: np.ndarray, fmt: int) -> np.ndarray:
+    """(h, w, 4) BGRX/BGRA pixels as the rows of a bitmap of SpiceBitmapFmt `fmt`: (h, stride) bytes."""
+    h, w = pixels.shape[:2]
+    if fmt in (SPICE_BITMAP_FMT_32BIT, SPICE_BITMAP_FMT_RGBA):
+        return np.ascontiguousarray(pixels).reshape(h, w * 4)
+    if fmt == SPICE_BITMAP_FMT_24BIT:
+        return np.ascontiguousarray(pixels[:, :, :3]).reshape(h, w * 3)
+    if fmt == SPICE_BITMAP_FMT_16BIT:   # x555: 5 bits of each of R, G, B, little-endian
+        b, g, r = (pixels[:, :, i].astype(np.uint16) >> 3 for i in range(3))
+        return ((r << 10) | (g << 5) | b).astype("<u2").view(np.uint8).reshape(h, w * 2)
+    raise DeviceError(f"the driver writes no bitmap format {fmt}")
 
 
 def _align(n: int) -> int:
@@ -281,6 +295,8 @@ class QxlDriver:
                 self.draw_fill(cmd.surface_id, cmd.rect, cmd.color)
             elif isinstance(cmd, DrawCopy):
                 self.draw_copy(cmd.surface_id, cmd.rect, cmd.pixels, cmd.image_id)
+            elif isinstance(cmd, CopyBits):
+                self.copy_bits(cmd.surface_id, cmd.rect, cmd.src_x, cmd.src_y)
             elif isinstance(cmd, SurfaceCreate):
                 self.create_surface(cmd)
             elif isinstance(cmd, SurfaceDestroy):
@@ -321,11 +337,21 @@ class QxlDriver:
                                              "rop_descriptor": SPICE_ROPD_OP_PUT})
         self.push("cmd_ring", QXL_CMD_DRAW, self.ram_phys(off))
 
-    def draw_copy(self, surface_id: int, rect: Rect, pixels: np.ndarray, image_id: int | None) -> None:
-        """A DRAW_COPY of a 32-bit top-down bitmap in one QXLDataChunk, all in one allocation
-        after the drawable: the pixels are copied once, into guest RAM."""
+    def copy_bits(self, surface_id: int, rect: Rect, src_x: int, src_y: int) -> None:
+        """A COPY_BITS: the surface's pixels at (src_x, src_y) moved to rect (the X driver's
+        scrolls and window moves within one surface)."""
+        _, off, _ = self._drawable(surface_id, rect, QXL_COPY_BITS, 0)
+        QXLCopyBits.pack_into(self.mem.ram, off + QXLDrawable.offsets["u"], {"src_pos.x": src_x, "src_pos.y": src_y})
+        self.push("cmd_ring", QXL_CMD_DRAW, self.ram_phys(off))
+
+    def draw_copy(self, surface_id: int, rect: Rect, pixels: np.ndarray, image_id: int | None,
+                  bitmap_format: int = SPICE_BITMAP_FMT_32BIT) -> None:
+        """A DRAW_COPY of a top-down bitmap (BGRX/BGRA pixels written in `bitmap_format`) in one
+        QXLDataChunk, all in one allocation after the drawable: the pixels are copied once, into
+        guest RAM."""
         h, w = pixels.shape[:2]
-        stride = w * 4
+        rows = bitmap_rows(pixels, bitmap_format)
+        stride = rows.shape[1]
         image_at = 0
         chunk_at = _align(QXLImage.size)
         rid, off, extra = self._drawable(surface_id, rect, QXL_DRAW_COPY,
@@ -340,11 +366,11 @@ class QxlDriver:
             "descriptor.type": SPICE_IMAGE_TYPE_BITMAP, "descriptor.flags": QXL_IMAGE_CACHE if cached else 0,
             "descriptor.width": w, "descriptor.height": h})
         QXLBitmap.pack_into(self.mem.ram, image + QXLImage.offsets["u"], {
-            "format": SPICE_BITMAP_FMT_32BIT, "flags": QXL_BITMAP_TOP_DOWN, "x": w, "y": h,
+            "format": bitmap_format, "flags": QXL_BITMAP_TOP_DOWN, "x": w, "y": h,
             "stride": stride, "data": self.ram_phys(chunk)})
         QXLDataChunk.pack_into(self.mem.ram, chunk, {"data_size": stride * h})
         data = chunk + QXLDataChunk.size
-        self.mem.ram[data:data + stride * h].reshape(h, w, 4)[...] = pixels
+        self.mem.ram[data:data + stride * h].reshape(h, stride)[...] = rows
         self.push("cmd_ring", QXL_CMD_DRAW, self.ram_phys(off))
 
     def create_surface(self, cmd: SurfaceCreate) -> None:

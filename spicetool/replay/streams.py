@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .graduality import Graduality, level
-from .qxl import (PRIMARY_SURFACE, Command, DrawCopy, Rect, StreamCreate, StreamDestroy, SurfaceCreate,
+from .qxl import (PRIMARY_SURFACE, Command, CopyBits, DrawCopy, Rect, StreamCreate, StreamDestroy, SurfaceCreate,
                   SurfaceDestroy)
 
 MODES = ("off", "all", "filter")
@@ -104,7 +104,10 @@ class VideoStreams:
                     s.last_time, cmd.stream = now, s.id
                     return []
         if rect is not None and surface == PRIMARY_SURFACE:
-            for s in [s for s in self.active.values() if _overlap(s.rect, rect)]:
+            # a scroll also reads its source: a stream there ends first, so its lossless last
+            # picture is what moves
+            touched = [rect, cmd.src_rect] if isinstance(cmd, CopyBits) else [rect]
+            for s in [s for s in self.active.values() if any(_overlap(s.rect, r) for r in touched)]:
                 out += self._end(s, primary)
         if isinstance(cmd, DrawCopy) and surface == PRIMARY_SURFACE:
             out += self._detect(cmd, now)

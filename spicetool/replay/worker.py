@@ -17,7 +17,7 @@ from spicetool.stack.types import CHANNEL_TYPES
 
 from .images import IMAGE_FLAG_CACHE_ME, ClientImages, cursor_fields, from_cache_image, with_flags
 from .pixmap_cache import inval_lists
-from .qxl import (PRIMARY_SURFACE, Command, CursorHide, CursorMove, CursorSet, DrawCopy, DrawFill,
+from .qxl import (PRIMARY_SURFACE, Command, CopyBits, CursorHide, CursorMove, CursorSet, DrawCopy, DrawFill,
                   QxlDevice, Rect, StreamCreate, SurfaceCreate, SurfaceDestroy)
 
 ROP_OP_PUT = 8           # SpiceRopd OP_PUT
@@ -196,6 +196,8 @@ def display_messages(cmd: Command, monitors: bool, images: ClientImages) -> list
         return [draw_fill(cmd.surface_id, cmd.rect, cmd.color)]
     if isinstance(cmd, DrawCopy):
         return copy_message(cmd.surface_id, cmd.rect, cmd.pixels, images, cmd.shared, cmd.image_id)
+    if isinstance(cmd, CopyBits):   # the client moves its own pixels, as spice-server sends it
+        return [("copy_bits", {"base": _base(cmd.surface_id, cmd.rect), "src_pos": {"x": cmd.src_x, "y": cmd.src_y}})]
     if isinstance(cmd, SurfaceCreate):
         out = [surface_create(cmd.surface_id, cmd.width, cmd.height, cmd.primary)]
         if cmd.primary:

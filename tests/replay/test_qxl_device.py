@@ -13,8 +13,9 @@ import pytest
 
 from spicetool.replay import qxl_dev as dev
 from spicetool.replay.demo import DemoDesktop
-from spicetool.replay.qxl import (PRIMARY_SURFACE, CursorHide, CursorMove, CursorSet, CursorShape, DeviceError,
-                                  DrawCopy, DrawFill, QxlDevice, Rect, SurfaceCreate, SurfaceDestroy, color_bgrx)
+from spicetool.replay.qxl import (PRIMARY_SURFACE, CopyBits, CursorHide, CursorMove, CursorSet, CursorShape,
+                                  DeviceError, DrawCopy, DrawFill, QxlDevice, Rect, SurfaceCreate, SurfaceDestroy,
+                                  color_bgrx)
 from spicetool.replay.qxl_dev import QxlMemory, make_phys
 from spicetool.replay.replay import CaptureReplay
 
@@ -49,6 +50,10 @@ class Reference:
                 src = cmd.pixels[r.top - cmd.rect.top:r.bottom - cmd.rect.top, r.left - cmd.rect.left:r.right - cmd.rect.left]
                 s[r.top:r.bottom, r.left:r.right, :3] = src[:, :, :3]
                 s[r.top:r.bottom, r.left:r.right, 3] = 0
+        elif isinstance(cmd, CopyBits):
+            s = self.surfaces[cmd.surface_id]
+            r, w, h = cmd.rect, cmd.rect.width, cmd.rect.height
+            s[r.top:r.bottom, r.left:r.right] = s[cmd.src_y:cmd.src_y + h, cmd.src_x:cmd.src_x + w].copy()
 
     def rgb(self, surface_id: int = PRIMARY_SURFACE) -> np.ndarray:
         return self.surfaces[surface_id][:, :, 2::-1].copy()
@@ -84,6 +89,8 @@ def all_commands() -> list:
         DrawFill(PRIMARY_SURFACE, Rect(-10, 190, 50, 260), 0xFFEEDD),          # clipped by the device
         DrawCopy(PRIMARY_SURFACE, Rect(10, 20, 74, 68), pixels(64, 48, 1)),
         DrawCopy(PRIMARY_SURFACE, Rect(300, 180, 340, 220), pixels(40, 40, 2), image_id=0xDEAD_BEEF_0000_0001),
+        CopyBits(PRIMARY_SURFACE, Rect(10, 10, 70, 60), 14, 26),       # a scroll up and left, overlapping
+        CopyBits(PRIMARY_SURFACE, Rect(20, 30, 80, 80), 10, 10),       # and down and right
         SurfaceCreate(5, 40, 30, primary=False),
         DrawFill(5, Rect(0, 0, 40, 30), 0x00FF00),
         DrawCopy(5, Rect(4, 4, 20, 20), pixels(16, 16, 3)),
@@ -223,6 +230,39 @@ def test_every_command_comes_out_of_guest_memory_as_it_went_in():
         assert not d.driver.resources and d.driver.ram.in_use == 0
     assert d.cursor.shape is not None and not d.cursor.visible and (d.cursor.x, d.cursor.y) == (1, 2)
     assert d.driver.vram.in_use == 0      # surface 5's memory came back with its destroy
+
+
+@pytest.mark.parametrize("fmt, bpp", [(dev.SPICE_BITMAP_FMT_16BIT, 2), (dev.SPICE_BITMAP_FMT_24BIT, 3),
+                                      (dev.SPICE_BITMAP_FMT_RGBA, 4)])
+def test_draw_copy_of_the_other_bitmap_formats(fmt, bpp):
+    """16BIT (x555), 24BIT and RGBA bitmaps, as the X driver writes them, read by the device into
+    the surface's xRGB (16BIT widened as spice's canvas does: the top bits repeated below)."""
+    d = small_device()
+    d.submit(SurfaceCreate(PRIMARY_SURFACE, 64, 48))
+    px = np.random.default_rng(fmt).integers(0, 256, (30, 40, 4), dtype=np.uint8)
+    d.driver.draw_copy(PRIMARY_SURFACE, Rect(5, 6, 45, 36), px, None, bitmap_format=fmt)
+    d.io_write(dev.QXL_IO_NOTIFY_CMD)
+    want = px[:, :, 2::-1]
+    if fmt == dev.SPICE_BITMAP_FMT_16BIT:
+        want = (want & 0xF8) | (want >> 5)
+    assert np.array_equal(d.framebuffer_rgb()[6:36, 5:45], want)
+    assert not d.framebuffer_rgb()[:6].any() and not d.framebuffer_rgb()[36:].any()
+    assert d.driver.reclaim() == 1 and d.driver.ram.in_use == 0
+
+
+@pytest.mark.parametrize("rect, src, message", [
+    (Rect(0, 0, 10, 10), (60, 0), "copy bits from"),
+    (Rect(60, 40, 70, 50), (0, 0), "outside the 64x48 surface"),
+    (Rect(0, 0, 10, 10), (-1, 0), "outside the 64x48 surface"),
+])
+def test_copy_bits_outside_the_surface(rect, src, message):
+    d = small_device()
+    d.submit(SurfaceCreate(PRIMARY_SURFACE, 64, 48))
+    with pytest.raises(DeviceError, match=message):
+        d.submit(CopyBits(PRIMARY_SURFACE, rect, *src))
+    assert not d.driver.resources and d.driver.ram.in_use == 0
+    d.submit(DrawFill(PRIMARY_SURFACE, Rect(0, 0, 64, 48), 0x010203))   # the device goes on
+    assert (d.framebuffer_rgb() == [1, 2, 3]).all()
 
 
 def test_surfaces_are_guest_memory():

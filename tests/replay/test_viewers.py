@@ -81,3 +81,24 @@ def test_remote_viewer_shows_the_desktop(spice_server, tmp_path):
             assert srv.sessions() == 1
         finally:
             viewer.stop()
+
+
+def test_spicy_scrolls_with_copy_bits(spice_server, tmp_path):
+    """The demo's log scrolls a line a second with COPY_BITS: spicy moves its own pixels and
+    still shows exactly the model's picture."""
+    from spicetool.replay.qxl import CopyBits
+    need("spicy"), need("Xvfb"), need("xwd"), need("xdotool")
+    srv = spice_server(size=(800, 600))
+    scrolls: list = []
+    srv.call(lambda: srv.device.listeners.append(lambda cmd: isinstance(cmd, CopyBits) and scrolls.append(cmd)))
+    display = free_display()
+    with peers.Xvfb(display, size="1600x1200x24"), peers.Spicy(display, srv.port, min_channels=4) as spicy:
+        # the window 1:1 with the desktop (spicy scales to fit, and starts smaller than 800x600)
+        peers.xdotool(display, "windowsize", "--sync", spicy.window_id(), "800", str(600 + 232))
+        wait_for_picture(srv, display, tmp_path)
+        srv.animate(fps=20)
+        time.sleep(3.5)
+        srv.pause()
+        srv.wait_idle()
+        wait_for_picture(srv, display, tmp_path)
+    assert len(scrolls) >= 3
