@@ -6,7 +6,6 @@ import struct
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
