@@ -52,9 +52,11 @@ class DisplayChannel(ChannelClient):
         self.push_item(PipeItem(lambda: worker.display_messages(cmd, self.monitors, self.images), draw, size))
 
     def collapse(self) -> PipeItem:
-        device = self.server.device
-        return PipeItem(lambda: worker.surface_refresh(device, self.images), True,
-                        device.primary.nbytes if device.primary is not None else 0)
+        # the surfaces as they are now, when the dropped draws end: the commands still to come
+        # go on from this state (a scroll moves what is there, so it must not be applied twice)
+        surfaces = worker.snapshot(self.server.device)
+        return PipeItem(lambda: worker.surfaces_refresh(surfaces, self.images), True,
+                        sum(px.nbytes for _, px, _ in surfaces))
 
     def on_message(self, msg: Message) -> None:
         if msg.name == "init":

@@ -244,14 +244,13 @@ def display_state(surfaces: Snapshot, monitors: bool, images: ClientImages) -> l
     return out
 
 
-def surface_refresh(device: QxlDevice, images: ClientImages) -> list[Msg]:
-    """The whole primary as one draw: replaces draws a slow client never got."""
-    primary = next(((px, shared) for sid, px, shared in snapshot(device) if sid == PRIMARY_SURFACE), None)
-    if primary is None:
-        return []
-    pixels, shared = primary
-    h, w = pixels.shape[:2]
-    return copy_message(PRIMARY_SURFACE, Rect(0, 0, w, h), pixels, images, shared)
+def surfaces_refresh(surfaces: Snapshot, images: ClientImages) -> list[Msg]:
+    """Every surface whole, as it was in `surfaces`: replaces the draws a slow client never got."""
+    out: list[Msg] = []
+    for sid, pixels, shared in surfaces:
+        h, w = pixels.shape[:2]
+        out += copy_message(sid, Rect(0, 0, w, h), pixels, images, shared)
+    return out
 
 
 def cursor_messages(cmd: Command) -> list[Msg]:

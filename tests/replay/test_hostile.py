@@ -195,6 +195,41 @@ def test_ack_window_and_slow_reader(spice_server, tmp_path):
     still_serves(srv, tmp_path)
 
 
+def test_a_slow_reader_catches_up_to_the_exact_picture(spice_server, tmp_path):
+    """A display client that stops reading while the desktop animates (scrolls included): its
+    pipe overflows, the draws it missed collapse into the surfaces as they were then, and what
+    comes after goes on from there. Once it reads again, the picture it composes (our renderer
+    on a capture of the connection) is exactly the model's."""
+    need("tshark")
+    from spicetool.render import picture_at
+    srv = spice_server(size=(800, 600))     # with the demo's scrolling log (COPY_BITS)
+    cap = tmp_path / "slow.pcapng"
+    with peers.Tshark(srv.port, cap):
+        main, sid = linked_main(srv)
+        slow = RawClient(srv.port)
+        assert slow.link(DISPLAY, sid) == "OK"
+        srv.animate(fps=60)
+        time.sleep(3.5)                      # three scrolls and more than a pipe's worth of draws
+        srv.pause()                          # (its pipe cannot drain: no wait_idle)
+        collapses = srv.server.stats["pipe_collapses"]
+        srv.call(lambda: srv.desktop.log("a scroll queued after the collapse"))
+        time.sleep(0.3)
+        received, acked = 0, False
+        while True:                          # now a good client: ACK every window
+            got = slow.messages(1.0)
+            if not got:
+                break
+            if not acked and got[0].name == "set_ack":
+                slow.send(slow.message("ack_sync", {"generation": got[0].fields["generation"]}))
+                acked = True
+            received += len(got)
+            slow.send(slow.message("ack") * (len(got) // 20 + 1))
+        time.sleep(0.5)
+    assert collapses >= 1 and received > 40
+    shown = picture_at(str(cap))
+    assert shown is not None and np.array_equal(shown.image, srv.framebuffer())
+
+
 def test_agent_data_without_end(spice_server, tmp_path):
     """AGENT_DATA chunks of a vdagent message announced as 50 MB: dropped after 1 MiB."""
     from spicetool.stack.vdagent import HEADER
