@@ -54,9 +54,10 @@ class DisplayChannel(ChannelClient):
     def collapse(self) -> PipeItem:
         # the surfaces as they are now, when the dropped draws end: the commands still to come
         # go on from this state (a scroll moves what is there, so it must not be applied twice)
+        # (counted as no bytes in the pipe: a client holds one at most, each collapse drops the
+        # last, and a surface larger than the pipe's bound must not collapse it again at once)
         surfaces = worker.snapshot(self.server.device)
-        return PipeItem(lambda: worker.surfaces_refresh(surfaces, self.images), True,
-                        sum(px.nbytes for _, px, _ in surfaces))
+        return PipeItem(lambda: worker.surfaces_refresh(surfaces, self.images), True, 0)
 
     def on_message(self, msg: Message) -> None:
         if msg.name == "init":
