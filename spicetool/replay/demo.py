@@ -1,8 +1,8 @@
 """The built-in demo desktop: a small drawing loop that drives the QXL model the way a guest
-driver would (surface, fills, image copies, scrolls, cursor), so `spicetool serve` has something
+driver would (surfaces, fills, image copies, scrolls, cursor), so `spicetool serve` has something
 to show without a capture: a title, colour bars, a clock, a frame counter, a log that scrolls a
-line a second (COPY_BITS, as the X driver scrolls a terminal), a bouncing box, a cursor going
-round."""
+line a second (COPY_BITS, as the X driver scrolls a terminal), a bouncing box copied from an
+off-screen surface (as the X driver draws its pixmaps), a cursor going round."""
 from __future__ import annotations
 
 import asyncio
@@ -12,13 +12,14 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .qxl import (PRIMARY_SURFACE, CopyBits, CursorMove, CursorSet, CursorShape, DrawCopy, DrawFill,
+from .qxl import (PRIMARY_SURFACE, CopyBits, CopySurface, CursorMove, CursorSet, CursorShape, DrawCopy, DrawFill,
                   QxlDevice, Rect, SurfaceCreate, SurfaceDestroy)
 
 BACKGROUND = 0x203040
 BOX_COLOR = 0xE0A030
 LOG_BACKGROUND = 0x102030
 LOG_LINE = 20   # pixels per log line
+SPRITE_SURFACE = 1   # an off-screen surface holding the box, copied to the screen at each move
 TEXT = (0xF0, 0xF0, 0xF0)
 BOX = 48
 MIN_SIZE, MAX_SIZE = 64, 8192
@@ -92,6 +93,7 @@ class DemoDesktop:
         width, height = max(MIN_SIZE, min(MAX_SIZE, width)), max(MIN_SIZE, min(MAX_SIZE, height))
         if (width, height) == (self.width, self.height):
             return
+        self.device.submit(SurfaceDestroy(SPRITE_SURFACE))
         self.device.submit(SurfaceDestroy(PRIMARY_SURFACE))
         self.width, self.height = width, height
         self.arena = Rect(0, min(200, height // 2), width, max(min(200, height // 2) + BOX + 2, height - 100))
@@ -105,6 +107,9 @@ class DemoDesktop:
         d, w, h = self.device, self.width, self.height
         d.submit(SurfaceCreate(PRIMARY_SURFACE, w, h))
         d.submit(DrawFill(PRIMARY_SURFACE, Rect(0, 0, w, h), BACKGROUND))
+        d.submit(SurfaceCreate(SPRITE_SURFACE, BOX, BOX, primary=False))
+        d.submit(DrawFill(SPRITE_SURFACE, Rect(0, 0, BOX, BOX), BOX_COLOR))
+        d.submit(DrawCopy(SPRITE_SURFACE, Rect(8, 8, BOX - 8, BOX - 8), colour_bars(BOX - 16, BOX - 16)))
         d.submit(DrawCopy(PRIMARY_SURFACE, Rect(24, 24, 24 + 600, 24 + 48),
                           text_image("spicetool serve: demo desktop", 32, 600, 48)))
         bars = colour_bars(w - 48, 64)
@@ -139,7 +144,7 @@ class DemoDesktop:
         return Rect(x, y, x + BOX, y + BOX)
 
     def draw_box(self) -> None:
-        self.device.submit(DrawFill(PRIMARY_SURFACE, self.box_rect(), BOX_COLOR))
+        self.device.submit(CopySurface(PRIMARY_SURFACE, self.box_rect(), SPRITE_SURFACE, 0, 0))
 
     def step(self) -> None:
         self.frame += 1

@@ -7,7 +7,7 @@ from . import worker
 from .channel import ChannelClient, ClientDropped, PipeItem
 from .images import CLIENT_PREFERENCES, ClientImages
 from .pixmap_cache import PixmapCache
-from .qxl import Command, CopyBits, DrawCopy, DrawFill, StreamCreate, StreamDestroy
+from .qxl import Command, CopyBits, CopySurface, DrawCopy, DrawFill, StreamCreate, StreamDestroy
 
 
 class DisplayChannel(ChannelClient):
@@ -47,7 +47,7 @@ class DisplayChannel(ChannelClient):
             self.server.stats["stream_frames"] += 1
             self.push_item(PipeItem(lambda: [worker.stream_frame(cmd, mm)], True, cmd.pixels.nbytes // 10))
             return
-        draw = isinstance(cmd, (DrawFill, DrawCopy, CopyBits))
+        draw = isinstance(cmd, (DrawFill, DrawCopy, CopyBits, CopySurface))
         size = cmd.pixels.nbytes if isinstance(cmd, DrawCopy) else 64
         self.push_item(PipeItem(lambda: worker.display_messages(cmd, self.monitors, self.images), draw, size))
 

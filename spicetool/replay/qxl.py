@@ -8,8 +8,9 @@ QXLSurfaceCmd and QXLCursorCmd structures there and pushes them into the rings.
 
 `QxlDevice` is the device side: on an io port write its worker pops the rings, reads each
 command out of guest memory into the dataclasses below (a DRAW_FILL with a solid brush, a
-DRAW_COPY of a 32-bit bitmap, surface create/destroy, cursor set/move/hide; an UPDATE is
-answered), applies it to its surfaces (views of the guest memory behind them, so the model
+DRAW_COPY of a 32BIT, RGBA, 24BIT or 16BIT bitmap or of another surface, a COPY_BITS, surface
+create/destroy, cursor set/move/hide: what the X QXL driver sends, bar its Render composites;
+an UPDATE is answered), applies it to its surfaces (views of the guest memory behind them, so the model
 always knows what the client should show), hands it to every listener (the display and cursor
 workers of the connected clients, like spice-server's worker), and gives the resource back
 through the release ring. Anything in guest memory it cannot carry out is a DeviceError.
@@ -112,6 +113,21 @@ class CopyBits:
         return Rect(self.src_x, self.src_y, self.src_x + self.rect.width, self.src_y + self.rect.height)
 
 
+@dataclass
+class CopySurface:
+    """QXL_DRAW_COPY whose image is another surface (SPICE_IMAGE_TYPE_SURFACE): its pixels at
+    (src_x, src_y) copied to rect, as the X driver draws its off-screen pixmaps."""
+    surface_id: int
+    rect: Rect
+    src_surface: int
+    src_x: int
+    src_y: int
+
+    @property
+    def src_rect(self) -> Rect:
+        return Rect(self.src_x, self.src_y, self.src_x + self.rect.width, self.src_y + self.rect.height)
+
+
 def content_id(pixels: np.ndarray) -> int:
     """An image id from the pixels, as the X QXL driver keys its images by a hash of their
     contents: the same picture drawn again gets the same id (and a client cache hit)."""
@@ -161,11 +177,15 @@ class CursorHide:
     pass
 
 
-DrawCommand = Union[DrawFill, DrawCopy, CopyBits]
+DrawCommand = Union[DrawFill, DrawCopy, CopyBits, CopySurface]
 SurfaceCommand = Union[SurfaceCreate, SurfaceDestroy]
 StreamCommand = Union[StreamCreate, StreamDestroy]
 CursorCommand = Union[CursorSet, CursorMove, CursorHide]
 Command = Union[DrawCommand, SurfaceCommand, CursorCommand, StreamCommand]
+
+
+def _inside(r: Rect, surface: np.ndarray) -> bool:
+    return 0 <= r.left <= r.right <= surface.shape[1] and 0 <= r.top <= r.bottom <= surface.shape[0]
 
 
 def color_bgrx(color: int) -> np.ndarray:
@@ -286,15 +306,16 @@ class QxlDevice:
                                  r.left - cmd.rect.left:r.right - cmd.rect.left]
                 s[r.top:r.bottom, r.left:r.right, :3] = src[:, :, :3]
                 s[r.top:r.bottom, r.left:r.right, 3] = 0
-        elif isinstance(cmd, CopyBits):
-            s = self._surface(cmd.surface_id)
+        elif isinstance(cmd, (CopyBits, CopySurface)):
+            what = "copy bits" if isinstance(cmd, CopyBits) else f"copy from surface {cmd.src_surface}"
+            d = self._surface(cmd.surface_id)
+            s = d if isinstance(cmd, CopyBits) else self._surface(cmd.src_surface)
             src, dst = cmd.src_rect, cmd.rect
-            h, w = s.shape[:2]
-            if not (0 <= src.left and src.right <= w and 0 <= src.top and src.bottom <= h
-                    and 0 <= dst.left and dst.right <= w and 0 <= dst.top and dst.bottom <= h):
-                raise DeviceError(f"copy bits from {src} to {dst}: outside the {w}x{h} surface")
+            if not (_inside(src, s) and _inside(dst, d)):
+                raise DeviceError(f"{what} from {src} to {dst}: outside the {s.shape[1]}x{s.shape[0]} "
+                                  f"source or the {d.shape[1]}x{d.shape[0]} destination")
             # the source is read whole before the destination is written: overlapping scrolls work
-            s[dst.top:dst.bottom, dst.left:dst.right] = s[src.top:src.bottom, src.left:src.right].copy()
+            d[dst.top:dst.bottom, dst.left:dst.right] = s[src.top:src.bottom, src.left:src.right].copy()
         elif isinstance(cmd, CursorSet):
             self.cursor = CursorState(cmd.x, cmd.y, cmd.visible, cmd.shape)
         elif isinstance(cmd, CursorMove):
@@ -456,7 +477,15 @@ class QxlDevice:
         if kind == dev.QXL_DRAW_COPY:
             c = dev.QXLCopy.unpack(d["u"])
             self._plain(c["rop_descriptor"], c["mask.bitmap"])
-            pixels, image_id = self._image(c["src_bitmap"], _rect(c, "src_area"), rect)
+            img = self.memory.read(c["src_bitmap"], dev.QXLImage)
+            src = _rect(c, "src_area")
+            if img["descriptor.type"] == dev.SPICE_IMAGE_TYPE_SURFACE:   # its size is the surface's
+                if (src.width, src.height) != (rect.width, rect.height):
+                    raise DeviceError(f"source area {src} does not fit rect {rect}")
+                src_sid = dev.QXLSurfaceId.unpack(img["u"])["surface_id"]
+                self._existing(src_sid, "copy from")
+                return CopySurface(sid, rect, src_sid, src.left, src.top)
+            pixels, image_id = self._image(img, src, rect)
             return self._with_caller_hints(DrawCopy(sid, rect, pixels, image_id))
         if kind == dev.QXL_COPY_BITS:
             pos = dev.QXLCopyBits.unpack(d["u"])
@@ -478,12 +507,11 @@ class QxlDevice:
             cmd.shared, cmd.video = c.shared, c.video
         return cmd
 
-    def _image(self, phys: int, src: Rect, dest: Rect) -> tuple[np.ndarray, int | None]:
+    def _image(self, img: dict, src: Rect, dest: Rect) -> tuple[np.ndarray, int | None]:
         """The pixels of src in a QXLImage (BITMAP: 32BIT, RGBA, 24BIT or 16BIT, the formats the X
         and KMS QXL drivers write), as BGRX, copied once out of guest memory."""
-        img = self.memory.read(phys, dev.QXLImage)
         if img["descriptor.type"] != dev.SPICE_IMAGE_TYPE_BITMAP:
-            raise DeviceError(f"image type {img['descriptor.type']} is not supported (only BITMAP)")
+            raise DeviceError(f"image type {img['descriptor.type']} is not supported (BITMAP and SURFACE are)")
         bm = dev.QXLBitmap.unpack(img["u"])
         w, h = img["descriptor.width"], img["descriptor.height"]
         bpp = BITMAP_BYTES.get(bm["format"])

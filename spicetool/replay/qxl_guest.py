@@ -23,7 +23,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .qxl import (CopyBits, CursorHide, CursorMove, CursorSet, DrawCopy, DrawFill, Rect, SurfaceCreate,
+from .qxl import (CopyBits, CopySurface, CursorHide, CursorMove, CursorSet, DrawCopy, DrawFill, Rect, SurfaceCreate,
                   SurfaceDestroy)
 from .qxl_dev import (QXL_BITMAP_TOP_DOWN, QXL_CMD_CURSOR, QXL_CMD_DRAW, QXL_CMD_SURFACE, QXL_CMD_UPDATE,
                       QXL_COPY_BITS, QXL_CURSOR_HIDE, QXL_CURSOR_MOVE, QXL_CURSOR_SET, QXL_DRAW_COPY, QXL_DRAW_FILL,
@@ -34,10 +34,10 @@ from .qxl_dev import (QXL_BITMAP_TOP_DOWN, QXL_CMD_CURSOR, QXL_CMD_DRAW, QXL_CMD
                       QXL_SURFACE_CMD_CREATE, QXL_SURFACE_CMD_DESTROY, RAM_BAR_PHYS, SLOT_RAM, SLOT_VRAM,
                       SPICE_BITMAP_FMT_16BIT, SPICE_BITMAP_FMT_24BIT, SPICE_BITMAP_FMT_32BIT,
                       SPICE_BITMAP_FMT_RGBA, SPICE_BRUSH_TYPE_SOLID, SPICE_CURSOR_TYPE_ALPHA,
-                      SPICE_IMAGE_SCALE_MODE_NEAREST, SPICE_IMAGE_TYPE_BITMAP, SPICE_ROPD_OP_PUT,
+                      SPICE_IMAGE_SCALE_MODE_NEAREST, SPICE_IMAGE_TYPE_BITMAP, SPICE_IMAGE_TYPE_SURFACE, SPICE_ROPD_OP_PUT,
                       VRAM_BAR_PHYS, CursorMoveArgs, CursorSetArgs, DeviceError, QXLBitmap, QXLCommand,
                       QXLCopy, QXLCopyBits, QXLFill, QXLSurface, QXLCursor, QXLCursorCmd, QXLDataChunk,
-                      QXLDrawable, QXLImage, QXLMode, QXLModes, QXLReleaseInfo, QXLRom, QXLSurfaceCmd,
+                      QXLDrawable, QXLImage, QXLMode, QXLModes, QXLReleaseInfo, QXLRom, QXLSurfaceCmd, QXLSurfaceId,
                       QXLUpdateCmd, QxlMemory, make_phys, prefixed, rect_fields)
 
 ALIGN = 8
@@ -297,6 +297,8 @@ class QxlDriver:
                 self.draw_copy(cmd.surface_id, cmd.rect, cmd.pixels, cmd.image_id)
             elif isinstance(cmd, CopyBits):
                 self.copy_bits(cmd.surface_id, cmd.rect, cmd.src_x, cmd.src_y)
+            elif isinstance(cmd, CopySurface):
+                self.copy_surface(cmd.surface_id, cmd.rect, cmd.src_surface, cmd.src_x, cmd.src_y)
             elif isinstance(cmd, SurfaceCreate):
                 self.create_surface(cmd)
             elif isinstance(cmd, SurfaceDestroy):
@@ -342,6 +344,21 @@ class QxlDriver:
         scrolls and window moves within one surface)."""
         _, off, _ = self._drawable(surface_id, rect, QXL_COPY_BITS, 0)
         QXLCopyBits.pack_into(self.mem.ram, off + QXLDrawable.offsets["u"], {"src_pos.x": src_x, "src_pos.y": src_y})
+        self.push("cmd_ring", QXL_CMD_DRAW, self.ram_phys(off))
+
+    def copy_surface(self, surface_id: int, rect: Rect, src_surface: int, src_x: int, src_y: int) -> None:
+        """A DRAW_COPY from another surface, as the X driver writes it: a QXLImage of type
+        SURFACE (id and size 0) naming the surface, which the drawable also lists as a source."""
+        rid, off, image = self._drawable(surface_id, rect, QXL_DRAW_COPY, _align(QXLImage.size))
+        src = rect_fields(src_x, src_y, src_x + rect.width, src_y + rect.height)
+        QXLCopy.pack_into(self.mem.ram, off + QXLDrawable.offsets["u"], {
+            "src_bitmap": self.ram_phys(image), **prefixed("src_area", src),
+            "rop_descriptor": SPICE_ROPD_OP_PUT, "scale_mode": SPICE_IMAGE_SCALE_MODE_NEAREST})
+        QXLDrawable.put(self.mem.ram, off, "surfaces_dest[0]", src_surface)
+        for k, v in src.items():
+            QXLDrawable.put(self.mem.ram, off, f"surfaces_rects[0].{k}", v)
+        QXLImage.pack_into(self.mem.ram, image, {"descriptor.type": SPICE_IMAGE_TYPE_SURFACE})
+        QXLSurfaceId.pack_into(self.mem.ram, image + QXLImage.offsets["u"], {"surface_id": src_surface})
         self.push("cmd_ring", QXL_CMD_DRAW, self.ram_phys(off))
 
     def draw_copy(self, surface_id: int, rect: Rect, pixels: np.ndarray, image_id: int | None,

@@ -17,7 +17,7 @@ from spicetool.stack.types import CHANNEL_TYPES
 
 from .images import IMAGE_FLAG_CACHE_ME, ClientImages, cursor_fields, from_cache_image, with_flags
 from .pixmap_cache import inval_lists
-from .qxl import (PRIMARY_SURFACE, Command, CopyBits, CursorHide, CursorMove, CursorSet, DrawCopy, DrawFill,
+from .qxl import (PRIMARY_SURFACE, Command, CopyBits, CopySurface, CursorHide, CursorMove, CursorSet, DrawCopy, DrawFill,
                   QxlDevice, Rect, StreamCreate, SurfaceCreate, SurfaceDestroy)
 
 ROP_OP_PUT = 8           # SpiceRopd OP_PUT
@@ -61,11 +61,18 @@ def _base(surface_id: int, rect: Rect) -> dict:
     return {"surface_id": surface_id, "box": rect.fields(), "clip": NO_CLIP}
 
 
-def draw_copy(surface_id: int, rect: Rect, image: dict) -> tuple[str, dict]:
-    h, w = rect.height, rect.width
+def draw_copy(surface_id: int, rect: Rect, image: dict, src: Rect | None = None) -> tuple[str, dict]:
+    src = src or Rect(0, 0, rect.width, rect.height)
     return "draw_copy", {"base": _base(surface_id, rect), "data": {
-        "src_bitmap": image, "src_area": Rect(0, 0, w, h).fields(),
+        "src_bitmap": image, "src_area": src.fields(),
         "rop_descriptor": ROP_OP_PUT, "scale_mode": "NEAREST", "mask": NO_MASK}}
+
+
+def surface_image(surface_id: int) -> dict:
+    """An image that is one of the client's surfaces: id and size 0, as the X driver describes
+    it and spice-server passes it on (the client takes the surface as it is)."""
+    return {"descriptor": {"id": 0, "type": "SURFACE", "flags": 0, "width": 0, "height": 0},
+            "surface": {"surface_id": surface_id}}
 
 
 def _shared_image(images: ClientImages, codec: str, pixels, shared: dict, image_id: int | None) -> dict:
@@ -196,6 +203,8 @@ def display_messages(cmd: Command, monitors: bool, images: ClientImages) -> list
         return [draw_fill(cmd.surface_id, cmd.rect, cmd.color)]
     if isinstance(cmd, DrawCopy):
         return copy_message(cmd.surface_id, cmd.rect, cmd.pixels, images, cmd.shared, cmd.image_id)
+    if isinstance(cmd, CopySurface):   # the client copies from its own copy of that surface
+        return [draw_copy(cmd.surface_id, cmd.rect, surface_image(cmd.src_surface), cmd.src_rect)]
     if isinstance(cmd, CopyBits):   # the client moves its own pixels, as spice-server sends it
         return [("copy_bits", {"base": _base(cmd.surface_id, cmd.rect), "src_pos": {"x": cmd.src_x, "y": cmd.src_y}})]
     if isinstance(cmd, SurfaceCreate):

@@ -75,7 +75,7 @@ def test_monitors_config_resizes_the_primary(spice_server, tmp_path):
     assert reply.fields == {"type": 2, "error": "SUCCESS"}
     assert srv.framebuffer().shape == (600, 800, 3)
     got = d.messages(1.0)
-    creates = [m.fields for m in got if m.name == "surface_create"]
+    creates = [m.fields for m in got if m.name == "surface_create" and m.fields["surface_id"] == 0]
     assert any(m.name == "surface_destroy" for m in got)
     assert creates and (creates[-1]["width"], creates[-1]["height"]) == (800, 600)
     shot = read_ppm(peers.spicy_screenshot(srv.port, tmp_path / "r.ppm"))

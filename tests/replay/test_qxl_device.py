@@ -13,7 +13,7 @@ import pytest
 
 from spicetool.replay import qxl_dev as dev
 from spicetool.replay.demo import DemoDesktop
-from spicetool.replay.qxl import (PRIMARY_SURFACE, CopyBits, CursorHide, CursorMove, CursorSet, CursorShape,
+from spicetool.replay.qxl import (PRIMARY_SURFACE, CopyBits, CopySurface, CursorHide, CursorMove, CursorSet, CursorShape,
                                   DeviceError, DrawCopy, DrawFill, QxlDevice, Rect, SurfaceCreate, SurfaceDestroy,
                                   color_bgrx)
 from spicetool.replay.qxl_dev import QxlMemory, make_phys
@@ -50,10 +50,11 @@ class Reference:
                 src = cmd.pixels[r.top - cmd.rect.top:r.bottom - cmd.rect.top, r.left - cmd.rect.left:r.right - cmd.rect.left]
                 s[r.top:r.bottom, r.left:r.right, :3] = src[:, :, :3]
                 s[r.top:r.bottom, r.left:r.right, 3] = 0
-        elif isinstance(cmd, CopyBits):
+        elif isinstance(cmd, (CopyBits, CopySurface)):
             s = self.surfaces[cmd.surface_id]
+            src = s if isinstance(cmd, CopyBits) else self.surfaces[cmd.src_surface]
             r, w, h = cmd.rect, cmd.rect.width, cmd.rect.height
-            s[r.top:r.bottom, r.left:r.right] = s[cmd.src_y:cmd.src_y + h, cmd.src_x:cmd.src_x + w].copy()
+            s[r.top:r.bottom, r.left:r.right] = src[cmd.src_y:cmd.src_y + h, cmd.src_x:cmd.src_x + w].copy()
 
     def rgb(self, surface_id: int = PRIMARY_SURFACE) -> np.ndarray:
         return self.surfaces[surface_id][:, :, 2::-1].copy()
@@ -94,6 +95,7 @@ def all_commands() -> list:
         SurfaceCreate(5, 40, 30, primary=False),
         DrawFill(5, Rect(0, 0, 40, 30), 0x00FF00),
         DrawCopy(5, Rect(4, 4, 20, 20), pixels(16, 16, 3)),
+        CopySurface(PRIMARY_SURFACE, Rect(100, 100, 130, 120), 5, 6, 8),   # an off-screen pixmap drawn
         SurfaceDestroy(5),
         CursorSet(100, 80, arrow()),
         CursorMove(-5, 199),
@@ -252,8 +254,8 @@ def test_draw_copy_of_the_other_bitmap_formats(fmt, bpp):
 
 @pytest.mark.parametrize("rect, src, message", [
     (Rect(0, 0, 10, 10), (60, 0), "copy bits from"),
-    (Rect(60, 40, 70, 50), (0, 0), "outside the 64x48 surface"),
-    (Rect(0, 0, 10, 10), (-1, 0), "outside the 64x48 surface"),
+    (Rect(60, 40, 70, 50), (0, 0), "outside the 64x48 source or the 64x48 destination"),
+    (Rect(0, 0, 10, 10), (-1, 0), "outside the 64x48 source"),
 ])
 def test_copy_bits_outside_the_surface(rect, src, message):
     d = small_device()
@@ -263,6 +265,20 @@ def test_copy_bits_outside_the_surface(rect, src, message):
     assert not d.driver.resources and d.driver.ram.in_use == 0
     d.submit(DrawFill(PRIMARY_SURFACE, Rect(0, 0, 64, 48), 0x010203))   # the device goes on
     assert (d.framebuffer_rgb() == [1, 2, 3]).all()
+
+
+@pytest.mark.parametrize("cmd, message", [
+    (CopySurface(PRIMARY_SURFACE, Rect(0, 0, 4, 4), 9, 0, 0), "copy from surface 9, which does not exist"),
+    (CopySurface(PRIMARY_SURFACE, Rect(0, 0, 20, 20), 3, 0, 0), "outside the 10x10 source"),
+    (CopySurface(PRIMARY_SURFACE, Rect(60, 40, 68, 48), 3, 0, 0), "or the 64x48 destination"),
+])
+def test_copy_from_a_surface_that_cannot_be(cmd, message):
+    d = small_device()
+    d.submit(SurfaceCreate(PRIMARY_SURFACE, 64, 48))
+    d.submit(SurfaceCreate(3, 10, 10, primary=False))
+    with pytest.raises(DeviceError, match=message):
+        d.submit(cmd)
+    assert not d.driver.resources and d.driver.ram.in_use == 0
 
 
 def test_surfaces_are_guest_memory():
