@@ -105,6 +105,9 @@ async def run(opts: ServeOptions, console: Console) -> None:
             if t.cancelled():
                 return
             if t.exception() is None:
+                damage = replay.timeline.damage
+                if damage:
+                    console.print(f"warning: {opts.replay}: {damage}; replayed what came before", markup=False)
                 console.print("replay finished; holding its last picture")
             else:
                 console.print(f"replay stopped: {t.exception()}", markup=False)

@@ -180,16 +180,20 @@ class Timeline:
         self.start, self.stop, self.pause_at, self.loop = start, stop, pause_at, loop
         self.t0: float | None = None      # capture time of the first record
         self.first: float | None = None   # capture time of the first round's first picture
+        self.damage: str | None = None    # where the capture breaks off (what came before is replayed)
 
     def _records(self) -> Iterator:
-        from spicetool.dissect.capture import CaptureDamaged, CaptureError
-        from spicetool.render.frames import records_of
+        from spicetool.dissect.capture import CaptureDamaged, CaptureError, open_capture
+        from spicetool.dissect.sessions import decode_segments
         try:
-            yield from records_of(self.capture)
+            reader = open_capture(self.capture)
+            yield from decode_segments(reader)
         except CaptureError as e:
             raise ReplayError(str(e)) from None
-        except CaptureDamaged:
+        except CaptureDamaged as e:
+            self.damage = str(e)
             return  # everything before the damage was replayed
+        self.damage = reader.damage
 
     def _screen(self):
         from spicetool.render.session import SessionScreen

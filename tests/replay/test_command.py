@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from serve_helpers import RawClient, free_port, need, peers, read_ppm
+from serve_helpers import ROOT, RawClient, free_port, need, peers, read_ppm
 
 SERVE = [sys.executable, "-m", "spicetool", "serve"]
 
@@ -84,3 +84,32 @@ def test_serve_subprocess_with_password_file(tmp_path):
     assert p.returncode == 0, text
     assert "password required" in text and "stopped;" in text and "Traceback" not in text
     assert "bad link magic b'[/]x'" in text
+
+
+def test_a_truncated_capture_is_replayed_up_to_the_break_and_said_so(tmp_path):
+    """A capture cut in the middle of a packet: serve replays what came before, says where the
+    capture breaks off in one line, and holds the last picture for its clients."""
+    need("spicy-screenshot")
+    from spicetool.render import picture_at
+    from spicetool.dissect.capture import open_capture
+    path = ROOT / "captures" / "typing.pcapng"
+    reader = open_capture(str(path))
+    ends = [reader.bytes_read for _ in reader]     # where each packet ends in the file
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(path.read_bytes()[:ends[len(ends) * 4 // 5] + 10])   # 10 bytes into a packet
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        p = subprocess.Popen(SERVE + ["-p", str(port), "--disable-ticketing", "--speed", "50", "--replay", str(cut)],
+                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        peers.wait_until(lambda: "replay finished" in log.read_text(), 60, "the replay's end", p)
+        shot = read_ppm(peers.spicy_screenshot(port, tmp_path / "end.ppm"))
+    finally:
+        os.killpg(p.pid, signal.SIGINT)
+        p.wait(10)
+    lines = log.read_text().splitlines()
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert len(warnings) == 1 and "cut.pcapng: capture truncated" in warnings[0], lines
+    assert "Traceback" not in log.read_text() and p.returncode == 0
+    assert np.array_equal(shot, picture_at(str(cut)).image)   # the picture where the capture breaks off
