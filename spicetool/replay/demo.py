@@ -144,7 +144,7 @@ class DemoDesktop:
         return Rect(x, y, x + BOX, y + BOX)
 
     def draw_box(self) -> None:
-        self.device.submit(CopySurface(PRIMARY_SURFACE, self.box_rect(), SPRITE_SURFACE, 0, 0))
+        self.device.submit(CopySurface(PRIMARY_SURFACE, self.box_rect(), 0, 0, src_surface=SPRITE_SURFACE))
 
     def step(self) -> None:
         self.frame += 1

@@ -101,8 +101,8 @@ class DrawCopy:
 
 
 @dataclass
-class CopyBits:
-    """QXL_COPY_BITS: the surface's own pixels at (src_x, src_y) moved to rect (a scroll)."""
+class _Move:
+    """Pixels at (src_x, src_y), a rect's size of them, drawn to rect."""
     surface_id: int
     rect: Rect
     src_x: int
@@ -114,18 +114,15 @@ class CopyBits:
 
 
 @dataclass
-class CopySurface:
-    """QXL_DRAW_COPY whose image is another surface (SPICE_IMAGE_TYPE_SURFACE): its pixels at
-    (src_x, src_y) copied to rect, as the X driver draws its off-screen pixmaps."""
-    surface_id: int
-    rect: Rect
-    src_surface: int
-    src_x: int
-    src_y: int
+class CopyBits(_Move):
+    """QXL_COPY_BITS: the surface's own pixels moved to rect (a scroll)."""
 
-    @property
-    def src_rect(self) -> Rect:
-        return Rect(self.src_x, self.src_y, self.src_x + self.rect.width, self.src_y + self.rect.height)
+
+@dataclass
+class CopySurface(_Move):
+    """QXL_DRAW_COPY whose image is another surface (SPICE_IMAGE_TYPE_SURFACE): that surface's
+    pixels copied to rect, as the X driver draws its off-screen pixmaps."""
+    src_surface: int
 
 
 def content_id(pixels: np.ndarray) -> int:
@@ -484,7 +481,7 @@ class QxlDevice:
                     raise DeviceError(f"source area {src} does not fit rect {rect}")
                 src_sid = dev.QXLSurfaceId.unpack(img["u"])["surface_id"]
                 self._existing(src_sid, "copy from")
-                return CopySurface(sid, rect, src_sid, src.left, src.top)
+                return CopySurface(sid, rect, src.left, src.top, src_sid)
             pixels, image_id = self._image(img, src, rect)
             return self._with_caller_hints(DrawCopy(sid, rect, pixels, image_id))
         if kind == dev.QXL_COPY_BITS:

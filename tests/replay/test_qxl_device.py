@@ -95,7 +95,7 @@ def all_commands() -> list:
         SurfaceCreate(5, 40, 30, primary=False),
         DrawFill(5, Rect(0, 0, 40, 30), 0x00FF00),
         DrawCopy(5, Rect(4, 4, 20, 20), pixels(16, 16, 3)),
-        CopySurface(PRIMARY_SURFACE, Rect(100, 100, 130, 120), 5, 6, 8),   # an off-screen pixmap drawn
+        CopySurface(PRIMARY_SURFACE, Rect(100, 100, 130, 120), 6, 8, src_surface=5),   # an off-screen pixmap drawn
         SurfaceDestroy(5),
         CursorSet(100, 80, arrow()),
         CursorMove(-5, 199),
@@ -268,9 +268,9 @@ def test_copy_bits_outside_the_surface(rect, src, message):
 
 
 @pytest.mark.parametrize("cmd, message", [
-    (CopySurface(PRIMARY_SURFACE, Rect(0, 0, 4, 4), 9, 0, 0), "copy from surface 9, which does not exist"),
-    (CopySurface(PRIMARY_SURFACE, Rect(0, 0, 20, 20), 3, 0, 0), "outside the 10x10 source"),
-    (CopySurface(PRIMARY_SURFACE, Rect(60, 40, 68, 48), 3, 0, 0), "or the 64x48 destination"),
+    (CopySurface(PRIMARY_SURFACE, Rect(0, 0, 4, 4), 0, 0, src_surface=9), "copy from surface 9, which does not exist"),
+    (CopySurface(PRIMARY_SURFACE, Rect(0, 0, 20, 20), 0, 0, src_surface=3), "outside the 10x10 source"),
+    (CopySurface(PRIMARY_SURFACE, Rect(60, 40, 68, 48), 0, 0, src_surface=3), "or the 64x48 destination"),
 ])
 def test_copy_from_a_surface_that_cannot_be(cmd, message):
     d = small_device()

@@ -30,19 +30,24 @@ def wait_for_picture(srv, display: int, tmp, timeout: float = 20.0) -> tuple[int
     return found[0]
 
 
+def animate_and_follow(srv, display: int, tmp, fps: float, seconds: float) -> None:
+    """The client shows the still picture; the demo animates for `seconds` and stops; the
+    client shows exactly the model's picture again."""
+    wait_for_picture(srv, display, tmp)
+    srv.animate(fps=fps)
+    time.sleep(seconds)
+    srv.pause()
+    srv.wait_idle()
+    wait_for_picture(srv, display, tmp)
+
+
 def test_spicy_shows_the_desktop_and_sends_typing(spice_server, tmp_path):
     need("spicy"), need("Xvfb"), need("xdotool"), need("xwd")
     srv = spice_server(size=SIZE)
     display = free_display()
     with peers.Xvfb(display), peers.Spicy(display, srv.port, min_channels=4) as spicy:
-        # still picture first
-        wait_for_picture(srv, display, tmp_path)
-        # then the animation runs through draws (fills, copies) and stops; the window follows
-        srv.animate(fps=25)
-        time.sleep(1.5)
-        srv.pause()
-        srv.wait_idle()
-        wait_for_picture(srv, display, tmp_path)
+        # still picture first, then the animation runs through draws and stops; the window follows
+        animate_and_follow(srv, display, tmp_path, fps=25, seconds=1.5)
 
         # no window manager on the Xvfb: focus by hand, then click into the display widget
         win = spicy.window_id()
@@ -95,10 +100,5 @@ def test_spicy_scrolls_with_copy_bits(spice_server, tmp_path):
     with peers.Xvfb(display, size="1600x1200x24"), peers.Spicy(display, srv.port, min_channels=4) as spicy:
         # the window 1:1 with the desktop (spicy scales to fit, and starts smaller than 800x600)
         peers.xdotool(display, "windowsize", "--sync", spicy.window_id(), "800", str(600 + 232))
-        wait_for_picture(srv, display, tmp_path)
-        srv.animate(fps=20)
-        time.sleep(3.5)
-        srv.pause()
-        srv.wait_idle()
-        wait_for_picture(srv, display, tmp_path)
+        animate_and_follow(srv, display, tmp_path, fps=20, seconds=3.5)
     assert len(scrolls) >= 3
