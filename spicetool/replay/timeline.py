@@ -211,7 +211,8 @@ class Timeline:
                 break
         else:
             if screen.picture(force=True) is None:
-                raise ReplayError(f"{self.capture}: no display picture in this capture")
+                where = f"before it breaks off ({self.damage})" if self.damage else "in this capture"
+                raise ReplayError(f"{self.capture}: no display picture {where}")
             self.first = self.t0 or 0.0
         t0, first = self.t0 or 0.0, self.first
         yield Frame(0.0, first - t0, conv.show(screen) + conv.cursor(screen), first=True)

@@ -113,3 +113,17 @@ def test_a_truncated_capture_is_replayed_up_to_the_break_and_said_so(tmp_path):
     assert len(warnings) == 1 and "cut.pcapng: capture truncated" in warnings[0], lines
     assert "Traceback" not in log.read_text() and p.returncode == 0
     assert np.array_equal(shot, picture_at(str(cut)).image)   # the picture where the capture breaks off
+
+
+def test_a_capture_that_breaks_off_before_any_picture(tmp_path):
+    from spicetool.dissect.capture import open_capture
+    path = ROOT / "captures" / "typing.pcapng"
+    reader = open_capture(str(path))
+    ends = [reader.bytes_read for _ in reader]
+    cut = tmp_path / "early.pcapng"
+    cut.write_bytes(path.read_bytes()[:ends[10] + 10])    # the link stage, and then it breaks off
+    r = run("--disable-ticketing", "-p", str(free_port()), "--replay", str(cut))
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"error: {cut}: no display picture before it breaks off (capture truncated "), r.stderr
