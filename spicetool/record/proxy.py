@@ -98,8 +98,11 @@ class RecordingProxy:
             if stream is not None:
                 stream.close(time.time())
                 if stream.established:
+                    late = "".join(f"; {n} bytes from the {who} came after the {other} had closed"
+                                   for n, who, other in ((stream.after_close[False], "server", "client"),
+                                                         (stream.after_close[True], "client", "server")) if n)
                     self.log(f"#{number} {stream.client} closed ({stream.bytes[True]} bytes from the client, "
-                             f"{stream.bytes[False]} from the server)")
+                             f"{stream.bytes[False]} from the server{late})")
             for w in (client_w, server_w):
                 if w is not None:
                     w.close()

@@ -44,6 +44,9 @@ class TcpStream:
         self.next = {True: random.getrandbits(32), False: random.getrandbits(32)}  # keyed by from_client
         self.open = {True: True, False: True}
         self.bytes = {True: 0, False: 0}
+        # bytes one side sent after the other had closed its side: passed on and recorded, though
+        # a peer that closed its whole socket (not only its sending side) never reads them
+        self.after_close = {True: 0, False: 0}
         w = recording.writer
         w.segment(time, client, server, self.next[True], 0, TCP_SYN)
         self.next[True] = (self.next[True] + 1) & 0xFFFFFFFF
@@ -72,6 +75,8 @@ class TcpStream:
         self.next[from_client] = self.rec.writer.segment(
             time, src, dst, self.next[from_client], self.next[not from_client], TCP_ACK | TCP_PSH, payload)
         self.bytes[from_client] += len(payload)
+        if not self.open[not from_client]:
+            self.after_close[from_client] += len(payload)
         self.rec.flush()
 
     def fin(self, time: float, from_client: bool) -> None:

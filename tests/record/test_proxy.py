@@ -241,6 +241,44 @@ def test_unreachable_server_and_sigint(tmp_path: Path) -> None:
     assert srv == "127.0.0.1:5968" and up == down == b"" and flags == {"syn", "s:rst"}
 
 
+def test_bytes_after_a_half_close_pass_and_are_said(tmp_path: Path) -> None:
+    """The client closes its sending side; the server answers after that: the proxy passes the
+    answer on (TCP half-close), records it after the client's FIN, and its log says how many
+    bytes came after the client had closed (a client that closed the whole socket never gets them)."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 5963))
+
+    def serve_once() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            while conn.recv(4096):
+                pass                      # until the client's FIN
+            conn.sendall(b"late reply")
+
+    threading.Thread(target=serve_once, daemon=True).start()
+    rec_path = tmp_path / "half.pcapng"
+    try:
+        with Recorder(5962, 5963, rec_path) as rec:
+            with socket.create_connection(("127.0.0.1", 5962), timeout=10) as s:
+                s.sendall(b"hello")
+                s.shutdown(socket.SHUT_WR)
+                got = b""
+                while chunk := s.recv(4096):
+                    got += chunk
+            time.sleep(0.3)
+            assert rec.stop(signal.SIGINT) == 0
+            log = rec.log()
+    finally:
+        listener.close()
+    assert got == b"late reply"
+    assert "(5 bytes from the client, 10 from the server; 10 bytes from the server came after the client " \
+           "had closed)" in log, log
+    (_c, _s, up, down, flags), = streams(rec_path)
+    assert (up, down) == (b"hello", b"late reply") and {"syn", "fin", "s:fin"} <= flags
+
+
 def test_cannot_listen(tmp_path: Path) -> None:
     import socket
 
