@@ -8,9 +8,9 @@ QXLSurfaceCmd and QXLCursorCmd structures there and pushes them into the rings.
 
 `QxlDevice` is the device side: on an io port write its worker pops the rings, reads each
 command out of guest memory into the dataclasses below (a DRAW_FILL with a solid brush, a
-DRAW_COPY of a 32BIT, RGBA, 24BIT or 16BIT bitmap or of another surface, a COPY_BITS, surface
-create/destroy, cursor set/move/hide: what the X QXL driver sends, bar its Render composites;
-an UPDATE is answered), applies it to its surfaces (views of the guest memory behind them, so the model
+DRAW_COPY of a 32BIT, RGBA, 24BIT or 16BIT bitmap or of another surface, fills and copies clipped
+to rects, a COPY_BITS, surface create/destroy, cursor set/move/hide: what the X QXL driver and the
+Linux KMS driver send, bar the X driver's Render composites; an UPDATE is answered), applies it to its surfaces (views of the guest memory behind them, so the model
 always knows what the client should show), hands it to every listener (the display and cursor
 workers of the connected clients, like spice-server's worker), and gives the resource back
 through the release ring. Anything in guest memory it cannot carry out is a DeviceError.
@@ -84,6 +84,7 @@ class DrawFill:
     surface_id: int
     rect: Rect
     color: int  # 0xRRGGBB
+    clip: tuple[Rect, ...] | None = None   # drawn only inside these (SPICE_CLIP_TYPE_RECTS)
 
 
 @dataclass
@@ -98,6 +99,7 @@ class DrawCopy:
     shared: dict = field(default_factory=dict, compare=False, repr=False)
     stream: int | None = field(default=None, compare=False)   # set: a frame of this video stream
     video: bool = False   # a frame of a video the guest plays (a replayed capture's stream)
+    clip: tuple[Rect, ...] | None = None   # drawn only inside these (the Linux KMS driver's dirty rects)
 
 
 @dataclass
@@ -181,6 +183,16 @@ CursorCommand = Union[CursorSet, CursorMove, CursorHide]
 Command = Union[DrawCommand, SurfaceCommand, CursorCommand, StreamCommand]
 
 
+def drawn_parts(rect: Rect, clip: tuple[Rect, ...] | None, surface: np.ndarray) -> list[Rect]:
+    """The parts of `rect` a draw reaches on `surface`: inside the surface, and inside one of the
+    clip rects when there are any (where they overlap, the same pixels are put twice)."""
+    h, w = surface.shape[:2]
+    parts = [rect] if clip is None else [
+        Rect(max(c.left, rect.left), max(c.top, rect.top), min(c.right, rect.right), min(c.bottom, rect.bottom))
+        for c in clip]
+    return [r for r in (p.clipped(w, h) for p in parts) if not r.empty()]
+
+
 def _inside(r: Rect, surface: np.ndarray) -> bool:
     return 0 <= r.left <= r.right <= surface.shape[1] and 0 <= r.top <= r.bottom <= surface.shape[0]
 
@@ -204,6 +216,7 @@ MAX_STRIDE = 1 << 20       # bytes per row of an image or surface
 BITMAP_BYTES = {dev.SPICE_BITMAP_FMT_16BIT: 2, dev.SPICE_BITMAP_FMT_24BIT: 3,
                 dev.SPICE_BITMAP_FMT_32BIT: 4, dev.SPICE_BITMAP_FMT_RGBA: 4}
 MAX_CURSOR = 1024          # pixels per side of a cursor shape
+MAX_CLIP_RECTS = 4096      # rects in one drawable's clip
 RELEASE_BUNCH = 32         # resources chained through release_info.next behind one release ring item
 
 
@@ -289,16 +302,14 @@ class QxlDevice:
             self.surfaces.pop(cmd.surface_id, None)
         elif isinstance(cmd, DrawFill):
             s = self._surface(cmd.surface_id)
-            r = cmd.rect.clipped(s.shape[1], s.shape[0])
-            if not r.empty():
+            for r in drawn_parts(cmd.rect, cmd.clip, s):
                 s[r.top:r.bottom, r.left:r.right] = color_bgrx(cmd.color)
         elif isinstance(cmd, DrawCopy):
             s = self._surface(cmd.surface_id)
             h, w = cmd.pixels.shape[:2]
             if (w, h) != (cmd.rect.width, cmd.rect.height):
                 raise DeviceError(f"image {w}x{h} does not fit rect {cmd.rect}")
-            r = cmd.rect.clipped(s.shape[1], s.shape[0])
-            if not r.empty():
+            for r in drawn_parts(cmd.rect, cmd.clip, s):
                 src = cmd.pixels[r.top - cmd.rect.top:r.bottom - cmd.rect.top,
                                  r.left - cmd.rect.left:r.right - cmd.rect.left]
                 s[r.top:r.bottom, r.left:r.right, :3] = src[:, :, :3]
@@ -459,35 +470,52 @@ class QxlDevice:
     def _drawable(self, d: dict, phys: int) -> Command | None:
         sid = d["surface_id"]
         self._check_surface_id(sid)
-        if d["clip.type"] != dev.SPICE_CLIP_TYPE_NONE:
-            raise DeviceError(f"drawable clip type {d['clip.type']} is not supported (only NONE)")
         rect = _rect(d, "bbox")
         kind = d["type"]
         if kind == dev.QXL_DRAW_NOP:
             return None
+        clip = self._clip(d["clip.type"], d["clip.data"], kind in (dev.QXL_DRAW_FILL, dev.QXL_DRAW_COPY))
         if kind == dev.QXL_DRAW_FILL:
             f = dev.QXLFill.unpack(d["u"])
             if f["brush.type"] != dev.SPICE_BRUSH_TYPE_SOLID:
                 raise DeviceError(f"fill brush type {f['brush.type']} is not supported (only SOLID)")
             self._plain(f["rop_descriptor"], f["mask.bitmap"])
-            return DrawFill(sid, rect, dev.SolidColor.unpack(f["brush.u"])["color"])
+            return DrawFill(sid, rect, dev.SolidColor.unpack(f["brush.u"])["color"], clip)
         if kind == dev.QXL_DRAW_COPY:
             c = dev.QXLCopy.unpack(d["u"])
             self._plain(c["rop_descriptor"], c["mask.bitmap"])
             img = self.memory.read(c["src_bitmap"], dev.QXLImage)
             src = _rect(c, "src_area")
             if img["descriptor.type"] == dev.SPICE_IMAGE_TYPE_SURFACE:   # its size is the surface's
+                if clip is not None:
+                    raise DeviceError("clip rects on a copy from a surface are not supported")
                 if (src.width, src.height) != (rect.width, rect.height):
                     raise DeviceError(f"source area {src} does not fit rect {rect}")
                 src_sid = dev.QXLSurfaceId.unpack(img["u"])["surface_id"]
                 self._existing(src_sid, "copy from")
                 return CopySurface(sid, rect, src.left, src.top, src_sid)
             pixels, image_id = self._image(img, src, rect)
-            return self._with_caller_hints(DrawCopy(sid, rect, pixels, image_id))
+            return self._with_caller_hints(DrawCopy(sid, rect, pixels, image_id, clip=clip))
         if kind == dev.QXL_COPY_BITS:
             pos = dev.QXLCopyBits.unpack(d["u"])
             return CopyBits(sid, rect, pos["src_pos.x"], pos["src_pos.y"])
         raise DeviceError(f"drawable type {kind} is not supported (FILL, COPY and COPY_BITS are)")
+
+    def _clip(self, kind: int, phys: int, allowed: bool) -> tuple[Rect, ...] | None:
+        """A drawable's clip: None (NONE), or its QXLClipRects read out of guest memory."""
+        if kind == dev.SPICE_CLIP_TYPE_NONE:
+            return None
+        if kind != dev.SPICE_CLIP_TYPE_RECTS:
+            raise DeviceError(f"drawable clip type {kind} is not supported (NONE and RECTS are)")
+        if not allowed:
+            raise DeviceError("clip rects are supported on FILL and COPY drawables only")
+        n = self.memory.read(phys, dev.QXLClipRects)["num_rects"]
+        if n > MAX_CLIP_RECTS:
+            raise DeviceError(f"{n} clip rects (at most {MAX_CLIP_RECTS})")
+        size = dev.QXLRect.size
+        data = self._chunks(dev.phys_add(phys, dev.QXLClipRects.offsets["chunk"], "clip rects"), n * size, "clip rects")
+        rects = (dev.QXLRect.unpack(data, i * size) for i in range(n))
+        return tuple(Rect(r["left"], r["top"], r["right"], r["bottom"]) for r in rects)
 
     @staticmethod
     def _plain(rop: int, mask: int) -> None:

@@ -74,7 +74,7 @@ SPICE_SURFACE_FMT_32_xRGB = 32
 SPICE_IMAGE_TYPE_BITMAP, SPICE_IMAGE_TYPE_SURFACE = 0, 104
 SPICE_BITMAP_FMT_16BIT, SPICE_BITMAP_FMT_24BIT, SPICE_BITMAP_FMT_32BIT, SPICE_BITMAP_FMT_RGBA = 6, 7, 8, 9
 SPICE_BRUSH_TYPE_SOLID = 1
-SPICE_CLIP_TYPE_NONE = 0
+SPICE_CLIP_TYPE_NONE, SPICE_CLIP_TYPE_RECTS = 0, 1
 SPICE_ROPD_OP_PUT = 1 << 3
 SPICE_IMAGE_SCALE_MODE_NEAREST = 1
 SPICE_CURSOR_TYPE_ALPHA = 0
@@ -208,6 +208,7 @@ QXLRam = Layout("QXLRam", [
 
 QXLReleaseInfo = Layout("QXLReleaseInfo", [("id", "Q")])   # union: id in, next out
 QXLDataChunk = Layout("QXLDataChunk", [("data_size", "I"), ("prev_chunk", PHYS), ("next_chunk", PHYS)])
+QXLClipRects = Layout("QXLClipRects", [("num_rects", "I"), ("chunk", QXLDataChunk)])   # QXLRects follow
 QXLMessage = Layout("QXLMessage", [("release_info", QXLReleaseInfo)])
 QXLUpdateCmd = Layout("QXLUpdateCmd", [
     ("release_info", QXLReleaseInfo), ("area", QXLRect), ("update_id", "I"), ("surface_id", "I")])

@@ -33,11 +33,11 @@ from .qxl_dev import (QXL_BITMAP_TOP_DOWN, QXL_CMD_CURSOR, QXL_CMD_DRAW, QXL_CMD
                       QXL_IO_RESET, QXL_RAM_MAGIC, QXL_ROM_MAGIC, QXL_SURF_TYPE_PRIMARY,
                       QXL_SURFACE_CMD_CREATE, QXL_SURFACE_CMD_DESTROY, RAM_BAR_PHYS, SLOT_RAM, SLOT_VRAM,
                       SPICE_BITMAP_FMT_16BIT, SPICE_BITMAP_FMT_24BIT, SPICE_BITMAP_FMT_32BIT,
-                      SPICE_BITMAP_FMT_RGBA, SPICE_BRUSH_TYPE_SOLID, SPICE_CURSOR_TYPE_ALPHA,
+                      SPICE_BITMAP_FMT_RGBA, SPICE_BRUSH_TYPE_SOLID, SPICE_CLIP_TYPE_RECTS, SPICE_CURSOR_TYPE_ALPHA,
                       SPICE_IMAGE_SCALE_MODE_NEAREST, SPICE_IMAGE_TYPE_BITMAP, SPICE_IMAGE_TYPE_SURFACE, SPICE_ROPD_OP_PUT,
                       VRAM_BAR_PHYS, CursorMoveArgs, CursorSetArgs, DeviceError, QXLBitmap, QXLCommand,
-                      QXLCopy, QXLCopyBits, QXLFill, QXLSurface, QXLCursor, QXLCursorCmd, QXLDataChunk,
-                      QXLDrawable, QXLImage, QXLMode, QXLModes, QXLReleaseInfo, QXLRom, QXLSurfaceCmd, QXLSurfaceId,
+                      QXLClipRects, QXLCopy, QXLCopyBits, QXLFill, QXLSurface, QXLCursor, QXLCursorCmd, QXLDataChunk,
+                      QXLDrawable, QXLImage, QXLMode, QXLRect, QXLModes, QXLReleaseInfo, QXLRom, QXLSurfaceCmd, QXLSurfaceId,
                       QXLUpdateCmd, QxlMemory, make_phys, prefixed, rect_fields)
 
 ALIGN = 8
@@ -292,9 +292,9 @@ class QxlDriver:
         surface, the io port); then the released resources are taken back."""
         try:
             if isinstance(cmd, DrawFill):
-                self.draw_fill(cmd.surface_id, cmd.rect, cmd.color)
+                self.draw_fill(cmd.surface_id, cmd.rect, cmd.color, cmd.clip)
             elif isinstance(cmd, DrawCopy):
-                self.draw_copy(cmd.surface_id, cmd.rect, cmd.pixels, cmd.image_id)
+                self.draw_copy(cmd.surface_id, cmd.rect, cmd.pixels, cmd.image_id, clip=cmd.clip)
             elif isinstance(cmd, CopyBits):
                 self.copy_bits(cmd.surface_id, cmd.rect, cmd.src_x, cmd.src_y)
             elif isinstance(cmd, CopySurface):
@@ -320,19 +320,31 @@ class QxlDriver:
         finally:
             self.reclaim()
 
-    def _drawable(self, surface_id: int, rect: Rect, draw_type: int, extra: int) -> tuple[int, int, int]:
-        """A QXLDrawable (and `extra` bytes after it): (release id, its offset, extra's offset)."""
+    def _drawable(self, surface_id: int, rect: Rect, draw_type: int, extra: int,
+                  clip: tuple[Rect, ...] | None = None) -> tuple[int, int, int]:
+        """A QXLDrawable (and `extra` bytes after it, then its QXLClipRects if it has a clip, as
+        the Linux KMS driver clips its dirty-framebuffer copies): (release id, its offset,
+        extra's offset)."""
         size = _align(QXLDrawable.size)
-        rid, off = self._resource(size + extra)
+        extra = _align(extra)
+        clip_size = 0 if clip is None else QXLClipRects.size + len(clip) * QXLRect.size
+        rid, off = self._resource(size + extra + clip_size)
         values = {"release_info.id": rid, "surface_id": surface_id, "effect": QXL_EFFECT_OPAQUE,
                   "type": draw_type, **prefixed("bbox", rect_fields(rect.left, rect.top, rect.right, rect.bottom))}
         for i in range(3):
             values[f"surfaces_dest[{i}]"] = -1   # no other surface is read
+        if clip is not None:
+            at = off + size + extra
+            QXLClipRects.pack_into(self.mem.ram, at, {"num_rects": len(clip), "chunk.data_size": len(clip) * QXLRect.size})
+            for i, c in enumerate(clip):
+                QXLRect.pack_into(self.mem.ram, at + QXLClipRects.size + i * QXLRect.size,
+                                  rect_fields(c.left, c.top, c.right, c.bottom))
+            values.update({"clip.type": SPICE_CLIP_TYPE_RECTS, "clip.data": self.ram_phys(at)})
         QXLDrawable.pack_into(self.mem.ram, off, values)
         return rid, off, off + size
 
-    def draw_fill(self, surface_id: int, rect: Rect, color: int) -> None:
-        _, off, _ = self._drawable(surface_id, rect, QXL_DRAW_FILL, 0)
+    def draw_fill(self, surface_id: int, rect: Rect, color: int, clip: tuple[Rect, ...] | None = None) -> None:
+        _, off, _ = self._drawable(surface_id, rect, QXL_DRAW_FILL, 0, clip)
         u = off + QXLDrawable.offsets["u"]
         QXLFill.pack_into(self.mem.ram, u, {"brush.type": SPICE_BRUSH_TYPE_SOLID,
                                              "brush.u": (color & 0xFFFFFFFF).to_bytes(4, "little"),
@@ -362,7 +374,7 @@ class QxlDriver:
         self.push("cmd_ring", QXL_CMD_DRAW, self.ram_phys(off))
 
     def draw_copy(self, surface_id: int, rect: Rect, pixels: np.ndarray, image_id: int | None,
-                  bitmap_format: int = SPICE_BITMAP_FMT_32BIT) -> None:
+                  bitmap_format: int = SPICE_BITMAP_FMT_32BIT, clip: tuple[Rect, ...] | None = None) -> None:
         """A DRAW_COPY of a top-down bitmap (BGRX/BGRA pixels written in `bitmap_format`) in one
         QXLDataChunk, all in one allocation after the drawable: the pixels are copied once, into
         guest RAM."""
@@ -372,7 +384,7 @@ class QxlDriver:
         image_at = 0
         chunk_at = _align(QXLImage.size)
         rid, off, extra = self._drawable(surface_id, rect, QXL_DRAW_COPY,
-                                         chunk_at + QXLDataChunk.size + stride * h)
+                                         chunk_at + QXLDataChunk.size + stride * h, clip)
         image, chunk = extra + image_at, extra + chunk_at
         QXLCopy.pack_into(self.mem.ram, off + QXLDrawable.offsets["u"], {
             "src_bitmap": self.ram_phys(image), **prefixed("src_area", rect_fields(0, 0, w, h)),

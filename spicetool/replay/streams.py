@@ -114,6 +114,8 @@ class VideoStreams:
         return out
 
     def _detect(self, cmd: DrawCopy, now: float) -> list[Command]:
+        if cmd.clip is not None:   # a clipped draw is not a video frame's whole rectangle
+            return []
         w, h = cmd.rect.width, cmd.rect.height
         if self.mode == "filter" and w * h < MIN_SIZE and not cmd.video:
             return []

@@ -57,13 +57,17 @@ class Shared:
 Msg = Union[tuple[str, dict], Shared]
 
 
-def _base(surface_id: int, rect: Rect) -> dict:
-    return {"surface_id": surface_id, "box": rect.fields(), "clip": NO_CLIP}
+def _base(surface_id: int, rect: Rect, clip: tuple[Rect, ...] | None = None) -> dict:
+    if clip is None:
+        return {"surface_id": surface_id, "box": rect.fields(), "clip": NO_CLIP}
+    return {"surface_id": surface_id, "box": rect.fields(),
+            "clip": {"type": "RECTS", "rects": {"num_rects": len(clip), "rects": [c.fields() for c in clip]}}}
 
 
-def draw_copy(surface_id: int, rect: Rect, image: dict, src: Rect | None = None) -> tuple[str, dict]:
+def draw_copy(surface_id: int, rect: Rect, image: dict, src: Rect | None = None,
+              clip: tuple[Rect, ...] | None = None) -> tuple[str, dict]:
     src = src or Rect(0, 0, rect.width, rect.height)
-    return "draw_copy", {"base": _base(surface_id, rect), "data": {
+    return "draw_copy", {"base": _base(surface_id, rect, clip), "data": {
         "src_bitmap": image, "src_area": src.fields(),
         "rop_descriptor": ROP_OP_PUT, "scale_mode": "NEAREST", "mask": NO_MASK}}
 
@@ -91,7 +95,7 @@ def _variant(shared: dict, key, make) -> Shared:
 
 
 def copy_message(surface_id: int, rect: Rect, pixels, images: ClientImages, shared: dict | None,
-                 image_id: int | None = None) -> list[Msg]:
+                 image_id: int | None = None, clip: tuple[Rect, ...] | None = None) -> list[Msg]:
     """DRAW_COPY of `pixels` for one client, as spice-server's fill_bits: FROM_CACHE when the
     client holds the image, else the image (CACHE_ME when it is cacheable and fits, after an
     INVAL_LIST of what it pushes out). With a stateless codec the encoding and each variant of
@@ -103,9 +107,9 @@ def copy_message(surface_id: int, rect: Rect, pixels, images: ClientImages, shar
         if cache.hit(image_id):
             images.stats["images_FROM_CACHE"] += 1
             if shared is None:
-                return [draw_copy(surface_id, rect, from_cache_image(image_id, w, h))]
+                return [draw_copy(surface_id, rect, from_cache_image(image_id, w, h), clip=clip)]
             return [_variant(shared, "from_cache",
-                             lambda: draw_copy(surface_id, rect, from_cache_image(image_id, w, h)))]
+                             lambda: draw_copy(surface_id, rect, from_cache_image(image_id, w, h), clip=clip))]
         evicted = cache.add(image_id, w * h)
         if evicted is not None:
             flags = IMAGE_FLAG_CACHE_ME
@@ -115,12 +119,12 @@ def copy_message(surface_id: int, rect: Rect, pixels, images: ClientImages, shar
     if images.stateless(codec) and shared is not None:
         image = _shared_image(images, codec, pixels, shared, image_id)
         msg = _variant(shared, (codec, flags),
-                       lambda: draw_copy(surface_id, rect, with_flags(image, flags)))
+                       lambda: draw_copy(surface_id, rect, with_flags(image, flags), clip=clip))
         images.count(image)
         return out + [msg]
     image = with_flags(images.encode(pixels, image_id, codec), flags)
     images.count(image)
-    return out + [draw_copy(surface_id, rect, image)]
+    return out + [draw_copy(surface_id, rect, image, clip=clip)]
 
 
 def prebuild(cmd: Command, images: ClientImages) -> None:
@@ -134,7 +138,7 @@ def prebuild(cmd: Command, images: ClientImages) -> None:
     image = _shared_image(images, codec, cmd.pixels, cmd.shared, cmd.image_id)
     for flags in (0, IMAGE_FLAG_CACHE_ME) if cmd.image_id is not None else (0,):
         _variant(cmd.shared, (codec, flags),
-                 lambda: draw_copy(cmd.surface_id, cmd.rect, with_flags(image, flags))).with_mini_header()
+                 lambda: draw_copy(cmd.surface_id, cmd.rect, with_flags(image, flags), clip=cmd.clip)).with_mini_header()
 
 
 class Prebuilder:
@@ -181,8 +185,8 @@ def stream_frame(cmd: DrawCopy, mm_time: int) -> Shared:
     return msg
 
 
-def draw_fill(surface_id: int, rect: Rect, color: int) -> tuple[str, dict]:
-    return "draw_fill", {"base": _base(surface_id, rect), "data": {
+def draw_fill(surface_id: int, rect: Rect, color: int, clip: tuple[Rect, ...] | None = None) -> tuple[str, dict]:
+    return "draw_fill", {"base": _base(surface_id, rect, clip), "data": {
         "brush": {"type": "SOLID", "color": color}, "rop_descriptor": ROP_OP_PUT, "mask": NO_MASK}}
 
 
@@ -200,9 +204,9 @@ def monitors_config(width: int, height: int) -> tuple[str, dict]:
 def display_messages(cmd: Command, monitors: bool, images: ClientImages) -> list[Msg]:
     """What one display command becomes on the wire (cursor commands become nothing here)."""
     if isinstance(cmd, DrawFill):
-        return [draw_fill(cmd.surface_id, cmd.rect, cmd.color)]
+        return [draw_fill(cmd.surface_id, cmd.rect, cmd.color, cmd.clip)]
     if isinstance(cmd, DrawCopy):
-        return copy_message(cmd.surface_id, cmd.rect, cmd.pixels, images, cmd.shared, cmd.image_id)
+        return copy_message(cmd.surface_id, cmd.rect, cmd.pixels, images, cmd.shared, cmd.image_id, cmd.clip)
     if isinstance(cmd, CopySurface):   # the client copies from its own copy of that surface
         return [draw_copy(cmd.surface_id, cmd.rect, surface_image(cmd.src_surface), cmd.src_rect)]
     if isinstance(cmd, CopyBits):   # the client moves its own pixels, as spice-server sends it

@@ -38,18 +38,24 @@ class Reference:
             self.surfaces[cmd.surface_id] = np.zeros((cmd.height, cmd.width, 4), dtype=np.uint8)
         elif isinstance(cmd, SurfaceDestroy):
             self.surfaces.pop(cmd.surface_id, None)
-        elif isinstance(cmd, DrawFill):
+        elif isinstance(cmd, (DrawFill, DrawCopy)):
             s = self.surfaces[cmd.surface_id]
-            r = cmd.rect.clipped(s.shape[1], s.shape[0])
-            if not r.empty():
-                s[r.top:r.bottom, r.left:r.right] = color_bgrx(cmd.color)
-        elif isinstance(cmd, DrawCopy):
-            s = self.surfaces[cmd.surface_id]
-            r = cmd.rect.clipped(s.shape[1], s.shape[0])
-            if not r.empty():
-                src = cmd.pixels[r.top - cmd.rect.top:r.bottom - cmd.rect.top, r.left - cmd.rect.left:r.right - cmd.rect.left]
-                s[r.top:r.bottom, r.left:r.right, :3] = src[:, :, :3]
-                s[r.top:r.bottom, r.left:r.right, 3] = 0
+            drawn = np.zeros(s.shape[:2], bool)   # where the draw reaches: its rect, within its clip
+            r = cmd.rect
+            drawn[max(r.top, 0):max(r.bottom, 0), max(r.left, 0):max(r.right, 0)] = True
+            if cmd.clip is not None:
+                inside = np.zeros_like(drawn)
+                for c in cmd.clip:
+                    inside[max(c.top, 0):max(c.bottom, 0), max(c.left, 0):max(c.right, 0)] = True
+                drawn &= inside
+            if isinstance(cmd, DrawFill):
+                s[drawn] = color_bgrx(cmd.color)
+            else:
+                whole = np.zeros_like(s)
+                t, le = max(r.top, 0), max(r.left, 0)
+                b, ri = max(t, min(r.bottom, s.shape[0])), max(le, min(r.right, s.shape[1]))
+                whole[t:b, le:ri, :3] = cmd.pixels[t - r.top:b - r.top, le - r.left:ri - r.left, :3]
+                s[drawn] = whole[drawn]
         elif isinstance(cmd, (CopyBits, CopySurface)):
             s = self.surfaces[cmd.surface_id]
             src = s if isinstance(cmd, CopyBits) else self.surfaces[cmd.src_surface]
@@ -90,6 +96,10 @@ def all_commands() -> list:
         DrawFill(PRIMARY_SURFACE, Rect(-10, 190, 50, 260), 0xFFEEDD),          # clipped by the device
         DrawCopy(PRIMARY_SURFACE, Rect(10, 20, 74, 68), pixels(64, 48, 1)),
         DrawCopy(PRIMARY_SURFACE, Rect(300, 180, 340, 220), pixels(40, 40, 2), image_id=0xDEAD_BEEF_0000_0001),
+        DrawFill(PRIMARY_SURFACE, Rect(0, 100, 200, 200), 0x405060,   # clipped to two (overlapping) rects
+                 clip=(Rect(10, 90, 60, 150), Rect(40, 120, 250, 130))),
+        DrawCopy(PRIMARY_SURFACE, Rect(100, 20, 164, 68), pixels(64, 48, 4),   # the KMS driver's dirty rects
+                 clip=(Rect(100, 20, 110, 68), Rect(150, 30, 170, 40))),
         CopyBits(PRIMARY_SURFACE, Rect(10, 10, 70, 60), 14, 26),       # a scroll up and left, overlapping
         CopyBits(PRIMARY_SURFACE, Rect(20, 30, 80, 80), 10, 10),       # and down and right
         SurfaceCreate(5, 40, 30, primary=False),
@@ -503,7 +513,9 @@ SOLID_FILL = _solid_fill()
 
 @pytest.mark.parametrize("values, message", [
     ({"type": 11}, "drawable type 11 is not supported"),
-    ({"type": dev.QXL_DRAW_FILL, "clip.type": 1}, "clip type 1 is not supported"),
+    ({"type": dev.QXL_DRAW_FILL, "clip.type": 2}, "clip type 2 is not supported"),
+    ({"type": dev.QXL_DRAW_FILL, "clip.type": 1, "clip.data": 0x1234}, "QXLClipRects at .* outside memory slot"),
+    ({"type": dev.QXL_COPY_BITS, "clip.type": 1}, "clip rects are supported on FILL and COPY drawables only"),
     ({"type": dev.QXL_DRAW_FILL, "surface_id": 5000}, "surface id 5000 is out of range"),
     ({"type": dev.QXL_DRAW_FILL, "surface_id": 7, "u": SOLID_FILL}, "draw on surface 7, which does not exist"),
     ({"type": dev.QXL_DRAW_FILL, "u": SOLID_FILL[:20] + b"\x01"}, "rop descriptor 0x1 is not supported"),
@@ -514,6 +526,22 @@ def test_bad_drawables(values, message):
     phys, _ = raw(d, dev.QXLDrawable, values)
     c = {"ring": "cmd_ring", "type": dev.QXL_CMD_DRAW, "phys": phys}
     run_corrupted(d, c, message)
+
+
+@pytest.mark.parametrize("num_rects, data_size, message", [
+    (100_000, 16, "100000 clip rects"),
+    (2, 16, "clip rects: data chunks hold 16 bytes, 32 expected"),
+    (1, 48, "clip rects: data chunks hold more than the 16 bytes expected"),
+])
+def test_bad_clip_rects(num_rects, data_size, message):
+    d = ready()
+    # the clip rects right after the drawable, in its allocation (given back with it)
+    phys, off = raw(d, dev.QXLDrawable, {"type": dev.QXL_DRAW_FILL, "u": SOLID_FILL, "clip.type": 1},
+                    extra=dev.QXLClipRects.size + 64)
+    at = off + dev.QXLDrawable.size
+    dev.QXLClipRects.pack_into(d.memory.ram, at, {"num_rects": num_rects, "chunk.data_size": data_size})
+    dev.QXLDrawable.put(d.memory.ram, off, "clip.data", d.driver.ram_phys(at))
+    run_corrupted(d, {"ring": "cmd_ring", "type": dev.QXL_CMD_DRAW, "phys": phys}, message)
 
 
 @pytest.mark.parametrize("ring, cmd_type, message", [

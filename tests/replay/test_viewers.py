@@ -102,3 +102,26 @@ def test_spicy_scrolls_with_copy_bits(spice_server, tmp_path):
         peers.xdotool(display, "windowsize", "--sync", spicy.window_id(), "800", str(600 + 232))
         animate_and_follow(srv, display, tmp_path, fps=20, seconds=3.5)
     assert len(scrolls) >= 3
+
+
+def test_spicy_draws_clipped_fills_and_copies(spice_server, tmp_path):
+    """Draws clipped to rects, as the Linux KMS QXL driver sends its dirty-framebuffer copies:
+    spicy draws only inside them, and its window equals the model's picture."""
+    from spicetool.replay.qxl import PRIMARY_SURFACE, DrawCopy, DrawFill, Rect
+    need("spicy"), need("Xvfb"), need("xwd")
+    srv = spice_server(size=SIZE)
+    display = free_display()
+    photo = np.random.default_rng(5).integers(0, 256, (200, 300, 4), dtype=np.uint8)
+    with peers.Xvfb(display), peers.Spicy(display, srv.port, min_channels=4):
+        wait_for_picture(srv, display, tmp_path)
+
+        def draw() -> None:
+            srv.device.submit(DrawFill(PRIMARY_SURFACE, Rect(40, 40, 600, 440), 0x10A0F0,
+                                       clip=(Rect(0, 0, 100, 480), Rect(300, 200, 640, 260))))
+            srv.device.submit(DrawCopy(PRIMARY_SURFACE, Rect(200, 150, 500, 350), photo,
+                                       clip=(Rect(200, 150, 260, 350), Rect(240, 300, 500, 320), Rect(450, 0, 640, 170))))
+        srv.call(draw)
+        srv.wait_idle()
+        wait_for_picture(srv, display, tmp_path)
+    fb = srv.framebuffer()   # and the clip mattered: filled inside it, not outside it
+    assert list(fb[100, 50]) == [0x10, 0xA0, 0xF0] and list(fb[100, 200]) != [0x10, 0xA0, 0xF0]
