@@ -6,10 +6,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pytest
 
-from serve_helpers import (AgentClient, RawClient, agent_caps_words, free_display, need, peers,
-                           read_ppm)
+from serve_helpers import AgentClient, RawClient, free_display, need, peers, read_ppm
 from serve_helpers import spice_server  # noqa: F401 (fixture)
 from spicetool.replay.agent import LINUX_AGENT_CAPS
 from spicetool.stack.vdagent import AGENT_CAPS, caps_bits
