@@ -12,8 +12,8 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .qxl import (PRIMARY_SURFACE, CopyBits, CopySurface, CursorMove, CursorSet, CursorShape, DrawCopy, DrawFill,
-                  QxlDevice, Rect, SurfaceCreate, SurfaceDestroy)
+from .qxl import (PRIMARY_SURFACE, CopyBits, CopySurface, CursorMove, CursorSet, CursorShape, DrawCopy,
+                  DrawFill, QxlDevice, Rect, SurfaceCreate, SurfaceDestroy)
 
 BACKGROUND = 0x203040
 BOX_COLOR = 0xE0A030

@@ -52,10 +52,10 @@ class DisplayChannel(ChannelClient):
         self.push_item(PipeItem(lambda: worker.display_messages(cmd, self.monitors, self.images), draw, size))
 
     def collapse(self) -> PipeItem:
-        # the surfaces as they are now, when the dropped draws end: the commands still to come
-        # go on from this state (a scroll moves what is there, so it must not be applied twice)
-        # (counted as no bytes in the pipe: a client holds one at most, each collapse drops the
-        # last, and a surface larger than the pipe's bound must not collapse it again at once)
+        # The surfaces as they are now, where the dropped draws end: the commands still to come
+        # go on from this state (a scroll moves what is there, so it must not be applied twice).
+        # Counted as no bytes in the pipe: a client holds one at most (each collapse drops the
+        # last), and a surface larger than the pipe's bound must not collapse it again at once.
         surfaces = worker.snapshot(self.server.device)
         return PipeItem(lambda: worker.surfaces_refresh(surfaces, self.images), True, 0)
 

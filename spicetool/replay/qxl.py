@@ -10,8 +10,8 @@ QXLSurfaceCmd and QXLCursorCmd structures there and pushes them into the rings.
 command out of guest memory into the dataclasses below (a DRAW_FILL with a solid brush, a
 DRAW_COPY of a 32BIT, RGBA, 24BIT or 16BIT bitmap or of another surface, fills and copies clipped
 to rects, a COPY_BITS, surface create/destroy, cursor set/move/hide: what the X QXL driver and the
-Linux KMS driver send, bar the X driver's Render composites; an UPDATE is answered), applies it to its surfaces (views of the guest memory behind them, so the model
-always knows what the client should show), hands it to every listener (the display and cursor
+Linux KMS driver send, bar the X driver's Render composites; an UPDATE is answered), applies it
+to its surfaces (views of the guest memory behind them, so the model always knows what the client should show), hands it to every listener (the display and cursor
 workers of the connected clients, like spice-server's worker), and gives the resource back
 through the release ring. Anything in guest memory it cannot carry out is a DeviceError.
 
@@ -57,8 +57,12 @@ class Rect:
         """The wire form (spice.proto order: top, left, bottom, right)."""
         return {"top": self.top, "left": self.left, "bottom": self.bottom, "right": self.right}
 
+    def intersection(self, other: "Rect") -> "Rect":
+        return Rect(max(self.left, other.left), max(self.top, other.top),
+                    min(self.right, other.right), min(self.bottom, other.bottom))
+
     def clipped(self, width: int, height: int) -> "Rect":
-        return Rect(max(0, self.left), max(0, self.top), min(width, self.right), min(height, self.bottom))
+        return self.intersection(Rect(0, 0, width, height))
 
     def empty(self) -> bool:
         return self.right <= self.left or self.bottom <= self.top
@@ -187,9 +191,7 @@ def drawn_parts(rect: Rect, clip: tuple[Rect, ...] | None, surface: np.ndarray) 
     """The parts of `rect` a draw reaches on `surface`: inside the surface, and inside one of the
     clip rects when there are any (where they overlap, the same pixels are put twice)."""
     h, w = surface.shape[:2]
-    parts = [rect] if clip is None else [
-        Rect(max(c.left, rect.left), max(c.top, rect.top), min(c.right, rect.right), min(c.bottom, rect.bottom))
-        for c in clip]
+    parts = [rect] if clip is None else [rect.intersection(c) for c in clip]
     return [r for r in (p.clipped(w, h) for p in parts) if not r.empty()]
 
 
@@ -315,11 +317,11 @@ class QxlDevice:
                 s[r.top:r.bottom, r.left:r.right, :3] = src[:, :, :3]
                 s[r.top:r.bottom, r.left:r.right, 3] = 0
         elif isinstance(cmd, (CopyBits, CopySurface)):
-            what = "copy bits" if isinstance(cmd, CopyBits) else f"copy from surface {cmd.src_surface}"
             d = self._surface(cmd.surface_id)
             s = d if isinstance(cmd, CopyBits) else self._surface(cmd.src_surface)
             src, dst = cmd.src_rect, cmd.rect
             if not (_inside(src, s) and _inside(dst, d)):
+                what = "copy bits" if isinstance(cmd, CopyBits) else f"copy from surface {cmd.src_surface}"
                 raise DeviceError(f"{what} from {src} to {dst}: outside the {s.shape[1]}x{s.shape[0]} "
                                   f"source or the {d.shape[1]}x{d.shape[0]} destination")
             # the source is read whole before the destination is written: overlapping scrolls work

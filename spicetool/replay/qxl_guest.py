@@ -23,21 +23,22 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .qxl import (CopyBits, CopySurface, CursorHide, CursorMove, CursorSet, DrawCopy, DrawFill, Rect, SurfaceCreate,
-                  SurfaceDestroy)
+from .qxl import (CopyBits, CopySurface, CursorHide, CursorMove, CursorSet, DrawCopy, DrawFill, Rect,
+                  SurfaceCreate, SurfaceDestroy)
 from .qxl_dev import (QXL_BITMAP_TOP_DOWN, QXL_CMD_CURSOR, QXL_CMD_DRAW, QXL_CMD_SURFACE, QXL_CMD_UPDATE,
-                      QXL_COPY_BITS, QXL_CURSOR_HIDE, QXL_CURSOR_MOVE, QXL_CURSOR_SET, QXL_DRAW_COPY, QXL_DRAW_FILL,
-                      QXL_EFFECT_OPAQUE, QXL_IMAGE_CACHE, QXL_INTERRUPT_CURSOR, QXL_INTERRUPT_DISPLAY,
-                      QXL_IO_CREATE_PRIMARY, QXL_IO_DESTROY_PRIMARY, QXL_IO_FLUSH_RELEASE,
-                      QXL_IO_MEMSLOT_ADD, QXL_IO_NOTIFY_CMD, QXL_IO_NOTIFY_CURSOR, QXL_IO_NOTIFY_OOM,
-                      QXL_IO_RESET, QXL_RAM_MAGIC, QXL_ROM_MAGIC, QXL_SURF_TYPE_PRIMARY,
+                      QXL_COPY_BITS, QXL_CURSOR_HIDE, QXL_CURSOR_MOVE, QXL_CURSOR_SET, QXL_DRAW_COPY,
+                      QXL_DRAW_FILL, QXL_EFFECT_OPAQUE, QXL_IMAGE_CACHE, QXL_INTERRUPT_CURSOR,
+                      QXL_INTERRUPT_DISPLAY, QXL_IO_CREATE_PRIMARY, QXL_IO_DESTROY_PRIMARY,
+                      QXL_IO_FLUSH_RELEASE, QXL_IO_MEMSLOT_ADD, QXL_IO_NOTIFY_CMD, QXL_IO_NOTIFY_CURSOR,
+                      QXL_IO_NOTIFY_OOM, QXL_IO_RESET, QXL_RAM_MAGIC, QXL_ROM_MAGIC, QXL_SURF_TYPE_PRIMARY,
                       QXL_SURFACE_CMD_CREATE, QXL_SURFACE_CMD_DESTROY, RAM_BAR_PHYS, SLOT_RAM, SLOT_VRAM,
                       SPICE_BITMAP_FMT_16BIT, SPICE_BITMAP_FMT_24BIT, SPICE_BITMAP_FMT_32BIT,
-                      SPICE_BITMAP_FMT_RGBA, SPICE_BRUSH_TYPE_SOLID, SPICE_CLIP_TYPE_RECTS, SPICE_CURSOR_TYPE_ALPHA,
-                      SPICE_IMAGE_SCALE_MODE_NEAREST, SPICE_IMAGE_TYPE_BITMAP, SPICE_IMAGE_TYPE_SURFACE, SPICE_ROPD_OP_PUT,
-                      VRAM_BAR_PHYS, CursorMoveArgs, CursorSetArgs, DeviceError, QXLBitmap, QXLCommand,
-                      QXLClipRects, QXLCopy, QXLCopyBits, QXLFill, QXLSurface, QXLCursor, QXLCursorCmd, QXLDataChunk,
-                      QXLDrawable, QXLImage, QXLMode, QXLRect, QXLModes, QXLReleaseInfo, QXLRom, QXLSurfaceCmd, QXLSurfaceId,
+                      SPICE_BITMAP_FMT_RGBA, SPICE_BRUSH_TYPE_SOLID, SPICE_CLIP_TYPE_RECTS,
+                      SPICE_CURSOR_TYPE_ALPHA, SPICE_IMAGE_SCALE_MODE_NEAREST, SPICE_IMAGE_TYPE_BITMAP,
+                      SPICE_IMAGE_TYPE_SURFACE, SPICE_ROPD_OP_PUT, VRAM_BAR_PHYS, CursorMoveArgs,
+                      CursorSetArgs, DeviceError, QXLBitmap, QXLCommand, QXLClipRects, QXLCopy, QXLCopyBits,
+                      QXLFill, QXLSurface, QXLCursor, QXLCursorCmd, QXLDataChunk, QXLDrawable, QXLImage,
+                      QXLMode, QXLRect, QXLModes, QXLReleaseInfo, QXLRom, QXLSurfaceCmd, QXLSurfaceId,
                       QXLUpdateCmd, QxlMemory, make_phys, prefixed, rect_fields)
 
 ALIGN = 8
@@ -335,7 +336,8 @@ class QxlDriver:
             values[f"surfaces_dest[{i}]"] = -1   # no other surface is read
         if clip is not None:
             at = off + size + extra
-            QXLClipRects.pack_into(self.mem.ram, at, {"num_rects": len(clip), "chunk.data_size": len(clip) * QXLRect.size})
+            QXLClipRects.pack_into(self.mem.ram, at, {"num_rects": len(clip),
+                                                      "chunk.data_size": len(clip) * QXLRect.size})
             for i, c in enumerate(clip):
                 QXLRect.pack_into(self.mem.ram, at + QXLClipRects.size + i * QXLRect.size,
                                   rect_fields(c.left, c.top, c.right, c.bottom))

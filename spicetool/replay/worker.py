@@ -17,8 +17,8 @@ from spicetool.stack.types import CHANNEL_TYPES
 
 from .images import IMAGE_FLAG_CACHE_ME, ClientImages, cursor_fields, from_cache_image, with_flags
 from .pixmap_cache import inval_lists
-from .qxl import (PRIMARY_SURFACE, Command, CopyBits, CopySurface, CursorHide, CursorMove, CursorSet, DrawCopy, DrawFill,
-                  QxlDevice, Rect, StreamCreate, SurfaceCreate, SurfaceDestroy)
+from .qxl import (PRIMARY_SURFACE, Command, CopyBits, CopySurface, CursorHide, CursorMove, CursorSet, DrawCopy,
+                  DrawFill, QxlDevice, Rect, StreamCreate, SurfaceCreate, SurfaceDestroy)
 
 ROP_OP_PUT = 8           # SpiceRopd OP_PUT
 SURFACE_FLAG_PRIMARY = 1
@@ -58,10 +58,9 @@ Msg = Union[tuple[str, dict], Shared]
 
 
 def _base(surface_id: int, rect: Rect, clip: tuple[Rect, ...] | None = None) -> dict:
-    if clip is None:
-        return {"surface_id": surface_id, "box": rect.fields(), "clip": NO_CLIP}
+    rects = None if clip is None else {"num_rects": len(clip), "rects": [c.fields() for c in clip]}
     return {"surface_id": surface_id, "box": rect.fields(),
-            "clip": {"type": "RECTS", "rects": {"num_rects": len(clip), "rects": [c.fields() for c in clip]}}}
+            "clip": NO_CLIP if rects is None else {"type": "RECTS", "rects": rects}}
 
 
 def draw_copy(surface_id: int, rect: Rect, image: dict, src: Rect | None = None,
@@ -137,8 +136,8 @@ def prebuild(cmd: Command, images: ClientImages) -> None:
         return
     image = _shared_image(images, codec, cmd.pixels, cmd.shared, cmd.image_id)
     for flags in (0, IMAGE_FLAG_CACHE_ME) if cmd.image_id is not None else (0,):
-        _variant(cmd.shared, (codec, flags),
-                 lambda: draw_copy(cmd.surface_id, cmd.rect, with_flags(image, flags), clip=cmd.clip)).with_mini_header()
+        _variant(cmd.shared, (codec, flags), lambda: draw_copy(
+            cmd.surface_id, cmd.rect, with_flags(image, flags), clip=cmd.clip)).with_mini_header()
 
 
 class Prebuilder:

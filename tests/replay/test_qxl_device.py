@@ -445,13 +445,6 @@ def test_chunk_chain_that_loops():
     run_corrupted(d, c, "chunk chain loops")
 
 
-def test_chunk_chain_longer_than_the_image():
-    d = ready()
-    c = copy_in_memory(d)
-    dev.QXLDataChunk.put(d.memory.ram, c["chunk"], "data_size", 0xFFFF_FFF0)
-    run_corrupted(d, c, "more than the 256 bytes expected")
-
-
 def test_chunk_that_runs_past_the_bar():
     d = ready()
     c = copy_in_memory(d)
@@ -461,34 +454,21 @@ def test_chunk_that_runs_past_the_bar():
     run_corrupted(d, c, "run outside memory slot 0")
 
 
-def test_chunk_chain_that_ends_short():
-    d = ready()
-    c = copy_in_memory(d)
-    dev.QXLDataChunk.put(d.memory.ram, c["chunk"], "data_size", 100)
-    run_corrupted(d, c, "hold 100 bytes, 256 expected")
-
-
-@pytest.mark.parametrize("field, value, message", [
-    ("descriptor.width", 0xFFFF_FFFF, "bitmap 8x8 in an image of 4294967295x8"),
-    ("descriptor.type", 1, "image type 1 is not supported"),
+@pytest.mark.parametrize("layout, where, field, value, message", [
+    (dev.QXLDataChunk, "chunk", "data_size", 0xFFFF_FFF0, "more than the 256 bytes expected"),  # longer than the image
+    (dev.QXLDataChunk, "chunk", "data_size", 100, "hold 100 bytes, 256 expected"),              # ends short
+    (dev.QXLImage, "image", "descriptor.width", 0xFFFF_FFFF, "bitmap 8x8 in an image of 4294967295x8"),
+    (dev.QXLImage, "image", "descriptor.type", 1, "image type 1 is not supported"),
+    (dev.QXLBitmap, "bitmap", "x", 0xFFFF_FFFF, "bitmap 4294967295x8 in an image of 8x8"),
+    (dev.QXLBitmap, "bitmap", "stride", 0xFFFF_FFFF, "bitmap stride 4294967295 is out of range"),
+    (dev.QXLBitmap, "bitmap", "stride", 4, "bitmap stride 4 is out of range"),
+    (dev.QXLBitmap, "bitmap", "format", 5, "bitmap format 5 is not supported"),
 ])
-def test_absurd_images(field, value, message):
+def test_absurd_fields_of_a_copy(layout, where, field, value, message):
+    """One field of a DRAW_COPY's chunk, image or bitmap made absurd."""
     d = ready()
     c = copy_in_memory(d)
-    dev.QXLImage.put(d.memory.ram, c["image"], field, value)
-    run_corrupted(d, c, message)
-
-
-@pytest.mark.parametrize("field, value, message", [
-    ("x", 0xFFFF_FFFF, "bitmap 4294967295x8 in an image of 8x8"),
-    ("stride", 0xFFFF_FFFF, "bitmap stride 4294967295 is out of range"),
-    ("stride", 4, "bitmap stride 4 is out of range"),
-    ("format", 5, "bitmap format 5 is not supported"),
-])
-def test_absurd_bitmaps(field, value, message):
-    d = ready()
-    c = copy_in_memory(d)
-    dev.QXLBitmap.put(d.memory.ram, c["bitmap"], field, value)
+    layout.put(d.memory.ram, c[where], field, value)
     run_corrupted(d, c, message)
 
 
