@@ -45,11 +45,21 @@ CLIENT_SCREEN = "1280x900x24"
 # Programs that can run on the Xspice desktop: argv and whether they animate (stopped before the PNG).
 # Photo-like content must be drawn while the client is connected: before that it only reaches the client
 # inside the one whole-screen image, whose compression is chosen for the screen as a whole.
+# What the xterm lists when it starts: files of the recorder's own, made with fixed sizes, modes and
+# times and listed in UTC without owners, so the screen is the same on every machine (a listing of a
+# system directory shows the day the machine's packages were installed).
+XTERM_FILES = ("README", "clock.conf", "desktop.log", "photo.ppm", "session.json", "xorg.conf")
+XTERM_LISTING = (
+    'd="$HOME/desktop-files"; mkdir -p "$d"; i=0; for f in ' + " ".join(XTERM_FILES) + '; do i=$((i+1)); '
+    'head -c $((i*1337)) /dev/zero > "$d/$f"; chmod 644 "$d/$f"; '
+    'TZ=UTC touch -d "2024-0$i-1$i 1$i:0$i:00" "$d/$f"; done; '
+    'TZ=UTC LC_ALL=C ls -lgo --time-style="+%b %e %H:%M" "$d" | tail -n +2')
 LATE_PROGRAMS = ("photo", "argb-photo")
 PROGRAMS: dict[str, tuple[list[str], bool]] = {
     "xterm": (["xterm", "-geometry", "80x24+20+20", "-title", "xterm",
                "-e", "bash", "--norc", "--noprofile", "-c",
-               "printf 'spicetool corpus session\\n\\n'; ls -l /usr/share/X11 | head -12; export PS1=\"\\$ \"; exec bash --norc --noprofile -i"],
+               "printf 'spicetool corpus session\\n\\n'; " + XTERM_LISTING
+               + "; export PS1=\"\\$ \"; exec bash --norc --noprofile -i"],
               False),
     "xclock": (["xclock", "-update", "1", "-geometry", "160x160+560+20"], True),
     "xeyes": (["xeyes", "-geometry", "160x100+740+20"], True),
