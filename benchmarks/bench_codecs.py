@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests" / "codecs"))
 
 from images_from_capture import CAPTURES, codec_bytes, images  # noqa: E402
 
-from spicetool.render import decoders  # noqa: E402
+from spicetool import codecs as decoders  # noqa: E402
 
 
 def rate(fn: Callable[[], object], pixels: int, seconds: float, rounds: int = 5) -> float:

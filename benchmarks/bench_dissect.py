@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from spicetool.dissect.capture import TCP_ACK, open_capture
-from spicetool.dissect.pcapwriter import PcapWriter
+from spicetool.capture.pcap_writer import PcapWriter
+from spicetool.capture.reader import TCP_ACK, open_capture
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,8 +10,8 @@ import click
 SUBCOMMANDS: dict[str, str] = {
     "dissect": "spicetool.dissect.command:dissect",
     "render": "spicetool.render.command:render",
-    "serve": "spicetool.replay.command:serve",
-    "replay": "spicetool.replay.client:replay",
+    "serve": "spicetool.replay.serve_command:serve",
+    "replay": "spicetool.replay.client_command:replay",
     "record": "spicetool.record.command:record",
     "report": "spicetool.triage.command:report",
     "stats": "spicetool.triage.command:stats",

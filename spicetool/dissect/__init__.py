@@ -1,1 +1,1 @@
-"""Captures in, SPICE messages out: pcap/pcapng reading, TCP reassembly, sessions, analysis."""
+"""`spicetool dissect`: the command and its output (the capture library is spicetool.capture)."""

@@ -9,8 +9,8 @@ from typing import Iterable, Iterator
 
 import click
 
-from spicetool.dissect.capture import CaptureError, Segment, open_capture
-from spicetool.dissect.sessions import Record, SessionDecoder
+from spicetool.capture.reader import CaptureError, Segment, open_capture
+from spicetool.capture.sessions import Record, SessionDecoder
 
 # Exit codes (documented in --help)
 EXIT_OK = 0
@@ -99,7 +99,7 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
         raise click.UsageError("give either a capture file or --live")
     if not live and (iface or bpf or count or duration is not None):
         raise click.UsageError("-i, -f, --count and --duration go with --live")
-    from spicetool.dissect.tls_keylog import KeyLogError, load_keylog
+    from spicetool.capture.keylog import KeyLogError, load_keylog
 
     try:
         keylog = load_keylog(keylog_path)
@@ -108,7 +108,7 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
         sys.exit(EXIT_UNREADABLE)
 
     if live:
-        from spicetool.dissect.live import live_segments
+        from spicetool.capture.live import live_segments
 
         segments: Iterator[Segment] = live_segments(iface, bpf, count, duration)
         reader = None
@@ -126,7 +126,7 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
     stats = None
     if summary:
-        from spicetool.dissect.summary import Summary
+        from spicetool.capture.summary import Summary
 
         stats = Summary()
     from spicetool.dissect.output import field_tree, human_line, write_json

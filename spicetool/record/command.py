@@ -83,7 +83,7 @@ def record(listen_s: str, target_s: str, out: str, tls_listen: bool, cert: str |
     if keylog and not (tls_listen or tls_target):
         raise click.UsageError("--tls-keylog goes with --tls-listen or --tls-target")
 
-    from spicetool.record.tls import TlsSetupError, client_context, fingerprint, server_context, set_keylog
+    from spicetool.capture.tls_contexts import TlsSetupError, client_context, fingerprint, server_context, set_keylog
 
     log = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
     listen_ctx = target_ctx = None
@@ -109,14 +109,14 @@ def record(listen_s: str, target_s: str, out: str, tls_listen: bool, cert: str |
         stream = open(out, "wb")
     except OSError as exc:
         _fail(f"{out}: {exc.strerror or exc}")
-    from spicetool.record.tcpstream import Recording
+    from spicetool.capture.tcpstream import Recording
 
     if out.endswith(".pcapng"):
-        from spicetool.record.pcapng import PcapngWriter
+        from spicetool.capture.pcapng_writer import PcapngWriter
 
         writer = PcapngWriter(stream)
     else:
-        from spicetool.dissect.pcapwriter import PcapWriter
+        from spicetool.capture.pcap_writer import PcapWriter
 
         writer = PcapWriter(stream)
     recording = Recording(stream, writer)

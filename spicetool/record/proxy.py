@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from spicetool.record.linkcut import LinkStageCuts
-from spicetool.record.tcpstream import Recording, TcpStream
+from spicetool.capture.linkcut import LinkStageCuts
+from spicetool.capture.tcpstream import Recording, TcpStream
 
 READ_SIZE = 256 * 1024
 CONNECT_TIMEOUT = 15.0

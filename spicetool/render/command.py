@@ -9,9 +9,9 @@ from typing import Iterator
 
 import click
 
-from spicetool.dissect.capture import CaptureDamaged, CaptureError, open_capture
-from spicetool.dissect.sessions import Record, decode_segments
-from spicetool.dissect.tls_keylog import KeyLog, KeyLogError, load_keylog
+from spicetool.capture.keylog import KeyLog, KeyLogError, load_keylog
+from spicetool.capture.reader import CaptureDamaged, CaptureError, open_capture
+from spicetool.capture.sessions import Record, decode_segments
 from spicetool.render.audio import PlaybackAudio
 from spicetool.render.frames import frames, picture_at, records_of
 from spicetool.render.monitors import DisplayChoice, DisplayChoiceError

@@ -15,9 +15,9 @@ from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from spicetool.dissect.capture import open_capture
-from spicetool.dissect.sessions import Record, decode_segments
-from spicetool.dissect.tls_keylog import KeyLog
+from spicetool.capture.keylog import KeyLog
+from spicetool.capture.reader import open_capture
+from spicetool.capture.sessions import Record, decode_segments
 from spicetool.render.monitors import DisplayChoice
 from spicetool.render.session import AudioSink, RenderStats, SessionScreen
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from spicetool.render import decoders as dec
+from spicetool import codecs as dec
 
 # descriptor flags (spice.proto ImageFlags)
 CACHE_ME = 1

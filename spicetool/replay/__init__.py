@@ -1,7 +1,7 @@
-"""`spicetool serve`: a SPICE server of our own that real clients (remote-viewer, spicy) connect to.
+"""Replays: a capture fed to our server as its guest, and a captured client replayed to a server.
 
-link.py (link stage, tickets) -> server.py (sessions) -> channel.py (pipe, ACK window, pings) and
-main/display/cursor/inputs_channel.py; qxl.py (the device model), worker.py (device commands ->
-display/cursor messages), images.py (BITMAP or our encoders); demo.py (the built-in desktop),
-replay.py (a capture's display and cursor); command.py and runner.py (the CLI).
+serve side: timeline.py (a capture as a timeline of QXL commands), capture_replay.py (paces that
+timeline into the device), runner.py (device + what drives it + server) and serve_command.py
+(`spicetool serve`). Client side: client_plan.py (what a captured client sent), client_channel.py
+and client_session.py (our client replaying it), client_command.py (`spicetool replay`).
 """

@@ -14,13 +14,21 @@ import os
 import time
 from typing import Awaitable, Callable
 
-from spicetool.stack import (ChannelConnection, Direction, LinkRecord, Message, ProtocolError,
-                             build_auth_mechanism, build_link_mess, build_message, encrypt_ticket)
+from spicetool.replay.client_plan import ChannelPlan
+from spicetool.stack import (
+    ChannelConnection,
+    Direction,
+    LinkRecord,
+    Message,
+    ProtocolError,
+    build_auth_mechanism,
+    build_link_mess,
+    build_message,
+    encrypt_ticket,
+)
 from spicetool.stack.headers import pack_full_header, pack_mini_header
 from spicetool.stack.messages import message_bytes
 from spicetool.stack.schema import BuildError
-
-from .client_plan import ChannelPlan
 
 READ_SIZE = 256 * 1024
 CLIENT, SERVER = Direction.CLIENT, Direction.SERVER
@@ -75,7 +83,7 @@ class ClientChannel:
             why = os.strerror(e.errno) if e.errno else str(e)
             raise ReplayFailure(f"cannot connect to {host}:{port}: {why}") from None
         if self.stream_factory is not None:
-            from spicetool.record.linkcut import LinkStageCuts
+            from spicetool.capture.linkcut import LinkStageCuts
             local = self.writer.get_extra_info("sockname")[:2]
             peer = self.writer.get_extra_info("peername")[:2]
             self.stream = self.stream_factory(local, peer, time.time())

@@ -69,8 +69,8 @@ def _resent(ctype: int, name: str) -> str | None:
 
 def build_plan(capture: str, session: int | None = None) -> SessionPlan:
     """The replay plan of one session (default: the first with a client side)."""
-    from spicetool.dissect.capture import CaptureDamaged, CaptureError, open_capture
-    from spicetool.dissect.sessions import decode_segments
+    from spicetool.capture.reader import CaptureDamaged, CaptureError, open_capture
+    from spicetool.capture.sessions import decode_segments
 
     chans: dict[int, ChannelPlan] = {}          # Channel.index -> plan
     order: dict[int, list[int]] = {}            # session -> channel indexes in link order

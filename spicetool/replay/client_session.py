@@ -7,10 +7,9 @@ import asyncio
 import time
 from typing import Callable
 
+from spicetool.replay.client_channel import ClientChannel, LinkRefused, ReplayFailure
+from spicetool.replay.client_plan import ChannelPlan, SessionPlan
 from spicetool.stack import Message
-
-from .client_channel import ClientChannel, LinkRefused, ReplayFailure
-from .client_plan import ChannelPlan, SessionPlan
 
 AGENT_WAIT = 5.0       # seconds a message waits for the agent to connect or for tokens
 SETTLE = 0.5           # at the end: the server has been quiet this long

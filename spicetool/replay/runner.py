@@ -10,12 +10,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .demo import DemoDesktop, animate
-from .inputlog import InputLog
-from .qxl import QxlDevice
-from .replay import CaptureReplay
-from .server import SpiceServer
-from .worker import Prebuilder
+from spicetool.qxl.demo import DemoDesktop, animate
+from spicetool.qxl.device import QxlDevice
+from spicetool.qxl.worker import Prebuilder
+from spicetool.replay.capture_replay import CaptureReplay
+from spicetool.server.inputlog import InputLog
+from spicetool.server.server import SpiceServer
 
 
 @dataclass
@@ -55,7 +55,7 @@ class ServeOptions:
 async def run(opts: ServeOptions, console: Console) -> None:
     device = QxlDevice()
     if opts.streaming_video != "off":
-        from .streams import VideoStreams
+        from spicetool.qxl.streams import VideoStreams
         device.streams = VideoStreams(opts.streaming_video)
     if opts.replay is not None:
         replay = CaptureReplay(device, str(opts.replay), opts.speed, opts.loop,
@@ -74,7 +74,7 @@ async def run(opts: ServeOptions, console: Console) -> None:
     log = InputLog(opts.input_log, echo if opts.verbose else None)
     agent = None
     if opts.agent:
-        from .agent import GuestAgent
+        from spicetool.server.agent import GuestAgent
         # the demo's guest follows the client's monitor size; a replay keeps the capture's
         agent = GuestAgent(opts.agent_dir, opts.agent_max_file,
                            resize=desktop.resize if opts.replay is None else None)
@@ -88,7 +88,7 @@ async def run(opts: ServeOptions, console: Console) -> None:
     await server.start(opts.host, opts.port)
     tls_note = ""
     if opts.tls_port is not None:
-        from .tls import self_signed, server_context
+        from spicetool.server.tls import self_signed, server_context
         cert, key = opts.cert, opts.key
         if cert is None:
             cert, key = self_signed(opts.host, Path(tempfile.mkdtemp(prefix="spicetool-serve-tls-")))

@@ -15,8 +15,19 @@ from typing import Iterator
 
 import numpy as np
 
-from .qxl import (PRIMARY_SURFACE, Command, CursorHide, CursorMove, CursorSet, CursorShape, DrawCopy, Rect,
-                  SurfaceCreate, SurfaceDestroy, content_id)
+from spicetool.qxl.commands import (
+    PRIMARY_SURFACE,
+    Command,
+    CursorHide,
+    CursorMove,
+    CursorSet,
+    CursorShape,
+    DrawCopy,
+    Rect,
+    SurfaceCreate,
+    SurfaceDestroy,
+    content_id,
+)
 
 MERGE_ROWS = 16  # changed row runs closer than this are sent as one band
 BATCH_SECONDS = 1 / 60  # records this close in capture time are shown together
@@ -183,8 +194,8 @@ class Timeline:
         self.damage: str | None = None    # where the capture breaks off (what came before is replayed)
 
     def _records(self) -> Iterator:
-        from spicetool.dissect.capture import CaptureDamaged, CaptureError, open_capture
-        from spicetool.dissect.sessions import decode_segments
+        from spicetool.capture.reader import CaptureDamaged, CaptureError, open_capture
+        from spicetool.capture.sessions import decode_segments
         try:
             reader = open_capture(self.capture)
             yield from decode_segments(reader)

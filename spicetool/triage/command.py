@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from spicetool.dissect.capture import CaptureError, open_capture
-from spicetool.dissect.tls_keylog import KeyLog, KeyLogError, load_keylog
+from spicetool.capture.keylog import KeyLog, KeyLogError, load_keylog
+from spicetool.capture.reader import CaptureError, open_capture
 
 EXIT_NO_SPICE, EXIT_UNREADABLE, EXIT_DAMAGED = 1, 3, 4
 

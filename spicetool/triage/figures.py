@@ -1,7 +1,7 @@
 """The figures of `spicetool stats`, gathered in one pass over a capture.
 
 Per-channel message and body-byte counters, capabilities and auth come from
-`spicetool.dissect.summary` (the same numbers `dissect --summary` shows); this module adds what a
+`spicetool.capture.summary` (the same numbers `dissect --summary` shows); this module adds what a
 support engineer asks next: wire bytes over time, round trips, image codecs, video streams,
 problems, and what the user typed and clicked.
 """
@@ -14,10 +14,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
-from spicetool.dissect.capture import TCP_FIN, TCP_RST, Segment
-from spicetool.dissect.sessions import Channel, Record, SessionDecoder
-from spicetool.dissect.summary import ChannelStats, Summary
-from spicetool.dissect.tls_keylog import KeyLog
+from spicetool.capture.keylog import KeyLog
+from spicetool.capture.reader import TCP_FIN, TCP_RST, Segment
+from spicetool.capture.sessions import Channel, Record, SessionDecoder
+from spicetool.capture.summary import ChannelStats, Summary
 from spicetool.triage.scancodes import TextDecoder, code_bytes
 
 MOUSE_MODES = {1: "server", 2: "client"}

@@ -189,8 +189,8 @@ def thumbnails(capture: str, figs: dict[str, Any], keylog: Any = None,
                only: list[tuple[float, str]] | None = None) -> Screens:
     """The session shown, its thumbnails in time order, and render warnings, in a pass of its own
     over the capture (`only`: just these moments, no first picture and no end)."""
-    from spicetool.dissect.capture import open_capture
-    from spicetool.dissect.sessions import decode_segments
+    from spicetool.capture.reader import open_capture
+    from spicetool.capture.sessions import decode_segments
     from spicetool.render.session import SessionScreen
 
     screen = SessionScreen()

@@ -1,7 +1,7 @@
 """Images of the display channel of a real capture, with what drew them (test helper).
 
 The bytes are read by the protocol stack's own parser (the records of
-`spicetool.dissect.sessions.decode_segments`, whose `.fields` hold the parsed message), so
+`spicetool.capture.sessions.decode_segments`, whose `.fields` hold the parsed message), so
 there is one parser of the display messages: this module only picks the fields out.
 Only the draws whose body is DisplayBase followed by an Image pointer are looked at.
 """
@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from spicetool.dissect.capture import open_capture
-from spicetool.dissect.sessions import decode_segments
-from spicetool.render import decoders
+from spicetool import codecs as decoders
+from spicetool.capture.reader import open_capture
+from spicetool.capture.sessions import decode_segments
 from spicetool.stack.channels.display import image_type as IMAGE_TYPE
 from spicetool.stack.image_headers import BITMAP_FMTS
 

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from spicetool.render import decoders as d
-from spicetool.render.decoders import BitmapFormat as F
+from spicetool import codecs as d
+from spicetool.codecs import BitmapFormat as F
 
 BITS = {F.ONE_BIT_LE: 1, F.ONE_BIT_BE: 1, F.FOUR_BIT_LE: 4, F.FOUR_BIT_BE: 4, F.EIGHT_BIT: 8}
 

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from images_from_capture import CAPTURES, DRAW_COPY, decode, images
 from PIL import Image
 
-from spicetool.render import decoders
-
-from images_from_capture import CAPTURES, DRAW_COPY, decode, images
+from spicetool import codecs as decoders
 
 # capture -> image type that capture was made to exercise
 CODEC_CAPTURES = {

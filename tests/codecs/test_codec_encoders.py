@@ -9,11 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-
-from spicetool.render import decoders as d
-from spicetool.render.decoders import BitmapFormat, LzKind, QuicKind
-
 from images_from_capture import CAPTURES, codec_bytes, images
+
+from spicetool import codecs as d
+from spicetool.codecs import BitmapFormat, LzKind, QuicKind
 
 
 @st.composite

@@ -6,11 +6,10 @@ import io
 
 import numpy as np
 import pytest
+from images_from_capture import CAPTURES, mjpeg_frames
 from PIL import Image
 
-from spicetool.render import decoders as d
-
-from images_from_capture import CAPTURES, mjpeg_frames
+from spicetool import codecs as d
 
 
 def pillow_bgra(jpeg: bytes) -> np.ndarray:

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from spicetool.render import decoders
-from spicetool.render.decoders import DecodeError, ImageTooLarge, MissingReference
-
 from images_from_capture import CAPTURES, codec_bytes, images
+
+from spicetool import codecs as decoders
+from spicetool.codecs import DecodeError, ImageTooLarge, MissingReference
 
 SEEDS = Path("/work/shared/data/quic-seeds")
 SEED_SIZES = {"test1.quic": (59, 24), "test2.quic": (87, 17), "test3.quic": (87, 29), "test4.quic": (94, 82)}

@@ -12,11 +12,10 @@ import struct
 from functools import lru_cache
 
 import pytest
-
-from spicetool.render import decoders as d
-from spicetool.render.decoders import LzKind
-
 from images_from_capture import CAPTURES, codec_bytes, decode, images
+
+from spicetool import codecs as d
+from spicetool.codecs import LzKind
 
 QUIC, GLZ_RGB, ZLIB_GLZ_RGB = 1, 102, 107
 TOLERANCE = 0.10

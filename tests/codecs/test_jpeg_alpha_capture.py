@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from images_from_capture import CAPTURES, CapturedImage, decode, images
 from PIL import Image
 
-from spicetool.render import RenderStats, decoders, picture_at
-
-from images_from_capture import CAPTURES, CapturedImage, decode, images
+from spicetool import codecs as decoders
+from spicetool.render import RenderStats, picture_at
 
 JPEG_ALPHA = 108
 CAPTURE = CAPTURES / "img-jpeg-alpha.pcapng"

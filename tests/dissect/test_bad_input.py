@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from support import corpus
 
 EXIT_NO_SPICE, EXIT_UNREADABLE, EXIT_DAMAGED = 1, 3, 4
@@ -53,7 +52,7 @@ def test_empty_file(tmp_path: Path) -> None:
 
 def test_capture_of_something_else(tmp_path: Path) -> None:
     """A valid capture with TCP traffic that is not SPICE: no SPICE found, exit 1."""
-    from spicetool.dissect.pcapwriter import PcapWriter
+    from spicetool.capture.pcap_writer import PcapWriter
 
     path = tmp_path / "http.pcap"
     rng = random.Random(2)

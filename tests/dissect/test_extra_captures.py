@@ -19,10 +19,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-
 from support import CAPTURES, need_program
-from spicetool.dissect.capture import open_capture
-from spicetool.dissect.sessions import decode_segments
+
+from spicetool.capture.reader import open_capture
+from spicetool.capture.sessions import decode_segments
 
 AGENT = CAPTURES / "agent-file-transfer.pcapng"
 QEMU = CAPTURES / "qemu-channels.pcapng"

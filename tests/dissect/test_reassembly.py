@@ -8,11 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from support import CAPTURES
-from spicetool.dissect.capture import Segment, open_capture
-from spicetool.dissect.sessions import Record, decode_segments
-from spicetool.dissect.tcp import ACK_GRACE_FRAMES
+
+from spicetool.capture.reader import Segment, open_capture
+from spicetool.capture.sessions import Record, decode_segments
+from spicetool.capture.tcp import ACK_GRACE_FRAMES
 
 
 def segments(name: str) -> list[Segment]:

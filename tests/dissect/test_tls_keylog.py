@@ -31,12 +31,12 @@ from support import CAPTURES, ROOT, need_program
 sys.path.insert(0, str(ROOT / "tests" / "record"))
 from recorder import Recorder, peers, screenshot  # noqa: E402
 
-from spicetool.dissect.capture import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, open_capture  # noqa: E402
-from spicetool.dissect.pcapwriter import PcapWriter  # noqa: E402
-from spicetool.dissect.sessions import decode_segments  # noqa: E402
-from spicetool.dissect.tcp import Data, TcpTracker  # noqa: E402
-from spicetool.dissect.tls import TlsConnection  # noqa: E402
-from spicetool.dissect.tls_keylog import KeyLog  # noqa: E402
+from spicetool.capture.keylog import KeyLog  # noqa: E402
+from spicetool.capture.pcap_writer import PcapWriter  # noqa: E402
+from spicetool.capture.reader import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, open_capture  # noqa: E402
+from spicetool.capture.sessions import decode_segments  # noqa: E402
+from spicetool.capture.tcp import Data, TcpTracker  # noqa: E402
+from spicetool.capture.tls import TlsConnection  # noqa: E402
 from spicetool.render import picture_at  # noqa: E402
 
 PLAIN_PORT, LISTEN_PORT, TLS_PORT, DISPLAY = 5980, 5981, 5982, 80
@@ -64,7 +64,7 @@ class TlsSession:
 def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> TlsSession:
     for program in ("Xorg", "spicy-screenshot", "tshark", "xterm"):
         need_program(program)
-    from spicetool.record.tls import self_signed
+    from spicetool.capture.tls_contexts import self_signed
 
     version = request.param
     tmp = tmp_path_factory.mktemp(f"tls{version}")
@@ -533,7 +533,7 @@ def test_key_updates_both_ways(tmp_path: Path) -> None:
     """openssl s_client asks for a KeyUpdate mid-connection ("K"): both sides move to their next
     traffic secret; what each sent before and after decrypts, as tshark decrypts it."""
     need_program("openssl")
-    from spicetool.record.tls import self_signed
+    from spicetool.capture.tls_contexts import self_signed
 
     port = 5985
     cert, key = self_signed(["localhost"])
@@ -706,7 +706,7 @@ def reencrypt(src: str, dst: str, keylog: str, ciphers: str = "", server_curve: 
     `ciphers`: the TLS 1.2 cipher list; `server_curve`: the one group the server accepts; `resume`:
     the connections after the first resume its session (abbreviated handshakes); `alpn`: the client
     asks for these application protocols (comma-separated)."""
-    from spicetool.record.tls import self_signed
+    from spicetool.capture.tls_contexts import self_signed
 
     cert, key = self_signed(["localhost"])
     with tempfile.TemporaryDirectory() as d:

@@ -12,8 +12,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from support import need_program, starts_mid_session, wireshark_in_step
-from spicetool.dissect.capture import open_capture
-from spicetool.dissect.sessions import Record, decode_segments
+
+from spicetool.capture.reader import open_capture
+from spicetool.capture.sessions import Record, decode_segments
 
 # tshark field -> how to find the same values in our records
 FIELDS = ("spice.surface_width", "spice.surface_height", "spice.image_type", "spice.display_stream_codec_type",

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops
-
-from support import need_program
 from recorder import Recorder, peers, screenshot
-from spicetool.dissect.capture import TCP_FIN, TCP_RST, TCP_SYN, open_capture
-from spicetool.dissect.sessions import decode_segments
+from support import need_program
+
+from spicetool.capture.reader import TCP_FIN, TCP_RST, TCP_SYN, open_capture
+from spicetool.capture.sessions import decode_segments
 
 
 def same_image(a: Path, b: Path) -> bool:
@@ -182,7 +182,7 @@ def test_tls_both_sides_recorded_in_clear(tmp_path: Path) -> None:
     """spicy-screenshot --TLS--> record --TLS--> Xspice's TLS port; the file holds clear SPICE."""
     need_program("Xorg")
     need_program("spicy-screenshot")
-    from spicetool.record.tls import self_signed
+    from spicetool.capture.tls_contexts import self_signed
 
     certs = tmp_path / "x509"
     certs.mkdir()

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spicetool.dissect.capture import CaptureDamaged, CaptureError, CaptureReader
-from spicetool.dissect.sessions import decode_segments
+from spicetool.capture.reader import CaptureDamaged, CaptureError, CaptureReader
+from spicetool.capture.sessions import decode_segments
 from spicetool.render import RenderStats, frames, picture_at
 from spicetool.render.sizing import largest_picture
 from spicetool.render.surfaces import MAX_SURFACE_PIXELS

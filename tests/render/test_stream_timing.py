@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spicetool.dissect.sessions import Record
+from spicetool.capture.sessions import Record
 from spicetool.render import RenderStats, SessionScreen, frames, picture_at
 from spicetool.render.frames import records_of
 
@@ -110,8 +110,9 @@ def test_frames_late_for_the_clock_are_dropped_as_the_client_drops_them() -> Non
 def _as_vp8(cap: str, streaming_mode: bool) -> Iterator[Record]:
     """The capture's stream as VP8, as a GStreamer-encoding server would send it: the same frames
     (re-encoded with FFmpeg), sizes and times; optionally on a streaming-mode surface."""
-    import av
     from fractions import Fraction
+
+    import av
     enc = None
     n = 0
     for rec in records_of(cap):

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from serve_helpers import ROOT, peers
 from support import need_program, read_ppm
 
@@ -81,8 +80,8 @@ def distinct_pictures(path: Path, min_seconds: float = 0.02) -> list[bytes]:
 
 def records(path: Path) -> list:
     """Every record the dissector finds in a capture."""
-    from spicetool.dissect.capture import open_capture
-    from spicetool.dissect.sessions import decode_segments
+    from spicetool.capture.reader import open_capture
+    from spicetool.capture.sessions import decode_segments
     return list(decode_segments(open_capture(str(path))))
 
 
@@ -99,7 +98,8 @@ SERVED = {"main", "display", "inputs", "cursor"}   # the channels `spicetool ser
 def check_summary(stdout: str, new: Path) -> set[str]:
     """Each summary line's figures are what the regenerated capture holds; returns the channels."""
     from collections import Counter
-    from spicetool.dissect.capture import open_capture
+
+    from spicetool.capture.reader import open_capture
     messages: Counter = Counter()
     endpoints: dict[str, str] = {}
     for r in records(new):
@@ -388,6 +388,7 @@ class MisbehavingServer:
     def _serve(self) -> None:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import rsa
+
         from spicetool.stack import build_link_reply, build_link_result
         from spicetool.stack.link import LINK_HEADER, parse_link_mess
         conn, _ = self.sock.accept()
@@ -457,8 +458,8 @@ def test_connection_refused():
 
 def _server_side_only(src: Path, dst: Path) -> None:
     """The capture with every client-to-server segment dropped (what a one-sided tap sees)."""
-    from spicetool.dissect.capture import open_capture
-    from spicetool.dissect.pcapwriter import PcapWriter
+    from spicetool.capture.pcap_writer import PcapWriter
+    from spicetool.capture.reader import open_capture
     with open(dst, "wb") as out:
         w = PcapWriter(out)
         for seg in open_capture(str(src)):

@@ -13,7 +13,7 @@ import pytest
 
 from serve_helpers import ROOT, free_display, need, peers, read_ppm
 from serve_helpers import spice_server  # noqa: F401 (fixture)
-from test_viewers import wait_for_picture
+from serve_helpers import wait_for_picture
 
 CAPTURES = ROOT / "captures"
 

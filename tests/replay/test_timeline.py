@@ -7,11 +7,15 @@ import hashlib
 
 import numpy as np
 import pytest
+from serve_helpers import (
+    ROOT,
+    RawClient,
+    peers,
+    spice_server,  # noqa: F401 (fixture)
+)
 
-from serve_helpers import ROOT, RawClient, peers
-from serve_helpers import spice_server  # noqa: F401 (fixture)
-from spicetool.replay.qxl import QxlDevice
-from spicetool.replay.replay import CaptureReplay
+from spicetool.qxl.device import QxlDevice
+from spicetool.replay.capture_replay import CaptureReplay
 from spicetool.replay.timeline import Timeline
 
 CAPTURES = ROOT / "captures"

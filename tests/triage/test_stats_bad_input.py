@@ -7,8 +7,9 @@ import subprocess
 from pathlib import Path
 
 from support import CAPTURES
-from spicetool.dissect.capture import TCP_ACK, TCP_SYN
-from spicetool.dissect.pcapwriter import PcapWriter
+
+from spicetool.capture.pcap_writer import PcapWriter
+from spicetool.capture.reader import TCP_ACK, TCP_SYN
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -1,0 +1,1 @@
+"""The QXL device model: the command vocabulary, the device and its guest memory, the guest driver, the worker that turns commands into display messages, image compression choice, video streams, the demo desktop."""

@@ -1,0 +1,85 @@
+"""The display channel: surfaces and draws from the device, through the worker."""
+from __future__ import annotations
+
+from spicetool.qxl import worker as worker
+from spicetool.qxl.commands import Command, CopyBits, CopySurface, DrawCopy, DrawFill, StreamCreate, StreamDestroy
+from spicetool.qxl.images import CLIENT_PREFERENCES, ClientImages
+from spicetool.qxl.pixmap_cache import PixmapCache
+from spicetool.server.channel import ChannelClient, ClientDropped, PipeItem
+from spicetool.stack import Message
+
+
+class DisplayChannel(ChannelClient):
+    name = "display"
+    handle_acks = True
+
+    def on_connect(self) -> None:
+        self.monitors = "monitors_config" in self.link.channel_caps
+        self.lz4 = "lz4_compression" in self.link.channel_caps
+        self.images = ClientImages(self.server.image_compression, self.lz4, self.server.stats)
+        self.push_set_ack()
+        device = self.server.device
+        surfaces = worker.snapshot(device)  # the picture now; encoded when sent, in send order
+        self.push_item(PipeItem(lambda: worker.display_state(surfaces, self.monitors, self.images), False,
+                                sum(px.nbytes for _, px, _ in surfaces)))
+        # MJPEG: every client without MULTI_CODEC, and those that announce CODEC_MJPEG
+        caps = self.link.channel_caps
+        self.mjpeg = "multi_codec" not in caps or "codec_mjpeg" in caps
+        self.streams: set[int] = set()      # the video streams this client was told of
+        for s in (device.streams.active.values() if device.streams is not None else ()):
+            self.on_command(StreamCreate(s.id, s.rect))   # as spice-server after MARK
+        device.listeners.append(self.on_command)
+
+    def on_command(self, cmd: Command) -> None:
+        if isinstance(cmd, StreamCreate):
+            if self.mjpeg:
+                self.streams.add(cmd.stream_id)
+                self.push_item(PipeItem(lambda: [worker.stream_create(cmd)], False, 64))
+            return
+        if isinstance(cmd, StreamDestroy):
+            if cmd.stream_id in self.streams:
+                self.streams.discard(cmd.stream_id)
+                self.push_item(PipeItem(lambda: [("stream_destroy", {"id": cmd.stream_id})], False, 16))
+            return
+        if isinstance(cmd, DrawCopy) and cmd.stream in self.streams:
+            mm = cmd.shared.setdefault("mm_time", self.server.mm_time() + worker.STREAM_DELAY_MS)
+            self.server.stats["stream_frames"] += 1
+            self.push_item(PipeItem(lambda: [worker.stream_frame(cmd, mm)], True, cmd.pixels.nbytes // 10))
+            return
+        draw = isinstance(cmd, (DrawFill, DrawCopy, CopyBits, CopySurface))
+        size = cmd.pixels.nbytes if isinstance(cmd, DrawCopy) else 64
+        self.push_item(PipeItem(lambda: worker.display_messages(cmd, self.monitors, self.images), draw, size))
+
+    def collapse(self) -> PipeItem:
+        # The surfaces as they are now, where the dropped draws end: the commands still to come
+        # go on from this state (a scroll moves what is there, so it must not be applied twice).
+        # Counted as no bytes in the pipe: a client holds one at most (each collapse drops the
+        # last), and a surface larger than the pipe's bound must not collapse it again at once.
+        surfaces = worker.snapshot(self.server.device)
+        return PipeItem(lambda: worker.surfaces_refresh(surfaces, self.images), True, 0)
+
+    def on_message(self, msg: Message) -> None:
+        if msg.name == "init":
+            if self.images.cache is not None:  # as spice-server: INIT once per channel
+                raise ClientDropped("a second display init")
+            self.client_init = msg.fields
+            # images cached from here on, in the client's pixmap cache of the size it announced
+            self.images.cache = PixmapCache(msg.fields["pixmap_cache_size"])
+        elif msg.name == "preferred_compression":
+            # spice-server lets the client's preference override the server setting
+            wanted = CLIENT_PREFERENCES.get(msg.fields["image_compression"])
+            if wanted is None:
+                raise ClientDropped(f"invalid preferred compression {msg.fields['image_compression']}")
+            if wanted != self.images.codec:
+                self.images.set_compression(wanted)
+            self.server.log(f"{self.peer} display: client prefers {wanted}", verbose=True)
+        elif msg.name in ("stream_report", "preferred_video_codec_type", "gl_draw_done"):
+            pass
+        else:
+            raise ClientDropped(f"unexpected display message {msg.name}")
+
+    def on_close(self) -> None:
+        try:
+            self.server.device.listeners.remove(self.on_command)
+        except ValueError:
+            pass

@@ -1,0 +1,277 @@
+"""Hostile and broken clients: each is refused with the error spice-server gives, or dropped,
+in bounded time and memory, while a real client (spicy-screenshot) keeps getting its picture."""
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import time
+
+import numpy as np
+import pytest
+from serve_helpers import (
+    RawClient,
+    need,
+    peers,
+    read_ppm,
+    spice_server,  # noqa: F401 (fixture)
+)
+
+from spicetool.stack.link import LINK_HEADER, LINK_MESS
+
+MAIN, DISPLAY, INPUTS = 1, 2, 3
+
+
+def still_serves(srv, tmp_path) -> None:
+    """A real client still gets the exact picture."""
+    need("spicy-screenshot")
+    shot = read_ppm(peers.spicy_screenshot(srv.port, tmp_path / f"ok{time.monotonic_ns()}.ppm", timeout=20))
+    assert np.array_equal(shot, srv.framebuffer())
+    assert not [m for m in srv.messages if "internal error" in m]
+
+
+def raw_link_mess(magic=b"REDQ", major=2, minor=2, size=None, ncommon=1, nchannel=0, caps_offset=18,
+                  channel_type=MAIN) -> bytes:
+    body = LINK_MESS.pack(0, channel_type, 0, ncommon, nchannel, caps_offset) + struct.pack("<I", 0b1001)
+    return LINK_HEADER.pack(magic, major, minor, len(body) if size is None else size) + body
+
+
+@pytest.mark.parametrize("data, error", [
+    (raw_link_mess(magic=b"RFB "), "INVALID_MAGIC"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "INVALID_MAGIC"),
+    (raw_link_mess(major=3), "VERSION_MISMATCH"),
+    (raw_link_mess(major=1), "VERSION_MISMATCH"),
+    (raw_link_mess(size=0x7FFFFFFF), "INVALID_DATA"),
+    (raw_link_mess(size=4), "INVALID_DATA"),
+    (raw_link_mess(ncommon=100000), "INVALID_DATA"),
+    (raw_link_mess(ncommon=3), "INVALID_DATA"),   # caps run past the message
+    (raw_link_mess(caps_offset=2), "INVALID_DATA"),
+    (raw_link_mess(channel_type=42), "CHANNEL_NOT_AVAILABLE"),
+    (raw_link_mess(channel_type=5), "CHANNEL_NOT_AVAILABLE"),  # no playback here
+], ids=["magic", "http", "major3", "major1", "huge-size", "tiny-size", "caps-count", "caps-overrun",
+        "caps-offset", "channel-42", "playback"])
+def test_bad_link_is_refused(spice_server, tmp_path, data, error):
+    srv = spice_server()
+    c = RawClient(srv.port)
+    c.send(data)
+    assert c.link_reply(None)["error"] == error
+    assert c.closed_by_server(2)
+    assert srv.server.refusals[-1][1] == error
+    still_serves(srv, tmp_path)
+
+
+def test_major_zero_is_closed_silently(spice_server):
+    srv = spice_server()
+    c = RawClient(srv.port)
+    c.send(raw_link_mess(major=0))
+    assert c.closed_by_server(2) and c.buf == b""
+
+
+def test_link_results(spice_server, tmp_path):
+    srv = spice_server(password=b"pw")
+    assert RawClient(srv.port).link(password=b"wrong") == "PERMISSION_DENIED"
+    assert RawClient(srv.port).link(password=b"pw" * 30) == "PERMISSION_DENIED"
+    assert RawClient(srv.port).link(DISPLAY, connection_id=1234, password=b"pw") == "BAD_CONNECTION_ID"
+    # SASL is not offered: asking for it is INVALID_DATA
+    c = RawClient(srv.port)
+    from spicetool.stack import build_link_mess
+    c.send(build_link_mess({"channel_type": MAIN, "common_caps": ["protocol_auth_selection", "mini_header"]}))
+    reply = c.link_reply()
+    assert reply["common_caps"] == ["protocol_auth_selection", "auth_spice", "mini_header"]
+    assert len(reply["pub_key"]) == 162 and reply["pub_key"].startswith(bytes.fromhex("30819f300d06092a"))
+    c.send((2).to_bytes(4, "little"))
+    assert c.recv_exact(4) == (3).to_bytes(4, "little")  # INVALID_DATA
+    # a ticket that is not even an OAEP block
+    c = RawClient(srv.port)
+    c.send(build_link_mess({"channel_type": MAIN, "common_caps": ["protocol_auth_selection", "mini_header"]}))
+    c.link_reply()
+    c.send((1).to_bytes(4, "little") + os.urandom(128))
+    assert c.recv_exact(4) == (7).to_bytes(4, "little")  # PERMISSION_DENIED
+    # the right password, and a client without auth selection nor mini header (full headers)
+    assert RawClient(srv.port).link(password=b"pw") == "OK"
+    old = RawClient(srv.port)
+    assert old.link(password=b"pw", caps=()) == "OK"
+    init = old.messages(0.5)[0]
+    assert init.name == "init" and init.serial == 1 and init.header_size == 18
+
+
+def test_silent_client_is_timed_out(spice_server, tmp_path):
+    srv = spice_server(link_timeout=1.0)
+    silent = RawClient(srv.port)
+    half = RawClient(srv.port)
+    half.send(raw_link_mess()[:10])
+    start = time.monotonic()
+    assert silent.closed_by_server(5) and half.closed_by_server(5)
+    assert time.monotonic() - start < 3
+    still_serves(srv, tmp_path)
+
+
+def linked_main(srv) -> tuple[RawClient, int]:
+    c = RawClient(srv.port)
+    assert c.link() == "OK"
+    init = c.messages(0.3)[0]
+    return c, init.fields["session_id"]
+
+
+@pytest.mark.parametrize("garbage", [
+    os.urandom(4096),
+    struct.pack("<HI", 104, 0x40000000),           # ATTACH_CHANNELS claiming 1 GiB
+    struct.pack("<HI", 9999, 0),                   # unknown message type
+    struct.pack("<HI", 105, 1) + b"\x01",          # MOUSE_MODE_REQUEST cut short
+    struct.pack("<HI", 4, 0),                      # MIGRATE_FLUSH_MARK with no migration
+], ids=["random", "huge", "unknown-type", "truncated-body", "migrate"])
+def test_garbage_after_link_drops_the_client(spice_server, tmp_path, garbage):
+    srv = spice_server()
+    c, _ = linked_main(srv)
+    c.send(garbage)
+    assert c.closed_by_server(3)
+    peers.wait_until(lambda: srv.server.stats["clients_dropped"] >= 1, 3, "drop counted")
+    still_serves(srv, tmp_path)
+
+
+def test_disconnect_mid_message(spice_server, tmp_path):
+    srv = spice_server()
+    c, sid = linked_main(srv)
+    c.send(struct.pack("<HI", 107, 100) + b"x" * 10)  # AGENT_DATA, 10 of 100 bytes
+    c.close()
+    d = RawClient(srv.port)
+    d.send(raw_link_mess()[:20])
+    d.close()
+    peers.wait_until(lambda: srv.sessions() == 0, 3, "session gone")
+    still_serves(srv, tmp_path)
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_input_flood(spice_server, tmp_path):
+    srv = spice_server()
+    main, sid = linked_main(srv)
+    flood = RawClient(srv.port)
+    assert flood.link(INPUTS, sid) == "OK"
+    one = flood.message("key_down", {"code": 0x1E}) + flood.message("mouse_position", {
+        "x": 5, "y": 6, "buttons_state": 0, "display_id": 0})
+    n = 50_000
+    before = rss_kib()
+    done = threading.Event()
+
+    def blast():
+        try:
+            flood.send(one * n)
+        finally:
+            done.set()
+    threading.Thread(target=blast, daemon=True).start()
+    start = time.monotonic()
+    still_serves(srv, tmp_path)            # another client is served during the flood
+    assert time.monotonic() - start < 10
+    assert done.wait(60)
+    peers.wait_until(lambda: srv.input_log.count >= 2 * n, 60, "flood logged")
+    assert rss_kib() - before < 100 * 1024
+    acks = [m for m in flood.messages(1.0) if m.name == "mouse_motion_ack"]
+    assert len(acks) == n // 4                # one MOUSE_MOTION_ACK per 4 motions
+    assert srv.sessions() == 1
+
+
+def test_ack_window_and_slow_reader(spice_server, tmp_path):
+    """A display client that never ACKs gets SET_ACK and 2 x window messages, then nothing;
+    its pipe stays bounded while the desktop animates; ACKs release the flow."""
+    srv = spice_server()
+    main, sid = linked_main(srv)
+    slow = RawClient(srv.port)
+    assert slow.link(DISPLAY, sid) == "OK"
+    srv.animate(fps=60)
+    got = slow.messages(2.0)
+    assert got[0].name == "set_ack" and got[0].fields["window"] == 20
+    assert len(got) == 41
+    time.sleep(2.0)
+    chans = srv.call(lambda: [ch for s in srv.server.sessions.values() for ch in s.channels
+                              if ch.name == "display"])
+    assert chans[0].pipe_bytes <= chans[0].max_pipe_bytes and len(chans[0].pipe) <= chans[0].max_pipe_items
+    assert srv.server.stats["pipe_collapses"] >= 1 or len(chans[0].pipe) > 100
+    slow.send(slow.message("ack_sync", {"generation": 1}) + slow.message("ack"))
+    more = slow.messages(1.0)
+    assert 1 <= len(more) <= 21   # one window's worth released
+    srv.pause()
+    still_serves(srv, tmp_path)
+
+
+def test_a_slow_reader_catches_up_to_the_exact_picture(spice_server, tmp_path):
+    """A display client that stops reading while the desktop animates (scrolls included): its
+    pipe overflows, the draws it missed collapse into the surfaces as they were then, and what
+    comes after goes on from there. Once it reads again, the picture it composes (our renderer
+    on a capture of the connection) is exactly the model's."""
+    need("tshark")
+    from spicetool.render import picture_at
+    srv = spice_server(size=(800, 600))     # with the demo's scrolling log (COPY_BITS)
+    cap = tmp_path / "slow.pcapng"
+    with peers.Tshark(srv.port, cap):
+        main, sid = linked_main(srv)
+        slow = RawClient(srv.port)
+        assert slow.link(DISPLAY, sid) == "OK"
+        srv.animate(fps=60)
+        time.sleep(3.5)                      # three scrolls and more than a pipe's worth of draws
+        srv.pause()                          # (its pipe cannot drain: no wait_idle)
+        collapses = srv.server.stats["pipe_collapses"]
+        srv.call(lambda: srv.desktop.log("a scroll queued after the collapse"))
+        time.sleep(0.3)
+        received, acked = 0, False
+        while True:                          # now a good client: ACK every window
+            got = slow.messages(1.0)
+            if not got:
+                break
+            if not acked and got[0].name == "set_ack":
+                slow.send(slow.message("ack_sync", {"generation": got[0].fields["generation"]}))
+                acked = True
+            received += len(got)
+            slow.send(slow.message("ack") * (len(got) // 20 + 1))
+        time.sleep(0.5)
+    assert collapses >= 1 and received > 40
+    shown = picture_at(str(cap))
+    assert shown is not None and np.array_equal(shown.image, srv.framebuffer())
+
+
+def test_agent_data_without_end(spice_server, tmp_path):
+    """AGENT_DATA chunks of a vdagent message announced as 50 MB: dropped after 1 MiB."""
+    from spicetool.stack.vdagent import HEADER
+    srv = spice_server()
+    c, _ = linked_main(srv)
+    c.send(c.message("agent_start", {"num_tokens": 10}))
+    first = HEADER.pack(1, 4, 0, 50_000_000) + bytes(2000)
+    c.send(c.message("agent_data", {"data": first}))
+    sent = 1
+    try:
+        while sent < 2000:
+            c.send(c.message("agent_data", {"data": bytes(2048)}))
+            sent += 1
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    assert c.closed_by_server(5)
+    assert any("vdagent message of more than" in r[2] for r in srv.server.refusals)
+    still_serves(srv, tmp_path)
+
+
+def test_display_init_once_and_an_absurd_cache_size_stays_bounded(spice_server, tmp_path):
+    """A cache size of 2^63-1 pixels keeps the server's mirror of it within MAX_ITEMS ids;
+    a second DISPLAY_INIT drops the client, as spice-server does."""
+    from spicetool.qxl.pixmap_cache import MAX_ITEMS
+    srv = spice_server()
+    _, sid = linked_main(srv)
+    d = RawClient(srv.port)
+    assert d.link(2, sid) == "OK"
+    init = d.message("init", {"pixmap_cache_id": 1, "pixmap_cache_size": (1 << 63) - 1,
+                              "glz_dictionary_id": 1, "glz_dictionary_window_size": 0})
+    d.send(init)
+    peers.wait_until(lambda: srv.call(lambda: any(getattr(c, "client_init", None) for s in srv.server.sessions.values()
+                                                  for c in s.channels)), 3, "init taken")
+    cache = srv.call(lambda: [c.images.cache for s in srv.server.sessions.values() for c in s.channels
+                              if c.name == "display"][0])
+    assert cache.size == (1 << 63) - 1 and cache.max_items == MAX_ITEMS
+    d.send(init)
+    assert d.closed_by_server(3)
+    peers.wait_until(lambda: any("second display init" in r[2] for r in srv.server.refusals), 3, "reason")
+    still_serves(srv, tmp_path)
