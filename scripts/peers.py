@@ -736,7 +736,8 @@ class Chromium(Peer):
         self.display, self.url = display, url
         self._profile = tempfile.TemporaryDirectory(prefix="chromium-profile-")
         before = established_to(watch_port) if watch_port else 0
-        self.argv = ["chromium", "--no-sandbox", "--no-first-run", "--disable-gpu", "--no-default-browser-check",
+        # --test-type: no "unsupported command-line flag" infobar over the page.
+        self.argv = ["chromium", "--no-sandbox", "--test-type", "--no-first-run", "--disable-gpu", "--no-default-browser-check",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
                      "--password-store=basic", "--disable-features=Translate,MediaRouter",
                      f"--user-data-dir={self._profile.name}", f"--window-size={window_size}",

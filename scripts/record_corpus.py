@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -475,9 +476,19 @@ def record(s: Session, out_dir: Path = CAPTURES) -> dict:
                         tl.note("capture_started", filter=cap.filter)
                         with start_client(s, xv, xs, route, tmp) as cl:
                             tl.note("client_connected")
+                            view = None
+                            if s.streaming_video == "all":
+                                # What the client shows while the stream plays (its decoder at work), not the truth.
+                                view = threading.Timer(4.0, client_view, (s, xv, out_dir, tl, "stream"))
+                                view.start()
                             session_actions(s, xs, cl, progs, tl, desk.sizes)
+                            if view is not None:
+                                view.join()
                             final_picture(s, xs, progs, png, tl)
+                            if s.client == "spice-html5":  # what the browser showed (not the truth)
+                                client_view(s, xv, out_dir, tl, "client")
                             client_argv = cl.argv
+                            client_log = cl.log_text()
                         tl.note("client_closed")
                         time.sleep(0.5)
                     if route.keylog is not None:
@@ -509,6 +520,7 @@ def record(s: Session, out_dir: Path = CAPTURES) -> dict:
     if s.video_codecs:
         meta["server"]["video_codecs"] = s.video_codecs
         meta["versions"].update(package_versions(GST_PACKAGES))
+        meta["client"]["log"] = client_log.strip().splitlines()[-30:]  # gstreamer decoder complaints, if any
     if route is not None:
         describe_route(s, meta, route, client_argv, tmp)
     if route is not None and route.keylog is not None:
@@ -517,6 +529,12 @@ def record(s: Session, out_dir: Path = CAPTURES) -> dict:
         meta["capture"]["lost_segments"] = dropped
     (out_dir / f"{s.name}.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return meta
+
+
+def client_view(s: Session, xv: peers.Xvfb, out_dir: Path, tl: Timeline, what: str) -> None:
+    """A screenshot of the client's own X display (NAME.WHAT.png): what the client showed, for checking."""
+    png = peers.xwd_png(xv.display, out_dir / f"{s.name}.{what}.png")
+    tl.note("client_view", file=png.name, how=f"xwd -root -display :{xv.display} (the client's Xvfb)")
 
 
 GST_PACKAGES = ("gstreamer1.0-plugins-base", "gstreamer1.0-plugins-good", "gstreamer1.0-plugins-ugly",
@@ -590,8 +608,11 @@ def drop_segments(s: Session, intact: Path, final: Path) -> dict:
                          capture_output=True, text=True, check=True).stdout
     segs = [(int(f), int(n)) for f, n in (line.split("\t") for line in out.splitlines())]
     full = max(n for _, n in segs)
-    inside = [segs[i][0] for i in range(1, len(segs) - 1)
-              if segs[i - 1][1] == full and segs[i][1] == full and segs[i + 1][1] == full]
+    # spice-server writes a large message 64 KiB at a time; loopback's MSS splits each write into a full
+    # segment and a small remainder. A full segment with two such neighbours each side is mid-message.
+    bulk = {full, 65536 - full}
+    inside = [segs[i][0] for i in range(2, len(segs) - 2)
+              if segs[i][1] == full and all(segs[j][1] in bulk for j in (i - 2, i - 1, i + 1, i + 2))]
     if len(inside) < s.drop_frames:
         raise peers.PeerError(f"only {len(inside)} segments inside large messages, {s.drop_frames} wanted")
     n = s.drop_frames
@@ -604,10 +625,12 @@ def drop_segments(s: Session, intact: Path, final: Path) -> dict:
     return {"tool": "editcap", "command": f"editcap {intact.name} {final.name} " + " ".join(map(str, picks)),
             "intact_file": intact.name, "intact_bytes": intact.stat().st_size,
             "intact_packets": count_packets(intact),
-            "dropped_frames": picks, "dropped_frame_bytes": [lens[f] for f in picks],
+            "dropped_frames": picks, "frame_numbers_of": "the intact capture",
+            "dropped_frame_bytes": [lens[f] for f in picks],
             "display_tcp_stream": stream, "direction": f"server (port {s.port}) -> client",
-            "chosen_from": f"{len(inside)} full-size ({full}-byte) segments whose neighbours in that direction "
-                           "are full-size too (inside large messages), at 1/(n+1) .. n/(n+1) of that list",
+            "chosen_from": f"{len(inside)} full-size ({full}-byte) segments whose two neighbours each side in "
+                           f"that direction are {full}-byte segments or {65536 - full}-byte remainders of 64 KiB "
+                           "writes (inside large messages), at 1/(n+1) .. n/(n+1) of that list",
             "truth_source": "the intact capture: the ground truth PNG is what the client was shown in it"}
 
 
