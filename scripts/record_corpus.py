@@ -888,30 +888,32 @@ def record_qemu_linux(s: Session, out_dir: Path) -> dict:
                                      heads=s.qxl_heads)
         raw = tmp / final.name
         truth = []
-        with peers.Xvfb(s.client_display, CLIENT_SCREEN) as xv:
+        # QEMU first: its readiness probes of the SPICE port stay out of the capture; the guest is still in
+        # its firmware when the client connects.
+        with peers.Xvfb(s.client_display, CLIENT_SCREEN) as xv, peers.QemuLinux(qs, tmp) as qemu:
+            qemu_listening = time.monotonic()
             with peers.Tshark(s.port, raw, pcapng=s.pcapng, log_dir=tmp) as cap:
                 tl = Timeline()
-                tl.note("capture_started", filter=cap.filter)
-                with peers.QemuLinux(qs, tmp) as qemu:
-                    tl.note("qemu_started", heads=s.qxl_heads)
-                    with peers.Spicy(xv.display, qemu.port, log_dir=tmp) as cl:
-                        tl.note("client_connected")
-                        qemu.wait_guest(240)
-                        tl.note("guest_ready", how=f"serial console printed {peers.GUEST_READY}")
-                        # The guest is still from now on (no cursor blink, console log level 1).
-                        time.sleep(max(2.0, tl.t0 + s.duration - time.monotonic() - 2.0))
-                        for i, head_png in enumerate(head_pngs):
-                            device = None if i == 0 else f"qxl{i}"
-                            qemu.screendump(head_png, device)
-                            how = f"monitor: screendump FILE{' ' + device if device else ''} (PPM) | convert png"
-                            truth.append({"file": head_png.name, "device": device or "the -vga qxl device",
-                                          "how": how})
-                            tl.note("ground_truth", file=head_png.name, how=how)
-                        time.sleep(1.0)
-                        client_argv = cl.argv
-                    tl.note("client_closed")
-                    serial = qemu.serial_text()
-                    qemu_log = qemu.log_text()
+                tl.note("capture_started", filter=cap.filter,
+                        qemu_port_listening_s_before=round(tl.t0 - qemu_listening, 2))
+                with peers.Spicy(xv.display, qemu.port, log_dir=tmp) as cl:
+                    tl.note("client_connected")
+                    qemu.wait_guest(240)
+                    tl.note("guest_ready", how=f"serial console printed {peers.GUEST_READY}")
+                    # The guest is still from now on (no cursor blink, console log level 1).
+                    time.sleep(max(2.0, tl.t0 + s.duration - time.monotonic() - 2.0))
+                    for i, head_png in enumerate(head_pngs):
+                        device = None if i == 0 else f"qxl{i}"
+                        qemu.screendump(head_png, device)
+                        how = f"monitor: screendump FILE{' ' + device if device else ''} (PPM) | convert png"
+                        truth.append({"file": head_png.name, "device": device or "the -vga qxl device",
+                                      "how": how})
+                        tl.note("ground_truth", file=head_png.name, how=how)
+                    time.sleep(1.0)
+                    client_argv = cl.argv
+                tl.note("client_closed")
+                serial = qemu.serial_text()
+                qemu_log = qemu.log_text()
                 time.sleep(0.5)
         keep_capture(s, raw, final)
     if cap.dropped:
@@ -938,7 +940,8 @@ def record_qemu_linux(s: Session, out_dir: Path) -> dict:
             "serial_console": serial.splitlines()[-40:],
         },
         "client": {"program": "spicy", "argv": shlex.join(client_argv), "display": f"Xvfb {CLIENT_SCREEN}"},
-        "timeline_origin": "t=0 is when tshark reported it was capturing, before QEMU started",
+        "timeline_origin": "t=0 is when tshark reported it was capturing: QEMU's SPICE port listened, the client "
+                           "was not yet connected",
         "timeline": tl.events,
         "capture": {
             "file": final.name,
