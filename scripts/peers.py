@@ -737,7 +737,8 @@ class Chromium(Peer):
         self._profile = tempfile.TemporaryDirectory(prefix="chromium-profile-")
         before = established_to(watch_port) if watch_port else 0
         # --test-type: no "unsupported command-line flag" infobar over the page.
-        self.argv = ["chromium", "--no-sandbox", "--test-type", "--no-first-run", "--disable-gpu", "--no-default-browser-check",
+        self.argv = ["chromium", "--no-sandbox", "--test-type", "--no-first-run", "--disable-gpu",
+                     "--no-default-browser-check",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
                      "--password-store=basic", "--disable-features=Translate,MediaRouter",
                      f"--user-data-dir={self._profile.name}", f"--window-size={window_size}",
@@ -900,7 +901,8 @@ def guest_init(heads: int, pattern_lines: int, bands: int) -> str:
         fb_writes.append(f"""
 stride=$(cat /sys/class/graphics/fb{fb}/stride)
 vh=$(cat /sys/class/graphics/fb{fb}/virtual_size | cut -d, -f2)
-echo "fb{fb}: stride $stride, virtual_size $(cat /sys/class/graphics/fb{fb}/virtual_size), bpp $(cat /sys/class/graphics/fb{fb}/bits_per_pixel)" > /dev/ttyS0
+g=/sys/class/graphics/fb{fb}
+echo "fb{fb}: stride $stride, virtual_size $(cat $g/virtual_size), bpp $(cat $g/bits_per_pixel)" > /dev/ttyS0
 i=0
 while [ $i -lt {bands} ]; do
   band=$(( (vh / 2 / {pattern_lines}) + i * 2 ))

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import itertools
 import json
 import shlex
 import signal
@@ -423,14 +424,14 @@ def client_route(s: Session, xs: peers.Xspice, tmp: Path) -> Iterator[Route]:
         proxy_url = None
         if s.proxy:
             proxy = stack.enter_context(peers.Tinyproxy(s.proxy_port, [target], tmp))
-            ran.append({"program": "tinyproxy", "argv": f"tinyproxy -d -c tinyproxy.conf",
+            ran.append({"program": "tinyproxy", "argv": "tinyproxy -d -c tinyproxy.conf",
                         "config": proxy.config.splitlines()})
             hops.append(("tinyproxy", s.proxy_port))
             proxy_url = proxy.url
         # The legs, client first: client -> outermost hop -> ... -> Xspice.
         chain = [(s.client, None), *reversed(hops), ("Xspice", xs.port)]
         legs = []
-        for (a, _), (b, port) in zip(chain, chain[1:]):
+        for (a, _), (b, port) in itertools.pairwise(chain):
             legs.append({"from": a, "to": b, "port": port})
         client_port = legs[0]["port"]
         ports = [client_port] if s.capture_legs == "client" else [leg["port"] for leg in legs]
@@ -543,7 +544,7 @@ ROUTE_PACKAGES = ("tinyproxy", "websockify", "spice-html5", "chromium", "openssl
 
 
 def package_versions(pkgs) -> dict[str, str]:
-    out = subprocess.run(["dpkg-query", "-W", *pkgs], capture_output=True, text=True).stdout
+    out = subprocess.run(["dpkg-query", "-W", *pkgs], capture_output=True, text=True, check=False).stdout
     return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
 
 
@@ -603,8 +604,9 @@ def drop_segments(s: Session, intact: Path, final: Path) -> dict:
     """Cut `s.drop_frames` server->client data segments of the display channel out of the capture, each inside
     a large message (its neighbours in that direction are full-size segments too), spread over the middle."""
     stream = display_stream(intact, s.port)
-    out = subprocess.run(["tshark", "-r", str(intact), "-Y", f"tcp.stream == {stream} && tcp.srcport == {s.port} "
-                          "&& tcp.len > 0", "-T", "fields", "-e", "frame.number", "-e", "tcp.len"],
+    wanted = f"tcp.stream == {stream} && tcp.srcport == {s.port} && tcp.len > 0"
+    out = subprocess.run(["tshark", "-r", str(intact), "-Y", wanted, "-T", "fields", "-e", "frame.number",
+                          "-e", "tcp.len"],
                          capture_output=True, text=True, check=True).stdout
     segs = [(int(f), int(n)) for f, n in (line.split("\t") for line in out.splitlines())]
     full = max(n for _, n in segs)
