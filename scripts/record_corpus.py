@@ -522,7 +522,7 @@ def record(s: Session, out_dir: Path = CAPTURES) -> dict:
         meta["server"]["video_codecs"] = s.video_codecs
         meta["versions"].update(package_versions(GST_PACKAGES))
         meta["client"]["log"] = client_log.strip().splitlines()[-30:]  # gstreamer decoder complaints, if any
-    if route is not None:
+    if route is not None and (len(route.legs) > 1 or s.client == "spice-html5"):
         describe_route(s, meta, route, client_argv, tmp)
     if route is not None and route.keylog is not None:
         keep_keylog(s, meta, final, keylog_text, out_dir)
