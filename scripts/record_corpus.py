@@ -10,10 +10,22 @@ Each session writes NAME.pcap or NAME.pcapng, NAME.png (the Xspice framebuffer a
     scripts/record_corpus.py --name my-quic --image-compression quic --password s3cret \
         --preferred-compression lz4 --programs xterm,xclock --type-text 'ls -l' --duration 10
 
-Sessions run one at a time (the machine is small); ports 5910-5931 and displays :10-:30 only.
+Sessions run one at a time (the machine is small); ports 5910-5935 and displays :10-:30 only.
 Two sessions use other peers: `agent-file-transfer` (Xspice + vdagent, port 5930, display :30) and
 `qemu-channels` (QEMU, port 5931), both with scripts/spice_glib_client.py (spice-gtk's GObject API, run
 by Debian's /usr/bin/python3) as the client.
+
+Captures as support engineers get them (see notes/real-peers.md, "Peers of real deployments"):
+- a route between client and Xspice: `--proxy` (tinyproxy, HTTP CONNECT, port 5932), `--tls` (a TLS front
+  with a key log, scripts/tls_front.py, port 5935; NAME.keys.log and NAME.dsb.pcapng beside the capture),
+  `--client spice-html5` (chromium on the client Xvfb; `--websockify` on port 5933, page server on 5934),
+  `--capture-legs client` (only the client's hop captured, else every hop's port);
+- `--video-codecs gstreamer:vp8|h264|vp9` with `--streaming-video all` and the testsrc program;
+- `--kind qemu-linux [--qxl-heads 2]`: QEMU (port 5929) booting the machine's Debian kernel with a busybox
+  initramfs built at record time; truth per head from the monitor's screendump (NAME.png, NAME.qxl1.png);
+- `--drop-frames N`: editcap cuts N display data segments mid-message; NAME.intact.pcapng is kept.
+These captures do not go into captures/ yet (the library cannot read all of them): record them elsewhere,
+e.g. `scripts/record_corpus.py --only proxy-both-legs,linux-qxl --out /work/corpus-new`.
 """
 
 from __future__ import annotations
