@@ -262,6 +262,11 @@ CORPUS: list[Session] = [
             image_compression="off", duration=8, drop_frames=3),
 ]
 
+# Sessions whose captures the library cannot read yet: never recorded into captures/ (the suite's corpus
+# tests read every capture there).
+OUTSIDE_CAPTURES = ("proxy-both-legs", "proxy-client-leg", "html5-websockify", "html5-direct", "tls-proxy-keylog",
+                    "gst-vp8", "gst-h264", "gst-vp9", "linux-qxl", "linux-qxl-two-heads", "lost-segments")
+
 # agent-file-transfer: what is copied and what goes through the clipboard.
 TRANSFER_FILE_NAME = "spicetool-transfer-300k.bin"
 TRANSFER_FILE_SIZE = 300_000
@@ -1267,6 +1272,14 @@ def main(argv: list[str] | None = None) -> int:
         sessions = [s for s in CORPUS if wanted is None or s.name in wanted]
         if wanted and len(sessions) != len(wanted):
             raise SystemExit(f"unknown sessions: {wanted - {s.name for s in sessions}}")
+        if a.out.resolve() == CAPTURES.resolve():
+            outside = [s.name for s in sessions if s.name in OUTSIDE_CAPTURES]
+            if wanted and outside:
+                raise SystemExit(f"{', '.join(outside)}: not into captures/ yet (the library cannot read them); "
+                                 "give --out DIR")
+            if outside:
+                print(f"skipped (record them with --out DIR): {', '.join(outside)}", flush=True)
+            sessions = [s for s in sessions if s.name not in OUTSIDE_CAPTURES]
     else:
         raise SystemExit("nothing to do: give --all, --only NAMES, --list or --name NAME")
     if a.port or a.displays:  # beside other users of the default port and displays
