@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -477,25 +478,43 @@ class Spicy(Peer):
 
     name = "spicy"
 
-    def __init__(self, display: int, port: int, host: str = "127.0.0.1", password: str | None = None,
+    def __init__(self, display: int, port: int | None, host: str = "127.0.0.1", password: str | None = None,
                  preferred_compression: str | None = None, log_dir: str | os.PathLike | None = None,
-                 extra_args: Sequence[str] = (), timeout: float = 20.0, min_channels: int = 2) -> None:
+                 extra_args: Sequence[str] = (), timeout: float = 20.0, min_channels: int = 2,
+                 tls_port: int | None = None, ca_file: str | os.PathLike | None = None,
+                 proxy: str | None = None, env: dict[str, str] | None = None) -> None:
+        """`tls_port` (-s) with `ca_file`: TLS channels (all of them when `port` is None);
+        `proxy`: spice-gtk's SPICE_PROXY (e.g. http://127.0.0.1:3128), each channel one HTTP CONNECT."""
         super().__init__()
         if preferred_compression not in (None, *CLIENT_COMPRESSIONS):
             raise ValueError(f"preferred_compression {preferred_compression!r}")
+        if port is None and tls_port is None:
+            raise ValueError("spicy needs a port or a TLS port")
         self.display, self.port = display, port
         self._tmp = None if log_dir else tempfile.TemporaryDirectory(prefix="spicy-")
-        before = established_to(port)
-        argv = ["spicy", "-h", host, "-p", str(port)]
+        argv = ["spicy", "-h", host]
+        if port is not None:
+            argv += ["-p", str(port)]
+        if tls_port is not None:
+            argv += ["-s", str(tls_port)]
+        if ca_file is not None:
+            argv.append(f"--spice-ca-file={ca_file}")
         if password is not None:
             argv += ["-w", password]
         if preferred_compression:
             argv.append(f"--spice-preferred-compression={preferred_compression}")
         argv += list(extra_args)
-        self._spawn(argv, log_dir or self._tmp.name, env=x_env(display))
+        self.argv = argv
+        full_env = {**x_env(display), **(env or {})}
+        if proxy:
+            full_env["SPICE_PROXY"] = proxy
+        # The client's own connections go to the proxy when there is one, else to the (TLS) port.
+        watch = int(proxy.rsplit(":", 1)[1].strip("/")) if proxy else (port if port is not None else tls_port)
+        before = established_to(watch)
+        self._spawn(argv, log_dir or self._tmp.name, env=full_env)
         # main + display (+ inputs, cursor...) channels are separate TCP connections.
-        self._ready_or_stop(lambda: wait_until(lambda: established_to(port) >= before + min_channels, timeout,
-                                               f"spicy to port {port}", self.proc))
+        self._ready_or_stop(lambda: wait_until(lambda: established_to(watch) >= before + min_channels, timeout,
+                                               f"spicy to port {watch}", self.proc))
 
     def window_id(self, timeout: float = 10.0) -> str:
         """The X window id of spicy's top-level window on its display."""
@@ -633,6 +652,379 @@ class Qemu(Peer):
         return Path(png)
 
 
+# ---------------------------------------------------------------- peers of real deployments
+
+
+class Tinyproxy(Peer):
+    """tinyproxy as an HTTP CONNECT proxy (what Proxmox's spiceproxy and oVirt's SPICE proxy are), with a
+    config of our own: loopback only, CONNECT allowed to `connect_ports` only. Ready when its port listens."""
+
+    name = "tinyproxy"
+
+    def __init__(self, port: int, connect_ports: Sequence[int], log_dir: str | os.PathLike,
+                 timeout: float = 15.0) -> None:
+        super().__init__()
+        if not port_free(port):
+            raise PeerError(f"port {port} is in use")
+        self.port = port
+        self.connect_ports = list(connect_ports)
+        self.config_path = Path(log_dir) / "tinyproxy.conf"
+        self.config = tinyproxy_config(port, self.connect_ports)
+        self.config_path.write_text(self.config)
+        self._spawn(["tinyproxy", "-d", "-c", str(self.config_path)], log_dir)
+        self._ready_or_stop(lambda: wait_until(lambda: port_open(port), timeout, f"tinyproxy port {port}",
+                                               self.proc))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def tinyproxy_config(port: int, connect_ports: Sequence[int]) -> str:
+    # Timeout: an idle SPICE channel (cursor, inputs) must not be cut by the proxy mid-session.
+    return "".join([f"Port {port}\n", "Listen 127.0.0.1\n", "Allow 127.0.0.1\n", "Timeout 600\n",
+                    "MaxClients 64\n", "LogLevel Info\n", *(f"ConnectPort {p}\n" for p in connect_ports)])
+
+
+class Websockify(Peer):
+    """websockify relaying WebSocket connections on `port` to the plain TCP `target` (one per channel)."""
+
+    name = "websockify"
+
+    def __init__(self, port: int, target: int, log_dir: str | os.PathLike, timeout: float = 15.0) -> None:
+        super().__init__()
+        if not port_free(port):
+            raise PeerError(f"port {port} is in use")
+        self.port, self.target = port, target
+        self.argv = ["websockify", f"127.0.0.1:{port}", f"127.0.0.1:{target}"]
+        self._spawn(self.argv, log_dir)
+        self._ready_or_stop(lambda: wait_until(lambda: port_open(port), timeout, f"websockify port {port}",
+                                               self.proc))
+
+
+class HttpServer(Peer):
+    """`python3 -m http.server` serving a directory on 127.0.0.1:PORT (the spice-html5 pages)."""
+
+    name = "http-server"
+
+    def __init__(self, port: int, directory: str | os.PathLike, log_dir: str | os.PathLike,
+                 timeout: float = 15.0) -> None:
+        super().__init__()
+        if not port_free(port):
+            raise PeerError(f"port {port} is in use")
+        self.port, self.directory = port, Path(directory)
+        self.argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                     "--directory", str(directory)]
+        self._spawn(self.argv, log_dir)
+        self._ready_or_stop(lambda: wait_until(lambda: port_open(port), timeout, f"http.server port {port}",
+                                               self.proc))
+
+
+SPICE_HTML5_DIR = Path("/usr/share/spice-html5")
+
+
+class Chromium(Peer):
+    """Chromium on an X display (an Xvfb) showing one page as an app window (no toolbar), with a
+    profile of its own in a private directory. Ready when `min_connections` are established to
+    `watch_port` (spice-html5: one WebSocket per channel)."""
+
+    name = "chromium"
+
+    def __init__(self, display: int, url: str, log_dir: str | os.PathLike, watch_port: int | None = None,
+                 min_connections: int = 2, window_size: str = "1100,860", timeout: float = 60.0) -> None:
+        super().__init__()
+        self.display, self.url = display, url
+        self._profile = tempfile.TemporaryDirectory(prefix="chromium-profile-")
+        before = established_to(watch_port) if watch_port else 0
+        # --test-type: no "unsupported command-line flag" infobar over the page.
+        self.argv = ["chromium", "--no-sandbox", "--test-type", "--no-first-run", "--disable-gpu",
+                     "--no-default-browser-check",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--password-store=basic", "--disable-features=Translate,MediaRouter",
+                     f"--user-data-dir={self._profile.name}", f"--window-size={window_size}",
+                     "--window-position=0,0", f"--app={url}"]
+        self._spawn(self.argv, log_dir, env=x_env(display))
+        if watch_port:
+            self._ready_or_stop(lambda: wait_until(lambda: established_to(watch_port) >= before + min_connections,
+                                                   timeout, f"chromium to port {watch_port}", self.proc,
+                                                   interval=0.2))
+
+    def window_id(self, timeout: float = 20.0) -> str:
+        """Chromium's visible top-level window (its browser process is the group leader)."""
+        found: list[str] = []
+
+        def search() -> bool:
+            r = subprocess.run(["xdotool", "search", "--onlyvisible", "--class", "chromium"],
+                               env=x_env(self.display), capture_output=True, text=True)
+            found[:] = r.stdout.split()
+            return bool(found)
+
+        wait_until(search, timeout, "chromium window", self.proc, interval=0.2)
+        return found[-1]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
+        self._profile.cleanup()
+
+
+@dataclass
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_tls_files(d: str | os.PathLike, host: str = "127.0.0.1") -> TlsFiles:
+    """A self-signed CA and a server certificate for `host` (CN and subjectAltName IP), made with openssl."""
+    d = Path(d)
+    ca_key, ca, key, csr, cert = (d / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
+    ext = d / "server.ext"
+    ext.write_text(f"subjectAltName=IP:{host},DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                   "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+
+    def ossl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "30",
+         "-subj", "/O=spicetool corpus/CN=spicetool corpus CA")
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+         "-subj", f"/O=spicetool corpus/CN={host}")
+    ossl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+         "-out", str(cert), "-days", "30", "-extfile", str(ext))
+    return TlsFiles(ca, cert, key)
+
+
+TLS_FRONT = Path(__file__).resolve().parent / "tls_front.py"
+
+
+class TlsFront(Peer):
+    """scripts/tls_front.py: TLS on `port` relayed to the plain `backend` port, every connection's secrets
+    written to `keylog` (NSS key log format). Ready when its port listens."""
+
+    name = "tls-front"
+
+    def __init__(self, port: int, backend: int, files: TlsFiles, keylog: str | os.PathLike,
+                 log_dir: str | os.PathLike, max_version: str = "1.3", timeout: float = 15.0) -> None:
+        super().__init__()
+        if not port_free(port):
+            raise PeerError(f"port {port} is in use")
+        self.port, self.backend, self.keylog = port, backend, Path(keylog)
+        self.argv = [sys.executable, str(TLS_FRONT), "--listen", str(port), "--backend", str(backend),
+                     "--cert", str(files.cert), "--key", str(files.key), "--keylog", str(keylog),
+                     "--max-version", max_version]
+        self._spawn(self.argv, log_dir)
+        # Ready when it says so (a probe connection would put a failed handshake into its log).
+        self._ready_or_stop(lambda: wait_until(lambda: "listening on" in self.log_text(), timeout,
+                                               f"tls front port {port}", self.proc))
+
+
+# ---------------------------------------------------------------- QEMU booting Linux (kernel QXL driver)
+
+
+QXL_MODULES = ("drm", "ttm", "drm_ttm_helper", "drm_kms_helper", "qxl")  # insmod order (their dependencies)
+BUSYBOX = Path("/bin/busybox")
+GUEST_READY = "SPICETOOL-GUEST-READY"
+
+
+def debian_kernel() -> tuple[Path, str]:
+    """The newest /boot/vmlinuz-VERSION with its modules in /lib/modules/VERSION."""
+    found = sorted((p for p in Path("/boot").glob("vmlinuz-*") if (Path("/lib/modules") / p.name[8:]).is_dir()),
+                   key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise PeerError("no /boot/vmlinuz-* with modules in /lib/modules")
+    return found[-1], found[-1].name[len("vmlinuz-"):]
+
+
+def module_file(version: str, name: str) -> Path:
+    base = Path("/lib/modules") / version
+    for line in (base / "modules.dep").read_text().splitlines():
+        path = line.split(":", 1)[0]
+        stem = Path(path).name.split(".ko", 1)[0]
+        if stem.replace("-", "_") == name:
+            return base / path
+    raise PeerError(f"module {name} not in {base}/modules.dep")
+
+
+def module_bytes(path: Path) -> bytes:
+    """A module's ELF bytes (Debian may ship them compressed; busybox insmod wants them plain)."""
+    data = path.read_bytes()
+    if path.suffix == ".xz":
+        import lzma
+        return lzma.decompress(data)
+    if path.suffix == ".zst":
+        return subprocess.run(["zstd", "-dc", str(path)], check=True, capture_output=True).stdout
+    if path.suffix == ".gz":
+        import gzip
+        return gzip.decompress(data)
+    return data
+
+
+def cpio_newc(entries: Sequence[tuple[str, int, bytes]]) -> bytes:
+    """An uncompressed initramfs (cpio "newc"): (path, mode, data) entries; symlinks carry their target
+    as data. Owners root, times 0, so the same packages give the same bytes."""
+    out = bytearray()
+
+    def pad4() -> None:
+        out.extend(b"\0" * (-len(out) % 4))
+
+    for ino, (name, mode, data) in enumerate([*entries, ("TRAILER!!!", 0, b"")], start=1):
+        fields = [ino if name != "TRAILER!!!" else 0, mode, 0, 0, 1 if not mode & 0o040000 else 2, 0, len(data),
+                  0, 0, 0, 0, len(name) + 1, 0]
+        out += b"070701" + b"".join(b"%08X" % f for f in fields)
+        out += name.encode() + b"\0"
+        pad4()
+        out += data
+        pad4()
+    return bytes(out)
+
+
+def guest_pattern(width: int, lines: int, seed: int) -> bytes:
+    """`lines` scanlines of 32-bit BGRX pixels: colour bars with a gradient, different per seed."""
+    row = bytearray()
+    for x in range(width):
+        bar = (x * 8 // width + seed) % 8
+        level = 128 + (x * 127 // max(1, width - 1))
+        b, g, r = (level if bar & 1 else 40, level if bar & 2 else 40, level if bar & 4 else 40)
+        row += bytes((b, g, r, 0))
+    out = bytearray()
+    for y in range(lines):
+        shade = 255 - (y * 3) % 64
+        out += bytes(v * shade // 255 if i % 4 != 3 else 0 for i, v in enumerate(row))
+    return bytes(out)
+
+
+def guest_init(heads: int, pattern_lines: int, bands: int) -> str:
+    """The initramfs /init: mount, load the QXL modules, fbcon text, then patterns into each framebuffer
+    (several scanlines per write: Linux 6.1 computes an empty damage rectangle for exactly one)."""
+    fb_writes = []
+    for fb in range(heads):
+        fb_writes.append(f"""
+stride=$(cat /sys/class/graphics/fb{fb}/stride)
+vh=$(cat /sys/class/graphics/fb{fb}/virtual_size | cut -d, -f2)
+g=/sys/class/graphics/fb{fb}
+echo "fb{fb}: stride $stride, virtual_size $(cat $g/virtual_size), bpp $(cat $g/bits_per_pixel)" > /dev/ttyS0
+i=0
+while [ $i -lt {bands} ]; do
+  band=$(( (vh / 2 / {pattern_lines}) + i * 2 ))
+  dd if=/pattern{fb}.raw of=/dev/fb{fb} bs=$((stride * {pattern_lines})) seek=$band count=1 conv=notrunc 2>/dev/null
+  echo "fb{fb}: wrote {pattern_lines} lines at line $((band * {pattern_lines}))" > /dev/ttyS0
+  i=$((i + 1))
+  sleep 0.3
+done""")
+    return f"""#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /dev /bin /sbin /usr/bin /usr/sbin /tmp
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sys /sys
+/bin/busybox mount -t devtmpfs dev /dev
+/bin/busybox --install -s
+echo "spicetool guest: loading {' '.join(QXL_MODULES)}" > /dev/ttyS0
+for m in {' '.join(QXL_MODULES)}; do insmod /lib/modules/$m.ko || echo "insmod $m failed" > /dev/ttyS0; done
+n=0
+while [ ! -e /dev/fb{heads - 1} ] && [ $n -lt 200 ]; do sleep 0.1; n=$((n + 1)); done
+ls -l /dev/fb* > /dev/ttyS0 2>&1
+# No blinking cursor and no late kernel messages on the console: the last picture stays still.
+echo 0 > /sys/class/graphics/fbcon/cursor_blink
+dmesg -n 1
+printf '\\033[2J\\033[H\\033[?25l' > /dev/tty1
+printf 'spicetool corpus: a Linux guest drawing through the kernel QXL driver\\n\\n' > /dev/tty1
+printf 'kernel %s, {heads} QXL device(s)\\n' "$(uname -r)" > /dev/tty1
+cat /proc/cmdline > /dev/tty1
+printf '\\nfbcon text first, then colour bars written into /dev/fb0 ({pattern_lines} scanlines a write)\\n' > /dev/tty1
+sleep 1
+{''.join(fb_writes)}
+echo {GUEST_READY} > /dev/ttyS0
+while true; do sleep 3600; done
+"""
+
+
+def build_initramfs(out: str | os.PathLike, heads: int = 1, width: int = 1024, pattern_lines: int = 16,
+                    bands: int = 6) -> dict:
+    """A busybox initramfs with the QXL modules of the machine's Debian kernel; what went in, for the record."""
+    kernel, version = debian_kernel()
+    if not BUSYBOX.exists():
+        raise PeerError("busybox-static is not installed (/bin/busybox)")
+    entries: list[tuple[str, int, bytes]] = [(d, 0o040755, b"") for d in ("bin", "dev", "proc", "sys", "lib",
+                                                                         "lib/modules", "tmp")]
+    entries.append(("bin/busybox", 0o100755, BUSYBOX.read_bytes()))
+    entries.append(("bin/sh", 0o120777, b"busybox"))
+    modules = []
+    for name in QXL_MODULES:
+        src = module_file(version, name)
+        entries.append((f"lib/modules/{name}.ko", 0o100644, module_bytes(src)))
+        modules.append(str(src))
+    for fb in range(heads):
+        entries.append((f"pattern{fb}.raw", 0o100644, guest_pattern(width, pattern_lines, seed=3 * fb)))
+    init = guest_init(heads, pattern_lines, bands)
+    entries.append(("init", 0o100755, init.encode()))
+    Path(out).write_bytes(cpio_newc(entries))
+    return {"kernel": str(kernel), "kernel_version": version, "busybox": str(BUSYBOX), "modules": modules,
+            "insmod_order": list(QXL_MODULES), "init": init, "pattern_lines_per_write": pattern_lines,
+            "bytes": Path(out).stat().st_size}
+
+
+@dataclass
+class QemuLinuxSettings:
+    """QEMU booting the machine's Debian kernel with a busybox initramfs; the kernel's qxl driver draws."""
+
+    port: int
+    initrd: str
+    kernel: str
+    monitor: str
+    serial_log: str
+    heads: int = 1               # QXL devices: the VGA one, plus `-device qxl,id=qxl1` for a second
+    memory_mib: int = 512
+    accel: str = "tcg"
+
+    def argv(self) -> list[str]:
+        a = [QEMU, "-machine", f"pc,accel={self.accel}", "-m", str(self.memory_mib), "-nic", "none",
+             "-kernel", self.kernel, "-initrd", self.initrd,
+             "-append", "console=ttyS0 console=tty0 rdinit=/init panic=-1",
+             "-vga", "qxl", "-spice", f"port={self.port},addr=127.0.0.1,disable-ticketing=on",
+             "-display", "none", "-monitor", f"unix:{self.monitor},server=on,wait=off",
+             "-serial", f"file:{self.serial_log}", "-no-reboot"]
+        for i in range(1, self.heads):
+            a += ["-device", f"qxl,id=qxl{i}"]
+        return a
+
+
+class QemuLinux(Qemu):
+    """qemu-system-x86_64 booting Linux with QXL head(s); `wait_guest` polls the serial log for /init's
+    last line."""
+
+    def __init__(self, settings: QemuLinuxSettings, log_dir: str | os.PathLike, timeout: float = 30.0) -> None:
+        Peer.__init__(self)
+        if not port_free(settings.port):
+            raise PeerError(f"port {settings.port} is in use")
+        self.settings = settings  # type: ignore[assignment]  (has .monitor as Qemu.hmp needs)
+        self.port = settings.port
+        self._spawn(settings.argv(), log_dir)
+        self._ready_or_stop(lambda: wait_until(lambda: port_open(self.port), timeout, f"qemu port {self.port}",
+                                               self.proc))
+
+    def serial_text(self) -> str:
+        p = Path(self.settings.serial_log)
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def wait_guest(self, timeout: float = 180.0) -> None:
+        try:
+            wait_until(lambda: GUEST_READY in self.serial_text(), timeout, "guest /init", self.proc, interval=0.5)
+        except PeerError as e:
+            raise PeerError(f"{e}\n--- serial ---\n{self.serial_text()[-3000:]}") from e
+
+    def screendump(self, png: str | os.PathLike, device: str | None = None) -> Path:
+        """Ground truth of one head: `screendump FILE [DEVICE]` (QEMU 7.2 HMP syntax), as PNG."""
+        if device is None:
+            return super().screendump(png)
+        ppm = Path(png).with_suffix(".ppm")
+        self.hmp(f"screendump {ppm} {device}")
+        wait_until(lambda: ppm.exists() and ppm.stat().st_size > 0, 10, "qemu screendump", self.proc)
+        convert = shutil.which("convert") or "/usr/bin/convert"
+        subprocess.run([convert, f"ppm:{ppm}", f"png:{png}"], check=True, capture_output=True)
+        ppm.unlink()
+        return Path(png)
+
+
+
 # ---------------------------------------------------------------- spice-gtk GObject client
 
 
@@ -687,6 +1079,12 @@ class GlibClient(Peer):
 # ---------------------------------------------------------------- capture
 
 
+def capture_filter(port: int | Sequence[int]) -> str:
+    """The BPF filter for one port or several."""
+    ports = [port] if isinstance(port, int) else list(port)
+    return " or ".join(f"tcp port {p}" for p in ports)
+
+
 class Tshark(Peer):
     """tshark writing a loopback capture filtered to one TCP port.
 
@@ -698,16 +1096,18 @@ class Tshark(Peer):
     name = "tshark"
     stop_signal = signal.SIGINT
 
-    def __init__(self, port: int, out: str | os.PathLike, pcapng: bool = True, interface: str = "lo",
+    def __init__(self, port: int | Sequence[int], out: str | os.PathLike, pcapng: bool = True, interface: str = "lo",
                  log_dir: str | os.PathLike | None = None, timeout: float = 20.0, buffer_mib: int = 64) -> None:
+        """`port`: one TCP port, or several (both legs of a proxy or relay: `tcp port A or tcp port B`)."""
         super().__init__()
+        self.filter = capture_filter(port)
         self.out = Path(out)
         self.out.unlink(missing_ok=True)
         self.dropped: int | None = None
         self._tmp = None if log_dir else tempfile.TemporaryDirectory(prefix="tshark-")
         # -B: a loopback burst (a 3 MB uncompressed screen arrives in well under a millisecond)
         # overflows the default 2 MiB kernel buffer, and the capture silently loses segments.
-        self._spawn(["tshark", "-n", "-i", interface, "-B", str(buffer_mib), "-f", f"tcp port {port}", "-F",
+        self._spawn(["tshark", "-n", "-i", interface, "-B", str(buffer_mib), "-f", self.filter, "-F",
                      "pcapng" if pcapng else "pcap", "-w", str(self.out)], log_dir or self._tmp.name)
         self._ready_or_stop(lambda: wait_until(lambda: "Capturing on" in self.log_text() and self.out.exists()
                                                and self.out.stat().st_size > 0, timeout, "tshark", self.proc))

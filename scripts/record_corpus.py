@@ -10,10 +10,22 @@ Each session writes NAME.pcap or NAME.pcapng, NAME.png (the Xspice framebuffer a
     scripts/record_corpus.py --name my-quic --image-compression quic --password s3cret \
         --preferred-compression lz4 --programs xterm,xclock --type-text 'ls -l' --duration 10
 
-Sessions run one at a time (the machine is small); ports 5910-5931 and displays :10-:30 only.
+Sessions run one at a time (the machine is small); ports 5910-5935 and displays :10-:30 only.
 Two sessions use other peers: `agent-file-transfer` (Xspice + vdagent, port 5930, display :30) and
 `qemu-channels` (QEMU, port 5931), both with scripts/spice_glib_client.py (spice-gtk's GObject API, run
 by Debian's /usr/bin/python3) as the client.
+
+Captures as support engineers get them (see notes/real-peers.md, "Peers of real deployments"):
+- a route between client and Xspice: `--proxy` (tinyproxy, HTTP CONNECT, port 5932), `--tls` (a TLS front
+  with a key log, scripts/tls_front.py, port 5935; NAME.keys.log and NAME.dsb.pcapng beside the capture),
+  `--client spice-html5` (chromium on the client Xvfb; `--websockify` on port 5933, page server on 5934),
+  `--capture-legs client` (only the client's hop captured, else every hop's port);
+- `--video-codecs gstreamer:vp8|h264|vp9` with `--streaming-video all` and the testsrc program;
+- `--kind qemu-linux [--qxl-heads 2]`: QEMU (port 5929) booting the machine's Debian kernel with a busybox
+  initramfs built at record time; truth per head from the monitor's screendump (NAME.png, NAME.qxl1.png);
+- `--drop-frames N`: editcap cuts N display data segments mid-message; NAME.intact.pcapng is kept.
+These captures do not go into captures/ yet (the library cannot read all of them): record them elsewhere,
+e.g. `scripts/record_corpus.py --only proxy-both-legs,linux-qxl --out /work/corpus-new`.
 """
 
 from __future__ import annotations
@@ -23,12 +35,14 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import itertools
 import json
 import shlex
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,8 +126,21 @@ class Session:
     server_display: int = SERVER_DISPLAY
     client_display: int = CLIENT_DISPLAY
     # what records it: "xspice" (Xspice + spicy, above), "agent-transfer" (Xspice + vdagent + the GObject
-    # client copying a file and exchanging the clipboard) or "qemu" (QEMU with extra channels + the GObject client)
+    # client copying a file and exchanging the clipboard), "qemu" (QEMU with extra channels + the GObject client)
+    # or "qemu-linux" (QEMU booting Debian's kernel, whose qxl driver draws fbcon text and framebuffer writes)
     kind: str = "xspice"
+    # the route between client and server, as in deployments (Xspice sessions)
+    video_codecs: str | None = None  # spice-server's video codecs, e.g. gstreamer:vp8 (with streaming_video)
+    proxy: bool = False  # spicy through tinyproxy (HTTP CONNECT, SPICE_PROXY=http://127.0.0.1:PROXY_PORT)
+    tls: bool = False  # TLS front (scripts/tls_front.py, key log) before Xspice's plain port; spicy -s TLS_PORT
+    websockify: bool = False  # spice-html5 through websockify (else to Xspice's own port, which speaks WebSocket)
+    capture_legs: str = "all"  # all: every hop's port; client: the client's hop only (proxy, TLS or WS port)
+    proxy_port: int = 5932
+    ws_port: int = 5933
+    http_port: int = 5934
+    tls_port: int = 5935
+    drop_frames: int = 0  # lost segments: editcap drops this many display-channel data frames mid-capture
+    qxl_heads: int = 1  # qemu-linux: QXL devices (a second one: -device qxl,id=qxl1, its own display channel)
 
     def server_settings(self, tmp: Path) -> peers.XspiceSettings:
         extra = {"NumHeads": "2"} if self.second_head else {}
@@ -121,7 +148,24 @@ class Session:
             port=self.port, display=self.server_display, password=self.password,
             image_compression=self.image_compression, jpeg_wan_compression=self.jpeg_wan_compression,
             zlib_glz_wan_compression=self.zlib_glz_wan_compression, streaming_video=self.streaming_video,
-            vdagent=self.vdagent, playback=self.audio, extra_options=extra)
+            video_codecs=self.video_codecs, vdagent=self.vdagent, playback=self.audio, extra_options=extra)
+
+    def validate(self) -> None:
+        if self.client not in CLIENTS:
+            raise ValueError(f"client {self.client!r}: one of {CLIENTS}")
+        if self.capture_legs not in ("all", "client"):
+            raise ValueError(f"capture_legs {self.capture_legs!r}")
+        if self.websockify and self.client != "spice-html5":
+            raise ValueError("websockify is spice-html5's route")
+        if (self.proxy or self.tls) and self.client != "spicy":
+            raise ValueError("the proxy and TLS routes are spicy's")
+        if self.capture_legs == "client" and not (self.proxy or self.tls or self.websockify):
+            raise ValueError("capture_legs client needs a hop between client and server")
+        if self.tls and not self.pcapng:
+            raise ValueError("a TLS session's secrets go into pcapng only")
+
+
+CLIENTS = ("spicy", "spicy-screenshot", "spice-html5")
 
 
 CORPUS: list[Session] = [
@@ -175,7 +219,53 @@ CORPUS: list[Session] = [
             "and record channels, all linked by spice-gtk's GObject API", programs=(),
             client="spice-glib-client channels", move_window=False, mouse=False, duration=10, port=5931,
             kind="qemu"),
+    # Captures as support engineers get them: proxies, browsers, TLS, video codecs, real guests, lost segments.
+    Session("proxy-both-legs", "spicy through an HTTP CONNECT proxy (tinyproxy, SPICE_PROXY; what Proxmox's "
+            "spiceproxy and oVirt's SPICE proxy are), captured on loopback with both legs: client<->proxy "
+            "(CONNECT, then SPICE in the tunnel) and proxy<->Xspice (plain SPICE), one CONNECT per channel",
+            image_compression="auto_glz", proxy=True, type_text="echo through the proxy", duration=10),
+    Session("proxy-client-leg", "spicy through tinyproxy, the capture on the proxy port only: the client's "
+            "leg (HTTP CONNECT request and answer, then SPICE), no proxy<->Xspice leg",
+            image_compression="auto_glz", proxy=True, capture_legs="client", duration=10),
+    Session("html5-websockify", "spice-html5 (Debian's /usr/share/spice-html5) in chromium through websockify "
+            "(what OpenStack's spice console is): masked WebSocket binary frames on the browser leg, plain SPICE "
+            "on the websockify<->Xspice leg; auto_lz (spice-html5 decodes no GLZ/LZ4); the client types "
+            "(KEY_DOWN/KEY_UP)", image_compression="auto_lz", client="spice-html5", websockify=True,
+            type_text="echo from the browser", mouse=False, duration=12),
+    Session("html5-direct", "spice-html5 in chromium straight to Xspice's own SPICE port (spice-server 0.15 "
+            "speaks WebSocket there): every channel one WebSocket, QUIC images", image_compression="quic",
+            client="spice-html5", mouse=False, programs=(*DEFAULT_PROGRAMS, "photo"), duration=12),
+    Session("tls-proxy-keylog", "TLS through the HTTP CONNECT proxy: spicy -s TLS_PORT "
+            "--spice-secure-channels=all via tinyproxy to a TLS front (Python ssl, self-signed CA made at "
+            "record time) relaying to Xspice's plain port; captured on the proxy port (the client's leg); the "
+            "TLS key log beside it (NAME.keys.log) and a copy with the secrets inside (NAME.dsb.pcapng)",
+            image_compression="auto_glz", proxy=True, tls=True, capture_legs="client", duration=10),
+    Session("gst-vp8", "a VP8 video stream (spice-server's gstreamer:vp8 encoder, --streaming-video all) of an "
+            "ffplay testsrc; spicy decodes it with gstreamer", image_compression="auto_glz", streaming_video="all",
+            video_codecs="gstreamer:vp8", programs=("xterm", "testsrc"), duration=9, move_window=False),
+    Session("gst-h264", "an H.264 video stream (gstreamer:h264) of an ffplay testsrc", image_compression="auto_glz",
+            streaming_video="all", video_codecs="gstreamer:h264", programs=("xterm", "testsrc"), duration=9,
+            move_window=False),
+    Session("gst-vp9", "a VP9 video stream (gstreamer:vp9) of an ffplay testsrc", image_compression="auto_glz",
+            streaming_video="all", video_codecs="gstreamer:vp9", programs=("xterm", "testsrc"), duration=9,
+            move_window=False),
+    Session("linux-qxl", "QEMU booting Debian's Linux kernel (TCG) with a busybox initramfs built at record time: "
+            "the kernel qxl driver draws the boot log and fbcon text, then colour bars written into /dev/fb0 "
+            "(DRAW_COPYs clipped to the damage); spicy connected from the firmware on", programs=(),
+            move_window=False, mouse=False, duration=10, port=5929, kind="qemu-linux"),
+    Session("linux-qxl-two-heads", "Linux with two QXL devices (-vga qxl + -device qxl,id=qxl1): two display "
+            "channels, fbcon on fb0, colour bars into /dev/fb0 and /dev/fb1; a truth PNG per head",
+            programs=(), move_window=False, mouse=False, duration=10, port=5929, kind="qemu-linux", qxl_heads=2),
+    Session("lost-segments", "uncompressed bitmaps (image compression off) from which editcap dropped three "
+            "server->client data segments of the display channel inside large messages (a capture that lost "
+            "packets); the intact capture beside it (NAME.intact.pcapng) is the truth's source",
+            image_compression="off", duration=8, drop_frames=3),
 ]
+
+# Sessions whose captures the library cannot read yet: never recorded into captures/ (the suite's corpus
+# tests read every capture there).
+OUTSIDE_CAPTURES = ("proxy-both-legs", "proxy-client-leg", "html5-websockify", "html5-direct", "tls-proxy-keylog",
+                    "gst-vp8", "gst-h264", "gst-vp9", "linux-qxl", "linux-qxl-two-heads", "lost-segments")
 
 # agent-file-transfer: what is copied and what goes through the clipboard.
 TRANSFER_FILE_NAME = "spicetool-transfer-300k.bin"
@@ -304,13 +394,92 @@ def xspice_desktop(s: Session, tmp: Path, env: dict[str, str], file_xfer_dir: Pa
                 agent.stop()
 
 
+@dataclass
+class Route:
+    """The hops between the client and Xspice for one session, and what the capture sees of them."""
+
+    capture_ports: list[int]
+    legs: list[dict]  # each hop: from, to, port, captured
+    ran: list[dict]  # the route's peers, for the JSON
+    proxy_url: str | None = None
+    tls: peers.TlsFiles | None = None
+    keylog: Path | None = None
+    html5_url: str | None = None
+    client_port: int = 0  # where the client's own connections go (its readiness)
+
+
+@contextlib.contextmanager
+def client_route(s: Session, xs: peers.Xspice, tmp: Path) -> Iterator[Route]:
+    """Start the proxy, TLS front, websockify and page server the session's route needs (each in its own
+    process group), innermost first; stopped in reverse order."""
+    with contextlib.ExitStack() as stack:
+        ran: list[dict] = []
+        hops: list[tuple[str, int]] = []  # (peer, port it listens on) from the server outwards
+        target = xs.port
+        tls_files = keylog = None
+        if s.tls:
+            tls_files = peers.make_tls_files(tmp)
+            keylog = tmp / "keys.log"
+            front = stack.enter_context(peers.TlsFront(s.tls_port, xs.port, tls_files, keylog, tmp))
+            ran.append({"program": "tls-front", "argv": shlex.join(front.argv).replace(str(tmp), "$TMP").replace(
+                f"{ROOT}/", ""), "certificates": "self-signed CA and a server certificate for 127.0.0.1 "
+                "(CN and subjectAltName IP), openssl at record time", "keylog": "SSLContext.keylog_filename"})
+            hops.append(("tls-front", s.tls_port))
+            target = s.tls_port
+        html5_url = None
+        if s.websockify:
+            ws = stack.enter_context(peers.Websockify(s.ws_port, xs.port, tmp))
+            ran.append({"program": "websockify", "argv": shlex.join(ws.argv)})
+            hops.append(("websockify", s.ws_port))
+            target = s.ws_port
+        if s.client == "spice-html5":
+            http = stack.enter_context(peers.HttpServer(s.http_port, peers.SPICE_HTML5_DIR, tmp))
+            ran.append({"program": "http.server", "argv": shlex.join(["python3", *http.argv[1:]]),
+                        "serves": str(peers.SPICE_HTML5_DIR)})
+            query = f"host=127.0.0.1&port={target}" + (f"&password={s.password}" if s.password else "")
+            html5_url = f"http://127.0.0.1:{s.http_port}/spice_auto.html?{query}"
+        proxy_url = None
+        if s.proxy:
+            proxy = stack.enter_context(peers.Tinyproxy(s.proxy_port, [target], tmp))
+            ran.append({"program": "tinyproxy", "argv": "tinyproxy -d -c tinyproxy.conf",
+                        "config": proxy.config.splitlines()})
+            hops.append(("tinyproxy", s.proxy_port))
+            proxy_url = proxy.url
+        # The legs, client first: client -> outermost hop -> ... -> Xspice.
+        chain = [(s.client, None), *reversed(hops), ("Xspice", xs.port)]
+        legs = []
+        for (a, _), (b, port) in itertools.pairwise(chain):
+            legs.append({"from": a, "to": b, "port": port})
+        client_port = legs[0]["port"]
+        ports = [client_port] if s.capture_legs == "client" else [leg["port"] for leg in legs]
+        for leg in legs:
+            leg["captured"] = leg["port"] in ports
+        yield Route(ports, legs, ran, proxy_url, tls_files, keylog, html5_url, client_port)
+
+
+def start_client(s: Session, xv: peers.Xvfb, xs: peers.Xspice, route: Route, tmp: Path):
+    """spicy (plain, TLS, through the proxy) or spice-html5 in chromium, connected; ready to be driven."""
+    if s.client == "spice-html5":
+        assert route.html5_url
+        return peers.Chromium(xv.display, route.html5_url, tmp, watch_port=route.client_port)
+    extra = ["--spice-secure-channels=all"] if s.tls else []
+    return peers.Spicy(xv.display, None if s.tls else xs.port, password=s.password,
+                       preferred_compression=s.preferred_compression, log_dir=tmp, extra_args=extra,
+                       tls_port=s.tls_port if s.tls else None, ca_file=route.tls.ca if route.tls else None,
+                       proxy=route.proxy_url)
+
+
 def record(s: Session, out_dir: Path = CAPTURES) -> dict:
+    s.validate()
     if s.kind == "agent-transfer":
         return record_agent_transfer(s, out_dir)
     if s.kind == "qemu":
         return record_qemu(s, out_dir)
+    if s.kind == "qemu-linux":
+        return record_qemu_linux(s, out_dir)
     final, png = capture_files(s, out_dir)
     started = dt.datetime.now(dt.timezone.utc)
+    route = None
     with tempfile.TemporaryDirectory(prefix=f"corpus-{s.name}-") as tmpname:
         tmp = Path(tmpname)
         home = tmp / "home"
@@ -318,18 +487,30 @@ def record(s: Session, out_dir: Path = CAPTURES) -> dict:
         raw = tmp / final.name
         with xspice_desktop(s, tmp, clean_env(home)) as desk:
             xs, progs = desk.xs, desk.progs
-            if s.client == "spicy":
-                with peers.Xvfb(s.client_display, CLIENT_SCREEN) as xv:
-                    with peers.Tshark(xs.port, raw, pcapng=s.pcapng, log_dir=tmp) as cap:
+            if s.client in ("spicy", "spice-html5"):
+                with peers.Xvfb(s.client_display, CLIENT_SCREEN) as xv, client_route(s, xs, tmp) as route:
+                    with peers.Tshark(route.capture_ports, raw, pcapng=s.pcapng, log_dir=tmp) as cap:
                         tl = Timeline()
-                        tl.note("capture_started", filter=f"tcp port {xs.port}")
-                        with peers.Spicy(xv.display, xs.port, password=s.password,
-                                         preferred_compression=s.preferred_compression, log_dir=tmp) as cl:
+                        tl.note("capture_started", filter=cap.filter)
+                        with start_client(s, xv, xs, route, tmp) as cl:
                             tl.note("client_connected")
+                            view = None
+                            if s.streaming_video == "all":
+                                # What the client shows while the stream plays (its decoder at work), not the truth.
+                                view = threading.Timer(4.0, client_view, (s, xv, out_dir, tl, "stream"))
+                                view.start()
                             session_actions(s, xs, cl, progs, tl, desk.sizes)
+                            if view is not None:
+                                view.join()
                             final_picture(s, xs, progs, png, tl)
+                            if s.client == "spice-html5":  # what the browser showed (not the truth)
+                                client_view(s, xv, out_dir, tl, "client")
+                            client_argv = cl.argv
+                            client_log = cl.log_text()
                         tl.note("client_closed")
                         time.sleep(0.5)
+                    if route.keylog is not None:
+                        keylog_text = route.keylog.read_text() if route.keylog.exists() else ""
             else:
                 with peers.Tshark(xs.port, raw, pcapng=s.pcapng, log_dir=tmp) as cap:
                     tl = Timeline()
@@ -339,7 +520,13 @@ def record(s: Session, out_dir: Path = CAPTURES) -> dict:
                     peers.spicy_screenshot(xs.port, tmp / "client.ppm", password=s.password)
                     tl.note("spicy-screenshot done")
                     time.sleep(0.5)
-        cut = keep_capture(s, raw, final)
+        if s.drop_frames:
+            intact = final.with_name(f"{s.name}.intact.{final.suffix[1:]}")
+            keep_capture(s, raw, intact)
+            cut = None
+            dropped = drop_segments(s, intact, final)
+        else:
+            cut = keep_capture(s, raw, final)
     if cap.dropped:
         raise CaptureIncomplete(f"{s.name}: tshark dropped {cap.dropped} packets")
     meta = describe(s, started, desk.sizes, desk.ran, tl, final, png, cut)
@@ -348,8 +535,122 @@ def record(s: Session, out_dir: Path = CAPTURES) -> dict:
         meta["versions"].update(gtk_versions())
     if desk.heads:
         meta["heads"] = desk.heads
-    (out_dir / f"{s.name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    if s.video_codecs:
+        meta["server"]["video_codecs"] = s.video_codecs
+        meta["versions"].update(package_versions(GST_PACKAGES))
+        meta["client"]["log"] = client_log.strip().splitlines()[-30:]  # gstreamer decoder complaints, if any
+    if route is not None and (len(route.legs) > 1 or s.client == "spice-html5"):
+        describe_route(s, meta, route, client_argv, tmp)
+    if route is not None and route.keylog is not None:
+        keep_keylog(s, meta, final, keylog_text, out_dir)
+    if s.drop_frames:
+        meta["capture"]["lost_segments"] = dropped
+    (out_dir / f"{s.name}.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return meta
+
+
+def client_view(s: Session, xv: peers.Xvfb, out_dir: Path, tl: Timeline, what: str) -> None:
+    """A screenshot of the client's own X display (NAME.WHAT.png): what the client showed, for checking."""
+    png = peers.xwd_png(xv.display, out_dir / f"{s.name}.{what}.png")
+    tl.note("client_view", file=png.name, how=f"xwd -root -display :{xv.display} (the client's Xvfb)")
+
+
+GST_PACKAGES = ("gstreamer1.0-plugins-base", "gstreamer1.0-plugins-good", "gstreamer1.0-plugins-ugly",
+                "gstreamer1.0-plugins-bad", "gstreamer1.0-libav")
+ROUTE_PACKAGES = ("tinyproxy", "websockify", "spice-html5", "chromium", "openssl")
+
+
+def package_versions(pkgs) -> dict[str, str]:
+    out = subprocess.run(["dpkg-query", "-W", *pkgs], capture_output=True, text=True, check=False).stdout
+    return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+
+
+def describe_route(s: Session, meta: dict, route: Route, client_argv: list[str], tmp: Path) -> None:
+    """The hops, ports and the client's command line of a session with a route."""
+    meta["ports"] = {"spice": s.port, **({"proxy": s.proxy_port} if s.proxy else {}),
+                     **({"tls": s.tls_port} if s.tls else {}), **({"websocket": s.ws_port} if s.websockify else {}),
+                     **({"http": s.http_port} if s.client == "spice-html5" else {})}
+    meta["legs"] = route.legs
+    meta["route_programs"] = route.ran
+    meta["capture"]["filter"] = peers.capture_filter(route.capture_ports)
+    meta["capture"]["legs_captured"] = s.capture_legs
+    meta["capture"]["tool"] = (f"tshark -i lo -f '{meta['capture']['filter']}' "
+                               f"-F {'pcapng' if s.pcapng else 'pcap'}")
+    client = meta["client"]
+    client["argv"] = shlex.join(client_argv).replace(str(tmp), "$TMP")
+    if route.proxy_url:
+        client["environment"] = {"SPICE_PROXY": route.proxy_url}
+    if s.tls:
+        client["tls"] = {"port": s.tls_port, "secure_channels": "all", "ca_file": "$TMP/ca.pem (made at record time)"}
+    if s.client == "spice-html5":
+        client["program"] = "spice-html5 (Debian's /usr/share/spice-html5) in chromium (--app window)"
+        client["url"] = route.html5_url
+        client["display"] = f"Xvfb {CLIENT_SCREEN}"
+    meta["versions"].update(package_versions(ROUTE_PACKAGES))
+
+
+def keep_keylog(s: Session, meta: dict, final: Path, keylog_text: str, out_dir: Path) -> None:
+    """The TLS front's key log beside the capture, and a copy of the capture with the secrets inside (DSB)."""
+    keys = out_dir / f"{s.name}.keys.log"
+    keys.write_text(keylog_text)
+    dsb = out_dir / f"{s.name}.dsb.pcapng"
+    dsb.unlink(missing_ok=True)
+    cmd = ["editcap", "--inject-secrets", f"tls,{keys}", str(final), str(dsb)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    dsb.chmod(0o644)
+    meta["tls"] = {
+        "keylog": {"file": keys.name, "lines": len(keylog_text.splitlines()),
+                   "labels": sorted({line.split()[0] for line in keylog_text.splitlines() if line.strip()}),
+                   "written_by": "the TLS front (Python ssl, SSLContext.keylog_filename)"},
+        "with_secrets": {"file": dsb.name, "bytes": dsb.stat().st_size,
+                         "command": f"editcap --inject-secrets tls,{keys.name} {final.name} {dsb.name}"},
+    }
+
+
+def display_stream(capture: Path, port: int) -> int:
+    """The TCP stream (tshark's numbering) of the display channel: its link message goes to `port`."""
+    out = subprocess.run(["tshark", "-r", str(capture), "-Y", f"spice.channel_type == 2 && tcp.dstport == {port}",
+                          "-T", "fields", "-e", "tcp.stream"], capture_output=True, text=True, check=True).stdout
+    streams = sorted({int(x) for x in out.split()})
+    if not streams:
+        raise peers.PeerError(f"no display channel link found in {capture}")
+    return streams[0]
+
+
+def drop_segments(s: Session, intact: Path, final: Path) -> dict:
+    """Cut `s.drop_frames` server->client data segments of the display channel out of the capture, each inside
+    a large message (its neighbours in that direction are full-size segments too), spread over the middle."""
+    stream = display_stream(intact, s.port)
+    wanted = f"tcp.stream == {stream} && tcp.srcport == {s.port} && tcp.len > 0"
+    out = subprocess.run(["tshark", "-r", str(intact), "-Y", wanted, "-T", "fields", "-e", "frame.number",
+                          "-e", "tcp.len"],
+                         capture_output=True, text=True, check=True).stdout
+    segs = [(int(f), int(n)) for f, n in (line.split("\t") for line in out.splitlines())]
+    full = max(n for _, n in segs)
+    # spice-server writes a large message 64 KiB at a time; loopback's MSS splits each write into a full
+    # segment and a small remainder. A full segment with two such neighbours each side is mid-message.
+    bulk = {full, 65536 - full}
+    inside = [segs[i][0] for i in range(2, len(segs) - 2)
+              if segs[i][1] == full and all(segs[j][1] in bulk for j in (i - 2, i - 1, i + 1, i + 2))]
+    if len(inside) < s.drop_frames:
+        raise peers.PeerError(f"only {len(inside)} segments inside large messages, {s.drop_frames} wanted")
+    n = s.drop_frames
+    picks = sorted({inside[len(inside) * (i + 1) // (n + 1)] for i in range(n)})
+    final.unlink(missing_ok=True)
+    cmd = ["editcap", str(intact), str(final), *map(str, picks)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    final.chmod(0o644)
+    lens = dict(segs)
+    return {"tool": "editcap", "command": f"editcap {intact.name} {final.name} " + " ".join(map(str, picks)),
+            "intact_file": intact.name, "intact_bytes": intact.stat().st_size,
+            "intact_packets": count_packets(intact),
+            "dropped_frames": picks, "frame_numbers_of": "the intact capture",
+            "dropped_frame_bytes": [lens[f] for f in picks],
+            "display_tcp_stream": stream, "direction": f"server (port {s.port}) -> client",
+            "chosen_from": f"{len(inside)} full-size ({full}-byte) segments whose two neighbours each side in "
+                           f"that direction are {full}-byte segments or {65536 - full}-byte remainders of 64 KiB "
+                           "writes (inside large messages), at 1/(n+1) .. n/(n+1) of that list",
+            "truth_source": "the intact capture: the ground truth PNG is what the client was shown in it"}
 
 
 def screen_layout(s: Session, xs: peers.Xspice) -> list[dict]:
@@ -589,6 +890,99 @@ def record_qemu(s: Session, out_dir: Path) -> dict:
     return meta
 
 
+def record_qemu_linux(s: Session, out_dir: Path) -> dict:
+    """QEMU booting the machine's Debian kernel with a busybox initramfs built now (never committed): the kernel
+    qxl driver draws fbcon text, then /init writes colour bars into each framebuffer; spicy on an Xvfb is
+    connected from the firmware on. Truth: QEMU's screendump of every head, taken while the guest runs
+    (a stopped guest's screendump shows the device memory, which the driver's commands never touched)."""
+    final, png = capture_files(s, out_dir)
+    head_pngs = [png] + [out_dir / f"{s.name}.qxl{i}.png" for i in range(1, s.qxl_heads)]
+    started = dt.datetime.now(dt.timezone.utc)
+    with tempfile.TemporaryDirectory(prefix=f"corpus-{s.name}-") as tmpname:
+        tmp = Path(tmpname)
+        initrd = tmp / "initramfs.cpio"
+        built = peers.build_initramfs(initrd, heads=s.qxl_heads)
+        qs = peers.QemuLinuxSettings(port=s.port, initrd=str(initrd), kernel=built["kernel"],
+                                     monitor=str(tmp / "hmp.sock"), serial_log=str(tmp / "serial.log"),
+                                     heads=s.qxl_heads)
+        raw = tmp / final.name
+        truth = []
+        # QEMU first: its readiness probes of the SPICE port stay out of the capture; the guest is still in
+        # its firmware when the client connects.
+        with peers.Xvfb(s.client_display, CLIENT_SCREEN) as xv, peers.QemuLinux(qs, tmp) as qemu:
+            qemu_listening = time.monotonic()
+            with peers.Tshark(s.port, raw, pcapng=s.pcapng, log_dir=tmp) as cap:
+                tl = Timeline()
+                tl.note("capture_started", filter=cap.filter,
+                        qemu_port_listening_s_before=round(tl.t0 - qemu_listening, 2))
+                with peers.Spicy(xv.display, qemu.port, log_dir=tmp) as cl:
+                    tl.note("client_connected")
+                    qemu.wait_guest(240)
+                    tl.note("guest_ready", how=f"serial console printed {peers.GUEST_READY}")
+                    # The guest is still from now on (no cursor blink, console log level 1).
+                    time.sleep(max(2.0, tl.t0 + s.duration - time.monotonic() - 2.0))
+                    for i, head_png in enumerate(head_pngs):
+                        device = None if i == 0 else f"qxl{i}"
+                        qemu.screendump(head_png, device)
+                        how = f"monitor: screendump FILE{' ' + device if device else ''} (PPM) | convert png"
+                        truth.append({"file": head_png.name, "device": device or "the -vga qxl device",
+                                      "how": how})
+                        tl.note("ground_truth", file=head_png.name, how=how)
+                    time.sleep(1.0)
+                    client_argv = cl.argv
+                tl.note("client_closed")
+                serial = qemu.serial_text()
+                qemu_log = qemu.log_text()
+                time.sleep(0.5)
+        keep_capture(s, raw, final)
+    if cap.dropped:
+        raise CaptureIncomplete(f"{s.name}: tshark dropped {cap.dropped} packets")
+    meta = {
+        "name": s.name,
+        "description": s.description,
+        "date": started.isoformat(timespec="seconds"),
+        "server": {
+            "program": "qemu-system-x86_64 (spice-server inside) booting Debian's Linux kernel under TCG; the "
+                       "kernel qxl DRM driver (fbdev emulation, fbcon) draws",
+            "address": f"127.0.0.1:{qs.port}",
+            "argv": shlex.join(qs.argv()).replace(str(tmp), "$TMP"),
+            "ticketing": False,
+            "qxl_devices": s.qxl_heads,
+            "log": qemu_log.strip() or None,
+        },
+        "guest": {
+            "kernel": built["kernel"], "kernel_version": built["kernel_version"],
+            "initramfs": "busybox-static + the modules below, built at record time (cpio newc, uncompressed); "
+                         "never committed", "initramfs_bytes": built["bytes"], "modules": built["modules"],
+            "insmod_order": built["insmod_order"], "pattern_lines_per_write": built["pattern_lines_per_write"],
+            "init": built["init"].splitlines(),
+            "serial_console": serial.splitlines()[-40:],
+        },
+        "client": {"program": "spicy", "argv": shlex.join(client_argv), "display": f"Xvfb {CLIENT_SCREEN}"},
+        "timeline_origin": "t=0 is when tshark reported it was capturing: QEMU's SPICE port listened, the client "
+                           "was not yet connected",
+        "timeline": tl.events,
+        "capture": {
+            "file": final.name,
+            "format": "pcapng" if s.pcapng else "pcap",
+            "tool": f"tshark -i lo -f '{cap.filter}' -F {'pcapng' if s.pcapng else 'pcap'}",
+            "bytes": final.stat().st_size,
+            "packets": count_packets(final),
+            "cut": None,
+            "starts_mid_session": False,
+            "packets_dropped_by_capture": cap.dropped,
+        },
+        "ground_truth": {"file": png.name, "heads": truth,
+                         "what": "QEMU's framebuffer of each QXL head (monitor screendump) while the guest runs, "
+                                 "after /init finished drawing"},
+        "versions": {**tool_versions(), **extra_versions(),
+                     **package_versions(("busybox-static", f"linux-image-{built['kernel_version']}"))},
+        "regenerate": "scripts/record_corpus.py " + shlex.join(cli_args(s)),
+    }
+    (out_dir / f"{s.name}.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    return meta
+
+
 def extra_versions() -> dict[str, str]:
     pkgs = ["qemu-system-x86", "python3-gi", "gir1.2-spiceclientglib-2.0", "libspice-client-glib-2.0-8", "xclip"]
     out = subprocess.run(["dpkg-query", "-W", *pkgs], capture_output=True, text=True).stdout
@@ -813,7 +1207,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--vdagent", action=argparse.BooleanOptionalAction, default=False)
     ap.add_argument("--audio", action=argparse.BooleanOptionalAction, default=False)
     ap.add_argument("--programs", default=",".join(DEFAULT_PROGRAMS), help=f"from {','.join(PROGRAMS)}")
-    ap.add_argument("--client", choices=("spicy", "spicy-screenshot"), default="spicy")
     ap.add_argument("--preferred-compression", choices=peers.CLIENT_COMPRESSIONS)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--move-window", action=argparse.BooleanOptionalAction, default=True)
@@ -826,6 +1219,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--cut-seconds", type=float, default=0.0)
     ap.add_argument("--resize-first", help="xrandr size a second after the client connected, e.g. 1920x1080")
     ap.add_argument("--second-head", help="a second monitor of this size, e.g. 800x600")
+    ap.add_argument("--kind", choices=("xspice", "qemu-linux"), default="xspice",
+                    help="xspice: Xspice desktop; qemu-linux: QEMU booting Debian's kernel (kernel qxl driver)")
+    ap.add_argument("--client", choices=CLIENTS, default="spicy")
+    ap.add_argument("--video-codecs", help="spice-server video codecs, e.g. gstreamer:vp8 (with --streaming-video all)")
+    ap.add_argument("--proxy", action=argparse.BooleanOptionalAction, default=False,
+                    help="spicy through tinyproxy (HTTP CONNECT, SPICE_PROXY)")
+    ap.add_argument("--tls", action=argparse.BooleanOptionalAction, default=False,
+                    help="spicy over TLS to a TLS front with a key log (scripts/tls_front.py)")
+    ap.add_argument("--websockify", action=argparse.BooleanOptionalAction, default=False,
+                    help="spice-html5 through websockify (else to Xspice's own port)")
+    ap.add_argument("--capture-legs", choices=("all", "client"), default="all",
+                    help="all: every hop's port; client: the client's hop only")
+    ap.add_argument("--proxy-port", type=int, default=5932)
+    ap.add_argument("--ws-port", type=int, default=5933)
+    ap.add_argument("--http-port", type=int, default=5934)
+    ap.add_argument("--tls-port", type=int, default=5935)
+    ap.add_argument("--drop-frames", type=int, default=0,
+                    help="lost segments: drop this many display-channel data frames mid-capture (editcap)")
+    ap.add_argument("--qxl-heads", type=int, default=1, help="qemu-linux: QXL devices (1 or 2)")
     ap.add_argument("--port", type=int, help=f"server port (default {SERVER_PORT}; Xspice sessions)")
     ap.add_argument("--displays", help=f"server,client X displays (default {SERVER_DISPLAY},{CLIENT_DISPLAY})")
     return ap.parse_args(argv)
@@ -848,16 +1260,26 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [p for p in programs if p not in PROGRAMS]
         if unknown:
             raise SystemExit(f"unknown programs: {unknown}")
-        sessions = [Session(a.name, a.description, a.image_compression, a.jpeg_wan_compression,
-                            a.zlib_glz_wan_compression, a.streaming_video, a.password, a.vdagent, a.audio,
-                            programs, a.client, a.preferred_compression, a.duration, a.move_window, a.mouse,
-                            a.type_text, a.resize_to, a.select_text, a.pcapng, a.cut_seconds, a.resize_first,
-                            a.second_head)]
+        given = {f.name: getattr(a, f.name) for f in dataclasses.fields(Session)
+                 if f.name not in ("name", "programs", "port", "server_display", "client_display")
+                 and getattr(a, f.name, None) is not None}
+        sessions = [Session(a.name, programs=programs, **given)]
+        if sessions[0].kind == "qemu-linux" and not a.port:
+            sessions[0].port = 5929
+        sessions[0].validate()
     elif a.all or a.only:
         wanted = None if a.all else set(a.only.split(","))
         sessions = [s for s in CORPUS if wanted is None or s.name in wanted]
         if wanted and len(sessions) != len(wanted):
             raise SystemExit(f"unknown sessions: {wanted - {s.name for s in sessions}}")
+        if a.out.resolve() == CAPTURES.resolve():
+            outside = [s.name for s in sessions if s.name in OUTSIDE_CAPTURES]
+            if wanted and outside:
+                raise SystemExit(f"{', '.join(outside)}: not into captures/ yet (the library cannot read them); "
+                                 "give --out DIR")
+            if outside:
+                print(f"skipped (record them with --out DIR): {', '.join(outside)}", flush=True)
+            sessions = [s for s in sessions if s.name not in OUTSIDE_CAPTURES]
     else:
         raise SystemExit("nothing to do: give --all, --only NAMES, --list or --name NAME")
     if a.port or a.displays:  # beside other users of the default port and displays
