@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from spicetool.stack.geometry import Rect
+
 MAX_SURFACE_PIXELS = 64 << 20  # a bound on a hostile SURFACE_CREATE
 
 # SpiceSurfaceFmt names -> bits per pixel of the real format
@@ -82,31 +84,26 @@ class Region:
         self.mask = keep if self.mask is None else (self.mask & keep)
 
 
-def rect_of(r: dict[str, Any]) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) of a Rect field."""
-    return int(r["top"]), int(r["left"]), int(r["bottom"]), int(r["right"])
-
-
-def clip_rects(clip: dict[str, Any] | None) -> list[tuple[int, int, int, int]] | None:
+def clip_rects(clip: dict[str, Any] | None) -> list[Rect] | None:
     """The rects of a Clip field, None for no clipping."""
     if not clip or clip.get("type") in ("NONE", 0, None):
         return None
     rects = clip.get("rects")
     if isinstance(rects, dict):
         rects = rects.get("rects", [])
-    return [rect_of(r) for r in rects or []]
+    return [Rect.from_fields(r) for r in rects or []]
 
 
 def region_for(surface: Surface, box: dict[str, Any], clip: dict[str, Any] | None) -> Region:
     """The box cut to the surface, with the clip rects as a mask when there are any."""
-    top, left, bottom, right = rect_of(box)
-    reg = Region(max(top, 0), min(bottom, surface.height), max(left, 0), min(right, surface.width))
+    r = Rect.from_fields(box)
+    reg = Region(max(r.top, 0), min(r.bottom, surface.height), max(r.left, 0), min(r.right, surface.width))
     rects = clip_rects(clip)
     if rects is not None and not reg.empty:
         keep = np.zeros(reg.shape, bool)
-        for t, l, b, r in rects:
-            t, b = max(t, reg.y0) - reg.y0, min(b, reg.y1) - reg.y0
-            l, r = max(l, reg.x0) - reg.x0, min(r, reg.x1) - reg.x0
+        for c in rects:
+            t, b = max(c.top, reg.y0) - reg.y0, min(c.bottom, reg.y1) - reg.y0
+            l, r = max(c.left, reg.x0) - reg.x0, min(c.right, reg.x1) - reg.x0
             if t < b and l < r:
                 keep[t:b, l:r] = True
         reg.mask = keep

@@ -1,9 +1,12 @@
-"""The cursor channel: pointer shapes (alpha, mono, colour), position and visibility, and
-drawing the pointer over a frame.
+"""The cursor channel's state: pointer shapes (spice.proto Cursor: ALPHA, MONO, COLOR*), as
+pixels, position and visibility, the shape cache. The one cursor shape and state of the project:
+the renderer keeps the captured pointer in them (and draws it, render/cursor.py), the QXL device
+its guest's pointer.
 """
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,11 +18,21 @@ MAX_SIDE = 512  # a cursor larger than this is not a cursor
 MAX_CACHED = 256
 
 
+@dataclass
 class CursorShape:
-    """RGBA pixels (straight alpha) plus the pixels to invert (mono XOR cursors) and the hot spot."""
+    """A pointer shape: (h, w, 4) uint8 pixels in B, G, R, A byte order, straight alpha (an ALPHA
+    cursor's ARGB little-endian words, as the wire and guest memory hold them), the hot spot,
+    the pixels a mono cursor inverts (XOR), and the CursorHeader's unique id."""
+    unique: int
+    pixels: np.ndarray
+    hot_x: int = 0
+    hot_y: int = 0
+    invert: np.ndarray | None = field(default=None, repr=False)
 
-    def __init__(self, rgba: np.ndarray, invert: np.ndarray | None, hot_x: int, hot_y: int) -> None:
-        self.rgba, self.invert, self.hot_x, self.hot_y = rgba, invert, hot_x, hot_y
+    @property
+    def rgba(self) -> np.ndarray:
+        """The pixels as R, G, B, A (a copy)."""
+        return self.pixels[..., [2, 1, 0, 3]]
 
 
 def _bits(data: bytes, offset: int, w: int, h: int) -> np.ndarray:
@@ -34,13 +47,14 @@ def decode_shape(header: dict[str, Any], data: bytes) -> CursorShape:
     if not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
         raise ValueError(f"cursor of {w}x{h}")
     hot = int(header["hot_spot_x"]), int(header["hot_spot_y"])
+    unique = int(header.get("unique", 0))
     n = w * h
+    if kind == "ALPHA":
+        bgra = np.frombuffer(data, np.uint8, n * 4).reshape(h, w, 4).copy()
+        return CursorShape(unique, bgra, *hot)
     rgba = np.zeros((h, w, 4), np.uint8)
     invert = None
-    if kind == "ALPHA":
-        bgra = np.frombuffer(data, np.uint8, n * 4).reshape(h, w, 4)
-        rgba = bgra[..., [2, 1, 0, 3]].copy()
-    elif kind == "MONO":
+    if kind == "MONO":
         and_mask = _bits(data, 0, w, h)
         xor_mask = _bits(data, ((w + 7) // 8) * h, w, h)
         rgba[..., :3] = np.where(xor_mask, 255, 0)[..., None]
@@ -73,18 +87,19 @@ def decode_shape(header: dict[str, Any], data: bytes) -> CursorShape:
             offset = stride * h + entries * 4
         and_mask = _bits(data, offset, w, h)
         rgba[..., 3] = np.where(and_mask, 0, 255)
-    return CursorShape(rgba, invert, *hot)
+    return CursorShape(unique, rgba[..., [2, 1, 0, 3]], *hot, invert)
 
 
+@dataclass
 class CursorState:
-    """What the cursor channel has said so far."""
-
-    def __init__(self) -> None:
-        self.shape: CursorShape | None = None
-        self.x = self.y = 0
-        self.visible = False
-        self.cache: OrderedDict[int, CursorShape] = OrderedDict()
-        self.warnings: Counter[str] = Counter()
+    """Where the pointer is, whether it shows, its shape; for a cursor channel also its shape
+    cache and what was wrong in its messages (handle)."""
+    x: int = 0
+    y: int = 0
+    visible: bool = False
+    shape: CursorShape | None = None
+    cache: OrderedDict[int, CursorShape] = field(default_factory=OrderedDict, compare=False, repr=False)
+    warnings: Counter[str] = field(default_factory=Counter, compare=False, repr=False)
 
     def handle(self, name: str, f: dict[str, Any]) -> bool:
         """One cursor message; True when what the pointer looks like or where it is changed."""
@@ -130,23 +145,3 @@ class CursorState:
             self.cache[uid] = self.shape
             while len(self.cache) > MAX_CACHED:
                 self.cache.popitem(last=False)
-
-    def draw(self, frame: np.ndarray, origin_x: int = 0, origin_y: int = 0) -> None:
-        """Put the pointer on an RGB frame in place (origin: where the frame sits on the surface)."""
-        shape = self.shape
-        if not self.visible or shape is None:
-            return
-        h, w = shape.rgba.shape[:2]
-        x = self.x - shape.hot_x - origin_x
-        y = self.y - shape.hot_y - origin_y
-        fh, fw = frame.shape[:2]
-        y0, y1, x0, x1 = max(y, 0), min(y + h, fh), max(x, 0), min(x + w, fw)
-        if y0 >= y1 or x0 >= x1:
-            return
-        src = shape.rgba[y0 - y:y1 - y, x0 - x:x1 - x].astype(np.uint16)
-        dst = frame[y0:y1, x0:x1]
-        a = src[..., 3:4]
-        dst[...] = ((src[..., :3] * a + dst.astype(np.uint16) * (255 - a) + 127) // 255).astype(np.uint8)
-        if shape.invert is not None:
-            inv = shape.invert[y0 - y:y1 - y, x0 - x:x1 - x]
-            dst[inv] = 255 - dst[inv]
