@@ -47,6 +47,7 @@ from spicetool.qxl.commands import (
     SurfaceCreate,
     SurfaceDestroy,
 )
+from spicetool.qxl.driver import QxlDriver
 from spicetool.qxl.qxl_dev import DeviceError  # noqa: F401 (the device's error, for every caller)
 from spicetool.stack.cursor import CursorState
 
@@ -91,14 +92,13 @@ class QxlDevice:
     streams: Any = None       # a streams.VideoStreams when --streaming-video is on
     clock: Callable[[], float] = time.monotonic   # seconds, for the streams' timing
     memory: dev.QxlMemory = field(default_factory=dev.QxlMemory, repr=False)
-    driver: Any = field(default=None, repr=False)   # the guest's driver (driver.QxlDriver)
+    driver: QxlDriver | None = field(default=None, repr=False)   # the guest's driver
     _releases: list = field(default_factory=list, repr=False)   # (QXLPHYSICAL, id) to give back
     _canvases: dict = field(default_factory=dict, repr=False)   # surface id -> (pixels, keep data)
     _caller: Any = field(default=None, repr=False)             # the command submit() is carrying
 
     def __post_init__(self) -> None:
         if self.driver is None:
-            from spicetool.qxl.driver import QxlDriver  # it builds on this module's commands
             self.driver = QxlDriver(self)
 
     @property

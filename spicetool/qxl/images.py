@@ -17,6 +17,7 @@ from collections import Counter
 import numpy as np
 
 from spicetool import codecs
+from spicetool.qxl.graduality import Graduality, level
 from spicetool.qxl.pixmap_cache import PixmapCache
 
 BITMAP_FLAG_TOP_DOWN = 4
@@ -68,7 +69,6 @@ def codec_for(pixels: np.ndarray, setting: str, shared: dict | None = None) -> s
     h, w = pixels.shape[:2]
     if h < MIN_QUIC_SIDE or w < MIN_QUIC_SIDE or w * h < MIN_PIXELS_TO_COMPRESS:
         return base
-    from spicetool.qxl.graduality import Graduality, level
     return "quic" if level(pixels, shared) == Graduality.HIGH else base
 
 
