@@ -72,7 +72,8 @@ def codec_for(pixels: np.ndarray, setting: str, shared: dict | None = None) -> s
     return "quic" if level(pixels, shared) == Graduality.HIGH else base
 
 
-def encode_image(pixels: np.ndarray, codec: str, glz: codecs.GlzEncoder | None = None, image_id: int | None = None) -> dict:
+def encode_image(pixels: np.ndarray, codec: str, glz: codecs.GlzEncoder | None = None,
+                 image_id: int | None = None) -> dict:
     """Image fields of (h, w, 4) BGRX pixels in `codec` (a stateless one unless `glz` is given)."""
     h, w = pixels.shape[:2]
     if codec == "off" or w * h < MIN_PIXELS_TO_COMPRESS:

@@ -96,11 +96,13 @@ class Canvas:
         img = self.images.get(image)
         if img is None:
             return None
-        src, dst = Rect.from_fields(src_area), Rect.from_fields(box)
-        if ((src.width, src.height) != (dst.width, dst.height) and not src.empty()
-                and dst.width > 0 and dst.height > 0):
-            return scaled_source(img, src, dst, reg, scale_mode in ("NEAREST", 1))
-        return _window(img, src.top + reg.y0 - dst.top, src.left + reg.x0 - dst.left, *reg.shape, fill=0)
+        # most draws: the fields read as ints, a Rect made only for a scaled copy
+        st, sl, sb, sr = int(src_area["top"]), int(src_area["left"]), int(src_area["bottom"]), int(src_area["right"])
+        bt, bl, bb, br = int(box["top"]), int(box["left"]), int(box["bottom"]), int(box["right"])
+        bw, bh = br - bl, bb - bt
+        if (sr - sl, sb - st) != (bw, bh) and sr > sl and sb > st and bw > 0 and bh > 0:
+            return scaled_source(img, Rect(sl, st, sr, sb), Rect(bl, bt, br, bb), reg, scale_mode in ("NEAREST", 1))
+        return _window(img, st + reg.y0 - bt, sl + reg.x0 - bl, *reg.shape, fill=0)
 
     def _brush(self, brush: dict | None, reg: Region) -> np.ndarray | None:
         """Brush pixels over the region: a colour, or the pattern tiled from its position."""

@@ -6,8 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from spicetool.stack.geometry import Rect
-
 MAX_SURFACE_PIXELS = 64 << 20  # a bound on a hostile SURFACE_CREATE
 
 # SpiceSurfaceFmt names -> bits per pixel of the real format
@@ -84,26 +82,31 @@ class Region:
         self.mask = keep if self.mask is None else (self.mask & keep)
 
 
-def clip_rects(clip: dict[str, Any] | None) -> list[Rect] | None:
-    """The rects of a Clip field, None for no clipping."""
+def clip_rects(clip: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    """The parsed rects of a Clip field (Rect fields), None for no clipping."""
     if not clip or clip.get("type") in ("NONE", 0, None):
         return None
     rects = clip.get("rects")
     if isinstance(rects, dict):
         rects = rects.get("rects", [])
-    return [Rect.from_fields(r) for r in rects or []]
+    return list(rects or [])
 
 
 def region_for(surface: Surface, box: dict[str, Any], clip: dict[str, Any] | None) -> Region:
     """The box cut to the surface, with the clip rects as a mask when there are any."""
-    r = Rect.from_fields(box)
-    reg = Region(max(r.top, 0), min(r.bottom, surface.height), max(r.left, 0), min(r.right, surface.width))
+    # every draw comes here: the Rect fields are read as ints in place (a Rect object per box
+    # and clip rect would cost more than the rest of this)
+    top, left, bottom, right = int(box["top"]), int(box["left"]), int(box["bottom"]), int(box["right"])
+    reg = Region(max(top, 0), min(bottom, surface.height), max(left, 0), min(right, surface.width))
     rects = clip_rects(clip)
-    if rects is not None and not reg.empty:
+    if rects is None:
+        return reg
+    edges = [(int(c["top"]), int(c["left"]), int(c["bottom"]), int(c["right"])) for c in rects]
+    if not reg.empty:
         keep = np.zeros(reg.shape, bool)
-        for c in rects:
-            t, b = max(c.top, reg.y0) - reg.y0, min(c.bottom, reg.y1) - reg.y0
-            l, r = max(c.left, reg.x0) - reg.x0, min(c.right, reg.x1) - reg.x0
+        for t, l, b, r in edges:
+            t, b = max(t, reg.y0) - reg.y0, min(b, reg.y1) - reg.y0
+            l, r = max(l, reg.x0) - reg.x0, min(r, reg.x1) - reg.x0
             if t < b and l < r:
                 keep[t:b, l:r] = True
         reg.mask = keep
