@@ -9,10 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-grimp = pytest.importorskip("grimp")
-pytest.importorskip("importlinter")
+import grimp  # the `test` extra brings grimp and import-linter
 
 ROOT = Path(__file__).resolve().parents[1]
 NATIVE = "spicetool._native"
