@@ -22,6 +22,7 @@ __all__ = [
     "DecodeError", "MissingReference", "ImageTooLarge", "DEFAULT_MAX_PIXELS", "BitmapFormat",
     "decode_bitmap", "decode_quic", "decode_lz", "decode_lz4", "decode_jpeg", "decode_jpeg_alpha",
     "GlzDictionary", "QuicKind", "LzKind", "encode_quic", "encode_lz", "encode_lz4", "GlzEncoder",
+    "available_encoders",
 ]
 
 DecodeError = _native.DecodeError
@@ -187,6 +188,15 @@ class LzKind:
     RGBA = 9
     XXXA = 10  # alpha only
     A8 = 11
+
+
+# codec name -> the native entry point behind its encoder
+_ENCODERS = {"quic": "encode_quic", "lz": "encode_lz", "lz4": "encode_lz4", "glz": "GlzEncoder"}
+
+
+def available_encoders() -> frozenset[str]:
+    """The codecs this build of the extension can encode: of "quic", "lz", "lz4", "glz"."""
+    return frozenset(name for name, entry in _ENCODERS.items() if hasattr(_native, entry))
 
 
 def _checked(img: np.ndarray) -> np.ndarray:

@@ -13,39 +13,12 @@ from typing import Union
 
 import numpy as np
 
+from spicetool.stack.cursor import CursorShape
+from spicetool.stack.geometry import Rect
+
 # Pixels are kept as the bytes of a 32_xRGB surface in memory: B, G, R, X per pixel.
 SURFACE_FMT_32_XRGB = 32
 PRIMARY_SURFACE = 0
-
-
-@dataclass(frozen=True)
-class Rect:
-    left: int
-    top: int
-    right: int
-    bottom: int
-
-    @property
-    def width(self) -> int:
-        return self.right - self.left
-
-    @property
-    def height(self) -> int:
-        return self.bottom - self.top
-
-    def fields(self) -> dict:
-        """The wire form (spice.proto order: top, left, bottom, right)."""
-        return {"top": self.top, "left": self.left, "bottom": self.bottom, "right": self.right}
-
-    def intersection(self, other: "Rect") -> "Rect":
-        return Rect(max(self.left, other.left), max(self.top, other.top),
-                    min(self.right, other.right), min(self.bottom, other.bottom))
-
-    def clipped(self, width: int, height: int) -> "Rect":
-        return self.intersection(Rect(0, 0, width, height))
-
-    def empty(self) -> bool:
-        return self.right <= self.left or self.bottom <= self.top
 
 
 @dataclass
@@ -130,15 +103,6 @@ class StreamCreate:
 @dataclass
 class StreamDestroy:
     stream_id: int
-
-
-@dataclass
-class CursorShape:
-    """An ALPHA cursor: (h, w, 4) uint8 in B, G, R, A byte order (ARGB little-endian)."""
-    unique: int
-    pixels: np.ndarray
-    hot_x: int = 0
-    hot_y: int = 0
 
 
 @dataclass

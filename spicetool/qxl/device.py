@@ -47,7 +47,9 @@ from spicetool.qxl.commands import (
     SurfaceCreate,
     SurfaceDestroy,
 )
+from spicetool.qxl.driver import QxlDriver
 from spicetool.qxl.qxl_dev import DeviceError  # noqa: F401 (the device's error, for every caller)
+from spicetool.stack.cursor import CursorState
 
 
 def drawn_parts(rect: Rect, clip: tuple[Rect, ...] | None, surface: np.ndarray) -> list[Rect]:
@@ -66,14 +68,6 @@ def color_bgrx(color: int) -> np.ndarray:
     return np.array([color & 0xFF, (color >> 8) & 0xFF, (color >> 16) & 0xFF, 0], dtype=np.uint8)
 
 
-@dataclass
-class CursorState:
-    x: int = 0
-    y: int = 0
-    visible: bool = False
-    shape: CursorShape | None = None
-
-
 # bounds on what a guest may ask for (a hostile one must not make the device loop or allocate without end)
 MAX_CHUNKS = 1024          # QXLDataChunk links followed for one image or cursor
 MAX_STRIDE = 1 << 20       # bytes per row of an image or surface
@@ -83,10 +77,6 @@ BITMAP_BYTES = {dev.SPICE_BITMAP_FMT_16BIT: 2, dev.SPICE_BITMAP_FMT_24BIT: 3,
 MAX_CURSOR = 1024          # pixels per side of a cursor shape
 MAX_CLIP_RECTS = 4096      # rects in one drawable's clip
 RELEASE_BUNCH = 32         # resources chained through release_info.next behind one release ring item
-
-
-def _rect(fields: dict, prefix: str) -> Rect:
-    return Rect(fields[f"{prefix}.left"], fields[f"{prefix}.top"], fields[f"{prefix}.right"], fields[f"{prefix}.bottom"])
 
 
 @dataclass
@@ -102,14 +92,13 @@ class QxlDevice:
     streams: Any = None       # a streams.VideoStreams when --streaming-video is on
     clock: Callable[[], float] = time.monotonic   # seconds, for the streams' timing
     memory: dev.QxlMemory = field(default_factory=dev.QxlMemory, repr=False)
-    driver: Any = field(default=None, repr=False)   # the guest's driver (driver.QxlDriver)
+    driver: QxlDriver | None = field(default=None, repr=False)   # the guest's driver
     _releases: list = field(default_factory=list, repr=False)   # (QXLPHYSICAL, id) to give back
     _canvases: dict = field(default_factory=dict, repr=False)   # surface id -> (pixels, keep data)
     _caller: Any = field(default=None, repr=False)             # the command submit() is carrying
 
     def __post_init__(self) -> None:
         if self.driver is None:
-            from spicetool.qxl.driver import QxlDriver  # it builds on this module's commands
             self.driver = QxlDriver(self)
 
     @property
@@ -335,7 +324,7 @@ class QxlDevice:
     def _drawable(self, d: dict, phys: int) -> Command | None:
         sid = d["surface_id"]
         self._check_surface_id(sid)
-        rect = _rect(d, "bbox")
+        rect = Rect.from_fields(d, "bbox")
         kind = d["type"]
         if kind == dev.QXL_DRAW_NOP:
             return None
@@ -350,7 +339,7 @@ class QxlDevice:
             c = dev.QXLCopy.unpack(d["u"])
             self._plain(c["rop_descriptor"], c["mask.bitmap"])
             img = self.memory.read(c["src_bitmap"], dev.QXLImage)
-            src = _rect(c, "src_area")
+            src = Rect.from_fields(c, "src_area")
             if img["descriptor.type"] == dev.SPICE_IMAGE_TYPE_SURFACE:   # its size is the surface's
                 if clip is not None:
                     raise DeviceError("clip rects on a copy from a surface are not supported")
@@ -380,7 +369,7 @@ class QxlDevice:
         size = dev.QXLRect.size
         data = self._chunks(dev.phys_add(phys, dev.QXLClipRects.offsets["chunk"], "clip rects"), n * size, "clip rects")
         rects = (dev.QXLRect.unpack(data, i * size) for i in range(n))
-        return tuple(Rect(r["left"], r["top"], r["right"], r["bottom"]) for r in rects)
+        return tuple(Rect.from_fields(r) for r in rects)
 
     @staticmethod
     def _plain(rop: int, mask: int) -> None:

@@ -105,7 +105,6 @@ from spicetool.qxl.qxl_dev import (
     QXLUpdateCmd,
     make_phys,
     prefixed,
-    rect_fields,
 )
 
 ALIGN = 8
@@ -398,7 +397,7 @@ class QxlDriver:
         clip_size = 0 if clip is None else QXLClipRects.size + len(clip) * QXLRect.size
         rid, off = self._resource(size + extra + clip_size)
         values = {"release_info.id": rid, "surface_id": surface_id, "effect": QXL_EFFECT_OPAQUE,
-                  "type": draw_type, **prefixed("bbox", rect_fields(rect.left, rect.top, rect.right, rect.bottom))}
+                  "type": draw_type, **prefixed("bbox", rect.fields())}
         for i in range(3):
             values[f"surfaces_dest[{i}]"] = -1   # no other surface is read
         if clip is not None:
@@ -407,7 +406,7 @@ class QxlDriver:
                                                       "chunk.data_size": len(clip) * QXLRect.size})
             for i, c in enumerate(clip):
                 QXLRect.pack_into(self.mem.ram, at + QXLClipRects.size + i * QXLRect.size,
-                                  rect_fields(c.left, c.top, c.right, c.bottom))
+                                  c.fields())
             values.update({"clip.type": SPICE_CLIP_TYPE_RECTS, "clip.data": self.ram_phys(at)})
         QXLDrawable.pack_into(self.mem.ram, off, values)
         return rid, off, off + size
@@ -431,7 +430,7 @@ class QxlDriver:
         """A DRAW_COPY from another surface, as the X driver writes it: a QXLImage of type
         SURFACE (id and size 0) naming the surface, which the drawable also lists as a source."""
         rid, off, image = self._drawable(surface_id, rect, QXL_DRAW_COPY, _align(QXLImage.size))
-        src = rect_fields(src_x, src_y, src_x + rect.width, src_y + rect.height)
+        src = Rect(src_x, src_y, src_x + rect.width, src_y + rect.height).fields()
         QXLCopy.pack_into(self.mem.ram, off + QXLDrawable.offsets["u"], {
             "src_bitmap": self.ram_phys(image), **prefixed("src_area", src),
             "rop_descriptor": SPICE_ROPD_OP_PUT, "scale_mode": SPICE_IMAGE_SCALE_MODE_NEAREST})
@@ -456,7 +455,7 @@ class QxlDriver:
                                          chunk_at + QXLDataChunk.size + stride * h, clip)
         image, chunk = extra + image_at, extra + chunk_at
         QXLCopy.pack_into(self.mem.ram, off + QXLDrawable.offsets["u"], {
-            "src_bitmap": self.ram_phys(image), **prefixed("src_area", rect_fields(0, 0, w, h)),
+            "src_bitmap": self.ram_phys(image), **prefixed("src_area", Rect(0, 0, w, h).fields()),
             "rop_descriptor": SPICE_ROPD_OP_PUT, "scale_mode": SPICE_IMAGE_SCALE_MODE_NEAREST})
         cached = image_id is not None
         QXLImage.pack_into(self.mem.ram, image, {
@@ -556,7 +555,7 @@ class QxlDriver:
         """A QXL_CMD_UPDATE: the device draws the area and answers with rom.update_id."""
         rid, off = self._resource(_align(QXLUpdateCmd.size))
         QXLUpdateCmd.pack_into(self.mem.ram, off, {
-            "release_info.id": rid, **prefixed("area", rect_fields(rect.left, rect.top, rect.right, rect.bottom)),
+            "release_info.id": rid, **prefixed("area", rect.fields()),
             "update_id": update_id, "surface_id": surface_id})
         try:
             self.push("cmd_ring", QXL_CMD_UPDATE, self.ram_phys(off))

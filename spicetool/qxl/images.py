@@ -16,6 +16,8 @@ from collections import Counter
 
 import numpy as np
 
+from spicetool import codecs
+from spicetool.qxl.graduality import Graduality, level
 from spicetool.qxl.pixmap_cache import PixmapCache
 
 BITMAP_FLAG_TOP_DOWN = 4
@@ -24,7 +26,6 @@ COMPRESSIONS = ("off", "quic", "lz", "glz", "lz4", "auto_glz", "auto_lz")
 AUTO = {"auto_glz": "glz", "auto_lz": "lz"}   # the codec of the pictures that are not photo-like
 MIN_PIXELS_TO_COMPRESS = 54   # spice-server's MIN_SIZE_TO_COMPRESS
 MIN_QUIC_SIDE = 3             # QUIC needs at least this many rows and columns
-QUIC_RGB32, LZ_RGB32, BITMAP_32BIT = 4, 8, 8
 # SpiceImageCompression names (PREFERRED_COMPRESSION) -> what we send
 CLIENT_PREFERENCES = {"OFF": "off", "AUTO_GLZ": "auto_glz", "AUTO_LZ": "auto_lz", "QUIC": "quic", "GLZ": "glz",
                       "LZ": "lz", "LZ4": "lz4"}
@@ -33,9 +34,8 @@ _unique = itertools.count(1)
 
 
 def available_compressions() -> tuple[str, ...]:
-    from spicetool import _native
-    have = {"quic": "encode_quic", "lz": "encode_lz", "lz4": "encode_lz4", "glz": "GlzEncoder"}
-    usable = [n for n in have if hasattr(_native, have[n])]
+    have = codecs.available_encoders()
+    usable = [n for n in ("quic", "lz", "lz4", "glz") if n in have]
     usable += [n for n, base in AUTO.items() if base in usable and "quic" in usable]
     return ("off",) + tuple(n for n in COMPRESSIONS[1:] if n in usable)
 
@@ -69,11 +69,11 @@ def codec_for(pixels: np.ndarray, setting: str, shared: dict | None = None) -> s
     h, w = pixels.shape[:2]
     if h < MIN_QUIC_SIDE or w < MIN_QUIC_SIDE or w * h < MIN_PIXELS_TO_COMPRESS:
         return base
-    from spicetool.qxl.graduality import Graduality, level
     return "quic" if level(pixels, shared) == Graduality.HIGH else base
 
 
-def encode_image(pixels: np.ndarray, codec: str, glz=None, image_id: int | None = None) -> dict:
+def encode_image(pixels: np.ndarray, codec: str, glz: codecs.GlzEncoder | None = None,
+                 image_id: int | None = None) -> dict:
     """Image fields of (h, w, 4) BGRX pixels in `codec` (a stateless one unless `glz` is given)."""
     h, w = pixels.shape[:2]
     if codec == "off" or w * h < MIN_PIXELS_TO_COMPRESS:
@@ -84,19 +84,19 @@ def encode_image(pixels: np.ndarray, codec: str, glz=None, image_id: int | None 
         return bitmap_image(pixels, image_id)
 
 
-def _compressed(pixels: np.ndarray, w: int, h: int, codec: str, glz, image_id: int | None) -> dict:
-    from spicetool import _native
-    raw = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
+def _compressed(pixels: np.ndarray, w: int, h: int, codec: str, glz: codecs.GlzEncoder | None,
+                image_id: int | None) -> dict:
+    img = np.ascontiguousarray(pixels, dtype=np.uint8)   # no copy for the usual BGRX view
     if codec == "quic":
-        data = _native.encode_quic(raw, w, h, QUIC_RGB32)
+        data = codecs.encode_quic(img, codecs.QuicKind.RGB32)
         return {"descriptor": _descriptor("QUIC", w, h, image_id), "quic": {"data_size": len(data), "data": data}}
     if codec == "lz":
-        data = _native.encode_lz(raw, w, h, LZ_RGB32)
+        data = codecs.encode_lz(img, codecs.LzKind.RGB32)
         return {"descriptor": _descriptor("LZ_RGB", w, h, image_id), "lz_rgb": {"data_size": len(data), "data": data}}
     if codec == "glz":
-        data = glz.encode(raw, w, h, LZ_RGB32)
+        data = glz.encode(img, codecs.LzKind.RGB32)
         return {"descriptor": _descriptor("GLZ_RGB", w, h, image_id), "lz_rgb": {"data_size": len(data), "data": data}}
-    data = _native.encode_lz4(raw, BITMAP_32BIT)
+    data = codecs.encode_lz4(img, codecs.BitmapFormat.THIRTY_TWO_BIT)
     return {"descriptor": _descriptor("LZ4", w, h, image_id), "lz4": {"data_size": len(data), "data": data}}
 
 
@@ -132,8 +132,7 @@ class ClientImages:
     def set_compression(self, compression: str) -> None:
         self.codec = effective_codec(compression, self.lz4_allowed)   # the setting (may be auto)
         if AUTO.get(self.codec) == "glz" or self.codec == "glz":
-            from spicetool import _native
-            self.glz = _native.GlzEncoder(16)
+            self.glz = codecs.GlzEncoder(16)
         else:
             self.glz = None
 

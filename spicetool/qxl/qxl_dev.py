@@ -277,11 +277,6 @@ QXLImage = Layout("QXLImage", [
     ("descriptor", QXLImageDescriptor), ("u", UnionOf((QXLBitmap, QXLQUICData, QXLSurfaceId)))])
 
 
-def rect_fields(left: int, top: int, right: int, bottom: int) -> dict[str, int]:
-    """A QXLRect's fields (its order is top, left, bottom, right)."""
-    return {"top": top, "left": left, "bottom": bottom, "right": right}
-
-
 def prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
     return {f"{prefix}.{k}": v for k, v in values.items()}
 

@@ -116,7 +116,7 @@ class VideoStreams:
             # a scroll also reads its source: a stream there ends first, so its lossless last
             # picture is what moves
             touched = [rect, cmd.src_rect] if isinstance(cmd, CopyBits) else [rect]
-            for s in [s for s in self.active.values() if any(_overlap(s.rect, r) for r in touched)]:
+            for s in [s for s in self.active.values() if any(s.rect.overlaps(r) for r in touched)]:
                 out += self._end(s, primary)
         if isinstance(cmd, DrawCopy) and surface == PRIMARY_SURFACE:
             out += self._detect(cmd, now)
@@ -156,7 +156,3 @@ class VideoStreams:
         for s in [s for s in self.active.values() if now - s.last_time >= TIMEOUT]:
             out += self._end(s, primary)
         return out
-
-
-def _overlap(a: Rect, b: Rect) -> bool:
-    return a.left < b.right and b.left < a.right and a.top < b.bottom and b.top < a.bottom

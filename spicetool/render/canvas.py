@@ -12,7 +12,8 @@ from spicetool.render import rop
 from spicetool.render.compositing import alpha_over, composite
 from spicetool.render.geometry import glyph_alpha, glyph_mask, stroke_mask
 from spicetool.render.images import ImageStore
-from spicetool.render.surfaces import Region, Surface, put, rect_of, region_for
+from spicetool.render.surfaces import Region, Surface, put, region_for
+from spicetool.stack.geometry import Rect
 
 MASK_INVERS = 1
 
@@ -82,9 +83,9 @@ class Canvas:
         bits = img[..., :3].any(axis=2)
         if int(qmask.get("flags", 0)) & MASK_INVERS:
             bits = ~bits
-        top, left, _, _ = rect_of(box)
+        b = Rect.from_fields(box)
         px, py = int(qmask["pos"]["x"]), int(qmask["pos"]["y"])
-        keep = _window(bits, py + reg.y0 - top, px + reg.x0 - left, *reg.shape, fill=False)
+        keep = _window(bits, py + reg.y0 - b.top, px + reg.x0 - b.left, *reg.shape, fill=False)
         reg.restrict(keep)
         return not reg.empty
 
@@ -95,11 +96,12 @@ class Canvas:
         img = self.images.get(image)
         if img is None:
             return None
-        st, sl, sb, sr = rect_of(src_area)
-        bt, bl, bb, br = rect_of(box)
+        # most draws: the fields read as ints, a Rect made only for a scaled copy
+        st, sl, sb, sr = int(src_area["top"]), int(src_area["left"]), int(src_area["bottom"]), int(src_area["right"])
+        bt, bl, bb, br = int(box["top"]), int(box["left"]), int(box["bottom"]), int(box["right"])
         bw, bh = br - bl, bb - bt
         if (sr - sl, sb - st) != (bw, bh) and sr > sl and sb > st and bw > 0 and bh > 0:
-            return scaled_source(img, (st, sl, sb, sr), (bt, bl, bb, br), reg, scale_mode in ("NEAREST", 1))
+            return scaled_source(img, Rect(sl, st, sr, sb), Rect(bl, bt, br, bb), reg, scale_mode in ("NEAREST", 1))
         return _window(img, st + reg.y0 - bt, sl + reg.x0 - bl, *reg.shape, fill=0)
 
     def _brush(self, brush: dict | None, reg: Region) -> np.ndarray | None:
@@ -201,7 +203,8 @@ class Canvas:
         if src is None:
             return
         mask = self.images.get(d.get("mask_bitmap")) if d.get("mask_bitmap") else None
-        top, left, _, _ = rect_of(base["box"])
+        b = Rect.from_fields(base["box"])
+        top, left = b.top, b.left
         dst = surface.pixels[reg.y0:reg.y1, reg.x0:reg.x1]
         out = composite(int(d["flags"]), src, mask, dst,
                         (reg.x0 - left + int(d["src_origin"]["x"]), reg.y0 - top + int(d["src_origin"]["y"])),
@@ -219,9 +222,10 @@ class Canvas:
             self._rop_put(surface, reg, brush, int(d.get("fore_mode", rop.OP_PUT)), rop.INVERS_BRUSH)
 
     def _draw_text(self, surface: Surface, reg: Region, base: dict, d: dict) -> None:
-        bt, bl, bb, br = rect_of(d["back_area"])
-        if bb > bt and br > bl and d.get("back_brush", {}).get("type") not in ("NONE", 0, None):
-            back = Region(max(reg.y0, bt), min(reg.y1, bb), max(reg.x0, bl), min(reg.x1, br))
+        area = Rect.from_fields(d["back_area"])
+        if not area.empty() and d.get("back_brush", {}).get("type") not in ("NONE", 0, None):
+            back = Region(max(reg.y0, area.top), min(reg.y1, area.bottom), max(reg.x0, area.left),
+                          min(reg.x1, area.right))
             if not back.empty:
                 if reg.mask is not None:
                     back.mask = reg.mask[back.y0 - reg.y0:back.y1 - reg.y0, back.x0 - reg.x0:back.x1 - reg.x0]
@@ -262,26 +266,25 @@ class Canvas:
         reg = region_for(surface, base["box"], base.get("clip"))
         if reg.empty:
             return None
-        top, left, _, _ = rect_of(base["box"])
+        b = Rect.from_fields(base["box"])
         sx, sy = int(fields["src_pos"]["x"]), int(fields["src_pos"]["y"])
         # copy first: source and destination overlap when a window is dragged
-        src = _window(surface.pixels, sy + reg.y0 - top, sx + reg.x0 - left, *reg.shape, fill=None,
+        src = _window(surface.pixels, sy + reg.y0 - b.top, sx + reg.x0 - b.left, *reg.shape, fill=None,
                       dest=surface.pixels[reg.y0:reg.y1, reg.x0:reg.x1]).copy()
         put(surface, reg, src)
         self.commands["copy_bits"] += 1
         return reg
 
 
-def scaled_source(img: np.ndarray, src: tuple[int, int, int, int], box: tuple[int, int, int, int], reg: Region,
-            nearest: bool) -> np.ndarray:
-    """The region's pixels of src (top, left, bottom, right of img) stretched over box.
+def scaled_source(img: np.ndarray, src: Rect, box: Rect, reg: Region, nearest: bool) -> np.ndarray:
+    """The region's pixels of src (a rect of img) stretched over box.
 
     Only the region is computed, so a huge box or source area costs no more than the surface
     it lands on. Sampling at pixel centres, nearest or bilinear, edges clamped to the part of
     the source area inside the image (none of it: black).
     """
-    st, sl, sb, sr = src
-    bt, bl, bb, br = box
+    st, sl, sb, sr = src.top, src.left, src.bottom, src.right
+    bt, bl, bb, br = box.top, box.left, box.bottom, box.right
     ih, iw = img.shape[:2]
     lo_y, hi_y, lo_x, hi_x = max(st, 0), min(sb, ih) - 1, max(sl, 0), min(sr, iw) - 1
     if hi_y < lo_y or hi_x < lo_x:

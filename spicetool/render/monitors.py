@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-Rect = tuple[int, int, int, int]  # x0, y0, x1, y1
+from spicetool.stack.geometry import Rect
 
 
 class DisplayChoiceError(ValueError):
@@ -52,7 +52,7 @@ def head_rects(heads: Sequence[dict[str, Any]], surface_id: int, width: int, hei
         except (KeyError, TypeError, ValueError):
             continue  # a damaged head: as if absent
         if x1 > x0 and y1 > y0:
-            rects.append((x0, y0, x1, y1))
+            rects.append(Rect(x0, y0, x1, y1))
     return rects
 
 
@@ -65,5 +65,6 @@ def shown_area(heads: Sequence[dict[str, Any]], surface_id: int, width: int, hei
     """
     rects = head_rects(heads, surface_id, width, height, monitor)
     if not rects:
-        return 0, 0, width, height
-    return min(r[0] for r in rects), min(r[1] for r in rects), max(r[2] for r in rects), max(r[3] for r in rects)
+        return Rect(0, 0, width, height)
+    return Rect(min(r.left for r in rects), min(r.top for r in rects), max(r.right for r in rects),
+                max(r.bottom for r in rects))

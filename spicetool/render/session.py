@@ -10,10 +10,12 @@ from typing import Any, Callable
 import numpy as np
 
 from spicetool.render.canvas import Canvas
-from spicetool.render.cursor import CursorState
-from spicetool.render.monitors import DisplayChoice, Rect, shown_area
+from spicetool.render.cursor import draw_cursor
+from spicetool.render.monitors import DisplayChoice, shown_area
 from spicetool.render.streams import StreamError, Streams
 from spicetool.render.surfaces import Region, Surface, SurfaceError
+from spicetool.stack.cursor import CursorState
+from spicetool.stack.geometry import Rect
 
 PRIMARY = 1
 STREAMING_MODE = 2  # surface flag: spice-gtk shows GStreamer video on it without waiting
@@ -365,6 +367,18 @@ class SessionScreen:
         Read-only: while nothing shown changes, the same array comes back again (callers can
         tell an unchanged screen by identity, ``a is b``, without comparing pixels).
         """
+        shown = self._shown(force)
+        return None if shown is None else shown[0]
+
+    def picture_bgrx(self, force: bool = False) -> np.ndarray | None:
+        """The same picture as its HxWx4 BGRX rows (B, G, R and the surface's X byte per pixel,
+        C-contiguous): the array ``picture()`` is a view of, so no copy, and read-only too.
+        This is the surface format, what a QXL device or a video encoder takes as it is."""
+        shown = self._shown(force)
+        return None if shown is None else shown[1]
+
+    def _shown(self, force: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        """(RGB view, BGRX rows) of the picture, made again only when something shown changed."""
         s = self.primary()
         if s is None or not (self.ready or force):
             return None
@@ -372,17 +386,19 @@ class SessionScreen:
         key = (id(s), id(s.pixels), box, force)
         if not self._dirty and self._last is not None and self._last[0] == key:
             return self._last[1]
-        rgb = self._render(s, box, force)
+        bgrx = self._render(s, box, force)
+        rgb = bgrx[..., 2::-1]
         rgb.flags.writeable = False
-        self._last, self._dirty = (key, rgb), False
+        bgrx.flags.writeable = False
+        self._last, self._dirty = (key, (rgb, bgrx)), False
         self._keep = (s, s.pixels)  # the ids in the key stay theirs while it is kept
-        return rgb
+        return rgb, bgrx
 
     def _render(self, s: Surface, box: Rect, force: bool) -> np.ndarray:
         # one contiguous copy of the BGRX rows (a memcpy), seen as RGB through a view: the
         # channel-reversing copy costs ~10x more, and the video writer takes the BGRX rows as
         # they are (see video.bgrx_of)
-        x0, y0, x1, y1 = box
+        x0, y0, x1, y1 = box.left, box.top, box.right, box.bottom
         bgrx = np.array(s.pixels[y0:y1, x0:x1], order="C")
         rgb = bgrx[..., 2::-1]
         if self.coverage is not None and (force or self.partial) and not self.coverage.all():
@@ -390,8 +406,16 @@ class SessionScreen:
             yy, xx = np.nonzero(unknown)
             rgb[yy, xx] = np.where((((xx // 8) + (yy // 8)) & 1)[:, None] == 1, [255, 0, 255], [0, 0, 0])
         if self.with_cursor:
-            self.cursor.draw(rgb, x0, y0)
-        return rgb
+            draw_cursor(rgb, self.cursor, x0, y0)
+        return bgrx
+
+    def stream_areas(self) -> list[Rect]:
+        """Where the live video streams on the primary surface put their frames (their
+        destinations, in surface coordinates), oldest stream first."""
+        primary = self.primary()
+        if primary is None:
+            return []
+        return [Rect.from_fields(st.dest) for st in self.streams.streams.values() if st.surface_id == primary.id]
 
     def stats_into(self, stats: RenderStats) -> None:
         stats.commands.update(self.canvas.commands)

@@ -51,8 +51,8 @@ class AreaTracker:
         if self.primary is None:
             return None
         sid, w, h = self.primary
-        x0, y0, x1, y1 = shown_area(self.heads, sid, w, h, self.monitor)
-        return x1 - x0, y1 - y0
+        box = shown_area(self.heads, sid, w, h, self.monitor)
+        return box.width, box.height
 
 
 def largest_picture(records: Iterable[Any], session: int | None = None, display: DisplayChoice | None = None,

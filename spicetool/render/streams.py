@@ -25,7 +25,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from spicetool.render.canvas import scaled_source
-from spicetool.render.surfaces import Region, Surface, put, rect_of, region_for
+from spicetool.render.surfaces import Region, Surface, put, region_for
+from spicetool.stack.geometry import Rect
 
 TOP_DOWN = 1
 MAX_STREAMS = 64  # SPICE_MAX_NUM_STREAMS
@@ -236,8 +237,8 @@ class Streams:
             return None
         if not st.flags & TOP_DOWN:
             frame = frame[::-1]
-        top, left, bottom, right = rect_of(st.dest)
-        w, h = right - left, bottom - top
+        dest = Rect.from_fields(st.dest)
+        w, h = dest.width, dest.height
         if w <= 0 or h <= 0:
             return None
         reg = region_for(surface, st.dest, st.clip)
@@ -245,8 +246,9 @@ class Streams:
             return None
         fh, fw = frame.shape[:2]
         if (fh, fw) != (h, w):  # scaled to the destination; only the visible part is computed
-            put(surface, reg, scaled_source(frame, (0, 0, fh, fw), (top, left, bottom, right), reg, nearest=False))
+            put(surface, reg, scaled_source(frame, Rect(0, 0, fw, fh), dest, reg, nearest=False))
         else:
+            top, left = dest.top, dest.left
             put(surface, reg, frame[reg.y0 - top:reg.y1 - top, reg.x0 - left:reg.x1 - left])
         self.frames += 1
         return reg

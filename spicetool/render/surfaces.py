@@ -82,29 +82,29 @@ class Region:
         self.mask = keep if self.mask is None else (self.mask & keep)
 
 
-def rect_of(r: dict[str, Any]) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) of a Rect field."""
-    return int(r["top"]), int(r["left"]), int(r["bottom"]), int(r["right"])
-
-
-def clip_rects(clip: dict[str, Any] | None) -> list[tuple[int, int, int, int]] | None:
-    """The rects of a Clip field, None for no clipping."""
+def clip_rects(clip: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    """The parsed rects of a Clip field (Rect fields), None for no clipping."""
     if not clip or clip.get("type") in ("NONE", 0, None):
         return None
     rects = clip.get("rects")
     if isinstance(rects, dict):
         rects = rects.get("rects", [])
-    return [rect_of(r) for r in rects or []]
+    return list(rects or [])
 
 
 def region_for(surface: Surface, box: dict[str, Any], clip: dict[str, Any] | None) -> Region:
     """The box cut to the surface, with the clip rects as a mask when there are any."""
-    top, left, bottom, right = rect_of(box)
+    # every draw comes here: the Rect fields are read as ints in place (a Rect object per box
+    # and clip rect would cost more than the rest of this)
+    top, left, bottom, right = int(box["top"]), int(box["left"]), int(box["bottom"]), int(box["right"])
     reg = Region(max(top, 0), min(bottom, surface.height), max(left, 0), min(right, surface.width))
     rects = clip_rects(clip)
-    if rects is not None and not reg.empty:
+    if rects is None:
+        return reg
+    edges = [(int(c["top"]), int(c["left"]), int(c["bottom"]), int(c["right"])) for c in rects]
+    if not reg.empty:
         keep = np.zeros(reg.shape, bool)
-        for t, l, b, r in rects:
+        for t, l, b, r in edges:
             t, b = max(t, reg.y0) - reg.y0, min(b, reg.y1) - reg.y0
             l, r = max(l, reg.x0) - reg.x0, min(r, reg.x1) - reg.x0
             if t < b and l < r:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -21,13 +21,16 @@ from spicetool.qxl.commands import (
     CursorHide,
     CursorMove,
     CursorSet,
-    CursorShape,
     DrawCopy,
     Rect,
     SurfaceCreate,
     SurfaceDestroy,
     content_id,
 )
+from spicetool.stack.cursor import CursorShape
+
+if TYPE_CHECKING:
+    from spicetool.render.session import SessionScreen
 
 MERGE_ROWS = 16  # changed row runs closer than this are sent as one band
 BATCH_SECONDS = 1 / 60  # records this close in capture time are shown together
@@ -48,19 +51,6 @@ class Frame:
     first: bool = False     # a round's first picture: the pacing clock starts here
     hold: bool = False      # the first moment past --pause-at: hold here until resumed
     end: bool = False       # the last record of a round
-
-
-def _bgrx(rgb: np.ndarray) -> np.ndarray:
-    out = np.zeros(rgb.shape[:2] + (4,), dtype=np.uint8)
-    out[:, :, 0], out[:, :, 1], out[:, :, 2] = rgb[:, :, 2], rgb[:, :, 1], rgb[:, :, 0]
-    return out
-
-
-def picture_bgrx(rgb: np.ndarray) -> np.ndarray:
-    """The BGRX rows behind render's RGB picture (a view, no copy), or a converted copy."""
-    from spicetool.render.video import bgrx_of
-    base = bgrx_of(rgb)
-    return base if base is not None else _bgrx(rgb)
 
 
 def changed_bands(old: np.ndarray, new: np.ndarray) -> list[Rect]:
@@ -92,17 +82,13 @@ def _copy(bgrx: np.ndarray, r: Rect, video: bool = False) -> DrawCopy:
     return DrawCopy(PRIMARY_SURFACE, r, px, content_id(px))
 
 
-def _overlap(a: Rect, b: Rect) -> bool:
-    return a.left < b.right and b.left < a.right and a.top < b.bottom and b.top < a.bottom
-
-
 def _outside(r: Rect, holes: list[Rect]) -> list[Rect]:
     """The parts of `r` outside every rectangle of `holes` (at most four per hole)."""
     parts = [r]
     for hole in holes:
         nxt = []
         for p in parts:
-            if not _overlap(p, hole):
+            if not p.overlaps(hole):
                 nxt.append(p)
                 continue
             top, bottom = max(p.top, hole.top), min(p.bottom, hole.bottom)
@@ -113,19 +99,12 @@ def _outside(r: Rect, holes: list[Rect]) -> list[Rect]:
     return parts
 
 
-def _video_rects(screen, w: int, h: int) -> list[Rect]:
+def _video_rects(screen: SessionScreen, w: int, h: int) -> list[Rect]:
     """Destinations of the capture's live video streams on the shown surface."""
-    primary = screen.primary()
-    streams = getattr(getattr(screen, "streams", None), "streams", {})
-    if primary is None or not streams:
-        return []
-    out = []
-    for st in streams.values():
-        if st.surface_id != primary.id:
-            continue
-        d = st.dest
-        r = Rect(int(d["left"]), int(d["top"]), int(d["right"]), int(d["bottom"])).clipped(w, h)
-        if not r.empty() and all(not _overlap(r, o) for o in out):
+    out: list[Rect] = []
+    for area in screen.stream_areas():
+        r = area.clipped(w, h)
+        if not r.empty() and all(not r.overlaps(o) for o in out):
             out.append(r)
     return out
 
@@ -138,12 +117,11 @@ class Converter:
         self.cursor_ids = itertools.count(1)
         self.cursor_seen: tuple | None = None
 
-    def show(self, screen) -> list[Command]:
+    def show(self, screen: SessionScreen) -> list[Command]:
         """Commands that turn the last picture into the screen's picture now."""
-        pic = screen.picture(force=not screen.ready)
-        if pic is None:
+        new = screen.picture_bgrx(force=not screen.ready)
+        if new is None:
             return []
-        new = picture_bgrx(pic)
         old, self.picture = self.picture, new
         h, w = new.shape[:2]
         if old is None or old.shape[:2] != (h, w):
@@ -155,12 +133,12 @@ class Converter:
             return [_copy(new, r) for r in bands]
         # the capture's video streams keep their destination: a changed one is drawn whole
         # (a frame of it), other changes around it (see streams.py: a draw across a stream ends it)
-        out = [_copy(new, v, video=True) for v in videos if any(_overlap(v, b) for b in bands)]
+        out = [_copy(new, v, video=True) for v in videos if any(v.overlaps(b) for b in bands)]
         for b in bands:
             out += [_copy(new, piece) for piece in _outside(b, videos)]
         return out
 
-    def cursor(self, screen) -> list[Command]:
+    def cursor(self, screen: SessionScreen) -> list[Command]:
         """Commands for what changed on the captured pointer."""
         c = screen.cursor
         state = (id(c.shape), c.x, c.y, c.visible)
@@ -170,13 +148,13 @@ class Converter:
         if not c.visible or c.shape is None:
             return [CursorHide()] if before is not None and before[3] else []
         if before is None or before[0] != id(c.shape) or not before[3]:
-            bgra = c.shape.rgba[:, :, [2, 1, 0, 3]].copy()
-            shape = CursorShape(next(self.cursor_ids), bgra, int(c.shape.hot_x), int(c.shape.hot_y))
+            # our own unique id: the device's pointer is a shape of its own, without a mono one's inversion
+            shape = CursorShape(next(self.cursor_ids), c.shape.pixels, int(c.shape.hot_x), int(c.shape.hot_y))
             return [CursorSet(int(c.x), int(c.y), shape)]
         return [CursorMove(int(c.x), int(c.y))]
 
 
-def _complete(screen) -> bool:
+def _complete(screen: SessionScreen) -> bool:
     # a capture that starts mid-session never gets a complete picture: start at its first
     # draw (pixels never drawn show render's placeholder pattern)
     return screen.ready and screen.picture() is not None or screen.midstream and screen.primary() is not None
@@ -206,7 +184,7 @@ class Timeline:
             return  # everything before the damage was replayed
         self.damage = reader.damage
 
-    def _screen(self):
+    def _screen(self) -> SessionScreen:
         from spicetool.render.session import SessionScreen
         return SessionScreen(self.session, 0, cursor=False)
 

@@ -31,14 +31,12 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
+from spicetool.server.channel import ChannelClient, ClientDropped, PipeItem
 from spicetool.stack import Direction, build_agent_message
 from spicetool.stack.events import AgentMessage
 from spicetool.stack.vdagent import AGENT_CAPS, AgentReassembler, caps_bits
-
-if TYPE_CHECKING:
-    from spicetool.server.main_channel import MainChannel
 
 AGENT_TOKENS = 10            # REDS_AGENT_WINDOW_SIZE
 MAX_CHUNK = 2048             # VD_AGENT_MAX_DATA_SIZE: one AGENT_DATA's bytes
@@ -164,7 +162,7 @@ class GuestAgent:
 class AgentLink:
     """The agent as one session's client sees it, over that session's main channel."""
 
-    def __init__(self, agent: GuestAgent, main: "MainChannel"):
+    def __init__(self, agent: GuestAgent, main: ChannelClient):   # the session's MainChannel
         self.agent, self.main = agent, main
         self.session_id = main.session.session_id
         self.started = False
@@ -230,7 +228,6 @@ class AgentLink:
         self.flush()
 
     def on_data(self, chunk: bytes) -> None:
-        from spicetool.server.channel import ClientDropped
         if self.client_tokens <= 0:
             raise ClientDropped("agent data beyond the tokens given")
         self.client_tokens -= 1
@@ -239,8 +236,6 @@ class AgentLink:
             raise ClientDropped(err)
         # the agent takes the chunk at once: its token goes back, and counts as the client's
         # again once it is on the wire
-        from spicetool.server.channel import PipeItem
-
         def give() -> list:
             self.client_tokens += 1
             return [("agent_token", {"num_tokens": 1})]

@@ -13,6 +13,7 @@ from PIL import Image
 
 from spicetool.render import RenderStats, picture_at
 from spicetool.render.monitors import DisplayChoice, DisplayChoiceError, shown_area
+from spicetool.stack.geometry import Rect
 
 from .corpus import capture_path, sessions, settings, truth
 
@@ -86,12 +87,13 @@ def test_bad_display_is_one_line(text: str) -> None:
 
 def test_heads_layouts() -> None:
     mirrored = [{"monitor_id": i, "surface_id": 0, "x": 0, "y": 0, "width": 640, "height": 480} for i in (0, 1)]
-    assert shown_area(mirrored, 0, 1024, 768) == (0, 0, 640, 480)
+    assert shown_area(mirrored, 0, 1024, 768) == Rect(0, 0, 640, 480)
     apart = [{"monitor_id": 0, "surface_id": 0, "x": 0, "y": 0, "width": 300, "height": 300},
              {"monitor_id": 1, "surface_id": 0, "x": 200, "y": 200, "width": 300, "height": 300}]
-    assert shown_area(apart, 0, 1024, 768) == (0, 0, 500, 500)
-    assert shown_area(apart, 0, 1024, 768, monitor=1) == (200, 200, 500, 500)
-    assert shown_area(apart, 0, 1024, 768, monitor=7) == (0, 0, 1024, 768)  # no such monitor: the surface
+    assert shown_area(apart, 0, 1024, 768) == Rect(0, 0, 500, 500)
+    assert shown_area(apart, 0, 1024, 768, monitor=1) == Rect(200, 200, 500, 500)
+    assert shown_area(apart, 0, 1024, 768, monitor=7) == Rect(0, 0, 1024, 768)  # no such monitor: the surface
     # a head beyond the surface is clipped to it; heads of another surface are not this one's
-    assert shown_area([{**apart[1], "width": 5000}, {**apart[0], "surface_id": 3}], 0, 1024, 768) == (200, 200, 1024, 500)
-    assert shown_area([], 0, 1024, 768) == (0, 0, 1024, 768)
+    assert (shown_area([{**apart[1], "width": 5000}, {**apart[0], "surface_id": 3}], 0, 1024, 768)
+            == Rect(200, 200, 1024, 500))
+    assert shown_area([], 0, 1024, 768) == Rect(0, 0, 1024, 768)
