@@ -189,6 +189,7 @@ class LoadClient:
     async def _link(self, port: int, ctype: int, conn_id: int):
         """The stack's ClientLink on a socket: (reader, writer, endpoint, events after the link)."""
         import asyncio
+
         from spicetool.stack import ChannelEndpoint, ClientLink, LinkAccepted, Role
         r, w = await asyncio.open_connection("127.0.0.1", port)
         ep = ChannelEndpoint(Role.CLIENT, ClientLink({

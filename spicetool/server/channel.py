@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 from spicetool.qxl.worker import Msg, Shared
 from spicetool.server.link import MAX_CLIENT_MESSAGE, READ_SIZE
-from spicetool.stack import (AckWindow, ChannelEndpoint, Message, PingTracker, ProtocolError,
-                             Role)
+from spicetool.stack import AckWindow, ChannelEndpoint, Message, PingTracker, ProtocolError, Role
 from spicetool.stack.events import AgentMessage
 from spicetool.stack.flow import ACK_WINDOW
 

@@ -22,9 +22,21 @@ from typing import Callable
 
 from .connection import ChannelConnection
 from .events import Direction, Event, LinkRecord, ProtocolError
-from .link import (LINK_MESS, MAGIC, MAX_LINK_SIZE, TICKET_SIZE, LinkError, build_auth_mechanism,
-                   build_link_mess, build_link_reply, build_link_result, encrypt_ticket,
-                   parse_link_header, parse_link_mess, parse_u32)
+from .link import (
+    LINK_MESS,
+    MAGIC,
+    MAX_LINK_SIZE,
+    TICKET_SIZE,
+    LinkError,
+    build_auth_mechanism,
+    build_link_mess,
+    build_link_reply,
+    build_link_result,
+    encrypt_ticket,
+    parse_link_header,
+    parse_link_mess,
+    parse_u32,
+)
 from .types import CAP_AUTH_SASL, CAP_AUTH_SPICE, CHANNEL_TYPES
 
 SPICE_VERSION_MAJOR, SPICE_VERSION_MINOR = 2, 2

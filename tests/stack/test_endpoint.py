@@ -229,7 +229,7 @@ def test_set_ack_counts_with_the_window_it_replaces():
     """spice-gtk counts a message before handling it: a second SET_ACK closes the old window."""
     c, _ = linked_pair()
     answers = FlowAnswers(True)
-    m = lambda name, f: Message(c.our_role.peer_direction, 2, 0, name, 0, f, b"", None, 0, 6)  # noqa: E731
+    m = lambda name, f: Message(c.our_role.peer_direction, 2, 0, name, 0, f, b"", None, 0, 6)
     assert answers.received(m("set_ack", {"generation": 1, "window": 2})) == [("ack_sync", {"generation": 1})]
     assert answers.received(m("mark", {})) == []
     assert answers.received(m("set_ack", {"generation": 2, "window": 3})) == [
