@@ -53,9 +53,12 @@ class ChannelEndpoint:
 
     def pending(self) -> int:
         """Bytes of the peer not yet making a whole record or message."""
-        if self.conn is None:
-            return 0 if self.link is None else len(getattr(self.link, "_in", b""))
-        return self.conn.pending(self.our_role.peer_direction)
+        peer = self.our_role.peer_direction
+        if self.conn is not None:
+            return self.conn.pending(peer)
+        if isinstance(self.link, ClientLink):
+            return self.link.observer.pending(peer)
+        return self.link.pending if self.link is not None else 0
 
     def _data_phase(self, conn: ChannelConnection) -> None:
         conn.max_message_size = self.max_message_size

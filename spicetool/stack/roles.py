@@ -23,6 +23,7 @@ from typing import Callable
 from .connection import ChannelConnection
 from .events import Direction, Event, LinkRecord, ProtocolError
 from .link import (
+    LINK_HEADER,
     LINK_MESS,
     MAGIC,
     MAX_LINK_SIZE,
@@ -86,14 +87,20 @@ class LinkFailed:
     reason: str
 
 
+def has_cap(caps: list, name: str) -> bool:
+    """A common capability, by its name in the link records (the one place that reads them
+    here: the day capabilities become enum members, this changes alone)."""
+    return name in caps
+
+
 def has_mini_header(ours: list, theirs: list) -> bool:
-    """Mini headers when both sides announced MINI_HEADER (capabilities by name)."""
-    return "mini_header" in ours and "mini_header" in theirs
+    """Mini headers when both sides announced MINI_HEADER."""
+    return has_cap(ours, "mini_header") and has_cap(theirs, "mini_header")
 
 
 def auth_selection(ours: list, theirs: list) -> bool:
     """The client sends its auth mechanism when both sides announced AUTH_SELECTION."""
-    return "protocol_auth_selection" in ours and "protocol_auth_selection" in theirs
+    return has_cap(ours, "protocol_auth_selection") and has_cap(theirs, "protocol_auth_selection")
 
 
 class _Link:
@@ -133,6 +140,10 @@ class ServerLink(_Link):
         self.mess: dict | None = None   # the client's LinkMess fields
         self._in = bytearray()
         self._size = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._in)
 
     @property
     def trailing(self) -> bytes:
@@ -176,7 +187,7 @@ class ServerLink(_Link):
             self.state = "link_mess"
             return True
         if self.state == "link_mess":
-            total = 16 + self._size
+            total = LINK_HEADER.size + self._size
             if len(buf) < total:
                 return False
             try:
@@ -287,7 +298,7 @@ class ClientLink(_Link):
                 out.append(LinkRefused(str(f["error"]), "in the link reply"))
                 return
             caps = f["common_caps"]
-            if "auth_spice" not in caps and "auth_sasl" in caps:
+            if not has_cap(caps, "auth_spice") and has_cap(caps, "auth_sasl"):
                 self.state = "failed"
                 out.append(LinkFailed("sasl", "the server wants SASL authentication"))
                 return

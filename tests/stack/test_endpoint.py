@@ -289,3 +289,16 @@ def test_corpus_link_mess_is_accepted(name):
         assert c.receive_data(reply) == [] and c.link.reply["error"] == "OK"
         seen += 1
     assert seen >= 2
+
+
+def test_pending_counts_an_incomplete_record_or_message():
+    c, s = client(), server()
+    mess = c.data_to_send()
+    s.receive_data(mess[:10])
+    assert s.pending() == 10
+    s.receive_data(mess[10:])
+    c.receive_data(s.data_to_send()[:5])
+    assert c.pending() == 5
+    c, s = linked_pair()
+    ping = s.send("ping", {"id": 1, "timestamp": 2, "data": b""})
+    assert c.receive_data(ping[:-1]) == [] and c.pending() == len(ping) - 1
