@@ -379,20 +379,20 @@ class MisbehavingServer:
     def __init__(self, after_link):
         import socket
         import threading
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
         self.after_link = after_link
+        key = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+        self.der = key.public_bytes(serialization.Encoding.DER,   # made before the client's clock runs
+                                    serialization.PublicFormat.SubjectPublicKeyInfo)
         self.sock = socket.create_server(("127.0.0.1", peers.pick_port(PORTS)))
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     def _serve(self) -> None:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
         from spicetool.stack import ServerLink
-        key = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
-        der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        link = ServerLink(der, lambda ticket: True,
+        link = ServerLink(self.der, lambda ticket: True,
                           common_caps=["protocol_auth_selection", "auth_spice", "mini_header"])
         conn, _ = self.sock.accept()
         with conn:
