@@ -63,24 +63,16 @@ def display_throughput(srv: ServerThread, seconds: float) -> tuple[float, float,
             srv.step(1)
             frames[0] += 1
     threading.Thread(target=drive, daemon=True).start()
+    from spicetool.stack import FlowAnswers
+    flow = FlowAnswers(c.endpoint.peer_mini_header)   # ACKs as spice-gtk sends them
     count = size = 0
-    window = None
-    since_ack = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
         for m in c.messages(0.05):
             count += 1
             size += m.size + 6
-            if m.name == "set_ack":
-                window = m.fields["window"]
-                c.send(c.message("ack_sync", {"generation": m.fields["generation"]}))
-                since_ack = 0
-                continue
-            if window:
-                since_ack += 1
-                if since_ack == window:
-                    c.send(c.message("ack"))
-                    since_ack = 0
+            for name, fields in flow.received(m):
+                c.send(c.message(name, fields))
     took = time.perf_counter() - start
     stop.set()
     time.sleep(0.2)
@@ -195,46 +187,48 @@ class LoadClient:
         self.error: str | None = None
 
     async def _link(self, port: int, ctype: int, conn_id: int):
+        """The stack's ClientLink on a socket: (reader, writer, endpoint, events after the link)."""
         import asyncio
-        from spicetool.stack import build_link_mess, encrypt_ticket
-        from spicetool.stack.link import LINK_HEADER, parse_link_reply
+
+        from spicetool.stack import ChannelEndpoint, ClientLink, LinkAccepted, Role
         r, w = await asyncio.open_connection("127.0.0.1", port)
-        w.write(build_link_mess({"channel_type": ctype, "channel_id": 0, "connection_id": conn_id,
-                                 "common_caps": ["protocol_auth_selection", "mini_header"],
-                                 "channel_caps": ["lz4_compression"] if ctype == DISPLAY else []}))
-        head = await r.readexactly(LINK_HEADER.size)
-        body = await r.readexactly(LINK_HEADER.unpack(head)[3])
-        reply = parse_link_reply(head + body, 0, ctype)[0]
-        assert reply["error"] == "OK", reply["error"]
-        w.write((1).to_bytes(4, "little") + encrypt_ticket(reply["pub_key"], b""))
-        assert int.from_bytes(await r.readexactly(4), "little") == 0
-        return r, w
+        ep = ChannelEndpoint(Role.CLIENT, ClientLink({
+            "channel_type": ctype, "channel_id": 0, "connection_id": conn_id,
+            "common_caps": ["protocol_auth_selection", "mini_header"],
+            "channel_caps": ["lz4_compression"] if ctype == DISPLAY else []}, b""))
+        w.write(ep.data_to_send())
+        while True:
+            data = await r.read(65536)
+            if not data:
+                raise EOFError("the server closed the connection during the link stage")
+            events = ep.receive_data(data)
+            w.write(ep.data_to_send())
+            for i, ev in enumerate(events):
+                if isinstance(ev, LinkAccepted):
+                    return r, w, ep, events[i + 1:]
+                if ep.state == "closed":
+                    raise AssertionError(f"link: {ev}")
 
     async def run(self, port: int, linked, stop) -> None:
-        import asyncio
-        from spicetool.stack import ChannelConnection, Direction, Message, build_message
+        from spicetool.stack import FlowAnswers, Message
         try:
-            mr, mw = await self._link(port, 1, 0)
-            main = ChannelConnection.resume(1, 0, True)
+            mr, mw, main, events = await self._link(port, 1, 0)
             sid = None
             while sid is None:
-                for ev in main.receive(Direction.SERVER, await mr.read(65536)):
+                for ev in events:
                     if isinstance(ev, Message) and ev.name == "init":
                         sid = ev.fields["session_id"]
-            dr, dw = await self._link(port, DISPLAY, sid)
-            disp = ChannelConnection.resume(DISPLAY, 0, True)
-            dw.write(build_message(DISPLAY, Direction.CLIENT, "init", {   # as spicy announces them
+                if sid is None:
+                    events = main.receive_data(await mr.read(65536))
+            dr, dw, disp, events = await self._link(port, DISPLAY, sid)
+            dw.write(disp.send("init", {   # as spicy announces them
                 "pixmap_cache_id": 1, "pixmap_cache_size": SPICY_CACHE_PIXELS, "glz_dictionary_id": 1,
-                "glz_dictionary_window_size": SPICY_GLZ_WINDOW}, True))
+                "glz_dictionary_window_size": SPICY_GLZ_WINDOW}))
             linked()
-            window, since = 0, 0
+            flow = FlowAnswers(disp.peer_mini_header)   # ACK, ACK_SYNC, PONG as spice-gtk
             while not stop.is_set():
-                chunk = await dr.read(1 << 20)
-                if not chunk:
-                    break
                 now = time.monotonic()
-                self.bytes += len(chunk)
-                for ev in disp.receive(Direction.SERVER, chunk):
+                for ev in events:
                     if not isinstance(ev, Message):
                         continue
                     self.messages += 1
@@ -242,19 +236,13 @@ class LoadClient:
                         raise ValueError(f"malformed {ev.name}: {ev.error}")
                     if ev.name.startswith("draw_"):
                         self.arrivals.append(now)
-                    if ev.name == "set_ack":
-                        window, since = ev.fields["window"], 0
-                        dw.write(build_message(DISPLAY, Direction.CLIENT, "ack_sync",
-                                               {"generation": ev.fields["generation"]}, True))
-                        continue
-                    if ev.name == "ping":
-                        dw.write(build_message(DISPLAY, Direction.CLIENT, "pong", {
-                            "id": ev.fields["id"], "timestamp": ev.fields["timestamp"]}, True))
-                    if window:
-                        since += 1
-                        if since == window:
-                            dw.write(build_message(DISPLAY, Direction.CLIENT, "ack", {}, True))
-                            since = 0
+                    for name, fields in flow.received(ev):
+                        dw.write(disp.send(name, fields))
+                chunk = await dr.read(1 << 20)
+                if not chunk:
+                    break
+                self.bytes += len(chunk)
+                events = disp.receive_data(chunk)
             mw.close(), dw.close()
         except Exception as e:  # reported, not raised: one bad client must not end the run
             self.error = f"{type(e).__name__}: {e}"

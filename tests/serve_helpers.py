@@ -251,20 +251,41 @@ def find_subimage(haystack: np.ndarray, needle: np.ndarray) -> tuple[int, int] |
 
 import socket  # noqa: E402
 
-from spicetool.stack import ChannelConnection, Direction, Message, build_link_mess, build_message, encrypt_ticket  # noqa: E402
-from spicetool.stack.link import LINK_HEADER, parse_link_reply  # noqa: E402
+from spicetool.stack import (  # noqa: E402
+    ChannelEndpoint,
+    ClientLink,
+    LinkAccepted,
+    LinkFailed,
+    LinkRefused,
+    Message,
+    Role,
+)
+from spicetool.stack.link import parse_link_reply  # noqa: E402
 
 
 class RawClient:
-    """A scripted client: link records and messages built by the stack, sent over a socket."""
+    """A scripted client: the link stage is the stack's ClientLink, messages are built and
+    split by its endpoint; raw bytes can be sent as they are (hostile clients)."""
 
-    def __init__(self, port: int, timeout: float = 5.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port: int, timeout: float = 5.0, sock: socket.socket | None = None):
+        self.sock = sock if sock is not None else socket.create_connection(("127.0.0.1", port),
+                                                                          timeout=timeout)
         self.buf = b""
-        self.conn: ChannelConnection | None = None
+        self.endpoint: ChannelEndpoint | None = None
+        self.reply: dict | None = None      # the server's LinkReply fields, once read
+        self.backlog: list = []             # data-phase events that came with the link result
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
+
+    def _recv(self) -> bytes:
+        if self.buf:
+            data, self.buf = self.buf, b""
+            return data
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("closed by the server")
+        return chunk
 
     def recv_exact(self, n: int) -> bytes:
         while len(self.buf) < n:
@@ -288,38 +309,46 @@ class RawClient:
             return False
 
     def link_reply(self, channel_type: int | None = 1) -> dict:
-        head = self.recv_exact(LINK_HEADER.size)
-        size = LINK_HEADER.unpack(head)[3]
-        body = self.recv_exact(size)
-        parsed = parse_link_reply(head + body, 0, channel_type)
-        assert parsed is not None
-        return parsed[0]
+        """The LinkReply that answers raw bytes sent by the test (parsed by the stack)."""
+        while (parsed := parse_link_reply(self.buf, 0, channel_type)) is None:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(f"closed after {len(self.buf)} bytes of a link reply")
+            self.buf += chunk
+        fields, size = parsed
+        self.buf = self.buf[size:]
+        return fields
 
     def link(self, channel_type: int = 1, connection_id: int = 0, password: bytes = b"",
-             caps: tuple = ("protocol_auth_selection", "mini_header"), channel_id: int = 0) -> str:
-        """The whole link stage; returns the link result's error name."""
-        self.send(build_link_mess({"channel_type": channel_type, "channel_id": channel_id,
-                                   "connection_id": connection_id, "common_caps": list(caps)}))
-        reply = self.link_reply(channel_type)
-        if reply["error"] != "OK":
-            return reply["error"]
-        if "protocol_auth_selection" in caps:
-            self.send((1).to_bytes(4, "little"))
-        self.send(encrypt_ticket(reply["pub_key"], password))
-        err = int.from_bytes(self.recv_exact(4), "little")
-        from spicetool.stack.link import link_err_name
-        result = link_err_name(err)
-        if result == "OK":
-            self.channel_type = channel_type
-            self.conn = ChannelConnection.resume(channel_type, channel_id, "mini_header" in caps)
-        return result
+             caps: tuple = ("protocol_auth_selection", "mini_header"), channel_id: int = 0,
+             channel_caps: tuple = (), auth_mechanism: int = 1, ticket: bytes | None = None) -> str:
+        """The whole link stage; returns the link error name (of the reply or the result)."""
+        ep = ChannelEndpoint(Role.CLIENT, ClientLink(
+            {"channel_type": channel_type, "channel_id": channel_id, "connection_id": connection_id,
+             "common_caps": list(caps), "channel_caps": list(channel_caps)}, password,
+            auth_mechanism=auth_mechanism, ticket=ticket))
+        self.send(ep.data_to_send())
+        while True:
+            events = ep.receive_data(self._recv())
+            self.send(ep.data_to_send())
+            self.reply = ep.link.reply
+            for i, ev in enumerate(events):
+                if isinstance(ev, LinkRefused):
+                    return ev.error
+                if isinstance(ev, LinkFailed):
+                    raise AssertionError(f"link failed: {ev.reason}")
+                if isinstance(ev, LinkAccepted):
+                    self.endpoint, self.channel_type = ep, channel_type
+                    self.backlog = events[i + 1:]
+                    return "OK"
 
     def messages(self, within: float = 1.0) -> list[Message]:
         """Messages the server sends in the next `within` seconds."""
-        assert self.conn is not None
-        out: list[Message] = []
+        assert self.endpoint is not None
+        out: list[Message] = [e for e in self.backlog if isinstance(e, Message)]
+        self.backlog = []
         if self.buf:
-            out += [e for e in self.conn.receive(Direction.SERVER, self.buf) if isinstance(e, Message)]
+            out += [e for e in self.endpoint.receive_data(self.buf) if isinstance(e, Message)]
             self.buf = b""
         deadline = time.monotonic() + within
         while (left := deadline - time.monotonic()) > 0:
@@ -330,11 +359,12 @@ class RawClient:
                 break
             if not chunk:
                 break
-            out += [e for e in self.conn.receive(Direction.SERVER, chunk) if isinstance(e, Message)]
+            out += [e for e in self.endpoint.receive_data(chunk) if isinstance(e, Message)]
         return out
 
     def message(self, name: str, fields: dict | None = None) -> bytes:
-        return build_message(self.channel_type, Direction.CLIENT, name, fields or {})
+        assert self.endpoint is not None
+        return self.endpoint.send(name, fields or {})
 
     def close(self) -> None:
         self.sock.close()
@@ -359,7 +389,7 @@ def spice_server(tmp_path):
 
 # ---------------------------------------------------------------- an agent client, on the stack
 
-from spicetool.stack import build_agent_message  # noqa: E402
+from spicetool.stack import Direction, build_agent_message  # noqa: E402
 from spicetool.stack.vdagent import AgentReassembler, caps_bits  # noqa: E402
 
 CLIENT_AGENT_CAPS = ["mouse_state", "monitors_config", "reply", "clipboard_by_demand",

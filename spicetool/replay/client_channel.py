@@ -1,37 +1,33 @@
 """One channel connection of the replaying client: the link stage, then the data phase.
 
-The stack's ChannelConnection observes both directions (what we send and what the server
-answers), so the link stage and the header kind follow the same rules as the dissector. What
-the server sends is answered the way spice-gtk does: SET_ACK by ACK_SYNC and an ACK every
-`window` messages, PING by PONG, agent data by agent tokens. Every byte either way goes to the
-channel's synthetic TCP stream in the recording.
+The stack's client endpoint (ClientLink, over the dissector's observer) runs the link stage
+and splits what the server sends; this module reads the socket, writes what the endpoint
+says, and waits. What the server sends is answered the way spice-gtk does (the stack's
+FlowAnswers): SET_ACK by ACK_SYNC and an ACK every `window` messages, PING by PONG; agent
+data by agent tokens (the session). Every byte either way goes to the channel's synthetic TCP
+stream in the recording.
 """
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import time
 from typing import Awaitable, Callable
 
 from spicetool.replay.client_plan import ChannelPlan
 from spicetool.stack import (
-    ChannelConnection,
-    Direction,
-    LinkRecord,
+    ChannelEndpoint,
+    ClientLink,
+    FlowAnswers,
+    LinkAccepted,
+    LinkFailed,
     Message,
     ProtocolError,
-    build_auth_mechanism,
-    build_link_mess,
-    build_message,
-    encrypt_ticket,
+    Role,
 )
-from spicetool.stack.headers import pack_full_header, pack_mini_header
-from spicetool.stack.messages import message_bytes
-from spicetool.stack.schema import BuildError
+from spicetool.stack import LinkRefused as Refusal
 
 READ_SIZE = 256 * 1024
-CLIENT, SERVER = Direction.CLIENT, Direction.SERVER
 DEFAULT_COMMON_CAPS = ["protocol_auth_selection", "auth_spice", "mini_header"]
 
 
@@ -53,15 +49,12 @@ class ClientChannel:
         self.password = password
         self.stream_factory = stream_factory   # (local, peer, time) -> TcpStream, or None
         self.on_message = on_message           # the session's hook (main INIT, agent state)
-        self.conn = ChannelConnection()
+        self.endpoint: ChannelEndpoint | None = None   # made by link()
+        self.flow: FlowAnswers | None = None           # once linked
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.stream = None
         self.cuts = None
-        self.mini = True
-        self.serial = itertools.count(1)
-        self.ack_window = 0
-        self.ack_left = 0
         self.sent = {"messages": 0, "bytes": 0, "replayed": 0, "answered": 0}
         self.received = {"messages": 0, "bytes": 0}
         self.last_receive = time.monotonic()
@@ -89,7 +82,6 @@ class ClientChannel:
             self.stream = self.stream_factory(local, peer, time.time())
             self.stream.accept(time.time())
             self.cuts = LinkStageCuts()
-        self._reader_task = asyncio.create_task(self._read())
 
     async def link(self, connection_id: int) -> None:
         """LinkMess with the captured capabilities, auth mechanism, ticket, link result."""
@@ -98,48 +90,45 @@ class ClientChannel:
                                          "common_caps": DEFAULT_COMMON_CAPS, "channel_caps": []})
         fields["connection_id"] = connection_id
         fields.pop("size", None)  # the header's size follows from the caps
-        await self.send_bytes(build_link_mess(fields))
-        reply = await self._link_record("link_reply")
-        if reply.fields["error"] != "OK":
-            raise LinkRefused(self.name, str(reply.fields["error"]))
-        caps = reply.fields["common_caps"]
-        if "auth_spice" not in caps and "auth_sasl" in caps:
-            raise ReplayFailure(f"{self.name}: the server wants SASL authentication, which "
-                                "replay does not do")
-        if "protocol_auth_selection" in caps:   # spice-gtk sends it when the server offers it
-            await self.send_bytes(build_auth_mechanism({"auth_mechanism": 1}))
-        try:
-            ticket = encrypt_ticket(reply.fields["pub_key"], self.password)
-        except ValueError as e:  # not an RSA public key
-            raise ReplayFailure(f"{self.name}: the server's public key is unusable: {e}") from None
-        await self.send_bytes(ticket)
-        result = await self._link_record("link_result")
-        if result.fields["error"] != "OK":
-            raise LinkRefused(self.name, str(result.fields["error"]))
-        self.mini = "mini_header" in caps   # the header we send, as the server announced
+        self.endpoint = ChannelEndpoint(Role.CLIENT, ClientLink(fields, self.password))
+        self._reader_task = asyncio.create_task(self._read())
+        await self.send_bytes(self.endpoint.data_to_send())
+        ev = await self._link_event()
+        if isinstance(ev, Refusal):
+            raise LinkRefused(self.name, str(ev.error))
+        if isinstance(ev, LinkFailed):
+            if ev.what == "protocol":
+                raise ReplayFailure(f"{self.name}: bad link stage from the server: {ev.reason}")
+            if ev.what == "sasl":
+                raise ReplayFailure(f"{self.name}: {ev.reason}, which replay does not do")
+            raise ReplayFailure(f"{self.name}: {ev.reason}")
 
-    async def _link_record(self, name: str) -> LinkRecord:
+    async def _link_event(self):
+        """The link stage's outcome; each record awaited gets its own `timeout`."""
+        link = self.endpoint.link
         deadline = time.monotonic() + self.timeout
+        waiting = link.waiting_for
         while True:
             left = deadline - time.monotonic()
             try:
                 ev = await asyncio.wait_for(self._events.get(), max(left, 0.001))
             except asyncio.TimeoutError:
-                raise ReplayFailure(f"{self.name}: no {name.replace('_', ' ')} from the server "
+                name = (link.waiting_for or "link_reply").replace("_", " ")
+                raise ReplayFailure(f"{self.name}: no {name} from the server "
                                     f"within {self.timeout:g} s") from None
             if ev is None:
                 raise ReplayFailure(f"{self.name}: {self.closed_by_server} during the link stage")
-            if isinstance(ev, ProtocolError):
-                raise ReplayFailure(f"{self.name}: bad link stage from the server: {ev.reason}")
-            if isinstance(ev, LinkRecord) and ev.name == name:
+            if isinstance(ev, (LinkAccepted, Refusal, LinkFailed)):
                 return ev
+            if link.waiting_for != waiting:   # the reply came: the result has its own time
+                waiting = link.waiting_for
+                deadline = time.monotonic() + self.timeout
 
     # --- sending ---
 
     async def send_bytes(self, data: bytes) -> None:
         if self.writer is None or self.writer.is_closing():
             return
-        self.conn.receive(CLIENT, data)
         if self.stream is not None:
             for piece in self.cuts.split(True, data):
                 self.stream.data(time.time(), True, piece)
@@ -150,33 +139,26 @@ class ClientChannel:
         except (ConnectionError, OSError):
             pass  # the reader sees the close
 
-    def _header(self, type_id: int, size: int) -> bytes:
-        if self.mini:
-            return pack_mini_header(type_id, size)
-        return pack_full_header(next(self.serial), type_id, size)
-
     async def send(self, name: str, fields: dict) -> None:
         """A message built by the stack from its fields (answers, made up by us)."""
-        data = build_message(self.plan.channel_type, CLIENT, name, fields, self.mini,
-                             None if self.mini else next(self.serial))
+        assert self.endpoint is not None
+        data = self.endpoint.send(name, fields)
         self.sent["messages"] += 1
         self.sent["answered"] += 1
         await self.send_bytes(data)
 
     async def replay(self, msg: Message) -> None:
         """A captured message, rebuilt by the stack, with this connection's header."""
-        try:
-            body = message_bytes(msg)[msg.header_size:]
-        except BuildError:  # fields that do not rebuild: the captured body as it was
-            body = bytes(msg.body)
+        assert self.endpoint is not None
+        data = self.endpoint.resend(msg)
         self.sent["messages"] += 1
         self.sent["replayed"] += 1
-        await self.send_bytes(self._header(msg.type_id, len(body)) + body)
+        await self.send_bytes(data)
 
     # --- receiving ---
 
     async def _read(self) -> None:
-        assert self.reader is not None
+        assert self.reader is not None and self.endpoint is not None
         reason = "the server closed the connection"
         try:
             while True:
@@ -188,8 +170,14 @@ class ClientChannel:
                 if self.stream is not None:
                     for piece in self.cuts.split(False, data):
                         self.stream.data(time.time(), False, piece)
-                for ev in self.conn.receive(SERVER, data):
+                events = self.endpoint.receive_data(data)
+                out = self.endpoint.data_to_send()   # the link stage's answer
+                if out:
+                    await self.send_bytes(out)
+                for ev in events:
                     await self._event(ev)
+                if self.endpoint.link.waiting_for is not None:
+                    await self._events.put("progress")   # a link record came: time restarts
         except (ConnectionError, OSError) as e:
             reason = f"the connection broke ({os.strerror(e.errno) if e.errno else e})"
             if self.stream is not None:
@@ -198,41 +186,29 @@ class ClientChannel:
             return
         except Exception as e:  # a message we cannot answer (e.g. a PING without its fields)
             reason = f"the server sent what we cannot answer ({type(e).__name__}: {e})"
-        self.closed_by_server = self.closed_by_server or reason
+        if self.endpoint.state != "closed":   # a refused link is link()'s to report
+            self.closed_by_server = self.closed_by_server or reason
         if self.stream is not None:
             self.stream.fin(time.time(), False)
         await self._events.put(None)
 
     async def _event(self, ev) -> None:
-        if getattr(ev, "direction", SERVER) is not SERVER:
-            return
-        if isinstance(ev, LinkRecord):
+        if isinstance(ev, LinkAccepted):
+            assert self.endpoint is not None
+            self.flow = FlowAnswers(self.endpoint.peer_mini_header)
+        if isinstance(ev, (LinkAccepted, Refusal, LinkFailed)):
             await self._events.put(ev)
             return
         if isinstance(ev, ProtocolError):
-            await self._events.put(ev)
             if ev.fatal:
                 self.closed_by_server = f"the server sent undecodable data ({ev.reason})"
             return
-        if not isinstance(ev, Message):
+        if not isinstance(ev, Message) or self.flow is None:
             return
         self.received["messages"] += 1
-        if ev.serial is not None or self.conn.mini_header:  # sub-messages do not count
-            await self._count_ack()
-        if ev.name == "set_ack":
-            self.ack_window = self.ack_left = ev.fields.get("window", 0)
-            await self.send("ack_sync", {"generation": ev.fields.get("generation", 0)})
-        elif ev.name == "ping":
-            await self.send("pong", {"id": ev.fields["id"], "timestamp": ev.fields["timestamp"]})
+        for name, fields in self.flow.received(ev):   # ACK, ACK_SYNC, PONG as spice-gtk
+            await self.send(name, fields)
         await self.on_message(self, ev)
-
-    async def _count_ack(self) -> None:
-        if not self.ack_window:
-            return
-        self.ack_left -= 1
-        if self.ack_left <= 0:
-            self.ack_left = self.ack_window
-            await self.send("ack", {})
 
     # --- the end ---
 

@@ -1,7 +1,7 @@
-"""One linked channel connection on the server side: reading client messages through the stack,
-a send pipe with spice-server's ACK window, pings with measured latency.
+"""One linked channel connection on the server side: the stack's endpoint reads client messages
+and builds ours, a send pipe with spice-server's ACK window, pings with measured latency.
 
-Flow control as spice-server keeps it (red-channel-client.cpp): channels that handle acks send
+Flow control as spice-server keeps it (the stack's AckWindow): channels that handle acks send
 SET_ACK {generation, window}; the client answers ACK_SYNC {generation}, then one ACK per
 `window` messages; the server stops sending while more than 2 x window messages are unacked.
 The pipe of messages not yet sent is bounded: a channel whose client does not keep up gets its
@@ -10,23 +10,21 @@ droppable items (draws) replaced by one refresh of the current picture (see Disp
 from __future__ import annotations
 
 import asyncio
-import itertools
-import time
 from collections import deque
 from typing import TYPE_CHECKING, Callable
 
 from spicetool.qxl.worker import Msg, Shared
-from spicetool.stack import ChannelConnection, Direction, Message, ProtocolError, build_message
+from spicetool.server.link import MAX_CLIENT_MESSAGE, READ_SIZE
+from spicetool.stack import AckWindow, ChannelEndpoint, Message, PingTracker, ProtocolError, Role
 from spicetool.stack.events import AgentMessage
-from spicetool.stack.headers import FULL, MINI, pack_full_header
+from spicetool.stack.flow import ACK_WINDOW
 
 if TYPE_CHECKING:
     from spicetool.server.link import LinkedChannel
     from spicetool.server.session import Session
 
-ACK_WINDOW = 20                   # CLIENT_ACK_WINDOW in spice-server
-MAX_CLIENT_MESSAGE = 64 * 1024    # larger client messages are refused (agent data is <= 2 KiB + header)
 PING_INTERVAL = 10.0
+YIELD_EVERY = 64                  # messages: a flooding client must not starve the others
 
 
 class ClientDropped(Exception):
@@ -52,19 +50,15 @@ class ChannelClient:
         self.server = session.server
         self.reader, self.writer, self.peer = reader, writer, peer
         self.mini = link.mini_header
-        self.conn = ChannelConnection.resume(link.channel_type, link.channel_id, self.mini)
-        self.serial = itertools.count(1)
+        self.endpoint = link.endpoint or ChannelEndpoint(
+            Role.SERVER, channel_type=link.channel_type, channel_id=link.channel_id,
+            mini_header=self.mini, max_message_size=MAX_CLIENT_MESSAGE)
         self.pipe: deque[PipeItem] = deque()
         self.pipe_bytes = 0
         self.wakeup = asyncio.Event()
-        # ACK window (spice-server's ack_data)
-        self.ack_generation = 0
-        self.client_generation = 0xFFFFFFFF
-        self.messages_window = 0
+        self.acks = AckWindow(ACK_WINDOW)    # spice-server's ack_data
         self.acked = asyncio.Event()
-        # latency
-        self.ping_ids = itertools.count(1)
-        self.pings: dict[int, int] = {}
+        self.pings = PingTracker()
         self.latency_ms: float | None = None
         self.sent_messages = 0
         self.received_messages = 0
@@ -116,36 +110,21 @@ class ChannelClient:
         self.server.stats["pipe_collapses"] += 1
 
     def push_set_ack(self) -> None:
-        def make() -> list[Msg]:
-            self.ack_generation += 1
-            self.messages_window = 0
-            return [("set_ack", {"generation": self.ack_generation, "window": ACK_WINDOW})]
-        self.push_item(PipeItem(make, False, 16))
+        # the generation and the count start when it is sent, not when it is queued
+        self.push_item(PipeItem(lambda: [("set_ack", self.acks.set_ack())], False, 16))
 
     def push_ping(self) -> None:
-        def make() -> list[Msg]:
-            pid = next(self.ping_ids)
-            ts = time.monotonic_ns()
-            self.pings[pid] = ts
-            if len(self.pings) > 16:  # a client that never answers keeps at most 16
-                self.pings.pop(next(iter(self.pings)))
-            return [("ping", {"id": pid, "timestamp": ts, "data": b""})]
-        self.push_item(PipeItem(make, False, 32))
+        self.push_item(PipeItem(lambda: [("ping", self.pings.ping())], False, 32))
 
     def _window_full(self) -> bool:
-        return self.handle_acks and self.messages_window > ACK_WINDOW * 2
+        return self.handle_acks and self.acks.full
 
     def _encode(self, msg) -> bytes:
+        ep = self.endpoint
         if isinstance(msg, Shared):
-            if self.mini:
-                return msg.with_mini_header()
-            body = msg.body()
-            return pack_full_header(next(self.serial), msg.type_id, len(body)) + body
+            return msg.with_mini_header() if ep.mini_header else ep.frame(msg.type_id, msg.body())
         name, fields = msg
-        if self.mini:
-            return build_message(self.link.channel_type, Direction.SERVER, name, fields, True)
-        return build_message(self.link.channel_type, Direction.SERVER, name, fields, False,
-                             next(self.serial))
+        return ep.send(name, fields)
 
     async def _send_loop(self) -> None:
         while True:
@@ -159,25 +138,17 @@ class ChannelClient:
             self.pipe_bytes -= item.size
             for msg in item.make():
                 self.writer.write(self._encode(msg))
-                self.messages_window += 1
+                self.acks.sent()
                 self.sent_messages += 1
             await self.writer.drain()
 
     # --- reading ---
 
     async def _read_loop(self) -> None:
-        header = MINI if self.mini else FULL
+        events = self.link.backlog   # what came with the ticket
         n = 0
         while True:
-            raw = await self.reader.readexactly(header.size)
-            if self.mini:
-                tid, size = header.unpack(raw)
-            else:
-                _serial, tid, size, _sub = header.unpack(raw)
-            if size > MAX_CLIENT_MESSAGE:
-                raise ClientDropped(f"message type {tid} of {size} bytes exceeds {MAX_CLIENT_MESSAGE}")
-            body = await self.reader.readexactly(size) if size else b""
-            for ev in self.conn.receive(Direction.CLIENT, raw + body):
+            for ev in events:
                 if isinstance(ev, ProtocolError):
                     raise ClientDropped(ev.reason)
                 if isinstance(ev, AgentMessage):
@@ -191,22 +162,25 @@ class ChannelClient:
                     raise ClientDropped(f"unknown message type {ev.type_id}")
                 self.received_messages += 1
                 self._common(ev)
-            n += 1
-            if n % 64 == 0:
-                await asyncio.sleep(0)  # a flooding client must not starve the others
+                n += 1
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+            data = await self.reader.read(READ_SIZE)
+            if not data:   # partial: the client left in the middle of a message
+                raise asyncio.IncompleteReadError(b"\0" * self.endpoint.pending(), None)
+            events = self.endpoint.receive_data(data)
 
     def _common(self, msg: Message) -> None:
         f = msg.fields
         if msg.type_id == 1:    # ACK_SYNC
-            self.client_generation = f["generation"]
+            self.acks.ack_sync(f["generation"])
         elif msg.type_id == 2:  # ACK
-            if self.client_generation == self.ack_generation:
-                self.messages_window = max(0, self.messages_window - ACK_WINDOW)
+            if self.acks.ack():
                 self.acked.set()
         elif msg.type_id == 3:  # PONG
-            sent = self.pings.pop(f["id"], None)
-            if sent is not None and sent == f["timestamp"]:
-                self.latency_ms = (time.monotonic_ns() - sent) / 1e6
+            latency = self.pings.pong(f)
+            if latency is not None:
+                self.latency_ms = latency
                 self.server.log(f"{self.peer} {self.name}: latency {self.latency_ms:.2f} ms", verbose=True)
         elif msg.type_id in (4, 5):  # migration: not offered
             raise ClientDropped(f"{msg.name} without a migration")

@@ -63,6 +63,8 @@ class ChannelConnection:
         self._agent = {CLIENT: AgentReassembler(CLIENT), SERVER: AgentReassembler(SERVER)}
         self._sasl_replies: list[bool] = []  # `complete` flag of each server SASL reply
         self._sasl_steps = 0                  # client steps after the start record
+        # a message claiming more is an error (an endpoint may set a tighter bound)
+        self.max_message_size = MAX_MESSAGE_SIZE
 
     @classmethod
     def resume(cls, channel_type: int | None, channel_id: int = 0,
@@ -108,6 +110,11 @@ class ChannelConnection:
                 if len(events) > before and d is not direction:
                     progress = True
         return events
+
+    def pending(self, direction: Direction) -> int:
+        """Bytes of this direction not yet parsed (a record or message still incomplete)."""
+        s = self._s[Direction(direction)]
+        return len(s.buf) - s.pos
 
     # --- internals ---
 
@@ -285,6 +292,7 @@ class ChannelConnection:
         hsize = MINI_SIZE if mini else FULL_SIZE
         ctype = self.channel_type
         buf = s.buf
+        limit = self.max_message_size
         while len(buf) - s.pos >= hsize:
             pos = s.pos
             if mini:
@@ -292,9 +300,11 @@ class ChannelConnection:
                 serial, sub_list = None, 0
             else:
                 serial, tid, size, sub_list = FULL.unpack_from(buf, pos)
-            if size > MAX_MESSAGE_SIZE:
+            if size > limit:
                 self._fail(d, events, f"message type {tid} claims {size} bytes "
-                                      f"(more than {MAX_MESSAGE_SIZE}): stream is corrupt or misaligned")
+                                      f"(more than {limit}): stream is corrupt or misaligned"
+                           if limit == MAX_MESSAGE_SIZE else
+                           f"message type {tid} of {size} bytes exceeds {limit}")
                 return
             if len(buf) - pos < hsize + size:
                 return

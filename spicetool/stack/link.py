@@ -46,10 +46,19 @@ def _caps(buf: bytes, start: int, end: int, ncommon: int, nchannel: int, channel
             caps_to_names(list(words[ncommon:]), chan_names))
 
 
-def _header(buf: bytes, pos: int) -> tuple[dict, int] | None:
+def parse_link_header(buf: bytes, pos: int = 0) -> tuple[bytes, int, int, int] | None:
+    """(magic, major, minor, size) of a SpiceLinkHeader, unchecked; None when more bytes are
+    needed.  A server checks each field itself, with its own refusal for each."""
     if len(buf) - pos < LINK_HEADER.size:
         return None
-    magic, major, minor, size = LINK_HEADER.unpack_from(buf, pos)
+    return LINK_HEADER.unpack_from(buf, pos)
+
+
+def _header(buf: bytes, pos: int) -> tuple[dict, int] | None:
+    h = parse_link_header(buf, pos)
+    if h is None:
+        return None
+    magic, major, minor, size = h
     if magic != MAGIC:
         raise LinkError(f"bad link magic {magic!r} (expected b'REDQ')")
     if size > MAX_LINK_SIZE:

@@ -379,23 +379,28 @@ class MisbehavingServer:
     def __init__(self, after_link):
         import socket
         import threading
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
         self.after_link = after_link
+        key = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+        self.der = key.public_bytes(serialization.Encoding.DER,   # made before the client's clock runs
+                                    serialization.PublicFormat.SubjectPublicKeyInfo)
         self.sock = socket.create_server(("127.0.0.1", peers.pick_port(PORTS)))
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     def _serve(self) -> None:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
-        from spicetool.stack import build_link_reply, build_link_result
-        from spicetool.stack.link import LINK_HEADER, parse_link_mess
+        from spicetool.stack import ServerLink
+        link = ServerLink(self.der, lambda ticket: True,
+                          common_caps=["protocol_auth_selection", "auth_spice", "mini_header"])
         conn, _ = self.sock.accept()
         with conn:
             f = conn.makefile("rb")
-            head = f.read(LINK_HEADER.size)
-            mess = parse_link_mess(head + f.read(LINK_HEADER.unpack(head)[3]))[0]
+            while link.mess is None:   # the LinkMess
+                data = f.read1(65536)
+                if not data or link.receive_data(data) and link.done:
+                    return
             if self.after_link is None:  # a server that never answers
                 f.read(1)
                 return
@@ -403,13 +408,15 @@ class MisbehavingServer:
                 conn.sendall(self.after_link)
                 f.read(1)
                 return
-            key = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
-            der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-            conn.sendall(build_link_reply({"error": "OK", "pub_key": der, "common_caps":
-                                           ["protocol_auth_selection", "auth_spice", "mini_header"]},
-                                          mess["channel_type"]))
-            f.read(4 + 128)  # auth mechanism, ticket
-            conn.sendall(build_link_result({"error": "OK"}))
+            conn.sendall(link.data_to_send())
+            while not link.done:   # auth mechanism, ticket
+                data = f.read1(65536)
+                if not data:
+                    return
+                link.receive_data(data)
+            if link.accepted is None:
+                return
+            conn.sendall(link.data_to_send())
             self.after_link(conn, f)
 
     def close(self) -> None:

@@ -23,9 +23,7 @@ class TlsClient(RawClient):
     def __init__(self, port: int, ca_file, timeout: float = 5.0):
         ctx = ssl.create_default_context(cafile=str(ca_file))
         raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
-        self.buf = b""
-        self.conn = None
+        super().__init__(port, timeout, sock=ctx.wrap_socket(raw, server_hostname="127.0.0.1"))
 
 
 def screenshot_tls(port: int, tls_port: int, ca_file, out, tmp_path):
