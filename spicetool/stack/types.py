@@ -1,6 +1,8 @@
 """Channel types, capability names and the enums shared by several channels."""
 from __future__ import annotations
 
+from typing import Iterable
+
 from .schema import enum, u32
 
 CHANNEL_NAMES: dict[int, str] = {
@@ -36,22 +38,10 @@ LINK_ERRORS = ["OK", "ERROR", "INVALID_MAGIC", "INVALID_DATA", "VERSION_MISMATCH
 link_err = enum(u32, LINK_ERRORS)
 
 
-def caps_to_names(words: list[int], names: list[str]) -> list[str | int]:
-    """Set bits as names (unknown bits stay their bit number)."""
-    out: list[str | int] = []
-    for w_i, w in enumerate(words):
-        bit = 0
-        while w:
-            if w & 1:
-                n = w_i * 32 + bit
-                out.append(names[n] if n < len(names) else n)
-            w >>= 1
-            bit += 1
-    return out
-
-
-def names_to_caps(caps: list[str | int], names: list[str], nwords: int | None = None) -> list[int]:
-    bits = [c if isinstance(c, int) else names.index(c) for c in caps]
+def pack_caps(bits: Iterable[int], nwords: int | None = None) -> list[int]:
+    """Capability bit numbers as the u32 words of the link stage (and of vdagent's
+    ANNOUNCE_CAPABILITIES): bit n is bit n % 32 of word n // 32."""
+    bits = list(bits)
     n = nwords if nwords is not None else (max(bits) // 32 + 1 if bits else 0)
     words = [0] * n
     for b in bits:
@@ -59,5 +49,27 @@ def names_to_caps(caps: list[str | int], names: list[str], nwords: int | None = 
     return words
 
 
+def unpack_caps(words: Iterable[int]) -> list[int]:
+    """The set bit numbers of capability words, ascending."""
+    out: list[int] = []
+    for w_i, w in enumerate(words):
+        bit = 0
+        while w:
+            if w & 1:
+                out.append(w_i * 32 + bit)
+            w >>= 1
+            bit += 1
+    return out
+
+
 def has_cap(words: list[int], bit: int) -> bool:
     return len(words) > bit // 32 and bool(words[bit // 32] & (1 << (bit % 32)))
+
+
+def caps_to_names(words: list[int], names: list[str]) -> list[str | int]:
+    """Set bits as names (unknown bits stay their bit number)."""
+    return [names[n] if n < len(names) else n for n in unpack_caps(words)]
+
+
+def names_to_caps(caps: list[str | int], names: list[str], nwords: int | None = None) -> list[int]:
+    return pack_caps((c if isinstance(c, int) else names.index(c) for c in caps), nwords)
