@@ -50,9 +50,19 @@ def member_name(schema_name: str, cls_name: str) -> str:
 _LAST_WORD = {"BitmapFmt": "FMT", "SurfaceFmt": "FMT"}
 
 
+_SCHEMA_NAMES: dict[type, dict[str, int]] = {}
+
+
 def _from(cls_name: str, names: dict[int, str], base: type) -> type:
     members = {member_name(n, cls_name): v for v, n in names.items()}
-    return base(cls_name, members, module=__name__, qualname=cls_name)
+    cls = base(cls_name, members, module=__name__, qualname=cls_name)
+    _SCHEMA_NAMES[cls] = {n: v for v, n in names.items()}
+    return cls
+
+
+def by_schema_name(cls: type) -> dict[str, int]:
+    """{name as parsed fields spell it: value} of a class made from a table ("32BIT": 8)."""
+    return _SCHEMA_NAMES[cls]
 
 
 def _of(cls_name: str, prim: Prim) -> type:
