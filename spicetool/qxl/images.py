@@ -17,14 +17,15 @@ from collections import Counter
 import numpy as np
 
 from spicetool.qxl.pixmap_cache import PixmapCache
+from spicetool.stack.enums import BitmapFlags, BitmapFmt, CursorFlags, ImageFlags, LzImageType, QuicImageType
 
-BITMAP_FLAG_TOP_DOWN = 4
-IMAGE_FLAG_CACHE_ME = 1
+BITMAP_FLAG_TOP_DOWN = int(BitmapFlags.TOP_DOWN)
+IMAGE_FLAG_CACHE_ME = int(ImageFlags.CACHE_ME)
 COMPRESSIONS = ("off", "quic", "lz", "glz", "lz4", "auto_glz", "auto_lz")
 AUTO = {"auto_glz": "glz", "auto_lz": "lz"}   # the codec of the pictures that are not photo-like
 MIN_PIXELS_TO_COMPRESS = 54   # spice-server's MIN_SIZE_TO_COMPRESS
 MIN_QUIC_SIDE = 3             # QUIC needs at least this many rows and columns
-QUIC_RGB32, LZ_RGB32, BITMAP_32BIT = 4, 8, 8
+QUIC_RGB32, LZ_RGB32, BITMAP_32BIT = int(QuicImageType.RGB32), int(LzImageType.RGB32), int(BitmapFmt.FMT_32BIT)
 # SpiceImageCompression names (PREFERRED_COMPRESSION) -> what we send
 CLIENT_PREFERENCES = {"OFF": "off", "AUTO_GLZ": "auto_glz", "AUTO_LZ": "auto_lz", "QUIC": "quic", "GLZ": "glz",
                       "LZ": "lz", "LZ4": "lz4"}
@@ -158,7 +159,7 @@ class ClientImages:
 def cursor_fields(shape, visible: bool = True) -> dict:
     """The Cursor struct of cursor INIT/SET: an ALPHA shape, or flags NONE when there is none."""
     if shape is None:
-        return {"flags": 1, "data": b""}  # SPICE_CURSOR_FLAGS_NONE
+        return {"flags": int(CursorFlags.NONE), "data": b""}
     h, w = shape.pixels.shape[:2]
     return {"flags": 0,
             "header": {"unique": shape.unique, "type": "ALPHA", "width": w, "height": h,

@@ -29,14 +29,20 @@ from __future__ import annotations
 
 from enum import IntEnum, IntFlag
 
+from . import image_headers
 from .channels import MESSAGES, audio, common, cursor, display, inputs, main, spicevmc
 from .events import Direction
 from .schema import Prim
 from .types import CHANNEL_CAPS, CHANNEL_NAMES, COMMON_CAPS, LINK_ERRORS
-from .types import has_cap as has_cap, pack_caps as pack_caps, unpack_caps as unpack_caps  # the one packer
+from .types import has_cap as has_cap  # the one packer
+from .types import pack_caps as pack_caps
+from .types import unpack_caps as unpack_caps
+from .vdagent import AGENT_CAPS, clipboard_type
 from .vdagent import PROTOCOL as AGENT_PROTOCOL  # noqa: F401  (VD_AGENT_PROTOCOL, re-exported)
-from .vdagent import AGENT_CAPS, TYPES as AGENT_TYPES, clipboard_type
-from .vdagent import selection as _agent_selection, xfer_status as _agent_xfer_status
+from .vdagent import TYPES as AGENT_TYPES
+from .vdagent import selection as _agent_selection
+from .vdagent import xfer_status as _agent_xfer_status
+
 
 def member_name(schema_name: str, cls_name: str) -> str:
     """The Python member name of a schema name: upper-cased message and cap names, enum names
@@ -178,6 +184,10 @@ SurfaceFmt = _of("SurfaceFmt", display.surface_fmt)
 AlphaFlags = _of("AlphaFlags", display.alpha_flags)
 CompositeFlags = _of("CompositeFlags", display.composite_flags)
 GlScanoutFlags = _of("GlScanoutFlags", display.gl_scanout_flags)
+
+# --- the inner headers of compressed images (spice-common quic.h, lz_common.h; image_headers.py) ---
+QuicImageType = _from("QuicImageType", image_headers.QUIC_TYPES, IntEnum)
+LzImageType = _from("LzImageType", image_headers.LZ_TYPES, IntEnum)
 
 # --- inputs channel ---
 KeyboardModifierFlags = _of("KeyboardModifierFlags", inputs.keyboard_modifier_flags)
