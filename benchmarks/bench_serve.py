@@ -36,7 +36,9 @@ sys.path[:0] = [str(ROOT / "tests" / "replay"), str(ROOT / "tests"), str(ROOT / 
 import peers  # noqa: E402
 from serve_helpers import RawClient, ServerThread  # noqa: E402
 
-DISPLAY, INPUTS = 2, 3
+from spicetool.stack.enums import ChannelType, LinkErr  # noqa: E402
+
+DISPLAY, INPUTS = int(ChannelType.DISPLAY), int(ChannelType.INPUTS)
 SPICY_CACHE_PIXELS, SPICY_GLZ_WINDOW = 20971520, 14679040   # spicy's DISPLAY_INIT in the corpus
 
 
@@ -207,7 +209,7 @@ class LoadClient:
         reply = parse_link_reply(head + body, 0, ctype)[0]
         assert reply["error"] == "OK", reply["error"]
         w.write((1).to_bytes(4, "little") + encrypt_ticket(reply["pub_key"], b""))
-        assert int.from_bytes(await r.readexactly(4), "little") == 0
+        assert int.from_bytes(await r.readexactly(4), "little") == LinkErr.OK
         return r, w
 
     async def run(self, port: int, linked, stop) -> None:

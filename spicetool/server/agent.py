@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from spicetool.stack import Direction, build_agent_message
+from spicetool.stack.enums import AGENT_MAX_DATA_SIZE, MouseButtonMask, pack_caps
 from spicetool.stack.events import AgentMessage
 from spicetool.stack.vdagent import AGENT_CAPS, AgentReassembler, caps_bits
 
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from spicetool.server.main_channel import MainChannel
 
 AGENT_TOKENS = 10            # REDS_AGENT_WINDOW_SIZE
-MAX_CHUNK = 2048             # VD_AGENT_MAX_DATA_SIZE: one AGENT_DATA's bytes
+MAX_CHUNK = AGENT_MAX_DATA_SIZE  # one AGENT_DATA's bytes
 MAX_QUEUED_CHUNKS = 4096     # agent data waiting for the client's tokens, per client
 MAX_TRANSFERS = 128          # vdagentd's MAX_ACTIVE_TRANSFERS
 MAX_COPIES = 63              # "name (1)" .. "name (63)"
@@ -54,14 +55,13 @@ LINUX_AGENT_CAPS = ["mouse_state", "monitors_config", "reply", "clipboard_by_dem
                     "max_clipboard", "audio_volume_sync", "graphics_device_info",
                     "clipboard_no_release_on_regrab", "clipboard_grab_serial"]
 CAP = {name: i for i, name in enumerate(AGENT_CAPS)}
+_SPICE_BUTTONS = int(MouseButtonMask.LEFT | MouseButtonMask.MIDDLE | MouseButtonMask.RIGHT
+                     | MouseButtonMask.UP | MouseButtonMask.DOWN)  # the ones VDAgentMouseState has
 DETAILED_ERRORS = {"NOT_ENOUGH_SPACE", "SESSION_LOCKED", "VDAGENT_NOT_CONNECTED", "DISABLED"}
 
 
 def caps_words(names: list[str]) -> list[int]:
-    words = [0] * ((len(AGENT_CAPS) + 31) // 32)
-    for n in names:
-        words[CAP[n] // 32] |= 1 << (CAP[n] % 32)
-    return words
+    return pack_caps((CAP[n] for n in names), nwords=(len(AGENT_CAPS) + 31) // 32)
 
 
 def safe_name(name: str) -> str | None:
@@ -332,7 +332,7 @@ class AgentLink:
     def mouse_state(self, x: int, y: int, buttons: int, display_id: int = 0) -> None:
         """`buttons`: SPICE's mask (LEFT 1, MIDDLE 2, RIGHT 4, UP 8, DOWN 16); the agent's
         VDAgentMouseState has them one bit higher (VD_AGENT_LBUTTON_MASK 2 ...)."""
-        self.agent.mouse = {"x": x, "y": y, "buttons": (buttons & 0x1F) << 1, "spice_buttons": buttons,
+        self.agent.mouse = {"x": x, "y": y, "buttons": (buttons & _SPICE_BUTTONS) << 1, "spice_buttons": buttons,
                             "display_id": display_id}
 
     # --- file transfer ---

@@ -32,9 +32,10 @@ from spicetool.stack.link import (
     LinkError,
     parse_link_mess,
 )
+from spicetool.stack.enums import VERSION_MAJOR, VERSION_MINOR
 from spicetool.stack.types import CAP_AUTH_SASL, CAP_AUTH_SPICE, CHANNEL_TYPES
 
-SPICE_VERSION_MAJOR, SPICE_VERSION_MINOR = 2, 2
+SPICE_VERSION_MAJOR, SPICE_VERSION_MINOR = VERSION_MAJOR, VERSION_MINOR
 SERVER_COMMON_CAPS = ["protocol_auth_selection", "auth_spice", "mini_header"]
 # Channel caps we honour (names from stack.types.CHANNEL_CAPS).
 SERVER_CHANNEL_CAPS: dict[int, list[str]] = {

@@ -235,7 +235,9 @@ class CompositeFilter(IntEnum):
     BILINEAR = 1
 
 
+VERSION_MAJOR, VERSION_MINOR = 2, 2   # SPICE_VERSION_MAJOR, SPICE_VERSION_MINOR of the link header
 # The primary surface is the one with this id (SPICE_SURFACE_FLAGS_PRIMARY is a flag, below).
 PRIMARY_SURFACE_ID = 0
 MAX_NUM_STREAMS = 64            # SPICE_MAX_NUM_STREAMS: stream ids lie in [0, 64)
 INPUT_MOTION_ACK_BUNCH = 4      # SPICE_INPUT_MOTION_ACK_BUNCH: one MOUSE_MOTION_ACK per 4 motions
+AGENT_MAX_DATA_SIZE = 2048      # VD_AGENT_MAX_DATA_SIZE: the agent bytes of one AGENT_DATA
