@@ -28,10 +28,11 @@ from spicetool.qxl.commands import (
     SurfaceDestroy,
     content_id,
 )
+from spicetool.stack.enums import ChannelType
 
 MERGE_ROWS = 16  # changed row runs closer than this are sent as one band
 BATCH_SECONDS = 1 / 60  # records this close in capture time are shown together
-CURSOR_CHANNEL = 4
+CURSOR_CHANNEL = int(ChannelType.CURSOR)  # bound as an int: every record is looked at
 
 
 class ReplayError(Exception):
