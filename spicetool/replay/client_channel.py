@@ -26,6 +26,7 @@ from spicetool.stack import (
     build_message,
     encrypt_ticket,
 )
+from spicetool.stack.enums import CommonCap
 from spicetool.stack.headers import pack_full_header, pack_mini_header
 from spicetool.stack.messages import message_bytes
 from spicetool.stack.schema import BuildError
@@ -107,7 +108,7 @@ class ClientChannel:
             raise ReplayFailure(f"{self.name}: the server wants SASL authentication, which "
                                 "replay does not do")
         if "protocol_auth_selection" in caps:   # spice-gtk sends it when the server offers it
-            await self.send_bytes(build_auth_mechanism({"auth_mechanism": 1}))
+            await self.send_bytes(build_auth_mechanism({"auth_mechanism": CommonCap.AUTH_SPICE}))
         try:
             ticket = encrypt_ticket(reply.fields["pub_key"], self.password)
         except ValueError as e:  # not an RSA public key

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from spicetool.stack import Direction, build_agent_message
-from spicetool.stack.enums import AGENT_MAX_DATA_SIZE, MouseButtonMask, pack_caps
+from spicetool.stack.enums import AGENT_MAX_DATA_SIZE, AgentMsg, MouseButtonMask, pack_caps
 from spicetool.stack.events import AgentMessage
 from spicetool.stack.vdagent import AGENT_CAPS, AgentReassembler, caps_bits
 
@@ -271,7 +271,7 @@ class AgentLink:
             a.note("monitors_config", self.session_id, [(x["width"], x["height"]) for x in mons])
             if mons and a.resize is not None:
                 a.resize(int(mons[0]["width"]), int(mons[0]["height"]))
-            self.send("reply", {"type": 2, "error": "SUCCESS"})
+            self.send("reply", {"type": int(AgentMsg.MONITORS_CONFIG), "error": "SUCCESS"})
         elif m.name == "clipboard_grab":
             sel = f.get("selection", "CLIPBOARD")
             cb = a.clipboard(sel)
