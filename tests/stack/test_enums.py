@@ -43,12 +43,18 @@ def test_values_are_spice_protocols():
     assert e.DisplayCap.CODEC_MJPEG == 9 and e.InputsCap.KEY_SCANCODE == 0
     assert e.AgentMsg.ANNOUNCE_CAPABILITIES == 6 and e.AgentCap.CLIPBOARD_SELECTION == 6
     assert e.MAX_NUM_STREAMS == 64 and e.INPUT_MOTION_ACK_BUNCH == 4
+    assert e.AGENT_MAX_DATA_SIZE == 2048 and e.AGENT_PROTOCOL == 1
+    assert (e.VERSION_MAJOR, e.VERSION_MINOR) == (2, 2)
+    assert e.ResType.PIXMAP == 1
+    assert e.QuicImageType.RGB32 == 4 and e.LzImageType.RGB32 == 8 and e.LzImageType.XXXA == 10
 
 
 def test_member_names_follow_one_rule():
     assert e.member_name("draw_copy", "MsgDisplay") == "DRAW_COPY"
     assert e.member_name("32_xRGB", "SurfaceFmt") == "FMT_32_xRGB"
     assert e.BitmapFmt["FMT_8BIT"] == 5
+    assert e.by_schema_name(e.BitmapFmt)["32BIT"] == e.BitmapFmt.FMT_32BIT
+    assert e.by_schema_name(e.SurfaceFmt)["32_xRGB"] == 32
 
 
 def _message_classes():
