@@ -22,16 +22,17 @@ def channel_name(channel_type: int | None) -> str:
 COMMON_CAPS = ["protocol_auth_selection", "auth_spice", "auth_sasl", "mini_header"]
 CAP_AUTH_SELECTION, CAP_AUTH_SPICE, CAP_AUTH_SASL, CAP_MINI_HEADER = range(4)
 
-CHANNEL_CAPS: dict[int, list[str]] = {
-    1: ["semi_seamless_migrate", "name_and_uuid", "agent_connected_tokens", "seamless_migrate"],
-    2: ["sized_stream", "monitors_config", "composite", "a8_surface", "stream_report",
-        "lz4_compression", "pref_compression", "gl_scanout", "multi_codec", "codec_mjpeg",
-        "codec_vp8", "codec_h264", "pref_video_codec_type", "codec_vp9", "codec_h265"],
-    3: ["key_scancode"],
-    5: ["celt_0_5_1", "volume", "latency", "opus"],
-    6: ["celt_0_5_1", "volume", "opus"],
-    8: ["data_compress_lz4"], 9: ["data_compress_lz4"], 10: ["data_compress_lz4"], 11: ["data_compress_lz4"],
-}
+_SPICEVMC_CAPS = ["data_compress_lz4"]
+CHANNEL_CAPS: dict[int, list[str]] = {CHANNEL_TYPES[name]: caps for name, caps in {
+    "main": ["semi_seamless_migrate", "name_and_uuid", "agent_connected_tokens", "seamless_migrate"],
+    "display": ["sized_stream", "monitors_config", "composite", "a8_surface", "stream_report",
+                "lz4_compression", "pref_compression", "gl_scanout", "multi_codec", "codec_mjpeg",
+                "codec_vp8", "codec_h264", "pref_video_codec_type", "codec_vp9", "codec_h265"],
+    "inputs": ["key_scancode"],
+    "playback": ["celt_0_5_1", "volume", "latency", "opus"],
+    "record": ["celt_0_5_1", "volume", "opus"],
+    "smartcard": _SPICEVMC_CAPS, "usbredir": _SPICEVMC_CAPS, "port": _SPICEVMC_CAPS, "webdav": _SPICEVMC_CAPS,
+}.items()}
 
 LINK_ERRORS = ["OK", "ERROR", "INVALID_MAGIC", "INVALID_DATA", "VERSION_MISMATCH", "NEED_SECURED",
                "NEED_UNSECURED", "PERMISSION_DENIED", "BAD_CONNECTION_ID", "CHANNEL_NOT_AVAILABLE"]
