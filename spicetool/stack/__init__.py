@@ -12,7 +12,9 @@ Build bytes (our server, tests)::
     message_bytes(msg)                         # rebuild a parsed Message exactly
 
 Every message is described once (channels/*.py, as in spice.proto) and the one engine in
-schema.py both parses and builds it.  Field names and enum names are spice.proto's.
+schema.py both parses and builds it.  Field names and enum names are spice.proto's; the
+numbers by name (ChannelType.DISPLAY, MsgDisplay.DRAW_COPY, SurfaceFlags.PRIMARY...) are in
+enums.py, made from those same tables.
 """
 from .connection import ChannelConnection
 from .events import AgentMessage, Direction, LinkRecord, Message, ProtocolError
