@@ -36,7 +36,9 @@ sys.path[:0] = [str(ROOT / "tests" / "replay"), str(ROOT / "tests"), str(ROOT / 
 import peers  # noqa: E402
 from serve_helpers import RawClient, ServerThread  # noqa: E402
 
-DISPLAY, INPUTS = 2, 3
+from spicetool.stack.enums import ChannelType  # noqa: E402
+
+DISPLAY, INPUTS = int(ChannelType.DISPLAY), int(ChannelType.INPUTS)
 SPICY_CACHE_PIXELS, SPICY_GLZ_WINDOW = 20971520, 14679040   # spicy's DISPLAY_INIT in the corpus
 
 

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from spicetool import _native
+from spicetool.stack.enums import BitmapFmt
 
 __all__ = [
     "DecodeError", "MissingReference", "ImageTooLarge", "DEFAULT_MAX_PIXELS", "BitmapFormat",
@@ -39,16 +40,16 @@ DEFAULT_MAX_PIXELS: int = int(_native.DEFAULT_MAX_PIXELS)
 class BitmapFormat:
     """SpiceBitmapFmt numbers."""
 
-    ONE_BIT_LE = 1
-    ONE_BIT_BE = 2
-    FOUR_BIT_LE = 3
-    FOUR_BIT_BE = 4
-    EIGHT_BIT = 5
-    SIXTEEN_BIT = 6  # x555
-    TWENTY_FOUR_BIT = 7  # b, g, r bytes
-    THIRTY_TWO_BIT = 8  # xRGB little-endian
-    RGBA = 9  # ARGB little-endian
-    EIGHT_BIT_A = 10  # alpha only
+    ONE_BIT_LE = int(BitmapFmt.FMT_1BIT_LE)
+    ONE_BIT_BE = int(BitmapFmt.FMT_1BIT_BE)
+    FOUR_BIT_LE = int(BitmapFmt.FMT_4BIT_LE)
+    FOUR_BIT_BE = int(BitmapFmt.FMT_4BIT_BE)
+    EIGHT_BIT = int(BitmapFmt.FMT_8BIT)
+    SIXTEEN_BIT = int(BitmapFmt.FMT_16BIT)  # x555
+    TWENTY_FOUR_BIT = int(BitmapFmt.FMT_24BIT)  # b, g, r bytes
+    THIRTY_TWO_BIT = int(BitmapFmt.FMT_32BIT)  # xRGB little-endian
+    RGBA = int(BitmapFmt.RGBA)  # ARGB little-endian
+    EIGHT_BIT_A = int(BitmapFmt.FMT_8BIT_A)  # alpha only
 
 
 def _palette_bytes(palette: np.ndarray | Sequence[int] | None) -> bytes | None:

@@ -390,6 +390,7 @@ def spice_server(tmp_path):
 # ---------------------------------------------------------------- an agent client, on the stack
 
 from spicetool.stack import Direction, build_agent_message  # noqa: E402
+from spicetool.stack.enums import AgentCap, ChannelType, pack_caps  # noqa: E402
 from spicetool.stack.vdagent import AgentReassembler, caps_bits  # noqa: E402
 
 CLIENT_AGENT_CAPS = ["mouse_state", "monitors_config", "reply", "clipboard_by_demand",
@@ -399,11 +400,7 @@ CLIENT_AGENT_CAPS = ["mouse_state", "monitors_config", "reply", "clipboard_by_de
 
 
 def agent_caps_words(names) -> list[int]:
-    from spicetool.stack.vdagent import AGENT_CAPS
-    word = 0
-    for n in names:
-        word |= 1 << AGENT_CAPS.index(n)
-    return [word]
+    return pack_caps((AgentCap[n.upper()] for n in names), nwords=1)
 
 
 class AgentClient:
@@ -414,7 +411,7 @@ class AgentClient:
                  auto_tokens: bool = True):
         self.auto_tokens = auto_tokens
         self.raw = RawClient(port)
-        assert self.raw.link(1, caps=("protocol_auth_selection", "mini_header")) == "OK"
+        assert self.raw.link(ChannelType.MAIN, caps=("protocol_auth_selection", "mini_header")) == "OK"
         self.backlog: list[Message] = []
         init = self.wait_main("init")
         self.init = init.fields
@@ -482,10 +479,10 @@ class AgentClient:
 
     def negotiated(self) -> set:
         mine = caps_bits(agent_caps_words(self.caps))
-        return mine & self.reasm.caps if self.reasm.caps is not None else {6}
+        return mine & self.reasm.caps if self.reasm.caps is not None else {AgentCap.CLIPBOARD_SELECTION}
 
     def announce(self) -> object:
-        self.send("announce_capabilities", {"request": 1, "caps": agent_caps_words(self.caps)}, caps={6})
+        self.send("announce_capabilities", {"request": 1, "caps": agent_caps_words(self.caps)}, caps={AgentCap.CLIPBOARD_SELECTION})
         return self.wait_agent("announce_capabilities")
 
     def wait_agent(self, name: str, timeout: float = 5.0, **match):

@@ -12,6 +12,7 @@ recorded in the chunks it was read in.
 from __future__ import annotations
 
 from spicetool.stack import ChannelConnection, Direction, LinkRecord
+from spicetool.stack.enums import LinkErr
 
 LIMIT = 64 * 1024
 _LAST = {Direction.CLIENT: "ticket", Direction.SERVER: "link_result"}
@@ -43,7 +44,7 @@ class LinkStageCuts:
                 end = ev.offset + ev.size - start
                 if 0 < end < len(data):
                     cuts.append(end)
-                if ev.name == _LAST[d] or ev.fields.get("error") not in (None, 0, "OK"):
+                if ev.name == _LAST[d] or ev.fields.get("error") not in (None, LinkErr.OK, "OK"):
                     self.done[d] = True
             else:  # a message or a protocol error: the link stage is over for this direction
                 self.done[d] = True

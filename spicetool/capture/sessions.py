@@ -29,6 +29,7 @@ from spicetool.stack import (
     channel_name,
     find_resync_point,
 )
+from spicetool.stack.enums import ChannelType
 
 if TYPE_CHECKING:   # the TLS layer (and its cryptography) is imported when a capture has TLS
     from spicetool.capture.tls import Notice, TlsConnection
@@ -36,8 +37,8 @@ if TYPE_CHECKING:   # the TLS layer (and its cryptography) is imported when a ca
 LINK_MAGIC = b"REDQ"
 RESYNC_WINDOW = 64 * 1024  # bytes of an unknown stream searched for data headers
 DECIDE_BYTES = 2048  # bytes of an unknown connection seen before guessing its channel
-ALL_CHANNEL_TYPES = range(1, 12)
-MAIN_CHANNEL = 1
+ALL_CHANNEL_TYPES = tuple(int(t) for t in ChannelType)
+MAIN_CHANNEL = int(ChannelType.MAIN)
 
 
 @dataclass(slots=True)

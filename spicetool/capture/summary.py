@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spicetool.capture.sessions import Channel, Record
+from spicetool.stack.enums import CommonCap, LinkErr
 
-AUTH_NAMES = {1: "spice", 2: "sasl"}  # the mechanism is a common-capability bit number
+AUTH_NAMES = {CommonCap.AUTH_SPICE: "spice", CommonCap.AUTH_SASL: "sasl"}  # the mechanism is a common cap bit
 
 
 @dataclass
@@ -54,7 +55,7 @@ class ChannelStats:
                 self.auth = "sasl"
             if rec.type in ("link_reply", "link_result"):
                 err = f.get("error")
-                if err not in (0, "OK", None):
+                if err not in (LinkErr.OK, "OK", None):
                     self.link_error = str(err)
 
     def as_json(self, t0: float) -> dict[str, Any]:

@@ -15,10 +15,11 @@ import numpy as np
 
 from spicetool.stack.cursor import CursorShape
 from spicetool.stack.geometry import Rect
+from spicetool.stack.enums import PRIMARY_SURFACE_ID, SurfaceFmt
 
 # Pixels are kept as the bytes of a 32_xRGB surface in memory: B, G, R, X per pixel.
-SURFACE_FMT_32_XRGB = 32
-PRIMARY_SURFACE = 0
+SURFACE_FMT_32_XRGB = int(SurfaceFmt.FMT_32_xRGB)
+PRIMARY_SURFACE = PRIMARY_SURFACE_ID  # the primary surface's id (SurfaceFlags.PRIMARY is the flag)
 
 
 @dataclass

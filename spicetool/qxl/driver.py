@@ -24,6 +24,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from spicetool.qxl.commands import (
+    PRIMARY_SURFACE,
     CopyBits,
     CopySurface,
     CursorHide,
@@ -473,11 +474,11 @@ class QxlDriver:
     def create_surface(self, cmd: SurfaceCreate) -> None:
         stride = cmd.width * 4
         if cmd.primary:
-            if cmd.surface_id != 0:
+            if cmd.surface_id != PRIMARY_SURFACE:
                 raise DeviceError(f"the primary surface is surface 0, not {cmd.surface_id}")
             self.create_primary(cmd.width, cmd.height, stride, cmd.format)
             return
-        if cmd.surface_id == 0:
+        if cmd.surface_id == PRIMARY_SURFACE:
             raise DeviceError("surface 0 is the primary: made through CREATE_PRIMARY, not a surface command")
         size = stride * cmd.height
         vram = self.vram.alloc(size) if cmd.width > 0 and cmd.height > 0 else None
@@ -512,7 +513,7 @@ class QxlDriver:
         self.device.io_write(QXL_IO_CREATE_PRIMARY)
 
     def destroy_surface(self, surface_id: int) -> None:
-        if surface_id == 0:
+        if surface_id == PRIMARY_SURFACE:
             self.device.io_write(QXL_IO_DESTROY_PRIMARY)
             return
         vram = self.surfaces.pop(surface_id, None)

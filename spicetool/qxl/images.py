@@ -19,9 +19,10 @@ import numpy as np
 from spicetool import codecs
 from spicetool.qxl.graduality import Graduality, level
 from spicetool.qxl.pixmap_cache import PixmapCache
+from spicetool.stack.enums import BitmapFlags, CursorFlags, ImageFlags
 
-BITMAP_FLAG_TOP_DOWN = 4
-IMAGE_FLAG_CACHE_ME = 1
+BITMAP_FLAG_TOP_DOWN = int(BitmapFlags.TOP_DOWN)
+IMAGE_FLAG_CACHE_ME = int(ImageFlags.CACHE_ME)
 COMPRESSIONS = ("off", "quic", "lz", "glz", "lz4", "auto_glz", "auto_lz")
 AUTO = {"auto_glz": "glz", "auto_lz": "lz"}   # the codec of the pictures that are not photo-like
 MIN_PIXELS_TO_COMPRESS = 54   # spice-server's MIN_SIZE_TO_COMPRESS
@@ -157,7 +158,7 @@ class ClientImages:
 def cursor_fields(shape, visible: bool = True) -> dict:
     """The Cursor struct of cursor INIT/SET: an ALPHA shape, or flags NONE when there is none."""
     if shape is None:
-        return {"flags": 1, "data": b""}  # SPICE_CURSOR_FLAGS_NONE
+        return {"flags": int(CursorFlags.NONE), "data": b""}
     h, w = shape.pixels.shape[:2]
     return {"flags": 0,
             "header": {"unique": shape.unique, "type": "ALPHA", "width": w, "height": h,

@@ -28,6 +28,17 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
+from spicetool.stack.enums import (
+    BitmapFmt,
+    BrushType,
+    ClipType,
+    CursorType,
+    ImageScaleMode,
+    ImageType,
+    Ropd,
+    SurfaceFmt,
+)
+
 
 class DeviceError(ValueError):
     """A command the device cannot carry out (unknown surface, bad size, bad guest memory...)."""
@@ -69,15 +80,16 @@ QXL_COMMAND_RING_SIZE, QXL_CURSOR_RING_SIZE, QXL_RELEASE_RING_SIZE = 32, 32, 8
 QXL_LOG_BUF_SIZE = 4096
 QXL_CURSOR_DEVICE_DATA_SIZE = 128
 
-# enums.h values the device uses
-SPICE_SURFACE_FMT_32_xRGB = 32
-SPICE_IMAGE_TYPE_BITMAP, SPICE_IMAGE_TYPE_SURFACE = 0, 104
-SPICE_BITMAP_FMT_16BIT, SPICE_BITMAP_FMT_24BIT, SPICE_BITMAP_FMT_32BIT, SPICE_BITMAP_FMT_RGBA = 6, 7, 8, 9
-SPICE_BRUSH_TYPE_SOLID = 1
-SPICE_CLIP_TYPE_NONE, SPICE_CLIP_TYPE_RECTS = 0, 1
-SPICE_ROPD_OP_PUT = 1 << 3
-SPICE_IMAGE_SCALE_MODE_NEAREST = 1
-SPICE_CURSOR_TYPE_ALPHA = 0
+# enums.h values the device uses: stack.enums', by their enums.h names, as plain ints
+SPICE_SURFACE_FMT_32_xRGB = int(SurfaceFmt.FMT_32_xRGB)
+SPICE_IMAGE_TYPE_BITMAP, SPICE_IMAGE_TYPE_SURFACE = int(ImageType.BITMAP), int(ImageType.SURFACE)
+SPICE_BITMAP_FMT_16BIT, SPICE_BITMAP_FMT_24BIT, SPICE_BITMAP_FMT_32BIT, SPICE_BITMAP_FMT_RGBA = (
+    int(f) for f in (BitmapFmt.FMT_16BIT, BitmapFmt.FMT_24BIT, BitmapFmt.FMT_32BIT, BitmapFmt.RGBA))
+SPICE_BRUSH_TYPE_SOLID = int(BrushType.SOLID)
+SPICE_CLIP_TYPE_NONE, SPICE_CLIP_TYPE_RECTS = int(ClipType.NONE), int(ClipType.RECTS)
+SPICE_ROPD_OP_PUT = int(Ropd.OP_PUT)
+SPICE_IMAGE_SCALE_MODE_NEAREST = int(ImageScaleMode.NEAREST)
+SPICE_CURSOR_TYPE_ALPHA = int(CursorType.ALPHA)
 
 
 # --- the declarative layouts -------------------------------------------------------------------

@@ -29,12 +29,13 @@ from spicetool.qxl.device import QxlDevice
 from spicetool.qxl.images import IMAGE_FLAG_CACHE_ME, ClientImages, cursor_fields, from_cache_image, with_flags
 from spicetool.qxl.pixmap_cache import inval_lists
 from spicetool.stack import Direction, build_body
+from spicetool.stack.enums import Ropd, StreamFlags, SurfaceFlags
 from spicetool.stack.headers import MINI, pack_mini_header
 from spicetool.stack.messages import describe
 from spicetool.stack.types import CHANNEL_TYPES
 
-ROP_OP_PUT = 8           # SpiceRopd OP_PUT
-SURFACE_FLAG_PRIMARY = 1
+ROP_OP_PUT = int(Ropd.OP_PUT)
+SURFACE_FLAG_PRIMARY = int(SurfaceFlags.PRIMARY)
 NO_MASK = {"flags": 0, "pos": {"x": 0, "y": 0}, "bitmap": None}
 NO_CLIP = {"type": "NONE"}
 DISPLAY = CHANNEL_TYPES["display"]
@@ -169,7 +170,7 @@ class Prebuilder:
         prebuild(cmd, self._images)
 
 
-STREAM_FLAG_TOP_DOWN = 1
+STREAM_FLAG_TOP_DOWN = int(StreamFlags.TOP_DOWN)
 STREAM_DELAY_MS = 200    # frames are stamped this far ahead of the client's clock (spice-gtk drops late ones)
 JPEG_QUALITY = 80
 

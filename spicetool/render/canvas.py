@@ -14,8 +14,12 @@ from spicetool.render.geometry import glyph_alpha, glyph_mask, stroke_mask
 from spicetool.render.images import ImageStore
 from spicetool.render.surfaces import Region, Surface, put, region_for
 from spicetool.stack.geometry import Rect
+from spicetool.stack.enums import AlphaFlags, MaskFlags, StringFlags
 
-MASK_INVERS = 1
+MASK_INVERS = int(MaskFlags.INVERS)
+_DEST_HAS_ALPHA = int(AlphaFlags.DEST_HAS_ALPHA)
+_SRC_SURFACE_HAS_ALPHA = int(AlphaFlags.SRC_SURFACE_HAS_ALPHA)
+_RASTER_A1 = int(StringFlags.RASTER_A1)
 
 
 def _color(value: int) -> np.ndarray:
@@ -193,10 +197,10 @@ class Canvas:
         flags = int(d.get("alpha_flags", 0))
         src = np.array(src)
         image = d.get("src_bitmap") or {}
-        if image.get("descriptor", {}).get("type") == "SURFACE" and not flags & 2:
+        if image.get("descriptor", {}).get("type") == "SURFACE" and not flags & _SRC_SURFACE_HAS_ALPHA:
             src[..., 3] = 255  # a surface's alpha counts only with SRC_SURFACE_HAS_ALPHA; an image's always
         dst = surface.pixels[reg.y0:reg.y1, reg.x0:reg.x1]
-        put(surface, reg, alpha_over(src, dst, alpha, dest_has_alpha=bool(flags & 1)))
+        put(surface, reg, alpha_over(src, dst, alpha, dest_has_alpha=bool(flags & _DEST_HAS_ALPHA)))
 
     def _draw_composite(self, surface: Surface, reg: Region, base: dict, d: dict) -> None:
         src = self.images.get(d.get("src_bitmap"))
@@ -233,7 +237,7 @@ class Canvas:
                 if brush is not None:
                     put(surface, back, brush)  # the reference always copies the background
         string = d["str"]
-        if int(string.get("flags", 0)) & 1:  # A1: the glyph bits are a mask for the fore_mode rop
+        if int(string.get("flags", 0)) & _RASTER_A1:  # A1: the glyph bits are a mask for the fore_mode rop
             reg.restrict(glyph_mask(string, reg))
             if reg.empty:
                 return

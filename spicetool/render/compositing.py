@@ -5,9 +5,16 @@ from typing import Any
 
 import numpy as np
 
-OP_MASK = 0xFF
-SRC_REPEAT_SHIFT, MASK_REPEAT_SHIFT = 14, 16
-COMPONENT_ALPHA = 1 << 18
+from spicetool.stack.enums import CompositeFilter, CompositeFlags, CompositeRepeat
+
+
+def _shift(bit: CompositeFlags) -> int:
+    return int(bit).bit_length() - 1
+
+
+OP_MASK = 0xFF  # OP0..OP7: the pixman operator
+SRC_REPEAT_SHIFT, MASK_REPEAT_SHIFT = _shift(CompositeFlags.SRC_REPEAT0), _shift(CompositeFlags.MASK_REPEAT0)
+COMPONENT_ALPHA = int(CompositeFlags.COMPONENT_ALPHA)
 
 # Porter-Duff factors (Fa for the source, Fb for the destination) of pixman's operators,
 # as functions of source alpha `sa` and destination alpha `da` (0..1 floats)
@@ -45,18 +52,18 @@ def alpha_over(src: np.ndarray, dst: np.ndarray, alpha: int, dest_has_alpha: boo
     return np.minimum(out, 255).astype(np.uint8)
 
 
-SRC_FILTER_SHIFT, MASK_FILTER_SHIFT = 8, 11
-FILTER_NEAREST, FILTER_BILINEAR = 0, 1  # qxl_dev.h: the composite filter field (3 bits)
+SRC_FILTER_SHIFT, MASK_FILTER_SHIFT = _shift(CompositeFlags.SRC_FILTER0), _shift(CompositeFlags.MASK_FILTER0)
+FILTER_NEAREST, FILTER_BILINEAR = int(CompositeFilter.NEAREST), int(CompositeFilter.BILINEAR)  # 3 bits
 
 
 def _fetch(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, repeat: int) -> np.ndarray:
     """Pixels at integer positions, outside the image as the repeat mode says (NONE: clear)."""
     ih, iw = img.shape[:2]
-    if repeat == 1:  # NORMAL: tile
+    if repeat == CompositeRepeat.NORMAL:  # tile
         return img[ys % ih, xs % iw]
-    if repeat == 2:  # PAD: stretch the edges
+    if repeat == CompositeRepeat.PAD:  # stretch the edges
         return img[np.clip(ys, 0, ih - 1), np.clip(xs, 0, iw - 1)]
-    if repeat == 3:  # REFLECT
+    if repeat == CompositeRepeat.REFLECT:
         ry, rx = ys % (2 * ih), xs % (2 * iw)
         return img[np.where(ry < ih, ry, 2 * ih - 1 - ry), np.where(rx < iw, rx, 2 * iw - 1 - rx)]
     inside = (xs >= 0) & (xs < iw) & (ys >= 0) & (ys < ih)

@@ -6,8 +6,11 @@ from typing import Any
 import numpy as np
 
 from spicetool.render.surfaces import Region
+from spicetool.stack.enums import LineFlags, PathFlags, StringFlags
 
-PATH_BEGIN, PATH_END, PATH_CLOSE, PATH_BEZIER = 1, 2, 8, 16
+PATH_BEGIN, PATH_END, PATH_CLOSE, PATH_BEZIER = (int(f) for f in (PathFlags.BEGIN, PathFlags.END,
+                                                                  PathFlags.CLOSE, PathFlags.BEZIER))
+_RASTER_A1, _RASTER_A4 = int(StringFlags.RASTER_A1), int(StringFlags.RASTER_A4)
 MAX_LINE_POINTS = 1 << 22  # bounds the work a hostile path can ask for
 
 
@@ -50,7 +53,7 @@ def _polylines(path: dict[str, Any]) -> list[list[tuple[float, float]]]:
     return lines
 
 
-LINE_START_WITH_GAP, LINE_STYLED = 4, 8
+LINE_START_WITH_GAP, LINE_STYLED = int(LineFlags.START_WITH_GAP), int(LineFlags.STYLED)
 
 
 def _flag_bits(v: Any) -> int:
@@ -112,7 +115,7 @@ def glyph_alpha(string: dict[str, Any], reg: Region) -> np.ndarray:
     are; where glyphs overlap the larger coverage wins."""
     cover = np.zeros(reg.shape, np.uint8)
     flags = int(string.get("flags", 0))
-    bpp = 1 if flags & 1 else 4 if flags & 2 else 8
+    bpp = 1 if flags & _RASTER_A1 else 4 if flags & _RASTER_A4 else 8
     for g in string.get("glyphs", []):
         w, h = int(g["width"]), int(g["height"])
         if w <= 0 or h <= 0:

@@ -14,14 +14,16 @@ from typing import Any, Callable
 import numpy as np
 
 from spicetool import codecs as dec
+from spicetool.stack.enums import BitmapFlags, BitmapFmt, ImageFlags, JpegAlphaFlags, by_schema_name
 
-# descriptor flags (spice.proto ImageFlags)
-CACHE_ME = 1
-CACHE_REPLACE_ME = 4
-# bitmap / LZ_PLT flags
-PAL_CACHE_ME = 1
-PAL_FROM_CACHE = 2
-TOP_DOWN = 4
+# bound once as ints: tested for every image
+CACHE_ME = int(ImageFlags.CACHE_ME)
+CACHE_REPLACE_ME = int(ImageFlags.CACHE_REPLACE_ME)
+PAL_CACHE_ME = int(BitmapFlags.PAL_CACHE_ME)
+PAL_FROM_CACHE = int(BitmapFlags.PAL_FROM_CACHE)
+TOP_DOWN = int(BitmapFlags.TOP_DOWN)
+_JPEG_ALPHA_TOP_DOWN = int(JpegAlphaFlags.TOP_DOWN)
+_MASK_FMTS = (int(BitmapFmt.FMT_1BIT_LE), int(BitmapFmt.FMT_1BIT_BE))
 LOSSY_TYPES = {"JPEG", "JPEG_ALPHA"}
 MAX_CACHE_BYTES = 512 << 20  # a bound on what a hostile capture can make us hold
 MAX_PALETTES = 4096
@@ -143,7 +145,7 @@ class ImageStore:
             b = image["bitmap"]
             pal = self._palette(b)
             fmt = _fmt_number(b["format"])
-            if pal is None and mask and fmt in (1, 2):
+            if pal is None and mask and fmt in _MASK_FMTS:
                 pal = np.array([0, 0xFFFFFF], np.uint32)  # mask bits: 0 off, 1 on
             return dec.decode_bitmap(fmt, int(b["x"]), int(b["y"]), int(b["stride"]),
                                      bool(int(b["flags"]) & TOP_DOWN), b["data"], pal), False
@@ -166,7 +168,7 @@ class ImageStore:
         if kind == "JPEG_ALPHA":
             body = image["jpeg_alpha"]
             return dec.decode_jpeg_alpha(body["data"], int(body["jpeg_size"]),
-                                         bool(int(body["flags"]) & 1)), True
+                                         bool(int(body["flags"]) & _JPEG_ALPHA_TOP_DOWN)), True
         if kind == "SURFACE":
             sid = int(image["surface"]["surface_id"])
             pixels = self.surface_pixels(sid)
@@ -176,8 +178,7 @@ class ImageStore:
         raise dec.DecodeError(f"image type {kind} not supported")
 
 
-_FMT_NUMBERS = {"1BIT_LE": 1, "1BIT_BE": 2, "4BIT_LE": 3, "4BIT_BE": 4, "8BIT": 5, "16BIT": 6,
-                "24BIT": 7, "32BIT": 8, "RGBA": 9, "8BIT_A": 10}
+_FMT_NUMBERS = by_schema_name(BitmapFmt)
 
 
 def _fmt_number(fmt: Any) -> int:

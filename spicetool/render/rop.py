@@ -9,18 +9,20 @@ from typing import Callable
 
 import numpy as np
 
-# SpiceRopd bits (spice.proto)
-INVERS_SRC = 1 << 0
-INVERS_BRUSH = 1 << 1
-INVERS_DEST = 1 << 2
-OP_PUT = 1 << 3
-OP_OR = 1 << 4
-OP_AND = 1 << 5
-OP_XOR = 1 << 6
-OP_BLACKNESS = 1 << 7
-OP_WHITENESS = 1 << 8
-OP_INVERS = 1 << 9
-INVERS_RES = 1 << 10
+from spicetool.stack.enums import Ropd
+
+# SpiceRopd bits, bound as ints: tested for every draw
+INVERS_SRC = int(Ropd.INVERS_SRC)
+INVERS_BRUSH = int(Ropd.INVERS_BRUSH)
+INVERS_DEST = int(Ropd.INVERS_DEST)
+OP_PUT = int(Ropd.OP_PUT)
+OP_OR = int(Ropd.OP_OR)
+OP_AND = int(Ropd.OP_AND)
+OP_XOR = int(Ropd.OP_XOR)
+OP_BLACKNESS = int(Ropd.OP_BLACKNESS)
+OP_WHITENESS = int(Ropd.OP_WHITENESS)
+OP_INVERS = int(Ropd.OP_INVERS)
+INVERS_RES = int(Ropd.INVERS_RES)
 
 Op = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (source, destination) -> result
 

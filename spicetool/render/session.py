@@ -16,10 +16,12 @@ from spicetool.render.streams import StreamError, Streams
 from spicetool.render.surfaces import Region, Surface, SurfaceError
 from spicetool.stack.cursor import CursorState
 from spicetool.stack.geometry import Rect
+from spicetool.stack.enums import PRIMARY_SURFACE_ID, ChannelType, ResType, SurfaceFlags
 
-PRIMARY = 1
-STREAMING_MODE = 2  # surface flag: spice-gtk shows GStreamer video on it without waiting
-RES_TYPE_PIXMAP = 1
+# channel types, bound as ints: every record is routed
+_MAIN, _DISPLAY, _CURSOR, _PLAYBACK = (int(t) for t in (ChannelType.MAIN, ChannelType.DISPLAY,
+                                                        ChannelType.CURSOR, ChannelType.PLAYBACK))
+_ROUTED = (_DISPLAY, _CURSOR, _PLAYBACK)
 # when a capture starts mid-session nobody told us the screen size: the smallest of these
 # that holds every draw seen so far
 COMMON_SIZES = [(640, 480), (800, 600), (1024, 768), (1280, 720), (1280, 800), (1280, 1024),
@@ -68,14 +70,14 @@ class Route:
 
     def wants(self, rec: Any) -> bool:
         ch = rec.channel
-        if rec.layer not in ("message", "gap", "error") or ch.channel_type not in (2, 4, 5):
+        if rec.layer not in ("message", "gap", "error") or ch.channel_type not in _ROUTED:
             return False
         if self.session is None:
-            if ch.channel_type != 2 or rec.layer != "message":
+            if ch.channel_type != _DISPLAY or rec.layer != "message":
                 # before the display speaks: pointer and sound of the capture's first session
                 return ch.session == 1 and rec.layer == "message"
             self.session = ch.session  # the first session that shows something
-        return ch.session == self.session and (ch.channel_type != 2 or (ch.channel_id or 0) == self.display)
+        return ch.session == self.session and (ch.channel_type != _DISPLAY or (ch.channel_id or 0) == self.display)
 
 
 class SessionScreen:
@@ -127,10 +129,10 @@ class SessionScreen:
         return changed
 
     def _feed(self, rec: Any) -> bool:
-        if rec.channel.channel_type == 1 and rec.type in ("init", "multi_media_time") and rec.layer == "message":
+        if rec.channel.channel_type == _MAIN and rec.type in ("init", "multi_media_time") and rec.layer == "message":
             self._mm_time(rec)
             return False
-        if rec.channel.channel_type == 5 or (rec.type == "channels_list" and rec.channel.channel_type == 1):
+        if rec.channel.channel_type == _PLAYBACK or (rec.type == "channels_list" and rec.channel.channel_type == _MAIN):
             self._note_playback(rec)
         if not self.wants(rec):
             return False
@@ -144,9 +146,9 @@ class SessionScreen:
             return False
         kind = rec.channel.channel_type
         try:
-            if kind == 2:
+            if kind == _DISPLAY:
                 return self._display(rec)
-            if kind == 4:
+            if kind == _CURSOR:
                 return self.cursor.handle(rec.type, rec.fields) and self.with_cursor
             if rec.type in ("start", "stop"):  # spice-gtk's video timing asks whether sound plays
                 self.streams.playback_active = rec.type == "start"
@@ -160,9 +162,9 @@ class SessionScreen:
         """Will this session have sound? Known from CHANNELS_LIST before the first picture."""
         if self.session is not None and rec.channel.session != self.session:
             return
-        if rec.channel.channel_type == 5:
+        if rec.channel.channel_type == _PLAYBACK:
             self.playback_expected = True
-        elif any(int(c.get("type", 0)) == 5 for c in rec.fields.get("channels", []) if isinstance(c, dict)):
+        elif any(int(c.get("type", 0)) == _PLAYBACK for c in rec.fields.get("channels", []) if isinstance(c, dict)):
             self.playback_expected = True
 
     def _mm_time(self, rec: Any) -> None:
@@ -230,11 +232,11 @@ class SessionScreen:
         if name == "surface_create":
             try:
                 s = canvas.create_surface(int(f["surface_id"]), int(f["width"]), int(f["height"]),
-                                          f["format"], bool(int(f["flags"]) & PRIMARY))
+                                          f["format"], bool(int(f["flags"]) & SurfaceFlags.PRIMARY))
             except SurfaceError as exc:
                 self.warnings[str(exc)] += 1
                 return False
-            if int(f["flags"]) & STREAMING_MODE:
+            if int(f["flags"]) & SurfaceFlags.STREAMING_MODE:  # spice-gtk shows video on it at once
                 self._streaming_surfaces.add(s.id)
             else:
                 self._streaming_surfaces.discard(s.id)
@@ -262,7 +264,7 @@ class SessionScreen:
             return True
         elif name == "inval_list":
             for res in f.get("resources", []):
-                if int(res["type"]) == RES_TYPE_PIXMAP:
+                if int(res["type"]) == ResType.PIXMAP:
                     canvas.images.inval_pixmap(int(res["id"]))
         elif name == "inval_all_pixmaps":
             canvas.images.inval_all_pixmaps()
@@ -302,19 +304,19 @@ class SessionScreen:
         s = self.canvas.surfaces.get(sid)
         if s is not None and (s.width >= need_w and s.height >= need_h):
             return
-        if s is not None and sid != 0:
+        if s is not None and sid != PRIMARY_SURFACE_ID:
             return
         old = s
         size = common_size(max(need_w, old.width if old else 0), max(need_h, old.height if old else 0))
         if size is None:
             return
-        new = self.canvas.create_surface(sid, size[0], size[1], "32_xRGB", primary=sid == 0)
+        new = self.canvas.create_surface(sid, size[0], size[1], "32_xRGB", primary=sid == PRIMARY_SURFACE_ID)
         coverage = np.zeros((size[1], size[0]), bool)
         if old is not None:
             new.pixels[:old.height, :old.width] = old.pixels
             if self.coverage is not None:
                 coverage[:old.height, :old.width] = self.coverage
-        if sid == 0:
+        if sid == PRIMARY_SURFACE_ID:
             self.coverage = coverage
             for note in [w for w in self.warnings if w.startswith("capture starts mid-session: screen size")]:
                 del self.warnings[note]  # the guess grew: only the last one stands
@@ -323,7 +325,7 @@ class SessionScreen:
     def _cover(self, base: dict[str, Any], reg: Region | None, known: bool = True) -> None:
         """A draw reached `reg`: its pixels are known now, unless one of its images was a
         placeholder (it referred to a cache entry or dictionary image from before the capture)."""
-        if self.coverage is None or reg is None or int(base["surface_id"]) != 0:
+        if self.coverage is None or reg is None or int(base["surface_id"]) != PRIMARY_SURFACE_ID:
             return
         view = self.coverage[reg.y0:reg.y1, reg.x0:reg.x1]
         if reg.mask is None:
@@ -335,7 +337,7 @@ class SessionScreen:
         self._check_complete()
 
     def _cover_copy(self, f: dict[str, Any], reg: Region | None) -> None:
-        if self.coverage is None or reg is None or int(f["base"]["surface_id"]) != 0:
+        if self.coverage is None or reg is None or int(f["base"]["surface_id"]) != PRIMARY_SURFACE_ID:
             return
         dy = int(f["src_pos"]["y"]) - int(f["base"]["box"]["top"])
         dx = int(f["src_pos"]["x"]) - int(f["base"]["box"]["left"])

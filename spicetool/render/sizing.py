@@ -10,8 +10,11 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from spicetool.render.monitors import DisplayChoice, shown_area
-from spicetool.render.session import DRAWS, PRIMARY, Route, common_size
+from spicetool.render.session import DRAWS, Route, common_size
 from spicetool.render.surfaces import MAX_SURFACE_PIXELS
+from spicetool.stack.enums import PRIMARY_SURFACE_ID, ChannelType, SurfaceFlags
+
+_DISPLAY = int(ChannelType.DISPLAY)  # bound as an int: every record is looked at
 
 SIZE_MESSAGES = frozenset({"surface_create", "surface_destroy", "monitors_config"})
 
@@ -27,7 +30,7 @@ class AreaTracker:
 
     def handle(self, name: str, f: dict[str, Any]) -> None:
         try:
-            if name == "surface_create" and int(f["flags"]) & PRIMARY:
+            if name == "surface_create" and int(f["flags"]) & SurfaceFlags.PRIMARY:
                 w, h = int(f["width"]), int(f["height"])
                 if w <= 0 or h <= 0 or w * h > MAX_SURFACE_PIXELS:
                     return  # the canvas refuses it too (surfaces.Surface)
@@ -37,9 +40,9 @@ class AreaTracker:
                 self.primary = None
             elif name == "monitors_config":
                 self.heads = list(f.get("heads", []))
-            elif self.midstream and int(f["base"]["surface_id"]) == 0:  # a draw: the guess grows as it does
+            elif self.midstream and int(f["base"]["surface_id"]) == PRIMARY_SURFACE_ID:  # a draw: the guess grows as it does
                 box = f["base"]["box"]  # in SessionScreen._ensure_surface
-                have = self.primary if self.primary and self.primary[0] == 0 else (0, 0, 0)
+                have = self.primary if self.primary and self.primary[0] == PRIMARY_SURFACE_ID else (0, 0, 0)
                 if int(box["right"]) > have[1] or int(box["bottom"]) > have[2]:
                     size = common_size(max(int(box["right"]), have[1]), max(int(box["bottom"]), have[2]))
                     if size is not None:
@@ -78,7 +81,7 @@ def largest_picture(records: Iterable[Any], session: int | None = None, display:
             break
         if not route.wants(rec):  # every record, in order: the session is chosen as the render chooses it
             continue
-        if rec.channel.channel_type != 2 or rec.direction.name != "SERVER":
+        if rec.channel.channel_type != _DISPLAY or rec.direction.name != "SERVER":
             continue
         area.midstream |= rec.channel.midstream
         if rec.type not in SIZE_MESSAGES and not (area.midstream and (rec.type in DRAWS or rec.type == "copy_bits")):

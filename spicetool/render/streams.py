@@ -27,9 +27,10 @@ import numpy as np
 from spicetool.render.canvas import scaled_source
 from spicetool.render.surfaces import Region, Surface, put, region_for
 from spicetool.stack.geometry import Rect
+from spicetool.stack.enums import MAX_NUM_STREAMS, StreamFlags
 
-TOP_DOWN = 1
-MAX_STREAMS = 64  # SPICE_MAX_NUM_STREAMS
+TOP_DOWN = int(StreamFlags.TOP_DOWN)
+MAX_STREAMS = MAX_NUM_STREAMS
 MAX_FRAME_PIXELS = 32 << 20  # a bound on what a damaged frame header can make us allocate
 MAX_PENDING = 256  # frames waiting for their time, per stream (~10 s at 25 fps): memory stays bounded
 MAX_PENDING_BYTES = 64 << 20  # and their bytes, all streams together

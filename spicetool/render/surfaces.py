@@ -6,11 +6,13 @@ from typing import Any
 
 import numpy as np
 
+from spicetool.stack.enums import SurfaceFmt, by_schema_name
+
 MAX_SURFACE_PIXELS = 64 << 20  # a bound on a hostile SURFACE_CREATE
 
 # SpiceSurfaceFmt names -> bits per pixel of the real format
 FORMAT_BITS = {"1_A": 1, "8_A": 8, "16_555": 16, "16_565": 16, "32_xRGB": 32, "32_ARGB": 32}
-FORMAT_BY_NUMBER = {1: "1_A", 8: "8_A", 16: "16_555", 80: "16_565", 32: "32_xRGB", 96: "32_ARGB"}
+FORMAT_BY_NUMBER = {v: n for n, v in by_schema_name(SurfaceFmt).items() if v != SurfaceFmt.INVALID}
 
 
 class SurfaceError(ValueError):

@@ -11,8 +11,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from spicetool.stack import Direction, Message
+from spicetool.stack.enums import ChannelType
 
-MAIN = 1
+MAIN = int(ChannelType.MAIN)
 # (channel type or 0 for every channel, message name) -> why it is not resent
 NOT_RESENT: dict[tuple[int, str], str] = {
     (0, "ack"): "answered", (0, "ack_sync"): "answered", (0, "pong"): "answered",

@@ -10,6 +10,7 @@ from typing import Callable
 from spicetool.replay.client_channel import ClientChannel, LinkRefused, ReplayFailure
 from spicetool.replay.client_plan import ChannelPlan, SessionPlan
 from spicetool.stack import Message
+from spicetool.stack.enums import ChannelType
 
 AGENT_WAIT = 5.0       # seconds a message waits for the agent to connect or for tokens
 SETTLE = 0.5           # at the end: the server has been quiet this long
@@ -39,7 +40,7 @@ class ReplaySession:
     # --- what the main channel tells us ---
 
     async def _on_message(self, ch: ClientChannel, m: Message) -> None:
-        if ch.plan.channel_type != 1:
+        if ch.plan.channel_type != ChannelType.MAIN:
             return
         f = m.fields
         if m.name == "init":
@@ -96,7 +97,7 @@ class ReplaySession:
         try:
             await ch.link(connection_id)
         except LinkRefused as e:
-            if e.error != "CHANNEL_NOT_AVAILABLE" or p.channel_type == 1:
+            if e.error != "CHANNEL_NOT_AVAILABLE" or p.channel_type == ChannelType.MAIN:
                 raise
             self.note(f"{p.name}: the server has no such channel" + _lost(p))
             await ch.close()
@@ -108,7 +109,7 @@ class ReplaySession:
         skipped: dict[str, int] = {}
         for t, msg in ch.plan.messages:
             await self._until(t)
-            if msg.name in ("agent_start", "agent_data") and ch.plan.channel_type == 1:
+            if msg.name in ("agent_start", "agent_data") and ch.plan.channel_type == ChannelType.MAIN:
                 why = await self._agent_gate(msg)
                 if why:
                     skipped[why] = skipped.get(why, 0) + 1

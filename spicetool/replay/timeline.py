@@ -28,13 +28,14 @@ from spicetool.qxl.commands import (
     content_id,
 )
 from spicetool.stack.cursor import CursorShape
+from spicetool.stack.enums import ChannelType
 
 if TYPE_CHECKING:
     from spicetool.render.session import SessionScreen
 
 MERGE_ROWS = 16  # changed row runs closer than this are sent as one band
 BATCH_SECONDS = 1 / 60  # records this close in capture time are shown together
-CURSOR_CHANNEL = 4
+CURSOR_CHANNEL = int(ChannelType.CURSOR)  # bound as an int: every record is looked at
 
 
 class ReplayError(Exception):

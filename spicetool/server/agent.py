@@ -35,11 +35,12 @@ from typing import Callable
 
 from spicetool.server.channel import ChannelClient, ClientDropped, PipeItem
 from spicetool.stack import Direction, build_agent_message
+from spicetool.stack.enums import AGENT_MAX_DATA_SIZE, AgentMsg, MouseButtonMask, pack_caps
 from spicetool.stack.events import AgentMessage
 from spicetool.stack.vdagent import AGENT_CAPS, AgentReassembler, caps_bits
 
 AGENT_TOKENS = 10            # REDS_AGENT_WINDOW_SIZE
-MAX_CHUNK = 2048             # VD_AGENT_MAX_DATA_SIZE: one AGENT_DATA's bytes
+MAX_CHUNK = AGENT_MAX_DATA_SIZE  # one AGENT_DATA's bytes
 MAX_QUEUED_CHUNKS = 4096     # agent data waiting for the client's tokens, per client
 MAX_TRANSFERS = 128          # vdagentd's MAX_ACTIVE_TRANSFERS
 MAX_COPIES = 63              # "name (1)" .. "name (63)"
@@ -52,14 +53,13 @@ LINUX_AGENT_CAPS = ["mouse_state", "monitors_config", "reply", "clipboard_by_dem
                     "max_clipboard", "audio_volume_sync", "graphics_device_info",
                     "clipboard_no_release_on_regrab", "clipboard_grab_serial"]
 CAP = {name: i for i, name in enumerate(AGENT_CAPS)}
+_SPICE_BUTTONS = int(MouseButtonMask.LEFT | MouseButtonMask.MIDDLE | MouseButtonMask.RIGHT
+                     | MouseButtonMask.UP | MouseButtonMask.DOWN)  # the ones VDAgentMouseState has
 DETAILED_ERRORS = {"NOT_ENOUGH_SPACE", "SESSION_LOCKED", "VDAGENT_NOT_CONNECTED", "DISABLED"}
 
 
 def caps_words(names: list[str]) -> list[int]:
-    words = [0] * ((len(AGENT_CAPS) + 31) // 32)
-    for n in names:
-        words[CAP[n] // 32] |= 1 << (CAP[n] % 32)
-    return words
+    return pack_caps((CAP[n] for n in names), nwords=(len(AGENT_CAPS) + 31) // 32)
 
 
 def safe_name(name: str) -> str | None:
@@ -266,7 +266,7 @@ class AgentLink:
             a.note("monitors_config", self.session_id, [(x["width"], x["height"]) for x in mons])
             if mons and a.resize is not None:
                 a.resize(int(mons[0]["width"]), int(mons[0]["height"]))
-            self.send("reply", {"type": 2, "error": "SUCCESS"})
+            self.send("reply", {"type": int(AgentMsg.MONITORS_CONFIG), "error": "SUCCESS"})
         elif m.name == "clipboard_grab":
             sel = f.get("selection", "CLIPBOARD")
             cb = a.clipboard(sel)
@@ -327,7 +327,7 @@ class AgentLink:
     def mouse_state(self, x: int, y: int, buttons: int, display_id: int = 0) -> None:
         """`buttons`: SPICE's mask (LEFT 1, MIDDLE 2, RIGHT 4, UP 8, DOWN 16); the agent's
         VDAgentMouseState has them one bit higher (VD_AGENT_LBUTTON_MASK 2 ...)."""
-        self.agent.mouse = {"x": x, "y": y, "buttons": (buttons & 0x1F) << 1, "spice_buttons": buttons,
+        self.agent.mouse = {"x": x, "y": y, "buttons": (buttons & _SPICE_BUTTONS) << 1, "spice_buttons": buttons,
                             "display_id": display_id}
 
     # --- file transfer ---

@@ -4,8 +4,9 @@ from __future__ import annotations
 from spicetool.server.channel import ChannelClient, ClientDropped
 from spicetool.server.keys import is_release, key_name
 from spicetool.stack import Message
+from spicetool.stack.enums import INPUT_MOTION_ACK_BUNCH, MouseMode
 
-MOTION_ACK_BUNCH = 4  # SPICE_INPUT_MOTION_ACK_BUNCH: one MOUSE_MOTION_ACK per 4 motions
+MOTION_ACK_BUNCH = INPUT_MOTION_ACK_BUNCH  # one MOUSE_MOTION_ACK per 4 motions
 
 
 class InputsChannel(ChannelClient):
@@ -32,7 +33,7 @@ class InputsChannel(ChannelClient):
         elif msg.name in ("mouse_motion", "mouse_position"):
             log.write(sid, self.peer, msg.name, **f)
             agent = self.session.agent
-            if msg.name == "mouse_position" and agent is not None and self.session.mouse_mode == 2:
+            if msg.name == "mouse_position" and agent is not None and self.session.mouse_mode == MouseMode.CLIENT:
                 # client mouse mode: spice-server hands the position to the guest agent
                 agent.mouse_state(f["x"], f["y"], f["buttons_state"], f["display_id"])
             self.motions += 1
@@ -41,7 +42,7 @@ class InputsChannel(ChannelClient):
         elif msg.name in ("mouse_press", "mouse_release"):
             log.write(sid, self.peer, msg.name, **f)
             agent = self.session.agent
-            if agent is not None and self.session.mouse_mode == 2 and agent.agent.mouse is not None:
+            if agent is not None and self.session.mouse_mode == MouseMode.CLIENT and agent.agent.mouse is not None:
                 m = agent.agent.mouse
                 agent.mouse_state(m["x"], m["y"], f["buttons_state"], m["display_id"])
         else:

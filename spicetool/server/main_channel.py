@@ -4,9 +4,10 @@ from __future__ import annotations
 from spicetool.server.agent import AGENT_TOKENS, AgentLink
 from spicetool.server.channel import ChannelClient, ClientDropped
 from spicetool.stack import Message
+from spicetool.stack.enums import MouseMode
 from spicetool.stack.events import AgentMessage
 
-MOUSE_MODE_SERVER, MOUSE_MODE_CLIENT = 1, 2
+MOUSE_MODE_SERVER, MOUSE_MODE_CLIENT = int(MouseMode.SERVER), int(MouseMode.CLIENT)
 # Bound what a client can make the stack (and the agent link) hold while it reassembles one
 # vdagent message (the stack itself allows 64 MiB): clipboard data and file chunks fit.
 MAX_PENDING_AGENT_BYTES = 1 << 20

@@ -22,7 +22,9 @@ Play one side of a connection (our server, our clients, tests)::
 (ServerLink for the server's side; flow.py holds the ACK window and the ping bookkeeping.)
 
 Every message is described once (channels/*.py, as in spice.proto) and the one engine in
-schema.py both parses and builds it.  Field names and enum names are spice.proto's.
+schema.py both parses and builds it.  Field names and enum names are spice.proto's; the
+numbers by name (ChannelType.DISPLAY, MsgDisplay.DRAW_COPY, SurfaceFlags.PRIMARY...) are in
+enums.py, made from those same tables.
 """
 from .connection import ChannelConnection
 from .events import AgentMessage, Direction, LinkRecord, Message, ProtocolError

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-CACHE_ME = 2
-FROM_CACHE = 4
-NONE = 1
+from spicetool.stack.enums import CursorFlags
+
+CACHE_ME, FROM_CACHE, NONE = int(CursorFlags.CACHE_ME), int(CursorFlags.FROM_CACHE), int(CursorFlags.NONE)
 MAX_SIDE = 512  # a cursor larger than this is not a cursor
 MAX_CACHED = 256
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from .channels import table
+from .enums import MSG_FIRST_AVAIL
 from .events import Direction
 from .headers import FULL, MINI
 from .schema import TRAILING, parse_body as _parse
+from .types import CHANNEL_NAMES
 
 MIN_RUN = 3                     # consecutive plausible headers required
 MAX_PLAUSIBLE = 16 * 1024 * 1024
@@ -47,13 +49,13 @@ def _walk(data: bytes, start: int, mini: bool, tab: dict) -> tuple[int, bool, in
             # a message cut by the end of the sample still counts if its header is sane
             if entry[1].min_size <= size:
                 seen.add((tid, size))
-                return n + 1, specific or tid >= 101, len(seen)
+                return n + 1, specific or tid >= MSG_FIRST_AVAIL, len(seen)
             return n, specific, len(seen)
         fields, err = _parse(entry[1], data[pos + h.size:end])
         if err is not None or TRAILING in fields:  # a body longer than its layout: implausible
             break
         n += 1
-        specific = specific or tid >= 101
+        specific = specific or tid >= MSG_FIRST_AVAIL
         seen.add((tid, size))
         pos = end
     return n, specific, len(seen)
@@ -84,7 +86,7 @@ def find_resync_point(data: bytes, direction: Direction, channel_type: int | Non
     """
     data = bytes(data)
     direction = Direction(direction)
-    types = [channel_type] if channel_type is not None else list(range(1, 12))
+    types = [channel_type] if channel_type is not None else list(CHANNEL_NAMES)
     best: tuple | None = None  # (-specific, -run, offset, type)
     for ct in types:
         tab = _known_ids(ct, direction)

@@ -1,6 +1,8 @@
 """Channel types, capability names and the enums shared by several channels."""
 from __future__ import annotations
 
+from typing import Iterable
+
 from .schema import enum, u32
 
 CHANNEL_NAMES: dict[int, str] = {
@@ -20,38 +22,27 @@ def channel_name(channel_type: int | None) -> str:
 COMMON_CAPS = ["protocol_auth_selection", "auth_spice", "auth_sasl", "mini_header"]
 CAP_AUTH_SELECTION, CAP_AUTH_SPICE, CAP_AUTH_SASL, CAP_MINI_HEADER = range(4)
 
-CHANNEL_CAPS: dict[int, list[str]] = {
-    1: ["semi_seamless_migrate", "name_and_uuid", "agent_connected_tokens", "seamless_migrate"],
-    2: ["sized_stream", "monitors_config", "composite", "a8_surface", "stream_report",
-        "lz4_compression", "pref_compression", "gl_scanout", "multi_codec", "codec_mjpeg",
-        "codec_vp8", "codec_h264", "pref_video_codec_type", "codec_vp9", "codec_h265"],
-    3: ["key_scancode"],
-    5: ["celt_0_5_1", "volume", "latency", "opus"],
-    6: ["celt_0_5_1", "volume", "opus"],
-    8: ["data_compress_lz4"], 9: ["data_compress_lz4"], 10: ["data_compress_lz4"], 11: ["data_compress_lz4"],
-}
+_SPICEVMC_CAPS = ["data_compress_lz4"]
+CHANNEL_CAPS: dict[int, list[str]] = {CHANNEL_TYPES[name]: caps for name, caps in {
+    "main": ["semi_seamless_migrate", "name_and_uuid", "agent_connected_tokens", "seamless_migrate"],
+    "display": ["sized_stream", "monitors_config", "composite", "a8_surface", "stream_report",
+                "lz4_compression", "pref_compression", "gl_scanout", "multi_codec", "codec_mjpeg",
+                "codec_vp8", "codec_h264", "pref_video_codec_type", "codec_vp9", "codec_h265"],
+    "inputs": ["key_scancode"],
+    "playback": ["celt_0_5_1", "volume", "latency", "opus"],
+    "record": ["celt_0_5_1", "volume", "opus"],
+    "smartcard": _SPICEVMC_CAPS, "usbredir": _SPICEVMC_CAPS, "port": _SPICEVMC_CAPS, "webdav": _SPICEVMC_CAPS,
+}.items()}
 
 LINK_ERRORS = ["OK", "ERROR", "INVALID_MAGIC", "INVALID_DATA", "VERSION_MISMATCH", "NEED_SECURED",
                "NEED_UNSECURED", "PERMISSION_DENIED", "BAD_CONNECTION_ID", "CHANNEL_NOT_AVAILABLE"]
 link_err = enum(u32, LINK_ERRORS)
 
 
-def caps_to_names(words: list[int], names: list[str]) -> list[str | int]:
-    """Set bits as names (unknown bits stay their bit number)."""
-    out: list[str | int] = []
-    for w_i, w in enumerate(words):
-        bit = 0
-        while w:
-            if w & 1:
-                n = w_i * 32 + bit
-                out.append(names[n] if n < len(names) else n)
-            w >>= 1
-            bit += 1
-    return out
-
-
-def names_to_caps(caps: list[str | int], names: list[str], nwords: int | None = None) -> list[int]:
-    bits = [c if isinstance(c, int) else names.index(c) for c in caps]
+def pack_caps(bits: Iterable[int], nwords: int | None = None) -> list[int]:
+    """Capability bit numbers as the u32 words of the link stage (and of vdagent's
+    ANNOUNCE_CAPABILITIES): bit n is bit n % 32 of word n // 32."""
+    bits = list(bits)
     n = nwords if nwords is not None else (max(bits) // 32 + 1 if bits else 0)
     words = [0] * n
     for b in bits:
@@ -59,5 +50,27 @@ def names_to_caps(caps: list[str | int], names: list[str], nwords: int | None = 
     return words
 
 
+def unpack_caps(words: Iterable[int]) -> list[int]:
+    """The set bit numbers of capability words, ascending."""
+    out: list[int] = []
+    for w_i, w in enumerate(words):
+        bit = 0
+        while w:
+            if w & 1:
+                out.append(w_i * 32 + bit)
+            w >>= 1
+            bit += 1
+    return out
+
+
 def has_cap(words: list[int], bit: int) -> bool:
     return len(words) > bit // 32 and bool(words[bit // 32] & (1 << (bit % 32)))
+
+
+def caps_to_names(words: list[int], names: list[str]) -> list[str | int]:
+    """Set bits as names (unknown bits stay their bit number)."""
+    return [names[n] if n < len(names) else n for n in unpack_caps(words)]
+
+
+def names_to_caps(caps: list[str | int], names: list[str], nwords: int | None = None) -> list[int]:
+    return pack_caps((c if isinstance(c, int) else names.index(c) for c in caps), nwords)

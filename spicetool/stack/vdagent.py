@@ -6,6 +6,7 @@ import struct
 from .events import AgentMessage, Direction
 from .schema import (END, Array, Bytes, Struct, Switch, build_body, enum, i32, parse_body, u8,
                      u16, u32, u64)
+from .types import unpack_caps
 
 HEADER = struct.Struct("<IIQI")  # protocol, type, opaque, size
 PROTOCOL = 1
@@ -16,7 +17,8 @@ AGENT_CAPS = ["mouse_state", "monitors_config", "reply", "clipboard", "display_c
               "guest_lineend_lf", "guest_lineend_crlf", "max_clipboard", "audio_volume_sync",
               "monitors_config_position", "file_xfer_disabled", "file_xfer_detailed_errors",
               "graphics_device_info", "clipboard_no_release_on_regrab", "clipboard_grab_serial"]
-CAP_CLIPBOARD_SELECTION, CAP_CLIPBOARD_GRAB_SERIAL = 6, 17
+CAP_CLIPBOARD_SELECTION = AGENT_CAPS.index("clipboard_selection")
+CAP_CLIPBOARD_GRAB_SERIAL = AGENT_CAPS.index("clipboard_grab_serial")
 
 clipboard_type = enum(u32, ["NONE", "UTF8_TEXT", "IMAGE_PNG", "IMAGE_BMP", "IMAGE_TIFF",
                             "IMAGE_JPG", "FILE_LIST"])
@@ -58,10 +60,12 @@ TYPES: dict[int, tuple[str, Struct]] = {
 }
 # Variants chosen by the capabilities both ends announced.
 _GRAB_SERIAL = Struct([*_sel, ("serial", u32), ("types", Array(clipboard_type, END))])
-_NO_SEL = {4: Struct([("type", clipboard_type), ("data", Bytes(END))]),
-           7: Struct([("types", Array(clipboard_type, END))]),
-           8: Struct([("type", clipboard_type)]), 9: Struct([])}
 BY_NAME = {name: tid for tid, (name, _) in TYPES.items()}
+_CLIPBOARD_GRAB, _ANNOUNCE_CAPABILITIES = BY_NAME["clipboard_grab"], BY_NAME["announce_capabilities"]
+_NO_SEL = {BY_NAME["clipboard"]: Struct([("type", clipboard_type), ("data", Bytes(END))]),
+           _CLIPBOARD_GRAB: Struct([("types", Array(clipboard_type, END))]),
+           BY_NAME["clipboard_request"]: Struct([("type", clipboard_type)]),
+           BY_NAME["clipboard_release"]: Struct([])}
 
 
 def _layout(type_id: int, caps: set[int]) -> tuple[str, Struct] | None:
@@ -70,7 +74,7 @@ def _layout(type_id: int, caps: set[int]) -> tuple[str, Struct] | None:
         return None
     if type_id in _NO_SEL and CAP_CLIPBOARD_SELECTION not in caps:
         return entry[0], _NO_SEL[type_id]
-    if type_id == 7 and CAP_CLIPBOARD_GRAB_SERIAL in caps:
+    if type_id == _CLIPBOARD_GRAB and CAP_CLIPBOARD_GRAB_SERIAL in caps:
         return entry[0], _GRAB_SERIAL
     return entry
 
@@ -96,7 +100,7 @@ def build_agent_message(name_or_type_id: str | int, fields: dict, opaque: int = 
 
 
 def caps_bits(words: list[int]) -> set[int]:
-    return {i * 32 + b for i, w in enumerate(words) for b in range(32) if w >> b & 1}
+    return set(unpack_caps(words))
 
 
 class AgentReassembler:
@@ -125,7 +129,7 @@ class AgentReassembler:
             msg = parse_agent_message(self.direction, tid, opaque, data, caps)
             if proto != PROTOCOL:
                 msg.fields["protocol"] = proto
-            if tid == 6 and "caps" in msg.fields:
+            if tid == _ANNOUNCE_CAPABILITIES and "caps" in msg.fields:
                 self.caps = caps_bits(msg.fields["caps"])
             out.append(msg)
         return out, None

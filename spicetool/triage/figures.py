@@ -18,10 +18,10 @@ from spicetool.capture.keylog import KeyLog
 from spicetool.capture.reader import TCP_FIN, TCP_RST, Segment
 from spicetool.capture.sessions import Channel, Record, SessionDecoder
 from spicetool.capture.summary import ChannelStats, Summary
+from spicetool.stack.enums import LinkErr, MouseMode, SurfaceFlags
 from spicetool.triage.scancodes import TextDecoder, code_bytes
 
-MOUSE_MODES = {1: "server", 2: "client"}
-PRIMARY_SURFACE = 1  # SPICE_SURFACE_FLAGS_PRIMARY
+MOUSE_MODES = {MouseMode.SERVER: "server", MouseMode.CLIENT: "client"}
 BYTES_PER_PIXEL = 4  # the brief's yardstick for compression ratios: 32-bit pixels
 
 
@@ -169,7 +169,7 @@ class Figures:
             return
         if rec.layer == "link":
             err = f.get("error")
-            if rec.type in ("link_reply", "link_result") and err not in (0, "OK", None):
+            if rec.type in ("link_reply", "link_result") and err not in (LinkErr.OK, "OK", None):
                 fig.problems.append({"time": t, "channel": label, "kind": "link_error", "direction": "server",
                                      "detail": f"{rec.type}: {err}"})
             return
@@ -223,7 +223,7 @@ class Figures:
                         st.reported_drops += f.get("num_drops") or 0
                         break
             return
-        if name == "surface_create" and (f.get("flags") or 0) & PRIMARY_SURFACE:
+        if name == "surface_create" and (f.get("flags") or 0) & SurfaceFlags.PRIMARY:
             fig.screens.append((t, f.get("width"), f.get("height"), "surface_create"))
         elif name == "stream_create":
             fig.streams.append(Stream(rec.channel.index, f.get("id"), str(f.get("codec_type")),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from spicetool.stack.enums import KeyboardModifierFlags
+
 # code -> (unshifted, shifted) for keys that produce a character on a US layout
 _CHARS: dict[int, tuple[str, str]] = {}
 for _row, _codes in (("1234567890-=", range(0x02, 0x0E)), ("qwertyuiop[]", range(0x10, 0x1C)),
@@ -32,7 +34,7 @@ EXTENDED: dict[int, str] = {
     0x5B: "Super", 0x5C: "Super", 0x5D: "Menu", 0x37: "PrintScreen",
 }
 SHIFT, CTRL, ALT = {0x2A, 0x36}, {0x1D}, {0x38}
-MOD_NUM_LOCK, MOD_CAPS_LOCK = 2, 4  # SPICE keyboard modifier flags
+MOD_NUM_LOCK, MOD_CAPS_LOCK = int(KeyboardModifierFlags.NUM_LOCK), int(KeyboardModifierFlags.CAPS_LOCK)
 
 
 @dataclass

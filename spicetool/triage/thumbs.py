@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from spicetool.stack.enums import SurfaceFlags
+
 THUMB_WIDTH = 240  # CSS pixels (four side by side on the page); downscaled to at most this wide, never enlarged
 
 
@@ -125,7 +127,7 @@ class Thumbnailer:
         if rec.layer != "message":
             return
         ch, f, server = rec.channel, rec.fields, rec.direction.value == "server"
-        if rec.type == "surface_create" and server and ch.channel == "display" and (f.get("flags") or 0) & 1:
+        if rec.type == "surface_create" and server and ch.channel == "display" and (f.get("flags") or 0) & SurfaceFlags.PRIMARY:
             size = (f.get("width"), f.get("height"))
             before = self.sizes.get(ch.session)
             self.sizes[ch.session] = size

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..events import Direction
 from ..schema import Struct
+from ..types import CHANNEL_TYPES
 from . import audio, common, cursor, display, inputs, main, spicevmc, tunnel
 
 
@@ -10,19 +11,20 @@ def _with_base(server: dict, client: dict) -> tuple[dict, dict]:
     return {**common.SERVER, **server}, {**common.CLIENT, **client}
 
 
-_TABLES: dict[int, tuple[dict, dict]] = {
-    1: _with_base(main.SERVER, main.CLIENT),
-    2: _with_base(display.SERVER, display.CLIENT),
-    3: _with_base(inputs.SERVER, inputs.CLIENT),
-    4: _with_base(cursor.SERVER, cursor.CLIENT),
-    5: _with_base(audio.PLAYBACK_SERVER, audio.PLAYBACK_CLIENT),
-    6: _with_base(audio.RECORD_SERVER, audio.RECORD_CLIENT),
-    7: (tunnel.SERVER, tunnel.CLIENT),
-    8: _with_base(spicevmc.SMARTCARD_SERVER, spicevmc.SMARTCARD_CLIENT),
-    9: _with_base(spicevmc.VMC, spicevmc.VMC),
-    10: _with_base(spicevmc.PORT_SERVER, spicevmc.PORT_CLIENT),
-    11: _with_base(spicevmc.PORT_SERVER, spicevmc.PORT_CLIENT),
+_BY_CHANNEL: dict[str, tuple[dict, dict]] = {
+    "main": _with_base(main.SERVER, main.CLIENT),
+    "display": _with_base(display.SERVER, display.CLIENT),
+    "inputs": _with_base(inputs.SERVER, inputs.CLIENT),
+    "cursor": _with_base(cursor.SERVER, cursor.CLIENT),
+    "playback": _with_base(audio.PLAYBACK_SERVER, audio.PLAYBACK_CLIENT),
+    "record": _with_base(audio.RECORD_SERVER, audio.RECORD_CLIENT),
+    "tunnel": (tunnel.SERVER, tunnel.CLIENT),
+    "smartcard": _with_base(spicevmc.SMARTCARD_SERVER, spicevmc.SMARTCARD_CLIENT),
+    "usbredir": _with_base(spicevmc.VMC, spicevmc.VMC),
+    "port": _with_base(spicevmc.PORT_SERVER, spicevmc.PORT_CLIENT),
+    "webdav": _with_base(spicevmc.PORT_SERVER, spicevmc.PORT_CLIENT),
 }
+_TABLES: dict[int, tuple[dict, dict]] = {CHANNEL_TYPES[name]: t for name, t in _BY_CHANNEL.items()}
 
 # Messages sent by the server are described in the "server:" part of spice.proto.
 MESSAGES: dict[tuple[int, Direction], dict[int, tuple[str, Struct]]] = {}

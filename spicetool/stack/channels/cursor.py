@@ -6,7 +6,7 @@ from .common import Empty
 
 cursor_type = enum(u8, ["ALPHA", "MONO", "COLOR4", "COLOR8", "COLOR16", "COLOR24", "COLOR32"])
 cursor_flags = flags(u16, ["NONE", "CACHE_ME", "FROM_CACHE"])
-CURSOR_FLAG_NONE = 1
+CURSOR_FLAG_NONE = cursor_flags.values["NONE"]
 
 Point16 = Struct([("x", i16), ("y", i16)])
 CursorHeader = Struct([("unique", u64), ("type", cursor_type), ("width", u16), ("height", u16),

@@ -23,13 +23,13 @@ image_compression = enum(u8, ["INVALID", "OFF", "AUTO_GLZ", "AUTO_LZ", "QUIC", "
 image_flags = flags(u8, ["CACHE_ME", "HIGH_BITS_SET", "CACHE_REPLACE_ME"])
 bitmap_fmt = enum(u8, ih.BITMAP_FMTS)
 bitmap_flags = flags(u8, ["PAL_CACHE_ME", "PAL_FROM_CACHE", "TOP_DOWN"])
-PAL_FROM_CACHE = 2
+PAL_FROM_CACHE = bitmap_flags.values["PAL_FROM_CACHE"]
 jpeg_alpha_flags = flags(u8, ["TOP_DOWN"])
 image_scale_mode = enum(u8, ["INTERPOLATE", "NEAREST"])
 ropd = flags(u16, ["INVERS_SRC", "INVERS_BRUSH", "INVERS_DEST", "OP_PUT", "OP_OR", "OP_AND",
                    "OP_XOR", "OP_BLACKNESS", "OP_WHITENESS", "OP_INVERS", "INVERS_RES"])
 line_flags = flags(u8, {8: "STYLED", 4: "START_WITH_GAP"})
-LINE_STYLED = 8
+LINE_STYLED = line_flags.values["STYLED"]
 string_flags = flags(u8, ["RASTER_A1", "RASTER_A4", "RASTER_A8", "RASTER_TOP_DOWN"])
 surface_flags = flags(u32, ["PRIMARY", "STREAMING_MODE"])
 surface_fmt = enum(u32, {0: "INVALID", 1: "1_A", 8: "8_A", 16: "16_555", 80: "16_565",
@@ -51,7 +51,8 @@ Rect = Struct([("top", i32), ("left", i32), ("bottom", i32), ("right", i32)])  #
 Transform = Struct([(n, u32) for n in ("t00", "t01", "t02", "t10", "t11", "t12")])
 ClipRects = Struct([("num_rects", u32), ("rects", Array(Rect, "num_rects"))])
 Clip = Struct([("type", clip_type),
-               ("u", Switch("type", [({1}, [("rects", ClipRects)])], on=clip_type))])
+               ("u", Switch("type", [({clip_type.values["RECTS"]}, [("rects", ClipRects)])],
+                            on=clip_type))])
 DisplayBase = Struct([("surface_id", u32), ("box", Rect), ("clip", Clip)])
 ResourceID = Struct([("type", u8), ("id", u64)])
 WaitForChannel = Struct([("channel_type", u8), ("channel_id", u8), ("message_serial", u64)])
@@ -104,25 +105,30 @@ def _image_codec_header(d: dict) -> None:
                 ja["alpha_codec_header"] = h
 
 
+def _images(*names: str) -> set[int]:
+    return {image_type.values[n] for n in names}
+
+
 Image = Struct([
     ("descriptor", ImageDescriptor),
     ("u", Switch("descriptor.type", [
-        ({0}, [("bitmap", BitmapData)]),
-        ({1}, [("quic", BinaryData)]),
-        ({101, 102}, [("lz_rgb", BinaryData)]),
-        ({105}, [("jpeg", BinaryData)]),
-        ({109}, [("lz4", BinaryData)]),
-        ({100}, [("lz_plt", LZPLTData)]),
-        ({107}, [("zlib_glz", ZlibGlzRGBData)]),
-        ({108}, [("jpeg_alpha", JPEGAlphaData)]),
-        ({104}, [("surface", Surface)]),
+        (_images("BITMAP"), [("bitmap", BitmapData)]),
+        (_images("QUIC"), [("quic", BinaryData)]),
+        (_images("LZ_RGB", "GLZ_RGB"), [("lz_rgb", BinaryData)]),
+        (_images("JPEG"), [("jpeg", BinaryData)]),
+        (_images("LZ4"), [("lz4", BinaryData)]),
+        (_images("LZ_PLT"), [("lz_plt", LZPLTData)]),
+        (_images("ZLIB_GLZ_RGB"), [("zlib_glz", ZlibGlzRGBData)]),
+        (_images("JPEG_ALPHA"), [("jpeg_alpha", JPEGAlphaData)]),
+        (_images("SURFACE"), [("surface", Surface)]),
     ], on=image_type)),
 ], post_parse=_image_codec_header)
 
 ImagePtr = Pointer(Image)
 Pattern = Struct([("pat", Pointer(Image, nonnull=True)), ("pos", Point)])
 Brush = Struct([("type", brush_type),
-                ("u", Switch("type", [({1}, [("color", u32)]), ({2}, [("pattern", Pattern)])],
+                ("u", Switch("type", [({brush_type.values["SOLID"]}, [("color", u32)]),
+                                      ({brush_type.values["PATTERN"]}, [("pattern", Pattern)])],
                              on=brush_type))])
 QMask = Struct([("flags", mask_flags), ("pos", Point), ("bitmap", ImagePtr)])
 LineAttr = Struct([
@@ -143,9 +149,10 @@ def _glyph(bpp: int) -> Struct:
 
 String = Struct([
     ("length", u16), ("flags", string_flags),
-    ("u", Switch("flags", [({1}, [("glyphs", Array(_glyph(1), "length"))]),
-                           ({2}, [("glyphs", Array(_glyph(4), "length"))]),
-                           ({4}, [("glyphs", Array(_glyph(8), "length"))])], bits=True)),
+    ("u", Switch("flags", [({string_flags.values["RASTER_A1"]}, [("glyphs", Array(_glyph(1), "length"))]),
+                           ({string_flags.values["RASTER_A4"]}, [("glyphs", Array(_glyph(4), "length"))]),
+                           ({string_flags.values["RASTER_A8"]}, [("glyphs", Array(_glyph(8), "length"))])],
+                 bits=True)),
 ])
 StreamDataHeader = Struct([("id", u32), ("multi_media_time", u32)])
 Head = Struct([(n, u32) for n in ("monitor_id", "surface_id", "width", "height", "x", "y",
@@ -160,7 +167,8 @@ _mask = [("mask", QMask)]
 _copy = [("src_bitmap", ImagePtr), ("src_area", Rect), ("rop_descriptor", ropd),
          ("scale_mode", image_scale_mode), *_mask]
 
-COMPOSITE_HAS_MASK, COMPOSITE_HAS_SRC_TRANSFORM, COMPOSITE_HAS_MASK_TRANSFORM = 1 << 19, 1 << 20, 1 << 21
+COMPOSITE_HAS_MASK, COMPOSITE_HAS_SRC_TRANSFORM, COMPOSITE_HAS_MASK_TRANSFORM = (
+    composite_flags.values[n] for n in ("HAS_MASK", "HAS_SRC_TRANSFORM", "HAS_MASK_TRANSFORM"))
 
 SERVER: dict[int, tuple[str, Struct]] = {
     101: ("mode", Struct([("x_res", u32), ("y_res", u32), ("bits", u32)])),

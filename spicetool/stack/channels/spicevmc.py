@@ -7,7 +7,7 @@ from .common import Data
 data_compression_type = enum(u8, ["NONE", "LZ4"])
 CompressedData = Struct([
     ("type", data_compression_type),
-    ("u", Switch("type", [({0}, [])], default=[("uncompressed_size", u32)],
+    ("u", Switch("type", [({data_compression_type.values["NONE"]}, [])], default=[("uncompressed_size", u32)],
                  on=data_compression_type)),
     ("compressed_data", Bytes(END)),
 ])
