@@ -78,35 +78,35 @@ def build_plan(capture: str, session: int | None = None) -> SessionPlan:
     client_seen: set[int] = set()               # sessions with client bytes
     try:
         records = open_records(capture, sessions=None if session is None else {session})
+        for rec in records:
+            ch = rec.channel
+            s = ch.session
+            if s is None:
+                continue
+            # records of connections picked up mid-stream may come out of time order
+            first[s] = min(first.get(s, rec.time), rec.time)
+            last[s] = max(last.get(s, rec.time), rec.time)
+            if rec.direction is not Direction.CLIENT or rec.layer not in ("link", "message"):
+                continue
+            client_seen.add(s)
+            plan = chans.get(ch.index)
+            if plan is None:
+                plan = chans[ch.index] = ChannelPlan(ch.channel_type or 0, ch.channel_id or 0, None,
+                                                     rec.time)
+                order.setdefault(s, []).append(ch.index)
+            if rec.layer == "link":
+                if rec.type == "link_mess":
+                    plan.link = dict(rec.fields)
+                    plan.start = rec.time
+                continue
+            msg = rec.event
+            why = _resent(plan.channel_type, msg.name)
+            if why:
+                plan.left_out[why] += 1
+            else:
+                plan.messages.append((rec.time, msg))
     except CaptureFailure as e:
         raise PlanError(str(e)) from None
-    for rec in records:
-        ch = rec.channel
-        s = ch.session
-        if s is None:
-            continue
-        # records of connections picked up mid-stream may come out of time order
-        first[s] = min(first.get(s, rec.time), rec.time)
-        last[s] = max(last.get(s, rec.time), rec.time)
-        if rec.direction is not Direction.CLIENT or rec.layer not in ("link", "message"):
-            continue
-        client_seen.add(s)
-        plan = chans.get(ch.index)
-        if plan is None:
-            plan = chans[ch.index] = ChannelPlan(ch.channel_type or 0, ch.channel_id or 0, None,
-                                                 rec.time)
-            order.setdefault(s, []).append(ch.index)
-        if rec.layer == "link":
-            if rec.type == "link_mess":
-                plan.link = dict(rec.fields)
-                plan.start = rec.time
-            continue
-        msg = rec.event
-        why = _resent(plan.channel_type, msg.name)
-        if why:
-            plan.left_out[why] += 1
-        else:
-            plan.messages.append((rec.time, msg))
     damaged = records.damage
     if session is not None and session not in first:
         raise PlanError(f"{capture}: no session {session} in this capture")
