@@ -26,12 +26,15 @@ SECRETS_TLS_KEY_LOG = 0x544C534B  # "TLSK": an NSS key log
 PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"  # the section header's block type, the same in either byte order
 _BOM_LE, _BOM_BE = b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"
 _OPT_END, _OPT_SHB_USERAPPL, _OPT_IF_TSRESOL = 0, 4, 9
+_U32 = {e: struct.Struct(e + "I").unpack for e in "<>"}
+_EPB_HEAD = {e: struct.Struct(e + "IIII").unpack_from for e in "<>"}  # interface, time high and low, caplen
 
 
 def pcapng_records(src: CaptureReader) -> Iterator[tuple[int, float, bytes]]:
     """(link type, time, frame bytes) of each packet block, from the section header whose type
     `src` has read; Decryption Secrets blocks land in `src.secrets` as they come."""
     endian = "<"
+    u32, epb_head = _U32["<"], _EPB_HEAD["<"]  # the section's byte order, compiled once
     interfaces: list[tuple[int, float]] = []  # (linktype, seconds per tick)
     btype_raw = src.magic
     stream = src.stream
@@ -42,19 +45,20 @@ def pcapng_records(src: CaptureReader) -> Iterator[tuple[int, float, bytes]]:
             if bom not in (_BOM_LE, _BOM_BE):
                 raise CaptureDamaged(f"corrupt section header after frame {src.frames}")
             endian = "<" if bom == _BOM_LE else ">"
-            blen = struct.unpack(endian + "I", raw_len)[0]
+            u32, epb_head = _U32[endian], _EPB_HEAD[endian]
+            blen = u32(raw_len)[0]
             if blen < 28 or blen > MAX_RECORD or blen % 4:
                 raise CaptureDamaged(f"corrupt section header after frame {src.frames}")
             src.read(blen - 12, "a section header")
             interfaces = []
         else:
-            btype = struct.unpack(endian + "I", btype_raw)[0]
-            blen = struct.unpack(endian + "I", src.read(4, "a block header"))[0]
+            btype = u32(btype_raw)[0]
+            blen = u32(src.read(4, "a block header"))[0]
             if blen < 12 or blen > MAX_RECORD or blen % 4:
                 raise CaptureDamaged(f"corrupt block (length {blen}) after frame {src.frames}")
             body = src.read(blen - 8, f"frame {src.frames + 1}")[:-4]
             if btype == BLOCK_ENHANCED_PACKET and len(body) >= 20:
-                ifid, ts_hi, ts_lo, caplen = struct.unpack_from(endian + "IIII", body)
+                ifid, ts_hi, ts_lo, caplen = epb_head(body)
                 if ifid >= len(interfaces) or caplen > len(body) - 20:
                     raise CaptureDamaged(f"corrupt packet block after frame {src.frames}")
                 linktype, tick = interfaces[ifid]
