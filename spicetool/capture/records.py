@@ -14,7 +14,7 @@ the commands document (3 cannot be read, 4 damaged part-way).
 from __future__ import annotations
 
 import os
-from typing import BinaryIO, Callable, Collection, Iterable, Iterator
+from typing import BinaryIO, Callable, Collection, Generator, Iterable, Iterator
 
 from spicetool.capture.errors import EXIT_DAMAGED, CaptureFailure
 from spicetool.capture.files import CaptureReader, open_capture
@@ -49,7 +49,7 @@ class CaptureRecords:
             records = _select(records, set(sessions or ()), set(channels or ()))
         self._records = records
 
-    def _decode(self, segments: Iterable[Segment]) -> Iterator[Record]:
+    def _decode(self, segments: Iterable[Segment]) -> Generator[Record, None, None]:
         decoder, tap = self.decoder, self._tap
         for seg in segments:
             if self.first_time is None:
@@ -95,7 +95,7 @@ class CaptureRecords:
         return self.decoder.channels
 
 
-def _select(records: Iterator[Record], sessions: set[int], channels: set[str]) -> Iterator[Record]:
+def _select(records: Iterator[Record], sessions: set[int], channels: set[str]) -> Generator[Record, None, None]:
     for rec in records:
         if sessions and rec.channel.session not in sessions:
             continue
