@@ -25,6 +25,21 @@ class BuildError(Exception):
     """The fields given cannot be encoded."""
 
 
+class LengthError(BuildError):
+    """A count or length field contradicts the list or bytes given with it.
+
+    `path` names the member that was being built, outermost first (filled in as the
+    error passes up through the enclosing structs)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.path: list[str] = []
+
+    def __str__(self) -> str:
+        return f"{'.'.join(self.path)}: {self.reason}" if self.path else self.reason
+
+
 class Node:
     min_size: int = 0
 
@@ -101,6 +116,34 @@ def resolve(scope: list[dict], ref: str) -> Any:
     raise DecodeError(f"reference {ref!r} not found")
 
 
+def _built_count(scope: list[dict], ref: str | Callable[[list[dict]], int]) -> Any:
+    """The count or length the fields being built give for an array or byte field."""
+    try:
+        return ref(scope) if callable(ref) else resolve(scope, ref)
+    except (DecodeError, KeyError, TypeError, IndexError):
+        raise BuildError(f"no field {ref!r} to give the count") from None
+
+
+def _count_ref(node: Any) -> str | None:
+    """The sibling field that holds the element count / byte length of node, if any."""
+    if isinstance(node, Pointer):
+        node = node.target
+    ref = node.count if isinstance(node, Array) else node.length if isinstance(node, Bytes) else None
+    return ref if isinstance(ref, str) and "." not in ref else None
+
+
+def _merged_members(members: list[tuple[str, Any]]):
+    """Members of one dict: the struct's own and those its switches merge into it."""
+    for name, node in members:
+        if isinstance(node, Switch):
+            for _, body in node.cases:
+                yield from _merged_members(body.members)
+            if node.default is not None:
+                yield from _merged_members(node.default.members)
+        else:
+            yield name, node
+
+
 class Bytes(Node):
     """Raw bytes: length is an int, a sibling field name, a callable(scope) or END."""
 
@@ -124,6 +167,13 @@ class Bytes(Node):
     def build(self, value, out, scope, deferred):
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise BuildError(f"expected bytes, got {type(value).__name__}")
+        n = self.length
+        if n is not END:
+            if not isinstance(n, int):
+                n = _built_count(scope, n)
+            if n != len(value):
+                what = f"{self.length} is {n}" if isinstance(self.length, str) else f"the layout says {n}"
+                raise LengthError(f"{what} but {len(value)} byte{'s are' if len(value) != 1 else ' is'} given")
         out += value
 
 
@@ -155,6 +205,13 @@ class Array(Node):
         return out, pos
 
     def build(self, value, out, scope, deferred):
+        n = self.count
+        if n is not END:
+            if isinstance(n, str):
+                n = _built_count(scope, n)
+            if n != len(value):
+                what = f"{self.count} is {n}" if isinstance(self.count, str) else f"the layout says {n}"
+                raise LengthError(f"{what} but {len(value)} element{'s are' if len(value) != 1 else ' is'} given")
         if self.prim is not None:
             try:
                 out += struct.pack(f"<{len(value)}{self.prim.code}", *value)
@@ -258,6 +315,43 @@ class Struct(Node):
                     size += node.min_size
         flush()
         self.min_size = size
+        self.derived = self._derived_counts()
+
+    def _derived_counts(self) -> list[tuple[str, tuple[tuple[str, bool], ...]]]:
+        """(count field, (member it counts, behind a pointer?)...) for every plain-int count
+        this dict holds, so build can fill a count the caller leaves out (spice.proto's
+        `rects[num_rects]`)."""
+        merged = list(_merged_members(self.members))
+        ints = {name for name, node in merged if isinstance(node, Prim) and node.kind == "int"}
+        users: dict[str, list[tuple[str, bool]]] = {}
+        for name, node in merged:
+            ref = _count_ref(node)
+            user = (name, isinstance(node, Pointer))
+            if ref in ints and user not in users.get(ref, ()):
+                users.setdefault(ref, []).append(user)
+        return [(ref, tuple(names)) for ref, names in users.items()]
+
+    def _with_counts(self, value: dict) -> dict:
+        """value with its missing counts filled from the lists/bytes given (a copy: the
+        caller's dict stays as it was, so it can be built again with other contents).
+        A NULL pointer counts as nothing (DstInfo's cert_subject_size 0 with no data)."""
+        filled = None
+        for ref, users in self.derived:
+            if ref in value:
+                continue
+            n = None
+            for name, pointer in users:
+                v = value.get(name, ...)
+                if isinstance(v, (list, tuple, bytes, bytearray, memoryview)):
+                    n = len(v)
+                    break
+                if v is None and pointer:
+                    n = 0
+            if n is not None:
+                if filled is None:
+                    filled = dict(value)
+                filled[ref] = n
+        return value if filled is None else filled
 
     def parse(self, buf, pos, scope):
         d: dict = {}
@@ -300,6 +394,8 @@ class Struct(Node):
     def build(self, value, out, scope, deferred):
         if not isinstance(value, dict):
             raise BuildError(f"expected a dict, got {type(value).__name__}")
+        if self.derived:
+            value = self._with_counts(value)
         scope.append(value)
         try:
             for name, node in self.members:
@@ -316,7 +412,11 @@ class Struct(Node):
                     v = value[name]
                 except KeyError:
                     raise BuildError(f"missing field {name!r}") from None
-                node.build(v, out, scope, deferred)
+                try:
+                    node.build(v, out, scope, deferred)
+                except LengthError as e:
+                    e.path.insert(0, name)
+                    raise
         finally:
             scope.pop()
 
