@@ -89,15 +89,15 @@ def _compressed(pixels: np.ndarray, w: int, h: int, codec: str, glz, image_id: i
     raw = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
     if codec == "quic":
         data = _native.encode_quic(raw, w, h, QUIC_RGB32)
-        return {"descriptor": _descriptor("QUIC", w, h, image_id), "quic": {"data_size": len(data), "data": data}}
+        return {"descriptor": _descriptor("QUIC", w, h, image_id), "quic": {"data": data}}
     if codec == "lz":
         data = _native.encode_lz(raw, w, h, LZ_RGB32)
-        return {"descriptor": _descriptor("LZ_RGB", w, h, image_id), "lz_rgb": {"data_size": len(data), "data": data}}
+        return {"descriptor": _descriptor("LZ_RGB", w, h, image_id), "lz_rgb": {"data": data}}
     if codec == "glz":
         data = glz.encode(raw, w, h, LZ_RGB32)
-        return {"descriptor": _descriptor("GLZ_RGB", w, h, image_id), "lz_rgb": {"data_size": len(data), "data": data}}
+        return {"descriptor": _descriptor("GLZ_RGB", w, h, image_id), "lz_rgb": {"data": data}}
     data = _native.encode_lz4(raw, BITMAP_32BIT)
-    return {"descriptor": _descriptor("LZ4", w, h, image_id), "lz4": {"data_size": len(data), "data": data}}
+    return {"descriptor": _descriptor("LZ4", w, h, image_id), "lz4": {"data": data}}
 
 
 def with_flags(image: dict, flags: int) -> dict:
