@@ -118,6 +118,10 @@ def resolve(scope: list[dict], ref: str) -> Any:
 
 def _built_count(scope: list[dict], ref: str | Callable[[list[dict]], int]) -> Any:
     """The count or length the fields being built give for an array or byte field."""
+    if scope and isinstance(ref, str):
+        d = scope[-1]  # a sibling, nearly always: no walk through the scopes
+        if ref in d:
+            return d[ref]
     try:
         return ref(scope) if callable(ref) else resolve(scope, ref)
     except (DecodeError, KeyError, TypeError, IndexError):
