@@ -6,11 +6,16 @@ builds bytes back from those dicts.  Pointers are u32 offsets from the start of
 the message body; the builder lays pointed-to data out after the fixed part in
 creation (breadth-first) order, which is how spice-common's marshaller flattens
 its sub-marshallers, so build(parse(x)) == x for bodies real peers send.
+
+Counts and lengths (spice.proto's `Rect rects[num_rects]`, `uint8 data[data_size]`) may be
+left out when building: the builder derives them from the list or bytes they count, and
+refuses (LengthError) a given one that contradicts them, rather than build bytes that do
+not parse back.  Parsed dicts keep every field, counts included.
 """
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 END = None  # array length marker: "to the end of the message body"
 EXTENT = "\0extent"  # key of the scope root that records how far pointed-to data reaches
@@ -125,7 +130,8 @@ def _built_count(scope: list[dict], ref: str | Callable[[list[dict]], int]) -> A
     try:
         return ref(scope) if callable(ref) else resolve(scope, ref)
     except (DecodeError, KeyError, TypeError, IndexError):
-        raise BuildError(f"no field {ref!r} to give the count") from None
+        what = repr(ref) if isinstance(ref, str) else "that the length is computed from"
+        raise BuildError(f"no field {what} to give the count") from None
 
 
 def _count_ref(node: Any) -> str | None:
@@ -136,14 +142,14 @@ def _count_ref(node: Any) -> str | None:
     return ref if isinstance(ref, str) and "." not in ref else None
 
 
-def _merged_members(members: list[tuple[str, Any]]):
+def merged_members(members: list[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
     """Members of one dict: the struct's own and those its switches merge into it."""
     for name, node in members:
         if isinstance(node, Switch):
             for _, body in node.cases:
-                yield from _merged_members(body.members)
+                yield from merged_members(body.members)
             if node.default is not None:
-                yield from _merged_members(node.default.members)
+                yield from merged_members(node.default.members)
         else:
             yield name, node
 
@@ -325,7 +331,7 @@ class Struct(Node):
         """(count field, (member it counts, behind a pointer?)...) for every plain-int count
         this dict holds, so build can fill a count the caller leaves out (spice.proto's
         `rects[num_rects]`)."""
-        merged = list(_merged_members(self.members))
+        merged = list(merged_members(self.members))
         ints = {name for name, node in merged if isinstance(node, Prim) and node.kind == "int"}
         users: dict[str, list[tuple[str, bool]]] = {}
         for name, node in merged:

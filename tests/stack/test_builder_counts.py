@@ -1,11 +1,23 @@
 """The builder derives count and length fields (spice.proto `rects[num_rects]`, `data[data_size]`)
 from the lists and bytes it is given, and refuses a given count that contradicts them."""
+import json
 import struct
 
 import pytest
+from corpus_support import CAPTURES, require_corpus
+from tcp_payloads import read_connections
 
-from spicetool.stack import Direction, build_agent_message, build_body, build_message, parse_body
-from spicetool.stack.schema import BuildError, LengthError
+from spicetool.stack import (
+    ChannelConnection,
+    Direction,
+    Message,
+    build_agent_message,
+    build_body,
+    build_message,
+    parse_body,
+)
+from spicetool.stack.messages import describe
+from spicetool.stack.schema import Array, BuildError, LengthError, Pointer, Struct, merged_members
 
 S, C = Direction.SERVER, Direction.CLIENT
 DISPLAY, MAIN, CURSOR, PORT = 2, 1, 4, 10
@@ -196,6 +208,21 @@ def test_explicit_correct_count_gives_the_same_bytes():
         assert build_body(channel, S, name, fields) == build_body(channel, S, name, without(fields, count))
 
 
+@pytest.mark.parametrize("channel, direction, name, fields, count, n", [
+    (5, S, "volume", {"volume": [100, 200]}, "nchannels", 2),
+    (DISPLAY, C, "preferred_video_codec_type", {"codecs": ["VP8", "H264", "MJPEG"]}, "num_of_codecs", 3),
+    (MAIN, S, "wait_for_channels", {"wait_list": [{"channel_type": 2, "channel_id": 0, "message_serial": 9}]},
+     "wait_count", 1),
+    (DISPLAY, S, "inval_list", {"resources": [{"type": 1, "id": 5}] * 4}, "count", 4),
+])
+def test_other_counts_are_derived(channel, direction, name, fields, count, n):
+    body = build_body(channel, direction, name, fields)
+    assert parse_body(channel, direction, describe(channel, direction, name)[0], body)[1][count] == n
+    assert build_body(channel, direction, name, {**fields, count: n}) == body
+    with pytest.raises(LengthError, match=f"{count} is {n + 1} but {n} element"):
+        build_body(channel, direction, name, {**fields, count: n + 1})
+
+
 def test_the_callers_fields_are_left_as_they_were():
     fields = {"channels": [{"type": 1, "id": 0}]}
     build_body(MAIN, S, "channels_list", fields)
@@ -207,3 +234,41 @@ def test_the_callers_fields_are_left_as_they_were():
 def test_a_count_with_nothing_to_count_is_still_missing():
     with pytest.raises(BuildError, match="missing field 'num_of_channels'"):
         build_body(MAIN, S, "channels_list", {})
+
+
+def without_counts(node, value):
+    """Parsed fields with every count and length the builder can derive left out."""
+    if isinstance(node, Pointer):
+        return None if value is None else without_counts(node.target, value)
+    if isinstance(node, Array) and isinstance(value, list):
+        return [without_counts(node.elem, v) for v in value]
+    if isinstance(node, Struct) and isinstance(value, dict):
+        counts = {ref for ref, _ in node.derived}
+        d = {k: v for k, v in value.items() if k not in counts}
+        members = {}
+        for name, sub in merged_members(node.members):
+            members.setdefault(name, sub)
+        return {k: without_counts(members[k], v) if k in members else v for k, v in d.items()}
+    return value
+
+
+@pytest.mark.parametrize("name", ["mjpeg-stream.pcapng", "qemu-channels.pcapng", "long-desktop.pcapng"])
+def test_corpus_messages_rebuild_the_same_without_their_counts(name):
+    """Clip rects, stream and image data sizes, names, port names, monitors, channel lists:
+    what real peers sent, rebuilt from the lists and bytes alone."""
+    require_corpus()
+    path = CAPTURES / name
+    port = int(json.loads(path.with_suffix(".json").read_text())["server"]["address"].rsplit(":", 1)[1])
+    dropped = 0
+    for tc in read_connections(path, server_port=port):
+        conn = ChannelConnection()
+        for d in ("client", "server"):
+            for _, chunk in tc.chunks[d]:
+                for e in conn.receive(Direction(d), chunk):
+                    if not isinstance(e, Message) or e.error or e.name.startswith("unknown_"):
+                        continue
+                    node = describe(e.channel_type, e.direction, e.type_id)[2]
+                    fields = without_counts(node, e.fields)
+                    dropped += fields != e.fields
+                    assert build_body(e.channel_type, e.direction, e.type_id, fields) == bytes(e.body), e.name
+    assert dropped > 0
