@@ -219,7 +219,11 @@ class Array(Node):
         if n is not END:
             if isinstance(n, str):
                 n = _built_count(scope, n)
-            if n != len(value):
+            try:
+                given = len(value)
+            except TypeError:
+                raise BuildError(f"expected a list, got {type(value).__name__}") from None
+            if n != given:
                 what = f"{self.count} is {n}" if isinstance(self.count, str) else f"the layout says {n}"
                 raise LengthError(f"{what} but {len(value)} element{'s are' if len(value) != 1 else ' is'} given")
         if self.prim is not None:
