@@ -1,5 +1,6 @@
 """The package's import structure: the layers contract of pyproject.toml holds (import-linter),
-no module takes part in an import cycle (grimp: imports at module level and inside functions),
+no module takes part in an import cycle (grimp: imports at module level, inside functions and
+under TYPE_CHECKING),
 and nothing but spicetool/codecs.py imports the Rust extension."""
 from __future__ import annotations
 
@@ -68,9 +69,8 @@ def import_cycles(graph) -> list[list[str]]:
 
 
 def test_no_import_cycles() -> None:
-    # imports under `if TYPE_CHECKING:` never run: a channel's annotation naming its session and
-    # server (which create it) is no cycle
-    graph = grimp.build_graph("spicetool", exclude_type_checking_imports=True, cache_dir=None)
+    # imports under `if TYPE_CHECKING:` count too: a circle of annotations is still a circle
+    graph = grimp.build_graph("spicetool", exclude_type_checking_imports=False, cache_dir=None)
     cycles = import_cycles(graph)
     details = [f"{a} -> {b} line {d['line_number']}" for group in cycles for a in group for b in group
                if graph.direct_import_exists(importer=a, imported=b)
@@ -113,3 +113,40 @@ def test_only_codecs_imports_the_extension() -> None:
     assert not found, f"{NATIVE} is imported outside spicetool/codecs.py: {found}"
     # the scan sees the one real import
     assert _imports_native(ast.parse((ROOT / "spicetool" / "codecs.py").read_text()), "spicetool")
+
+
+PROTOCOL_ATTRS = {"type_id", "channel_type", "image_type", "surface_id", "rop_descriptor", "bitmap_format"}
+
+
+def _protocol_numbers(tree: ast.AST) -> list[int]:
+    """Lines comparing a protocol field with a bare number (or a tuple/set of them)."""
+    def bare(node: ast.AST) -> bool:
+        if isinstance(node, ast.Constant):
+            return type(node.value) is int and node.value not in (0,)
+        return isinstance(node, (ast.Tuple, ast.Set, ast.List)) and any(bare(e) for e in node.elts)
+
+    def field(node: ast.AST) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr in PROTOCOL_ATTRS or \
+            isinstance(node, ast.Name) and node.id in PROTOCOL_ATTRS
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(field(s) for s in sides) and any(bare(s) for s in sides):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_no_bare_protocol_numbers_outside_the_stack() -> None:
+    # `msg.type_id == 1  # ACK_SYNC` is how names got lost before stack/enums.py
+    found = []
+    for path in sorted((ROOT / "spicetool").rglob("*.py")):
+        if "stack" in path.relative_to(ROOT / "spicetool").parts[:1]:
+            continue
+        found += [f"{path.relative_to(ROOT)}:{n}" for n in _protocol_numbers(ast.parse(path.read_text()))]
+    assert not found, found
+
+
+def test_the_protocol_number_check_finds_one() -> None:
+    assert _protocol_numbers(ast.parse("if msg.type_id in (4, 5):\n    pass\nx = ch.channel_type == 2")) == [1, 3]
+    assert _protocol_numbers(ast.parse("if msg.type_id == Msgc.ACK:\n    pass")) == []

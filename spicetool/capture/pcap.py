@@ -8,13 +8,11 @@ says the byte order and the time unit.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, BinaryIO, Iterator
+from typing import BinaryIO, Iterator
 
 from spicetool.capture.errors import CaptureDamaged
 from spicetool.capture.frames import LINKTYPE_ETHERNET, MAX_RECORD, SNAPLEN, SegmentWriter, split_time
-
-if TYPE_CHECKING:
-    from spicetool.capture.files import CaptureReader
+from spicetool.capture.source import RecordSource
 
 PCAP_MAGICS = {  # the first four bytes of the file -> (byte order, seconds per tick)
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
@@ -26,7 +24,7 @@ _HEADER = struct.Struct("<IHHiIII")  # what PcapWriter writes: microseconds, lit
 _RECORD = struct.Struct("<IIII")
 
 
-def pcap_records(src: CaptureReader) -> Iterator[tuple[int, float, bytes]]:
+def pcap_records(src: RecordSource) -> Iterator[tuple[int, float, bytes]]:
     """(link type, time, frame bytes) of each record after the magic `src` has read."""
     endian, unit = PCAP_MAGICS[src.magic]
     rest = src.read(20, "the file header")

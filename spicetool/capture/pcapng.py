@@ -9,13 +9,11 @@ Other blocks (statistics, name resolution, custom) are skipped.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, BinaryIO, Iterator
+from typing import BinaryIO, Iterator
 
 from spicetool.capture.errors import CaptureDamaged
 from spicetool.capture.frames import LINKTYPE_ETHERNET, MAX_RECORD, SNAPLEN, SegmentWriter, split_time
-
-if TYPE_CHECKING:
-    from spicetool.capture.files import CaptureReader
+from spicetool.capture.source import RecordSource
 
 BLOCK_SECTION_HEADER = 0x0A0D0D0A
 BLOCK_INTERFACE = 0x00000001
@@ -30,7 +28,7 @@ _U32 = {e: struct.Struct(e + "I").unpack for e in "<>"}
 _EPB_HEAD = {e: struct.Struct(e + "IIII").unpack_from for e in "<>"}  # interface, time high and low, caplen
 
 
-def pcapng_records(src: CaptureReader) -> Iterator[tuple[int, float, bytes]]:
+def pcapng_records(src: RecordSource) -> Iterator[tuple[int, float, bytes]]:
     """(link type, time, frame bytes) of each packet block, from the section header whose type
     `src` has read; Decryption Secrets blocks land in `src.secrets` as they come."""
     endian = "<"

@@ -30,11 +30,12 @@ from spicetool.stack import (
     find_resync_point,
 )
 from spicetool.stack.enums import ChannelType
+from spicetool.stack.link import MAGIC
 
 if TYPE_CHECKING:   # the TLS layer (and its cryptography) is imported when a capture has TLS
     from spicetool.capture.tls import Notice, TlsConnection
 
-LINK_MAGIC = b"REDQ"
+LINK_MAGIC = MAGIC
 RESYNC_WINDOW = 64 * 1024  # bytes of an unknown stream searched for data headers
 DECIDE_BYTES = 2048  # bytes of an unknown connection seen before guessing its channel
 ALL_CHANNEL_TYPES = tuple(int(t) for t in ChannelType)

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from spicetool.qxl.worker import Msg, Shared
-from spicetool.server.link import MAX_CLIENT_MESSAGE, READ_SIZE
+from spicetool.server.link import MAX_CLIENT_MESSAGE, READ_SIZE, LinkedChannel
+from spicetool.server.session import Session
+from spicetool.server.state import ServerState
 from spicetool.stack import AckWindow, ChannelEndpoint, Message, PingTracker, ProtocolError, Role
+from spicetool.stack.enums import Msgc
 from spicetool.stack.events import AgentMessage
 from spicetool.stack.flow import ACK_WINDOW
-
-if TYPE_CHECKING:
-    from spicetool.server.link import LinkedChannel
-    from spicetool.server.session import Session
 
 PING_INTERVAL = 10.0
 YIELD_EVERY = 64                  # messages: a flooding client must not starve the others
@@ -44,10 +43,10 @@ class ChannelClient:
     max_pipe_items = 400
     max_pipe_bytes = 48 * 1024 * 1024
 
-    def __init__(self, session: "Session", link: "LinkedChannel", reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter, peer: str):
+    def __init__(self, server: ServerState, session: Session, link: LinkedChannel,
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str):
         self.session, self.link = session, link
-        self.server = session.server
+        self.server = server
         self.reader, self.writer, self.peer = reader, writer, peer
         self.mini = link.mini_header
         self.endpoint = link.endpoint or ChannelEndpoint(
@@ -172,19 +171,19 @@ class ChannelClient:
 
     def _common(self, msg: Message) -> None:
         f = msg.fields
-        if msg.type_id == 1:    # ACK_SYNC
+        if msg.type_id == Msgc.ACK_SYNC:
             self.acks.ack_sync(f["generation"])
-        elif msg.type_id == 2:  # ACK
+        elif msg.type_id == Msgc.ACK:
             if self.acks.ack():
                 self.acked.set()
-        elif msg.type_id == 3:  # PONG
+        elif msg.type_id == Msgc.PONG:
             latency = self.pings.pong(f)
             if latency is not None:
                 self.latency_ms = latency
                 self.server.log(f"{self.peer} {self.name}: latency {self.latency_ms:.2f} ms", verbose=True)
-        elif msg.type_id in (4, 5):  # migration: not offered
+        elif msg.type_id in (Msgc.MIGRATE_FLUSH_MARK, Msgc.MIGRATE_DATA):  # migration is not offered
             raise ClientDropped(f"{msg.name} without a migration")
-        elif msg.type_id == 6:  # DISCONNECTING
+        elif msg.type_id == Msgc.DISCONNECTING:
             raise ClientDropped("client is disconnecting")
         else:
             self.on_message(msg)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
-import uuid as uuid_mod
-from collections import Counter
 from typing import Callable
 
 from spicetool.qxl.device import QxlDevice
@@ -18,6 +15,7 @@ from spicetool.server.inputs_channel import InputsChannel
 from spicetool.server.link import LinkRefused, TicketPolicy, accept_link
 from spicetool.server.main_channel import MainChannel
 from spicetool.server.session import Session
+from spicetool.server.state import LISTED, ServerState
 from spicetool.stack.types import CHANNEL_TYPES
 
 CHANNEL_CLASSES: dict[int, type[ChannelClient]] = {
@@ -26,47 +24,24 @@ CHANNEL_CLASSES: dict[int, type[ChannelClient]] = {
     CHANNEL_TYPES["cursor"]: CursorChannel,
     CHANNEL_TYPES["inputs"]: InputsChannel,
 }
-# The order spice-server lists them in CHANNELS_LIST.
-LISTED = [(CHANNEL_TYPES["display"], 0), (CHANNEL_TYPES["cursor"], 0), (CHANNEL_TYPES["inputs"], 0)]
 
 
-class SpiceServer:
+class SpiceServer(ServerState):
     def __init__(self, device: QxlDevice, password: bytes | None, input_log: InputLog | None = None,
                  name: str = "spicetool", link_timeout: float = 10.0, ping_interval: float = 10.0,
                  max_connections: int = 64, log: Callable[[str], None] | None = None,
                  verbose: bool = False, image_compression: str = "off", agent=None,
                  secure_channels: set[int] | frozenset = frozenset()):
-        self.device = device
+        super().__init__(device, input_log, name, ping_interval, log, verbose, image_compression, agent)
         self.secure_channels = set(secure_channels)  # channel types linked over TLS only
         self._tls_server: asyncio.base_events.Server | None = None
-        self.agent = agent  # a GuestAgent, or None: INIT says no agent
-        self.image_compression = image_compression
         self.policy = TicketPolicy(password)
-        self.input_log = input_log or InputLog()
-        self.name = name
-        self.uuid = uuid_mod.uuid4()
         self.link_timeout = link_timeout
-        self.ping_interval = ping_interval
         self.max_connections = max_connections
-        self.sessions: dict[int, Session] = {}
         self.connections = 0
-        self.stats: Counter = Counter()
         self.refusals: list[tuple[str, str | None, str]] = []  # (peer, link error, reason)
-        self._log = log
-        self.verbose = verbose
-        self._start = time.monotonic()
         self._server: asyncio.base_events.Server | None = None
         self._handlers: set[asyncio.Task] = set()
-
-    def log(self, text: str, verbose: bool = False) -> None:
-        if self._log is not None and (self.verbose or not verbose):
-            self._log(text)
-
-    def mm_time(self) -> int:
-        return int((time.monotonic() - self._start) * 1000) & 0xFFFFFFFF
-
-    def channel_list(self) -> list[tuple[int, int]]:
-        return LISTED
 
     def channel_available(self, ctype: int, cid: int) -> bool:
         return ctype == CHANNEL_TYPES["main"] and cid == 0 or (ctype, cid) in LISTED
@@ -163,12 +138,12 @@ class SpiceServer:
         if link.channel_type == CHANNEL_TYPES["main"]:
             sid = link.connection_id if link.connection_id and link.connection_id not in self.sessions \
                 else self._new_session_id()
-            session = Session(self, sid, peer)
+            session = Session(self.sessions, sid, peer)
             self.sessions[sid] = session
             self.log(f"{peer}: new session {sid:#010x}")
         else:
             session = self.sessions[link.connection_id]
-        channel = CHANNEL_CLASSES[link.channel_type](session, link, reader, writer, peer)
+        channel = CHANNEL_CLASSES[link.channel_type](self, session, link, reader, writer, peer)
         session.channels.append(channel)
         self.stats["channels_linked"] += 1
         self.log(f"{peer}: {channel.name} channel linked (session {session.session_id:#010x}, "

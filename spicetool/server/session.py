@@ -1,24 +1,26 @@
 """One client session: the main channel and the channels linked with its session id."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from spicetool.server.main_channel import MOUSE_MODE_CLIENT
+from spicetool.stack.enums import MouseMode
 
-if TYPE_CHECKING:
-    from spicetool.server.channel import ChannelClient
-    from spicetool.server.server import SpiceServer
+
+class Closable(Protocol):   # a channel of the session (server/channel.py ChannelClient)
+    def close(self) -> None: ...
 
 
 class Session:
-    def __init__(self, server: "SpiceServer", session_id: int, peer: str):
-        self.server = server
+    """Kept in `registry` (the server's sessions by id) until closed."""
+
+    def __init__(self, registry: dict[int, Session], session_id: int, peer: str):
+        self.registry = registry
         self.session_id = session_id
         self.peer = peer
-        self.mouse_mode = MOUSE_MODE_CLIENT
+        self.mouse_mode = int(MouseMode.CLIENT)
         self.client_agent_tokens = 0
         self.agent = None  # the AgentLink of its main channel, when the server has an agent
-        self.channels: list["ChannelClient"] = []
+        self.channels: list[Closable] = []
         self.closed = False
 
     def close(self) -> None:
@@ -27,4 +29,4 @@ class Session:
         self.closed = True
         for ch in list(self.channels):
             ch.close()
-        self.server.sessions.pop(self.session_id, None)
+        self.registry.pop(self.session_id, None)

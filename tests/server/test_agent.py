@@ -17,6 +17,7 @@ from serve_helpers import (
 )
 
 from spicetool.server.agent import LINUX_AGENT_CAPS
+from spicetool.stack import forge, vdagent
 from spicetool.stack.vdagent import AGENT_CAPS, caps_bits
 
 
@@ -250,8 +251,7 @@ def test_oversized_agent_message_is_refused(spice_server):
     srv = spice_server(agent=True)
     c = AgentClient(srv.port)
     c.announce()
-    import struct
-    head = struct.pack("<IIQI", 1, 4, 0, 48 * 1024 * 1024)   # CLIPBOARD of 48 MiB
+    head = forge.agent_header(vdagent.BY_NAME["clipboard"], 48 * 1024 * 1024)
     chunks = [head + b"\0" * (2048 - len(head))] + [b"\0" * 2048] * 600
     try:
         for chunk in chunks:

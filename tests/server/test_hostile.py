@@ -3,7 +3,6 @@ in bounded time and memory, while a real client (spicy-screenshot) keeps getting
 from __future__ import annotations
 
 import os
-import struct
 import threading
 import time
 
@@ -17,9 +16,11 @@ from serve_helpers import (
     spice_server,  # noqa: F401 (fixture)
 )
 
-from spicetool.stack.link import LINK_HEADER, LINK_MESS
+from spicetool.stack import forge, vdagent
+from spicetool.stack.enums import ChannelType, Msgc, MsgcMain
 
-MAIN, DISPLAY, INPUTS = 1, 2, 3
+MAIN, DISPLAY, INPUTS = ChannelType.MAIN, ChannelType.DISPLAY, ChannelType.INPUTS
+UNKNOWN_TYPE = 9999   # no channel has a message with this id
 
 
 def still_serves(srv, tmp_path) -> None:
@@ -30,10 +31,8 @@ def still_serves(srv, tmp_path) -> None:
     assert not [m for m in srv.messages if "internal error" in m]
 
 
-def raw_link_mess(magic=b"REDQ", major=2, minor=2, size=None, ncommon=1, nchannel=0, caps_offset=18,
-                  channel_type=MAIN) -> bytes:
-    body = LINK_MESS.pack(0, channel_type, 0, ncommon, nchannel, caps_offset) + struct.pack("<I", 0b1001)
-    return LINK_HEADER.pack(magic, major, minor, len(body) if size is None else size) + body
+def raw_link_mess(channel_type=MAIN, **bent) -> bytes:
+    return forge.link_mess(channel_type, **bent)
 
 
 @pytest.mark.parametrize("data, error", [
@@ -46,8 +45,8 @@ def raw_link_mess(magic=b"REDQ", major=2, minor=2, size=None, ncommon=1, nchanne
     (raw_link_mess(ncommon=100000), "INVALID_DATA"),
     (raw_link_mess(ncommon=3), "INVALID_DATA"),   # caps run past the message
     (raw_link_mess(caps_offset=2), "INVALID_DATA"),
-    (raw_link_mess(channel_type=42), "CHANNEL_NOT_AVAILABLE"),
-    (raw_link_mess(channel_type=5), "CHANNEL_NOT_AVAILABLE"),  # no playback here
+    (raw_link_mess(42), "CHANNEL_NOT_AVAILABLE"),
+    (raw_link_mess(ChannelType.PLAYBACK), "CHANNEL_NOT_AVAILABLE"),  # no playback here
 ], ids=["magic", "http", "major3", "major1", "huge-size", "tiny-size", "caps-count", "caps-overrun",
         "caps-offset", "channel-42", "playback"])
 def test_bad_link_is_refused(spice_server, tmp_path, data, error):
@@ -108,10 +107,10 @@ def linked_main(srv) -> tuple[RawClient, int]:
 
 @pytest.mark.parametrize("garbage", [
     os.urandom(4096),
-    struct.pack("<HI", 104, 0x40000000),           # ATTACH_CHANNELS claiming 1 GiB
-    struct.pack("<HI", 9999, 0),                   # unknown message type
-    struct.pack("<HI", 105, 1) + b"\x01",          # MOUSE_MODE_REQUEST cut short
-    struct.pack("<HI", 4, 0),                      # MIGRATE_FLUSH_MARK with no migration
+    forge.mini_message(MsgcMain.ATTACH_CHANNELS, 0x40000000),      # claiming 1 GiB
+    forge.mini_message(UNKNOWN_TYPE, 0),
+    forge.mini_message(MsgcMain.MOUSE_MODE_REQUEST, 1, b"\x01"),   # cut short
+    forge.mini_message(Msgc.MIGRATE_FLUSH_MARK, 0),                 # with no migration
 ], ids=["random", "huge", "unknown-type", "truncated-body", "migrate"])
 def test_garbage_after_link_drops_the_client(spice_server, tmp_path, garbage):
     srv = spice_server()
@@ -125,7 +124,7 @@ def test_garbage_after_link_drops_the_client(spice_server, tmp_path, garbage):
 def test_disconnect_mid_message(spice_server, tmp_path):
     srv = spice_server()
     c, sid = linked_main(srv)
-    c.send(struct.pack("<HI", 107, 100) + b"x" * 10)  # AGENT_DATA, 10 of 100 bytes
+    c.send(forge.mini_message(MsgcMain.AGENT_DATA, 100, b"x" * 10))  # 10 of 100 bytes
     c.close()
     d = RawClient(srv.port)
     d.send(raw_link_mess()[:20])
@@ -230,11 +229,10 @@ def test_a_slow_reader_catches_up_to_the_exact_picture(spice_server, tmp_path):
 
 def test_agent_data_without_end(spice_server, tmp_path):
     """AGENT_DATA chunks of a vdagent message announced as 50 MB: dropped after 1 MiB."""
-    from spicetool.stack.vdagent import HEADER
     srv = spice_server()
     c, _ = linked_main(srv)
     c.send(c.message("agent_start", {"num_tokens": 10}))
-    first = HEADER.pack(1, 4, 0, 50_000_000) + bytes(2000)
+    first = forge.agent_header(vdagent.BY_NAME["clipboard"], 50_000_000) + bytes(2000)
     c.send(c.message("agent_data", {"data": first}))
     sent = 1
     try:

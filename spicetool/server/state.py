@@ -1,0 +1,45 @@
+"""What the channels of a server share: the device they show, the agent, settings, the
+sessions and counters. SpiceServer (server.py) is this plus the listener; channels see only
+this, so they never import the module that imports them."""
+from __future__ import annotations
+
+import time
+import uuid as uuid_mod
+from collections import Counter
+from typing import Callable
+
+from spicetool.qxl.device import QxlDevice
+from spicetool.server.inputlog import InputLog
+from spicetool.server.session import Session
+from spicetool.stack.enums import ChannelType
+
+# The order spice-server lists them in CHANNELS_LIST.
+LISTED = [(int(ChannelType.DISPLAY), 0), (int(ChannelType.CURSOR), 0), (int(ChannelType.INPUTS), 0)]
+
+
+class ServerState:
+    def __init__(self, device: QxlDevice, input_log: InputLog | None = None, name: str = "spicetool",
+                 ping_interval: float = 10.0, log: Callable[[str], None] | None = None,
+                 verbose: bool = False, image_compression: str = "off", agent=None):
+        self.device = device
+        self.agent = agent  # a GuestAgent, or None: INIT says no agent
+        self.image_compression = image_compression
+        self.input_log = input_log or InputLog()
+        self.name = name
+        self.uuid = uuid_mod.uuid4()
+        self.ping_interval = ping_interval
+        self.sessions: dict[int, Session] = {}
+        self.stats: Counter = Counter()
+        self._log = log
+        self.verbose = verbose
+        self._start = time.monotonic()
+
+    def log(self, text: str, verbose: bool = False) -> None:
+        if self._log is not None and (self.verbose or not verbose):
+            self._log(text)
+
+    def mm_time(self) -> int:
+        return int((time.monotonic() - self._start) * 1000) & 0xFFFFFFFF
+
+    def channel_list(self) -> list[tuple[int, int]]:
+        return LISTED
