@@ -19,21 +19,25 @@ class DisplayChoiceError(ValueError):
 
 @dataclass(frozen=True)
 class DisplayChoice:
-    """``--display``: a display channel id, and optionally one monitor (head) of it."""
+    """``--display``: a display channel id, and optionally one monitor (head) of it; or every
+    display channel of the session (``all``), composed into one picture (see layout)."""
 
     channel: int = 0
     monitor: int | None = None  # a MONITORS_CONFIG monitor_id; None: every head
+    every: bool = False  # every display channel; `channel` is then the first of them
 
     @classmethod
     def parse(cls, text: str | int) -> "DisplayChoice":
         if isinstance(text, int):
             return cls(text)
+        if str(text).strip().lower() == "all":
+            return cls(0, None, True)
         chan, sep, mon = str(text).strip().partition(":")
         try:
             channel = int(chan)
             monitor = int(mon) if sep else None
         except ValueError:
-            raise DisplayChoiceError(f"--display {text!r}: give a channel id (0) or channel:monitor (0:1)") from None
+            raise DisplayChoiceError(f"--display {text!r}: give a channel id (0), channel:monitor (0:1) or all") from None
         if not 0 <= channel <= 255 or (monitor is not None and not 0 <= monitor <= 255):
             raise DisplayChoiceError(f"--display {text!r}: channel and monitor are 0 to 255")
         return cls(channel, monitor)
@@ -68,3 +72,27 @@ def shown_area(heads: Sequence[dict[str, Any]], surface_id: int, width: int, hei
         return Rect(0, 0, width, height)
     return Rect(min(r.left for r in rects), min(r.top for r in rects), max(r.right for r in rects),
                 max(r.bottom for r in rects))
+
+
+def layout(areas: Sequence[Rect]) -> tuple[list[tuple[int, int]], int, int]:
+    """Where the pictures of several display channels go in one picture, and its size.
+
+    ``areas``: each channel's shown area (its heads' bounding box on its surface), in channel
+    order. Where they do not overlap they stand where MONITORS_CONFIG put them (their x, y);
+    a guest with one QXL device per monitor puts every head at 0,0 of its own surface, so
+    overlapping ones stand side by side in channel order instead, top-aligned.
+    """
+    x0, y0 = min((a.left for a in areas), default=0), min((a.top for a in areas), default=0)
+    placed = [(a.left - x0, a.top - y0) for a in areas]
+    if any(_overlap(a, b) for i, a in enumerate(areas) for b in areas[i + 1:]):
+        placed, x = [], 0
+        for a in areas:
+            placed.append((x, 0))
+            x += a.width
+    width = max((x + a.width for (x, _), a in zip(placed, areas)), default=0)
+    height = max((y + a.height for (_, y), a in zip(placed, areas)), default=0)
+    return placed, width, height
+
+
+def _overlap(a: Rect, b: Rect) -> bool:
+    return a.left < b.right and b.left < a.right and a.top < b.bottom and b.top < a.bottom
