@@ -18,8 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from spicetool.capture.pcap_writer import PcapWriter
-from spicetool.capture.reader import TCP_ACK, open_capture
+from spicetool.capture import TCP_ACK, PcapWriter, open_capture
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +44,7 @@ def build_capture(out: Path, size_mb: int) -> int:
                     s = _shift(seg.src, rep) if client_src else seg.src
                     d = seg.dst if client_src else _shift(seg.dst, rep)
                     w.segment(t + (seg.time - first), s, d, seg.seq, seg.ack, seg.flags or TCP_ACK, seg.payload)
-                reader.stream.close()
+                reader.close()
                 t += 3600
     return rep
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 
+from spicetool.capture.errors import CaptureFailure
+
 LABELS = ("CLIENT_RANDOM", "CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
           "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "CLIENT_EARLY_TRAFFIC_SECRET", "EXPORTER_SECRET")
 MAX_LINE = 1024  # a line longer than this is not a key log line
 
 
-class KeyLogError(Exception):
-    """The key log cannot be read (one line, for the user)."""
+class KeyLogError(CaptureFailure):
+    """The key log cannot be read (one line, for the user; exit 3)."""
 
 
 class KeyLog:

@@ -15,11 +15,12 @@ import threading
 import time
 from typing import Iterator
 
-from spicetool.capture.reader import LINKTYPE_ETHERNET, Segment, _strip_link, _tcp_from_ip
+from spicetool.capture.errors import CaptureFailure
+from spicetool.capture.frames import LINKTYPE_ETHERNET, SNAPLEN, Segment, strip_link, tcp_from_ip
 
 ARPHRD_ETHER, ARPHRD_LOOPBACK = 1, 772
 RECV_BUFFER = 64 * 1024 * 1024  # a burst of full-screen bitmaps must not overflow the socket
-SNAPLEN = 262144
+LIVE_FAILED = 1  # the exit code when the capture cannot start (as it always was)
 
 
 def _open(iface: str | None, bpf: str | None):  # -> scapy L2ListenSocket
@@ -29,25 +30,31 @@ def _open(iface: str | None, bpf: str | None):  # -> scapy L2ListenSocket
         from scapy.arch.linux import L2ListenSocket
         from scapy.config import conf
     except ImportError:
-        raise SystemExit("error: live capture needs scapy: pip install 'spicetool[live]'") from None
+        raise CaptureFailure("live capture needs scapy: pip install 'spicetool[live]'", LIVE_FAILED) from None
     conf.verb = 0
     conf.bufsize = RECV_BUFFER
     try:
         return L2ListenSocket(iface=iface or conf.iface, filter=bpf)
     except Exception as exc:  # permission, unknown interface, bad filter
-        raise SystemExit(f"error: cannot capture live: {exc}") from None
+        raise CaptureFailure(f"cannot capture live: {exc}", LIVE_FAILED) from None
 
 
 def live_segments(iface: str | None, bpf: str | None, count: int | None,
                   duration: float | None) -> Iterator[Segment]:
-    """Yield TCP segments sniffed live, bounded by `count` packets and/or `duration` seconds."""
+    """TCP segments sniffed live, bounded by `count` packets and/or `duration` seconds.
+
+    The socket opens now (CaptureFailure when it cannot); the segments come as they are iterated."""
     sock = _open(iface, bpf)
+    where = f"capturing on {sock.iface}" + (f" (filter: {bpf})" if bpf else "")
+    print(where, file=sys.stderr, flush=True)
+    return _sniff(sock, count, duration)
+
+
+def _sniff(sock, count: int | None, duration: float | None) -> Iterator[Segment]:  # sock: L2ListenSocket
     deadline = time.monotonic() + duration if duration is not None else None
     # Ctrl-C and SIGTERM end the capture in order: what was sniffed is still decoded and shown
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    where = f"capturing on {sock.iface}" + (f" (filter: {bpf})" if bpf else "")
-    print(where, file=sys.stderr, flush=True)
     frames = 0
     try:
         while count is None or frames < count:
@@ -66,10 +73,10 @@ def live_segments(iface: str | None, bpf: str | None, count: int | None,
                 continue  # on loopback every packet is seen leaving and arriving: keep one
             frames += 1
             linktype = LINKTYPE_ETHERNET if sa_ll[3] in (ARPHRD_ETHER, ARPHRD_LOOPBACK) else None
-            ip = _strip_link(linktype, data) if linktype is not None else data
+            ip = strip_link(linktype, data) if linktype is not None else data
             if ip is None:
                 continue
-            seg = _tcp_from_ip(ip, float(ts) if ts is not None else time.time(), frames)
+            seg = tcp_from_ip(ip, float(ts) if ts is not None else time.time(), frames)
             if seg is not None:
                 yield seg
     finally:

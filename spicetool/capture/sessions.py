@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
+from spicetool.capture.frames import Segment
 from spicetool.capture.keylog import KeyLog
-from spicetool.capture.reader import Segment
 from spicetool.capture.tcp import Data, Gap, TcpConnection, TcpTracker
 from spicetool.capture.tls_records import looks_like_client_hello, record_chain
 from spicetool.stack import (

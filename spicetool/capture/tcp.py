@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from spicetool.capture.reader import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
+from spicetool.capture.frames import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
 
 MOD = 1 << 32
 MAX_PENDING = 8 * 1024 * 1024  # bytes held behind a hole before it is declared lost

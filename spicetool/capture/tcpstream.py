@@ -12,10 +12,8 @@ import ipaddress
 import random
 from typing import BinaryIO
 
-from spicetool.capture.pcap_writer import PcapWriter
-from spicetool.capture.reader import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
+from spicetool.capture.frames import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, SegmentWriter
 
-TCP_PSH = 0x08
 # Stand-ins for addresses the IPv4-only framing cannot show (documentation ranges, RFC 5737).
 _V6_CLIENT, _V6_SERVER = "192.0.2.1", "192.0.2.2"
 
@@ -110,7 +108,7 @@ class TcpStream:
 class Recording:
     """The output file, and the synthetic 4-tuples handed out so far (each one used once)."""
 
-    def __init__(self, stream: BinaryIO, writer: PcapWriter) -> None:
+    def __init__(self, stream: BinaryIO, writer: SegmentWriter) -> None:
         self.stream = stream
         self.writer = writer
         self.used: set[tuple[str, str]] = set()

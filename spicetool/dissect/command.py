@@ -5,18 +5,11 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import click
 
-from spicetool.capture.reader import CaptureError, Segment, open_capture
-from spicetool.capture.sessions import Record, SessionDecoder
-
-# Exit codes (documented in --help)
-EXIT_OK = 0
-EXIT_NO_SPICE = 1
-EXIT_UNREADABLE = 3
-EXIT_DAMAGED = 4
+from spicetool.capture import EXIT_NO_SPICE, CaptureFailure, Record, open_live, open_records
 
 
 def _matches(rec: Record, channels: set[str], types: set[str], sessions: set[int],
@@ -99,39 +92,26 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
         raise click.UsageError("give either a capture file or --live")
     if not live and (iface or bpf or count or duration is not None):
         raise click.UsageError("-i, -f, --count and --duration go with --live")
-    from spicetool.capture.keylog import KeyLogError, load_keylog
-
     try:
-        keylog = load_keylog(keylog_path)
-    except KeyLogError as exc:
+        if live:
+            records = open_live(iface, bpf, count, duration, keylog=keylog_path)
+        else:
+            assert capture is not None
+            records = open_records(capture, keylog=keylog_path)
+    except CaptureFailure as exc:
         err.print(f"error: {exc}", style="red")
-        sys.exit(EXIT_UNREADABLE)
-
-    if live:
-        from spicetool.capture.live import live_segments
-
-        segments: Iterator[Segment] = live_segments(iface, bpf, count, duration)
-        reader = None
-    else:
-        assert capture is not None
-        try:
-            reader = open_capture(capture)
-        except CaptureError as exc:
-            err.print(f"error: {exc}", style="red")
-            sys.exit(EXIT_UNREADABLE)
-        segments = iter(reader)
+        sys.exit(exc.exit_code)
 
     chan_filter, type_filter = _split(channels), _split(types)
     # tables keep their width when piped (rich would fold them to 80 columns)
     out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
     stats = None
     if summary:
-        from spicetool.capture.summary import Summary
+        from spicetool.capture import Summary
 
         stats = Summary()
     from spicetool.dissect.output import field_tree, human_line, write_json
 
-    decoder = SessionDecoder(keylog)
     t0: float | None = None
     seen_spice = False
     warnings = 0
@@ -142,15 +122,9 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
-        def records() -> Iterator[Record]:
-            nonlocal t0
-            for seg in segments:
-                if t0 is None:
-                    t0 = seg.time
-                yield from decoder.feed(seg)
-            yield from decoder.finish()
-
-        for rec in records():
+        for rec in records:
+            if t0 is None:
+                t0 = records.first_time  # the first packet's, which may carry no record
             if rec.type == "tls_encrypted":
                 encrypted += 1
             else:
@@ -176,6 +150,7 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     except KeyboardInterrupt:
         err.print("interrupted: stopping", style="yellow")
 
+    t0 = records.first_time
     if stats is not None:
         if as_json:
             for st in stats.ordered():
@@ -184,16 +159,17 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
             stats.render(out, t0 or 0.0)
     stdout.flush()
 
-    if reader is not None and reader.damage:
-        err.print(f"error: {capture}: {reader.damage}", style="red")
-        sys.exit(EXIT_DAMAGED)
+    failure = records.failure
+    if failure is not None:
+        err.print(f"error: {failure}", style="red")
+        sys.exit(failure.exit_code)
     if encrypted:
         err.print(f"warning: {encrypted} TLS-encrypted connection{'s' * (encrypted > 1)} not decoded: "
-                  + ("their keys are not in the key log, or their handshake is not in the capture" if keylog
+                  + ("their keys are not in the key log, or their handshake is not in the capture" if records.keylog
                      else "pass their key log with --tls-keylog FILE"),
                   style="yellow")
     if not seen_spice:
-        err.print(f"error: no SPICE traffic found in {capture or 'the live capture'}", style="red")
+        err.print(f"error: no SPICE traffic found in {records.name}", style="red")
         sys.exit(EXIT_NO_SPICE)
     if warnings:
         err.print(f"warning: {warnings} gaps or protocol errors (shown in place)", style="yellow")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
-from spicetool.capture.sessions import Record
+from spicetool.capture import Record
 
 BYTES_INLINE = 64  # longer byte strings are shown as a size and a head
 

@@ -83,7 +83,7 @@ def record(listen_s: str, target_s: str, out: str, tls_listen: bool, cert: str |
     if keylog and not (tls_listen or tls_target):
         raise click.UsageError("--tls-keylog goes with --tls-listen or --tls-target")
 
-    from spicetool.capture.tls_contexts import TlsSetupError, client_context, fingerprint, server_context, set_keylog
+    from spicetool.capture import TlsSetupError, client_context, fingerprint, server_context, set_keylog
 
     log = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
     listen_ctx = target_ctx = None
@@ -109,16 +109,9 @@ def record(listen_s: str, target_s: str, out: str, tls_listen: bool, cert: str |
         stream = open(out, "wb")
     except OSError as exc:
         _fail(f"{out}: {exc.strerror or exc}")
-    from spicetool.capture.tcpstream import Recording
+    from spicetool.capture import PcapngWriter, PcapWriter, Recording
 
-    if out.endswith(".pcapng"):
-        from spicetool.capture.pcapng_writer import PcapngWriter
-
-        writer = PcapngWriter(stream)
-    else:
-        from spicetool.capture.pcap_writer import PcapWriter
-
-        writer = PcapWriter(stream)
+    writer = PcapngWriter(stream) if out.endswith(".pcapng") else PcapWriter(stream)
     recording = Recording(stream, writer)
     recording.flush()
     proxy = RecordingProxy(listen, target, recording, listen_ctx, target_ctx, log)

@@ -10,8 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from spicetool.capture.linkcut import LinkStageCuts
-from spicetool.capture.tcpstream import Recording, TcpStream
+from spicetool.capture import LinkStageCuts, Recording, TcpStream
 
 READ_SIZE = 256 * 1024
 CONNECT_TIMEOUT = 15.0

@@ -9,9 +9,7 @@ from typing import Iterator
 
 import click
 
-from spicetool.capture.keylog import KeyLog, KeyLogError, load_keylog
-from spicetool.capture.reader import CaptureDamaged, CaptureError, open_capture
-from spicetool.capture.sessions import Record, decode_segments
+from spicetool.capture import CaptureFailure, CaptureRecords, KeyLog, Record, load_keylog, open_records
 from spicetool.render.audio import PlaybackAudio
 from spicetool.render.frames import frames, picture_at, records_of
 from spicetool.render.monitors import DisplayChoice, DisplayChoiceError
@@ -24,21 +22,21 @@ class RenderFailure(click.ClickException):
     exit_code = 1
 
 
-def _records(path: str, progress, keylog: KeyLog | None) -> tuple[Iterator[Record], object]:
-    reader = open_capture(path)
-    size = max(os.path.getsize(path), 1)
+def _records(path: str, progress, keylog: KeyLog | None) -> tuple[Iterator[Record], CaptureRecords]:
+    records = open_records(path, keylog=keylog)
+    size = max(records.size, 1)
 
     def gen() -> Iterator[Record]:
         last = 0.0
-        for rec in decode_segments(reader, keylog=keylog):
+        for rec in records:
             now = clock.monotonic()
             if progress is not None and now - last > 0.1:
-                progress(reader.bytes_read, size)
+                progress(records.bytes_read, size)
                 last = now
             yield rec
         if progress is not None:
             progress(size, size)
-    return gen(), reader
+    return gen(), records
 
 
 class _Progress:
@@ -155,7 +153,7 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
         raise click.UsageError(str(exc)) from None
     try:
         keylog = load_keylog(keylog_path)
-    except KeyLogError as exc:
+    except CaptureFailure as exc:
         raise RenderFailure(str(exc)) from None
     stats = RenderStats()
     progress = _Progress(quiet, "rendering")
@@ -209,7 +207,7 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
                           f" -> {writer.audio_codec}"
         stats.warnings.update(audio.warnings)
         _summary(stats, output, writer.count / fps, reader, quiet)
-    except (CaptureError, CaptureDamaged) as exc:
+    except CaptureFailure as exc:
         raise RenderFailure(str(exc).splitlines()[0]) from None
     except OSError as exc:
         raise RenderFailure(f"{exc.filename or output}: {exc.strerror or exc}") from None

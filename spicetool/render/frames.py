@@ -15,9 +15,7 @@ from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from spicetool.capture.keylog import KeyLog
-from spicetool.capture.reader import open_capture
-from spicetool.capture.sessions import Record, decode_segments
+from spicetool.capture import KeyLog, Record, open_records
 from spicetool.render.monitors import DisplayChoice
 from spicetool.render.session import AudioSink, RenderStats, SessionScreen
 
@@ -29,7 +27,7 @@ class Frame(NamedTuple):
 
 def records_of(capture: str, keylog: KeyLog | str | None = None) -> Iterator[Record]:
     """The records of a capture file, its TLS connections decrypted with ``keylog`` if given."""
-    return decode_segments(open_capture(capture), keylog=keylog)
+    return open_records(capture, keylog=keylog)
 
 
 def frames(capture: str | Iterable[Record], fps: float | None = None, *, session: int | None = None,

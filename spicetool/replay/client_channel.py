@@ -76,7 +76,7 @@ class ClientChannel:
             why = os.strerror(e.errno) if e.errno else str(e)
             raise ReplayFailure(f"cannot connect to {host}:{port}: {why}") from None
         if self.stream_factory is not None:
-            from spicetool.capture.linkcut import LinkStageCuts
+            from spicetool.capture import LinkStageCuts
             local = self.writer.get_extra_info("sockname")[:2]
             peer = self.writer.get_extra_info("peername")[:2]
             self.stream = self.stream_factory(local, peer, time.time())

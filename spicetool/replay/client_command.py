@@ -24,9 +24,7 @@ def _password(password: str | None, password_file: Path | None) -> bytes:
 
 
 def _recording(path: Path):
-    from spicetool.capture.pcap_writer import PcapWriter
-    from spicetool.capture.pcapng_writer import PcapngWriter
-    from spicetool.capture.tcpstream import Recording
+    from spicetool.capture import PcapngWriter, PcapWriter, Recording
     try:
         out = open(path, "wb")
     except OSError as e:

@@ -70,20 +70,19 @@ def _resent(ctype: int, name: str) -> str | None:
 
 def build_plan(capture: str, session: int | None = None) -> SessionPlan:
     """The replay plan of one session (default: the first with a client side)."""
-    from spicetool.capture.reader import CaptureDamaged, CaptureError, open_capture
-    from spicetool.capture.sessions import decode_segments
+    from spicetool.capture import CaptureFailure, open_records
 
     chans: dict[int, ChannelPlan] = {}          # Channel.index -> plan
     order: dict[int, list[int]] = {}            # session -> channel indexes in link order
     first: dict[int, float] = {}                # session -> time of its first record
     last: dict[int, float] = {}
     client_seen: set[int] = set()               # sessions with client bytes
-    damaged = None
     try:
-        for rec in decode_segments(open_capture(capture)):
+        records = open_records(capture, sessions=None if session is None else {session})
+        for rec in records:
             ch = rec.channel
             s = ch.session
-            if s is None or (session is not None and s != session):
+            if s is None:
                 continue
             # records of connections picked up mid-stream may come out of time order
             first[s] = min(first.get(s, rec.time), rec.time)
@@ -107,10 +106,9 @@ def build_plan(capture: str, session: int | None = None) -> SessionPlan:
                 plan.left_out[why] += 1
             else:
                 plan.messages.append((rec.time, msg))
-    except CaptureError as e:
+    except CaptureFailure as e:
         raise PlanError(str(e)) from None
-    except CaptureDamaged as e:
-        damaged = str(e) or "the capture breaks off"
+    damaged = records.damage
     if session is not None and session not in first:
         raise PlanError(f"{capture}: no session {session} in this capture")
     candidates = [s for s in sorted(first) if s in client_seen]

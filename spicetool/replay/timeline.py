@@ -173,17 +173,13 @@ class Timeline:
         self.damage: str | None = None    # where the capture breaks off (what came before is replayed)
 
     def _records(self) -> Iterator:
-        from spicetool.capture.reader import CaptureDamaged, CaptureError, open_capture
-        from spicetool.capture.sessions import decode_segments
+        from spicetool.capture import CaptureFailure, open_records
         try:
-            reader = open_capture(self.capture)
-            yield from decode_segments(reader)
-        except CaptureError as e:
+            records = open_records(self.capture)
+        except CaptureFailure as e:
             raise ReplayError(str(e)) from None
-        except CaptureDamaged as e:
-            self.damage = str(e)
-            return  # everything before the damage was replayed
-        self.damage = reader.damage
+        yield from records
+        self.damage = records.damage  # everything before the damage was replayed
 
     def _screen(self) -> SessionScreen:
         from spicetool.render.session import SessionScreen

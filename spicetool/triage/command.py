@@ -9,10 +9,7 @@ from typing import Any
 
 import click
 
-from spicetool.capture.keylog import KeyLog, KeyLogError, load_keylog
-from spicetool.capture.reader import CaptureError, open_capture
-
-EXIT_NO_SPICE, EXIT_UNREADABLE, EXIT_DAMAGED = 1, 3, 4
+from spicetool.capture import EXIT_NO_SPICE, EXIT_UNREADABLE, CaptureFailure, KeyLog, load_keylog
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,13 +50,10 @@ def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        keylog = load_keylog(keylog_path)
-        reader = open_capture(capture)
-    except (CaptureError, KeyLogError) as exc:
+        figures, records = gather(capture, keylog_path)
+    except CaptureFailure as exc:
         err.print(f"error: {exc}", style="red")
-        sys.exit(EXIT_UNREADABLE)
-    try:
-        figures = gather(reader, keylog)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
     figs = figures.as_json()
@@ -71,9 +65,9 @@ def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None
 
             out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
             render(figs, out, input_limit)
-    if reader.damage:
-        err.print(f"error: {capture}: {reader.damage}", style="red")
-        sys.exit(EXIT_DAMAGED)
+    if records.failure:
+        err.print(f"error: {records.failure}", style="red")
+        sys.exit(records.failure.exit_code)
     if not figs["sessions"]:
         err.print(f"error: no SPICE traffic found in {capture}", style="red")
         sys.exit(EXIT_NO_SPICE)
@@ -91,18 +85,17 @@ def write_report(capture: str, output: str, keylog: KeyLog | None = None) -> dic
 
     result: dict[str, Any] = {"capture": capture, "page": None, "code": 0, "error": None, "damage": None,
                               "figures": None}
-    try:
-        reader = open_capture(capture)
-    except CaptureError as exc:
-        return {**result, "code": EXIT_UNREADABLE, "error": str(exc)}
     thumbs: Thumbnailer | None
     try:
         thumbs = Thumbnailer()
     except Exception:  # noqa: BLE001 - no renderer: the figures still make a page
         thumbs = None
-    figures = gather(reader, keylog, thumbs.feed if thumbs is not None else None)
+    try:
+        figures, records = gather(capture, keylog, thumbs.feed if thumbs is not None else None)
+    except CaptureFailure as exc:
+        return {**result, "code": exc.exit_code, "error": str(exc)}
     figs = figures.as_json()
-    result["damage"] = reader.damage
+    result["damage"] = records.damage
     result["figures"] = key_figures(figs)
     if figs["sessions"]:
         screens: Any
@@ -112,12 +105,12 @@ def write_report(capture: str, output: str, keylog: KeyLog | None = None) -> dic
             screens = f"{type(exc).__name__}: {exc}"
         try:
             with open(output, "w", encoding="utf-8") as f:
-                f.write(render_html(figs, capture, reader.damage, screens))
+                f.write(render_html(figs, capture, records.damage, screens))
             result["page"] = output
         except OSError as exc:
             return {**result, "code": EXIT_UNREADABLE, "error": f"{output}: {exc.strerror or exc}"}
-    if reader.damage:
-        return {**result, "code": EXIT_DAMAGED, "error": f"{capture}: {reader.damage}"}
+    if records.failure:
+        return {**result, "code": records.failure.exit_code, "error": str(records.failure)}
     if not figs["sessions"]:
         return {**result, "code": EXIT_NO_SPICE, "error": f"no SPICE traffic found in {capture}"}
     return result
@@ -167,9 +160,9 @@ def report(capture: str, output: str, jobs: int | None, keylog_path: str | None)
     """
     try:
         keylog = load_keylog(keylog_path)
-    except KeyLogError as exc:
+    except CaptureFailure as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_UNREADABLE)
+        sys.exit(exc.exit_code)
     if os.path.isdir(capture):
         sys.exit(_report_folder(capture, output, jobs, keylog))
     if not os.path.exists(capture):

@@ -1,7 +1,7 @@
 """The figures of `spicetool stats`, gathered in one pass over a capture.
 
 Per-channel message and body-byte counters, capabilities and auth come from
-`spicetool.capture.summary` (the same numbers `dissect --summary` shows); this module adds what a
+`spicetool.capture.Summary` (the same numbers `dissect --summary` shows); this module adds what a
 support engineer asks next: wire bytes over time, round trips, image codecs, video streams,
 problems, and what the user typed and clicked.
 """
@@ -12,12 +12,20 @@ import math
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
-from spicetool.capture.keylog import KeyLog
-from spicetool.capture.reader import TCP_FIN, TCP_RST, Segment
-from spicetool.capture.sessions import Channel, Record, SessionDecoder
-from spicetool.capture.summary import ChannelStats, Summary
+from spicetool.capture import (
+    TCP_FIN,
+    TCP_RST,
+    CaptureRecords,
+    Channel,
+    ChannelStats,
+    KeyLog,
+    Record,
+    Segment,
+    Summary,
+    open_records,
+)
 from spicetool.stack.enums import LinkErr, MouseMode, SurfaceFlags
 from spicetool.triage.scancodes import TextDecoder, code_bytes
 
@@ -130,21 +138,19 @@ class Figures:
         self.frames = 0
 
     # -- input ---------------------------------------------------------------------------
-    def count(self, segments: Iterable[Segment]) -> Iterator[Segment]:
-        """Pass segments through, counting TCP payload bytes per direction and per second."""
-        for seg in segments:
-            if self.t0 is None:
-                self.t0 = seg.time
-            self.t_end = seg.time
-            self.frames = seg.frame
-            w = self.wire[(seg.src, seg.dst)]
-            if seg.payload:
-                w.bytes += len(seg.payload)
-                w.segments += 1
-                w.bins[int(seg.time - self.t0)] += len(seg.payload)
-            if seg.flags & (TCP_FIN | TCP_RST) and (seg.src, seg.dst) not in self.closes:
-                self.closes[(seg.src, seg.dst)] = (seg.time, "reset" if seg.flags & TCP_RST else "closed")
-            yield seg
+    def count(self, seg: Segment) -> None:
+        """Count a segment's TCP payload bytes per direction and per second."""
+        if self.t0 is None:
+            self.t0 = seg.time
+        self.t_end = seg.time
+        self.frames = seg.frame
+        w = self.wire[(seg.src, seg.dst)]
+        if seg.payload:
+            w.bytes += len(seg.payload)
+            w.segments += 1
+            w.bins[int(seg.time - self.t0)] += len(seg.payload)
+        if seg.flags & (TCP_FIN | TCP_RST) and (seg.src, seg.dst) not in self.closes:
+            self.closes[(seg.src, seg.dst)] = (seg.time, "reset" if seg.flags & TCP_RST else "closed")
 
     def _session(self, ch: Channel) -> SessionFigures:
         fig = self.sessions.get(ch.session)
@@ -403,22 +409,16 @@ def _notify_text(f: dict[str, Any]) -> str:
     return f"{f.get('severity')}: {text}"
 
 
-def gather(segments: Iterable[Segment], keylog: KeyLog | None = None,
-           also: Callable[[Record, float | None], None] | None = None) -> Figures:
-    """All figures of a stream of segments (a capture reader); `keylog` decrypts TLS connections,
-    `also` sees every record too, with the first packet's time (the report's thumbnails, in the same pass)."""
+def gather(capture: str, keylog: KeyLog | str | None = None,
+           also: Callable[[Record, float | None], None] | None = None) -> tuple[Figures, CaptureRecords]:
+    """All figures of a capture, and its records once read (their `failure` says whether it breaks off);
+    `keylog` decrypts TLS connections, `also` sees every record too, with the first packet's time
+    (the report's thumbnails, in the same pass). CaptureFailure when the capture cannot be read."""
     figures = Figures()
-    decoder = SessionDecoder(keylog)
-
-    def add(rec: Record) -> None:
+    records = open_records(capture, keylog=keylog, tap=figures.count)
+    for rec in records:
         figures.add(rec)
         if also is not None:
             also(rec, figures.t0)
-
-    for seg in figures.count(segments):
-        for rec in decoder.feed(seg):
-            add(rec)
-    for rec in decoder.finish():
-        add(rec)
     figures.finish()
-    return figures
+    return figures, records

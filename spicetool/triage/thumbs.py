@@ -191,8 +191,7 @@ def thumbnails(capture: str, figs: dict[str, Any], keylog: Any = None,
                only: list[tuple[float, str]] | None = None) -> Screens:
     """The session shown, its thumbnails in time order, and render warnings, in a pass of its own
     over the capture (`only`: just these moments, no first picture and no end)."""
-    from spicetool.capture.reader import open_capture
-    from spicetool.capture.sessions import decode_segments
+    from spicetool.capture import open_records
     from spicetool.render.session import SessionScreen
 
     screen = SessionScreen()
@@ -208,7 +207,7 @@ def thumbnails(capture: str, figs: dict[str, Any], keylog: Any = None,
         taken.append(Thumb(label, at, 0, 0, None) if img is None else
                      Thumb(label, at, img.shape[1], img.shape[0], _png(img)))
 
-    records = decode_segments(open_capture(capture), keylog=keylog)
+    records = open_records(capture, keylog=keylog)
     try:
         for rec in records:
             if t0 is None:
@@ -227,9 +226,7 @@ def thumbnails(capture: str, figs: dict[str, Any], keylog: Any = None,
                 first_seen = True
                 bisect.insort(wanted, (rel, "first complete picture"))
     finally:
-        close = getattr(records, "close", None)
-        if close:
-            close()
+        records.close()
     for at, label in wanted:  # moments at or after the last record: the final screen
         snap(min(at, last), label)
     if t0 is not None and only is None:

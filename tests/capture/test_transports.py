@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from spicetool.capture.http_connect import HttpConnect, parse_target
-from spicetool.capture.reader import open_capture
+from spicetool.capture import open_capture
 from spicetool.capture.tcp import Data, Gap, TcpTracker
 from spicetool.capture.transport import Notice
 from spicetool.capture.websocket import WebSocket, unmask

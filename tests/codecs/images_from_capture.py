@@ -1,7 +1,7 @@
 """Images of the display channel of a real capture, with what drew them (test helper).
 
 The bytes are read by the protocol stack's own parser (the records of
-`spicetool.capture.sessions.decode_segments`, whose `.fields` hold the parsed message), so
+`spicetool.capture.open_records`, whose `.fields` hold the parsed message), so
 there is one parser of the display messages: this module only picks the fields out.
 Only the draws whose body is DisplayBase followed by an Image pointer are looked at.
 """
@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from spicetool import codecs as decoders
-from spicetool.capture.reader import open_capture
-from spicetool.capture.sessions import decode_segments
+from spicetool.capture import open_records
 from spicetool.stack.channels.display import image_type as IMAGE_TYPE
 from spicetool.stack.image_headers import BITMAP_FMTS
 
@@ -58,7 +57,7 @@ class CapturedImage:
 
 def images(path: Path) -> list[CapturedImage]:
     found = []
-    for rec in decode_segments(open_capture(str(path))):
+    for rec in open_records(path):
         ev = rec.event
         if rec.layer != "message" or rec.channel.channel != "display" or ev is None:
             continue
@@ -121,7 +120,7 @@ STREAM_DATA = 123
 def mjpeg_frames(path: Path) -> list[bytes]:
     """The JPEG frames of the video streams (the parsed STREAM_DATA's data)."""
     frames = []
-    for rec in decode_segments(open_capture(str(path))):
+    for rec in open_records(path):
         ev = rec.event
         if rec.layer == "message" and rec.channel.channel == "display" and ev is not None \
                 and ev.type_id == STREAM_DATA and rec.direction == "server":

@@ -52,7 +52,7 @@ def test_empty_file(tmp_path: Path) -> None:
 
 def test_capture_of_something_else(tmp_path: Path) -> None:
     """A valid capture with TCP traffic that is not SPICE: no SPICE found, exit 1."""
-    from spicetool.capture.pcap_writer import PcapWriter
+    from spicetool.capture import PcapWriter
 
     path = tmp_path / "http.pcap"
     rng = random.Random(2)

@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 from support import CAPTURES, need_program
 
-from spicetool.capture.reader import open_capture
-from spicetool.capture.sessions import decode_segments
+from spicetool.capture import open_records
 
 AGENT = CAPTURES / "agent-file-transfer.pcapng"
 QEMU = CAPTURES / "qemu-channels.pcapng"
@@ -132,10 +131,9 @@ def test_file_transfer_status_and_data_chunks(agent) -> None:
 
 def full_agent_fields(path: Path, name: str) -> list[dict]:
     """Agent messages with their whole data (the JSON output abbreviates long byte strings)."""
-    reader = open_capture(str(path))
-    out = [dict(rec.fields) for rec in decode_segments(reader)
-           if rec.layer == "agent" and rec.type == "vd_agent_" + name]
-    assert reader.damage is None
+    records = open_records(path)
+    out = [dict(rec.fields) for rec in records if rec.layer == "agent" and rec.type == "vd_agent_" + name]
+    assert records.damage is None
     return out
 
 

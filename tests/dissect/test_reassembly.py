@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from support import CAPTURES
 
-from spicetool.capture.reader import Segment, open_capture
-from spicetool.capture.sessions import Record, decode_segments
+from spicetool.capture import Record, Segment, decode_segments, open_capture, open_records
 from spicetool.capture.tcp import ACK_GRACE_FRAMES
 
 
@@ -102,7 +101,7 @@ def test_midsession_capture_is_picked_up() -> None:
     cut = sorted(CAPTURES.glob("*midsession*.pcap*")) + sorted(CAPTURES.glob("*mid-session*.pcap*"))
     if not cut:
         pytest.fail("the corpus has no mid-session capture")
-    records = list(decode_segments(open_capture(str(cut[0]))))
+    records = list(open_records(cut[0]))
     channels = {r.channel.channel for r in records if r.layer == "message"}
     assert "display" in channels
     assert not any(r.layer == "link" for r in records)
@@ -114,7 +113,7 @@ def test_midsession_capture_is_picked_up() -> None:
 
 
 def test_every_capture_decodes_without_errors(capture: Path) -> None:
-    records = list(decode_segments(open_capture(str(capture))))
+    records = list(open_records(capture))
     bad = [r for r in records if r.layer in ("error", "gap") or getattr(r.event, "error", None)]
     assert not bad, [(r.type, r.fields, getattr(r.event, "error", None)) for r in bad[:5]]
     assert any(r.layer == "message" for r in records)

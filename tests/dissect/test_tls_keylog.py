@@ -31,10 +31,17 @@ from support import CAPTURES, ROOT, need_program
 sys.path.insert(0, str(ROOT / "tests" / "record"))
 from recorder import Recorder, peers, screenshot  # noqa: E402
 
-from spicetool.capture.keylog import KeyLog  # noqa: E402
-from spicetool.capture.pcap_writer import PcapWriter  # noqa: E402
-from spicetool.capture.reader import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, open_capture  # noqa: E402
-from spicetool.capture.sessions import decode_segments  # noqa: E402
+from spicetool.capture import (  # noqa: E402
+    TCP_ACK,
+    TCP_FIN,
+    TCP_RST,
+    TCP_SYN,
+    KeyLog,
+    PcapWriter,
+    decode_segments,
+    open_capture,
+    open_records,
+)
 from spicetool.capture.tcp import Data, TcpTracker  # noqa: E402
 from spicetool.capture.tls import TlsConnection  # noqa: E402
 from spicetool.render import picture_at  # noqa: E402
@@ -64,7 +71,7 @@ class TlsSession:
 def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> TlsSession:
     for program in ("Xorg", "spicy-screenshot", "tshark", "xterm"):
         need_program(program)
-    from spicetool.capture.tls_contexts import self_signed
+    from spicetool.capture import self_signed
 
     version = request.param
     tmp = tmp_path_factory.mktemp(f"tls{version}")
@@ -104,7 +111,7 @@ def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 # -- reading ---------------------------------------------------------------------------------------
 
 def records(path: Path, keylog: Path | KeyLog | None = None) -> list:
-    return list(decode_segments(open_capture(str(path)), keylog=str(keylog) if isinstance(keylog, Path) else keylog))
+    return list(open_records(path, keylog=str(keylog) if isinstance(keylog, Path) else keylog))
 
 
 def messages(recs: list) -> dict[tuple[str, int | None, str], list[tuple]]:
@@ -267,7 +274,7 @@ def test_render_last_equals_the_clear_recording(session: TlsSession) -> None:
     truth = picture_at(str(session.clear))
     assert truth is not None and truth.image.std() > 5  # the desktop with its xterm
     for side, path in session.sides.items():
-        frame = picture_at(decode_segments(open_capture(str(path)), keylog=str(session.keylog)))
+        frame = picture_at(open_records(path, keylog=str(session.keylog)))
         assert frame is not None and np.array_equal(frame.image, truth.image), side
 
 
@@ -533,7 +540,7 @@ def test_key_updates_both_ways(tmp_path: Path) -> None:
     """openssl s_client asks for a KeyUpdate mid-connection ("K"): both sides move to their next
     traffic secret; what each sent before and after decrypts, as tshark decrypts it."""
     need_program("openssl")
-    from spicetool.capture.tls_contexts import self_signed
+    from spicetool.capture import self_signed
 
     port = 5985
     cert, key = self_signed(["localhost"])
@@ -706,7 +713,7 @@ def reencrypt(src: str, dst: str, keylog: str, ciphers: str = "", server_curve: 
     `ciphers`: the TLS 1.2 cipher list; `server_curve`: the one group the server accepts; `resume`:
     the connections after the first resume its session (abbreviated handshakes); `alpn`: the client
     asks for these application protocols (comma-separated)."""
-    from spicetool.capture.tls_contexts import self_signed
+    from spicetool.capture import self_signed
 
     cert, key = self_signed(["localhost"])
     with tempfile.TemporaryDirectory() as d:

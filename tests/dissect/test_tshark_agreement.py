@@ -13,8 +13,7 @@ from pathlib import Path
 
 from support import need_program, starts_mid_session, wireshark_in_step
 
-from spicetool.capture.reader import open_capture
-from spicetool.capture.sessions import Record, decode_segments
+from spicetool.capture import Record, open_records
 
 # tshark field -> how to find the same values in our records
 FIELDS = ("spice.surface_width", "spice.surface_height", "spice.image_type", "spice.display_stream_codec_type",
@@ -44,17 +43,17 @@ def tshark_messages(path: Path) -> dict[tuple[int, int], list[tuple[int, int]]]:
 
 
 def our_messages(path: Path) -> tuple[dict[tuple[int, int], list[tuple[int, int]]], dict[int, list[Record]]]:
-    reader = open_capture(str(path))
+    records = open_records(path)
     seqs: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
     by_frame: dict[int, list[Record]] = defaultdict(list)
-    for rec in decode_segments(reader):
+    for rec in records:
         if rec.layer != "message":
             continue
         c, s = rec.channel.client, rec.channel.server
         src, dst = (c, s) if rec.direction.value == "client" else (s, c)
         seqs[(int(src.rsplit(":", 1)[1]), int(dst.rsplit(":", 1)[1]))].append((rec.frame, rec.type_id))
         by_frame[rec.frame].append(rec)
-    assert reader.damage is None
+    assert records.damage is None
     return seqs, by_frame
 
 

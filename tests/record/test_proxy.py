@@ -20,8 +20,7 @@ from PIL import Image, ImageChops
 from recorder import Recorder, peers, screenshot
 from support import need_program
 
-from spicetool.capture.reader import TCP_FIN, TCP_RST, TCP_SYN, open_capture
-from spicetool.capture.sessions import decode_segments
+from spicetool.capture import TCP_FIN, TCP_RST, TCP_SYN, open_capture, open_records
 
 
 def same_image(a: Path, b: Path) -> bool:
@@ -62,7 +61,7 @@ def tshark_types(path: Path) -> dict[tuple[int, int], list[int]]:
 
 def our_types(path: Path) -> dict[tuple[int, int], list[int]]:
     seqs: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for rec in decode_segments(open_capture(str(path))):
+    for rec in open_records(path):
         if rec.layer == "message":
             c, s = rec.channel.client, rec.channel.server
             src, dst = (c, s) if rec.direction.value == "client" else (s, c)
@@ -182,7 +181,7 @@ def test_tls_both_sides_recorded_in_clear(tmp_path: Path) -> None:
     """spicy-screenshot --TLS--> record --TLS--> Xspice's TLS port; the file holds clear SPICE."""
     need_program("Xorg")
     need_program("spicy-screenshot")
-    from spicetool.capture.tls_contexts import self_signed
+    from spicetool.capture import self_signed
 
     certs = tmp_path / "x509"
     certs.mkdir()

@@ -68,8 +68,7 @@ def test_a_capture_cut_mid_session_draws_placeholders_for_what_it_never_saw(name
     """A real capture without its first part: GLZ images refer to dictionary images, and cached
     pixmaps to entries, from before the cut. They are drawn as placeholders, said in a warning,
     and never counted as known pixels."""
-    from spicetool.capture.pcap_writer import PcapWriter
-    from spicetool.capture.reader import open_capture
+    from spicetool.capture import PcapWriter, open_capture
     path = capture_path(name)
     if path is None:
         pytest.fail(f"{name} is not in captures/")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spicetool.capture.sessions import Record
+from spicetool.capture import Record
 from spicetool.render import RenderStats, SessionScreen, frames, picture_at
 from spicetool.render.frames import records_of
 

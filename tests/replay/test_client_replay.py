@@ -80,9 +80,8 @@ def distinct_pictures(path: Path, min_seconds: float = 0.02) -> list[bytes]:
 
 def records(path: Path) -> list:
     """Every record the dissector finds in a capture."""
-    from spicetool.capture.reader import open_capture
-    from spicetool.capture.sessions import decode_segments
-    return list(decode_segments(open_capture(str(path))))
+    from spicetool.capture import open_records
+    return list(open_records(path))
 
 
 def client_messages(path: Path, channel: str) -> list[tuple[str, dict, float]]:
@@ -99,7 +98,7 @@ def check_summary(stdout: str, new: Path) -> set[str]:
     """Each summary line's figures are what the regenerated capture holds; returns the channels."""
     from collections import Counter
 
-    from spicetool.capture.reader import open_capture
+    from spicetool.capture import open_capture
     messages: Counter = Counter()
     endpoints: dict[str, str] = {}
     for r in records(new):
@@ -465,8 +464,7 @@ def test_connection_refused():
 
 def _server_side_only(src: Path, dst: Path) -> None:
     """The capture with every client-to-server segment dropped (what a one-sided tap sees)."""
-    from spicetool.capture.pcap_writer import PcapWriter
-    from spicetool.capture.reader import open_capture
+    from spicetool.capture import PcapWriter, open_capture
     with open(dst, "wb") as out:
         w = PcapWriter(out)
         for seg in open_capture(str(src)):

@@ -89,7 +89,7 @@ def test_a_truncated_capture_is_replayed_up_to_the_break_and_said_so(tmp_path):
     """A capture cut in the middle of a packet: serve replays what came before, says where the
     capture breaks off in one line, and holds the last picture for its clients."""
     need("spicy-screenshot")
-    from spicetool.capture.reader import open_capture
+    from spicetool.capture import open_capture
     from spicetool.render import picture_at
     path = ROOT / "captures" / "typing.pcapng"
     reader = open_capture(str(path))
@@ -115,7 +115,7 @@ def test_a_truncated_capture_is_replayed_up_to_the_break_and_said_so(tmp_path):
 
 
 def test_a_capture_that_breaks_off_before_any_picture(tmp_path):
-    from spicetool.capture.reader import open_capture
+    from spicetool.capture import open_capture
     path = ROOT / "captures" / "typing.pcapng"
     reader = open_capture(str(path))
     ends = [reader.bytes_read for _ in reader]

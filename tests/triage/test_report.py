@@ -211,7 +211,7 @@ def test_report_agrees_with_stats_and_render(capture: Path, tmp_path: Path) -> N
 def test_report_reads_the_capture_once(capture: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The page's thumbnails come from the figures' own pass (no second reading of the capture), and
     they are exactly what a pass of their own over the capture gives."""
-    import spicetool.capture.reader as capture_module
+    import spicetool.capture.records as capture_module
     import spicetool.triage.command as command
     import spicetool.triage.thumbs as thumbs
 
@@ -222,8 +222,7 @@ def test_report_reads_the_capture_once(capture: Path, tmp_path: Path, monkeypatc
         opened.append(path)
         return real_open(path)
 
-    monkeypatch.setattr(command, "open_capture", counting_open)
-    monkeypatch.setattr(capture_module, "open_capture", counting_open)
+    monkeypatch.setattr(capture_module, "open_capture", counting_open)  # every command opens captures there
     import spicetool.triage.report as report_module
 
     seen: dict = {}
@@ -245,8 +244,7 @@ def test_report_reads_the_capture_once(capture: Path, tmp_path: Path, monkeypatc
 
 
 def test_report_folder_with_a_capture_without_spice(tmp_path: Path) -> None:
-    from spicetool.capture.pcap_writer import PcapWriter
-    from spicetool.capture.reader import TCP_ACK, TCP_SYN
+    from spicetool.capture import TCP_ACK, TCP_SYN, PcapWriter
 
     src = tmp_path / "in"
     src.mkdir()

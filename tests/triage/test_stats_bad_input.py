@@ -8,8 +8,7 @@ from pathlib import Path
 
 from support import CAPTURES
 
-from spicetool.capture.pcap_writer import PcapWriter
-from spicetool.capture.reader import TCP_ACK, TCP_SYN
+from spicetool.capture import TCP_ACK, TCP_SYN, PcapWriter
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -1,0 +1,87 @@
+"""Capture files down to TCP segments: pcap or pcapng, told apart by their first bytes.
+
+Hand-written because it is the hot loop of every command and small: a record at a time,
+never the whole file in memory. The formats' own layouts are in pcap.py and pcapng.py, the
+link layers, IP and TCP in frames.py.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Iterator
+
+from spicetool.capture.errors import CaptureDamaged, CaptureError
+from spicetool.capture.frames import Segment, strip_link, tcp_from_ip
+from spicetool.capture.pcap import PCAP_MAGICS, pcap_records
+from spicetool.capture.pcapng import PCAPNG_SHB, pcapng_records
+
+
+class CaptureReader:
+    """Iterate the TCP segments of a pcap or pcapng file, a record at a time.
+
+    `damage` is set (and iteration ends) when the file breaks off or is corrupt. `secrets`
+    holds the (type, bytes) of the pcapng Decryption Secrets blocks read so far.
+    """
+
+    def __init__(self, stream: BinaryIO, name: str = "capture") -> None:
+        self.stream = stream
+        self.name = name
+        self.damage: str | None = None
+        self.frames = 0
+        self.bytes_read = 0
+        self.secrets: list[tuple[int, bytes]] = []
+        head = stream.read(4)
+        if len(head) < 4:
+            raise CaptureError(f"{name}: empty or too short to be a capture")
+        self.magic = head
+        if head in PCAP_MAGICS:
+            self.format = "pcap"
+        elif head == PCAPNG_SHB:
+            self.format = "pcapng"
+        else:
+            raise CaptureError(f"{name}: not a pcap or pcapng capture (starts with {head.hex()})")
+
+    def __iter__(self) -> Iterator[Segment]:
+        records = pcap_records(self) if self.format == "pcap" else pcapng_records(self)
+        try:
+            for linktype, time, data in records:
+                self.frames += 1
+                ip = strip_link(linktype, data)
+                if ip is None:
+                    continue
+                seg = tcp_from_ip(ip, time, self.frames)
+                if seg is not None:
+                    yield seg
+        except CaptureDamaged as exc:
+            self.damage = str(exc)
+        except OSError as exc:  # the disk or the network file system, part-way
+            self.damage = f"read error after frame {self.frames}: {exc.strerror or exc}"
+
+    def read(self, n: int, what: str) -> bytes:
+        """Exactly n bytes of the file, or CaptureDamaged saying it is truncated in `what`."""
+        data = self.stream.read(n)
+        self.bytes_read += len(data)
+        if len(data) < n:
+            raise CaptureDamaged(
+                f"capture truncated in {what} after frame {self.frames} "
+                f"(byte {self.bytes_read + 4} of the file)"
+            )
+        return data
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def open_capture(path: str) -> CaptureReader:
+    """Open a capture file; CaptureError (one line) when it cannot be."""
+    try:
+        stream = open(path, "rb", buffering=1024 * 1024)
+    except OSError as exc:
+        raise CaptureError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        return CaptureReader(stream, path)
+    except CaptureError:
+        stream.close()
+        raise
+    except OSError as exc:  # a directory opens on some systems, then fails to read
+        stream.close()
+        raise CaptureError(f"{path}: {exc.strerror or exc}") from None
