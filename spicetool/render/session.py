@@ -82,10 +82,16 @@ class Route:
         if self.session is None:
             if ch.channel_type != _DISPLAY or rec.layer != "message":
                 # before the display speaks: pointer and sound of the capture's first session
-                return ch.session == 1 and rec.layer == "message"
+                return ch.session == 1 and rec.layer == "message" and (
+                    ch.channel_type != _CURSOR or (ch.channel_id or 0) == self.display)
             self.session = ch.session  # the first session that shows something
-        return ch.session == self.session and (ch.channel_type != _DISPLAY or self.every
-                                               or (ch.channel_id or 0) == self.display)
+        if ch.session != self.session:
+            return False
+        if ch.channel_type in (_DISPLAY, _CURSOR):
+            # each QXL device has a display and a cursor channel of the same id: the pointer of
+            # cursor channel N is on display channel N's surface
+            return (self.every and ch.channel_type == _DISPLAY) or (ch.channel_id or 0) == self.display
+        return True
 
 
 class SessionScreen:
@@ -217,9 +223,15 @@ class SessionScreen:
         return changed and self.choice.every
 
     def _companion(self, channel: int) -> "SessionScreen":
-        c = SessionScreen(self.session, channel, cursor=False, partial=self.partial, caches=self.caches)
+        # shown (with --display all) with its own pointer; otherwise only its images matter
+        c = SessionScreen(self.session, channel, cursor=self.with_cursor and self.choice.every,
+                          partial=self.partial, caches=self.caches)
         c._is_companion = True
         c.t0 = self.t0
+        # the session's multimedia clock so far (main INIT came before this channel spoke)
+        c._clocks = dict(self._clocks)
+        if self.streams.clock.mm is not None:
+            c.streams.clock.set(self.streams.clock.mm, self.streams.clock.at)
         return c
 
     def _note_playback(self, rec: Any) -> None:

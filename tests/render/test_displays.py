@@ -6,6 +6,7 @@ refer to dictionary images sent on display 0: both render exactly only with the 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from spicetool.render.caches import SessionCaches
 from spicetool.render.frames import records_of
 from spicetool.render.monitors import DisplayChoice, layout
 from spicetool.render.sizing import largest_picture
+from spicetool.stack.enums import ChannelType
 from spicetool.stack.geometry import Rect
 
 from support import deployment_capture
@@ -41,6 +43,11 @@ def _truths() -> list[np.ndarray]:
 def _render(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "spicetool", "render", "-q", *args], capture_output=True,
                           text=True, timeout=600)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a.astype(float) - b.astype(float)) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)
 
 
 def _differing(a: np.ndarray, b: np.ndarray) -> int:
@@ -74,6 +81,55 @@ def test_display_all_side_by_side(tmp_path: Path) -> None:
     # a video of every channel is as large as both side by side
     assert largest_picture(records_of(_capture()), None, DisplayChoice.parse("all")) == (2048, 768)
     assert largest_picture(records_of(_capture()), None, DisplayChoice.parse("1")) == (1024, 768)
+
+
+def test_video_of_every_display_channel(tmp_path: Path) -> None:
+    """A video of --display all is as large as the layout; its last picture is the composed
+    screen of that moment (H.264: by PSNR). The last tick of the 25 fps clock falls 4 ms before
+    display 1's last draw (22.244 s), so the picture compared is the one at 22.2 s."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    out = tmp_path / "all.mp4"
+    r = _render(_capture(), "--display", "all", "--from", "20", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    last = tmp_path / "last.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-vf", "reverse", "-frames:v", "1", "-update", "1",
+                    str(last)], check=True, timeout=120)
+    got = np.asarray(Image.open(last).convert("RGB"))
+    assert got.shape == (768, 2048, 3)
+    want = picture_at(_capture(), 22.2, display="all").image
+    assert _psnr(got, want) >= 35
+
+
+def test_cursor_channel_of_its_display() -> None:
+    """Each QXL device has a cursor channel of its display's id: cursor 1 is display 1's pointer."""
+    from spicetool.render.session import Route
+    route = Route(1, 0)
+
+    class Ch:
+        def __init__(self, kind: ChannelType, cid: int) -> None:
+            self.channel_type, self.channel_id, self.session = int(kind), cid, 1
+
+    class Rec:
+        def __init__(self, kind: ChannelType, cid: int) -> None:
+            self.channel, self.layer = Ch(kind, cid), "message"
+
+    assert route.wants(Rec(ChannelType.CURSOR, 0)) and not route.wants(Rec(ChannelType.CURSOR, 1))
+    assert Route(1, 1).wants(Rec(ChannelType.CURSOR, 1)) and not Route(1, 1).wants(Rec(ChannelType.DISPLAY, 0))
+    assert Route(1, 0, every=True).wants(Rec(ChannelType.DISPLAY, 1))
+
+
+def test_one_head_exact(tmp_path: Path) -> None:
+    """linux-qxl: one QXL device, one display channel: --last and --display all are its truth."""
+    capture = str(deployment_capture("linux-qxl.pcapng"))
+    truth = np.asarray(Image.open(deployment_capture("linux-qxl.png")).convert("RGB"))
+    stats = RenderStats()
+    assert _differing(picture_at(capture, None, stats=stats).image, truth) == 0
+    assert stats.placeholders == 0 and not stats.warnings, dict(stats.warnings)
+    out = tmp_path / "all.png"
+    r = _render(capture, "--last", "--display", "all", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert _differing(np.asarray(Image.open(out).convert("RGB")), truth) == 0
 
 
 def test_display_1_needs_the_shared_dictionary() -> None:
