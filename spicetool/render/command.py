@@ -123,8 +123,9 @@ Examples:
 @click.option("--session", type=click.IntRange(min=1), help="Session number (as dissect --summary numbers them).")
 @click.option("--display", default="0", show_default=True,
               help="Display channel id, all its monitors; CHANNEL:MONITOR for one monitor (0:1); or all:"
-                   " every display channel in one picture, where MONITORS_CONFIG puts them, side by side"
-                   " where it puts them all at 0,0 (one QXL device per monitor).")
+                   " every display channel in one picture, where MONITORS_CONFIG puts them; where it puts"
+                   " them all at 0,0 (one QXL device per monitor), where the client told the guest's agent"
+                   " its monitors are, else side by side.")
 @click.option("--from", "start", type=click.FloatRange(min=0), help="Start at this many seconds into the capture.")
 @click.option("--to", "end", type=click.FloatRange(min=0), help="Stop at this many seconds into the capture.")
 @click.option("--scale", type=click.FloatRange(0.05, 8), default=1.0, show_default=True, help="Scale the pictures.")

@@ -17,7 +17,7 @@ import numpy as np
 from spicetool.render.caches import SessionCaches
 from spicetool.render.canvas import Canvas
 from spicetool.render.cursor import draw_cursor
-from spicetool.render.monitors import DisplayChoice, layout, shown_area
+from spicetool.render.monitors import ClientMonitors, DisplayChoice, layout, shown_area
 from spicetool.render.streams import StreamError, Streams
 from spicetool.render.surfaces import Region, Surface, SurfaceError
 from spicetool.stack.cursor import CursorState
@@ -104,6 +104,7 @@ class SessionScreen:
         self.route = Route(session, self.choice.channel)
         self.caches = caches if caches is not None else SessionCaches()
         self.companions: dict[int, SessionScreen] = {}  # display channel id -> its screen
+        self.client_monitors = ClientMonitors()  # where the client put them (--display all)
         self._is_companion = False
         self.partial = partial  # mid-session: show pictures before every pixel is known
         self.display = self.choice.channel
@@ -161,6 +162,8 @@ class SessionScreen:
         if rec.channel.channel_type == _MAIN and rec.type in ("init", "multi_media_time") and rec.layer == "message":
             self._mm_time(rec)
             return self._forward(rec)
+        if rec.channel.channel_type == _MAIN and rec.layer == "agent":
+            return self.client_monitors.note(rec) and self.choice.every and rec.channel.session == self.session
         if rec.channel.channel_type == _PLAYBACK or (rec.type == "channels_list" and rec.channel.channel_type == _MAIN):
             self._note_playback(rec)
         wanted = self.wants(rec)  # chooses the session on its first display record
@@ -471,24 +474,25 @@ class SessionScreen:
         """--display all: every display channel's picture where layout puts it (black between)."""
         screens = sorted([(self.display, self), *self.companions.items()], key=lambda kv: kv[0])
         parts = []
-        for _, scr in screens:
+        for cid, scr in screens:
             shown = scr._own(force)
             if shown is not None:
-                parts.append((scr.shown_box(), shown[1]))
+                parts.append((cid, scr.shown_box(), shown[1]))
         if not parts:
             return None
-        key = ("all", force, *(id(bgrx) for _, bgrx in parts))
+        positions = self.client_monitors.positions(self.session, [cid for cid, _, _ in parts])
+        key = ("all", force, str(positions), *(id(bgrx) for _, _, bgrx in parts))
         if self._last is not None and self._last[0] == key:
             return self._last[1]
-        places, width, height = layout([box for box, _ in parts])
+        places, width, height = layout([box for _, box, _ in parts], positions)
         bgrx = np.zeros((height, width, 4), np.uint8)
-        for (x, y), (_, part) in zip(places, parts):
+        for (x, y), (_, _, part) in zip(places, parts):
             bgrx[y:y + part.shape[0], x:x + part.shape[1]] = part
         rgb = bgrx[..., 2::-1]
         rgb.flags.writeable = False
         bgrx.flags.writeable = False
         self._last = (key, (rgb, bgrx))
-        self._keep = [part for _, part in parts]  # the ids in the key stay theirs while it is kept
+        self._keep = [part for _, _, part in parts]  # the ids in the key stay theirs while it is kept
         return rgb, bgrx
 
     def shown_box(self) -> Rect | None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from spicetool.render.monitors import DisplayChoice, layout, shown_area
+from spicetool.render.monitors import ClientMonitors, DisplayChoice, layout, shown_area
 from spicetool.render.session import DRAWS, Route, common_size
 from spicetool.render.surfaces import MAX_SURFACE_PIXELS
 from spicetool.stack.geometry import Rect
 from spicetool.stack.enums import PRIMARY_SURFACE_ID, ChannelType, SurfaceFlags
 
 _DISPLAY = int(ChannelType.DISPLAY)  # bound as an int: every record is looked at
+_MAIN = int(ChannelType.MAIN)
 
 SIZE_MESSAGES = frozenset({"surface_create", "surface_destroy", "monitors_config"})
 
@@ -69,6 +70,8 @@ class Areas:
     def __init__(self, monitor: int | None) -> None:
         self.monitor = monitor
         self.channels: dict[int, AreaTracker] = {}
+        self.client = ClientMonitors()
+        self.session: int | None = None
 
     def tracker(self, channel: int) -> AreaTracker:
         if channel not in self.channels:
@@ -76,10 +79,11 @@ class Areas:
         return self.channels[channel]
 
     def size(self) -> tuple[int, int] | None:
-        boxes = [b for _, t in sorted(self.channels.items()) if (b := t.box()) is not None]
-        if not boxes:
+        shown = [(c, b) for c, t in sorted(self.channels.items()) if (b := t.box()) is not None]
+        if not shown:
             return None
-        _, width, height = layout(boxes)
+        positions = self.client.positions(self.session, [c for c, _ in shown])
+        _, width, height = layout([b for _, b in shown], positions)
         return width, height
 
 
@@ -104,10 +108,15 @@ def largest_picture(records: Iterable[Any], session: int | None = None, display:
         t = rec.time - t0
         if end is not None and t > end:
             break
+        if display.every and rec.channel.channel_type == _MAIN and rec.layer == "agent":
+            if areas.client.note(rec) and (start is None or t >= start):
+                consider(areas.size())  # the client moved its monitors
+            continue
         if not route.wants(rec):  # every record, in order: the session is chosen as the render chooses it
             continue
         if rec.channel.channel_type != _DISPLAY or rec.direction.name != "SERVER":
             continue
+        areas.session = route.session
         area = areas.tracker(rec.channel.channel_id or 0)
         area.midstream |= rec.channel.midstream
         if rec.type not in SIZE_MESSAGES and not (area.midstream and (rec.type in DRAWS or rec.type == "copy_bits")):

@@ -5,6 +5,7 @@ pixmap cache and GLZ dictionary ids in display INIT, and the server's GLZ images
 refer to dictionary images sent on display 0: both render exactly only with the caches shared."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from spicetool.render.frames import records_of
 from spicetool.render.monitors import DisplayChoice, layout
 from spicetool.render.sizing import largest_picture
 from spicetool.stack.enums import ChannelType
+from spicetool.stack.events import Direction
 from spicetool.stack.geometry import Rect
 
 from support import deployment_capture
@@ -147,6 +149,33 @@ def test_display_1_needs_the_shared_dictionary() -> None:
     assert _differing(img, _truths()[1]) > 0
 
 
+def _with_client_monitors(monitors: list[tuple[int, int]]) -> list:
+    """The session's records with a VD_AGENT_MONITORS_CONFIG from the client (one 1024x768 monitor
+    at each x, y, entry N for display channel N, as spice-gtk numbers them) after the main INIT.
+    The real session has no agent (busybox guest): the message is made up, its form is spicy's."""
+    recs = list(records_of(_capture()))
+    at = next(i for i, r in enumerate(recs) if r.channel.channel_type == int(ChannelType.MAIN)
+              and r.type == "init" and r.layer == "message")
+    mons = [{"height": 768, "width": 1024, "depth": 32, "x": x, "y": y} for x, y in monitors]
+    agent = dataclasses.replace(recs[at], direction=Direction.CLIENT, layer="agent", type="vd_agent_monitors_config",
+                                type_id=2, size=8 + 20 * len(mons),
+                                fields={"num_of_monitors": len(mons), "flags": 0, "monitors": mons}, event=None)
+    return recs[:at + 1] + [agent] + recs[at + 1:]
+
+
+@pytest.mark.parametrize("monitors, arrange", [
+    ([(1024, 0), (0, 0)], lambda t: np.hstack([t[1], t[0]])),  # display 1 left of display 0
+    ([(0, 0), (0, 768)], lambda t: np.vstack(t)),              # display 1 below display 0
+    ([(0, 0), (100, 100)], lambda t: np.hstack(t)),            # overlapping: side by side
+])
+def test_display_all_where_the_client_put_its_monitors(monitors, arrange) -> None:
+    recs = _with_client_monitors(monitors)
+    expected = arrange(_truths())
+    assert _differing(picture_at(iter(recs), None, display="all").image, expected) == 0
+    height, width = expected.shape[:2]
+    assert largest_picture(iter(recs), None, DisplayChoice.parse("all")) == (width, height)
+
+
 def test_layout() -> None:
     # apart where MONITORS_CONFIG puts them: kept (from the top-left of the lot)
     assert layout([Rect(0, 0, 1024, 768), Rect(1024, 0, 1824, 600)]) == ([(0, 0), (1024, 0)], 1824, 768)
@@ -154,6 +183,13 @@ def test_layout() -> None:
     # on top of each other (every head at 0,0 of its own surface): side by side, top-aligned
     assert layout([Rect(0, 0, 1024, 768), Rect(0, 0, 800, 600)]) == ([(0, 0), (1024, 0)], 1824, 768)
     assert layout([]) == ([], 0, 0)
+    # on top of each other, but the client said where its monitors are: there
+    both = [Rect(0, 0, 1024, 768), Rect(0, 0, 800, 600)]
+    assert layout(both, [(0, 768), (100, 0)]) == ([(0, 768), (100, 0)], 1024, 1536)
+    assert layout(both, [(800, 0), (0, 0)]) == ([(800, 0), (0, 0)], 1824, 768)
+    assert layout(both, [(-1024, -10), (0, 0)]) == ([(0, 0), (1024, 10)], 1824, 768)
+    assert layout(both, [(0, 0), None]) == ([(0, 0), (1024, 0)], 1824, 768)  # not said for each
+    assert layout(both, [(0, 0), (10, 10)]) == ([(0, 0), (1024, 0)], 1824, 768)  # overlapping
 
 
 def test_display_choice_all() -> None:
