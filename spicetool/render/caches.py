@@ -5,8 +5,10 @@ by id, with their sizes in pixels. spice-server keeps one of each per (client, i
 first INIT that names an id creates it with its sizes, later ones join it. spice-gtk keeps
 one per session. So with several display channels (a guest with one QXL device per monitor)
 a GLZ image on one channel may refer to a dictionary image sent on another, and a
-FROM_CACHE to a picture cached there. Records arrive in capture order across channels,
-which is the order the server sent them in.
+FROM_CACHE to a picture cached there. We decode in capture order across the channels.
+The channels are sockets of their own, so a GLZ image may arrive before the dictionary image
+it refers to: spice-gtk's window then waits for that image, we do not (the image is drawn as
+a placeholder, "not in the window"; not seen in the real two-QXL sessions so far).
 """
 from __future__ import annotations
 
