@@ -195,3 +195,17 @@ def test_layout() -> None:
 def test_display_choice_all() -> None:
     assert DisplayChoice.parse("all") == DisplayChoice(0, None, True)
     assert DisplayChoice.parse("ALL").every and not DisplayChoice.parse("1").every
+
+
+def test_caches_by_the_ids_of_display_init() -> None:
+    """One pixmap cache and one GLZ window per id, as spice-server keeps them per client; the first
+    INIT naming an id sizes it (twice the announced pixels of 4 bytes, within our bounds)."""
+    caches = SessionCaches()
+    init = {"pixmap_cache_id": 1, "pixmap_cache_size": 1000, "glz_dictionary_id": 1, "glz_dictionary_window_size": 500}
+    first, again = caches.for_init(init), caches.for_init(dict(init, pixmap_cache_size=5))
+    assert first[0] is again[0] and first[1] is again[1]
+    assert first[0].max_bytes == 1000 * 4 * 2
+    other = caches.for_init(dict(init, pixmap_cache_id=2, glz_dictionary_id=0, glz_dictionary_window_size=0))
+    assert other[0] is not first[0] and other[1] is not first[1]  # spice-html5: glz id 0, no window size
+    apart = SessionCaches(sharing=False)
+    assert apart.for_init(init)[0] is not apart.for_init(init)[0]
