@@ -71,6 +71,21 @@ def need_program(name: str) -> str:
 
 
 
+DEPLOYMENT = Path("/work/corpus-new")  # captures recorded for issue 12, not yet in captures/
+
+
+def deployment_capture(name: str) -> Path:
+    """Path of one of the deployment captures (NAME.pcapng and its NAME.json, NAME.png beside it);
+    a skip when it is absent, a failure under CI."""
+    path = DEPLOYMENT / name
+    if not path.exists():
+        message = f"{path} is absent (a deployment capture of issue 12)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 def fresh_enabled() -> bool:
     return os.environ.get("SPICETOOL_FRESH", "1") != "0"
 

@@ -109,6 +109,7 @@ Examples:
   spicetool render session.pcapng -o clip.gif --from 3 --to 8 --cursor
   spicetool render cut.pcap -o cut.mp4 --partial          # a capture that starts mid-session
   spicetool render heads.pcapng --last --display 0:1 -o m1.png  # monitor 1 of display channel 0
+  spicetool render qxl2.pcapng --last --display all -o both.png  # every display channel at once
   spicetool render tls.pcapng --tls-keylog keys.log -o tls.mp4  # TLS traffic and its key log
 """
 
@@ -121,7 +122,10 @@ Examples:
 @click.option("--last", is_flag=True, help="Picture at the end of the capture.")
 @click.option("--session", type=click.IntRange(min=1), help="Session number (as dissect --summary numbers them).")
 @click.option("--display", default="0", show_default=True,
-              help="Display channel id, all its monitors; or CHANNEL:MONITOR for one monitor (0:1).")
+              help="Display channel id, all its monitors; CHANNEL:MONITOR for one monitor (0:1); or all:"
+                   " every display channel in one picture, where MONITORS_CONFIG puts them; where it puts"
+                   " them all at 0,0 (one QXL device per monitor), where the client told the guest's agent"
+                   " its monitors are, else side by side.")
 @click.option("--from", "start", type=click.FloatRange(min=0), help="Start at this many seconds into the capture.")
 @click.option("--to", "end", type=click.FloatRange(min=0), help="Stop at this many seconds into the capture.")
 @click.option("--scale", type=click.FloatRange(0.05, 8), default=1.0, show_default=True, help="Scale the pictures.")

@@ -1,7 +1,9 @@
 """SpiceImage fields to pixels: dispatch to the codecs, pixmap/palette caches, placeholders.
 
-One ImageStore per display channel, as in the real client: the pixmap cache, the palette
-cache and the GLZ window are all per channel. Every image comes back as an HxWx4 uint8
+One ImageStore per display channel. Its palette cache is the channel's own; its pixmap cache
+and GLZ window are the channel's own too until the client's display INIT names them: then
+they are the ones of the session with that id (caches.py), shared with every display channel
+that names the same id, as spice-gtk and spice-server share them. Every image comes back as an HxWx4 uint8
 array in B, G, R, A order. An image we cannot produce (codec missing, damaged data, a cache
 entry or dictionary image from before the capture started) becomes a visible placeholder
 of the right size, and the reason is counted in ``warnings``.
@@ -48,13 +50,47 @@ def palette_of(pal: dict[str, Any] | None) -> np.ndarray | None:
     return np.asarray(pal.get("ents", []), dtype=np.uint32)
 
 
+class PixmapCache:
+    """Pictures the server told the client to keep (CACHE_ME), by id: id -> (pixels, lossy).
+
+    The server evicts with INVAL_LIST / INVAL_ALL_PIXMAPS; ``max_bytes`` only bounds what a
+    hostile capture can make us hold (the oldest go first)."""
+
+    def __init__(self, max_bytes: int = MAX_CACHE_BYTES) -> None:
+        self.entries: OrderedDict[int, tuple[np.ndarray, bool]] = OrderedDict()
+        self.nbytes = 0
+        self.max_bytes = max(1, min(max_bytes, MAX_CACHE_BYTES))
+
+    def get(self, pid: int) -> tuple[np.ndarray, bool] | None:
+        entry = self.entries.get(pid)
+        if entry is not None:
+            self.entries.move_to_end(pid)
+        return entry
+
+    def put(self, pid: int, img: np.ndarray, lossy: bool) -> None:
+        self.drop(pid)
+        self.entries[pid] = (img, lossy)
+        self.nbytes += img.nbytes
+        while self.nbytes > self.max_bytes and len(self.entries) > 1:
+            _, (old, _) = self.entries.popitem(last=False)
+            self.nbytes -= old.nbytes
+
+    def drop(self, pid: int) -> None:
+        entry = self.entries.pop(pid, None)
+        if entry is not None:
+            self.nbytes -= entry[0].nbytes
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.nbytes = 0
+
+
 class ImageStore:
     """Caches and decoders of one display channel."""
 
     def __init__(self, surface_pixels: Callable[[int], np.ndarray | None]) -> None:
         self.surface_pixels = surface_pixels  # surface id -> its pixels (for SURFACE images)
-        self.pixmaps: OrderedDict[int, tuple[np.ndarray, bool]] = OrderedDict()  # id -> (pixels, lossy)
-        self.pixmap_bytes = 0
+        self.pixmaps = PixmapCache()
         self.palettes: OrderedDict[int, np.ndarray] = OrderedDict()
         self.glz = dec.GlzDictionary()
         self.warnings: Counter[str] = Counter()
@@ -62,29 +98,22 @@ class ImageStore:
         self.details: dict[str, str] = {}  # warning -> its first detailed message
         self.placeholders = 0  # images drawn as placeholders so far (what they held is unknown)
 
+    def share(self, pixmaps: PixmapCache, glz: dec.GlzDictionary) -> None:
+        """Use the session's pixmap cache and GLZ window named in display INIT from now on."""
+        self.pixmaps, self.glz = pixmaps, glz
+
     # -- cache management (INVAL_* and RESET messages) ---------------------------------
     def inval_pixmap(self, pid: int) -> None:
-        entry = self.pixmaps.pop(pid, None)
-        if entry is not None:
-            self.pixmap_bytes -= entry[0].nbytes
+        self.pixmaps.drop(pid)
 
     def inval_all_pixmaps(self) -> None:
         self.pixmaps.clear()
-        self.pixmap_bytes = 0
 
     def inval_palette(self, pid: int) -> None:
         self.palettes.pop(pid, None)
 
     def inval_all_palettes(self) -> None:
         self.palettes.clear()
-
-    def _cache_put(self, pid: int, img: np.ndarray, lossy: bool) -> None:
-        self.inval_pixmap(pid)
-        self.pixmaps[pid] = (img, lossy)
-        self.pixmap_bytes += img.nbytes
-        while self.pixmap_bytes > MAX_CACHE_BYTES and len(self.pixmaps) > 1:
-            _, (old, _) = self.pixmaps.popitem(last=False)
-            self.pixmap_bytes -= old.nbytes
 
     def _palette(self, body: dict[str, Any]) -> np.ndarray | None:
         flags = int(body.get("flags", 0))
@@ -127,7 +156,7 @@ class ImageStore:
         self.codecs[kind] += 1
         flags = int(desc.get("flags", 0))
         if flags & (CACHE_ME | CACHE_REPLACE_ME) and kind not in ("FROM_CACHE", "FROM_CACHE_LOSSLESS"):
-            self._cache_put(int(desc["id"]), img, lossy)
+            self.pixmaps.put(int(desc["id"]), img, lossy)
         return img
 
     def _decode(self, kind: str, desc: dict, image: dict, mask: bool) -> tuple[np.ndarray, bool]:
@@ -136,7 +165,6 @@ class ImageStore:
             entry = self.pixmaps.get(pid)
             if entry is None:
                 raise dec.MissingReference(f"pixmap {pid:#x} not in the cache (sent before the capture?)")
-            self.pixmaps.move_to_end(pid)
             if kind == "FROM_CACHE_LOSSLESS" and entry[1]:
                 # the server asked for the lossless picture but only a lossy one was cached
                 self.warnings["FROM_CACHE_LOSSLESS found a lossy (JPEG) picture"] += 1

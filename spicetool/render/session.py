@@ -1,5 +1,10 @@
 """One SPICE session's screen, rebuilt from its records: the chosen display channel's canvas,
 its streams, the cursor channel, and the playback audio handed on to whoever wants it.
+
+The other display channels of the session that share an image cache or GLZ dictionary with
+the chosen one (display INIT, caches.py) are rebuilt beside it, record by record in capture
+order, as companions: their images fill the shared caches as they did in the client. With
+``--display all`` every display channel is a companion and the picture shows them all.
 """
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from spicetool.render.caches import SessionCaches
 from spicetool.render.canvas import Canvas
 from spicetool.render.cursor import draw_cursor
-from spicetool.render.monitors import DisplayChoice, shown_area
+from spicetool.render.monitors import ClientMonitors, DisplayChoice, layout, shown_area
 from spicetool.render.streams import StreamError, Streams
 from spicetool.render.surfaces import Region, Surface, SurfaceError
 from spicetool.stack.cursor import CursorState
@@ -64,9 +70,10 @@ class RenderStats:
 class Route:
     """Which records a render uses: one session's display channel, its cursor and playback."""
 
-    def __init__(self, session: int | None = None, display: int = 0) -> None:
+    def __init__(self, session: int | None = None, display: int = 0, every: bool = False) -> None:
         self.session = session
         self.display = display
+        self.every = every  # every display channel of the session
 
     def wants(self, rec: Any) -> bool:
         ch = rec.channel
@@ -75,18 +82,30 @@ class Route:
         if self.session is None:
             if ch.channel_type != _DISPLAY or rec.layer != "message":
                 # before the display speaks: pointer and sound of the capture's first session
-                return ch.session == 1 and rec.layer == "message"
+                return ch.session == 1 and rec.layer == "message" and (
+                    ch.channel_type != _CURSOR or (ch.channel_id or 0) == self.display)
             self.session = ch.session  # the first session that shows something
-        return ch.session == self.session and (ch.channel_type != _DISPLAY or (ch.channel_id or 0) == self.display)
+        if ch.session != self.session:
+            return False
+        if ch.channel_type in (_DISPLAY, _CURSOR):
+            # each QXL device has a display and a cursor channel of the same id: the pointer of
+            # cursor channel N is on display channel N's surface
+            return (self.every and ch.channel_type == _DISPLAY) or (ch.channel_id or 0) == self.display
+        return True
 
 
 class SessionScreen:
     """Feed it the records of one session; it keeps the picture of one display channel."""
 
     def __init__(self, session: int | None = None, display: int | str | DisplayChoice = 0, cursor: bool = False,
-                 on_audio: AudioSink | None = None, partial: bool = False) -> None:
+                 on_audio: AudioSink | None = None, partial: bool = False,
+                 caches: SessionCaches | None = None) -> None:
         self.choice = display if isinstance(display, DisplayChoice) else DisplayChoice.parse(display)
         self.route = Route(session, self.choice.channel)
+        self.caches = caches if caches is not None else SessionCaches()
+        self.companions: dict[int, SessionScreen] = {}  # display channel id -> its screen
+        self.client_monitors = ClientMonitors()  # where the client put them (--display all)
+        self._is_companion = False
         self.partial = partial  # mid-session: show pictures before every pixel is known
         self.display = self.choice.channel
         self.with_cursor = cursor
@@ -95,7 +114,7 @@ class SessionScreen:
         self.streams = Streams()
         self.cursor = CursorState()
         self.heads: list[dict[str, Any]] = []
-        self.ready = False  # a complete picture exists
+        self._ready = False  # a complete picture exists (see ready)
         self.midstream = False
         self.coverage: np.ndarray | None = None  # mid-session only: pixels drawn at least once
         self.warnings: Counter[str] = Counter()
@@ -105,13 +124,24 @@ class SessionScreen:
         self._monitor_seen = False  # the chosen monitor (--display N:M) was in a MONITORS_CONFIG
         self.t0 = 0.0  # capture time of the capture's first record: times are counted from it
         self._dirty = True  # something shown changed since the last picture()
-        self._last: tuple[Any, np.ndarray] | None = None  # (key, picture) of the last picture()
+        self._own_last: tuple[Any, Any] | None = None  # (key, pictures) of this channel's last picture
+        self._own_keep: Any = None
+        self._last: tuple[Any, Any] | None = None  # the same for --display all's composed picture
         self._keep: Any = None
 
     # -- routing ------------------------------------------------------------------------
     @property
     def session(self) -> int | None:
         return self.route.session
+
+    @property
+    def ready(self) -> bool:
+        """A complete picture exists (with --display all: of any display channel)."""
+        return self._ready or (self.choice.every and any(c.ready for c in self.companions.values()))
+
+    @ready.setter
+    def ready(self, value: bool) -> None:
+        self._ready = value
 
     def wants(self, rec: Any) -> bool:
         return self.route.wants(rec)
@@ -131,20 +161,29 @@ class SessionScreen:
     def _feed(self, rec: Any) -> bool:
         if rec.channel.channel_type == _MAIN and rec.type in ("init", "multi_media_time") and rec.layer == "message":
             self._mm_time(rec)
-            return False
+            return self._forward(rec)
+        if rec.channel.channel_type == _MAIN and rec.layer == "agent":
+            return self.client_monitors.note(rec) and self.choice.every and rec.channel.session == self.session
         if rec.channel.channel_type == _PLAYBACK or (rec.type == "channels_list" and rec.channel.channel_type == _MAIN):
             self._note_playback(rec)
-        if not self.wants(rec):
-            return False
+        wanted = self.wants(rec)  # chooses the session on its first display record
+        shown = self._forward(rec)
+        if not wanted:
+            return shown
+        return self._routed(rec) or shown
+
+    def _routed(self, rec: Any) -> bool:
         if rec.layer == "gap":
             self.warnings[f"{rec.channel.channel} channel: bytes missing from the capture"] += 1
             return False
         if rec.layer == "error":
             self.warnings[f"{rec.channel.channel} channel: undecodable data skipped"] += 1
             return False
-        if rec.direction.name != "SERVER":
-            return False
         kind = rec.channel.channel_type
+        if rec.direction.name != "SERVER":
+            if kind == _DISPLAY and rec.type == "init" and rec.layer == "message":
+                self._display_init(rec)
+            return False
         try:
             if kind == _DISPLAY:
                 return self._display(rec)
@@ -157,6 +196,46 @@ class SessionScreen:
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             self.warnings[f"{rec.type}: malformed ({type(exc).__name__})"] += 1
         return False
+
+    def _display_init(self, rec: Any) -> None:
+        """The client names the pixmap cache and GLZ dictionary of this channel: the session's ones."""
+        try:
+            pixmaps, glz = self.caches.for_init(rec.fields)
+        except (KeyError, TypeError, ValueError) as exc:
+            self.warnings[f"display init: malformed ({type(exc).__name__})"] += 1
+            return
+        self.canvas.images.share(pixmaps, glz)
+
+    def _forward(self, rec: Any) -> bool:
+        """The session's other display channels, in capture order: True when one shown changed.
+
+        A channel becomes a companion when its INIT names caches (they may be this one's), or,
+        with --display all, when it first speaks."""
+        ch = rec.channel
+        if self._is_companion or self.session is None or ch.session != self.session:
+            return False
+        if ch.channel_type == _DISPLAY and rec.layer == "message":
+            cid = ch.channel_id or 0
+            if cid != self.display and cid not in self.companions and (
+                    self.choice.every or (self.caches.sharing and rec.type == "init"
+                                          and rec.direction.name != "SERVER")):
+                self.companions[cid] = self._companion(cid)
+        changed = False
+        for c in self.companions.values():
+            changed |= c.feed(rec)
+        return changed and self.choice.every
+
+    def _companion(self, channel: int) -> "SessionScreen":
+        # shown (with --display all) with its own pointer; otherwise only its images matter
+        c = SessionScreen(self.session, channel, cursor=self.with_cursor and self.choice.every,
+                          partial=self.partial, caches=self.caches)
+        c._is_companion = True
+        c.t0 = self.t0
+        # the session's multimedia clock so far (main INIT came before this channel spoke)
+        c._clocks = dict(self._clocks)
+        if self.streams.clock.mm is not None:
+            c.streams.clock.set(self.streams.clock.mm, self.streams.clock.at)
+        return c
 
     def _note_playback(self, rec: Any) -> None:
         """Will this session have sound? Known from CHANNELS_LIST before the first picture."""
@@ -185,7 +264,11 @@ class SessionScreen:
     def next_due(self) -> float | None:
         """When (seconds from the capture start) the next queued video frame is shown, or None."""
         due = self.streams.next_due()
-        return None if due is None else due - self.t0
+        own = None if due is None else due - self.t0
+        if not self.choice.every:
+            return own
+        dues = [d for d in [own, *(c.next_due() for c in self.companions.values())] if d is not None]
+        return min(dues, default=None)
 
     def advance(self, t: float) -> bool:
         """Show the video frames due by ``t`` (seconds from the capture start); True when the picture changed."""
@@ -194,6 +277,8 @@ class SessionScreen:
             st, frame = item
             reg = self._stream_frame(lambda: self.streams.show(st, frame.data, frame.dest, self.canvas.surfaces))
             changed |= self._changed(st.surface_id, reg)
+        for c in self.companions.values():
+            changed |= c.advance(t) and self.choice.every
         if changed:
             self._dirty = True
         return changed
@@ -381,19 +466,55 @@ class SessionScreen:
 
     def _shown(self, force: bool) -> tuple[np.ndarray, np.ndarray] | None:
         """(RGB view, BGRX rows) of the picture, made again only when something shown changed."""
+        if self.choice.every and self.companions:
+            return self._composed(force)
+        return self._own(force)
+
+    def _composed(self, force: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        """--display all: every display channel's picture where layout puts it (black between)."""
+        screens = sorted([(self.display, self), *self.companions.items()], key=lambda kv: kv[0])
+        parts = []
+        for cid, scr in screens:
+            shown = scr._own(force)
+            if shown is not None:
+                parts.append((cid, scr.shown_box(), shown[1]))
+        if not parts:
+            return None
+        positions = self.client_monitors.positions(self.session, [cid for cid, _, _ in parts])
+        key = ("all", force, str(positions), *(id(bgrx) for _, _, bgrx in parts))
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        places, width, height = layout([box for _, box, _ in parts], positions)
+        bgrx = np.zeros((height, width, 4), np.uint8)
+        for (x, y), (_, _, part) in zip(places, parts):
+            bgrx[y:y + part.shape[0], x:x + part.shape[1]] = part
+        rgb = bgrx[..., 2::-1]
+        rgb.flags.writeable = False
+        bgrx.flags.writeable = False
+        self._last = (key, (rgb, bgrx))
+        self._keep = [part for _, _, part in parts]  # the ids in the key stay theirs while it is kept
+        return rgb, bgrx
+
+    def shown_box(self) -> Rect | None:
+        """The part of this channel's primary surface its picture shows (None: no primary surface)."""
+        s = self.primary()
+        return None if s is None else shown_area(self.heads, s.id, s.width, s.height, self.choice.monitor)
+
+    def _own(self, force: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        """This display channel's own picture."""
         s = self.primary()
         if s is None or not (self.ready or force):
             return None
         box = shown_area(self.heads, s.id, s.width, s.height, self.choice.monitor)
         key = (id(s), id(s.pixels), box, force)
-        if not self._dirty and self._last is not None and self._last[0] == key:
-            return self._last[1]
+        if not self._dirty and self._own_last is not None and self._own_last[0] == key:
+            return self._own_last[1]
         bgrx = self._render(s, box, force)
         rgb = bgrx[..., 2::-1]
         rgb.flags.writeable = False
         bgrx.flags.writeable = False
-        self._last, self._dirty = (key, (rgb, bgrx)), False
-        self._keep = (s, s.pixels)  # the ids in the key stay theirs while it is kept
+        self._own_last, self._dirty = (key, (rgb, bgrx)), False
+        self._own_keep = (s, s.pixels)  # the ids in the key stay theirs while it is kept
         return rgb, bgrx
 
     def _render(self, s: Surface, box: Rect, force: bool) -> np.ndarray:
@@ -420,6 +541,9 @@ class SessionScreen:
         return [Rect.from_fields(st.dest) for st in self.streams.streams.values() if st.surface_id == primary.id]
 
     def stats_into(self, stats: RenderStats) -> None:
+        if self.choice.every:  # every channel is shown: what each did counts
+            for c in self.companions.values():
+                c.stats_into(stats)
         stats.commands.update(self.canvas.commands)
         stats.images.update(self.canvas.images.codecs)
         stats.warnings.update(self.canvas.warnings)
