@@ -410,6 +410,10 @@ class SessionScreen:
         ys = np.clip(np.arange(reg.y0, reg.y1) + dy, 0, h - 1)
         xs = np.clip(np.arange(reg.x0, reg.x1) + dx, 0, w - 1)
         known = self.coverage[ys[:, None], xs[None, :]]
+        if self.unknown_at is not None and self.unknown_at.shape == self.coverage.shape:  # when moves along
+            when = self.unknown_at[ys[:, None], xs[None, :]]
+            at = self.unknown_at[reg.y0:reg.y1, reg.x0:reg.x1]
+            at[...] = when if reg.mask is None else np.where(reg.mask, when, at)
         view = self.coverage[reg.y0:reg.y1, reg.x0:reg.x1]
         view[...] = known if reg.mask is None else np.where(reg.mask, known, view)
         self._check_complete()
