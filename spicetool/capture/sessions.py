@@ -282,7 +282,9 @@ class SessionDecoder:
             # a hole inside a message whose size is known keeps the framing (the stack counts
             # through it); only a hole over a header makes us resynchronise by guessing
             parser = st.parsers[direction]
-            events, kept = ([], False) if direction in st.pending else parser.gap(direction, item.lost)
+            # (only a gap of exact length: one a TLS or WebSocket layer resynchronised over is not)
+            counted = item.exact and direction not in st.pending
+            events, kept = parser.gap(direction, item.lost) if counted else ([], False)
             yield Record(
                 item.time, item.frame, ch, direction, "gap", "tcp_gap", None, item.lost,
                 {"lost_bytes": item.lost, "framing": "kept" if kept else "lost",
