@@ -175,6 +175,16 @@ class UnknownArea:
         else:
             view |= reg.mask
 
+    def lost_framing(self, time: float) -> None:
+        """A gap swallowed a header: the draws in it are lost with where they drew, all is unknown."""
+        if self.size is None:
+            return
+        if self.known is None:
+            self.known = np.ones(self.size[::-1], bool)
+            self.since = np.zeros(self.size[::-1])
+        self.since[self.known] = time  # type: ignore[index]
+        self.known[...] = False
+
     def result(self) -> tuple[float, float | None]:
         """(share of the surface unknown, time the first of the still-unknown pixels became so)."""
         if self.known is None or self.known.all():

@@ -145,6 +145,9 @@ class SessionScreen:
             return False
         if rec.layer == "gap":
             self.warnings[f"{rec.channel.channel} channel: bytes missing from the capture"] += 1
+            if rec.channel.channel_type == _DISPLAY and rec.direction.name == "SERVER" \
+                    and rec.fields.get("framing") != "kept":
+                return self._lost_framing(rec)
             return False
         if rec.layer == "error":
             self.warnings[f"{rec.channel.channel} channel: undecodable data skipped"] += 1
@@ -369,6 +372,18 @@ class SessionScreen:
         was = self.coverage[reg.y0:reg.y1, reg.x0:reg.x1]
         hit = was if reg.mask is None else was & reg.mask
         self.unknown_at[reg.y0:reg.y1, reg.x0:reg.x1][hit] = self._time
+
+    def _lost_framing(self, rec: Any) -> bool:
+        """A gap swallowed a message header: the draws in the hole are lost with where they drew,
+        so all of the screen is unknown from now until draws make it known again."""
+        self._time = rec.time - self.t0
+        primary = self.canvas.surfaces.get(PRIMARY_SURFACE_ID)
+        if primary is None:
+            return False
+        self.warnings["display messages lost with their headers in a capture gap: the whole screen unknown"] += 1
+        whole = Region(0, primary.height, 0, primary.width, None)
+        self._cover({"surface_id": PRIMARY_SURFACE_ID}, whole, known=False)
+        return self._changed(PRIMARY_SURFACE_ID, whole)
 
     def _damaged(self, rec: Any) -> bool:
         """A draw that lost bytes in a capture gap: what of it arrived is drawn, the rest is unknown."""

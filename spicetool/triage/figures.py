@@ -170,6 +170,9 @@ class Figures:
         if rec.layer == "gap":
             fig.problems.append({"time": t, "channel": label, "kind": "tcp_gap", "direction": rec.direction.value,
                                  "detail": f"{rec.size} bytes missing from the capture"})
+            if ch.channel == "display" and (ch.channel_id or 0) == 0 and rec.direction.value == "server" \
+                    and f.get("framing") != "kept":
+                fig.unknown.lost_framing(t)
             return
         if rec.layer == "error":  # protocol_error, tls_error, tls_encrypted (no keys for the connection)
             fig.problems.append({"time": t, "channel": label, "kind": rec.type,

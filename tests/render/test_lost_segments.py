@@ -1,54 +1,162 @@
-"""Lost segments (issue 12): a gap inside a message keeps the framing; its draw's lost pixels are
-unknown, every pixel reported known equals the truth."""
+"""Lost segments (issue 12): a gap inside a message keeps the framing and damages only that message;
+a gap over a header is resynchronised over. Every pixel reported known equals the truth, and no
+more is reported unknown than the draws that lost bytes covered.
+
+Besides the corpus's cut capture, the test cuts frames of its own out of the intact original with
+editcap (inside a big image, several in a row, over headers). What was lost is worked out here on
+its own terms: tshark's TCP sequence numbers say which stream bytes each dropped frame held, the
+intact capture's messages say which draws those bytes belonged to.
+"""
 from __future__ import annotations
 
+import functools
 import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from spicetool.capture import open_records
 from spicetool.render.frames import picture_at
 from spicetool.render.session import RenderStats, SessionScreen
-from tests.support import deployment_capture
+from tests.support import deployment_capture, need_program
+
+# frames of the intact capture (server -> client, display channel) to drop, and what they hit
+CUTS = {
+    "corpus": None,  # the corpus's own cut capture: frames 105 135 162, inside the full-screen image
+    "image-tail": [253],  # the last 18716 bytes of an 84 KB BITMAP draw (the clock)
+    "image-run": [108, 109, 111, 112, 114],  # five segments in a row inside the full-screen image
+    "header-start": [252],  # the segment that starts with a draw's header (its box is lost)
+    "small-draws": [273],  # nine whole small draws, headers and all
+    "across": [323, 324, 326, 327],  # an image's end, then copy_bits and fills: one gap over several
+}
 
 
-def _draws(path):
-    return [r for r in open_records(str(path)) if r.layer == "message" and r.channel.channel == "display"
-            and r.direction.value == "server"]
+@dataclass
+class Cut:
+    path: Path
+    ranges: list[tuple[int, int]]  # stream offsets [a, b) of the display channel's server bytes lost
 
 
-def _render(path):
+@functools.cache
+def _intact() -> tuple[list, dict[int, tuple[int, int]]]:
+    """The intact capture's display messages from the server, and its display server frames:
+    frame -> (stream offset, length), from tshark's relative sequence numbers."""
+    path = deployment_capture("lost-segments.intact.pcapng")
+    meta = json.loads(deployment_capture("lost-segments.json").read_text())
+    port = int(meta["server"]["address"].rsplit(":", 1)[1])
+    msgs = [r for r in open_records(str(path)) if r.channel.channel == "display"
+            and r.direction.value == "server" and r.layer in ("link", "message")]
+    client_port = int(msgs[0].channel.client.rsplit(":", 1)[1])
+    out = subprocess.run([need_program("tshark"), "-r", str(path), "-o", "tcp.relative_sequence_numbers:TRUE",
+                          "-Y", f"tcp.srcport=={port} && tcp.dstport=={client_port} && tcp.len>0",
+                          "-T", "fields", "-e", "frame.number", "-e", "tcp.seq", "-e", "tcp.len"],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    frames = {int(f): (int(s) - 1, int(n)) for f, s, n in (line.split() for line in out.splitlines())}
+    assert min(frames.values())[0] == 0 and msgs[0].event.offset == 0  # both count from the first byte
+    return [m for m in msgs if m.layer == "message"], frames
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+@functools.cache
+def _cut(name: str, tmp: Path) -> Cut:
+    _, frames = _intact()
+    if CUTS[name] is None:
+        meta = json.loads(deployment_capture("lost-segments.json").read_text())
+        dropped = meta["capture"]["lost_segments"]["dropped_frames"]
+        path = deployment_capture("lost-segments.pcapng")
+    else:
+        dropped = CUTS[name]
+        path = tmp / f"{name}.pcapng"
+        subprocess.run([need_program("editcap"), str(deployment_capture("lost-segments.intact.pcapng")),
+                        str(path), *map(str, dropped)], check=True, timeout=120)
+    assert all(f in frames for f in dropped)
+    return Cut(path, _merged([(frames[f][0], sum(frames[f])) for f in dropped]))
+
+
+@pytest.fixture(scope="module")
+def cuts_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cuts")
+
+
+def _damaged(cut: Cut) -> tuple[list, np.ndarray, list[bool]]:
+    """The intact capture's draws whose bytes overlap the lost ranges, the union of their boxes on
+    the screen, and per lost range whether it lies inside one message's body (framing kept)."""
+    msgs, _ = _intact()
+    size = next((int(m.fields["width"]), int(m.fields["height"])) for m in msgs if m.type == "surface_create")
+    area = np.zeros(size[::-1], bool)
+    hit, inside = [], []
+    for a, b in cut.ranges:
+        over = [m for m in msgs if m.event.offset < b and m.event.offset + m.event.header_size + m.size > a]
+        body = [m for m in over if m.event.offset + m.event.header_size <= a
+                and b <= m.event.offset + m.event.header_size + m.size]
+        inside.append(len(body) == 1)
+        hit += over
+    for m in hit:
+        base = m.fields.get("base") if isinstance(m.fields, dict) else None
+        if isinstance(base, dict) and int(base["surface_id"]) == 0:
+            box = base["box"]
+            area[max(box["top"], 0):max(box["bottom"], 0), max(box["left"], 0):max(box["right"], 0)] = True
+    return hit, area, inside
+
+
+def _render(path: Path):
     stats, screen = RenderStats(), SessionScreen()
     frame = picture_at(str(path), None, stats=stats, screen=screen)
-    return frame.image, screen.unknown(), stats
+    unknown = screen.unknown()
+    return frame.image, (np.zeros(frame.image.shape[:2], bool) if unknown is None else unknown), stats
 
 
-def test_framing_kept_and_known_pixels_exact():
-    cut = deployment_capture("lost-segments.pcapng")
-    meta = json.loads(deployment_capture("lost-segments.json").read_text())
-    truth = np.asarray(Image.open(deployment_capture("lost-segments.png")).convert("RGB"))
-    gaps = [r for r in open_records(str(cut)) if r.layer == "gap"]
-    assert len(gaps) == len(meta["capture"]["lost_segments"]["dropped_frames"])
-    assert all(g.fields["framing"] == "kept" for g in gaps)
-    intact, damaged = _draws(deployment_capture("lost-segments.intact.pcapng")), _draws(cut)
-    # framing kept: the same messages, only the damaged ones differ
+def _truth() -> np.ndarray:
+    return np.asarray(Image.open(deployment_capture("lost-segments.png")).convert("RGB"))
+
+
+@pytest.mark.parametrize("name", list(CUTS))
+def test_gaps_framing_and_known_pixels(name: str, cuts_dir: Path) -> None:
+    cut = _cut(name, cuts_dir)
+    hit, area, inside = _damaged(cut)
+    assert hit, "the cut must hit display messages"
+    gaps = [r for r in open_records(str(cut.path)) if r.layer == "gap" and r.channel.channel == "display"
+            and r.direction.value == "server"]
+    # one gap per lost run, of its exact length; the framing kept exactly where the run lies in one body
+    assert [g.size for g in gaps] == [b - a for a, b in cut.ranges]
+    assert [g.fields["framing"] == "kept" for g in gaps] == inside
+    img, unknown, stats = _render(cut.path)
+    truth = _truth()
+    mismatched = int((img != truth).any(axis=2)[~unknown].sum())
+    print(f"{name}: lost {[b - a for a, b in cut.ranges]} bytes, framing kept {inside}, {len(hit)} messages hit;"
+          f" known pixels differing {mismatched}, unknown {unknown.mean():.2%}, damaged draws' area {area.mean():.2%}")
+    assert mismatched == 0, f"{mismatched} known pixels differ from the truth"
+    assert stats.unknown_share == pytest.approx(unknown.mean())
+    if all(inside):  # the draws' boxes are known: no more unknown than they covered
+        assert not (unknown & ~area).any() and stats.unknown_share <= area.mean()
+
+
+def test_framing_kept_messages_are_the_intact_ones(cuts_dir: Path) -> None:
+    """On a cut whose gaps all lie inside messages, the same messages come out, only the damaged ones differ."""
+    cut = _cut("corpus", cuts_dir)
+    intact, _ = _intact()
+    damaged = [r for r in open_records(str(cut.path)) if r.layer == "message" and r.channel.channel == "display"
+               and r.direction.value == "server"]
     assert [(r.type, r.size) for r in intact] == [(r.type, r.size) for r in damaged]
     hurt = [i for i, r in enumerate(damaged) if r.event.lost]
     assert hurt and all(intact[i].event.body == damaged[i].event.body for i in range(len(intact)) if i not in hurt)
-    lost_bytes = sum(b - a for i in hurt for a, b in damaged[i].event.lost)
-    assert lost_bytes == sum(meta["capture"]["lost_segments"]["dropped_frame_bytes"])
-    img, unknown, stats = _render(cut)
-    assert unknown is not None and (img[~unknown] == truth[~unknown]).all()
-    # no more unknown than the area of the draws that lost bytes (their boxes, on the surface)
-    area = np.zeros(truth.shape[:2], bool)
-    for i in hurt:
-        box = damaged[i].fields["base"]["box"]
-        area[max(box["top"], 0):box["bottom"], max(box["left"], 0):box["right"]] = True
-    assert 0 < stats.unknown_share <= area.mean()
-    assert not (unknown & ~area).any()
+    assert sum(b - a for i in hurt for a, b in damaged[i].event.lost) == sum(b - a for a, b in cut.ranges)
 
 
-def test_intact_capture_has_nothing_unknown():
+def test_intact_capture_has_nothing_unknown() -> None:
     img, unknown, stats = _render(deployment_capture("lost-segments.intact.pcapng"))
-    assert unknown is None and stats.unknown_share == 0.0
+    assert not unknown.any() and stats.unknown_share == 0.0
+    assert (img == _truth()).all()
