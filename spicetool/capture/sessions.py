@@ -289,7 +289,8 @@ class SessionDecoder:
                 item.time, item.frame, ch, direction, "gap", "tcp_gap", None, item.lost,
                 {"lost_bytes": item.lost, "framing": "kept" if kept else "lost",
                  "reason": "segments missing from the capture; " + (
-                     "the message they were in is damaged, the framing kept" if kept else "resynchronising")},
+                     "the message they were in is damaged, the framing kept" if kept
+                     else "a message header was in them, resynchronising" if counted else "resynchronising")},
             )
             yield from self._records(ch, parser, events, item.time, item.frame)
             if not kept:

@@ -160,3 +160,66 @@ def test_intact_capture_has_nothing_unknown() -> None:
     img, unknown, stats = _render(deployment_capture("lost-segments.intact.pcapng"))
     assert not unknown.any() and stats.unknown_share == 0.0
     assert (img == _truth()).all()
+
+
+def _spicetool(*args: str) -> subprocess.CompletedProcess:
+    import os
+    import sys
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    r = subprocess.run([sys.executable, "-m", "spicetool", *args], capture_output=True, text=True, timeout=300, env=env)
+    assert "Traceback" not in r.stderr, r.stderr
+    return r
+
+
+@pytest.mark.parametrize("name", ["corpus", "across"])
+def test_dissect_says_each_gap_once(name: str, cuts_dir: Path) -> None:
+    cut = _cut(name, cuts_dir)
+    _, _, inside = _damaged(cut)
+    r = _spicetool("dissect", str(cut.path))
+    assert r.returncode == 0, r.stderr
+    lines = [x for x in r.stdout.splitlines() if "tcp_gap" in x]
+    assert len(lines) == len(cut.ranges)
+    for line, (a, b), kept in zip(lines, cut.ranges, inside):
+        assert line.endswith(f"({b - a} bytes lost)")
+        assert ("the framing kept" in line) == kept and ("resynchronising" in line) == (not kept)
+
+
+def test_render_unknown_transparent(cuts_dir: Path, tmp_path: Path) -> None:
+    cut = _cut("corpus", cuts_dir)
+    _, unknown, stats = _render(cut.path)
+    out = tmp_path / "known.png"
+    r = _spicetool("render", str(cut.path), "--last", "--unknown", "transparent", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert f"unknown: {stats.unknown_share:.2%} of the screen" in r.stderr
+    with Image.open(out) as img:
+        assert img.mode == "RGBA"
+        rgba = np.asarray(img)
+    assert ((rgba[..., 3] == 0) == unknown).all() and unknown.any()
+    assert (rgba[..., :3][~unknown] == _truth()[~unknown]).all()
+    pattern = tmp_path / "pattern.png"
+    assert _spicetool("render", str(cut.path), "--last", "-q", "-o", str(pattern)).returncode == 0
+    with Image.open(pattern) as img:  # the default: RGB, the placeholder pattern where unknown
+        assert img.mode == "RGB" and (np.asarray(img)[unknown] != _truth()[unknown]).any()
+    bad = _spicetool("render", str(cut.path), "--unknown", "transparent", "-o", str(tmp_path / "v.mp4"))
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()[-1]) < 120
+
+
+def test_stats_and_report_say_how_much_is_unknown(cuts_dir: Path, tmp_path: Path) -> None:
+    for name in ("corpus", "header-start"):
+        cut = _cut(name, cuts_dir)
+        _, _, stats = _render(cut.path)
+        r = _spicetool("stats", "--json", str(cut.path))
+        assert r.returncode == 0, r.stderr
+        (s,) = json.loads(r.stdout)["sessions"]
+        assert s["unknown"]["share"] == pytest.approx(stats.unknown_share, abs=1e-5)
+        assert s["unknown"]["since"] == pytest.approx(stats.unknown_since, abs=1e-3)
+    page = tmp_path / "r.html"
+    assert _spicetool("report", str(_cut("corpus", cuts_dir).path), "-o", str(page)).returncode == 0
+    assert f"{stats.unknown_share:.1%}" in _spicetool("stats", str(cut.path)).stdout
+    assert "screen unknown" in page.read_text()
+
+
+def test_stats_of_the_intact_capture_say_nothing_unknown() -> None:
+    r = _spicetool("stats", "--json", str(deployment_capture("lost-segments.intact.pcapng")))
+    (s,) = json.loads(r.stdout)["sessions"]
+    assert s["unknown"] == {"share": 0.0, "since": None}
