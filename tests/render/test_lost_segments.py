@@ -182,6 +182,11 @@ def test_dissect_says_each_gap_once(name: str, cuts_dir: Path) -> None:
     for line, (a, b), kept in zip(lines, cut.ranges, inside):
         assert line.endswith(f"({b - a} bytes lost)")
         assert ("the framing kept" in line) == kept and ("resynchronising" in line) == (not kept)
+    if all(inside):  # the message the gaps were in: said damaged, with how much it lost
+        hit = {id(m): m for m in _damaged(cut)[0]}.values()
+        damaged = [x for x in r.stdout.splitlines() if "[damaged:" in x]
+        assert len(damaged) == len(hit)
+        assert sum(int(x.split("[damaged: ")[1].split()[0]) for x in damaged) == sum(b - a for a, b in cut.ranges)
 
 
 def test_render_unknown_transparent(cuts_dir: Path, tmp_path: Path) -> None:
