@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +20,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spicetool.capture import open_records
+from spicetool.capture import PcapWriter, open_capture, open_records
 from spicetool.render.frames import picture_at
 from spicetool.render.session import RenderStats, SessionScreen
 from tests.support import deployment_capture, need_program
+
+from .corpus import CAPTURES, capture_path, settings
 
 # frames of the intact capture (server -> client, display channel) to drop, and what they hit
 CUTS = {
@@ -33,31 +36,103 @@ CUTS = {
     "small-draws": [273],  # nine whole small draws, headers and all
     "across": [323, 324, 326, 327],  # an image's end, then copy_bits and fills: one gap over several
 }
+# cuts in compressed sessions of the shipped corpus, the frames chosen by a rule (see _chosen)
+MSS = 1448
+CORPUS_CUTS = [(name, rule) for name in ("img-lz", "img-quic", "img-glz") for rule in ("inside", "run", "header")]
 
 
 @dataclass
 class Cut:
     path: Path
     ranges: list[tuple[int, int]]  # stream offsets [a, b) of the display channel's server bytes lost
+    source: str = "lost-segments"
+
+
+@dataclass
+class Source:
+    intact: Path
+    truth: Path
+    settings: dict
+
+
+def _source(name: str) -> Source:
+    if name == "lost-segments":
+        return Source(deployment_capture("lost-segments.intact.pcapng"), deployment_capture("lost-segments.png"),
+                      json.loads(deployment_capture("lost-segments.json").read_text()))
+    path = capture_path(name)
+    if path is None:
+        pytest.skip(f"{name} not in the corpus")
+    return Source(_resegmented(path), CAPTURES / f"{name}.png", settings(name))
 
 
 @functools.cache
-def _intact() -> tuple[list, dict[int, tuple[int, int]]]:
+def _scratch() -> Path:
+    return Path(_SCRATCH.name)
+
+
+_SCRATCH = tempfile.TemporaryDirectory(prefix="spicetool-lost-")
+
+
+@functools.cache
+def _resegmented(path: Path) -> Path:
+    """The capture with the display channel's server segments cut to Ethernet's MSS (1448 bytes), as
+    a capture taken off a network holds them (loopback's are up to 64 KB): a lost one then falls
+    inside a compressed image, not around whole messages. Written with the project's pcap writer."""
+    display = next(r.channel for r in open_records(str(path)) if r.channel.channel == "display")
+    out = _scratch() / f"{path.stem}.mss.pcap"
+    with open(out, "wb") as f:
+        w = PcapWriter(f)
+        for seg in open_capture(str(path)):
+            pieces = [seg.payload[i:i + MSS] for i in range(0, len(seg.payload), MSS)] or [b""]
+            seq = seg.seq
+            for piece in pieces if (seg.src, seg.dst) == (display.server, display.client) else [seg.payload]:
+                w.segment(seg.time, seg.src, seg.dst, seq, seg.ack, seg.flags, piece)
+                seq = (seq + len(piece)) & 0xFFFFFFFF
+    return out
+
+
+@functools.cache
+def _intact(name: str = "lost-segments") -> tuple[list, dict[int, tuple[int, int]]]:
     """The intact capture's display messages from the server, and its display server frames:
     frame -> (stream offset, length), from tshark's relative sequence numbers."""
-    path = deployment_capture("lost-segments.intact.pcapng")
-    meta = json.loads(deployment_capture("lost-segments.json").read_text())
-    port = int(meta["server"]["address"].rsplit(":", 1)[1])
-    msgs = [r for r in open_records(str(path)) if r.channel.channel == "display"
+    src = _source(name)
+    port = int(src.settings["server"]["address"].rsplit(":", 1)[1])
+    msgs = [r for r in open_records(str(src.intact)) if r.channel.channel == "display"
             and r.direction.value == "server" and r.layer in ("link", "message")]
     client_port = int(msgs[0].channel.client.rsplit(":", 1)[1])
-    out = subprocess.run([need_program("tshark"), "-r", str(path), "-o", "tcp.relative_sequence_numbers:TRUE",
+    out = subprocess.run([need_program("tshark"), "-r", str(src.intact), "-o", "tcp.relative_sequence_numbers:TRUE",
                           "-Y", f"tcp.srcport=={port} && tcp.dstport=={client_port} && tcp.len>0",
                           "-T", "fields", "-e", "frame.number", "-e", "tcp.seq", "-e", "tcp.len"],
                          capture_output=True, text=True, check=True, timeout=120).stdout
     frames = {int(f): (int(s) - 1, int(n)) for f, s, n in (line.split() for line in out.splitlines())}
     assert min(frames.values())[0] == 0 and msgs[0].event.offset == 0  # both count from the first byte
     return [m for m in msgs if m.layer == "message"], frames
+
+
+def _span(m) -> tuple[int, int, int]:
+    """(header start, body start, end) of a message in its stream."""
+    return m.event.offset, m.event.offset + m.event.header_size, m.event.offset + m.event.header_size + m.size
+
+
+def _chosen(name: str, rule: str) -> list[int]:
+    """Frames to drop by a rule: "inside" the middle segment within the largest draw's body; "run"
+    the last two segments of that draw and the two after it (past its end); "header" the middle one
+    of the segments that hold a draw's header (after the first picture)."""
+    msgs, frames = _intact(name)
+    draws = [m for m in msgs if isinstance(m.fields, dict) and isinstance(m.fields.get("base"), dict)]
+    order = sorted(frames)
+    big = max(draws, key=lambda m: m.size)
+    _, body, end = _span(big)
+    within = [f for f in order if body <= frames[f][0] and sum(frames[f]) <= end]
+    if rule == "inside":
+        assert within, f"{name}: no segment inside its largest draw"
+        return [within[len(within) // 2]]
+    if rule == "run":
+        last = order.index(within[-1]) if within else order.index(next(f for f in order if sum(frames[f]) >= end))
+        return order[max(last - 1, 0):last + 3]
+    starts = [f for f in order if any(frames[f][0] <= _span(m)[0] < sum(frames[f]) for m in draws)
+              and frames[f][0] > _span(draws[0])[2]]
+    return [starts[len(starts) // 2]]
 
 
 def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -72,18 +147,24 @@ def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 @functools.cache
 def _cut(name: str, tmp: Path) -> Cut:
-    _, frames = _intact()
-    if CUTS[name] is None:
+    source = "lost-segments"
+    if "/" in name:  # NAME/RULE: a corpus session cut by a rule
+        source, rule = name.split("/")
+        dropped = _chosen(source, rule)
+    elif CUTS[name] is None:
         meta = json.loads(deployment_capture("lost-segments.json").read_text())
         dropped = meta["capture"]["lost_segments"]["dropped_frames"]
-        path = deployment_capture("lost-segments.pcapng")
     else:
         dropped = CUTS[name]
-        path = tmp / f"{name}.pcapng"
-        subprocess.run([need_program("editcap"), str(deployment_capture("lost-segments.intact.pcapng")),
-                        str(path), *map(str, dropped)], check=True, timeout=120)
+    _, frames = _intact(source)
+    if CUTS.get(name, 1) is None:
+        path = deployment_capture("lost-segments.pcapng")
+    else:
+        path = tmp / f"{name.replace('/', '-')}.pcapng"
+        subprocess.run([need_program("editcap"), str(_source(source).intact), str(path), *map(str, dropped)],
+                       check=True, timeout=120)
     assert all(f in frames for f in dropped)
-    return Cut(path, _merged([(frames[f][0], sum(frames[f])) for f in dropped]))
+    return Cut(path, _merged([(frames[f][0], sum(frames[f])) for f in dropped]), source)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +175,7 @@ def cuts_dir(tmp_path_factory) -> Path:
 def _damaged(cut: Cut) -> tuple[list, np.ndarray, list[bool]]:
     """The intact capture's draws whose bytes overlap the lost ranges, the union of their boxes on
     the screen, and per lost range whether it lies inside one message's body (framing kept)."""
-    msgs, _ = _intact()
+    msgs, _ = _intact(cut.source)
     size = next((int(m.fields["width"]), int(m.fields["height"])) for m in msgs if m.type == "surface_create")
     area = np.zeros(size[::-1], bool)
     hit, inside = [], []
@@ -119,11 +200,11 @@ def _render(path: Path):
     return frame.image, (np.zeros(frame.image.shape[:2], bool) if unknown is None else unknown), stats
 
 
-def _truth() -> np.ndarray:
-    return np.asarray(Image.open(deployment_capture("lost-segments.png")).convert("RGB"))
+def _truth(source: str = "lost-segments") -> np.ndarray:
+    return np.asarray(Image.open(_source(source).truth).convert("RGB"))
 
 
-@pytest.mark.parametrize("name", list(CUTS))
+@pytest.mark.parametrize("name", list(CUTS) + [f"{n}/{r}" for n, r in CORPUS_CUTS])
 def test_gaps_framing_and_known_pixels(name: str, cuts_dir: Path) -> None:
     cut = _cut(name, cuts_dir)
     hit, area, inside = _damaged(cut)
@@ -134,7 +215,7 @@ def test_gaps_framing_and_known_pixels(name: str, cuts_dir: Path) -> None:
     assert [g.size for g in gaps] == [b - a for a, b in cut.ranges]
     assert [g.fields["framing"] == "kept" for g in gaps] == inside
     img, unknown, stats = _render(cut.path)
-    truth = _truth()
+    truth = _truth(cut.source)
     mismatched = int((img != truth).any(axis=2)[~unknown].sum())
     print(f"{name}: lost {[b - a for a, b in cut.ranges]} bytes, framing kept {inside}, {len(hit)} messages hit;"
           f" known pixels differing {mismatched}, unknown {unknown.mean():.2%}, damaged draws' area {area.mean():.2%}")
