@@ -117,7 +117,10 @@ class HalfStream:
         if not self.pending or self.next_seq is None:
             return []
         first = min(self.pending, key=lambda s: seq_diff(s, self.next_seq))  # type: ignore[arg-type]
-        out: list[Data | Gap] = [Gap(seq_diff(first, self.next_seq), time, frame, True)]
+        # the gap is dated by the segment after it (when the capture shows the loss), not by when
+        # the hole was given up on, which can be much later
+        _, after_time, after_frame = self.pending[first]
+        out: list[Data | Gap] = [Gap(seq_diff(first, self.next_seq), after_time, after_frame, True)]
         self.next_seq = first
         self._drain(out)
         return out
