@@ -309,3 +309,13 @@ def test_stats_of_the_intact_capture_say_nothing_unknown() -> None:
     r = _spicetool("stats", "--json", str(deployment_capture("lost-segments.intact.pcapng")))
     (s,) = json.loads(r.stdout)["sessions"]
     assert s["unknown"] == {"share": 0.0, "since": None}
+
+
+@pytest.mark.parametrize("name", sorted({n for n, _ in CORPUS_CUTS}))
+def test_resegmented_corpus_sessions_render_as_before(name: str) -> None:
+    """The sources of the corpus cuts: cut to the MSS, nothing is lost or unknown, the truth exactly."""
+    _, frames = _intact(name)
+    assert max(n for _, n in frames.values()) == MSS
+    img, unknown, stats = _render(_source(name).intact)
+    assert not unknown.any() and stats.unknown_share == 0.0
+    assert (img == _truth(name)).all()
