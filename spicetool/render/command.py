@@ -187,7 +187,10 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
                 raise RenderFailure(f"{capture}: no picture: the capture holds no display surface"
                                     + (f" for session {session}" if session else "")
                                     + (f" on display {display}" if display != "0" else ""))
-            image = frame.image if unknown == "pattern" else with_alpha(frame.image, shot.unknown())
+            mask = shot.unknown()
+            if unknown != "pattern" and mask is not None and mask.shape != frame.image.shape[:2]:
+                stats.warnings["--unknown transparent: this picture's unknown pixels are shown as the pattern"] += 1
+            image = frame.image if unknown == "pattern" else with_alpha(frame.image, mask)
             save_png(output, scaled(image, scale))
             progress.close()
             _summary(stats, output, None, reader, quiet)
