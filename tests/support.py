@@ -134,3 +134,17 @@ def read_ppm(path: Path):
 
     with Image.open(path) as img:
         return np.asarray(img.convert("RGB"))
+
+
+DEPLOYMENT_CORPUS = Path("/work/corpus-new")
+
+
+def deployment_capture(name: str) -> Path:
+    """A capture of the deployment corpus (proxies, WebSockets, TLS, lost segments) by file name;
+    skipped when it is absent outside CI."""
+    path = DEPLOYMENT_CORPUS / name
+    if not path.exists():
+        if os.environ.get("CI"):
+            raise AssertionError(f"{path}: deployment capture missing")
+        pytest.skip(f"{path} not here")
+    return path

@@ -280,12 +280,23 @@ class SessionDecoder:
         ch = st.channel
         assert ch is not None
         if isinstance(item, Gap):
+            # a hole inside a message whose size is known keeps the framing (the stack counts
+            # through it); only a hole over a header makes us resynchronise by guessing
+            parser = st.parsers[direction]
+            # (only a gap of exact length: one a TLS or WebSocket layer resynchronised over is not)
+            counted = item.exact and direction not in st.pending
+            events, kept = parser.gap(direction, item.lost) if counted else ([], False)
             yield Record(
                 item.time, item.frame, ch, direction, "gap", "tcp_gap", None, item.lost,
-                {"lost_bytes": item.lost, "reason": "segments missing from the capture; resynchronising"},
+                {"lost_bytes": item.lost, "framing": "kept" if kept else "lost",
+                 "reason": "segments missing from the capture; " + (
+                     "the message they were in is damaged, the framing kept" if kept
+                     else "a message header was in them, resynchronising" if counted else "resynchronising")},
             )
-            st.parsers[direction] = ChannelConnection.resume(ch.channel_type, ch.channel_id or 0, _mini(st))
-            st.pending[direction] = bytearray()
+            yield from self._records(ch, parser, events, item.time, item.frame)
+            if not kept:
+                st.parsers[direction] = ChannelConnection.resume(ch.channel_type, ch.channel_id or 0, _mini(st))
+                st.pending[direction] = bytearray()
             return
         yield from self._data(st, direction, item.data, item.time, item.frame)
 

@@ -37,6 +37,9 @@ class Gap:
     lost: int  # bytes missing from the stream
     time: float
     frame: int
+    # the length is exact (TCP sequence numbers): a layer above may count through the hole; gaps
+    # that a TLS or WebSocket layer found again by resynchronising only say roughly how much
+    exact: bool = False
 
 
 class HalfStream:
@@ -114,7 +117,10 @@ class HalfStream:
         if not self.pending or self.next_seq is None:
             return []
         first = min(self.pending, key=lambda s: seq_diff(s, self.next_seq))  # type: ignore[arg-type]
-        out: list[Data | Gap] = [Gap(seq_diff(first, self.next_seq), time, frame)]
+        # the gap is dated by the segment after it (when the capture shows the loss), not by when
+        # the hole was given up on, which can be much later
+        _, after_time, after_frame = self.pending[first]
+        out: list[Data | Gap] = [Gap(seq_diff(first, self.next_seq), after_time, after_frame, True)]
         self.next_seq = first
         self._drain(out)
         return out

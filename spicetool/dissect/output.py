@@ -65,7 +65,14 @@ def record_json(rec: Record, t0: float) -> dict[str, Any]:
         obj["type_id"] = rec.type_id
     if ch.session_id is not None:
         obj["session_id"] = ch.session_id
+    lost = _lost(rec)
+    if lost:  # body ranges a capture gap took (zeros in the fields)
+        obj["lost"] = [list(r) for r in lost]
     return obj
+
+
+def _lost(rec: Record) -> tuple[tuple[int, int], ...]:
+    return getattr(rec.event, "lost", ()) if rec.layer == "message" else ()
 
 
 def write_json(rec: Record, t0: float, out: TextIO) -> None:
@@ -124,6 +131,14 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 def summary_line(rec: Record) -> str:
+    lost = _lost(rec)
+    text = _summary(rec)
+    if lost:  # the fields may hold the zeros the gap left
+        text = f"[damaged: {sum(b - a for a, b in lost)} of {rec.size} bytes lost in a capture gap] " + text
+    return text
+
+
+def _summary(rec: Record) -> str:
     f = rec.fields
     parts: list[str] = []
     if rec.layer in ("gap", "error"):
@@ -155,7 +170,7 @@ def human_line(rec: Record, t0: float) -> tuple[str, str | None]:
         f"{rec.time - t0:11.6f} s{ch.session or '?'} {where:<12} {ARROWS[rec.direction.value]} "
         f"{rec.type:<24} {summary_line(rec)}"
     )
-    return text, STYLES.get(rec.layer)
+    return text, STYLES.get("gap" if _lost(rec) else rec.layer)
 
 
 def field_tree(fields: dict[str, Any], label: str) -> Any:

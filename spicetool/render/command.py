@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 import click
+import numpy as np
 
 from spicetool.capture import CaptureFailure, CaptureRecords, KeyLog, Record, load_keylog, open_records
 from spicetool.render.audio import PlaybackAudio
@@ -83,6 +84,10 @@ def _summary(stats: RenderStats, output: str, duration: float | None, reader, qu
     if stats.audio:
         console.print(f"  audio: {stats.audio}")
     console.print(f"  placeholders: {stats.placeholders}")
+    if stats.unknown_share:
+        since = f" since {stats.unknown_since:.2f}s" if stats.unknown_since is not None else ""
+        console.print(f"  unknown: {stats.unknown_share:.2%} of the screen{since} (pattern, or transparent with"
+                      " --unknown transparent)")
     damage = getattr(reader, "damage", None)
     if damage:
         console.print(f"  [yellow]warning[/]: capture damaged: {damage}")
@@ -90,6 +95,15 @@ def _summary(stats: RenderStats, output: str, duration: float | None, reader, qu
         if n:
             detail = stats.details.get(what)
             console.print(f"  [yellow]warning[/]: {what} (x{n})" + (f": {detail}" if detail else ""))
+
+
+def with_alpha(image: np.ndarray, unknown: np.ndarray | None) -> np.ndarray:
+    """RGBA: the unknown pixels transparent (and black), the rest opaque."""
+    alpha = np.full(image.shape[:2], 255, np.uint8)
+    rgba = np.dstack([image, alpha])
+    if unknown is not None and unknown.shape == image.shape[:2]:
+        rgba[unknown] = 0
+    return rgba
 
 
 def _no_picture(capture: str, stats: RenderStats, start: float | None, end: float | None) -> str:
@@ -108,6 +122,7 @@ Examples:
   spicetool render session.pcapng -o pictures/             # one PNG per change of the screen
   spicetool render session.pcapng -o clip.gif --from 3 --to 8 --cursor
   spicetool render cut.pcap -o cut.mp4 --partial          # a capture that starts mid-session
+  spicetool render lossy.pcapng --last --unknown transparent -o known.png  # pixels lost in gaps transparent
   spicetool render heads.pcapng --last --display 0:1 -o m1.png  # monitor 1 of display channel 0
   spicetool render qxl2.pcapng --last --display all -o both.png  # every display channel at once
   spicetool render tls.pcapng --tls-keylog keys.log -o tls.mp4  # TLS traffic and its key log
@@ -132,12 +147,15 @@ Examples:
 @click.option("--cursor", is_flag=True, help="Draw the mouse pointer (from the cursor channel).")
 @click.option("--partial", is_flag=True,
               help="Capture starting mid-session: show pictures before every pixel is known (unknown = pattern).")
+@click.option("--unknown", type=click.Choice(["pattern", "transparent"]), default="pattern", show_default=True,
+              help="With --at/--last: pixels whose content is unknown (lost in capture gaps, never drawn) as the "
+                   "placeholder pattern, or transparent in an RGBA PNG.")
 @click.option("--tls-keylog", "keylog_path", type=click.Path(dir_okay=False),
               help="Decrypt TLS connections with this key log (NSS format, as SSLKEYLOGFILE writes it).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def render(capture: str, output: str, fps: float, at: float | None, last: bool, session: int | None,
            display: str, start: float | None, end: float | None, scale: float, cursor: bool, partial: bool,
-           keylog_path: str | None, quiet: bool) -> None:
+           unknown: str, keylog_path: str | None, quiet: bool) -> None:
     """Rebuild what a SPICE session showed on its screen from a capture."""
     if at is not None and last:
         raise click.UsageError("--at and --last exclude each other")
@@ -146,6 +164,8 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
     to_dir = output.endswith(("/", os.sep)) or os.path.isdir(output)
     single = at is not None or last
     ext = Path(output).suffix.lower()
+    if unknown != "pattern" and not single:
+        raise click.UsageError("--unknown transparent writes one picture: give --at or --last")
     if single and (to_dir or ext != ".png"):
         raise click.UsageError("--at/--last write one picture: give -o NAME.png")
     if not single and not to_dir and ext not in FORMATS:
@@ -165,13 +185,17 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
     try:
         records, reader = _records(capture, progress, keylog)
         if single:
-            frame = picture_at(records, None if last else at, session=session, display=choice,
-                               cursor=cursor, stats=stats)
+            shot = SessionScreen(session, choice, cursor)
+            frame = picture_at(records, None if last else at, stats=stats, screen=shot)
             if frame is None:
                 raise RenderFailure(f"{capture}: no picture: the capture holds no display surface"
                                     + (f" for session {session}" if session else "")
                                     + (f" on display {display}" if display != "0" else ""))
-            save_png(output, scaled(frame.image, scale))
+            mask = shot.unknown()
+            if unknown != "pattern" and mask is not None and mask.shape != frame.image.shape[:2]:
+                stats.warnings["--unknown transparent: this picture's unknown pixels are shown as the pattern"] += 1
+            image = frame.image if unknown == "pattern" else with_alpha(frame.image, mask)
+            save_png(output, scaled(image, scale))
             progress.close()
             _summary(stats, output, None, reader, quiet)
             return

@@ -127,14 +127,16 @@ def frames(capture: str | Iterable[Record], fps: float | None = None, *, session
 
 def picture_at(capture: str | Iterable[Record], at: float | None = None, *, session: int | None = None,
                display: int | str | DisplayChoice = 0, cursor: bool = False,
-               stats: RenderStats | None = None, keylog: KeyLog | str | None = None) -> Frame | None:
+               stats: RenderStats | None = None, keylog: KeyLog | str | None = None,
+               screen: SessionScreen | None = None) -> Frame | None:
     """The screen as it was at ``at`` seconds from the capture start (None: at the end).
 
     A capture that never gets a complete picture (it starts mid-session) gives its last
-    state, with the pixels never drawn shown as a placeholder pattern.
+    state, with the pixels never drawn shown as a placeholder pattern. ``screen`` (a fresh
+    SessionScreen) is used when given: its ``unknown()`` then tells which pixels are unknown.
     """
     stats = stats if stats is not None else RenderStats()
-    screen = SessionScreen(session, display, cursor)
+    screen = screen or SessionScreen(session, display, cursor)
     records = records_of(capture, keylog) if isinstance(capture, str) else capture
     t0: float | None = None
     t = 0.0

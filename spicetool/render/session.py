@@ -16,6 +16,7 @@ import numpy as np
 
 from spicetool.render.caches import SessionCaches
 from spicetool.render.canvas import Canvas
+from spicetool.render.damaged import damaged_draw
 from spicetool.render.cursor import draw_cursor
 from spicetool.render.monitors import ClientMonitors, DisplayChoice, layout, shown_area
 from spicetool.render.streams import StreamError, Streams
@@ -61,6 +62,8 @@ class RenderStats:
     warnings: Counter[str] = field(default_factory=Counter)
     details: dict[str, str] = field(default_factory=dict)
     audio: str | None = None
+    unknown_share: float = 0.0  # share of the primary surface whose pixels are unknown at the end
+    unknown_since: float | None = None  # seconds from the capture start: when the first of them became unknown
 
     @property
     def placeholders(self) -> int:
@@ -116,7 +119,11 @@ class SessionScreen:
         self.heads: list[dict[str, Any]] = []
         self._ready = False  # a complete picture exists (see ready)
         self.midstream = False
-        self.coverage: np.ndarray | None = None  # mid-session only: pixels drawn at least once
+        # pixels whose content we know: mid-session captures (drawn at least once), and any capture
+        # once a draw lost bytes in a capture gap or drew an image that could not be decoded
+        self.coverage: np.ndarray | None = None
+        self.unknown_at: np.ndarray | None = None  # with coverage: capture time each unknown pixel became so
+        self._time = 0.0  # capture time of the record being fed
         self.warnings: Counter[str] = Counter()
         self.playback_expected = False
         self._clocks: dict[int | None, tuple[int, float]] = {}  # session -> last (mm time, capture time)
@@ -175,6 +182,9 @@ class SessionScreen:
     def _routed(self, rec: Any) -> bool:
         if rec.layer == "gap":
             self.warnings[f"{rec.channel.channel} channel: bytes missing from the capture"] += 1
+            if rec.channel.channel_type == _DISPLAY and rec.direction.name == "SERVER" \
+                    and rec.fields.get("framing") != "kept":
+                return self._lost_framing(rec)
             return False
         if rec.layer == "error":
             self.warnings[f"{rec.channel.channel} channel: undecodable data skipped"] += 1
@@ -304,6 +314,9 @@ class SessionScreen:
             self.streams.clock.set(*self._clocks.pop(self.session))
         if rec.channel.midstream and not self.midstream:
             self.midstream = True
+        self._time = rec.time - self.t0
+        if name in DRAWS and getattr(rec.event, "lost", ()):
+            return self._damaged(rec)
         if name in DRAWS or name == "copy_bits":
             self._ensure_surface(f["base"])
             if name == "copy_bits":
@@ -328,6 +341,7 @@ class SessionScreen:
             if s.primary and not self.midstream:
                 self.ready = True
                 self.heads = []
+                self.coverage = self.unknown_at = None  # a new screen: all of it known (black)
             return s.primary
         if name == "surface_destroy":
             canvas.destroy_surface(int(f["surface_id"]))
@@ -409,10 +423,17 @@ class SessionScreen:
 
     def _cover(self, base: dict[str, Any], reg: Region | None, known: bool = True) -> None:
         """A draw reached `reg`: its pixels are known now, unless one of its images was a
-        placeholder (it referred to a cache entry or dictionary image from before the capture)."""
-        if self.coverage is None or reg is None or int(base["surface_id"]) != PRIMARY_SURFACE_ID:
+        placeholder (it referred to a cache entry or dictionary image from before the capture,
+        or could not be decoded)."""
+        if reg is None or int(base["surface_id"]) != PRIMARY_SURFACE_ID:
+            return
+        if self.coverage is None and not known:
+            self._start_coverage()
+        if self.coverage is None:
             return
         view = self.coverage[reg.y0:reg.y1, reg.x0:reg.x1]
+        if not known:
+            self._note_unknown(reg)
         if reg.mask is None:
             view[...] = known
         elif known:
@@ -420,6 +441,65 @@ class SessionScreen:
         else:
             view &= ~reg.mask
         self._check_complete()
+
+    def _start_coverage(self) -> None:
+        """A complete session's first unknown pixels: everything drawn so far is known."""
+        primary = self.canvas.surfaces.get(PRIMARY_SURFACE_ID)
+        if primary is not None:
+            self.coverage = np.ones((primary.height, primary.width), bool)
+
+    def _note_unknown(self, reg: Region) -> None:
+        """When the pixels of `reg` that were known became unknown: now."""
+        if self.coverage is None:
+            return
+        if self.unknown_at is None or self.unknown_at.shape != self.coverage.shape:
+            self.unknown_at = np.where(self.coverage, np.inf, 0.0)  # never drawn: since the start
+        was = self.coverage[reg.y0:reg.y1, reg.x0:reg.x1]
+        hit = was if reg.mask is None else was & reg.mask
+        self.unknown_at[reg.y0:reg.y1, reg.x0:reg.x1][hit] = self._time
+
+    def _lost_framing(self, rec: Any) -> bool:
+        """A gap swallowed a message header: the draws in the hole are lost with where they drew,
+        so all of the screen is unknown from now until draws make it known again."""
+        self._time = rec.time - self.t0
+        primary = self.canvas.surfaces.get(PRIMARY_SURFACE_ID)
+        if primary is None:
+            return False
+        self.warnings["display messages lost with their headers in a capture gap: the whole screen unknown"] += 1
+        whole = Region(0, primary.height, 0, primary.width, None)
+        self._cover({"surface_id": PRIMARY_SURFACE_ID}, whole, known=False)
+        return self._changed(PRIMARY_SURFACE_ID, whole)
+
+    def _damaged(self, rec: Any) -> bool:
+        """A draw that lost bytes in a capture gap: what of it arrived is drawn, the rest is unknown."""
+        f = rec.fields
+        self._ensure_surface(f["base"])
+        out = damaged_draw(self.canvas, rec.type, f, rec.event)
+        self.warnings[out.warning] += 1
+        if out.drawn is not None:
+            self._cover(f["base"], out.drawn)
+        if out.unknown is not None:
+            self._cover(f["base"], out.unknown, known=False)
+        reg = out.drawn or out.unknown
+        return reg is not None and self._changed(f["base"]["surface_id"], reg)
+
+    def unknown(self) -> np.ndarray | None:
+        """Which pixels of the shown picture are unknown (HxW bool), or None when all are known."""
+        s = self.primary()
+        if s is None or self.coverage is None or self.coverage.all() or self.coverage.shape != s.pixels.shape[:2]:
+            return None
+        box = shown_area(self.heads, s.id, s.width, s.height, self.choice.monitor)
+        return ~self.coverage[box.top:box.bottom, box.left:box.right]
+
+    def unknown_share(self) -> tuple[float, float | None]:
+        """(share of the primary surface unknown, seconds from the capture start since when)."""
+        if self.coverage is None or self.coverage.all():
+            return 0.0, None
+        share = float(1.0 - self.coverage.mean())
+        since = None
+        if self.unknown_at is not None and self.unknown_at.shape == self.coverage.shape:
+            since = float(self.unknown_at[~self.coverage].min())
+        return share, (0.0 if since is None or not np.isfinite(since) else since)
 
     def _cover_copy(self, f: dict[str, Any], reg: Region | None) -> None:
         if self.coverage is None or reg is None or int(f["base"]["surface_id"]) != PRIMARY_SURFACE_ID:
@@ -430,6 +510,10 @@ class SessionScreen:
         ys = np.clip(np.arange(reg.y0, reg.y1) + dy, 0, h - 1)
         xs = np.clip(np.arange(reg.x0, reg.x1) + dx, 0, w - 1)
         known = self.coverage[ys[:, None], xs[None, :]]
+        if self.unknown_at is not None and self.unknown_at.shape == self.coverage.shape:  # when moves along
+            when = self.unknown_at[ys[:, None], xs[None, :]]
+            at = self.unknown_at[reg.y0:reg.y1, reg.x0:reg.x1]
+            at[...] = when if reg.mask is None else np.where(reg.mask, when, at)
         view = self.coverage[reg.y0:reg.y1, reg.x0:reg.x1]
         view[...] = known if reg.mask is None else np.where(reg.mask, known, view)
         self._check_complete()
@@ -524,7 +608,8 @@ class SessionScreen:
         x0, y0, x1, y1 = box.left, box.top, box.right, box.bottom
         bgrx = np.array(s.pixels[y0:y1, x0:x1], order="C")
         rgb = bgrx[..., 2::-1]
-        if self.coverage is not None and (force or self.partial) and not self.coverage.all():
+        if self.coverage is not None and (force or self.partial or not self.midstream) and not self.coverage.all() \
+                and self.coverage.shape == s.pixels.shape[:2]:
             unknown = ~self.coverage[y0:y1, x0:x1]
             yy, xx = np.nonzero(unknown)
             rgb[yy, xx] = np.where((((xx // 8) + (yy // 8)) & 1)[:, None] == 1, [255, 0, 255], [0, 0, 0])
@@ -561,6 +646,7 @@ class SessionScreen:
             stats.warnings["video frames the client drops (too late for their time)"] += self.streams.late
         if self.streams.overflow:
             stats.warnings["video frames dropped: too many waiting for their time"] += self.streams.overflow
+        stats.unknown_share, stats.unknown_since = self.unknown_share()
         if self.midstream and self.coverage is not None and not self.coverage.all():
             stats.warnings[f"picture never complete: {self.never_drawn():.0%} of the screen never drawn"
                            " (capture starts mid-session)"] += 1

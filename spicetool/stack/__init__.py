@@ -27,6 +27,7 @@ numbers by name (ChannelType.DISPLAY, MsgDisplay.DRAW_COPY, SurfaceFlags.PRIMARY
 enums.py, made from those same tables.
 """
 from .connection import ChannelConnection
+from .damage import alternate_fields
 from .events import AgentMessage, Direction, LinkRecord, Message, ProtocolError
 from .link import (build_auth_mechanism, build_link_mess, build_link_reply, build_link_result,
                    build_ticket, decrypt_ticket, encrypt_ticket)
@@ -44,5 +45,5 @@ __all__ = [
     "parse_body", "message_bytes", "build_link_mess", "build_link_reply", "build_auth_mechanism",
     "build_ticket", "build_link_result", "decrypt_ticket", "encrypt_ticket", "build_agent_message",
     "ChannelEndpoint", "Role", "ClientLink", "ServerLink", "LinkAccepted", "LinkRefused",
-    "LinkFailed", "AckWindow", "FlowAnswers", "PingTracker",
+    "LinkFailed", "AckWindow", "FlowAnswers", "PingTracker", "alternate_fields",
 ]

@@ -23,13 +23,14 @@ MAX_LINK_BACKLOG = MAX_MESSAGE_SIZE
 class _Stream:
     """Unparsed bytes of one direction and where they sit in the stream."""
 
-    __slots__ = ("buf", "pos", "base", "state")
+    __slots__ = ("buf", "pos", "base", "state", "lost")
 
     def __init__(self, state: str):
         self.buf = bytearray()
         self.pos = 0      # index in buf of the first unparsed byte
         self.base = 0     # stream offset of buf[0]
         self.state = state
+        self.lost: list[tuple[int, int]] = []  # stream ranges a gap filled with zeros
 
     @property
     def offset(self) -> int:
@@ -41,6 +42,13 @@ class _Stream:
             del self.buf[:self.pos]
             self.base += self.pos
             self.pos = 0
+
+
+def _lost_in(s: _Stream, lo: int, hi: int) -> tuple[tuple[int, int], ...]:
+    """The lost ranges of stream bytes [lo, hi) relative to lo; ranges wholly before hi are dropped."""
+    out = tuple((max(a, lo) - lo, min(b, hi) - lo) for a, b in s.lost if a < hi and b > lo)
+    s.lost = [(a, b) for a, b in s.lost if b > hi]
+    return out
 
 
 def _has(caps: list, name: str) -> bool:
@@ -110,6 +118,38 @@ class ChannelConnection:
                 if len(events) > before and d is not direction:
                     progress = True
         return events
+
+    def gap(self, direction: Direction, lost: int) -> tuple[list[Event], bool]:
+        """The capture lost `lost` bytes of this direction here: (events, framing kept).
+
+        A gap that ends inside the body of a message whose header was read keeps the framing:
+        the hole is filled with zeros, the message comes out with its `lost` ranges, and the
+        next message starts where its size says. A gap that swallowed (part of) a header
+        cannot be counted through: the message it cut short comes out damaged and the framing
+        is lost (False): the caller resynchronises on a fresh connection."""
+        d = Direction(direction)
+        s = self._s[d]
+        events: list[Event] = []
+        if d in self.broken or s.state != "data" or lost <= 0:
+            return events, lost <= 0 and d not in self.broken
+        mini = self._mini[d] is not False
+        hsize = MINI_SIZE if mini else FULL_SIZE
+        have = len(s.buf) - s.pos
+        if have < hsize:
+            return events, False  # the next header is (partly) in the hole
+        size = MINI.unpack_from(s.buf, s.pos)[1] if mini else FULL.unpack_from(s.buf, s.pos)[2]
+        if size > self.max_message_size:
+            return events, False
+        missing = hsize + size - have
+        fill = min(lost, missing)
+        start = s.offset + have
+        s.lost.append((start, start + fill))
+        s.buf += bytes(fill)
+        try:
+            self._data(d, s, events)
+        except Exception as e:  # last line of defence: never let bad bytes escape
+            self._fail(d, events, f"internal error: {type(e).__name__}: {e}")
+        return events, lost <= missing
 
     def pending(self, direction: Direction) -> int:
         """Bytes of this direction not yet parsed (a record or message still incomplete)."""
@@ -312,11 +352,14 @@ class ChannelConnection:
             with memoryview(buf) as view:  # one copy, not two
                 body = bytes(view[pos + hsize:pos + hsize + size])
             s.consume(hsize + size)
+            lost = ()
+            if s.lost:  # only after a gap: the holes in this body, relative to it
+                lost = _lost_in(s, off + hsize, off + hsize + size)
             if sub_list:
                 self._subs(d, body, sub_list, off + hsize, events)
             name, fields, err = parse_body(ctype, d, tid, body)
             events.append(Message(d, ctype or 0, tid, name, size, fields, body, serial, off,
-                                  hsize, err))
+                                  hsize, err, lost))
             if ctype == 1:
                 self._main_hooks(d, tid, fields, events, off)
 

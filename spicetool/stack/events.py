@@ -32,6 +32,9 @@ class Message:
     offset: int
     header_size: int
     error: str | None = None
+    # byte ranges (start, end) of the body the capture lost, filled with zeros so offsets
+    # stay right; empty for an intact message (see stack.damage)
+    lost: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass

@@ -26,6 +26,7 @@ from spicetool.capture import (
     Summary,
     open_records,
 )
+from spicetool.render.damaged import UnknownArea
 from spicetool.stack.enums import LinkErr, MouseMode, SurfaceFlags
 from spicetool.triage.scancodes import TextDecoder, code_bytes
 
@@ -122,6 +123,7 @@ class SessionFigures:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     keyboard: TextDecoder = field(default_factory=TextDecoder)
     pointer: tuple[int, int] | None = None
+    unknown: UnknownArea = field(default_factory=UnknownArea)  # display 0's pixels lost in capture gaps
 
 
 class Figures:
@@ -168,6 +170,9 @@ class Figures:
         if rec.layer == "gap":
             fig.problems.append({"time": t, "channel": label, "kind": "tcp_gap", "direction": rec.direction.value,
                                  "detail": f"{rec.size} bytes missing from the capture"})
+            if ch.channel == "display" and (ch.channel_id or 0) == 0 and rec.direction.value == "server" \
+                    and f.get("framing") != "kept":
+                fig.unknown.lost_framing(t)
             return
         if rec.layer == "error":  # protocol_error, tls_error, tls_encrypted (no keys for the connection)
             fig.problems.append({"time": t, "channel": label, "kind": rec.type,
@@ -229,6 +234,8 @@ class Figures:
                         st.reported_drops += f.get("num_drops") or 0
                         break
             return
+        if (rec.channel.channel_id or 0) == 0 and (name.startswith("draw_") or name in ("copy_bits", "surface_create")):
+            fig.unknown.feed(name, f, rec.event, t)
         if name == "surface_create" and (f.get("flags") or 0) & SurfaceFlags.PRIMARY:
             fig.screens.append((t, f.get("width"), f.get("height"), "surface_create"))
         elif name == "stream_create":
@@ -356,7 +363,14 @@ class Figures:
             "problems": [{**p, "time": round(p["time"] - t0, 6)} for p in fig.problems],
             "inputs": [{**i, "time": round(i["time"] - t0, 6)} for i in fig.inputs],
             "typed_text": fig.keyboard.typed,
+            "unknown": _unknown_json(fig, t0),
         }
+
+
+def _unknown_json(fig: SessionFigures, t0: float) -> dict[str, Any]:
+    """How much of the screen is unknown at the end (draws that lost bytes in capture gaps), since when."""
+    share, since = fig.unknown.result()
+    return {"share": round(share, 6), "since": None if since is None else round(since - t0, 6)}
 
 
 def _match_pongs(fig: SessionFigures) -> None:

@@ -99,6 +99,10 @@ def _session(s: dict[str, Any], screens: Screens | None = None) -> str:
                                  for a in s["agent_connected"]) or "not seen"],
             ["screen", " → ".join(f"{x['width']}x{x['height']} at {x['time']:.2f} s" for x in s["screen_sizes"])
              or "not seen"]]
+    unknown = s.get("unknown") or {}
+    if unknown.get("share"):  # draws lost in capture gaps: what the picture cannot say
+        rows.append(["screen unknown", f"{unknown['share']:.1%} of the screen at the end (draws lost in capture"
+                                       f" gaps), since {unknown['since']:.2f} s"])
     if s["name"] or s["uuid"]:
         rows.append(["guest", " ".join(x for x in (s["name"], s["uuid"]) if x)])
     tls = sorted({c["tls"] for c in s["channels"] if c.get("tls")})

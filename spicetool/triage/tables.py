@@ -60,6 +60,10 @@ def _session(s: dict[str, Any], console: Console, input_limit: int) -> None:
                                       for a in s["agent_connected"]) or "not seen")
     over.add_row("screen", " → ".join(f"{x['width']}x{x['height']} @{x['time']:.2f}s" for x in s["screen_sizes"])
                   or "not seen")
+    unknown = s.get("unknown") or {}
+    if unknown.get("share"):
+        over.add_row("screen unknown", f"{unknown['share']:.1%} at the end (lost in capture gaps), "
+                                       f"since {unknown['since']:.2f}s")
     console.print(over)
 
     bw = _table(f"{title}: bandwidth per channel (c→s client to server, s→c server to client)", "channel",
