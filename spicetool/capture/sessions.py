@@ -5,9 +5,13 @@ for captures that start mid-session, when a run of plausible data headers is fou
 it. Channel connections are grouped into sessions by the connection id of their link
 message, which is the session id the main channel's INIT announced.
 
-A connection that opens with a TLS ClientHello goes through `spicetool.capture.tls` first: with
-its secrets in a key log its clear bytes are decoded like any other; without, it is reported
-once as TLS-encrypted (a "tls_encrypted" error record) and left there.
+Under the SPICE bytes a connection may carry transport layers, stacked in any order (see
+`spicetool.capture.layers`): an HTTP CONNECT tunnel through a proxy, a WebSocket, TLS. A TLS
+connection with its secrets in a key log (or in the capture's Decryption Secrets blocks) is
+decoded like any other; without, it is reported once as TLS-encrypted (a "tls_encrypted" error
+record) and left there. What the CONNECT and WebSocket layers tell (the proxy's target and answer,
+the Upgrade, close codes) becomes "transport" records; a refused or unanswered CONNECT, a refused
+Upgrade or broken framing are "error" records, the connection's failure.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from spicetool.capture.frames import Segment
 from spicetool.capture.keylog import KeyLog
+from spicetool.capture.layers import MAX_LAYERS, OTHER_HTTP, TLS_LAYER, WAIT, make_layer, pick
 from spicetool.capture.tcp import Data, Gap, TcpConnection, TcpTracker
-from spicetool.capture.tls_records import looks_like_client_hello, record_chain
+from spicetool.capture.tls_records import record_chain
+from spicetool.capture.transport import MAX_HEAD
 from spicetool.stack import (
     AgentMessage,
     ChannelConnection,
@@ -33,7 +39,7 @@ from spicetool.stack.enums import ChannelType
 from spicetool.stack.link import MAGIC
 
 if TYPE_CHECKING:   # the TLS layer (and its cryptography) is imported when a capture has TLS
-    from spicetool.capture.tls import Notice, TlsConnection
+    from spicetool.capture.tls import TlsConnection
 
 LINK_MAGIC = MAGIC
 RESYNC_WINDOW = 64 * 1024  # bytes of an unknown stream searched for data headers
@@ -55,6 +61,7 @@ class Channel:
     session_id: int | None = None  # SPICE's session (connection) id, when seen
     midstream: bool = False  # the link stage was not captured
     tls: str | None = None  # "TLS 1.3, TLS_AES_256_GCM_SHA384, SNI host" when the connection was TLS
+    transport: str | None = None  # "HTTP CONNECT host:port: HTTP/1.0 200 ...", "WebSocket /path, ..." under SPICE
     first_time: float = 0.0
     last_time: float = 0.0
 
@@ -71,7 +78,7 @@ class Record:
     frame: int
     channel: Channel
     direction: Direction
-    layer: str  # "link", "message", "agent", "gap", "error"
+    layer: str  # "link", "message", "agent", "gap", "error", "transport"
     type: str
     type_id: int | None
     size: int
@@ -89,7 +96,15 @@ class _Tracked:
     pending: dict[Direction, bytearray] = field(default_factory=dict)  # waiting for a resync point
     probe: dict[Direction, bytearray] = field(default_factory=dict)  # undecided connection's first bytes
     probe_chunks: dict[Direction, list[tuple[int, float, int]]] = field(default_factory=dict)  # (size, time, frame)
-    tls: TlsConnection | None = None  # the TLS layer under the SPICE bytes, when there is one
+    layers: list[Any] = field(default_factory=list)  # transports under the SPICE bytes, bottom first
+    sniff: bytearray | None = None  # the top's first client bytes, too few yet to say what they open
+    sniff_at: tuple[float, int] = (0.0, 0)  # (time, frame) of the first of them
+    described: bool = False  # the channel's tls/transport strings were set since its layers last spoke
+
+    @property
+    def tls(self) -> TlsConnection | None:
+        from spicetool.capture.tls import TlsConnection
+        return next((x for x in self.layers if isinstance(x, TlsConnection)), None)
 
 
 class SessionDecoder:
@@ -99,7 +114,8 @@ class SessionDecoder:
 
     def __init__(self, keylog: KeyLog | str | None = None) -> None:
         self.keylog = KeyLog(keylog) if isinstance(keylog, str) else keylog
-        self._tls_sessions: dict[str, int] = {}  # server endpoint -> session of connections we cannot decrypt
+        self._orphan_sessions: dict[str, int] = {}  # server endpoint -> session of connections that never got to SPICE
+        self._deferred: dict[int, list[Record]] = {}  # channel index -> transport records waiting for its session
         self.tcp = TcpTracker()
         self.channels: list[Channel] = []
         self.sessions: dict[int, int] = {}  # SPICE session id -> our session number
@@ -138,6 +154,8 @@ class SessionDecoder:
     def _records(
         self, ch: Channel, parser: ChannelConnection, events: Iterable[Any], time: float, frame: int
     ) -> Iterator[Record]:
+        if self._deferred and ch.session is not None and ch.index in self._deferred:  # mid-session guesses
+            yield from self._deferred.pop(ch.index)
         for ev in events:
             if isinstance(ev, Message):
                 if ch.channel_type is None:
@@ -148,6 +166,8 @@ class SessionDecoder:
             elif isinstance(ev, LinkRecord):
                 if ev.name == "link_mess":
                     self._on_link_mess(ch, parser)
+                    if ch.index in self._deferred:  # the transport's records, now that the session is known
+                        yield from self._deferred.pop(ch.index)
                 yield Record(time, frame, ch, ev.direction, "link", ev.name, None, ev.size, ev.fields, ev)
             elif isinstance(ev, AgentMessage):
                 fields = dict(ev.fields)
@@ -179,66 +199,158 @@ class SessionDecoder:
         for c, from_client, item in self.tcp.finish(conn, self.last_time, self.last_frame):
             yield from self._item(c, from_client, item)
         st: _Tracked | None = conn.user  # type: ignore[assignment]
-        if st is not None and st.tls is not None:
-            for c, out in st.tls.finish(self.last_time, self.last_frame):
-                yield from self._tls_out(conn, st, c, out)
-        if st is not None and st.state == "unknown":
-            yield from self._decide(conn, st, final=True)
+        if st is not None:
+            for level, layer in enumerate(st.layers):  # bottom first: what a layer flushes goes up the rest
+                for c, out in layer.finish(self.last_time, self.last_frame):
+                    yield from self._layer_out(conn, st, level, c, out)
+            if st.sniff is not None:  # too few bytes ever came to tell: the SPICE layer has them
+                data, (time, frame) = bytes(st.sniff), st.sniff_at
+                st.sniff = None
+                yield from self._clear(conn, st, True, Data(data, time, frame))
+            if st.state == "unknown":
+                yield from self._decide(conn, st, final=True)
+            if st.channel is not None and st.channel.index in self._deferred:  # never got to SPICE
+                ch = st.channel
+                if ch.session is None:
+                    self._orphan_session(conn, ch)
+                yield from self._deferred.pop(ch.index)
         self.tcp.drop(conn)
 
     def _item(self, conn: TcpConnection, from_client: bool, item: Data | Gap) -> Iterator[Record]:
         st: _Tracked | None = conn.user  # type: ignore[assignment]
         if st is None:
             st = conn.user = _Tracked()
-        if st.tls is None and st.state == "unknown" and from_client and isinstance(item, Data) \
-                and Direction.CLIENT not in st.probe and looks_like_client_hello(item.data):
-            from spicetool.capture.tls import TlsConnection
-            st.tls = TlsConnection(self.keylog)
-            held = st.probe.pop(Direction.SERVER, None)  # a server reply the capture showed first
-            st.probe.clear()
-            st.probe_chunks.clear()
-            for c, out in st.tls.feed(True, item):
-                yield from self._tls_out(conn, st, c, out)
-            item, from_client = Data(bytes(held or b""), item.time, item.frame), False
-        if st.tls is not None:
-            if isinstance(item, Gap) or item.data:
-                for c, out in st.tls.feed(from_client, item):
-                    yield from self._tls_out(conn, st, c, out)
-            return
-        yield from self._clear(conn, st, from_client, item)
+        if not st.layers and st.state != "unknown":  # plain SPICE (or ignored): the hot path
+            yield from self._clear(conn, st, from_client, item)
+        elif st.layers:
+            for c, out in st.layers[0].feed(from_client, item):
+                yield from self._layer_out(conn, st, 0, c, out)
+        else:
+            yield from self._top(conn, st, from_client, item)
 
-    def _tls_out(self, conn: TcpConnection, st: _Tracked, from_client: bool, out: Data | Gap | Notice) -> Iterator[
-            Record]:
-        """What the TLS layer gives: clear bytes for the SPICE layer, or a notice as a record."""
-        assert st.tls is not None
-        from spicetool.capture.tls import Notice
-        if not isinstance(out, Notice):
-            yield from self._clear(conn, st, from_client, out)
-            if st.channel is not None and st.channel.tls is None:
-                st.channel.tls = st.tls.describe()
+    def _layer_out(self, conn: TcpConnection, st: _Tracked, level: int, from_client: bool,
+                   out: Any) -> Iterator[Record]:
+        """What the layer at `level` gives: its payload for the layer above it, or a notice as a record."""
+        if isinstance(out, (Data, Gap)):
+            up = level + 1
+            if up < len(st.layers):
+                if isinstance(out, Gap) or out.data:
+                    for c, o in st.layers[up].feed(from_client, out):
+                        yield from self._layer_out(conn, st, up, c, o)
+            else:
+                yield from self._top(conn, st, from_client, out)
             return
+        yield from self._notice(conn, st, level, from_client, out)
+
+    def _top(self, conn: TcpConnection, st: _Tracked, from_client: bool, item: Data | Gap) -> Iterator[Record]:
+        """The bytes above the last layer: the first client bytes may open one more layer."""
+        if st.state == "unknown" and from_client and Direction.CLIENT not in st.probe and len(st.layers) < MAX_LAYERS:
+            if isinstance(item, Gap):
+                st.sniff = None  # what came before the hole is no use
+            elif not item.data:
+                return
+            else:
+                if st.sniff is not None:
+                    st.sniff += item.data
+                    data, (time, frame) = bytes(st.sniff), st.sniff_at
+                else:
+                    data, time, frame = item.data, item.time, item.frame
+                kind = pick(data)
+                if kind == WAIT and len(data) < MAX_HEAD:
+                    if st.sniff is None:
+                        st.sniff, st.sniff_at = bytearray(data), (time, frame)
+                    return
+                st.sniff = None
+                if kind == OTHER_HTTP:  # a web page's own requests in the same capture: not ours
+                    st.state = "ignored"
+                    st.probe.clear()
+                    st.probe_chunks.clear()
+                    return
+                if kind is not None and kind != WAIT:
+                    yield from self._push(conn, st, kind, Data(data, time, frame))
+                    return
+                item = Data(data, time, frame)
+        yield from self._clear(conn, st, from_client, item)
+        if not st.described and st.channel is not None and st.layers:
+            self._describe(st)
+
+    def _push(self, conn: TcpConnection, st: _Tracked, kind: str, first: Data) -> Iterator[Record]:
+        """A new layer on top of the chain, fed the client bytes that opened it (and a server reply
+        that the capture showed first)."""
+        layer = make_layer(kind, self.keylog)
+        st.layers.append(layer)
+        level = len(st.layers) - 1
+        held = st.probe.pop(Direction.SERVER, None)
+        st.probe.clear()
+        st.probe_chunks.clear()
+        for c, out in layer.feed(True, first):
+            yield from self._layer_out(conn, st, level, c, out)
+        if held:
+            for c, out in layer.feed(False, Data(bytes(held), first.time, first.frame)):
+                yield from self._layer_out(conn, st, level, c, out)
+
+    def _describe(self, st: _Tracked) -> None:
+        """The channel's `tls` and `transport` strings from its layers (TLS named in the chain's order)."""
         ch = st.channel
-        if ch is None and st.tls.other_protocol:  # HTTPS and the like in the same capture: not ours to report
+        assert ch is not None
+        from spicetool.capture.tls import TlsConnection
+        tls = [x.describe() for x in st.layers if isinstance(x, TlsConnection)]
+        if tls:
+            ch.tls = "; ".join(tls)
+        if len(tls) < len(st.layers):
+            ch.transport = " → ".join("TLS" if isinstance(x, TlsConnection) else x.describe() for x in st.layers)
+        st.described = True
+
+    def _orphan_session(self, conn: TcpConnection, ch: Channel) -> None:
+        """A session for a connection that never got to SPICE's link stage: one per server endpoint,
+        so that a client's failed tries are told together."""
+        ch.session = self._orphan_sessions.get(conn.server) or self._new_session(None)
+        self._orphan_sessions[conn.server] = ch.session
+
+    def _notice(self, conn: TcpConnection, st: _Tracked, level: int, from_client: bool, out: Any) -> Iterator[
+            Record]:
+        """A layer's notice as a record: TLS's as before ("tls_encrypted", "tls_error"), the other
+        transports' as "transport" records, or "error" records for what breaks the connection."""
+        from spicetool.capture.tls import TlsConnection
+        layer = st.layers[level]
+        is_tls = isinstance(layer, TlsConnection)
+        ch = st.channel
+        if ch is None and is_tls and layer.other_protocol and level == 0:  # HTTPS and the like: not ours
             st.state = "ignored"
             return
+        direction = Direction.CLIENT if from_client else Direction.SERVER
+        if is_tls:
+            kind, name = "error", "tls_encrypted" if out.kind == "encrypted" else "tls_error"
+        else:
+            kind, name = _transport_record(layer, out)
         if ch is None:  # nothing decoded on this connection (yet): a channel of its own to say it on
             ch = st.channel = self._channel(conn, midstream=False)
-            ch.session = self._tls_sessions.get(conn.server) or self._new_session(None)
-            self._tls_sessions[conn.server] = ch.session
-            if out.kind == "encrypted":
+            if is_tls and out.kind == "encrypted":
                 st.state = "ignored"
-        ch.tls = st.tls.describe()
-        direction = Direction.CLIENT if from_client else Direction.SERVER
-        yield Record(out.time, out.frame, ch, direction, "error", "tls_encrypted" if out.kind == "encrypted"
-                     else "tls_error", None, 0, {"reason": out.reason, **out.fields})
+        self._describe(st)
+        st.described = False  # said again once SPICE bytes flow (a CONNECT's answer comes later)
+        if kind == "error" and ch.session is None:
+            self._orphan_session(conn, ch)
+        if kind == "error" and not is_tls and out.kind in ("proxy_refused", "proxy_no_answer", "websocket_refused"):
+            st.state = "ignored"  # nothing SPICE's will come on this connection
+        rec = Record(out.time, out.frame, ch, direction, kind, name, None, 0, {"reason": out.reason, **out.fields})
+        if ch.session is None:  # the link message will say which session: the record waits for it
+            self._deferred.setdefault(ch.index, []).append(rec)
+            return
+        if ch.index in self._deferred:
+            yield from self._deferred.pop(ch.index)
+        yield rec
 
     def _opaque_tls(self, conn: TcpConnection, st: _Tracked) -> Iterator[Record]:
         direction = Direction.CLIENT if Direction.CLIENT in st.probe else Direction.SERVER
         _size, time, frame = st.probe_chunks[direction][0]
-        ch = st.channel = self._channel(conn, midstream=True)
-        ch.session = self._tls_sessions.get(conn.server) or self._new_session(None)
-        self._tls_sessions[conn.server] = ch.session
+        ch = st.channel = st.channel or self._channel(conn, midstream=True)
+        ch.midstream = True
+        if ch.session is None:
+            self._orphan_session(conn, ch)
         ch.tls = "TLS"
+        if ch.index in self._deferred:
+            yield from self._deferred.pop(ch.index)
         yield Record(time, frame, ch, direction, "error", "tls_encrypted", None, 0,
                      {"reason": "TLS-encrypted, and its handshake is not in the capture: it cannot be decrypted "
                                 "(a capture from the connection's start and its key log can)",
@@ -359,6 +471,23 @@ class SessionDecoder:
         ch.first_time = ch.last_time = conn.start
         self.channels.append(ch)
         return ch
+
+
+# Transport notices that break the connection (its failure), the rest are told as "transport" records
+_FAILURES = {"proxy_refused", "proxy_no_answer", "websocket_refused"}
+_CLEAN_CLOSES = {1000, 1001, 1005, None}  # normal closure, going away, no status
+
+
+def _transport_record(layer: Any, out: Any) -> tuple[str, str]:
+    """(layer, type) of the record for an HTTP CONNECT or WebSocket layer's notice."""
+    from spicetool.capture.http_connect import HttpConnect
+    if out.kind == "error":
+        return "error", "proxy_error" if isinstance(layer, HttpConnect) else "websocket_error"
+    if out.kind in _FAILURES:
+        return "error", out.kind
+    if out.kind == "websocket_close" and out.fields.get("code") not in _CLEAN_CLOSES:
+        return "error", out.kind
+    return "transport", out.kind
 
 
 def guess_channel(probe: dict[Direction, bytearray]) -> tuple[int, dict[Direction, int]] | None:
