@@ -71,21 +71,6 @@ def need_program(name: str) -> str:
 
 
 
-DEPLOYMENT = Path("/work/corpus-new")  # captures recorded for issue 12, not yet in captures/
-
-
-def deployment_capture(name: str) -> Path:
-    """Path of one of the deployment captures (NAME.pcapng and its NAME.json, NAME.png beside it);
-    a skip when it is absent, a failure under CI."""
-    path = DEPLOYMENT / name
-    if not path.exists():
-        message = f"{path} is absent (a deployment capture of issue 12)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
 def fresh_enabled() -> bool:
     return os.environ.get("SPICETOOL_FRESH", "1") != "0"
 
@@ -136,15 +121,13 @@ def read_ppm(path: Path):
         return np.asarray(img.convert("RGB"))
 
 
-DEPLOYMENT_CORPUS = Path("/work/corpus-new")
+DEPLOYMENT_CORPUS = CAPTURES / "deployment"   # issue 12's real-deployment sessions, by the same recorder
 
 
 def deployment_capture(name: str) -> Path:
-    """A capture of the deployment corpus (proxies, WebSockets, TLS, lost segments) by file name;
-    skipped when it is absent outside CI."""
+    """A file of the deployment corpus (multi-head guests, lost segments; NAME.json and the truth
+    PNGs beside each capture). Kept apart from captures/ until every corpus test holds on them."""
     path = DEPLOYMENT_CORPUS / name
     if not path.exists():
-        if os.environ.get("CI"):
-            raise AssertionError(f"{path}: deployment capture missing")
-        pytest.skip(f"{path} not here")
+        raise AssertionError(f"{path}: deployment capture missing from the repository")
     return path
