@@ -67,6 +67,15 @@ class CaptureReader:
             )
         return data
 
+    def read_next(self, n: int, what: str) -> bytes:
+        """The first n bytes of the next record: b"" at a clean end of the file, CaptureDamaged
+        when only part of them is there."""
+        data = self.stream.read(n)
+        self.bytes_read += len(data)
+        if data and len(data) < n:
+            raise CaptureDamaged(f"capture truncated in {what} after frame {self.frames}")
+        return data
+
     def close(self) -> None:
         self.stream.close()
 

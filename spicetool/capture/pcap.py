@@ -31,14 +31,10 @@ def pcap_records(src: RecordSource) -> Iterator[tuple[int, float, bytes]]:
     _vmaj, _vmin, _zone, _sig, _snap, linktype = struct.unpack(endian + "HHiIII", rest)
     linktype &= 0x0FFFFFFF
     rec = struct.Struct(endian + "IIII")
-    stream = src.stream
     while True:
-        head = stream.read(16)
+        head = src.read_next(16, "a record header")
         if not head:
             return
-        src.bytes_read += len(head)
-        if len(head) < 16:
-            raise CaptureDamaged(f"capture truncated in a record header after frame {src.frames}")
         sec, frac, caplen, _origlen = rec.unpack(head)
         if caplen > MAX_RECORD:
             raise CaptureDamaged(f"corrupt record after frame {src.frames}: length {caplen}")

@@ -35,7 +35,6 @@ def pcapng_records(src: RecordSource) -> Iterator[tuple[int, float, bytes]]:
     u32, epb_head = _U32["<"], _EPB_HEAD["<"]  # the section's byte order, compiled once
     interfaces: list[tuple[int, float]] = []  # (linktype, seconds per tick)
     btype_raw = src.magic
-    stream = src.stream
     while True:
         if btype_raw == PCAPNG_SHB:
             raw_len = src.read(4, "a section header")
@@ -76,12 +75,9 @@ def pcapng_records(src: RecordSource) -> Iterator[tuple[int, float, bytes]]:
                 if length > len(body) - 8:
                     raise CaptureDamaged(f"corrupt decryption secrets block after frame {src.frames}")
                 src.secrets.append((kind, body[8 : 8 + length]))
-        btype_raw = stream.read(4)
+        btype_raw = src.read_next(4, "a block header")
         if not btype_raw:
             return
-        src.bytes_read += len(btype_raw)
-        if len(btype_raw) < 4:
-            raise CaptureDamaged(f"capture truncated in a block header after frame {src.frames}")
 
 
 def _if_tsresol(options: bytes, endian: str) -> float:

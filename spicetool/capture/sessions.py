@@ -17,11 +17,11 @@ Upgrade or broken framing are "error" records, the connection's failure.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from spicetool.capture.frames import Segment
 from spicetool.capture.keylog import KeyLog
-from spicetool.capture.layers import MAX_LAYERS, OTHER_HTTP, TLS_LAYER, WAIT, make_layer, pick
+from spicetool.capture.layers import MAX_LAYERS, OTHER_HTTP, WAIT, make_layer, pick
 from spicetool.capture.tcp import Data, Gap, TcpConnection, TcpTracker
 from spicetool.capture.tls_records import record_chain
 from spicetool.capture.transport import MAX_HEAD
@@ -37,9 +37,6 @@ from spicetool.stack import (
 )
 from spicetool.stack.enums import ChannelType
 from spicetool.stack.link import MAGIC
-
-if TYPE_CHECKING:   # the TLS layer (and its cryptography) is imported when a capture has TLS
-    from spicetool.capture.tls import TlsConnection
 
 LINK_MAGIC = MAGIC
 RESYNC_WINDOW = 64 * 1024  # bytes of an unknown stream searched for data headers
@@ -100,11 +97,6 @@ class _Tracked:
     sniff: bytearray | None = None  # the top's first client bytes, too few yet to say what they open
     sniff_at: tuple[float, int] = (0.0, 0)  # (time, frame) of the first of them
     described: bool = False  # the channel's tls/transport strings were set since its layers last spoke
-
-    @property
-    def tls(self) -> TlsConnection | None:
-        from spicetool.capture.tls import TlsConnection
-        return next((x for x in self.layers if isinstance(x, TlsConnection)), None)
 
 
 class SessionDecoder:
@@ -331,7 +323,7 @@ class SessionDecoder:
         st.described = False  # said again once SPICE bytes flow (a CONNECT's answer comes later)
         if kind == "error" and ch.session is None:
             self._orphan_session(conn, ch)
-        if kind == "error" and not is_tls and out.kind in ("proxy_refused", "proxy_no_answer", "websocket_refused"):
+        if kind == "error" and not is_tls and out.kind in _FAILURES:
             st.state = "ignored"  # nothing SPICE's will come on this connection
         rec = Record(out.time, out.frame, ch, direction, kind, name, None, 0, {"reason": out.reason, **out.fields})
         if ch.session is None:  # the link message will say which session: the record waits for it

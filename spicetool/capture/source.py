@@ -3,16 +3,18 @@
 A Protocol, so the format modules do not import the reader that imports them."""
 from __future__ import annotations
 
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 
 class RecordSource(Protocol):
-    stream: BinaryIO
     magic: bytes          # the file's first four bytes, already read
     frames: int           # records delivered so far (for error messages)
-    bytes_read: int
     secrets: list[tuple[int, bytes]]   # pcapng Decryption Secrets blocks, as they come
 
     def read(self, n: int, what: str) -> bytes:
         """Exactly n bytes, or CaptureDamaged naming `what` was truncated."""
+        ...
+
+    def read_next(self, n: int, what: str) -> bytes:
+        """The first n bytes of the next record, or b"" at a clean end of the file."""
         ...
