@@ -90,15 +90,15 @@ def _compressed(pixels: np.ndarray, w: int, h: int, codec: str, glz: codecs.GlzE
     img = np.ascontiguousarray(pixels, dtype=np.uint8)   # no copy for the usual BGRX view
     if codec == "quic":
         data = codecs.encode_quic(img, codecs.QuicKind.RGB32)
-        return {"descriptor": _descriptor("QUIC", w, h, image_id), "quic": {"data_size": len(data), "data": data}}
+        return {"descriptor": _descriptor("QUIC", w, h, image_id), "quic": {"data": data}}
     if codec == "lz":
         data = codecs.encode_lz(img, codecs.LzKind.RGB32)
-        return {"descriptor": _descriptor("LZ_RGB", w, h, image_id), "lz_rgb": {"data_size": len(data), "data": data}}
+        return {"descriptor": _descriptor("LZ_RGB", w, h, image_id), "lz_rgb": {"data": data}}
     if codec == "glz":
         data = glz.encode(img, codecs.LzKind.RGB32)
-        return {"descriptor": _descriptor("GLZ_RGB", w, h, image_id), "lz_rgb": {"data_size": len(data), "data": data}}
+        return {"descriptor": _descriptor("GLZ_RGB", w, h, image_id), "lz_rgb": {"data": data}}
     data = codecs.encode_lz4(img, codecs.BitmapFormat.THIRTY_TWO_BIT)
-    return {"descriptor": _descriptor("LZ4", w, h, image_id), "lz4": {"data_size": len(data), "data": data}}
+    return {"descriptor": _descriptor("LZ4", w, h, image_id), "lz4": {"data": data}}
 
 
 def with_flags(image: dict, flags: int) -> dict:

@@ -54,6 +54,5 @@ def inval_lists(ids: list[int]) -> list[tuple[str, dict]]:
     out = []
     for i in range(0, len(ids), 0xFFFF):
         part = ids[i:i + 0xFFFF]
-        out.append(("inval_list", {"count": len(part),
-                                   "resources": [{"type": RES_TYPE_PIXMAP, "id": x} for x in part]}))
+        out.append(("inval_list", {"resources": [{"type": RES_TYPE_PIXMAP, "id": x} for x in part]}))
     return out

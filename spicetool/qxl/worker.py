@@ -72,7 +72,7 @@ Msg = Union[tuple[str, dict], Shared]
 
 
 def _base(surface_id: int, rect: Rect, clip: tuple[Rect, ...] | None = None) -> dict:
-    rects = None if clip is None else {"num_rects": len(clip), "rects": [c.fields() for c in clip]}
+    rects = None if clip is None else {"rects": [c.fields() for c in clip]}
     return {"surface_id": surface_id, "box": rect.fields(),
             "clip": NO_CLIP if rects is None else {"type": "RECTS", "rects": rects}}
 
@@ -194,7 +194,7 @@ def stream_frame(cmd: DrawCopy, mm_time: int) -> Shared:
         data = out.getvalue()
         msg = cmd.shared["stream"] = Shared("stream_data", {
             "base": {"id": cmd.stream, "multi_media_time": mm_time & 0xFFFFFFFF},
-            "data_size": len(data), "data": data})
+            "data": data})
     return msg
 
 
@@ -209,7 +209,7 @@ def surface_create(surface_id: int, width: int, height: int, primary: bool = Tru
 
 
 def monitors_config(width: int, height: int) -> tuple[str, dict]:
-    return "monitors_config", {"count": 1, "max_allowed": 1, "heads": [
+    return "monitors_config", {"max_allowed": 1, "heads": [
         {"monitor_id": 0, "surface_id": PRIMARY_SURFACE, "width": width, "height": height,
          "x": 0, "y": 0, "flags": 0}]}
 

@@ -30,14 +30,14 @@ class MainChannel(ChannelClient):
             "ram_hint": 0})
         if "name_and_uuid" in self.link.channel_caps:
             name = self.server.name.encode()
-            self.push("name", {"name_len": len(name) + 1, "name": name + b"\0"})
+            self.push("name", {"name": name + b"\0"})
             self.push("uuid", {"uuid": self.server.uuid.bytes})
 
     def on_message(self, msg: Message) -> None:
         f = msg.fields
         if msg.name == "attach_channels":
             channels = [{"type": t, "id": i} for t, i in self.server.channel_list()]
-            self.push("channels_list", {"num_of_channels": len(channels), "channels": channels})
+            self.push("channels_list", {"channels": channels})
         elif msg.name == "mouse_mode_request":
             mode = f["mode"]
             if mode in (MOUSE_MODE_SERVER, MOUSE_MODE_CLIENT):

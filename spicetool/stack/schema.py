@@ -6,11 +6,16 @@ builds bytes back from those dicts.  Pointers are u32 offsets from the start of
 the message body; the builder lays pointed-to data out after the fixed part in
 creation (breadth-first) order, which is how spice-common's marshaller flattens
 its sub-marshallers, so build(parse(x)) == x for bodies real peers send.
+
+Counts and lengths (spice.proto's `Rect rects[num_rects]`, `uint8 data[data_size]`) may be
+left out when building: the builder derives them from the list or bytes they count, and
+refuses (LengthError) a given one that contradicts them, rather than build bytes that do
+not parse back.  Parsed dicts keep every field, counts included.
 """
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 END = None  # array length marker: "to the end of the message body"
 EXTENT = "\0extent"  # key of the scope root that records how far pointed-to data reaches
@@ -23,6 +28,21 @@ class DecodeError(Exception):
 
 class BuildError(Exception):
     """The fields given cannot be encoded."""
+
+
+class LengthError(BuildError):
+    """A count or length field contradicts the list or bytes given with it.
+
+    `path` names the member that was being built, outermost first (filled in as the
+    error passes up through the enclosing structs)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.path: list[str] = []
+
+    def __str__(self) -> str:
+        return f"{'.'.join(self.path)}: {self.reason}" if self.path else self.reason
 
 
 class Node:
@@ -101,6 +121,39 @@ def resolve(scope: list[dict], ref: str) -> Any:
     raise DecodeError(f"reference {ref!r} not found")
 
 
+def _built_count(scope: list[dict], ref: str | Callable[[list[dict]], int]) -> Any:
+    """The count or length the fields being built give for an array or byte field."""
+    if scope and isinstance(ref, str):
+        d = scope[-1]  # a sibling, nearly always: no walk through the scopes
+        if ref in d:
+            return d[ref]
+    try:
+        return ref(scope) if callable(ref) else resolve(scope, ref)
+    except (DecodeError, KeyError, TypeError, IndexError):
+        what = repr(ref) if isinstance(ref, str) else "that the length is computed from"
+        raise BuildError(f"no field {what} to give the count") from None
+
+
+def _count_ref(node: Any) -> str | None:
+    """The sibling field that holds the element count / byte length of node, if any."""
+    if isinstance(node, Pointer):
+        node = node.target
+    ref = node.count if isinstance(node, Array) else node.length if isinstance(node, Bytes) else None
+    return ref if isinstance(ref, str) and "." not in ref else None
+
+
+def merged_members(members: list[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    """Members of one dict: the struct's own and those its switches merge into it."""
+    for name, node in members:
+        if isinstance(node, Switch):
+            for _, body in node.cases:
+                yield from merged_members(body.members)
+            if node.default is not None:
+                yield from merged_members(node.default.members)
+        else:
+            yield name, node
+
+
 class Bytes(Node):
     """Raw bytes: length is an int, a sibling field name, a callable(scope) or END."""
 
@@ -124,6 +177,13 @@ class Bytes(Node):
     def build(self, value, out, scope, deferred):
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise BuildError(f"expected bytes, got {type(value).__name__}")
+        n = self.length
+        if n is not END:
+            if not isinstance(n, int):
+                n = _built_count(scope, n)
+            if n != len(value):
+                what = f"{self.length} is {n}" if isinstance(self.length, str) else f"the layout says {n}"
+                raise LengthError(f"{what} but {len(value)} byte{'s are' if len(value) != 1 else ' is'} given")
         out += value
 
 
@@ -155,6 +215,17 @@ class Array(Node):
         return out, pos
 
     def build(self, value, out, scope, deferred):
+        n = self.count
+        if n is not END:
+            if isinstance(n, str):
+                n = _built_count(scope, n)
+            try:
+                given = len(value)
+            except TypeError:
+                raise BuildError(f"expected a list, got {type(value).__name__}") from None
+            if n != given:
+                what = f"{self.count} is {n}" if isinstance(self.count, str) else f"the layout says {n}"
+                raise LengthError(f"{what} but {len(value)} element{'s are' if len(value) != 1 else ' is'} given")
         if self.prim is not None:
             try:
                 out += struct.pack(f"<{len(value)}{self.prim.code}", *value)
@@ -258,6 +329,43 @@ class Struct(Node):
                     size += node.min_size
         flush()
         self.min_size = size
+        self.derived = self._derived_counts()
+
+    def _derived_counts(self) -> list[tuple[str, tuple[tuple[str, bool], ...]]]:
+        """(count field, (member it counts, behind a pointer?)...) for every plain-int count
+        this dict holds, so build can fill a count the caller leaves out (spice.proto's
+        `rects[num_rects]`)."""
+        merged = list(merged_members(self.members))
+        ints = {name for name, node in merged if isinstance(node, Prim) and node.kind == "int"}
+        users: dict[str, list[tuple[str, bool]]] = {}
+        for name, node in merged:
+            ref = _count_ref(node)
+            user = (name, isinstance(node, Pointer))
+            if ref in ints and user not in users.get(ref, ()):
+                users.setdefault(ref, []).append(user)
+        return [(ref, tuple(names)) for ref, names in users.items()]
+
+    def _with_counts(self, value: dict) -> dict:
+        """value with its missing counts filled from the lists/bytes given (a copy: the
+        caller's dict stays as it was, so it can be built again with other contents).
+        A NULL pointer counts as nothing (DstInfo's cert_subject_size 0 with no data)."""
+        filled = None
+        for ref, users in self.derived:
+            if ref in value:
+                continue
+            n = None
+            for name, pointer in users:
+                v = value.get(name, ...)
+                if isinstance(v, (list, tuple, bytes, bytearray, memoryview)):
+                    n = len(v)
+                    break
+                if v is None and pointer:
+                    n = 0
+            if n is not None:
+                if filled is None:
+                    filled = dict(value)
+                filled[ref] = n
+        return value if filled is None else filled
 
     def parse(self, buf, pos, scope):
         d: dict = {}
@@ -300,6 +408,8 @@ class Struct(Node):
     def build(self, value, out, scope, deferred):
         if not isinstance(value, dict):
             raise BuildError(f"expected a dict, got {type(value).__name__}")
+        if self.derived:
+            value = self._with_counts(value)
         scope.append(value)
         try:
             for name, node in self.members:
@@ -316,7 +426,11 @@ class Struct(Node):
                     v = value[name]
                 except KeyError:
                     raise BuildError(f"missing field {name!r}") from None
-                node.build(v, out, scope, deferred)
+                try:
+                    node.build(v, out, scope, deferred)
+                except LengthError as e:
+                    e.path.insert(0, name)
+                    raise
         finally:
             scope.pop()
 

@@ -74,7 +74,7 @@ def test_monitors_config_resizes_the_primary(spice_server, tmp_path):
     d = RawClient(srv.port)
     assert d.link(2, c.init["session_id"], caps=("protocol_auth_selection", "mini_header")) == "OK"
     d.messages(0.5)
-    c.send("monitors_config", {"num_of_monitors": 1, "flags": 0,
+    c.send("monitors_config", {"flags": 0,
                                "monitors": [{"height": 600, "width": 800, "depth": 32, "x": 0, "y": 0}]})
     reply = c.wait_agent("reply")
     assert reply.fields == {"type": 2, "error": "SUCCESS"}
