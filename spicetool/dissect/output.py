@@ -65,6 +65,8 @@ def record_json(rec: Record, t0: float) -> dict[str, Any]:
         obj["type_id"] = rec.type_id
     if ch.session_id is not None:
         obj["session_id"] = ch.session_id
+    if ch.twin is not None:  # one of the two legs of a connection seen at a proxy
+        obj["leg"] = ch.leg
     return obj
 
 
@@ -151,6 +153,8 @@ STYLES = {"gap": "yellow", "error": "bold red", "link": "cyan", "agent": "magent
 def human_line(rec: Record, t0: float) -> tuple[str, str | None]:
     ch = rec.channel
     where = f"{ch.channel}:{ch.channel_id if ch.channel_id is not None else '?'}"
+    if ch.twin is not None:  # a leg of a connection seen at a proxy: which one
+        where += f"/{ch.leg}"
     text = (
         f"{rec.time - t0:11.6f} s{ch.session or '?'} {where:<12} {ARROWS[rec.direction.value]} "
         f"{rec.type:<24} {summary_line(rec)}"
