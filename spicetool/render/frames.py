@@ -137,7 +137,7 @@ def picture_at(capture: str | Iterable[Record], at: float | None = None, *, sess
     """
     stats = stats if stats is not None else RenderStats()
     screen = SessionScreen(session, display, cursor)
-    records = records_of(capture, keylog, leg) if isinstance(capture, str) else capture
+    records = records_of(capture, keylog) if isinstance(capture, str) else capture
     t0: float | None = None
     t = 0.0
     try:
