@@ -14,15 +14,19 @@ the commands document (3 cannot be read, 4 damaged part-way).
 from __future__ import annotations
 
 import os
-from typing import BinaryIO, Callable, Collection, Generator, Iterable, Iterator
+from collections import deque
+from itertools import chain
+from typing import Any, BinaryIO, Callable, Collection, Generator, Iterable, Iterator
 
 from spicetool.capture.errors import EXIT_DAMAGED, CaptureFailure
 from spicetool.capture.files import CaptureReader, open_capture
 from spicetool.capture.frames import Segment
 from spicetool.capture.keylog import KeyLog
+from spicetool.capture.legs import LEGS, LegDelays
 from spicetool.capture.sessions import Channel, Record, SessionDecoder
 
 Source = str | os.PathLike[str] | BinaryIO
+MAX_HELD = 50_000  # records held back while a channel's leg is undecided, before it is decided alone
 
 
 class CaptureRecords:
@@ -31,20 +35,29 @@ class CaptureRecords:
     `first_time` is the time of the first packet (the commands' time 0) once one was read;
     `damage` says where the file breaks off, once iteration got there (None when it does not);
     `failure` is that damage as the commands' one-line error.
+
+    `leg`: in a capture taken at a proxy (each connection seen twice, legs.py), the records of
+    "server" legs (the default), of "client" legs, or of "both"; a connection seen once is always
+    given. `legs` are the (client leg, server leg) channel pairs found so far, `delays` the
+    proxy's added delay (LegDelays) measured on them.
     """
 
     def __init__(self, segments: Iterable[Segment], name: str, *, reader: CaptureReader | None = None,
                  keylog: KeyLog | None = None, sessions: Collection[int] | None = None,
                  channels: Collection[str] | None = None, tap: Callable[[Segment], object] | None = None,
-                 size: int = 0) -> None:
+                 size: int = 0, leg: str = "server") -> None:
+        if leg not in LEGS:
+            raise ValueError(f"leg must be one of {', '.join(LEGS)}, not {leg!r}")
         self.name = name
+        self.leg = leg
+        self.delays = LegDelays()
         self.reader = reader
         self.keylog = keylog
         self.size = size  # bytes of the file (0 when not a file)
         self.decoder = SessionDecoder(keylog)
         self.first_time: float | None = None
         self._tap = tap
-        records = self._decode(segments)
+        records = self._by_leg(self._decode(segments))
         if sessions or channels:
             records = _select(records, set(sessions or ()), set(channels or ()))
         self._records = records
@@ -58,6 +71,37 @@ class CaptureRecords:
                 tap(seg)
             yield from decoder.feed(seg)
         yield from decoder.finish()
+
+    def _by_leg(self, records: Iterator[Record]) -> Generator[Record, None, None]:
+        """Records in capture order, each once its channel's leg is known (held back until then)."""
+        legs, delays, leg, channels = self.decoder.legs, self.delays, self.leg, self.decoder.channels
+        tracked: set[int] = set()
+        held: deque[Record] = deque()
+        for rec in chain(records, (None,)):
+            if rec is None:  # the end: every channel is decided
+                legs.finish()
+                ready: Iterable[Record] = _release(held, legs)
+            elif not held and not legs.undecided(rec.channel):  # the usual case: nothing waits
+                ready = (rec,)
+            else:
+                held.append(rec)
+                ready = _release(held, legs)
+            for r in ready:
+                ch = r.channel
+                if ch.twin is not None:
+                    if ch.index not in tracked:
+                        twin = channels[ch.twin]
+                        tracked.update((ch.index, twin.index))
+                        delays.track(*((ch, twin) if ch.leg == "client" else (twin, ch)))
+                    delays.add(r)
+                    if leg != "both" and ch.leg != leg:
+                        continue
+                yield r
+
+    @property
+    def legs(self) -> list[tuple[Channel, Channel]]:
+        """(client leg, server leg) of each connection seen twice, as found so far."""
+        return list(self.decoder.legs.pairs)
 
     def __iter__(self) -> Iterator[Record]:
         return self._records  # one pass: a second loop goes on where the first stopped
@@ -95,6 +139,18 @@ class CaptureRecords:
         return self.decoder.channels
 
 
+def _release(held: deque[Record], legs: Any) -> Iterator[Record]:
+    """The held records from the front whose channels' legs are known; a channel that held too
+    many back is decided alone (bounded memory, at worst both legs are given)."""
+    while held:
+        ch = held[0].channel
+        if legs.undecided(ch):
+            if len(held) <= MAX_HELD:
+                return
+            legs.give_up(ch)
+        yield held.popleft()
+
+
 def _select(records: Iterator[Record], sessions: set[int], channels: set[str]) -> Generator[Record, None, None]:
     for rec in records:
         if sessions and rec.channel.session not in sessions:
@@ -110,12 +166,13 @@ def _keylog(keylog: KeyLog | str | None) -> KeyLog | None:
 
 def open_records(source: Source, *, keylog: KeyLog | str | None = None, sessions: Collection[int] | None = None,
                  channels: Collection[str] | None = None, tap: Callable[[Segment], object] | None = None,
-                 name: str | None = None) -> CaptureRecords:
+                 name: str | None = None, leg: str = "server") -> CaptureRecords:
     """The records of a pcap/pcapng file (a path, or a binary stream named `name`).
 
     `keylog`: a KeyLog or the path of an NSS key log, whose secrets decrypt TLS connections.
     `sessions`, `channels`: only the records of these session numbers and channel names
-    ("main", "display", ...). `tap` sees every TCP segment before it is decoded.
+    ("main", "display", ...). `tap` sees every TCP segment before it is decoded. `leg`: "server"
+    (the default), "client" or "both": which leg of each connection a proxy's capture holds twice.
     CaptureFailure (one line, exit code 3) when the key log or the capture cannot be read.
     """
     log = _keylog(keylog)
@@ -132,17 +189,17 @@ def open_records(source: Source, *, keylog: KeyLog | str | None = None, sessions
         reader = CaptureReader(source, name)
         size = 0
     return CaptureRecords(reader, name, reader=reader, keylog=log, sessions=sessions, channels=channels, tap=tap,
-                          size=size)
+                          size=size, leg=leg)
 
 
 def open_live(iface: str | None, bpf: str | None, count: int | None = None, duration: float | None = None, *,
               keylog: KeyLog | str | None = None, sessions: Collection[int] | None = None,
-              channels: Collection[str] | None = None) -> CaptureRecords:
+              channels: Collection[str] | None = None, leg: str = "server") -> CaptureRecords:
     """The records of traffic sniffed live (see live.py), bounded by `count` packets and/or
     `duration` seconds; CaptureFailure when the key log cannot be read or the capture cannot start."""
     from spicetool.capture.live import live_segments
 
     log = _keylog(keylog)
     return CaptureRecords(live_segments(iface, bpf, count, duration), "the live capture", keylog=log,
-                          sessions=sessions, channels=channels)
+                          sessions=sessions, channels=channels, leg=leg)
 

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator
 from spicetool.capture.frames import Segment
 from spicetool.capture.keylog import KeyLog
 from spicetool.capture.layers import MAX_LAYERS, OTHER_HTTP, WAIT, make_layer, pick
+from spicetool.capture.legs import LegMatcher
 from spicetool.capture.tcp import Data, Gap, TcpConnection, TcpTracker
 from spicetool.capture.tls_records import record_chain
 from spicetool.capture.transport import MAX_HEAD
@@ -59,6 +60,8 @@ class Channel:
     midstream: bool = False  # the link stage was not captured
     tls: str | None = None  # "TLS 1.3, TLS_AES_256_GCM_SHA384, SNI host" when the connection was TLS
     transport: str | None = None  # "HTTP CONNECT host:port: HTTP/1.0 200 ...", "WebSocket /path, ..." under SPICE
+    leg: str | None = None  # "client"/"server": a leg of a connection seen twice (legs.py); "single"; None: undecided
+    twin: int | None = None  # the other leg's index, when it has one
     first_time: float = 0.0
     last_time: float = 0.0
 
@@ -115,6 +118,7 @@ class SessionDecoder:
         self._midstream_sessions: dict[str, int] = {}  # server endpoint -> session number
         self.last_time = 0.0
         self.last_frame = 0
+        self.legs = LegMatcher(on_alone=self._on_alone)
 
     # -- sessions ---------------------------------------------------------------------
     def _new_session(self, session_id: int | None) -> int:
@@ -123,16 +127,35 @@ class SessionDecoder:
             self.sessions[session_id] = self.session_count
         return self.session_count
 
-    def _on_link_mess(self, ch: Channel, parser: ChannelConnection) -> None:
+    def _on_link_mess(self, ch: Channel, parser: ChannelConnection, fields: dict[str, Any], time: float) -> None:
         ch.channel_type = parser.channel_type
         ch.channel_id = parser.channel_id
         conn_id = parser.connection_id or 0
+        first_leg = self.legs.link_mess(ch, fields, time)
         if ch.channel_type == MAIN_CHANNEL and not conn_id:
-            ch.session = self._new_session(None)  # its id comes with MAIN_INIT
+            # its id comes with MAIN_INIT; a proxy's second leg of a main channel is the first leg's session
+            ch.session = first_leg.session if first_leg is not None and first_leg.session else \
+                self._new_session(None)
         elif conn_id in self.sessions:
             ch.session, ch.session_id = self.sessions[conn_id], conn_id
         else:
             ch.session, ch.session_id = self._new_session(conn_id), conn_id
+
+    def _on_link_reply(self, ch: Channel, fields: dict[str, Any], time: float) -> None:
+        pair = self.legs.link_reply(ch, fields, time)
+        if pair is not None:
+            client, server = pair
+            if server.session != client.session:  # legs that did not share a session at their link message
+                server.session = client.session
+                if server.session_id:
+                    self.sessions[server.session_id] = client.session  # type: ignore[assignment]
+
+    def _on_alone(self, ch: Channel, first_leg: Channel | None) -> None:
+        """A channel that took another's session as its possible second leg, and is not: a session of its own."""
+        if first_leg is not None and ch.channel_type == MAIN_CHANNEL and ch.session == first_leg.session:
+            ch.session = self._new_session(None)
+            if ch.session_id:
+                self.sessions[ch.session_id] = ch.session
 
     def _on_main_init(self, ch: Channel, parser: ChannelConnection) -> None:
         sid = parser.session_id
@@ -157,9 +180,11 @@ class SessionDecoder:
                 yield Record(time, frame, ch, ev.direction, "message", ev.name, ev.type_id, ev.size, ev.fields, ev)
             elif isinstance(ev, LinkRecord):
                 if ev.name == "link_mess":
-                    self._on_link_mess(ch, parser)
+                    self._on_link_mess(ch, parser, ev.fields, time)
                     if ch.index in self._deferred:  # the transport's records, now that the session is known
                         yield from self._deferred.pop(ch.index)
+                elif ev.name == "link_reply":
+                    self._on_link_reply(ch, ev.fields, time)
                 yield Record(time, frame, ch, ev.direction, "link", ev.name, None, ev.size, ev.fields, ev)
             elif isinstance(ev, AgentMessage):
                 fields = dict(ev.fields)
@@ -176,6 +201,8 @@ class SessionDecoder:
     # -- feeding ------------------------------------------------------------------------
     def feed(self, seg: Segment) -> Iterator[Record]:
         self.last_time, self.last_frame = seg.time, seg.frame
+        if self.legs.waiting:
+            self.legs.settle(seg.time)
         for conn, from_client, item in self.tcp.feed(seg):
             yield from self._item(conn, from_client, item)
         conn = self.tcp.connections.get(self.tcp._key(seg.src, seg.dst))
@@ -186,6 +213,7 @@ class SessionDecoder:
         """End of capture: flush what waits behind holes and undecided connections."""
         for conn in list(self.tcp.connections.values()):
             yield from self._close(conn)
+        self.legs.finish()
 
     def _close(self, conn: TcpConnection) -> Iterator[Record]:
         for c, from_client, item in self.tcp.finish(conn, self.last_time, self.last_frame):
@@ -206,6 +234,8 @@ class SessionDecoder:
                 if ch.session is None:
                     self._orphan_session(conn, ch)
                 yield from self._deferred.pop(ch.index)
+            if st.channel is not None:
+                self.legs.closed(st.channel)
         self.tcp.drop(conn)
 
     def _item(self, conn: TcpConnection, from_client: bool, item: Data | Gap) -> Iterator[Record]:
@@ -360,7 +390,9 @@ class SessionDecoder:
             buf = st.probe.get(direction)
             if from_client and buf is None and item.data[:4] == LINK_MAGIC:
                 st.state = "spice"
-                st.channel = st.channel or self._channel(conn, midstream=False)
+                if st.channel is None:
+                    st.channel = self._channel(conn, midstream=False)
+                    self.legs.opened(st.channel, item.time)
                 parser = ChannelConnection()
                 st.parsers = {Direction.CLIENT: parser, Direction.SERVER: parser}
                 yield from self._data(st, direction, item.data, item.time, item.frame)

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from spicetool.capture.legs import LegDelays
 from spicetool.capture.sessions import Channel, Record
 from spicetool.stack.enums import CommonCap, LinkErr
 
@@ -58,8 +59,15 @@ class ChannelStats:
                 if err not in (LinkErr.OK, "OK", None):
                     self.link_error = str(err)
 
-    def as_json(self, t0: float) -> dict[str, Any]:
+    def as_json(self, t0: float, delays: LegDelays | None = None) -> dict[str, Any]:
+        """Its figures; a leg of a connection seen at a proxy also has its `leg`, its twin's client
+        address and the session's `proxy_delay` (from `delays`)."""
         ch = self.channel
+        legs: dict[str, Any] = {}
+        if ch.twin is not None:
+            legs = {"leg": ch.leg, "twin": ch.twin}
+            if delays is not None:
+                legs["proxy_delay"] = delays.figures(ch.session or 0)
         return {
             "session": ch.session,
             "session_id": ch.session_id,
@@ -78,6 +86,7 @@ class ChannelStats:
             "errors": self.errors,
             "start": round((self.first or t0) - t0, 6),
             "duration": round((self.last or 0) - (self.first or 0), 6),
+            **legs,
         }
 
 
@@ -95,7 +104,7 @@ class Summary:
         return sorted(self.channels.values(), key=lambda s: (s.channel.session or 0, s.channel.channel_type or 0,
                                                               s.channel.channel_id or 0, s.channel.index))
 
-    def render(self, console: Any, t0: float) -> None:
+    def render(self, console: Any, t0: float, delays: LegDelays | None = None) -> None:
         from rich.table import Table
 
         sessions: dict[Any, list[ChannelStats]] = {}
@@ -105,6 +114,10 @@ class Summary:
             sid = next((s.channel.session_id for s in stats if s.channel.session_id), None)
             title = f"session {session}" + (f" (id {sid:#x})" if sid else "")
             server = stats[0].channel.server
+            proxy = next((s.channel.server for s in stats if s.channel.leg == "client"), None)
+            if proxy is not None:  # its legs: the server is the server leg's peer, the client leg's the proxy
+                server = next(s.channel.server for s in stats if s.channel.leg == "server")
+                server += f" through proxy {proxy}"
             table = Table(title=f"{title}  server {server}", title_justify="left")
             for col in ("channel", "client", "msgs c→s", "msgs s→c", "bytes c→s", "bytes s→c", "start", "duration",
                         "auth", "notes"):
@@ -112,6 +125,8 @@ class Summary:
             for st in stats:
                 ch = st.channel
                 notes = []
+                if ch.twin is not None:
+                    notes.append(f"{ch.leg} leg")
                 if ch.midstream:
                     notes.append("mid-session")
                 if st.link_error:
@@ -128,6 +143,8 @@ class Summary:
                     st.auth or "", ", ".join(notes),
                 )
             console.print(table)
+            if proxy is not None and delays is not None:
+                console.print(delay_table(f"{title}: the proxy's added delay", delays.figures(session or 0)))
             types = Table(title=f"{title}: message types", title_justify="left")
             for col in ("channel", "direction", "type", "count"):
                 types.add_column(col, justify="right" if col == "count" else "left")
@@ -147,3 +164,19 @@ class Summary:
                         caps.add_row(f"{st.channel.channel}:{st.channel.channel_id}", d,
                                      ", ".join(map(str, common or [])), ", ".join(map(str, chan or [])))
             console.print(caps)
+
+
+def delay_table(title: str, figures: dict[str, dict[str, float] | None]) -> Any:
+    """The proxy's added delay per direction (LegDelays.figures) as a table."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in ("direction", "messages", "p50 ms", "p95 ms", "max ms"):
+        table.add_column(col, justify="left" if col == "direction" else "right")
+    for key, name in (("client_to_server", "client → server"), ("server_to_client", "server → client")):
+        f = figures.get(key)
+        if f:
+            table.add_row(name, str(f["count"]), f"{f['p50_ms']:.3f}", f"{f['p95_ms']:.3f}", f"{f['max_ms']:.3f}")
+        else:
+            table.add_row(name, "0", "", "", "")
+    return table

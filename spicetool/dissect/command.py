@@ -49,10 +49,12 @@ def _split(values: Iterable[str]) -> set[str]:
 @click.option("--to", "t_to", type=float, help="Only up to this many seconds into the capture.")
 @click.option("--tls-keylog", "keylog_path", type=click.Path(dir_okay=False),
               help="Decrypt TLS connections with this key log (NSS format, as SSLKEYLOGFILE writes it).")
+@click.option("--leg", type=click.Choice(["both", "client", "server"]), default="both", show_default=True,
+              help="A capture taken at a proxy holds each connection twice: show both legs (labelled), or one.")
 def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None, count: int | None,
             duration: float | None, as_json: bool, summary: bool, verbose: bool, channels: tuple[str, ...],
             types: tuple[str, ...], sessions: tuple[int, ...], t_from: float | None, t_to: float | None,
-            keylog_path: str | None) -> None:
+            keylog_path: str | None, leg: str) -> None:
     """Decode every SPICE message of a pcap/pcapng capture or of live traffic.
 
     SPICE connections are found by their link magic on any port (and, in captures
@@ -75,10 +77,18 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     without them it is shown once as "tls_encrypted" (version, cipher, SNI).
 
     \b
+    Proxies: in a capture taken at a proxy (HTTP CONNECT, websockify, a TCP relay)
+    each connection is there twice, as its client leg (client to proxy) and its
+    server leg (proxy to server). The two legs are recognised by their equal link
+    stage and shown as one session, each line labelled (main:0/client,
+    main:0/server); --summary gives the proxy's added delay per direction.
+
+    \b
     JSON keys: time (seconds from the first packet), frame, session, session_id,
     client, server, channel, channel_id, direction ("client": client to server,
     "server": server to client), layer (link, message, agent, gap, error), type,
-    type_id, size (body bytes), fields.
+    type_id, size (body bytes), fields; leg ("client" or "server") on a leg of a
+    connection seen twice.
 
     \b
     Exit codes: 0 success; 1 no SPICE traffic found; 2 bad usage; 3 input cannot be
@@ -94,10 +104,10 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
         raise click.UsageError("-i, -f, --count and --duration go with --live")
     try:
         if live:
-            records = open_live(iface, bpf, count, duration, keylog=keylog_path)
+            records = open_live(iface, bpf, count, duration, keylog=keylog_path, leg=leg)
         else:
             assert capture is not None
-            records = open_records(capture, keylog=keylog_path)
+            records = open_records(capture, keylog=keylog_path, leg=leg)
     except CaptureFailure as exc:
         err.print(f"error: {exc}", style="red")
         sys.exit(exc.exit_code)
@@ -154,9 +164,10 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     if stats is not None:
         if as_json:
             for st in stats.ordered():
-                stdout.write(json.dumps(st.as_json(t0 or 0.0), separators=(",", ":"), default=str) + "\n")
+                stdout.write(json.dumps(st.as_json(t0 or 0.0, records.delays), separators=(",", ":"), default=str)
+                             + "\n")
         else:
-            stats.render(out, t0 or 0.0)
+            stats.render(out, t0 or 0.0, records.delays)
     stdout.flush()
 
     failure = records.failure

@@ -68,6 +68,8 @@ def record_json(rec: Record, t0: float) -> dict[str, Any]:
     lost = _lost(rec)
     if lost:  # body ranges a capture gap took (zeros in the fields)
         obj["lost"] = [list(r) for r in lost]
+    if ch.twin is not None:  # one of the two legs of a connection seen at a proxy
+        obj["leg"] = ch.leg
     return obj
 
 
@@ -166,6 +168,8 @@ STYLES = {"gap": "yellow", "error": "bold red", "link": "cyan", "agent": "magent
 def human_line(rec: Record, t0: float) -> tuple[str, str | None]:
     ch = rec.channel
     where = f"{ch.channel}:{ch.channel_id if ch.channel_id is not None else '?'}"
+    if ch.twin is not None:  # a leg of a connection seen at a proxy: which one
+        where += f"/{ch.leg}"
     text = (
         f"{rec.time - t0:11.6f} s{ch.session or '?'} {where:<12} {ARROWS[rec.direction.value]} "
         f"{rec.type:<24} {summary_line(rec)}"

@@ -23,8 +23,8 @@ class RenderFailure(click.ClickException):
     exit_code = 1
 
 
-def _records(path: str, progress, keylog: KeyLog | None) -> tuple[Iterator[Record], CaptureRecords]:
-    records = open_records(path, keylog=keylog)
+def _records(path: str, progress, keylog: KeyLog | None, leg: str) -> tuple[Iterator[Record], CaptureRecords]:
+    records = open_records(path, keylog=keylog, leg=leg)
     size = max(records.size, 1)
 
     def gen() -> Iterator[Record]:
@@ -152,10 +152,12 @@ Examples:
                    "placeholder pattern, or transparent in an RGBA PNG.")
 @click.option("--tls-keylog", "keylog_path", type=click.Path(dir_okay=False),
               help="Decrypt TLS connections with this key log (NSS format, as SSLKEYLOGFILE writes it).")
+@click.option("--leg", type=click.Choice(["server", "client"]), default="server", show_default=True,
+              help="A capture taken at a proxy holds each connection twice: draw this leg of it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def render(capture: str, output: str, fps: float, at: float | None, last: bool, session: int | None,
            display: str, start: float | None, end: float | None, scale: float, cursor: bool, partial: bool,
-           unknown: str, keylog_path: str | None, quiet: bool) -> None:
+           unknown: str, keylog_path: str | None, leg: str, quiet: bool) -> None:
     """Rebuild what a SPICE session showed on its screen from a capture."""
     if at is not None and last:
         raise click.UsageError("--at and --last exclude each other")
@@ -183,7 +185,7 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
     progress = _Progress(quiet, "rendering")
     reader = None
     try:
-        records, reader = _records(capture, progress, keylog)
+        records, reader = _records(capture, progress, keylog, leg)
         if single:
             shot = SessionScreen(session, choice, cursor)
             frame = picture_at(records, None if last else at, stats=stats, screen=shot)
@@ -211,7 +213,7 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
             _summary(stats, output, None, reader, quiet)
             return
         # the video is as large as the largest picture in the range (a cheap pre-pass)
-        size = largest_picture(records_of(capture, keylog), session, choice, start, end)
+        size = largest_picture(records_of(capture, keylog, leg), session, choice, start, end)
         if size is not None and scale != 1.0:
             size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
         audio = PlaybackAudio()

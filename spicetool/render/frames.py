@@ -25,9 +25,10 @@ class Frame(NamedTuple):
     image: np.ndarray  # HxWx3 uint8, RGB
 
 
-def records_of(capture: str, keylog: KeyLog | str | None = None) -> Iterator[Record]:
-    """The records of a capture file, its TLS connections decrypted with ``keylog`` if given."""
-    return open_records(capture, keylog=keylog)
+def records_of(capture: str, keylog: KeyLog | str | None = None, leg: str = "server") -> Iterator[Record]:
+    """The records of a capture file, its TLS connections decrypted with ``keylog`` if given; of the
+    ``leg`` ("server" or "client") of each connection a proxy's capture holds twice."""
+    return open_records(capture, keylog=keylog, leg=leg)
 
 
 def frames(capture: str | Iterable[Record], fps: float | None = None, *, session: int | None = None,
@@ -35,7 +36,7 @@ def frames(capture: str | Iterable[Record], fps: float | None = None, *, session
            end: float | None = None,
            stats: RenderStats | None = None, on_audio: AudioSink | None = None,
            screen: SessionScreen | None = None, partial: bool = False,
-           keylog: KeyLog | str | None = None) -> Iterator[Frame]:
+           keylog: KeyLog | str | None = None, leg: str = "server") -> Iterator[Frame]:
     """Pictures of one session's display.
 
     With ``fps`` the pictures are sampled on a regular clock (the screen as it was at each
@@ -43,13 +44,14 @@ def frames(capture: str | Iterable[Record], fps: float | None = None, *, session
     without, one picture per change of the screen. ``stats`` is filled in as it goes.
     A capture that starts mid-session has pictures only once every pixel has been drawn;
     ``partial=True`` shows them from the first draw, the unknown pixels as a placeholder.
-    ``keylog`` (a KeyLog or the path of an NSS key log) decrypts a capture's TLS connections.
+    ``keylog`` (a KeyLog or the path of an NSS key log) decrypts a capture's TLS connections;
+    ``leg`` picks the leg drawn from a capture taken at a proxy ("server", the default, or "client").
     """
     if fps is not None and not (0 < fps <= 1000):
         raise ValueError(f"fps must be in (0, 1000], got {fps}")
     stats = stats if stats is not None else RenderStats()
     screen = screen or SessionScreen(session, display, cursor, on_audio, partial)
-    records = records_of(capture, keylog) if isinstance(capture, str) else capture
+    records = records_of(capture, keylog, leg) if isinstance(capture, str) else capture
     t0: float | None = None
     pending_time: float | None = None  # time of changes not yet shown (per-change mode)
     next_tick: float | None = None  # fps mode: capture time of the next picture

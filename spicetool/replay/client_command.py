@@ -55,10 +55,12 @@ def _summary(ch) -> str:
               help="How many times faster than captured.")
 @click.option("--connect-timeout", type=click.FloatRange(0.1, 600), default=10.0, show_default=True,
               help="Seconds to wait for each connection and each answer of the link stage.")
+@click.option("--leg", type=click.Choice(["server", "client"]), default="server", show_default=True,
+              help="A capture taken at a proxy holds each connection twice: replay this leg's client side.")
 @click.option("-q", "--quiet", is_flag=True, help="No notes and no summary; errors only.")
 def replay(capture: Path, target: str, password: str | None, password_file: Path | None,
            write: Path | None, session: int | None, speed: float, connect_timeout: float,
-           quiet: bool) -> None:
+           leg: str, quiet: bool) -> None:
     """Replay what a captured SPICE client sent, to a new server, with the captured pacing.
 
     A client of our own links every channel the captured client opened (main first, then the
@@ -100,7 +102,7 @@ def replay(capture: Path, target: str, password: str | None, password_file: Path
         sys.exit(code)
 
     try:
-        plan = build_plan(str(capture), session)
+        plan = build_plan(str(capture), session, leg)
     except PlanError as e:
         fail(str(e), EXIT_CAPTURE)
     if plan.damaged:

@@ -68,8 +68,9 @@ def _resent(ctype: int, name: str) -> str | None:
     return NOT_RESENT.get((0, name)) or NOT_RESENT.get((ctype, name))
 
 
-def build_plan(capture: str, session: int | None = None) -> SessionPlan:
-    """The replay plan of one session (default: the first with a client side)."""
+def build_plan(capture: str, session: int | None = None, leg: str = "server") -> SessionPlan:
+    """The replay plan of one session (default: the first with a client side), from the `leg`
+    ("server" or "client") of each connection that a capture taken at a proxy holds twice."""
     from spicetool.capture import CaptureFailure, open_records
 
     chans: dict[int, ChannelPlan] = {}          # Channel.index -> plan
@@ -78,7 +79,7 @@ def build_plan(capture: str, session: int | None = None) -> SessionPlan:
     last: dict[int, float] = {}
     client_seen: set[int] = set()               # sessions with client bytes
     try:
-        records = open_records(capture, sessions=None if session is None else {session})
+        records = open_records(capture, sessions=None if session is None else {session}, leg=leg)
         for rec in records:
             ch = rec.channel
             s = ch.session

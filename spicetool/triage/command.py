@@ -19,7 +19,9 @@ from spicetool.capture import EXIT_NO_SPICE, EXIT_UNREADABLE, CaptureFailure, Ke
               help="At most this many lines of the input timeline in the tables.")
 @click.option("--tls-keylog", "keylog_path", type=click.Path(dir_okay=False),
               help="Decrypt TLS connections with this key log (NSS format, as SSLKEYLOGFILE writes it).")
-def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None) -> None:
+@click.option("--leg", type=click.Choice(["server", "client"]), default="server", show_default=True,
+              help="A capture taken at a proxy holds each connection twice: count this leg of it.")
+def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None, leg: str) -> None:
     """Figures of every SPICE session in a pcap/pcapng capture.
 
     \b
@@ -32,6 +34,10 @@ def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None
     Problems: TCP gaps, protocol and link errors, NOTIFY, DISCONNECTING, resets.
     Inputs: keys and clicks, and the typed text rebuilt from the scancodes
     (a US layout is assumed: SPICE sends key positions, not characters).
+    Proxies: a capture taken at a proxy holds each connection twice (client leg
+    and server leg); the figures are those of one leg (--leg, the server's by
+    default), and each session lists both legs and the proxy's added delay per
+    direction (p50, p95, max).
 
     \b
     Examples:
@@ -50,7 +56,7 @@ def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        figures, records = gather(capture, keylog_path)
+        figures, records = gather(capture, keylog_path, leg=leg)
     except CaptureFailure as exc:
         err.print(f"error: {exc}", style="red")
         sys.exit(exc.exit_code)
@@ -76,7 +82,7 @@ def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
 
 
-def write_report(capture: str, output: str, keylog: KeyLog | None = None) -> dict[str, Any]:
+def write_report(capture: str, output: str, keylog: KeyLog | None = None, leg: str = "server") -> dict[str, Any]:
     """Write the page of one capture; what the index and the exit code need. Runs in worker processes.
     One pass over the capture gives both the figures and the thumbnails."""
     from spicetool.triage.figures import gather
@@ -91,7 +97,7 @@ def write_report(capture: str, output: str, keylog: KeyLog | None = None) -> dic
     except Exception:  # noqa: BLE001 - no renderer: the figures still make a page
         thumbs = None
     try:
-        figures, records = gather(capture, keylog, thumbs.feed if thumbs is not None else None)
+        figures, records = gather(capture, keylog, thumbs.feed if thumbs is not None else None, leg)
     except CaptureFailure as exc:
         return {**result, "code": exc.exit_code, "error": str(exc)}
     figs = figures.as_json()
@@ -100,7 +106,7 @@ def write_report(capture: str, output: str, keylog: KeyLog | None = None) -> dic
     if figs["sessions"]:
         screens: Any
         try:
-            screens = thumbs.result(capture, figs, keylog) if thumbs is not None else "no renderer"
+            screens = thumbs.result(capture, figs, keylog, leg) if thumbs is not None else "no renderer"
         except Exception as exc:  # noqa: BLE001 - the figures are worth a page even when the screen is not
             screens = f"{type(exc).__name__}: {exc}"
         try:
@@ -116,9 +122,10 @@ def write_report(capture: str, output: str, keylog: KeyLog | None = None) -> dic
     return result
 
 
-def _safe_write_report(capture: str, output: str, keylog: KeyLog | None = None) -> dict[str, Any]:
+def _safe_write_report(capture: str, output: str, keylog: KeyLog | None = None, leg: str = "server") -> dict[
+        str, Any]:
     try:
-        return write_report(capture, output, keylog)
+        return write_report(capture, output, keylog, leg)
     except Exception as exc:  # noqa: BLE001 - one capture's failure must not sink the others' pages
         return {"capture": capture, "page": None, "code": EXIT_UNREADABLE, "damage": None, "figures": None,
                 "error": f"{capture}: cannot be read ({type(exc).__name__}: {exc})"}
@@ -132,7 +139,9 @@ def _safe_write_report(capture: str, output: str, keylog: KeyLog | None = None) 
               help="Folder mode: captures read at once (default: one per core).")
 @click.option("--tls-keylog", "keylog_path", type=click.Path(dir_okay=False),
               help="Decrypt TLS connections with this key log (NSS format, as SSLKEYLOGFILE writes it).")
-def report(capture: str, output: str, jobs: int | None, keylog_path: str | None) -> None:
+@click.option("--leg", type=click.Choice(["server", "client"]), default="server", show_default=True,
+              help="A capture taken at a proxy holds each connection twice: count this leg of it.")
+def report(capture: str, output: str, jobs: int | None, keylog_path: str | None, leg: str) -> None:
     """One self-contained HTML page with the figures of `stats`, charts and the screen.
 
     Inline SVG charts (bandwidth over time, round trips, image bytes per codec),
@@ -164,17 +173,18 @@ def report(capture: str, output: str, jobs: int | None, keylog_path: str | None)
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     if os.path.isdir(capture):
-        sys.exit(_report_folder(capture, output, jobs, keylog))
+        sys.exit(_report_folder(capture, output, jobs, keylog, leg))
     if not os.path.exists(capture):
         click.echo(f"error: {capture}: no such file", err=True)
         sys.exit(EXIT_UNREADABLE)
-    r = _safe_write_report(capture, output, keylog)
+    r = _safe_write_report(capture, output, keylog, leg)
     if r["error"]:
         click.echo(f"error: {r['error']}", err=True)
     sys.exit(r["code"])
 
 
-def _report_folder(folder: str, outdir: str, jobs: int | None, keylog: KeyLog | None = None) -> int:
+def _report_folder(folder: str, outdir: str, jobs: int | None, keylog: KeyLog | None = None,
+                   leg: str = "server") -> int:
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
@@ -198,10 +208,11 @@ def _report_folder(folder: str, outdir: str, jobs: int | None, keylog: KeyLog | 
     workers = min(jobs or os.cpu_count() or 1, len(captures))
     try:
         if workers == 1:
-            results = [_safe_write_report(c, p, keylog) for c, p in zip(captures, pages)]
+            results = [_safe_write_report(c, p, keylog, leg) for c, p in zip(captures, pages)]
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                results = list(pool.map(_safe_write_report, captures, pages, [keylog] * len(captures)))
+                results = list(pool.map(_safe_write_report, captures, pages, [keylog] * len(captures),
+                                        [leg] * len(captures)))
     except KeyboardInterrupt:
         return 130
     except BrokenProcessPool as exc:  # a worker killed from outside (out of memory, a signal)

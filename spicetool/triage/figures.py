@@ -138,6 +138,7 @@ class Figures:
         self.t0: float | None = None
         self.t_end: float | None = None
         self.frames = 0
+        self.legs: dict[int, dict[str, Any]] = {}  # session -> its proxy legs (`legs_of`)
 
     # -- input ---------------------------------------------------------------------------
     def count(self, seg: Segment) -> None:
@@ -290,6 +291,18 @@ class Figures:
         for fig in self.sessions.values():
             _match_pongs(fig)
 
+    def legs_of(self, records: CaptureRecords) -> None:
+        """The legs of each session a proxy's capture holds twice (records.legs), after the pass:
+        both legs of each connection, the one the figures are of, and the proxy's added delay."""
+        for client, server in records.legs:
+            session = client.session or 0
+            legs = self.legs.setdefault(session, {
+                "shown": records.leg, "proxy": client.server, "pairs": [],
+                "proxy_delay": records.delays.figures(session)})
+            legs["pairs"].append({"name": f"{client.channel}:{client.channel_id}",
+                                  "client_leg": {"client": client.client, "server": client.server},
+                                  "server_leg": {"client": server.client, "server": server.server}})
+
     def as_json(self) -> dict[str, Any]:
         t0 = self.t0 or 0.0
         return {
@@ -364,6 +377,7 @@ class Figures:
             "inputs": [{**i, "time": round(i["time"] - t0, 6)} for i in fig.inputs],
             "typed_text": fig.keyboard.typed,
             "unknown": _unknown_json(fig, t0),
+            **({"legs": self.legs[fig.number or 0]} if (fig.number or 0) in self.legs else {}),  # through a proxy
         }
 
 
@@ -424,15 +438,19 @@ def _notify_text(f: dict[str, Any]) -> str:
 
 
 def gather(capture: str, keylog: KeyLog | str | None = None,
-           also: Callable[[Record, float | None], None] | None = None) -> tuple[Figures, CaptureRecords]:
+           also: Callable[[Record, float | None], None] | None = None,
+           leg: str = "server") -> tuple[Figures, CaptureRecords]:
     """All figures of a capture, and its records once read (their `failure` says whether it breaks off);
     `keylog` decrypts TLS connections, `also` sees every record too, with the first packet's time
-    (the report's thumbnails, in the same pass). CaptureFailure when the capture cannot be read."""
+    (the report's thumbnails, in the same pass); `leg` the leg ("server" or "client") of each connection
+    a capture taken at a proxy holds twice that the figures count. CaptureFailure when the capture cannot
+    be read."""
     figures = Figures()
-    records = open_records(capture, keylog=keylog, tap=figures.count)
+    records = open_records(capture, keylog=keylog, tap=figures.count, leg=leg)
     for rec in records:
         figures.add(rec)
         if also is not None:
             also(rec, figures.t0)
     figures.finish()
+    figures.legs_of(records)
     return figures, records

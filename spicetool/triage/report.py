@@ -109,6 +109,8 @@ def _session(s: dict[str, Any], screens: Screens | None = None) -> str:
     if tls:
         rows.append(["TLS", "; ".join(tls)])
     out.append("<h3>Overview</h3>" + _table(["what", "value"], rows))
+    if s.get("legs"):
+        out.append(_legs(s["legs"]))
     out.append(_screens(s, screens))
 
     out.append("<h3>Channels and bandwidth</h3>")
@@ -167,6 +169,21 @@ def _session(s: dict[str, Any], screens: Screens | None = None) -> str:
     out.append(_table(["time s", "what"], [[f"{t:.3f}", what] for t, what in _input_lines(s["inputs"])], {0}))
     if s["typed_text"]:
         out.append("<p>Typed text (US layout assumed):</p><pre>" + escape(s["typed_text"]) + "</pre>")
+    return "".join(out)
+
+
+def _legs(legs: dict[str, Any]) -> str:
+    """Both legs of each connection a capture taken at a proxy holds twice, and the proxy's added delay."""
+    out = [f"<h3>Legs through proxy {escape(legs['proxy'])}</h3>",
+           f"<p>Each connection is in the capture twice; the figures are those of the {escape(legs['shown'])} leg.</p>"]
+    out.append(_table(["channel", "client leg", "server leg"],
+                      [[p["name"], f"{p['client_leg']['client']} → {p['client_leg']['server']}",
+                        f"{p['server_leg']['client']} → {p['server_leg']['server']}"] for p in legs["pairs"]]))
+    rows = []
+    for key, name in (("client_to_server", "client → server"), ("server_to_client", "server → client")):
+        f = legs["proxy_delay"].get(key)
+        rows.append([name, *((f["count"], f["p50_ms"], f["p95_ms"], f["max_ms"]) if f else (0, "", "", ""))])
+    out.append(_table(["the proxy's added delay", "messages", "p50 ms", "p95 ms", "max ms"], rows, {1, 2, 3, 4}))
     return "".join(out)
 
 

@@ -65,6 +65,8 @@ def _session(s: dict[str, Any], console: Console, input_limit: int) -> None:
         over.add_row("screen unknown", f"{unknown['share']:.1%} at the end (lost in capture gaps), "
                                        f"since {unknown['since']:.2f}s")
     console.print(over)
+    if s.get("legs"):
+        _legs(title, s["legs"], console)
 
     bw = _table(f"{title}: bandwidth per channel (c→s client to server, s→c server to client)", "channel",
                 "client", "msgs c→s", "msgs s→c", "wire c→s", "wire s→c", "s→c per second", "closed",
@@ -160,3 +162,20 @@ def _input_lines(inputs: list[dict[str, Any]]) -> list[tuple[float, str]]:
     if run:
         lines.append((run_start, f"typed {''.join(run)!r}"))
     return lines
+
+
+def _legs(title: str, legs: dict[str, Any], console: Console) -> None:
+    """A session a capture taken at a proxy holds twice: both legs of each connection, and the delay."""
+    table = _table(f"{title}: legs through proxy {legs['proxy']} (figures of the {legs['shown']} leg)",
+                   "channel", "client leg", "server leg")
+    for p in legs["pairs"]:
+        table.add_row(p["name"], f"{p['client_leg']['client']} → {p['client_leg']['server']}",
+                      f"{p['server_leg']['client']} → {p['server_leg']['server']}")
+    console.print(table)
+    delay = _table(f"{title}: the proxy's added delay", "direction", "messages", "p50 ms", "p95 ms", "max ms",
+                   right=("messages", "p50 ms", "p95 ms", "max ms"))
+    for key, name in (("client_to_server", "client → server"), ("server_to_client", "server → client")):
+        f = legs["proxy_delay"].get(key)
+        delay.add_row(name, *((str(f["count"]), f"{f['p50_ms']:.3f}", f"{f['p95_ms']:.3f}", f"{f['max_ms']:.3f}")
+                              if f else ("0", "", "", "")))
+    console.print(delay)

@@ -149,7 +149,7 @@ class Thumbnailer:
         self.shots[key] = (Thumb(key, at, 0, 0, None) if img is None else
                            Thumb(key, at, img.shape[1], img.shape[0], _png(img)))
 
-    def result(self, capture: str, figs: dict[str, Any], keylog: Any = None) -> Screens | str:
+    def result(self, capture: str, figs: dict[str, Any], keylog: Any = None, leg: str = "server") -> Screens | str:
         """The thumbnails the figures call for (or why there are none)."""
         if self.error is not None:
             return self.error
@@ -171,7 +171,7 @@ class Thumbnailer:
                 else:
                     taken.append(Thumb(label, min(at, self.last), shot.width, shot.height, shot.png))
         if missing:  # the streaming guess missed a moment the final figures chose: read the capture again
-            _session, again, _w = thumbnails(capture, figs, keylog, only=missing)
+            _session, again, _w = thumbnails(capture, figs, keylog, only=missing, leg=leg)
             taken += again
         taken.sort(key=lambda th: (th.at, th.label))  # as a pass of its own orders them
         if self.t0 is not None:
@@ -188,7 +188,7 @@ def _shown_session(figs: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def thumbnails(capture: str, figs: dict[str, Any], keylog: Any = None,
-               only: list[tuple[float, str]] | None = None) -> Screens:
+               only: list[tuple[float, str]] | None = None, leg: str = "server") -> Screens:
     """The session shown, its thumbnails in time order, and render warnings, in a pass of its own
     over the capture (`only`: just these moments, no first picture and no end)."""
     from spicetool.capture import open_records
@@ -207,7 +207,7 @@ def thumbnails(capture: str, figs: dict[str, Any], keylog: Any = None,
         taken.append(Thumb(label, at, 0, 0, None) if img is None else
                      Thumb(label, at, img.shape[1], img.shape[0], _png(img)))
 
-    records = open_records(capture, keylog=keylog)
+    records = open_records(capture, keylog=keylog, leg=leg)
     try:
         for rec in records:
             if t0 is None:
