@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
 
 from spicetool.capture.tcp import Data, Gap
 from spicetool.capture.transport import MAX_HEAD, HeadError, Notice, Output, head_end, is_http_version, parse_head
@@ -32,6 +34,7 @@ class Target:
     host: str
     port: int | None
     proxmox: dict[str, str] | None = None  # vmid, node (and the ticket's id) of a Proxmox spiceproxy target
+    issued: str | None = None  # when Proxmox made the ticket (its id is the hex Unix time), ISO 8601 UTC
 
     def describe(self) -> str:
         if self.proxmox:
@@ -42,8 +45,12 @@ class Target:
 
 
 def parse_target(authority: str) -> Target:
-    """`host:port` of a CONNECT request (an IPv6 host in brackets). Proxmox's spiceproxy targets are
-    `pvespiceproxy:TICKET:VMID:NODE:PORT::SIGNATURE:TLSPORT`: the VM id and node are shown decoded."""
+    """`host:port` of a CONNECT request (an IPv6 host in brackets).
+
+    Proxmox's spiceproxy targets: the API's `spiceproxy` call gives the client a "host" of
+    `pvespiceproxy:TIME:VMID:NODE::SIGNATURE` (TIME the ticket's Unix time in 8 hex digits, NODE in
+    lower case, SIGNATURE 40 hex digits, as pve-common's PVE::Ticket makes it), and remote-viewer
+    sends `CONNECT <host>:<tls-port>`; the VM id, node and the ticket's time are shown decoded."""
     host, port = authority, None
     if authority.startswith("["):
         end = authority.find("]")
@@ -54,12 +61,14 @@ def parse_target(authority: str) -> Target:
         head, sep, tail = authority.rpartition(":")
         if sep and tail.isdigit():
             host, port = head, int(tail)
-    proxmox = None
+    proxmox, issued = None, None
     if host.startswith(PROXMOX_PREFIX):
         parts = host[len(PROXMOX_PREFIX):].split(":")
         if len(parts) >= 3 and parts[1].isdigit():
             proxmox = {"ticket_id": parts[0], "vmid": parts[1], "node": parts[2]}
-    return Target(host, port, proxmox)
+            if len(parts[0]) == 8 and all(c in "0123456789abcdefABCDEF" for c in parts[0]):
+                issued = datetime.fromtimestamp(int(parts[0], 16), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Target(host, port, proxmox, issued)
 
 
 def proxy_user(value: str | None) -> str | None:
@@ -86,6 +95,7 @@ class HttpConnect:
         self.status: int | None = None
         self.status_line: str | None = None
         self.held: list[Data | Gap] = []  # client tunnel bytes sent before the proxy answered
+        self.user: str | None = None  # of the Proxy-Authorization, if any
 
     @property
     def established(self) -> bool:
@@ -95,6 +105,18 @@ class HttpConnect:
         target = self.target.describe() if self.target else "?"
         answer = self.status_line or "no answer"
         return f"HTTP CONNECT {target}: {answer}"
+
+    def info(self) -> dict[str, Any]:
+        """The layer in a connection's transport chain (stable keys): the target, decoded when it is
+        Proxmox's, and the proxy's answer (None while none came)."""
+        t = self.target
+        proxmox = None
+        if t is not None and t.proxmox:
+            proxmox = {"vmid": int(t.proxmox["vmid"]), "node": t.proxmox["node"], "port": t.port,
+                       "ticket_time": t.issued}
+        return {"layer": "connect", "target": self._fields()["target"], "proxmox": proxmox,
+                "status": self.status, "status_line": self.status_line, "established": self.established,
+                "user": self.user}
 
     def feed(self, from_client: bool, item: Data | Gap) -> list[Output]:
         state = self.state[from_client]
@@ -136,7 +158,8 @@ class HttpConnect:
             self.target = parse_target(target)
             self.request_time = item.time
             fields = self._fields()
-            fields.update(http_version=head.parts[2], user=proxy_user(head.header("Proxy-Authorization")),
+            self.user = proxy_user(head.header("Proxy-Authorization"))
+            fields.update(http_version=head.parts[2], user=self.user,
                           user_agent=head.header("User-Agent"))
             out.append((True, Notice("proxy_connect", True, item.time, item.frame,
                                      f"HTTP CONNECT {self.target.describe()}", fields)))

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
+from spicetool.capture.chain import chain_text
 from spicetool.capture.frames import Segment
 from spicetool.capture.keylog import KeyLog
 from spicetool.capture.layers import MAX_LAYERS, OTHER_HTTP, WAIT, make_layer, pick
@@ -59,7 +60,8 @@ class Channel:
     session_id: int | None = None  # SPICE's session (connection) id, when seen
     midstream: bool = False  # the link stage was not captured
     tls: str | None = None  # "TLS 1.3, TLS_AES_256_GCM_SHA384, SNI host" when the connection was TLS
-    transport: str | None = None  # "HTTP CONNECT host:port: HTTP/1.0 200 ...", "WebSocket /path, ..." under SPICE
+    transport: str | None = None  # the transport chain as text (chain.py), None on plain TCP
+    layers: list[dict[str, Any]] = field(default_factory=list)  # the chain, bottom first: each layer's info()
     leg: str | None = None  # "client"/"server": a leg of a connection seen twice (legs.py); "single"; None: undecided
     twin: int | None = None  # the other leg's index, when it has one
     first_time: float = 0.0
@@ -145,6 +147,7 @@ class SessionDecoder:
         pair = self.legs.link_reply(ch, fields, time)
         if pair is not None:
             client, server = pair
+            self._name_relay(client)
             if server.session != client.session:  # legs that did not share a session at their link message
                 server.session = client.session
                 if server.session_id:
@@ -312,16 +315,27 @@ class SessionDecoder:
                 yield from self._layer_out(conn, st, level, c, out)
 
     def _describe(self, st: _Tracked) -> None:
-        """The channel's `tls` and `transport` strings from its layers (TLS named in the chain's order)."""
+        """The channel's `tls` string and transport chain from its layers (TLS named in the chain's order)."""
         ch = st.channel
         assert ch is not None
         from spicetool.capture.tls import TlsConnection
         tls = [x.describe() for x in st.layers if isinstance(x, TlsConnection)]
         if tls:
             ch.tls = "; ".join(tls)
-        if len(tls) < len(st.layers):
-            ch.transport = " → ".join("TLS" if isinstance(x, TlsConnection) else x.describe() for x in st.layers)
+        ch.layers = [x.info() for x in st.layers]
+        self._name_relay(ch)
         st.described = True
+
+    def _name_relay(self, ch: Channel) -> None:
+        """A WebSocket whose answer does not say who sent it, on the client leg of a pair whose server
+        leg has no WebSocket: a relay such as websockify answered it. Sets the chain's text."""
+        if ch.leg == "client" and ch.twin is not None:
+            twin = self.channels[ch.twin]
+            if not any(e["layer"] == "websocket" for e in twin.layers):
+                for e in ch.layers:
+                    if e["layer"] == "websocket" and e["server"] is None:
+                        e["server"] = "relay"
+        ch.transport = chain_text(ch.layers)
 
     def _orphan_session(self, conn: TcpConnection, ch: Channel) -> None:
         """A session for a connection that never got to SPICE's link stage: one per server endpoint,
@@ -371,6 +385,8 @@ class SessionDecoder:
         if ch.session is None:
             self._orphan_session(conn, ch)
         ch.tls = "TLS"
+        ch.layers = [{"layer": "tls", "version": None, "cipher": None, "sni": None, "decrypted": False}]
+        ch.transport = chain_text(ch.layers)
         if ch.index in self._deferred:
             yield from self._deferred.pop(ch.index)
         yield Record(time, frame, ch, direction, "error", "tls_encrypted", None, 0,
@@ -498,7 +514,7 @@ class SessionDecoder:
 
 
 # Transport notices that break the connection (its failure), the rest are told as "transport" records
-_FAILURES = {"proxy_refused", "proxy_no_answer", "websocket_refused"}
+_FAILURES = TRANSPORT_FAILURES = frozenset({"proxy_refused", "proxy_no_answer", "websocket_refused"})
 _CLEAN_CLOSES = {1000, 1001, 1005, None}  # normal closure, going away, no status
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spicetool.capture.legs import LegDelays
-from spicetool.capture.sessions import Channel, Record
+from spicetool.capture.sessions import TRANSPORT_FAILURES, Channel, Record
 from spicetool.stack.enums import CommonCap, LinkErr
 
 AUTH_NAMES = {CommonCap.AUTH_SPICE: "spice", CommonCap.AUTH_SASL: "sasl"}  # the mechanism is a common cap bit
@@ -24,6 +24,7 @@ class ChannelStats:
     link_error: str | None = None
     gaps: int = 0
     errors: int = 0
+    failure: str | None = None  # a refused or unanswered CONNECT or Upgrade: the proxy's status line
     first: float | None = None
     last: float | None = None
 
@@ -42,6 +43,8 @@ class ChannelStats:
             self.gaps += 1
         elif rec.layer == "error":
             self.errors += 1
+            if rec.type in TRANSPORT_FAILURES and self.failure is None:
+                self.failure = str(rec.fields.get("reason"))
         elif rec.layer == "link":
             f = rec.fields
             for key in ("common_caps", "channel_caps"):
@@ -60,12 +63,14 @@ class ChannelStats:
                     self.link_error = str(err)
 
     def as_json(self, t0: float, delays: LegDelays | None = None) -> dict[str, Any]:
-        """Its figures; a leg of a connection seen at a proxy also has its `leg`, its twin's client
-        address and the session's `proxy_delay` (from `delays`)."""
+        """Its figures. `leg` ("client"/"server" for a leg of a connection seen at a proxy, else None),
+        `transport` (the chain as text, None on plain TCP), `transport_chain` (its layers' info, bottom
+        first) and `failure` (a refused or unanswered CONNECT or Upgrade) are always there; a leg also
+        has its twin's channel index and the session's `proxy_delay` (from `delays`)."""
         ch = self.channel
-        legs: dict[str, Any] = {}
+        legs: dict[str, Any] = {"leg": ch.leg if ch.twin is not None else None}
         if ch.twin is not None:
-            legs = {"leg": ch.leg, "twin": ch.twin}
+            legs["twin"] = ch.twin
             if delays is not None:
                 legs["proxy_delay"] = delays.figures(ch.session or 0)
         return {
@@ -87,6 +92,9 @@ class ChannelStats:
             "start": round((self.first or t0) - t0, 6),
             "duration": round((self.last or 0) - (self.first or 0), 6),
             **legs,
+            "transport": ch.transport,
+            "transport_chain": ch.layers,
+            "failure": self.failure,
         }
 
 
@@ -119,8 +127,13 @@ class Summary:
                 server = next(s.channel.server for s in stats if s.channel.leg == "server")
                 server += f" through proxy {proxy}"
             table = Table(title=f"{title}  server {server}", title_justify="left")
+            failures = [f"{s.channel.client}: {s.failure}" for s in stats if s.failure]
+            if failures:  # nothing of SPICE's came through: the session's failure, with the proxy's answer
+                table.caption = "failed: " + "; ".join(failures)
+                table.caption_style = "bold red"
+            chains = any(s.channel.transport for s in stats)
             for col in ("channel", "client", "msgs c→s", "msgs s→c", "bytes c→s", "bytes s→c", "start", "duration",
-                        "auth", "notes"):
+                        "auth", "notes") + (("transport",) if chains else ()):
                 table.add_column(col, justify="right" if col.startswith(("msgs", "bytes", "start", "dur")) else "left")
             for st in stats:
                 ch = st.channel
@@ -133,14 +146,16 @@ class Summary:
                     notes.append(f"link error {st.link_error}")
                 if st.gaps:
                     notes.append(f"{st.gaps} gaps")
-                if st.errors:
+                if st.failure:
+                    notes.append("failed")
+                elif st.errors:
                     notes.append(f"{st.errors} errors")
                 table.add_row(
                     f"{ch.channel}:{ch.channel_id}", ch.client,
                     str(st.messages["client"]), str(st.messages["server"]),
                     str(st.bytes["client"]), str(st.bytes["server"]),
                     f"{(st.first or t0) - t0:.3f}", f"{(st.last or 0) - (st.first or 0):.3f}",
-                    st.auth or "", ", ".join(notes),
+                    st.auth or "", ", ".join(notes), *((ch.transport or "plain TCP",) if chains else ()),
                 )
             console.print(table)
             if proxy is not None and delays is not None:

@@ -124,6 +124,12 @@ class TlsConnection:
             parts.append(f"SNI {self.client_hello.sni}")
         return ", ".join(parts)
 
+    def info(self) -> dict[str, Any]:
+        """The layer in a connection's transport chain (stable keys); `decrypted` None while its
+        handshake is under way."""
+        return {"layer": "tls", **self._fields(),
+                "decrypted": True if self.state == "decrypting" else False if self.state == "opaque" else None}
+
     def _fields(self) -> dict[str, Any]:
         return {"version": version_name(self.version) if self.version else None,
                 "cipher": suite_name(self.server_hello.suite) if self.server_hello and self.server_hello.suite

@@ -17,9 +17,12 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
+from typing import Any
 
 from spicetool.capture.tcp import Data, Gap
-from spicetool.capture.transport import MAX_HEAD, HeadError, Notice, Output, head_end, is_http_version, parse_head
+from spicetool.capture.transport import (
+    MAX_HEAD, HeadError, HttpHead, Notice, Output, head_end, is_http_version, parse_head,
+)
 
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 OPCODES = {CONTINUATION: "continuation", TEXT: "text", BINARY: "binary", CLOSE: "close", PING: "ping", PONG: "pong"}
@@ -115,6 +118,8 @@ class WebSocket:
         self.path: str | None = None
         self.subprotocol: str | None = None
         self.status_line: str | None = None
+        self.host: str | None = None  # the Upgrade's Host header
+        self.server: str | None = None  # who answered: "spice-server", "websockify", or None (cannot tell)
         self.close: dict | None = None  # the first close frame's code and reason
         self.out: list[Output] = []
         self._time, self._frame = 0.0, 0
@@ -122,6 +127,11 @@ class WebSocket:
     @property
     def base64(self) -> bool:
         return (self.subprotocol or "").lower() == "base64"
+
+    def info(self) -> dict[str, Any]:
+        """The layer in a connection's transport chain (stable keys)."""
+        return {"layer": "websocket", "path": self.path, "host": self.host, "subprotocol": self.subprotocol,
+                "status_line": self.status_line, "server": self.server}
 
     def describe(self) -> str:
         parts = [f"WebSocket {self.path or '?'}"]
@@ -186,6 +196,7 @@ class WebSocket:
                 self._die(half, f"not a WebSocket Upgrade request: {head.start[:80]!r}")
                 return
             self.path = head.parts[1]
+            self.host = head.header("Host")
             offered = head.header("Sec-WebSocket-Protocol")
             self._notice("websocket_upgrade", True, f"WebSocket Upgrade {self.path}", offered=offered,
                          origin=head.header("Origin"), host=head.header("Host"),
@@ -199,6 +210,7 @@ class WebSocket:
                                                          f"{self.status_line}", status_line=self.status_line)
                 return
             self.subprotocol = head.header("Sec-WebSocket-Protocol")
+            self.server = _answered_by(head)
             self._notice("websocket_established", False, f"WebSocket {self.status_line}",
                          status_line=self.status_line)
         half.state = "frames"
@@ -349,3 +361,15 @@ class WebSocket:
             half.resync = (half.resync or 0) + len(buf) - 1
             del buf[:-1]
         return False
+
+
+def _answered_by(answer: HttpHead) -> str | None:
+    """Who sent a 101 answer, where its bytes tell: websockify names itself when its HTTP server adds a
+    Server header; spice-server's own port (0.15) writes the token as "Upgrade: WebSocket", where
+    websockify 0.10 and most servers write "websocket" (both seen in the corpus's real captures)."""
+    server = answer.header("Server") or ""
+    if "websockify" in server.lower():
+        return "websockify"
+    if answer.header("Upgrade") == "WebSocket" and not server:
+        return "spice-server"
+    return None

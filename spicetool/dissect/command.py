@@ -120,12 +120,13 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
         from spicetool.capture import Summary
 
         stats = Summary()
-    from spicetool.dissect.output import field_tree, human_line, write_json
+    from spicetool.dissect.output import connection_line, field_tree, human_line, write_json
 
     t0: float | None = None
     seen_spice = False
     warnings = 0
     encrypted = 0  # TLS connections left undecoded
+    introduced: set[int] = set()  # channels whose connection line was written
     stdout = sys.stdout
     colour = out.is_terminal
     # a closed pipe (| head) ends the run quietly
@@ -149,6 +150,14 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
             elif as_json:
                 write_json(rec, t0, stdout)
             else:
+                ch = rec.channel
+                if ch.index not in introduced and (ch.twin is not None or ch.transport):
+                    introduced.add(ch.index)
+                    line = connection_line(ch, records.channels)
+                    if colour:
+                        out.print(line, style="bold", markup=False)
+                    else:
+                        stdout.write(line + "\n")
                 text, style = human_line(rec, t0)
                 if colour:
                     out.print(text, style=style, markup=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
-from spicetool.capture import Record
+from spicetool.capture import Channel, Record
 
 BYTES_INLINE = 64  # longer byte strings are shown as a size and a head
 
@@ -70,7 +70,21 @@ def record_json(rec: Record, t0: float) -> dict[str, Any]:
         obj["lost"] = [list(r) for r in lost]
     if ch.twin is not None:  # one of the two legs of a connection seen at a proxy
         obj["leg"] = ch.leg
+    if ch.transport:  # HTTP CONNECT, WebSocket, TLS under the SPICE bytes (chain.py)
+        obj["transport"] = ch.transport
     return obj
+
+
+def connection_line(ch: Channel, channels: list[Channel]) -> str:
+    """The line dissect writes before the first record of a connection that is a proxy's leg or has
+    transport layers: its addresses, session and channel, leg, and transport chain."""
+    where = f"{ch.channel}:{ch.channel_id if ch.channel_id is not None else '?'}"
+    parts = [f"── connection {ch.client} → {ch.server}", f"s{ch.session or '?'} {where}"]
+    if ch.twin is not None:
+        twin = channels[ch.twin]
+        parts.append(f"{ch.leg} leg (its {twin.leg} leg {twin.client} → {twin.server})")
+    parts.append(f"transport: {ch.transport or 'plain TCP'}")
+    return "  ".join(parts)
 
 
 def _lost(rec: Record) -> tuple[tuple[int, int], ...]:
