@@ -38,12 +38,13 @@ import math
 from array import array
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from spicetool.stack import Direction
 
-if TYPE_CHECKING:
-    from spicetool.capture.sessions import Channel, Record
+# sessions.py's Channel and Record (it imports this module: named loosely here, no import cycle)
+Channel = Any
+Record = Any
 
 WINDOW = 3.0  # seconds of capture time a channel waits for its twin after its link message
 LEGS = ("server", "client", "both")

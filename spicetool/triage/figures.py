@@ -298,10 +298,9 @@ class Figures:
             session = client.session or 0
             legs = self.legs.setdefault(session, {
                 "shown": records.leg, "proxy": client.server, "pairs": [],
-                "proxy_delay": records.delays.figures(session)})
+                "proxy_delay": records.delays.figures(session), "proxy_delay_how": DELAY_HOW})
             legs["pairs"].append({"name": f"{client.channel}:{client.channel_id}",
-                                  "client_leg": {"client": client.client, "server": client.server},
-                                  "server_leg": {"client": server.client, "server": server.server}})
+                                  "client_leg": _leg_json(client), "server_leg": _leg_json(server)})
 
     def as_json(self) -> dict[str, Any]:
         t0 = self.t0 or 0.0
@@ -377,8 +376,19 @@ class Figures:
             "inputs": [{**i, "time": round(i["time"] - t0, 6)} for i in fig.inputs],
             "typed_text": fig.keyboard.typed,
             "unknown": _unknown_json(fig, t0),
+            "transport": sorted({st.channel.transport for st in fig.channels if st.channel.transport}),
+            "failure": next((st.failure for st in fig.channels if st.failure), None),
             **({"legs": self.legs[fig.number or 0]} if (fig.number or 0) in self.legs else {}),  # through a proxy
         }
+
+
+DELAY_HOW = ("per direction, the nth SPICE message of a channel on one leg is the nth on the other (the legs "
+             "carry the same bytes); its delay is its time on the leg it passes second minus its time on the "
+             "first (each the capture time of the TCP segment that completes the message)")
+
+
+def _leg_json(ch: Channel) -> dict[str, Any]:
+    return {"client": ch.client, "server": ch.server, "transport": ch.transport, "transport_chain": ch.layers}
 
 
 def _unknown_json(fig: SessionFigures, t0: float) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from html import escape
 from typing import Any, Optional, Union
 
 from spicetool.triage.svg import bar_chart, line_chart, scatter_chart
-from spicetool.triage.tables import _input_lines, human_bytes
+from spicetool.triage.tables import _input_lines, human_bytes, leg_text, transport_rows
 from spicetool.triage.thumbs import THUMB_WIDTH, Thumb
 
 Screens = Union[tuple[Optional[int], list[Thumb], list[str]], str]
@@ -108,6 +108,9 @@ def _session(s: dict[str, Any], screens: Screens | None = None) -> str:
     tls = sorted({c["tls"] for c in s["channels"] if c.get("tls")})
     if tls:
         rows.append(["TLS", "; ".join(tls)])
+    rows.extend([what, value] for what, value in transport_rows(s))
+    if s.get("failure"):
+        rows.append(["failed", s["failure"]])
     out.append("<h3>Overview</h3>" + _table(["what", "value"], rows))
     if s.get("legs"):
         out.append(_legs(s["legs"]))
@@ -177,13 +180,13 @@ def _legs(legs: dict[str, Any]) -> str:
     out = [f"<h3>Legs through proxy {escape(legs['proxy'])}</h3>",
            f"<p>Each connection is in the capture twice; the figures are those of the {escape(legs['shown'])} leg.</p>"]
     out.append(_table(["channel", "client leg", "server leg"],
-                      [[p["name"], f"{p['client_leg']['client']} → {p['client_leg']['server']}",
-                        f"{p['server_leg']['client']} → {p['server_leg']['server']}"] for p in legs["pairs"]]))
+                      [[p["name"], leg_text(p["client_leg"]), leg_text(p["server_leg"])] for p in legs["pairs"]]))
     rows = []
     for key, name in (("client_to_server", "client → server"), ("server_to_client", "server → client")):
         f = legs["proxy_delay"].get(key)
         rows.append([name, *((f["count"], f["p50_ms"], f["p95_ms"], f["max_ms"]) if f else (0, "", "", ""))])
     out.append(_table(["the proxy's added delay", "messages", "p50 ms", "p95 ms", "max ms"], rows, {1, 2, 3, 4}))
+    out.append(f"<p>The delay is measured {escape(legs['proxy_delay_how'])}.</p>")
     return "".join(out)
 
 

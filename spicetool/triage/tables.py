@@ -55,6 +55,10 @@ def _session(s: dict[str, Any], console: Console, input_limit: int) -> None:
     tls = sorted({c["tls"] for c in s["channels"] if c.get("tls")})
     if tls:
         over.add_row("TLS", "; ".join(tls))
+    for what, value in transport_rows(s):
+        over.add_row(what, value)
+    if s.get("failure"):
+        over.add_row("failed", s["failure"], style="bold red")
     over.add_row("mouse mode", " → ".join(f"{m['mode']} @{m['time']:.2f}s" for m in s["mouse_mode"]) or "not seen")
     over.add_row("agent", " → ".join(("connected" if a["connected"] else "not connected") + f" @{a['time']:.2f}s"
                                       for a in s["agent_connected"]) or "not seen")
@@ -68,14 +72,16 @@ def _session(s: dict[str, Any], console: Console, input_limit: int) -> None:
     if s.get("legs"):
         _legs(title, s["legs"], console)
 
+    chains = any(c.get("transport") for c in s["channels"])
     bw = _table(f"{title}: bandwidth per channel (c→s client to server, s→c server to client)", "channel",
                 "client", "msgs c→s", "msgs s→c", "wire c→s", "wire s→c", "s→c per second", "closed",
-                right=("msgs c→s", "msgs s→c", "wire c→s", "wire s→c"))
+                *(("transport",) if chains else ()), right=("msgs c→s", "msgs s→c", "wire c→s", "wire s→c"))
     for c in s["channels"]:
         closed = f"{c['closed']['how']} @{c['closed']['time']:.2f}s" if c["closed"] else "open at end"
         bw.add_row(c["name"], c["client"], str(c["messages"].get("client", 0)), str(c["messages"].get("server", 0)),
                    human_bytes(c["wire_bytes"]["client"]), human_bytes(c["wire_bytes"]["server"]),
-                   sparkline(c["bytes_per_second"]["server"]), closed)
+                   sparkline(c["bytes_per_second"]["server"]), closed,
+                   *((c.get("transport") or "plain TCP",) if chains else ()))
     console.print(bw)
 
     caps = _table(f"{title}: capabilities", "channel", "offered by", "common", "channel caps")
@@ -169,8 +175,7 @@ def _legs(title: str, legs: dict[str, Any], console: Console) -> None:
     table = _table(f"{title}: legs through proxy {legs['proxy']} (figures of the {legs['shown']} leg)",
                    "channel", "client leg", "server leg")
     for p in legs["pairs"]:
-        table.add_row(p["name"], f"{p['client_leg']['client']} → {p['client_leg']['server']}",
-                      f"{p['server_leg']['client']} → {p['server_leg']['server']}")
+        table.add_row(p["name"], *(leg_text(p[k]) for k in ("client_leg", "server_leg")))
     console.print(table)
     delay = _table(f"{title}: the proxy's added delay", "direction", "messages", "p50 ms", "p95 ms", "max ms",
                    right=("messages", "p50 ms", "p95 ms", "max ms"))
@@ -178,4 +183,21 @@ def _legs(title: str, legs: dict[str, Any], console: Console) -> None:
         f = legs["proxy_delay"].get(key)
         delay.add_row(name, *((str(f["count"]), f"{f['p50_ms']:.3f}", f"{f['p95_ms']:.3f}", f"{f['max_ms']:.3f}")
                               if f else ("0", "", "", "")))
+    delay.caption = f"measured {legs['proxy_delay_how']}"
     console.print(delay)
+
+
+def leg_text(leg: dict[str, Any]) -> str:
+    return f"{leg['client']} → {leg['server']}, {leg.get('transport') or 'plain TCP'}"
+
+
+def transport_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """The overview's transport rows: the chains of the channels shown, and of both legs through a proxy."""
+    legs = s.get("legs")
+    if legs:
+        rows = []
+        for k in ("client_leg", "server_leg"):
+            chains = sorted({p[k].get("transport") or "plain TCP" for p in legs["pairs"]})
+            rows.append((f"transport, {k.replace('_', ' ')}", "; ".join(chains)))
+        return rows
+    return [("transport", "; ".join(s["transport"]))] if s.get("transport") else []
