@@ -80,15 +80,27 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     Proxies: in a capture taken at a proxy (HTTP CONNECT, websockify, a TCP relay)
     each connection is there twice, as its client leg (client to proxy) and its
     server leg (proxy to server). The two legs are recognised by their equal link
-    stage and shown as one session, each line labelled (main:0/client,
-    main:0/server); --summary gives the proxy's added delay per direction.
+    stage above their transports and shown as one session, each line labelled
+    (main:0/client, main:0/server); --summary gives the proxy's added delay per
+    direction (the nth message of a channel on one leg is the nth on the other).
+
+    \b
+    Transports: the first line of a proxied or layered connection names its
+    leg and its transport chain, e.g. "CONNECT 127.0.0.1:5916 -> 200 Connection
+    established", "WebSocket GET /websockify host h:p (binary) -> 101 Switching
+    Protocols, spice-server's own port", "TLS 1.3, ... (decrypted)"; Proxmox's
+    pvespiceproxy targets as VM id and node. A refused or unanswered CONNECT is
+    the session's failure in --summary, with the proxy's status line.
 
     \b
     JSON keys: time (seconds from the first packet), frame, session, session_id,
     client, server, channel, channel_id, direction ("client": client to server,
     "server": server to client), layer (link, message, agent, gap, error), type,
     type_id, size (body bytes), fields; leg ("client" or "server") on a leg of a
-    connection seen twice.
+    connection seen twice; transport (the chain as text) on a layered connection.
+    --summary --json: per channel, also leg (or null), transport (or null),
+    transport_chain (a list of {layer: connect|websocket|tls, ...}), failure (or
+    null), and on legs twin and proxy_delay.
 
     \b
     Exit codes: 0 success; 1 no SPICE traffic found; 2 bad usage; 3 input cannot be

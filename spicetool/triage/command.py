@@ -37,7 +37,11 @@ def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None
     Proxies: a capture taken at a proxy holds each connection twice (client leg
     and server leg); the figures are those of one leg (--leg, the server's by
     default), and each session lists both legs and the proxy's added delay per
-    direction (p50, p95, max).
+    direction (p50, p95, max), measured per message: its time on the leg it passes
+    second minus its time on the first.
+    Transports: each channel's chain (HTTP CONNECT target and the proxy's answer,
+    WebSocket, TLS), in the overview for both legs; a refused or unanswered
+    CONNECT is the session's failure with the proxy's status line.
 
     \b
     Examples:
