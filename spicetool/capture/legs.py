@@ -12,9 +12,10 @@ Recognising them. Two channel connections are the legs of one when
   one connection seen twice (equal link messages alone are common: every client's main
   channel sends connection id 0 with the same caps).
 The client leg sees the link message first and the reply last (the proxy relays each way);
-when the two orders disagree (clocks of merged captures), the leg with a transport layer
-(CONNECT, WebSocket) is the client's, then the leg whose link round trip is the longer one
-(it encloses the other's), then the one that appeared first.
+when the two orders disagree (clocks of merged captures), the leg with more transport layers is
+the client's (a proxy takes CONNECT or WebSocket off; a TLS it relays stays on both legs), then
+the leg whose link round trip is the longer one (it encloses the other's), then the one that
+appeared first.
 
 When a link message equals that of an earlier connection still waiting for its reply, the
 later one is a candidate server leg: the session decoder gives it the earlier one's session
@@ -181,9 +182,9 @@ def _client_first(a: _Leg, b: _Leg) -> bool:
         return mess < 0
     if reply and not mess:
         return reply > 0
-    ta, tb = getattr(a.channel, "transport", None), getattr(b.channel, "transport", None)
-    if bool(ta) != bool(tb):
-        return bool(ta)
+    la, lb = len(a.channel.layers), len(b.channel.layers)  # a proxy peels CONNECT or WebSocket off
+    if la != lb:
+        return la > lb
     span_a, span_b = a.reply_time - a.mess_time, b.reply_time - b.mess_time
     if span_a != span_b:
         return span_a > span_b

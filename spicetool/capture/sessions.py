@@ -11,7 +11,11 @@ connection with its secrets in a key log (or in the capture's Decryption Secrets
 decoded like any other; without, it is reported once as TLS-encrypted (a "tls_encrypted" error
 record) and left there. What the CONNECT and WebSocket layers tell (the proxy's target and answer,
 the Upgrade, close codes) becomes "transport" records; a refused or unanswered CONNECT, a refused
-Upgrade or broken framing are "error" records, the connection's failure.
+Upgrade or broken framing are "error" records, the connection's failure. Each channel keeps its
+chain (`layers`, `transport`: chain.py).
+
+A capture taken at a proxy holds each connection twice; the legs are paired on their link stage,
+above whatever transports each leg has (legs.py), and share one session.
 """
 
 from __future__ import annotations
