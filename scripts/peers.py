@@ -553,6 +553,28 @@ def spicy_screenshot(port: int, out: str | os.PathLike, host: str = "127.0.0.1",
     return Path(out)
 
 
+GLIB_CLIENT = Path(__file__).resolve().parent / "spice_glib_client.py"
+
+
+def glib_screenshot(port: int, display: int, out: str | os.PathLike, host: str = "127.0.0.1",
+                    timeout: float = 30.0) -> Path:
+    """spice-gtk (SpiceClientGLib, through Debian's python3-gi) shoots display channel `display`
+    as spicy-screenshot shoots display 0: connect, wait for its MARK, write a PPM, exit."""
+    argv = ["/usr/bin/python3", str(GLIB_CLIENT), "screenshot", "--host", host, "--port", str(port),
+            "--display", str(display), "--out", str(out), "--timeout", str(int(timeout))]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        output, _ = p.communicate(timeout=timeout + 5)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        raise PeerError(f"spice_glib_client screenshot of display {display} timed out")
+    if p.returncode != 0 or not Path(out).exists():
+        raise PeerError(f"spice_glib_client screenshot of display {display} failed ({p.returncode}): "
+                        f"{output.decode(errors='replace')[-2000:]}")
+    return Path(out)
+
+
 @contextlib.contextmanager
 def spicy_on_xvfb(port: int, displays: Sequence[int] = range(10, 31), screen: str = "1280x900x24",
                   **spicy_args) -> Iterator[Spicy]:
