@@ -556,12 +556,16 @@ def spicy_screenshot(port: int, out: str | os.PathLike, host: str = "127.0.0.1",
 GLIB_CLIENT = Path(__file__).resolve().parent / "spice_glib_client.py"
 
 
-def glib_screenshot(port: int, display: int, out: str | os.PathLike, host: str = "127.0.0.1",
-                    timeout: float = 30.0) -> Path:
-    """spice-gtk (SpiceClientGLib, through Debian's python3-gi) shoots display channel `display`
-    as spicy-screenshot shoots display 0: connect, wait for its MARK, write a PPM, exit."""
+def glib_screenshot(port: int, displays: Sequence[int], out: str | os.PathLike, host: str = "127.0.0.1",
+                    timeout: float = 30.0) -> dict[int, Path]:
+    """spice-gtk (SpiceClientGLib, through Debian's python3-gi) links every display and cursor
+    channel, as spicy does, and shoots each display channel of `displays` as spicy-screenshot
+    shoots display 0 (at its MARK) into `out` with {display} replaced by the channel id."""
     argv = ["/usr/bin/python3", str(GLIB_CLIENT), "screenshot", "--host", host, "--port", str(port),
-            "--display", str(display), "--out", str(out), "--timeout", str(int(timeout))]
+            "--out", str(out), "--timeout", str(int(timeout))]
+    for d in displays:
+        argv += ["--display", str(d)]
+    display = ", ".join(map(str, displays))
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         output, _ = p.communicate(timeout=timeout + 5)
@@ -569,10 +573,11 @@ def glib_screenshot(port: int, display: int, out: str | os.PathLike, host: str =
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
         raise PeerError(f"spice_glib_client screenshot of display {display} timed out")
-    if p.returncode != 0 or not Path(out).exists():
+    paths = {d: Path(str(out).replace("{display}", str(d))) for d in displays}
+    if p.returncode != 0 or not all(path.exists() for path in paths.values()):
         raise PeerError(f"spice_glib_client screenshot of display {display} failed ({p.returncode}): "
                         f"{output.decode(errors='replace')[-2000:]}")
-    return Path(out)
+    return paths
 
 
 @contextlib.contextmanager

@@ -23,12 +23,13 @@ SpiceAudio, usbredir, webdav with a shared directory), connects every channel, a
 channel sends a PORT_EVENT OPENED and one line of data (SPICEVMC_DATA), then stays --duration seconds:
 
 `screenshot` mode is spicy-screenshot for any display channel (spicy-screenshot shoots display
-channel 0 only): it connects the main channel and display channel --display N, and when that
-channel's MARK arrives (everything before it drawn) writes its primary surface as a PPM:
+channel 0 only): it links every display and cursor channel the server lists, and when the MARK of
+a display channel of --display arrives (everything before it drawn) writes its primary surface as
+a PPM; it ends when each is written:
 
     /usr/bin/python3 scripts/spice_glib_client.py agent --port 5930 --file /tmp/x.bin --to-guest 'hello'
     /usr/bin/python3 scripts/spice_glib_client.py channels --port 5931 --shared-dir /tmp/share --duration 10
-    /usr/bin/python3 scripts/spice_glib_client.py screenshot --port 5932 --display 1 --out head1.ppm
+    /usr/bin/python3 scripts/spice_glib_client.py screenshot --port 5932 --display 0 --display 1 --out 'head{display}.ppm'
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class Client:
         self.main: SpiceClientGLib.MainChannel | None = None
         self.started = False
         self.failed: str | None = None
+        self.wanted = set(a.display or [0])   # screenshot: the display channels still to write
         on(self.session, "channel-new", self.on_channel_new)
 
     def run(self) -> int:
@@ -119,32 +121,39 @@ class Client:
             SpiceClientGLib.Channel.connect(channel)
 
     def screenshot_channel(self, channel) -> None:
-        """Only display channel --display: its primary surface, written at its MARK."""
-        if not isinstance(channel, SpiceClientGLib.DisplayChannel) or channel.props.channel_id != self.a.display:
-            return
-        primary: dict = {}
+        """Every display and cursor channel is linked, as spicy links them (the display channels
+        share the session's caches); each display of --display is written at its MARK."""
+        if isinstance(channel, SpiceClientGLib.DisplayChannel) and channel.props.channel_id in self.wanted:
+            cid = channel.props.channel_id
+            primary: dict = {}
 
-        def created(ch, fmt, width, height, stride, shmid, data) -> None:
-            primary.update(width=width, height=height, stride=stride, data=data)
+            def created(ch, fmt, width, height, stride, shmid, data) -> None:
+                primary.update(width=width, height=height, stride=stride, data=data)
 
-        def marked(ch, mark) -> None:
-            if not mark or not primary:
-                return
-            w, h, stride = primary["width"], primary["height"], primary["stride"]
-            raw = ctypes.string_at(primary["data"], stride * h)   # 32-bit xRGB, little-endian: B G R X
-            rgb = bytearray(w * h * 3)
-            for y in range(h):
-                row = raw[y * stride:y * stride + w * 4]
-                out = memoryview(rgb)[y * w * 3:(y + 1) * w * 3]
-                out[0::3], out[1::3], out[2::3] = row[2::4], row[1::4], row[0::4]
-            with open(self.a.out, "wb") as f:
-                f.write(b"P6\n%d %d\n255\n" % (w, h) + bytes(rgb))
-            emit("screenshot", display=self.a.display, width=w, height=h, path=self.a.out)
+            def marked(ch, mark) -> None:
+                if mark and primary and cid in self.wanted:
+                    self.write_ppm(cid, primary)
+
+            on(channel, "display-primary-create", created)
+            on(channel, "display-mark", marked)
+        if isinstance(channel, (SpiceClientGLib.DisplayChannel, SpiceClientGLib.CursorChannel)):
+            SpiceClientGLib.Channel.connect(channel)
+
+    def write_ppm(self, cid: int, primary: dict) -> None:
+        w, h, stride = primary["width"], primary["height"], primary["stride"]
+        raw = ctypes.string_at(primary["data"], stride * h)   # 32-bit xRGB, little-endian: B G R X
+        rgb = bytearray(w * h * 3)
+        for y in range(h):
+            row = raw[y * stride:y * stride + w * 4]
+            out = memoryview(rgb)[y * w * 3:(y + 1) * w * 3]
+            out[0::3], out[1::3], out[2::3] = row[2::4], row[1::4], row[0::4]
+        path = self.a.out.replace("{display}", str(cid))
+        with open(path, "wb") as f:
+            f.write(b"P6\n%d %d\n255\n" % (w, h) + bytes(rgb))
+        emit("screenshot", display=cid, width=w, height=h, path=path)
+        self.wanted.discard(cid)
+        if not self.wanted:
             self.finish()
-
-        on(channel, "display-primary-create", created)
-        on(channel, "display-mark", marked)
-        SpiceClientGLib.Channel.connect(channel)
 
     def on_port_name(self, port, _pspec) -> None:
         """The server's PORT_INIT named the port: send a PORT_EVENT BREAK, and a line if the guest opened it."""
@@ -231,14 +240,17 @@ def main() -> int:
     ap.add_argument("--linger", type=float, default=1.0, help="agent: seconds to stay after the last step")
     ap.add_argument("--shared-dir", help="channels: the directory webdav shares")
     ap.add_argument("--duration", type=float, default=10.0, help="channels: seconds connected")
-    ap.add_argument("--display", type=int, default=0, help="screenshot: the display channel id")
-    ap.add_argument("--out", help="screenshot: the PPM file written")
+    ap.add_argument("--display", type=int, action="append",
+                    help="screenshot: a display channel id to shoot (again for more; default 0)")
+    ap.add_argument("--out", help="screenshot: the PPM file written ({display} in it: the channel id)")
     ap.add_argument("--timeout", type=float, default=60.0)
     a = ap.parse_args()
     if a.mode == "agent" and not a.file:
         ap.error("agent mode needs --file")
     if a.mode == "screenshot" and not a.out:
         ap.error("screenshot mode needs --out")
+    if a.mode == "screenshot" and len(a.display or [0]) > 1 and "{display}" not in a.out:
+        ap.error("several --display need {display} in --out")
     return Client(a).run()
 
 
