@@ -116,3 +116,49 @@ def test_two_heads_played_from_the_start(spice_server, tmp_path):
     for head, path in shots.items():
         shot, want = read_ppm(path), truth(capture, head)
         assert np.array_equal(shot, want), f"display {head}: {differing(shot, want)}"
+
+
+def test_the_command_serves_both_heads_and_takes_a_key_log(tmp_path):
+    """The real command: `serve --replay` of two heads says so and a client sees both; a key log
+    decrypts a TLS capture; --tls-keylog without --replay is a usage error."""
+    import signal
+    import sys
+
+    from serve_helpers import free_port
+    need_glib_client()
+
+    def serve(*args):
+        port = free_port()
+        p = subprocess.Popen([sys.executable, "-m", "spicetool", "serve", "--disable-ticketing", "-p", str(port),
+                              "--from", "end", *args], stderr=subprocess.PIPE, text=True)
+        peers.wait_until(lambda: not peers.port_free(port) or p.poll() is not None, 60, "serve listening")
+        assert p.poll() is None, p.stderr.read()
+        return p, port
+
+    capture = "linux-qxl-two-heads.pcapng"
+    p, port = serve("--replay", str(deployment_capture(capture)))
+    try:
+        shots = peers.glib_screenshot(port, [0, 1], tmp_path / "head{display}.ppm")
+        for head, path in shots.items():
+            assert np.array_equal(read_ppm(path), truth(capture, head)), f"display {head}"
+    finally:
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=10)
+    assert "display 0 1024x768, display 1 1024x768" in err
+
+    p, port = serve("--replay", str(deployment_capture("tls-proxy-keylog.pcapng")),
+                    "--tls-keylog", str(deployment_capture("tls-proxy-keylog.keys.log")))
+    try:
+        shot = read_ppm(peers.glib_screenshot(port, [0], tmp_path / "tls{display}.ppm")[0])
+        assert np.array_equal(shot, truth("tls-proxy-keylog.pcapng", 0))
+    finally:
+        p.send_signal(signal.SIGINT), p.wait(10)
+
+    r = subprocess.run([sys.executable, "-m", "spicetool", "serve", "--disable-ticketing", "--tls-keylog",
+                        str(deployment_capture("tls-proxy-keylog.keys.log"))], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and "go with" in r.stderr and "--replay" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "spicetool", "serve", "--disable-ticketing", "--replay",
+                        str(deployment_capture(capture)), "--tls-keylog", str(deployment_capture(capture))],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
