@@ -83,17 +83,18 @@ class HeadsReplay:
         """Each head's first picture, shown; returns their sizes by display channel id. A head
         without any picture is left out (said through `warn`) unless it is the only one."""
         sizes: dict[int, tuple[int, int]] = {}
-        failure: ReplayError | None = None
+        failures: list[tuple[int, ReplayError]] = []
         for cid, head in list(self.heads.items()):
             try:
                 sizes[cid] = head.prepare()
             except ReplayError as e:
-                failure = failure or e
+                failures.append((cid, e))
                 del self.heads[cid]
-                if self.warn is not None:
-                    self.warn(f"display {cid} not served: {e}")
-        if not self.heads:
-            raise failure or ReplayError(f"{self.capture}: no display picture in this capture")
+        if not self.heads:   # the one error, as with a single display
+            raise failures[0][1] if failures else ReplayError(f"{self.capture}: no display picture in this capture")
+        for cid, e in failures:
+            if self.warn is not None:
+                self.warn(f"display {cid} not served: {e}")
         return sizes
 
     async def run(self, done: asyncio.Event | None = None) -> None:
