@@ -553,6 +553,33 @@ def spicy_screenshot(port: int, out: str | os.PathLike, host: str = "127.0.0.1",
     return Path(out)
 
 
+GLIB_CLIENT = Path(__file__).resolve().parent / "spice_glib_client.py"
+
+
+def glib_screenshot(port: int, displays: Sequence[int], out: str | os.PathLike, host: str = "127.0.0.1",
+                    timeout: float = 30.0) -> dict[int, Path]:
+    """spice-gtk (SpiceClientGLib, through Debian's python3-gi) links every display and cursor
+    channel, as spicy does, and shoots each display channel of `displays` as spicy-screenshot
+    shoots display 0 (at its MARK) into `out` with {display} replaced by the channel id."""
+    argv = ["/usr/bin/python3", str(GLIB_CLIENT), "screenshot", "--host", host, "--port", str(port),
+            "--out", str(out), "--timeout", str(int(timeout))]
+    for d in displays:
+        argv += ["--display", str(d)]
+    display = ", ".join(map(str, displays))
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        output, _ = p.communicate(timeout=timeout + 5)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        raise PeerError(f"spice_glib_client screenshot of display {display} timed out")
+    paths = {d: Path(str(out).replace("{display}", str(d))) for d in displays}
+    if p.returncode != 0 or not all(path.exists() for path in paths.values()):
+        raise PeerError(f"spice_glib_client screenshot of display {display} failed ({p.returncode}): "
+                        f"{output.decode(errors='replace')[-2000:]}")
+    return paths
+
+
 @contextlib.contextmanager
 def spicy_on_xvfb(port: int, displays: Sequence[int] = range(10, 31), screen: str = "1280x900x24",
                   **spicy_args) -> Iterator[Spicy]:

@@ -22,8 +22,14 @@ AgentClient) can act on the guest side at the right time:
 SpiceAudio, usbredir, webdav with a shared directory), connects every channel, and on each port
 channel sends a PORT_EVENT OPENED and one line of data (SPICEVMC_DATA), then stays --duration seconds:
 
+`screenshot` mode is spicy-screenshot for any display channel (spicy-screenshot shoots display
+channel 0 only): it links every display and cursor channel the server lists, and when the MARK of
+a display channel of --display arrives (everything before it drawn) writes its primary surface as
+a PPM; it ends when each is written:
+
     /usr/bin/python3 scripts/spice_glib_client.py agent --port 5930 --file /tmp/x.bin --to-guest 'hello'
     /usr/bin/python3 scripts/spice_glib_client.py channels --port 5931 --shared-dir /tmp/share --duration 10
+    /usr/bin/python3 scripts/spice_glib_client.py screenshot --port 5932 --display 0 --display 1 --out 'head{display}.ppm'
 """
 
 from __future__ import annotations
@@ -71,6 +77,7 @@ class Client:
         self.main: SpiceClientGLib.MainChannel | None = None
         self.started = False
         self.failed: str | None = None
+        self.wanted = set(a.display or [0])   # screenshot: the display channels still to write
         on(self.session, "channel-new", self.on_channel_new)
 
     def run(self) -> int:
@@ -106,9 +113,47 @@ class Client:
             on(channel, "notify::port-name", self.on_port_name)
             on(channel, "port-event", lambda ch, ev: emit("port_event", port=ch.props.port_name, event=ev))
             on(channel, "port-data", lambda ch, data, size: emit("port_data", port=ch.props.port_name, bytes=size))
+        if self.a.mode == "screenshot":
+            self.screenshot_channel(channel)
+            return
         # Every other channel (display, inputs, cursor, ...) is connected too, as a real client does.
         if not isinstance(channel, SpiceClientGLib.MainChannel):
             SpiceClientGLib.Channel.connect(channel)
+
+    def screenshot_channel(self, channel) -> None:
+        """Every display and cursor channel is linked, as spicy links them (the display channels
+        share the session's caches); each display of --display is written at its MARK."""
+        if isinstance(channel, SpiceClientGLib.DisplayChannel) and channel.props.channel_id in self.wanted:
+            cid = channel.props.channel_id
+            primary: dict = {}
+
+            def created(ch, fmt, width, height, stride, shmid, data) -> None:
+                primary.update(width=width, height=height, stride=stride, data=data)
+
+            def marked(ch, mark) -> None:
+                if mark and primary and cid in self.wanted:
+                    self.write_ppm(cid, primary)
+
+            on(channel, "display-primary-create", created)
+            on(channel, "display-mark", marked)
+        if isinstance(channel, (SpiceClientGLib.DisplayChannel, SpiceClientGLib.CursorChannel)):
+            SpiceClientGLib.Channel.connect(channel)
+
+    def write_ppm(self, cid: int, primary: dict) -> None:
+        w, h, stride = primary["width"], primary["height"], primary["stride"]
+        raw = ctypes.string_at(primary["data"], stride * h)   # 32-bit xRGB, little-endian: B G R X
+        rgb = bytearray(w * h * 3)
+        for y in range(h):
+            row = raw[y * stride:y * stride + w * 4]
+            out = memoryview(rgb)[y * w * 3:(y + 1) * w * 3]
+            out[0::3], out[1::3], out[2::3] = row[2::4], row[1::4], row[0::4]
+        path = self.a.out.replace("{display}", str(cid))
+        with open(path, "wb") as f:
+            f.write(b"P6\n%d %d\n255\n" % (w, h) + bytes(rgb))
+        emit("screenshot", display=cid, width=w, height=h, path=path)
+        self.wanted.discard(cid)
+        if not self.wanted:
+            self.finish()
 
     def on_port_name(self, port, _pspec) -> None:
         """The server's PORT_INIT named the port: send a PORT_EVENT BREAK, and a line if the guest opened it."""
@@ -187,7 +232,7 @@ class Client:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=("agent", "channels"))
+    ap.add_argument("mode", choices=("agent", "channels", "screenshot"))
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--file", help="agent: the file copied to the guest")
@@ -195,10 +240,17 @@ def main() -> int:
     ap.add_argument("--linger", type=float, default=1.0, help="agent: seconds to stay after the last step")
     ap.add_argument("--shared-dir", help="channels: the directory webdav shares")
     ap.add_argument("--duration", type=float, default=10.0, help="channels: seconds connected")
+    ap.add_argument("--display", type=int, action="append",
+                    help="screenshot: a display channel id to shoot (again for more; default 0)")
+    ap.add_argument("--out", help="screenshot: the PPM file written ({display} in it: the channel id)")
     ap.add_argument("--timeout", type=float, default=60.0)
     a = ap.parse_args()
     if a.mode == "agent" and not a.file:
         ap.error("agent mode needs --file")
+    if a.mode == "screenshot" and not a.out:
+        ap.error("screenshot mode needs --out")
+    if a.mode == "screenshot" and len(a.display or [0]) > 1 and "{display}" not in a.out:
+        ap.error("several --display need {display} in --out")
     return Client(a).run()
 
 

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real peers (Debian packages); root on the project's machines, sudo elsewhere.
-PEERS="xserver-xspice spice-client-gtk virt-viewer tshark xvfb x11-apps x11-utils x11-xserver-utils xterm xdotool imagemagick spice-vdagent ffmpeg chromium"
+PEERS="xserver-xspice spice-client-gtk gir1.2-spiceclientglib-2.0 virt-viewer tshark xvfb x11-apps x11-utils x11-xserver-utils xterm xdotool imagemagick spice-vdagent ffmpeg chromium"
 missing=""
 for p in $PEERS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -79,14 +79,26 @@ class ServerThread:
                  replay: Path | None = None, speed: float = 1.0, loop: bool = False,
                  start: float = 0.0, stop: float | None = None, pause_at: float | None = None,
                  agent: bool = False, agent_dir: Path | None = None, agent_max_file: int = 1 << 20,
-                 tls: bool = False, secure_channels: set = frozenset()):
+                 tls: bool = False, secure_channels: set = frozenset(), heads: bool = False,
+                 image_compression: str = "off", keylog: Path | None = None):
+        """`heads`: replay every display channel of the capture, a device each (as `spicetool
+        serve --replay` does); without, display 0 into `device` alone."""
         self.port = 0
         self.input_log_path = tmp / "inputs.jsonl"
         self.messages: list[str] = []
         self.loop = asyncio.new_event_loop()
         self.device = QxlDevice()
         self.replay = None
-        if replay is not None:
+        displays = None
+        if replay is not None and heads:
+            from spicetool.replay.heads import HeadsReplay
+            self.replay = HeadsReplay(str(replay), speed, loop, start=start, stop=stop, pause_at=pause_at,
+                                      keylog=str(keylog) if keylog is not None else None,
+                                      warn=self.messages.append)
+            self.replay.prepare()
+            displays = self.replay.devices
+            self.device = displays[min(displays)]
+        elif replay is not None:
             from spicetool.replay.capture_replay import CaptureReplay
             self.replay = CaptureReplay(self.device, str(replay), speed, loop, start=start, stop=stop,
                                         pause_at=pause_at)
@@ -102,7 +114,8 @@ class ServerThread:
                                     resize=self.desktop.resize if replay is None else None)
         self.server = SpiceServer(self.device, password, self.input_log, link_timeout=link_timeout,
                                   ping_interval=ping_interval, log=self.messages.append, verbose=True,
-                                  agent=self.agent, secure_channels=secure_channels)
+                                  agent=self.agent, secure_channels=secure_channels, displays=displays,
+                                  image_compression=image_compression)
         if self.replay is not None:  # as `spicetool serve` wires it
             from spicetool.qxl.worker import Prebuilder
             self.replay.prepare_command = Prebuilder(lambda: self.server.image_compression)

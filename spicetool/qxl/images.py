@@ -51,11 +51,14 @@ def _descriptor(kind: str, w: int, h: int, image_id: int | None) -> dict:
             "width": w, "height": h}
 
 
-def effective_codec(compression: str, lz4_allowed: bool = True) -> str:
+def effective_codec(compression: str, lz4_allowed: bool = True, glz_allowed: bool = True) -> str:
     """What a channel sends for a setting: LZ for LZ4 when the client lacks LZ4_COMPRESSION,
-    BITMAP ('off') for a codec this build has no encoder for."""
+    LZ for GLZ (auto_lz for auto_glz) on a channel that must not use GLZ, BITMAP ('off') for a
+    codec this build has no encoder for."""
     if compression == "lz4" and not lz4_allowed:
         compression = "lz"
+    if not glz_allowed:
+        compression = {"glz": "lz", "auto_glz": "auto_lz"}.get(compression, compression)
     if compression == "off" or compression not in available_compressions():
         return "off"
     return compression
@@ -125,13 +128,14 @@ def bitmap_image(pixels: np.ndarray, image_id: int | None = None) -> dict:
 class ClientImages:
     """The images of one display channel: its codec, its GLZ window, the server's counts."""
 
-    def __init__(self, compression: str, lz4_allowed: bool, stats: Counter):
-        self.lz4_allowed, self.stats = lz4_allowed, stats
+    def __init__(self, compression: str, lz4_allowed: bool, stats: Counter, glz_allowed: bool = True):
+        self.lz4_allowed, self.glz_allowed, self.stats = lz4_allowed, glz_allowed, stats
         self.cache: PixmapCache | None = None   # from the client's DISPLAY_INIT
         self.set_compression(compression)
 
     def set_compression(self, compression: str) -> None:
-        self.codec = effective_codec(compression, self.lz4_allowed)   # the setting (may be auto)
+        # the setting (may be auto)
+        self.codec = effective_codec(compression, self.lz4_allowed, self.glz_allowed)
         if AUTO.get(self.codec) == "glz" or self.codec == "glz":
             self.glz = codecs.GlzEncoder(16)
         else:

@@ -102,15 +102,17 @@ class CaptureReplay:
 
     def __init__(self, device: QxlDevice, capture: str, speed: float = 1.0, loop: bool = False,
                  session: int | None = None, start: float = 0.0, stop: float | None = None,
-                 pause_at: float | None = None, prepare: Callable[[Command], None] | None = None):
+                 pause_at: float | None = None, prepare: Callable[[Command], None] | None = None,
+                 display: int = 0, keylog: str | None = None):
         """`start`/`stop`/`pause_at` are seconds from the capture's first record (as render's
         --start/--end): the replay starts on the picture at `start` (inf: the final picture),
         ends at `stop`, and holds at `pause_at` until `resume()`. `prepare` is called on each
-        new command on the frames' thread (the worker encodes ahead with it)."""
+        new command on the frames' thread (the worker encodes ahead with it). `display`: the
+        display channel of the capture this device shows; `keylog` decrypts its TLS."""
         if stop is not None and stop < start:
             raise ReplayError(f"--to {stop:g} is before --from {start:g}")
         self.device, self.capture, self.speed, self.loop = device, capture, speed, loop
-        self.timeline = Timeline(capture, session, start, stop, pause_at, loop)
+        self.timeline = Timeline(capture, session, start, stop, pause_at, loop, display, keylog)
         self.pause_at = pause_at
         self.prepare_command = prepare
         self.paused = asyncio.Event()     # set while held at pause_at
@@ -135,11 +137,13 @@ class CaptureReplay:
         primary = self.device.primary
         return primary.shape[1], primary.shape[0]
 
-    async def run(self, done: asyncio.Event | None = None) -> None:
-        """Replay the rest of the capture (and again from the start with `loop`)."""
+    async def run(self, done: asyncio.Event | None = None, lead: float = 0.0) -> None:
+        """Replay the rest of the capture (and again from the start with `loop`). `lead`:
+        capture seconds between the first picture of the replay's clock and this one's (the
+        heads of one capture keep their captured order, heads.py)."""
         feed = FrameFeed(self._frames, self.prepare_command)
         feed.start()
-        start = time.monotonic()
+        start = time.monotonic() + lead / self.speed
         base = 0.0   # capture clock at the start of this round
         try:
             while (frame := await feed.get()) is not None:

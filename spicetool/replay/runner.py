@@ -13,7 +13,7 @@ from rich.console import Console
 from spicetool.qxl.demo import DemoDesktop, animate
 from spicetool.qxl.device import QxlDevice
 from spicetool.qxl.worker import Prebuilder
-from spicetool.replay.capture_replay import CaptureReplay
+from spicetool.replay.heads import HeadsReplay
 from spicetool.server.inputlog import InputLog
 from spicetool.server.server import SpiceServer
 
@@ -35,6 +35,7 @@ class ServeOptions:
     still: bool = False
     # replay
     replay: Path | None = None
+    tls_keylog: Path | None = None
     speed: float = 1.0
     loop: bool = False
     start: float = 0.0
@@ -52,16 +53,30 @@ class ServeOptions:
     streaming_video: str = "off"   # off, all or filter (as spice-server's option)
 
 
-async def run(opts: ServeOptions, console: Console) -> None:
-    device = QxlDevice()
+def _with_streams(device: QxlDevice, opts: ServeOptions) -> QxlDevice:
     if opts.streaming_video != "off":
         from spicetool.qxl.streams import VideoStreams
         device.streams = VideoStreams(opts.streaming_video)
+    return device
+
+
+async def run(opts: ServeOptions, console: Console) -> None:
+    device = _with_streams(QxlDevice(), opts)
+    displays = None
     if opts.replay is not None:
-        replay = CaptureReplay(device, str(opts.replay), opts.speed, opts.loop,
-                               start=opts.start, stop=opts.stop, pause_at=opts.pause_at)
-        w, h = replay.prepare()
-        what = f"a replay of {opts.replay.name} ({w}x{h}, speed {opts.speed:g}{', looping' if opts.loop else ''})"
+        # one device per captured display channel
+        replay = HeadsReplay(str(opts.replay), opts.speed, opts.loop, start=opts.start, stop=opts.stop,
+                             pause_at=opts.pause_at,
+                             keylog=str(opts.tls_keylog) if opts.tls_keylog is not None else None,
+                             warn=lambda t: console.print(f"warning: {t}", markup=False))
+        for dev in replay.devices.values():
+            _with_streams(dev, opts)
+        sizes = replay.prepare()
+        displays = replay.devices   # those with a picture
+        device = displays[min(displays)]
+        heads = ", ".join(f"{w}x{h}" if len(sizes) == 1 else f"display {cid} {w}x{h}"
+                          for cid, (w, h) in sizes.items())
+        what = f"a replay of {opts.replay.name} ({heads}, speed {opts.speed:g}{', looping' if opts.loop else ''})"
     else:
         desktop = DemoDesktop(device, *opts.size)
         desktop.draw_initial()
@@ -82,7 +97,7 @@ async def run(opts: ServeOptions, console: Console) -> None:
                          ping_interval=opts.ping_interval,
                          log=lambda t: console.print(t, markup=False),  # client bytes are no markup
                          verbose=opts.verbose, image_compression=opts.image_compression,
-                         agent=agent, secure_channels=opts.secure_channels)
+                         agent=agent, secure_channels=opts.secure_channels, displays=displays)
     if opts.replay is not None:  # new draws are encoded ahead, off the event loop
         replay.prepare_command = Prebuilder(lambda: server.image_compression)
     await server.start(opts.host, opts.port)

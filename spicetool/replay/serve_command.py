@@ -97,6 +97,8 @@ def _password(password: str | None, password_file: Path | None, disable_ticketin
               help="Seconds between latency pings on every channel.")
 @click.option("--replay", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Serve the display and cursor of this capture (pcap/pcapng) instead of the demo.")
+@click.option("--tls-keylog", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="--replay: an NSS key log (SSLKEYLOGFILE) that decrypts the capture's TLS connections.")
 @click.option("--speed", type=click.FloatRange(0.01, 10000), default=1.0, show_default=True,
               help="--replay: how many times faster than captured.")
 @click.option("--loop", is_flag=True, help="--replay: start again at the end.")
@@ -131,7 +133,7 @@ def _password(password: str | None, password_file: Path | None, disable_ticketin
 def serve(host: str, port: int, password: str | None, password_file: Path | None,
           disable_ticketing: bool, size: tuple[int, int], fps: float, still: bool,
           input_log: Path | None, image_compression: str, streaming_video: str, name: str, link_timeout: float,
-          ping_interval: float, replay: Path | None, speed: float, loop: bool, start: float | None,
+          ping_interval: float, replay: Path | None, tls_keylog: Path | None, speed: float, loop: bool, start: float | None,
           stop: float | None, pause_at: float | None, agent: bool, agent_dir: Path | None,
           agent_max_file: int, tls_port: int | None, cert: Path | None, key: Path | None,
           secure_channels: str, verbose: bool) -> None:
@@ -140,7 +142,8 @@ def serve(host: str, port: int, password: str | None, password_file: Path | None
     With no capture, the desktop is a built-in demo: a clock, text, colour bars, a moving box
     and a cursor, drawn through a QXL-like device model and sent as display and cursor messages.
     With --replay, the display and cursor of a captured session play instead, paced by the
-    capture's timestamps. Inputs typed or clicked in the client go to the input log.
+    capture's timestamps: every display channel of the capture (one per monitor of a multi-head
+    guest) is served as a display channel of its own, with its cursor channel. Inputs typed or clicked in the client go to the input log.
 
     \b
     Examples:
@@ -165,13 +168,15 @@ def serve(host: str, port: int, password: str | None, password_file: Path | None
                                f"{image_compression} encoder yet (available: "
                                f"{', '.join(available_compressions())})")
     if replay is None and (speed != 1.0 or loop or start is not None or stop is not None
-                           or pause_at is not None):
-        raise click.UsageError("--speed, --loop, --from, --to and --pause-at go with --replay CAPTURE")
+                           or pause_at is not None or tls_keylog is not None):
+        raise click.UsageError("--speed, --loop, --from, --to, --pause-at and --tls-keylog go with "
+                               "--replay CAPTURE")
     if start is not None and stop is not None and stop < start:
         raise click.UsageError("--to is before --from")
     opts = ServeOptions(host, port, pw, input_log=input_log, name=name, link_timeout=link_timeout,
                         ping_interval=ping_interval, verbose=verbose, image_compression=image_compression,
-                        size=size, fps=fps, still=still, replay=replay, speed=speed, loop=loop,
+                        size=size, fps=fps, still=still, replay=replay, tls_keylog=tls_keylog, speed=speed,
+                        loop=loop,
                         start=start or 0.0, stop=stop, pause_at=pause_at, agent=agent or agent_dir is not None,
                         agent_dir=agent_dir, agent_max_file=agent_max_file, tls_port=tls_port, cert=cert,
                         key=key, secure_channels=_secure_channels(secure_channels),

@@ -75,12 +75,19 @@ def changed_bands(old: np.ndarray, new: np.ndarray) -> list[Rect]:
     return out
 
 
-def _copy(bgrx: np.ndarray, r: Rect, video: bool = False) -> DrawCopy:
+def image_id_space(display: int) -> int:
+    """What display channel `display`'s image ids are XORed with: 0 for display 0; for the
+    others a constant of their own, so that two heads never give the client's one pixmap cache
+    (shared by its display channels) the same id for their own, separately evicted, copies."""
+    return 0 if display == 0 else (display * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+
+
+def _copy(bgrx: np.ndarray, r: Rect, video: bool = False, id_space: int = 0) -> DrawCopy:
     px = bgrx[r.top:r.bottom, r.left:r.right].copy()
     px[:, :, 3] = 0
     if video:  # a video frame: never the same image again, not worth a cache entry
         return DrawCopy(PRIMARY_SURFACE, r, px, video=True)
-    return DrawCopy(PRIMARY_SURFACE, r, px, content_id(px))
+    return DrawCopy(PRIMARY_SURFACE, r, px, content_id(px) ^ id_space)
 
 
 def _outside(r: Rect, holes: list[Rect]) -> list[Rect]:
@@ -113,7 +120,8 @@ def _video_rects(screen: SessionScreen, w: int, h: int) -> list[Rect]:
 class Converter:
     """Screen states -> device commands, remembering what the device was last given."""
 
-    def __init__(self) -> None:
+    def __init__(self, display: int = 0) -> None:
+        self.id_space = image_id_space(display)
         self.picture: np.ndarray | None = None   # BGRX of what the device shows
         self.cursor_ids = itertools.count(1)
         self.cursor_seen: tuple | None = None
@@ -127,16 +135,16 @@ class Converter:
         h, w = new.shape[:2]
         if old is None or old.shape[:2] != (h, w):
             out: list[Command] = [] if old is None else [SurfaceDestroy(PRIMARY_SURFACE)]
-            return out + [SurfaceCreate(PRIMARY_SURFACE, w, h), _copy(new, Rect(0, 0, w, h))]
+            return out + [SurfaceCreate(PRIMARY_SURFACE, w, h), _copy(new, Rect(0, 0, w, h), id_space=self.id_space)]
         bands = changed_bands(old, new)
         videos = _video_rects(screen, w, h)
         if not videos or not bands:
-            return [_copy(new, r) for r in bands]
+            return [_copy(new, r, id_space=self.id_space) for r in bands]
         # the capture's video streams keep their destination: a changed one is drawn whole
         # (a frame of it), other changes around it (see streams.py: a draw across a stream ends it)
         out = [_copy(new, v, video=True) for v in videos if any(v.overlaps(b) for b in bands)]
         for b in bands:
-            out += [_copy(new, piece) for piece in _outside(b, videos)]
+            out += [_copy(new, piece, id_space=self.id_space) for piece in _outside(b, videos)]
         return out
 
     def cursor(self, screen: SessionScreen) -> list[Command]:
@@ -165,8 +173,11 @@ class Timeline:
     """The frames of a capture's replay; `frames()` yields them, first the starting picture."""
 
     def __init__(self, capture: str, session: int | None = None, start: float = 0.0,
-                 stop: float | None = None, pause_at: float | None = None, loop: bool = False):
-        self.capture, self.session = capture, session
+                 stop: float | None = None, pause_at: float | None = None, loop: bool = False,
+                 display: int = 0, keylog: str | None = None):
+        """`display`: the display channel whose screen this is (its cursor channel moves the
+        pointer); `keylog`: an NSS key log for the capture's TLS connections."""
+        self.capture, self.session, self.display, self.keylog = capture, session, display, keylog
         self.start, self.stop, self.pause_at, self.loop = start, stop, pause_at, loop
         self.t0: float | None = None      # capture time of the first record
         self.first: float | None = None   # capture time of the first round's first picture
@@ -175,7 +186,7 @@ class Timeline:
     def _records(self) -> Iterator:
         from spicetool.capture import CaptureFailure, open_records
         try:
-            records = open_records(self.capture)
+            records = open_records(self.capture, keylog=self.keylog)
         except CaptureFailure as e:
             raise ReplayError(str(e)) from None
         yield from records
@@ -183,10 +194,10 @@ class Timeline:
 
     def _screen(self) -> SessionScreen:
         from spicetool.render.session import SessionScreen
-        return SessionScreen(self.session, 0, cursor=False)
+        return SessionScreen(self.session, self.display, cursor=False)
 
     def frames(self) -> Iterator[Frame]:
-        conv = Converter()
+        conv = Converter(self.display)
         screen, records = self._screen(), self._records()
         for rec in records:
             if self.t0 is None:
@@ -198,7 +209,8 @@ class Timeline:
         else:
             if screen.picture(force=True) is None:
                 where = f"before it breaks off ({self.damage})" if self.damage else "in this capture"
-                raise ReplayError(f"{self.capture}: no display picture {where}")
+                what = "display picture" if self.display == 0 else f"picture of display {self.display}"
+                raise ReplayError(f"{self.capture}: no {what} {where}")
             self.first = self.t0 or 0.0
         t0, first = self.t0 or 0.0, self.first
         yield Frame(0.0, first - t0, conv.show(screen) + conv.cursor(screen), first=True)

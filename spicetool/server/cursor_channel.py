@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from spicetool.qxl import worker as worker
 from spicetool.qxl.commands import Command, CursorHide, CursorMove, CursorSet
+from spicetool.qxl.device import QxlDevice
 from spicetool.server.channel import ChannelClient, PipeItem
 
 
@@ -10,11 +11,15 @@ class CursorChannel(ChannelClient):
     name = "cursor"
     handle_acks = True
 
+    @property
+    def device(self) -> QxlDevice:
+        return self.server.display_device(self.link.channel_id)   # cursor N: display N's pointer
+
     def on_connect(self) -> None:
         self.push_set_ack()
-        state = worker.cursor_state(self.server.device)
+        state = worker.cursor_state(self.device)
         self.push_item(PipeItem(lambda: state, False, 1024))
-        self.server.device.listeners.append(self.on_command)
+        self.device.listeners.append(self.on_command)
 
     def on_command(self, cmd: Command) -> None:
         if isinstance(cmd, (CursorSet, CursorMove, CursorHide)):
@@ -22,12 +27,12 @@ class CursorChannel(ChannelClient):
             self.push_item(PipeItem(lambda: worker.cursor_messages(cmd), isinstance(cmd, CursorMove), 64))
 
     def collapse(self) -> PipeItem:
-        device = self.server.device
+        device = self.device
         return PipeItem(lambda: [("move", {"position": {"x": device.cursor.x, "y": device.cursor.y}})],
                         True, 64)
 
     def on_close(self) -> None:
         try:
-            self.server.device.listeners.remove(self.on_command)
+            self.device.listeners.remove(self.on_command)
         except ValueError:
             pass

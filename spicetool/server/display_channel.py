@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from spicetool.qxl import worker as worker
 from spicetool.qxl.commands import Command, CopyBits, CopySurface, DrawCopy, DrawFill, StreamCreate, StreamDestroy
+from spicetool.qxl.device import QxlDevice
 from spicetool.qxl.images import CLIENT_PREFERENCES, ClientImages
 from spicetool.qxl.pixmap_cache import PixmapCache
 from spicetool.server.channel import ChannelClient, ClientDropped, PipeItem
@@ -13,12 +14,20 @@ class DisplayChannel(ChannelClient):
     name = "display"
     handle_acks = True
 
+    @property
+    def device(self) -> QxlDevice:
+        return self.server.display_device(self.link.channel_id)
+
     def on_connect(self) -> None:
         self.monitors = "monitors_config" in self.link.channel_caps
         self.lz4 = "lz4_compression" in self.link.channel_caps
-        self.images = ClientImages(self.server.image_compression, self.lz4, self.server.stats)
+        # The client keeps one GLZ window for all its display channels (spice-gtk's session
+        # caches): only the first display channel sends GLZ (LZ instead on the others), so that
+        # no two encoders number images into that one window.
+        glz = self.link.channel_id == self.server.first_display
+        self.images = ClientImages(self.server.image_compression, self.lz4, self.server.stats, glz)
         self.push_set_ack()
-        device = self.server.device
+        device = self.device
         surfaces = worker.snapshot(device)  # the picture now; encoded when sent, in send order
         self.push_item(PipeItem(lambda: worker.display_state(surfaces, self.monitors, self.images), False,
                                 sum(px.nbytes for _, px, _ in surfaces)))
@@ -55,7 +64,7 @@ class DisplayChannel(ChannelClient):
         # go on from this state (a scroll moves what is there, so it must not be applied twice).
         # Counted as no bytes in the pipe: a client holds one at most (each collapse drops the
         # last), and a surface larger than the pipe's bound must not collapse it again at once.
-        surfaces = worker.snapshot(self.server.device)
+        surfaces = worker.snapshot(self.device)
         return PipeItem(lambda: worker.surfaces_refresh(surfaces, self.images), True, 0)
 
     def on_message(self, msg: Message) -> None:
@@ -63,8 +72,11 @@ class DisplayChannel(ChannelClient):
             if self.images.cache is not None:  # as spice-server: INIT once per channel
                 raise ClientDropped("a second display init")
             self.client_init = msg.fields
-            # images cached from here on, in the client's pixmap cache of the size it announced
-            self.images.cache = PixmapCache(msg.fields["pixmap_cache_size"])
+            # images cached from here on, in the client's pixmap cache of the size it announced;
+            # the client shares that cache between its display channels, so each of ours mirrors
+            # an equal part of it (the devices' image ids never meet: see replay/timeline.py)
+            size = msg.fields["pixmap_cache_size"] // len(self.server.displays)
+            self.images.cache = PixmapCache(size)
         elif msg.name == "preferred_compression":
             # spice-server lets the client's preference override the server setting
             wanted = CLIENT_PREFERENCES.get(msg.fields["image_compression"])
@@ -80,6 +92,6 @@ class DisplayChannel(ChannelClient):
 
     def on_close(self) -> None:
         try:
-            self.server.device.listeners.remove(self.on_command)
+            self.device.listeners.remove(self.on_command)
         except ValueError:
             pass

@@ -23,7 +23,7 @@ class MainChannel(ChannelClient):
         self.agent = AgentLink(agent, self) if agent is not None else None
         s.agent = self.agent
         self.push("init", {
-            "session_id": s.session_id, "display_channels_hint": 1,
+            "session_id": s.session_id, "display_channels_hint": len(self.server.displays),
             "supported_mouse_modes": MOUSE_MODE_SERVER | MOUSE_MODE_CLIENT,
             "current_mouse_mode": s.mouse_mode, "agent_connected": int(self.agent is not None),
             "agent_tokens": AGENT_TOKENS, "multi_media_time": self.server.mm_time(),

@@ -15,7 +15,7 @@ from spicetool.server.inputs_channel import InputsChannel
 from spicetool.server.link import LinkRefused, TicketPolicy, accept_link
 from spicetool.server.main_channel import MainChannel
 from spicetool.server.session import Session
-from spicetool.server.state import LISTED, ServerState
+from spicetool.server.state import ServerState
 from spicetool.stack.types import CHANNEL_TYPES
 
 CHANNEL_CLASSES: dict[int, type[ChannelClient]] = {
@@ -31,8 +31,10 @@ class SpiceServer(ServerState):
                  name: str = "spicetool", link_timeout: float = 10.0, ping_interval: float = 10.0,
                  max_connections: int = 64, log: Callable[[str], None] | None = None,
                  verbose: bool = False, image_compression: str = "off", agent=None,
-                 secure_channels: set[int] | frozenset = frozenset()):
-        super().__init__(device, input_log, name, ping_interval, log, verbose, image_compression, agent)
+                 secure_channels: set[int] | frozenset = frozenset(),
+                 displays: dict[int, QxlDevice] | None = None):
+        super().__init__(device, input_log, name, ping_interval, log, verbose, image_compression, agent,
+                         displays)
         self.secure_channels = set(secure_channels)  # channel types linked over TLS only
         self._tls_server: asyncio.base_events.Server | None = None
         self.policy = TicketPolicy(password)
@@ -44,7 +46,7 @@ class SpiceServer(ServerState):
         self._handlers: set[asyncio.Task] = set()
 
     def channel_available(self, ctype: int, cid: int) -> bool:
-        return ctype == CHANNEL_TYPES["main"] and cid == 0 or (ctype, cid) in LISTED
+        return ctype == CHANNEL_TYPES["main"] and cid == 0 or (ctype, cid) in self.channel_list()
 
     def session_exists(self, connection_id: int) -> bool:
         return connection_id in self.sessions

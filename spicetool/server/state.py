@@ -13,15 +13,29 @@ from spicetool.server.inputlog import InputLog
 from spicetool.server.session import Session
 from spicetool.stack.enums import ChannelType
 
-# The order spice-server lists them in CHANNELS_LIST.
+# The order spice-server lists them in CHANNELS_LIST (one display device).
 LISTED = [(int(ChannelType.DISPLAY), 0), (int(ChannelType.CURSOR), 0), (int(ChannelType.INPUTS), 0)]
+
+
+def listed_channels(display_ids: list[int]) -> list[tuple[int, int]]:
+    """CHANNELS_LIST for these display channel ids: each display device has a display and a
+    cursor channel of its id (as each QXL device in spice-server), then the one inputs channel."""
+    out = []
+    for cid in display_ids:
+        out += [(int(ChannelType.DISPLAY), cid), (int(ChannelType.CURSOR), cid)]
+    return out + [(int(ChannelType.INPUTS), 0)]
 
 
 class ServerState:
     def __init__(self, device: QxlDevice, input_log: InputLog | None = None, name: str = "spicetool",
                  ping_interval: float = 10.0, log: Callable[[str], None] | None = None,
-                 verbose: bool = False, image_compression: str = "off", agent=None):
-        self.device = device
+                 verbose: bool = False, image_compression: str = "off", agent=None,
+                 displays: dict[int, QxlDevice] | None = None):
+        # one device per display channel, by channel id (a multi-head guest: one QXL device
+        # per monitor, as QEMU's -device qxl); `device` is the first
+        self.displays = dict(sorted((displays or {0: device}).items()))
+        self.device = self.displays[min(self.displays)] if displays else device
+        self._listed = LISTED if list(self.displays) == [0] else listed_channels(list(self.displays))
         self.agent = agent  # a GuestAgent, or None: INIT says no agent
         self.image_compression = image_compression
         self.input_log = input_log or InputLog()
@@ -42,4 +56,12 @@ class ServerState:
         return int((time.monotonic() - self._start) * 1000) & 0xFFFFFFFF
 
     def channel_list(self) -> list[tuple[int, int]]:
-        return LISTED
+        return self._listed
+
+    def display_device(self, channel_id: int) -> QxlDevice:
+        """The device behind display (and cursor) channel `channel_id` (a listed one)."""
+        return self.displays[channel_id]
+
+    @property
+    def first_display(self) -> int:
+        return min(self.displays)
