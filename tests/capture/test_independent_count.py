@@ -102,11 +102,7 @@ def test_the_independent_count_reads_every_byte() -> None:
     assert {tuple(c.transports) for c in connections} == {("http_connect",), ()}
 
 
-DSB_NOT_READ = pytest.mark.xfail(reason="the pcapng's Decryption Secrets are not used for TLS yet", strict=True)
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=DSB_NOT_READ) if n.endswith(".dsb.pcapng") else n
-                                  for n in DEPLOYMENT + DIRECT])
+@pytest.mark.parametrize("name", DEPLOYMENT + DIRECT)
 def test_dissect_finds_every_message_of_every_connection(name: str) -> None:
     truth = independent(name)
     assert truth, f"{name}: the independent count found no SPICE connection"
