@@ -169,7 +169,8 @@ def open_records(source: Source, *, keylog: KeyLog | str | None = None, sessions
                  name: str | None = None, leg: str = "server") -> CaptureRecords:
     """The records of a pcap/pcapng file (a path, or a binary stream named `name`).
 
-    `keylog`: a KeyLog or the path of an NSS key log, whose secrets decrypt TLS connections.
+    `keylog`: a KeyLog or the path of an NSS key log, whose secrets decrypt TLS connections, as
+    do those a pcapng carries itself (Decryption Secrets blocks, as editcap --inject-secrets writes).
     `sessions`, `channels`: only the records of these session numbers and channel names
     ("main", "display", ...). `tap` sees every TCP segment before it is decoded. `leg`: "server"
     (the default), "client" or "both": which leg of each connection a proxy's capture holds twice.
@@ -188,6 +189,10 @@ def open_records(source: Source, *, keylog: KeyLog | str | None = None, sessions
         name = name or str(getattr(source, "name", None) or "capture")
         reader = CaptureReader(source, name)
         size = 0
+    # a pcapng's own secrets (Decryption Secrets blocks) decrypt TLS with or without a key log file
+    # (a fresh KeyLog per capture: one given may serve several captures, each with its own blocks)
+    if log is None or log.blocks is None:
+        log = KeyLog(log.path if log is not None else None, blocks=reader.secrets)
     return CaptureRecords(reader, name, reader=reader, keylog=log, sessions=sessions, channels=channels, tap=tap,
                           size=size, leg=leg)
 

@@ -358,7 +358,7 @@ class TlsConnection:
             self._opaque("only AEAD cipher suites (AES-GCM, AES-CCM, ChaCha20-Poly1305) are decrypted")
             return
         self.suite = suite
-        if self.keylog is None:
+        if self.keylog is None or not self.keylog.given():
             self._opaque(f"no key log given; {HINT}")
             return
         secrets = self.keylog.lookup(ch.random)
@@ -366,7 +366,7 @@ class TlsConnection:
             needed = ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
                       "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0")
             if not all(k in secrets for k in needed):
-                self._opaque(f"the key log {self.keylog.path} lacks this connection's TLS 1.3 secrets "
+                self._opaque(f"{self.keylog.name} lacks this connection's TLS 1.3 secrets "
                              f"(client random {ch.random.hex()[:16]}...)")
                 return
             for client in (True, False):
@@ -377,7 +377,7 @@ class TlsConnection:
         else:
             master = secrets.get("CLIENT_RANDOM")
             if master is None:
-                self._opaque(f"the key log {self.keylog.path} has no CLIENT_RANDOM line for this connection "
+                self._opaque(f"{self.keylog.name} has no CLIENT_RANDOM line for this connection "
                              f"(client random {ch.random.hex()[:16]}...)")
                 return
             (ck, civ), (sk, siv) = keys12(suite, master, ch.random, sh.random)

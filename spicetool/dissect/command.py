@@ -73,7 +73,8 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
 
     \b
     TLS: a connection that starts with a TLS handshake is decrypted with the
-    secrets of --tls-keylog (TLS 1.2 and 1.3, AES-GCM/CCM and ChaCha20-Poly1305);
+    secrets of --tls-keylog (TLS 1.2 and 1.3, AES-GCM/CCM and ChaCha20-Poly1305),
+    or with those a pcapng carries itself (editcap --inject-secrets tls,keys.log);
     without them it is shown once as "tls_encrypted" (version, cipher, SNI).
 
     \b
@@ -196,8 +197,9 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
         err.print(f"error: {failure}", style="red")
         sys.exit(failure.exit_code)
     if encrypted:
+        given = records.keylog is not None and records.keylog.given()  # a file, or secrets in the capture
         err.print(f"warning: {encrypted} TLS-encrypted connection{'s' * (encrypted > 1)} not decoded: "
-                  + ("their keys are not in the key log, or their handshake is not in the capture" if records.keylog
+                  + ("their keys are not in the key log, or their handshake is not in the capture" if given
                      else "pass their key log with --tls-keylog FILE"),
                   style="yellow")
     if not seen_spice:

@@ -149,3 +149,46 @@ def test_the_package_names_what_it_exports_and_loads_it_on_use() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy(),
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _kinds(records) -> list[tuple[str, str, str, str]]:  # type: ignore[no-untyped-def]
+    return [(r.channel.client, r.direction.value, r.layer, r.type) for r in records]
+
+
+def _with_secrets(source: Path, keys: bytes) -> bytes:
+    """The capture's segments again, after a Decryption Secrets block holding `keys`."""
+    from spicetool.capture import PcapngWriter
+
+    out = io.BytesIO()
+    writer = PcapngWriter(out)
+    writer.secrets(keys)
+    reader = open_capture(str(source))
+    for s in reader:
+        writer.segment(s.time, s.src, s.dst, s.seq, s.ack, s.flags, s.payload)
+    reader.close()
+    return out.getvalue()
+
+
+def test_a_capture_that_carries_its_own_secrets() -> None:
+    """editcap --inject-secrets: the pcapng's Decryption Secrets decrypt its TLS without a key log file,
+    alone or beside one; secrets for another session are said to lack this connection's."""
+    from support import deployment_capture
+
+    plain, keys = deployment_capture("tls-proxy-keylog.pcapng"), deployment_capture("tls-proxy-keylog.keys.log")
+    with_file = _kinds(open_records(plain, keylog=str(keys)))
+    assert sum(k[2] == "message" for k in with_file) > 300 and not any(k[3] == "tls_encrypted" for k in with_file)
+    dsb = deployment_capture("tls-proxy-keylog.dsb.pcapng")
+    assert _kinds(open_records(dsb)) == with_file
+    assert _kinds(open_records(dsb, keylog=str(keys))) == with_file
+    # the secrets of some other session, inside the capture
+    other = b"".join(f"{label} {'ab' * 32} {'cd' * 48}\n".encode()
+                     for label in ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                                   "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"))
+    recs = list(open_records(io.BytesIO(_with_secrets(plain, other)), name="other.pcapng"))
+    opaque = [r for r in recs if r.type == "tls_encrypted"]
+    assert len(opaque) == 4 and not any(r.layer == "message" for r in recs)
+    assert all("the capture's own key log (Decryption Secrets) lacks this connection's TLS 1.3 secrets"
+               in r.fields["reason"] for r in opaque), opaque[0].fields
+    # no secrets anywhere: the hint to pass a key log, as before
+    recs = list(open_records(plain))
+    assert all("no key log given" in r.fields["reason"] for r in recs if r.type == "tls_encrypted")
