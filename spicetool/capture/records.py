@@ -20,7 +20,7 @@ from spicetool.capture.errors import EXIT_DAMAGED, CaptureFailure
 from spicetool.capture.files import CaptureReader, open_capture
 from spicetool.capture.frames import Segment
 from spicetool.capture.keylog import KeyLog
-from spicetool.capture.sessions import Channel, Record, SessionDecoder
+from spicetool.capture.sessions import Channel, PayloadTap, Record, SessionDecoder
 
 Source = str | os.PathLike[str] | BinaryIO
 
@@ -36,12 +36,12 @@ class CaptureRecords:
     def __init__(self, segments: Iterable[Segment], name: str, *, reader: CaptureReader | None = None,
                  keylog: KeyLog | None = None, sessions: Collection[int] | None = None,
                  channels: Collection[str] | None = None, tap: Callable[[Segment], object] | None = None,
-                 size: int = 0) -> None:
+                 size: int = 0, payload_tap: PayloadTap | None = None) -> None:
         self.name = name
         self.reader = reader
         self.keylog = keylog
         self.size = size  # bytes of the file (0 when not a file)
-        self.decoder = SessionDecoder(keylog)
+        self.decoder = SessionDecoder(keylog, payload_tap)
         self.first_time: float | None = None
         self._tap = tap
         records = self._decode(segments)
@@ -110,12 +110,13 @@ def _keylog(keylog: KeyLog | str | None) -> KeyLog | None:
 
 def open_records(source: Source, *, keylog: KeyLog | str | None = None, sessions: Collection[int] | None = None,
                  channels: Collection[str] | None = None, tap: Callable[[Segment], object] | None = None,
-                 name: str | None = None) -> CaptureRecords:
+                 name: str | None = None, payload_tap: PayloadTap | None = None) -> CaptureRecords:
     """The records of a pcap/pcapng file (a path, or a binary stream named `name`).
 
     `keylog`: a KeyLog or the path of an NSS key log, whose secrets decrypt TLS connections.
     `sessions`, `channels`: only the records of these session numbers and channel names
-    ("main", "display", ...). `tap` sees every TCP segment before it is decoded.
+    ("main", "display", ...). `tap` sees every TCP segment before it is decoded; `payload_tap`
+    every connection's bytes as the transport layers hand them to SPICE (see SessionDecoder).
     CaptureFailure (one line, exit code 3) when the key log or the capture cannot be read.
     """
     log = _keylog(keylog)
@@ -132,7 +133,7 @@ def open_records(source: Source, *, keylog: KeyLog | str | None = None, sessions
         reader = CaptureReader(source, name)
         size = 0
     return CaptureRecords(reader, name, reader=reader, keylog=log, sessions=sessions, channels=channels, tap=tap,
-                          size=size)
+                          size=size, payload_tap=payload_tap)
 
 
 def open_live(iface: str | None, bpf: str | None, count: int | None = None, duration: float | None = None, *,
