@@ -7,7 +7,7 @@ patched in place (redaction), and writes the SPICE connections as TCP streams of
 
 - the original addresses, ports and capture times; a synthetic handshake at the original
   connection's start (none for a connection caught mid-session), ACKs carried by every segment,
-  a FIN each way where the original closed (at the time it closed);
+  a FIN (and its ACK) or RST from a side where the original's came, at its time and place;
 - one segment per piece the layers delivered, split at the writer's segment size and after each
   link-stage record;
 - a hole in the original (lost segments) stays a hole: the sequence numbers skip the lost bytes
@@ -37,6 +37,7 @@ class _Piece:
     end: int
     time: float
     skip: int = 0  # a hole: sequence numbers to skip (its bytes are not written)
+    close: int = 0  # not bytes but this side's close: TCP_FIN or TCP_RST
 
 
 @dataclass
@@ -48,7 +49,7 @@ class PlainConnection:
     buffers: dict[bool, bytearray] = field(default_factory=lambda: {True: bytearray(), False: bytearray()})
     pieces: list[_Piece] = field(default_factory=list)
     cuts: dict[bool, set[int]] = field(default_factory=lambda: {True: set(), False: set()})
-    closed_at: float | None = None  # time of the original's FIN or RST
+    closed: dict[bool, bool] = field(default_factory=lambda: {True: False, False: False})  # a side's FIN/RST seen
 
     @property
     def channel(self) -> Channel | None:
@@ -63,7 +64,7 @@ class PlainStreams:
         self._order: list[tuple[PlainConnection, _Piece]] = []  # every piece, in capture order
         self._by_conn: dict[int, PlainConnection] = {}  # id(TcpConnection) -> its collector
         self._by_ends: dict[tuple[str, str], PlainConnection] = {}  # (client, server) -> the latest
-        self._closes: dict[frozenset[str], float] = {}  # endpoints -> time of the last FIN or RST
+        self._close: tuple[Segment, PlainConnection] | None = None  # a FIN or RST, placed after its own bytes
 
     # -- collecting -----------------------------------------------------------------------
     def payload(self, conn: TcpConnection, from_client: bool, item: Data | Gap) -> None:
@@ -86,9 +87,31 @@ class PlainStreams:
         self._order.append((pc, piece))
 
     def segment(self, seg: Segment) -> None:
-        """open_records' tap: where connections close."""
+        """open_records' tap: where connections close. The tap sees a segment before it is decoded,
+        so a FIN or RST takes its place in the order when the next segment comes (after the bytes
+        it released): a channel that the reader decides on at its close is decided at the same point."""
+        self.flush_close()
         if seg.flags & (TCP_FIN | TCP_RST):
-            self._closes[frozenset((seg.src, seg.dst))] = seg.time
+            pc = self._by_ends.get((seg.src, seg.dst)) or self._by_ends.get((seg.dst, seg.src))
+            if pc is not None:
+                self._close = (seg, pc)
+
+    def flush_close(self) -> None:
+        """Place a FIN or RST still waiting (the end of the capture calls it too)."""
+        if self._close is None:
+            return
+        seg, pc = self._close
+        self._close = None
+        side = seg.src == pc.conn.client
+        if pc.closed[side]:
+            return  # a retransmitted FIN
+        if seg.flags & TCP_RST:
+            pc.closed = {True: True, False: True}
+        else:
+            pc.closed[side] = True
+        piece = _Piece(side, 0, 0, seg.time, close=TCP_RST if seg.flags & TCP_RST else TCP_FIN)
+        pc.pieces.append(piece)
+        self._order.append((pc, piece))
 
     def cut(self, channel: Channel, from_client: bool, offset: int) -> None:
         """End a segment at this offset of a direction's bytes (after each link-stage record: a
@@ -104,23 +127,22 @@ class PlainStreams:
     # -- writing --------------------------------------------------------------------------
     def write(self, writer: SegmentWriter, keep: Callable[[Channel], bool] = lambda ch: True) -> int:
         """Write the SPICE connections that `keep` accepts; returns how many."""
+        self.flush_close()
         chosen: dict[int, PlainConnection] = {}
         for pc in self.connections:
             ch = pc.channel
-            if ch is not None and keep(ch) and pc.pieces:
-                pc.closed_at = self._closes.get(frozenset((pc.conn.client, pc.conn.server)))
+            if ch is not None and keep(ch) and any(not p.close for p in pc.pieces):
                 chosen[id(pc)] = pc
-        last = {id(pc): pc.pieces[-1] for pc in chosen.values()}
         streams: dict[int, _TcpOut] = {}
         for pc, piece in self._order:
             if id(pc) not in chosen:
                 continue
             out = streams.get(id(pc))
             if out is None:
+                if piece.close:
+                    continue  # closed before it carried anything
                 out = streams[id(pc)] = _TcpOut(writer, pc)
             out.piece(piece)
-            if piece is last[id(pc)] and pc.closed_at is not None:
-                out.close(max(pc.closed_at, piece.time))
         return len(chosen)
 
     def __iter__(self) -> Iterator[PlainConnection]:
@@ -150,6 +172,9 @@ class _TcpOut:
     def piece(self, p: _Piece) -> None:
         side = p.from_client
         src, dst = self.ends[side]
+        if p.close:
+            self.close(p.time, side, p.close)
+            return
         if p.skip:  # a hole: its bytes are not written, the receiver acknowledges past them
             self.next[side] = (self.next[side] + p.skip) % MOD
             self.w.segment(p.time, dst, src, self.next[not side], self.next[side], TCP_ACK)
@@ -161,9 +186,12 @@ class _TcpOut:
                 self.next[side] = self.w.segment(p.time, src, dst, self.next[side], self.next[not side],
                                                  TCP_ACK | TCP_PSH, bytes(buf[lo:hi]))
 
-    def close(self, time: float) -> None:
-        for side in (True, False):
-            src, dst = self.ends[side]
-            self.w.segment(time, src, dst, self.next[side], self.next[not side], TCP_FIN | TCP_ACK)
-            self.next[side] = (self.next[side] + 1) % MOD
-            self.w.segment(time, dst, src, self.next[not side], self.next[side], TCP_ACK)
+    def close(self, time: float, side: bool, flag: int) -> None:
+        """One side's FIN (and the other side's ACK of it), or its RST."""
+        src, dst = self.ends[side]
+        if flag == TCP_RST:
+            self.w.segment(time, src, dst, self.next[side], self.next[not side], TCP_RST | TCP_ACK)
+            return
+        self.w.segment(time, src, dst, self.next[side], self.next[not side], TCP_FIN | TCP_ACK)
+        self.next[side] = (self.next[side] + 1) % MOD
+        self.w.segment(time, dst, src, self.next[not side], self.next[side], TCP_ACK)
