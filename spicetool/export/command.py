@@ -31,9 +31,8 @@ def _fail(message: str, code: int) -> None:
 def export(capture: str, output: str, keylog_path: str | None, sessions: tuple[int, ...], redact: bool) -> None:
     """Write a capture's SPICE connections as plain SPICE over TCP.
 
-    For a capture whose SPICE travels inside TLS (with its key log, or the
-    secrets injected in the pcapng), an HTTP CONNECT proxy tunnel or a
-    WebSocket (spice-html5, websockify): each channel connection becomes one
+    For a capture whose SPICE travels inside TLS (with its key log), an HTTP
+    CONNECT proxy tunnel or a WebSocket (spice-html5, websockify): each channel connection becomes one
     TCP stream of its own with the original addresses, ports and capture
     times, carrying the SPICE bytes exactly as those layers delivered them
     (CONNECT preamble, WebSocket framing and TLS removed). The handshakes,
