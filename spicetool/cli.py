@@ -20,7 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
 # the one-line help of each, so that `spicetool --help` imports none of them
 SHORT_HELP: dict[str, str] = {
     "dissect": "Decode every SPICE message of a capture or of live traffic.",
-    "export": "Write a TLS, proxied or WebSocket capture as plain SPICE over TCP (--redact for vendors).",
+    "export": "Write a TLS, proxied or WebSocket capture as plain SPICE over TCP.",
     "render": "Rebuild what the session's screen showed, as video or pictures.",
     "serve": "Serve a desktop (built-in, or replayed from a capture) to real SPICE clients.",
     "replay": "Replay a captured client's side to a new server, recording the new session.",

@@ -65,3 +65,14 @@ def test_output_is_the_capture(tmp_path: Path) -> None:
     res = export(str(CAPTURES / "img-glz.pcap"), "-o", str(CAPTURES / "img-glz.pcap"))
     assert res.returncode == EXIT_USAGE
     assert "Traceback" not in res.stderr
+
+
+def test_help_says_what_redact_leaves() -> None:
+    res = subprocess.run([sys.executable, "-m", "spicetool", "export", "--help"], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0
+    text = " ".join(res.stdout.split())
+    assert "The screen stays as it is" in text and "Exit codes" in text
+    listing = subprocess.run([sys.executable, "-m", "spicetool", "--help"], capture_output=True, text=True,
+                             timeout=60).stdout
+    assert "export" in listing
