@@ -76,3 +76,13 @@ def test_help_says_what_redact_leaves() -> None:
     listing = subprocess.run([sys.executable, "-m", "spicetool", "--help"], capture_output=True, text=True,
                              timeout=60).stdout
     assert "export" in listing
+
+
+def test_truncated_capture_exports_what_came_before(tmp_path: Path) -> None:
+    source, out = tmp_path / "cut.pcapng", tmp_path / "out.pcapng"
+    source.write_bytes((CAPTURES / "typing.pcapng").read_bytes()[:250_000])
+    res = export(str(source), "-o", str(out))
+    assert res.returncode == 4  # EXIT_DAMAGED: written up to the damage
+    assert "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("error:") and "truncated" in res.stderr
+    assert out.exists() and out.stat().st_size > 1000
