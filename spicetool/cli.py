@@ -9,6 +9,7 @@ import click
 # name -> "module:attribute" of a click command
 SUBCOMMANDS: dict[str, str] = {
     "dissect": "spicetool.dissect.command:dissect",
+    "export": "spicetool.export.command:export",
     "render": "spicetool.render.command:render",
     "serve": "spicetool.replay.serve_command:serve",
     "replay": "spicetool.replay.client_command:replay",
@@ -19,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
 # the one-line help of each, so that `spicetool --help` imports none of them
 SHORT_HELP: dict[str, str] = {
     "dissect": "Decode every SPICE message of a capture or of live traffic.",
+    "export": "Write a TLS, proxied or WebSocket capture as plain SPICE over TCP.",
     "render": "Rebuild what the session's screen showed, as video or pictures.",
     "serve": "Serve a desktop (built-in, or replayed from a capture) to real SPICE clients.",
     "replay": "Replay a captured client's side to a new server, recording the new session.",

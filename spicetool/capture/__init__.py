@@ -7,7 +7,8 @@ package's own business:
 - `open_records(path, keylog=..., sessions=..., channels=...)`, `open_live(...)`: a capture's
   `Record`s (each on its `Channel`), as a `CaptureRecords`; every damage as one `CaptureFailure`
 - `open_capture(path)`: the TCP `Segment`s of a file, for tools that rewrite captures
-- `PcapWriter`, `PcapngWriter`: segments to files; `Recording`, `TcpStream`: a proxy's
+- `PcapWriter`, `PcapngWriter`: segments to files; `PlainStreams`: a capture's SPICE connections
+  as plain TCP (`export`); `Recording`, `TcpStream`: a proxy's
   connections as TCP streams; `LinkStageCuts`: where a channel's link stage ends
 - `Summary`: per-channel figures of records; `KeyLog`, `load_keylog`; TLS contexts for a proxy
 
@@ -32,6 +33,7 @@ _EXPORTS = {
     "summary": ("ChannelStats", "Summary"),
     "tcpstream": ("Recording", "TcpStream"),
     "linkcut": ("LinkStageCuts",),
+    "plain": ("PlainStreams",),
     "tls_contexts": ("TlsSetupError", "client_context", "fingerprint", "self_signed", "server_context",
                      "set_keylog"),
 }
@@ -39,7 +41,7 @@ _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in nam
 __all__ = [  # the names of _EXPORTS (a test holds them equal)
     "EXIT_DAMAGED", "EXIT_NO_SPICE", "EXIT_UNREADABLE", "SECRETS_TLS_KEY_LOG", "TCP_ACK", "TCP_FIN", "TCP_PSH",
     "TCP_RST", "TCP_SYN", "CaptureDamaged", "CaptureError", "CaptureFailure", "CaptureReader", "CaptureRecords",
-    "Channel", "ChannelStats", "KeyLog", "KeyLogError", "LinkStageCuts", "PcapWriter", "PcapngWriter", "Record",
+    "Channel", "ChannelStats", "KeyLog", "KeyLogError", "LinkStageCuts", "PcapWriter", "PcapngWriter", "PlainStreams", "Record",
     "Recording", "Segment", "SegmentWriter", "SessionDecoder", "Summary", "TcpStream", "TlsSetupError",
     "client_context", "decode_segments", "fingerprint", "load_keylog", "open_capture", "open_live", "open_records",
     "self_signed", "server_context", "set_keylog",
@@ -74,6 +76,7 @@ if TYPE_CHECKING:
     from spicetool.capture.linkcut import LinkStageCuts
     from spicetool.capture.pcap import PcapWriter
     from spicetool.capture.pcapng import SECRETS_TLS_KEY_LOG, PcapngWriter
+    from spicetool.capture.plain import PlainStreams
     from spicetool.capture.records import CaptureRecords, open_live, open_records
     from spicetool.capture.sessions import Channel, Record, SessionDecoder, decode_segments
     from spicetool.capture.summary import ChannelStats, Summary

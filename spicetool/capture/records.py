@@ -23,7 +23,7 @@ from spicetool.capture.files import CaptureReader, open_capture
 from spicetool.capture.frames import Segment
 from spicetool.capture.keylog import KeyLog
 from spicetool.capture.legs import LEGS, LegDelays
-from spicetool.capture.sessions import Channel, Record, SessionDecoder
+from spicetool.capture.sessions import Channel, PayloadTap, Record, SessionDecoder
 
 Source = str | os.PathLike[str] | BinaryIO
 MAX_HELD = 50_000  # records held back while a channel's leg is undecided, before it is decided alone
@@ -45,7 +45,7 @@ class CaptureRecords:
     def __init__(self, segments: Iterable[Segment], name: str, *, reader: CaptureReader | None = None,
                  keylog: KeyLog | None = None, sessions: Collection[int] | None = None,
                  channels: Collection[str] | None = None, tap: Callable[[Segment], object] | None = None,
-                 size: int = 0, leg: str = "server") -> None:
+                 size: int = 0, leg: str = "server", payload_tap: PayloadTap | None = None) -> None:
         if leg not in LEGS:
             raise ValueError(f"leg must be one of {', '.join(LEGS)}, not {leg!r}")
         self.name = name
@@ -54,7 +54,7 @@ class CaptureRecords:
         self.reader = reader
         self.keylog = keylog
         self.size = size  # bytes of the file (0 when not a file)
-        self.decoder = SessionDecoder(keylog)
+        self.decoder = SessionDecoder(keylog, payload_tap)
         self.first_time: float | None = None
         self._tap = tap
         records = self._by_leg(self._decode(segments))
@@ -166,14 +166,17 @@ def _keylog(keylog: KeyLog | str | None) -> KeyLog | None:
 
 def open_records(source: Source, *, keylog: KeyLog | str | None = None, sessions: Collection[int] | None = None,
                  channels: Collection[str] | None = None, tap: Callable[[Segment], object] | None = None,
-                 name: str | None = None, leg: str = "server") -> CaptureRecords:
+                 name: str | None = None, leg: str = "server",
+                 payload_tap: PayloadTap | None = None) -> CaptureRecords:
     """The records of a pcap/pcapng file (a path, or a binary stream named `name`).
 
     `keylog`: a KeyLog or the path of an NSS key log, whose secrets decrypt TLS connections, as
     do those a pcapng carries itself (Decryption Secrets blocks, as editcap --inject-secrets writes).
     `sessions`, `channels`: only the records of these session numbers and channel names
-    ("main", "display", ...). `tap` sees every TCP segment before it is decoded. `leg`: "server"
-    (the default), "client" or "both": which leg of each connection a proxy's capture holds twice.
+    ("main", "display", ...). `tap` sees every TCP segment before it is decoded; `payload_tap`
+    every connection's bytes as the transport layers hand them to SPICE (see SessionDecoder).
+    `leg`: "server" (the default), "client" or "both": which leg of each connection a proxy's
+    capture holds twice.
     CaptureFailure (one line, exit code 3) when the key log or the capture cannot be read.
     """
     log = _keylog(keylog)
@@ -194,7 +197,7 @@ def open_records(source: Source, *, keylog: KeyLog | str | None = None, sessions
     if log is None or log.blocks is None:
         log = KeyLog(log.path if log is not None else None, blocks=reader.secrets)
     return CaptureRecords(reader, name, reader=reader, keylog=log, sessions=sessions, channels=channels, tap=tap,
-                          size=size, leg=leg)
+                          size=size, leg=leg, payload_tap=payload_tap)
 
 
 def open_live(iface: str | None, bpf: str | None, count: int | None = None, duration: float | None = None, *,

@@ -21,7 +21,7 @@ above whatever transports each leg has (legs.py), and share one session.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from spicetool.capture.chain import chain_text
 from spicetool.capture.frames import Segment
@@ -108,13 +108,21 @@ class _Tracked:
     described: bool = False  # the channel's tls/transport strings were set since its layers last spoke
 
 
+# what a payload tap is handed: the TCP connection, from_client, and the SPICE layer's bytes or hole
+PayloadTap = Callable[[TcpConnection, bool, Data | Gap], object]
+
+
 class SessionDecoder:
     """Feed it TCP segments in capture order; it yields records in the same order.
 
-    `keylog`: a KeyLog (or the path of one) whose secrets decrypt TLS connections."""
+    `keylog`: a KeyLog (or the path of one) whose secrets decrypt TLS connections.
+    `payload_tap` sees the bytes (and holes) each connection hands the SPICE layer, with
+    CONNECT, WebSocket and TLS already removed, before they are decoded (`export` writes them
+    as plain TCP); `spice_channel(conn)` says afterwards which connections were SPICE."""
 
-    def __init__(self, keylog: KeyLog | str | None = None) -> None:
+    def __init__(self, keylog: KeyLog | str | None = None, payload_tap: PayloadTap | None = None) -> None:
         self.keylog = KeyLog(keylog) if isinstance(keylog, str) else keylog
+        self.payload_tap = payload_tap
         self._orphan_sessions: dict[str, int] = {}  # server endpoint -> session of connections that never got to SPICE
         self._deferred: dict[int, list[Record]] = {}  # channel index -> transport records waiting for its session
         self.tcp = TcpTracker()
@@ -402,6 +410,8 @@ class SessionDecoder:
         """The SPICE layer: a connection's clear bytes (as captured, or decrypted)."""
         if st.state == "ignored":
             return
+        if self.payload_tap is not None:
+            self.payload_tap(conn, from_client, item)
         direction = Direction.CLIENT if from_client else Direction.SERVER
         if st.state == "unknown":
             if isinstance(item, Gap):
@@ -509,6 +519,12 @@ class SessionDecoder:
                 pos = hi
         st.probe.clear()
         st.probe_chunks.clear()
+
+    @staticmethod
+    def spice_channel(conn: TcpConnection) -> Channel | None:
+        """The SPICE channel a connection turned out to carry (None: not SPICE, or not decoded)."""
+        st: _Tracked | None = conn.user  # type: ignore[assignment]
+        return st.channel if st is not None and st.state == "spice" else None
 
     def _channel(self, conn: TcpConnection, midstream: bool) -> Channel:
         ch = Channel(len(self.channels), conn.client, conn.server, midstream=midstream)
