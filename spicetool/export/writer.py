@@ -29,7 +29,8 @@ def export_capture(source: str, out: BinaryIO, *, keylog: KeyLog | str | None = 
     when --redact cannot be honoured. Nothing is written when no SPICE connection was found
     (result.connections == 0)."""
     streams = PlainStreams()
-    records = open_records(source, keylog=keylog, tap=streams.segment, payload_tap=streams.payload)
+    records = open_records(source, keylog=keylog, tap=streams.segment, payload_tap=streams.payload,
+                           leg="both")  # every connection of a proxy's capture, both legs as captured
     redactor = Redactor(streams) if redact else None
     result = ExportResult()
     wanted = set(sessions or ())
