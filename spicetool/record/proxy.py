@@ -89,8 +89,8 @@ class RecordingProxy:
             stream.accept(time.time())
             self.log(f"#{number} {stream.client} -> {stream.server} opened")
             cuts = LinkStageCuts()
-            await asyncio.gather(self._pump(client_r, server_w, stream, cuts, True),
-                                 self._pump(server_r, client_w, stream, cuts, False))
+            await asyncio.gather(self._pump(client_r, server_w, server_r, stream, cuts, True),
+                                 self._pump(server_r, client_w, client_r, stream, cuts, False))
         except asyncio.CancelledError:
             pass  # proxy stopping: the finally below closes the stream
         finally:
@@ -107,8 +107,8 @@ class RecordingProxy:
                     w.close()
             self.handlers.discard(task)
 
-    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, stream: TcpStream,
-                    cuts: LinkStageCuts, from_client: bool) -> None:
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, dst_reader: asyncio.StreamReader,
+                    stream: TcpStream, cuts: LinkStageCuts, from_client: bool) -> None:
         """Copy one direction until EOF; record each chunk at the time it arrived."""
         while True:
             try:
@@ -126,6 +126,11 @@ class RecordingProxy:
                 else:  # TLS cannot half-close: close the other side's connection instead
                     dst.close()
                 return
+            if stream.open[not from_client] and (dst.is_closing() or dst_reader.at_eof()):
+                # The far side has closed, but its own pump has not woken yet to say so. A TLS
+                # peer's close stops its transport at once (what is written to it now is dropped),
+                # so the recording shows its FIN first: these bytes came after it had closed.
+                stream.fin(now, not from_client)
             for piece in cuts.split(from_client, data):
                 stream.data(now, from_client, piece)
             try:

@@ -305,3 +305,54 @@ def test_bad_arguments(tmp_path: Path, args: list[str], message: str) -> None:
     r = subprocess.run(["spicetool", "record", *args, "-w", str(tmp_path / "x.pcap")], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode in (2, 3) and message in r.stderr and "Traceback" not in r.stderr
+
+
+class _ClosedPeer:
+    """The writer towards a TLS peer that has just closed: asyncio's SSL transport drops what is
+    written to it from then on (its reader already holds the EOF; its pump has not run yet)."""
+
+    def __init__(self) -> None:
+        self.written = b""
+
+    def is_closing(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> None:
+        pass  # dropped, as asyncio's SSL transport drops writes once its peer closed
+
+    async def drain(self) -> None:
+        pass
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def test_bytes_read_after_a_tls_peer_closed_are_recorded_after_its_fin(tmp_path: Path) -> None:
+    """The race behind a CI failure: the server's last bytes are read while the client's TLS close
+    has shut its transport but the client's pump has not yet recorded the FIN. They never reach
+    the client, so the recording shows the client's FIN before them and counts them as late."""
+    import asyncio
+    import io
+
+    from spicetool.capture import LinkStageCuts, PcapWriter, Recording
+    from spicetool.record.proxy import RecordingProxy, parse_hostport
+
+    out = io.BytesIO()
+    recording = Recording(out, PcapWriter(out))
+    stream = recording.new_stream(("127.0.0.1", 40000), ("127.0.0.1", 5900), 1.0)
+    stream.accept(1.0)
+    server_r, client_r = asyncio.StreamReader(), asyncio.StreamReader()
+    server_r.feed_data(b"last ping")
+    server_r.feed_eof()
+    client_r.feed_eof()  # the client's close is in; its pump is still asleep
+    proxy = RecordingProxy(parse_hostport(":1"), parse_hostport("127.0.0.1:1"), recording)
+    asyncio.run(proxy._pump(server_r, _ClosedPeer(), client_r, stream, LinkStageCuts(), False))  # type: ignore[arg-type]
+    path = tmp_path / "race.pcap"
+    path.write_bytes(out.getvalue())
+    order = [("fin" if seg.flags & TCP_FIN else "data", seg.src.endswith(":40000"))
+             for seg in open_capture(str(path)) if seg.flags & TCP_FIN or seg.payload]
+    assert order[:2] == [("fin", True), ("data", False)], order
+    assert stream.after_close[False] == len(b"last ping")
