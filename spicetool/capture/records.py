@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from itertools import chain
 from typing import Any, BinaryIO, Callable, Collection, Generator, Iterable, Iterator
 
 from spicetool.capture.errors import EXIT_DAMAGED, CaptureFailure
@@ -75,27 +74,32 @@ class CaptureRecords:
     def _by_leg(self, records: Iterator[Record]) -> Generator[Record, None, None]:
         """Records in capture order, each once its channel's leg is known (held back until then)."""
         legs, delays, leg, channels = self.decoder.legs, self.delays, self.leg, self.decoder.channels
+        undecided = legs.undecided
         tracked: set[int] = set()
         held: deque[Record] = deque()
-        for rec in chain(records, (None,)):
-            if rec is None:  # the end: every channel is decided
-                legs.finish()
-                ready: Iterable[Record] = _release(held, legs)
-            elif not held and not legs.undecided(rec.channel):  # the usual case: nothing waits
-                ready = (rec,)
-            else:
-                held.append(rec)
-                ready = _release(held, legs)
-            for r in ready:
-                ch = r.channel
-                if ch.twin is not None:
-                    if ch.index not in tracked:
-                        twin = channels[ch.twin]
-                        tracked.update((ch.index, twin.index))
-                        delays.track(*((ch, twin) if ch.leg == "client" else (twin, ch)))
-                    delays.add(r)
-                    if leg != "both" and ch.leg != leg:
-                        continue
+
+        def given(r: Record) -> bool:
+            """Whether a record of a leg goes out (its delay measured on the way)."""
+            ch = r.channel
+            if ch.index not in tracked:
+                twin = channels[ch.twin]  # type: ignore[index]
+                tracked.update((ch.index, twin.index))
+                delays.track(*((ch, twin) if ch.leg == "client" else (twin, ch)))
+            delays.add(r)
+            return leg == "both" or ch.leg == leg
+
+        for rec in records:
+            if not held and not undecided(rec.channel):  # the usual case: nothing waits
+                if rec.channel.twin is None or given(rec):
+                    yield rec
+                continue
+            held.append(rec)
+            for r in _release(held, legs):
+                if r.channel.twin is None or given(r):
+                    yield r
+        legs.finish()  # the end: every channel is decided
+        for r in _release(held, legs):
+            if r.channel.twin is None or given(r):
                 yield r
 
     @property

@@ -125,7 +125,8 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
         err.print(f"error: {exc}", style="red")
         sys.exit(exc.exit_code)
 
-    chan_filter, type_filter = _split(channels), _split(types)
+    chan_filter, type_filter, session_filter = _split(channels), _split(types), set(sessions)
+    filtered = bool(chan_filter or type_filter or session_filter or t_from is not None or t_to is not None)
     # tables keep their width when piped (rich would fold them to 80 columns)
     out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
     stats = None
@@ -156,7 +157,7 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
             if rec.layer in ("gap", "error") and rec.type != "tls_encrypted":  # that one is said apart
                 warnings += 1
             assert t0 is not None
-            if not _matches(rec, chan_filter, type_filter, set(sessions), t_from, t_to, t0):
+            if filtered and not _matches(rec, chan_filter, type_filter, session_filter, t_from, t_to, t0):
                 continue
             if stats is not None:
                 stats.add(rec)

@@ -146,8 +146,9 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def summary_line(rec: Record) -> str:
-    lost = _lost(rec)
+def summary_line(rec: Record, lost: tuple[tuple[int, int], ...] | None = None) -> str:
+    if lost is None:
+        lost = _lost(rec)
     text = _summary(rec)
     if lost:  # the fields may hold the zeros the gap left
         text = f"[damaged: {sum(b - a for a, b in lost)} of {rec.size} bytes lost in a capture gap] " + text
@@ -184,11 +185,12 @@ def human_line(rec: Record, t0: float) -> tuple[str, str | None]:
     where = f"{ch.channel}:{ch.channel_id if ch.channel_id is not None else '?'}"
     if ch.twin is not None:  # a leg of a connection seen at a proxy: which one
         where += f"/{ch.leg}"
+    lost = _lost(rec)
     text = (
         f"{rec.time - t0:11.6f} s{ch.session or '?'} {where:<12} {ARROWS[rec.direction.value]} "
-        f"{rec.type:<24} {summary_line(rec)}"
+        f"{rec.type:<24} {summary_line(rec, lost)}"
     )
-    return text, STYLES.get("gap" if _lost(rec) else rec.layer)
+    return text, STYLES.get("gap" if lost else rec.layer)
 
 
 def field_tree(fields: dict[str, Any], label: str) -> Any:
