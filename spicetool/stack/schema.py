@@ -301,6 +301,9 @@ class Pointer(Node):
             deferred.append((at, self.target, value, list(scope)))
 
 
+_RUN, _SWITCH, _STRUCT, _NODE = "run", "switch", "struct", "node"  # the kinds of a Struct's parse steps
+
+
 class Struct(Node):
     """Ordered named members; runs of plain ints are read with one struct.Struct."""
 
@@ -314,7 +317,10 @@ class Struct(Node):
         def flush() -> None:
             if run:
                 st = struct.Struct("<" + "".join(p.code for _, p in run))
-                self.steps.append(("run", st, [(n, p if p.kind == "enum" else None) for n, p in run]))
+                # the hot loop of every parse: names zipped with one unpack, enum names looked up after
+                names = tuple(n for n, _ in run)
+                enums = tuple((n, p.names) for n, p in run if p.kind == "enum")
+                self.steps.append((_RUN, st, names, enums))
                 run.clear()
 
         size = 0
@@ -324,7 +330,8 @@ class Struct(Node):
                 size += node.size
             else:
                 flush()
-                self.steps.append(("node", name, node))
+                kind = _SWITCH if isinstance(node, Switch) else _STRUCT if isinstance(node, Struct) else _NODE
+                self.steps.append((kind, name, node))
                 if isinstance(node, Node):
                     size += node.min_size
         flush()
@@ -374,31 +381,33 @@ class Struct(Node):
 
     def parse_into(self, d: dict, buf, pos: int, scope: list[dict]) -> int:
         scope.append(d)
+        end = len(buf)
         try:
             for step in self.steps:
-                if step[0] == "run":
+                kind = step[0]
+                if kind is _RUN:
                     st = step[1]
-                    if pos + st.size > len(buf):
-                        raise DecodeError(f"truncated at {pos}: need {st.size} bytes, have {len(buf) - pos}")
-                    for (name, conv), v in zip(step[2], st.unpack_from(buf, pos)):
-                        d[name] = conv.decode(v) if conv is not None else v
+                    if pos + st.size > end:
+                        raise DecodeError(f"truncated at {pos}: need {st.size} bytes, have {end - pos}")
+                    d.update(zip(step[2], st.unpack_from(buf, pos)))
+                    for name, names in step[3]:
+                        v = d[name]
+                        d[name] = names.get(v, v)
                     pos += st.size
+                elif kind is _SWITCH:
+                    body = step[2].choose(scope)
+                    if body is not None:
+                        scope.pop()
+                        try:
+                            pos = body.parse_into(d, buf, pos, scope)
+                        finally:
+                            scope.append(d)
+                elif kind is _STRUCT:
+                    sub: dict = {}
+                    d[step[1]] = sub
+                    pos = step[2].parse_into(sub, buf, pos, scope)
                 else:
-                    node = step[2]
-                    if isinstance(node, Switch):
-                        body = node.choose(scope)
-                        if body is not None:
-                            scope.pop()
-                            try:
-                                pos = body.parse_into(d, buf, pos, scope)
-                            finally:
-                                scope.append(d)
-                    elif isinstance(node, Struct):
-                        sub: dict = {}
-                        d[step[1]] = sub
-                        pos = node.parse_into(sub, buf, pos, scope)
-                    else:
-                        d[step[1]], pos = node.parse(buf, pos, scope)
+                    d[step[1]], pos = step[2].parse(buf, pos, scope)
         finally:
             scope.pop()
         if self.post_parse is not None:
