@@ -11,6 +11,9 @@ from spicetool.capture.sessions import TRANSPORT_FAILURES, Channel, Record
 from spicetool.stack.enums import CommonCap, LinkErr
 
 AUTH_NAMES = {CommonCap.AUTH_SPICE: "spice", CommonCap.AUTH_SASL: "sasl"}  # the mechanism is a common cap bit
+# more sessions than this (a hypervisor's capture holds thousands): one line per session instead
+# of three tables each, written as plain text (rich's tables cost seconds per thousand rows)
+MANY_SESSIONS = 20
 
 
 @dataclass
@@ -118,6 +121,9 @@ class Summary:
         sessions: dict[Any, list[ChannelStats]] = {}
         for st in self.ordered():
             sessions.setdefault(st.channel.session, []).append(st)
+        if len(sessions) > MANY_SESSIONS:
+            self._render_compact(console.file, t0, sessions)
+            return
         for session, stats in sessions.items():
             sid = next((s.channel.session_id for s in stats if s.channel.session_id), None)
             title = f"session {session}" + (f" (id {sid:#x})" if sid else "")
@@ -179,6 +185,54 @@ class Summary:
                         caps.add_row(f"{st.channel.channel}:{st.channel.channel_id}", d,
                                      ", ".join(map(str, common or [])), ", ".join(map(str, chan or [])))
             console.print(caps)
+
+
+    @staticmethod
+    def _render_compact(out: Any, t0: float, sessions: dict[Any, list[ChannelStats]]) -> None:
+        """One line per session, then the message types of all sessions together."""
+        from spicetool.capture.plain_table import write_table
+
+        rows = []
+        types: Counter = Counter()
+        seen_in: dict[tuple[str, str, str], set] = {}
+        for session, stats in sessions.items():
+            sid = next((s.channel.session_id for s in stats if s.channel.session_id), None)
+            legs = [s for s in stats if s.channel.twin is not None]
+            server = next((s.channel.server for s in legs if s.channel.leg == "server"), stats[0].channel.server)
+            notes: list[str] = []
+            if legs:
+                notes.append("two legs through proxy " + next(s.channel.server for s in legs if s.channel.leg == "client"))
+            notes += [f"{s.channel.channel}: {s.failure}" for s in stats if s.failure]
+            notes += [f"{s.channel.channel}: link error {s.link_error}" for s in stats if s.link_error]
+            if any(s.channel.midstream for s in stats):
+                notes.append("mid-session")
+            gaps, errors = sum(s.gaps for s in stats), sum(s.errors for s in stats if not s.failure)
+            if gaps:
+                notes.append(f"{gaps} gaps")
+            if errors:
+                notes.append(f"{errors} errors")
+            first = min((s.first for s in stats if s.first is not None), default=t0)
+            last = max((s.last for s in stats if s.last is not None), default=first)
+            rows.append((str(session), f"{sid:#x}" if sid else "", server,
+                         ",".join(sorted({s.channel.client.rsplit(":", 1)[0] for s in stats})),
+                         ",".join(f"{s.channel.channel}:{s.channel.channel_id}" for s in stats),
+                         str(sum(s.messages["client"] for s in stats)), str(sum(s.messages["server"] for s in stats)),
+                         str(sum(s.bytes["client"] for s in stats)), str(sum(s.bytes["server"] for s in stats)),
+                         f"{first - t0:.3f}", f"{last - first:.3f}", "; ".join(notes)))
+            for st in stats:
+                for key, count in st.types.items():
+                    d, name = key.split(":", 1)
+                    k = (st.channel.channel, d, name)
+                    types[k] += count
+                    seen_in.setdefault(k, set()).add(session)
+        numbers = ("msgs c→s", "msgs s→c", "bytes c→s", "bytes s→c", "start", "duration")
+        write_table(out, f"{len(sessions)} sessions, one line each (--session N: that session's tables; "
+                         "--json: every channel's figures)",
+                    ("session", "id", "server", "client", "channels", *numbers, "notes"), rows, right=numbers)
+        write_table(out, f"message types of all {len(sessions)} sessions", ("channel", "direction", "type", "count",
+                                                                             "sessions"),
+                    ((c, d, t, str(n), str(len(seen_in[(c, d, t)]))) for (c, d, t), n in sorted(types.items())),
+                    right=("count", "sessions"))
 
 
 def delay_table(title: str, figures: dict[str, dict[str, float] | None]) -> Any:

@@ -40,7 +40,8 @@ def _split(values: Iterable[str]) -> set[str]:
 @click.option("--count", type=click.IntRange(min=1), help="--live: stop after this many packets.")
 @click.option("--duration", type=click.FloatRange(min=0), help="--live: stop after this many seconds.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line and per message.")
-@click.option("--summary", is_flag=True, help="Per session and channel figures instead of messages.")
+@click.option("--summary", is_flag=True, help="Per session and channel figures instead of messages (more than "
+              "20 sessions: one line per session; --session N for its tables).")
 @click.option("-v", "--verbose", is_flag=True, help="Show the whole decoded field tree of each message.")
 @click.option("--channel", "channels", multiple=True, help="Only these channels (main, display, inputs, ...).")
 @click.option("--type", "types", multiple=True, help="Only these message types (draw_copy, ping, link_mess, ...).")

@@ -32,6 +32,8 @@ def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None
     max). Images: codecs with counts, bytes and ratio to width×height×4.
     Video streams: codec, size, frames, rate, drops the client reported.
     Problems: TCP gaps, protocol and link errors, NOTIFY, DISCONNECTING, resets.
+    More than 20 sessions (a hypervisor's capture): one line per session
+    instead (--json holds every figure).
     Inputs: keys and clicks, and the typed text rebuilt from the scancodes
     (a US layout is assumed: SPICE sends key positions, not characters).
     Proxies: a capture taken at a proxy holds each connection twice (client leg

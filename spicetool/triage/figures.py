@@ -319,13 +319,17 @@ class Figures:
                   self.closes.get((ch.server, ch.client), (None,))[0] or 0) or None
         how = {v[1] for k, v in self.closes.items() if k in ((ch.client, ch.server), (ch.server, ch.client))}
         base = st.as_json(t0)
+        msgs = {d: self.message_bins.get((ch.index, d), Counter()) for d in ("client", "server")}
+        # the series start at the channel's first second, not the capture's: a capture of thousands
+        # of sessions over hours would otherwise give every channel hours of zeros
+        first = min((min(b) for b in (up.bins, down.bins, *msgs.values()) if b), default=0)
         base.update({
             "name": f"{ch.channel}:{ch.channel_id}",
             "tls": ch.tls,
             "wire_bytes": {"client": up.bytes, "server": down.bytes},
-            "bytes_per_second": {"client": _series(up.bins), "server": _series(down.bins)},
-            "messages_per_second": {d: _series(self.message_bins.get((ch.index, d), Counter()))
-                                    for d in ("client", "server")},
+            "per_second_from": first,
+            "bytes_per_second": {"client": _series(up.bins, first), "server": _series(down.bins, first)},
+            "messages_per_second": {d: _series(b, first) for d, b in msgs.items()},
             "closed": None if end is None else {"time": round(end - t0, 6), "how": "reset" if "reset" in how
                                                  else "closed"},
         })
@@ -413,8 +417,9 @@ def _match_pongs(fig: SessionFigures) -> None:
     fig.pongs.clear()
 
 
-def _series(bins: Counter) -> list[int]:
-    return [bins.get(i, 0) for i in range(max(bins) + 1)] if bins else []
+def _series(bins: Counter, first: int) -> list[int]:
+    """Per second from second `first` of the capture to the last one counted."""
+    return [bins.get(i, 0) for i in range(first, max(bins) + 1)] if bins else []
 
 
 def _spread(values: list[float]) -> dict[str, float]:

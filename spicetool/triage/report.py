@@ -127,11 +127,15 @@ def _session(s: dict[str, Any], screens: Screens | None = None) -> str:
         bad.append(bool(c["link_error"] or c["gaps"] or c["errors"] or (c["closed"] or {}).get("how") == "reset"))
     out.append(_table(["channel", "client", "auth", "msgs c→s", "msgs s→c", "wire c→s", "wire s→c", "start s",
                        "duration s", "closed", "link error"], rows, {3, 4, 5, 6, 7, 8}, bad))
-    series = {f"{c['name']} s→c": [v / 1024 for v in c["bytes_per_second"]["server"]] for c in s["channels"]
-              if any(c["bytes_per_second"]["server"])}
-    series.update({f"{c['name']} c→s": [v / 1024 for v in c["bytes_per_second"]["client"]] for c in s["channels"]
+    x0 = min((c["per_second_from"] for c in s["channels"]), default=0)  # the session's first second
+
+    def kib(c: dict[str, Any], d: str) -> list[float]:
+        return [0.0] * (c["per_second_from"] - x0) + [v / 1024 for v in c["bytes_per_second"][d]]
+
+    series = {f"{c['name']} s→c": kib(c, "server") for c in s["channels"] if any(c["bytes_per_second"]["server"])}
+    series.update({f"{c['name']} c→s": kib(c, "client") for c in s["channels"]
                    if sum(c["bytes_per_second"]["client"]) > 4096})
-    out.append(line_chart(series, "bytes per second per channel", "KiB per second"))
+    out.append(line_chart(series, "bytes per second per channel", "KiB per second", x0=x0))
 
     lat = s["latency"]
     out.append("<h3>Latency (PING → PONG)</h3>")

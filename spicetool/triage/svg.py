@@ -22,7 +22,7 @@ def _axis(x_max: float) -> float:
     return 5 * _nice(max(x_max, 1e-3) / 5)
 
 
-def _frame(x_max: float, y_max: float, x_label: str, y_label: str, y_fmt) -> list[str]:  # type: ignore[no-untyped-def]
+def _frame(x_max: float, y_max: float, x_label: str, y_label: str, y_fmt, x0: float = 0) -> list[str]:  # type: ignore[no-untyped-def]
     pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
     out = [f'<line x1="{LEFT}" y1="{TOP + ph}" x2="{LEFT + pw}" y2="{TOP + ph}" stroke="#555"/>',
            f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + ph}" stroke="#555"/>']
@@ -32,7 +32,7 @@ def _frame(x_max: float, y_max: float, x_label: str, y_label: str, y_fmt) -> lis
         out.append(f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{escape(y_fmt(y_max * i / 4))}</text>')
     for i in range(6):
         x = LEFT + pw * i / 5
-        out.append(f'<text x="{x:.1f}" y="{TOP + ph + 16}" text-anchor="middle">{x_max * i / 5:g}</text>')
+        out.append(f'<text x="{x:.1f}" y="{TOP + ph + 16}" text-anchor="middle">{x0 + x_max * i / 5:g}</text>')
     out.append(f'<text x="{LEFT + pw / 2}" y="{H - 2}" text-anchor="middle">{escape(x_label)}</text>')
     out.append(f'<text x="12" y="{TOP + ph / 2}" transform="rotate(-90 12 {TOP + ph / 2})" '
                f'text-anchor="middle">{escape(y_label)}</text>')
@@ -55,15 +55,16 @@ def _legend(names: list[str]) -> list[str]:
     return out
 
 
-def line_chart(series: dict[str, list[float]], title: str, y_label: str, y_fmt=lambda v: f"{v:.0f}") -> str:  # type: ignore[no-untyped-def]
-    """One line per series; values are per one-second bin starting at 0."""
+def line_chart(series: dict[str, list[float]], title: str, y_label: str, y_fmt=lambda v: f"{v:.0f}",  # type: ignore[no-untyped-def]
+               x0: float = 0) -> str:
+    """One line per series; values are per one-second bin starting at second `x0` of the capture."""
     length = max((len(v) for v in series.values()), default=0)
     if length == 0:
         return ""
     y_max = _nice(max((max(v) for v in series.values() if v), default=0))
     x_max = _axis(length)
     pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
-    body = _frame(x_max, y_max, "seconds", y_label, y_fmt)
+    body = _frame(x_max, y_max, "seconds", y_label, y_fmt, x0)
     for i, (name, values) in enumerate(series.items()):
         pts = " ".join(f"{LEFT + pw * (j + 0.5) / x_max:.1f},{TOP + ph - ph * v / y_max:.1f}"
                        for j, v in enumerate(values))

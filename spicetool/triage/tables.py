@@ -7,6 +7,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from spicetool.capture.plain_table import write_table
+from spicetool.capture.summary import MANY_SESSIONS
+
 SPARK = " ▁▂▃▄▅▆▇█"
 
 
@@ -37,8 +40,39 @@ def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
 
 
 def render(figs: dict[str, Any], console: Console, input_limit: int = 200) -> None:
+    if len(figs["sessions"]) > MANY_SESSIONS:
+        _compact(figs["sessions"], console.file)
+        return
     for s in figs["sessions"]:
         _session(s, console, input_limit)
+
+
+def _compact(sessions: list[dict[str, Any]], out: Any) -> None:
+    """A capture of many sessions: one line per session (plain text: rich's tables cost seconds
+    per thousand rows), its problems counted; --json holds every figure."""
+    rows = []
+    for s in sessions:
+        chans = s["channels"]
+        lat = s["latency"]
+        notes = [s["failure"]] if s.get("failure") else []
+        if s.get("legs"):
+            notes.append(f"two legs through proxy {s['legs']['proxy']}")
+        resets = sum(1 for c in chans if c["closed"] and c["closed"]["how"] == "reset")
+        if resets:
+            notes.append(f"{resets} reset")
+        rows.append((
+            str(s["session"]), str(s["server"]), ",".join(s["clients"]), str(s["auth"] or ""),
+            ",".join(c["name"] for c in chans),
+            str(sum(c["messages"].get("client", 0) for c in chans)), str(sum(c["messages"].get("server", 0) for c in chans)),
+            human_bytes(sum(c["wire_bytes"]["client"] for c in chans)),
+            human_bytes(sum(c["wire_bytes"]["server"] for c in chans)),
+            f"{s['start']:.3f}" if s["start"] is not None else "", f"{s['duration']:.3f}" if s["start"] is not None else "",
+            f"{lat['p95_ms']:.3f}" if lat["round_trips"] else "", str(sum(v["count"] for v in s["images"].values())),
+            str(len(s["streams"])), str(len(s["problems"])), "; ".join(notes)))
+    numbers = ("msgs c→s", "msgs s→c", "wire c→s", "wire s→c", "start", "duration", "ping p95 ms", "images",
+               "streams", "problems")
+    write_table(out, f"{len(sessions)} sessions, one line each (--json: every figure of every session)",
+                ("session", "server", "client", "auth", "channels", *numbers, "notes"), rows, right=numbers)
 
 
 def _session(s: dict[str, Any], console: Console, input_limit: int) -> None:
