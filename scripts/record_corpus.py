@@ -92,8 +92,8 @@ PROGRAMS: dict[str, tuple[list[str], bool]] = {
     # Animated video-like content: what spice-server's streaming detector turns into an MJPEG stream.
     "testsrc": (["ffplay", "-hide_banner", "-loglevel", "error", "-an", "-noborder", "-left", "360", "-top", "360",
                  "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"], True),
-    "testsrc-wide": (["ffplay", "-hide_banner", "-loglevel", "error", "-an", "-noborder", "-left", "300", "-top", "380",
-                      "-f", "lavfi", "-i", "testsrc2=size=480x270:rate=25"], True),
+    "testsrc-wide": (["ffplay", "-hide_banner", "-loglevel", "error", "-an", "-noborder", "-left", "360", "-top", "360",
+                      "-f", "lavfi", "-i", "testsrc=size=480x270:rate=25"], True),
 }
 DEFAULT_PROGRAMS = ("xterm", "xclock", "xeyes", "xlogo")
 # Programs run by Debian's /usr/bin/python3 with GTK 3: python3-gi, gir1.2-gtk-3.0, python3-gi-cairo.

@@ -59,19 +59,19 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)
 
 
-@pytest.mark.parametrize("capture", EVERY)
-def test_render_last_of_every_head_equals_the_truth(capture: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("file", EVERY)
+def test_render_last_of_every_head_equals_the_truth(file: str, tmp_path: Path) -> None:
     """Exact on every head: these sessions end on lossless draws (the gstreamer ones after their
     stream was destroyed), so no PSNR allowance is taken."""
-    name = capture.split(".")[0]
+    name = file.split(".")[0]
     meta = json.loads(deployment_capture(f"{name}.json").read_text())
     args = []
-    if "tls" in meta and not capture.endswith(".dsb.pcapng"):
+    if "tls" in meta and not file.endswith(".dsb.pcapng"):
         args = ["--tls-keylog", str(deployment_capture(f"{name}.keys.log"))]
     for display, truth_png in enumerate(heads(name)):
-        got = _render(deployment_capture(capture), tmp_path / f"head{display}.png", "--display", str(display), *args)
+        got = _render(deployment_capture(file), tmp_path / f"head{display}.png", "--display", str(display), *args)
         truth = np.asarray(Image.open(truth_png).convert("RGB"))
         assert got.shape == truth.shape, f"display {display}: {got.shape} against the truth's {truth.shape}"
         wrong = int((got != truth).any(axis=2).sum())
-        print(f"{capture} display {display}: {wrong} pixels differ, {psnr(got, truth):.1f} dB")
+        print(f"{file} display {display}: {wrong} pixels differ, {psnr(got, truth):.1f} dB")
         assert wrong == 0, f"display {display}: {wrong} pixels differ ({psnr(got, truth):.1f} dB)"
