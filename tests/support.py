@@ -71,6 +71,18 @@ def need_program(name: str) -> str:
 
 
 
+def need_package(name: str) -> None:
+    """A Debian package a real peer needs that has no program of its own (plugins, a kernel, web pages);
+    a failure under CI, a skip elsewhere."""
+    import subprocess
+    done = subprocess.run(["dpkg-query", "-W", "-f", "${Status}", name], capture_output=True, text=True)
+    if "install ok installed" not in done.stdout:
+        message = f"Debian package {name} is not installed (bash scripts/test.sh installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def fresh_enabled() -> bool:
     return os.environ.get("SPICETOOL_FRESH", "1") != "0"
 
@@ -154,9 +166,24 @@ FRESH_DEPLOYMENT: dict[str, dict] = {
         description="QEMU booting Linux with two QXL devices, on a port of its own",
         kind="qemu-linux", qxl_heads=2, programs=(), move_window=False, mouse=False, duration=8),
 }
-# programs each kind of route needs besides Xspice, spicy, tshark, xdotool and Xvfb
-_ROUTE_PROGRAMS = {"proxy": ("tinyproxy",), "tls": ("openssl", "editcap"), "websockify": ("websockify",),
-                   "drop_frames": ("editcap",)}
+
+
+def _peers_of(settings: dict) -> tuple[list[str], list[str]]:
+    """The programs and the Debian packages (those with no program of their own) a fresh session needs."""
+    qemu = settings.get("kind") == "qemu-linux"
+    html5 = settings.get("client") == "spice-html5"
+    programs = ["tshark", "Xvfb", "spicy", *(["qemu-system-x86_64"] if qemu else ["Xorg", "xdotool"]),
+                *(["chromium"] if html5 else []), *(["tinyproxy"] if settings.get("proxy") else []),
+                *(["openssl", "editcap"] if settings.get("tls") else []),
+                *(["websockify"] if settings.get("websockify") else []),
+                *(["editcap"] if settings.get("drop_frames") else []),
+                *(["ffplay"] if settings.get("video_codecs") else [])]
+    packages = [*(["spice-html5"] if html5 else []), *(["linux-image-amd64", "busybox-static"] if qemu else []),
+                *(["gstreamer1.0-plugins-good", "gstreamer1.0-plugins-ugly", "gstreamer1.0-libav"]
+                  if settings.get("video_codecs") else [])]
+    return programs, packages
+
+
 FRESH_ROUTE_PORTS = range(5986, 5999)   # proxy, WebSocket, page and TLS ports of the fresh deployment sessions
 
 
@@ -194,12 +221,11 @@ class FreshDeployment:
             pytest.fail(f"fresh session {name} did not record: {self.failed[name]}")
         if name not in self.done:
             settings = FRESH_DEPLOYMENT[name]
-            tools = ["tshark", "Xvfb", "spicy"]
-            tools += ["qemu-system-x86_64"] if settings.get("kind") == "qemu-linux" else ["Xorg", "xdotool"]
-            tools += ["chromium"] if settings.get("client") == "spice-html5" else []
-            tools += [t for key, need in _ROUTE_PROGRAMS.items() if settings.get(key) for t in need]
-            for tool in tools:
+            programs, packages = _peers_of(settings)
+            for tool in programs:
                 need_program(tool)
+            for package in packages:
+                need_package(package)
             sys.path.insert(0, str(ROOT / "scripts"))
             import time
 
