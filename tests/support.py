@@ -255,7 +255,9 @@ class FreshDeployment:
         return self.done[name]
 
 
-FRESH_DEPLOYMENT_RECORDER = FreshDeployment()
+# tests import this module both as `support` and as `tests.support`: one recorder for both names
+_twin = sys.modules.get("tests.support" if __name__ == "support" else "support")
+FRESH_DEPLOYMENT_RECORDER: FreshDeployment = getattr(_twin, "FRESH_DEPLOYMENT_RECORDER", None) or FreshDeployment()
 
 
 def fresh_deployment(*names: str) -> list[str]:
