@@ -68,7 +68,7 @@ XTERM_LISTING = (
     'head -c $((i*1337)) /dev/zero > "$d/$f"; chmod 644 "$d/$f"; '
     'TZ=UTC touch -d "2024-0$i-1$i 1$i:0$i:00" "$d/$f"; done; '
     'TZ=UTC LC_ALL=C ls -lgo --time-style="+%b %e %H:%M" "$d" | tail -n +2')
-LATE_PROGRAMS = ("photo", "argb-photo")
+LATE_PROGRAMS = ("photo", "photo-large", "argb-photo")
 PROGRAMS: dict[str, tuple[list[str], bool]] = {
     "xterm": (["xterm", "-geometry", "80x24+20+20", "-title", "xterm",
                "-e", "bash", "--norc", "--noprofile", "-c",
@@ -81,6 +81,10 @@ PROGRAMS: dict[str, tuple[list[str], bool]] = {
     # Photo-like content (a smooth plasma with noise): images that QUIC/JPEG are chosen for.
     "photo": (["display", "-title", "photo", "-geometry", "+600+400", "-size", "300x220", "-seed", "7",
                "plasma:steelblue-orange", "-blur", "0x3"], False),
+    # A photo over most of the screen: one image of about a megabyte whatever the compression, so that a
+    # lost-segments session of a compressed image has segments inside one message to drop.
+    "photo-large": (["display", "-title", "photo-large", "-geometry", "+40+60", "-size", "900x600", "-seed", "11",
+                     "plasma:darkgreen-khaki", "-blur", "0x2"], False),
     # Photo-like content with a real alpha plane: a GTK3 window with an RGBA visual painting premultiplied
     # ARGB32 pixels (scripts/argb_photo.py, on Debian's /usr/bin/python3 with python3-gi, gir1.2-gtk-3.0 and
     # python3-gi-cairo); the alpha bytes reach spice-server in the RGBA bitmaps of the screen.
@@ -88,6 +92,8 @@ PROGRAMS: dict[str, tuple[list[str], bool]] = {
     # Animated video-like content: what spice-server's streaming detector turns into an MJPEG stream.
     "testsrc": (["ffplay", "-hide_banner", "-loglevel", "error", "-an", "-noborder", "-left", "360", "-top", "360",
                  "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"], True),
+    "testsrc-wide": (["ffplay", "-hide_banner", "-loglevel", "error", "-an", "-noborder", "-left", "360", "-top", "360",
+                      "-f", "lavfi", "-i", "testsrc=size=480x270:rate=25"], True),
 }
 DEFAULT_PROGRAMS = ("xterm", "xclock", "xeyes", "xlogo")
 # Programs run by Debian's /usr/bin/python3 with GTK 3: python3-gi, gir1.2-gtk-3.0, python3-gi-cairo.
@@ -632,6 +638,15 @@ def drop_segments(s: Session, intact: Path, final: Path) -> dict:
     bulk = {full, 65536 - full}
     inside = [segs[i][0] for i in range(2, len(segs) - 2)
               if segs[i][1] == full and all(segs[j][1] in bulk for j in (i - 2, i - 1, i + 1, i + 2))]
+    rule = (f"{len(inside)} full-size ({full}-byte) segments whose two neighbours each side in that direction are "
+            f"{full}-byte segments or {65536 - full}-byte remainders of 64 KiB writes (inside large messages)")
+    if len(inside) < s.drop_frames:
+        # Writes that reached the capture in other sizes (a compressed image sent while the socket was
+        # busy): a segment of at least half the largest size among four such neighbours, inside one big message.
+        big = [n >= full // 2 for _, n in segs]
+        inside = [segs[i][0] for i in range(2, len(segs) - 2) if all(big[i - 2:i + 3])]
+        rule = (f"{len(inside)} segments of at least {full // 2} bytes (half the largest) whose two neighbours each "
+                "side in that direction are as large (inside large messages)")
     if len(inside) < s.drop_frames:
         raise peers.PeerError(f"only {len(inside)} segments inside large messages, {s.drop_frames} wanted")
     n = s.drop_frames
@@ -647,9 +662,7 @@ def drop_segments(s: Session, intact: Path, final: Path) -> dict:
             "dropped_frames": picks, "frame_numbers_of": "the intact capture",
             "dropped_frame_bytes": [lens[f] for f in picks],
             "display_tcp_stream": stream, "direction": f"server (port {s.port}) -> client",
-            "chosen_from": f"{len(inside)} full-size ({full}-byte) segments whose two neighbours each side in "
-                           f"that direction are {full}-byte segments or {65536 - full}-byte remainders of 64 KiB "
-                           "writes (inside large messages), at 1/(n+1) .. n/(n+1) of that list",
+            "chosen_from": f"{rule}, at 1/(n+1) .. n/(n+1) of that list",
             "truth_source": "the intact capture: the ground truth PNG is what the client was shown in it"}
 
 

@@ -35,3 +35,11 @@ def capture(request: pytest.FixtureRequest, fresh_captures: FreshCaptures) -> Pa
     if name.startswith("fresh:"):
         return fresh_captures.get(name.removeprefix("fresh:"))
     return CAPTURES / name
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """How long each fresh deployment session took to record (the suite's cost of them)."""
+    from support import FRESH_DEPLOYMENT_RECORDER as rec
+    if rec.seconds:
+        times = ", ".join(f"{n} {s:.1f} s" for n, s in rec.seconds.items())
+        terminalreporter.write_line(f"fresh deployment sessions recorded in {sum(rec.seconds.values()):.0f} s: {times}")

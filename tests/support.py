@@ -71,6 +71,18 @@ def need_program(name: str) -> str:
 
 
 
+def need_package(name: str) -> None:
+    """A Debian package a real peer needs that has no program of its own (plugins, a kernel, web pages);
+    a failure under CI, a skip elsewhere."""
+    import subprocess
+    done = subprocess.run(["dpkg-query", "-W", "-f", "${Status}", name], capture_output=True, text=True, check=False)
+    if "install ok installed" not in done.stdout:
+        message = f"Debian package {name} is not installed (bash scripts/test.sh installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def fresh_enabled() -> bool:
     return os.environ.get("SPICETOOL_FRESH", "1") != "0"
 
@@ -123,10 +135,146 @@ def read_ppm(path: Path):
 
 DEPLOYMENT_CORPUS = CAPTURES / "deployment"   # issue 12's real-deployment sessions, by the same recorder
 
+# Deployment sessions recorded at test time, one of each route the shipped ones take, with settings they
+# lack (compression, programs, the proxies' own ports). Named "fresh:NAME" in the tests' parameters; their
+# files ("fresh:NAME.pcapng", "fresh:NAME.keys.log", ...) come from deployment_capture like the shipped ones.
+FRESH_DEPLOYMENT: dict[str, dict] = {
+    "fresh-proxy-legs": dict(
+        description="spicy through tinyproxy, both legs; server glz, the client prefers lz4; a password",
+        proxy=True, image_compression="glz", preferred_compression="lz4", password="fresh-proxy-pw",
+        type_text="echo fresh proxy", duration=9),
+    "fresh-html5-websockify": dict(
+        description="spice-html5 through websockify, both legs; quic, a photo drawn while connected",
+        client="spice-html5", websockify=True, image_compression="quic", mouse=False,
+        programs=("xterm", "xclock", "xlogo", "photo"), type_text="echo fresh ws", duration=11),
+    "fresh-html5-direct": dict(
+        description="spice-html5 straight to Xspice's port; lz, xterm and xeyes, typing",
+        client="spice-html5", image_compression="lz", mouse=False, programs=("xterm", "xeyes"),
+        type_text="uname -a", duration=10),
+    "fresh-tls-proxy": dict(
+        description="TLS through tinyproxy, the client's leg with its key log and DSB copy; quic, a photo",
+        proxy=True, tls=True, capture_legs="client", image_compression="quic",
+        programs=("xterm", "xclock", "photo"), duration=9),
+    "fresh-lost-segments": dict(
+        description="quic, a 900x600 photo drawn while connected; editcap drops two segments inside it",
+        image_compression="quic", programs=("xterm", "photo-large"), move_window=False, drop_frames=2, duration=8),
+    "fresh-gst-h264-wide": dict(
+        description="gstreamer:h264 stream of a 480x270 testsrc (the shipped ones: vp8 default, 320x240)",
+        image_compression="lz", streaming_video="all", video_codecs="gstreamer:h264",
+        programs=("xterm", "testsrc-wide"), move_window=False, duration=9),
+    "fresh-linux-qxl-two-heads": dict(
+        description="QEMU booting Linux with two QXL devices, on a port of its own",
+        kind="qemu-linux", qxl_heads=2, programs=(), move_window=False, mouse=False, duration=8),
+}
+
+
+def _peers_of(settings: dict) -> tuple[list[str], list[str]]:
+    """The programs and the Debian packages (those with no program of their own) a fresh session needs."""
+    qemu = settings.get("kind") == "qemu-linux"
+    html5 = settings.get("client") == "spice-html5"
+    programs = ["tshark", "Xvfb", "spicy", *(["qemu-system-x86_64"] if qemu else ["Xorg", "xdotool"]),
+                *(["chromium"] if html5 else []), *(["tinyproxy"] if settings.get("proxy") else []),
+                *(["openssl", "editcap"] if settings.get("tls") else []),
+                *(["websockify"] if settings.get("websockify") else []),
+                *(["editcap"] if settings.get("drop_frames") else []),
+                *(["ffplay"] if settings.get("video_codecs") else [])]
+    packages = [*(["spice-html5"] if html5 else []), *(["linux-image-amd64", "busybox-static"] if qemu else []),
+                *(["gstreamer1.0-plugins-good", "gstreamer1.0-plugins-ugly", "gstreamer1.0-libav"]
+                  if settings.get("video_codecs") else [])]
+    return programs, packages
+
+
+FRESH_ROUTE_PORTS = range(5986, 5999)   # proxy, WebSocket, page and TLS ports of the fresh deployment sessions
+
+
+class FreshDeployment:
+    """Records each fresh deployment session once per test run, on first use, into a directory of its
+    own (removed at exit); a session that failed to record fails every test that wants it, once each."""
+
+    def __init__(self) -> None:
+        self.directory: Path | None = None
+        self.done: dict[str, Path] = {}
+        self.failed: dict[str, str] = {}
+        self.seconds: dict[str, float] = {}   # recording time of each session
+
+    def _dir(self) -> Path:
+        if self.directory is None:
+            kept = os.environ.get("SPICETOOL_FRESH_DEPLOYMENT_DIR")
+            if kept:  # sessions recorded there before are taken as they are, the others recorded into it
+                self.directory = Path(kept)
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self.done.update({n: self.directory for n in FRESH_DEPLOYMENT
+                                  if (self.directory / f"{n}.json").exists()})
+            else:
+                import atexit
+                import tempfile
+                self.directory = Path(tempfile.mkdtemp(prefix="spicetool-fresh-deployment-"))
+                atexit.register(shutil.rmtree, self.directory, True)
+        return self.directory
+
+    def session(self, name: str) -> Path:
+        """The directory holding session `name`'s files, recorded now if not yet."""
+        if name not in FRESH_DEPLOYMENT:
+            raise AssertionError(f"{name}: no such fresh deployment session")
+        self._dir()
+        if name in self.failed:
+            pytest.fail(f"fresh session {name} did not record: {self.failed[name]}")
+        if name not in self.done:
+            settings = FRESH_DEPLOYMENT[name]
+            programs, packages = _peers_of(settings)
+            for tool in programs:
+                need_program(tool)
+            for package in packages:
+                need_package(package)
+            sys.path.insert(0, str(ROOT / "scripts"))
+            import time
+
+            import peers
+            import record_corpus
+
+            port = peers.pick_port(FRESH_PORTS)
+            server = peers.pick_display(FRESH_DISPLAYS)
+            client = peers.pick_display(FRESH_DISPLAYS, skip=(server,))
+            free = [p for p in FRESH_ROUTE_PORTS if peers.port_free(p) and peers.established_to(p) == 0]
+            if len(free) < 4:
+                raise peers.PeerError(f"no four free ports among {list(FRESH_ROUTE_PORTS)}")
+            route = dict(zip(("proxy_port", "ws_port", "http_port", "tls_port"), free))
+            session = record_corpus.Session(name, port=port, server_display=server, client_display=client,
+                                            **route, **settings)
+            started = time.monotonic()
+            try:
+                try:
+                    record_corpus.record(session, self._dir())
+                except record_corpus.CaptureIncomplete:
+                    record_corpus.record(session, self._dir())   # as the recorder's own command does
+            except Exception as e:  # said once per test that wants it
+                self.failed[name] = f"{type(e).__name__}: {e}"
+                raise
+            self.seconds[name] = time.monotonic() - started
+            self.done[name] = self._dir()
+        return self.done[name]
+
+
+# tests import this module both as `support` and as `tests.support`: one recorder for both names
+_twin = sys.modules.get("tests.support" if __name__ == "support" else "support")
+FRESH_DEPLOYMENT_RECORDER: FreshDeployment = getattr(_twin, "FRESH_DEPLOYMENT_RECORDER", None) or FreshDeployment()
+
+
+def fresh_deployment(*names: str) -> list[str]:
+    """Test parameters for fresh deployment files: "fresh:NAME.SUFFIX" (none when SPICETOOL_FRESH=0)."""
+    return list(names) if fresh_enabled() else []
+
 
 def deployment_capture(name: str) -> Path:
     """A file of the deployment corpus (multi-head guests, lost segments; NAME.json and the truth
-    PNGs beside each capture). Kept apart from captures/ until every corpus test holds on them."""
+    PNGs beside each capture). Kept apart from captures/ until every corpus test holds on them.
+    "fresh:NAME.SUFFIX" is a file of a fresh deployment session, recorded on first use."""
+    if name.startswith("fresh:"):
+        file = name.removeprefix("fresh:")
+        path = FRESH_DEPLOYMENT_RECORDER.session(file.split(".")[0]) / file
+        if not path.exists():
+            raise AssertionError(f"{path}: the fresh session wrote no such file")
+        return path
     path = DEPLOYMENT_CORPUS / name
     if not path.exists():
         raise AssertionError(f"{path}: deployment capture missing from the repository")

@@ -17,13 +17,18 @@ from pathlib import Path
 
 import independent_count as ic
 import pytest
-from support import CAPTURES, deployment_capture, need_program
+from support import CAPTURES, deployment_capture, fresh_deployment, need_program
 
-KEYLOG = "tls-proxy-keylog.keys.log"
-# every deployment session but the one with holes (tested apart below), and its intact original
+# every deployment session but the one with holes (tested apart below), and its intact original; then the
+# same kinds recorded fresh with other settings (tests/support.py FRESH_DEPLOYMENT)
 DEPLOYMENT = ["proxy-both-legs.pcapng", "proxy-client-leg.pcapng", "html5-websockify.pcapng", "html5-direct.pcapng",
               "tls-proxy-keylog.pcapng", "tls-proxy-keylog.dsb.pcapng", "gst-vp8.pcapng", "gst-h264.pcapng",
-              "gst-vp9.pcapng", "linux-qxl.pcapng", "linux-qxl-two-heads.pcapng", "lost-segments.intact.pcapng"]
+              "gst-vp9.pcapng", "linux-qxl.pcapng", "linux-qxl-two-heads.pcapng", "lost-segments.intact.pcapng",
+              *fresh_deployment("fresh:fresh-proxy-legs.pcapng", "fresh:fresh-html5-websockify.pcapng",
+                                "fresh:fresh-html5-direct.pcapng", "fresh:fresh-tls-proxy.pcapng",
+                                "fresh:fresh-tls-proxy.dsb.pcapng", "fresh:fresh-gst-h264-wide.pcapng",
+                                "fresh:fresh-linux-qxl-two-heads.pcapng", "fresh:fresh-lost-segments.intact.pcapng")]
+LOST = ["lost-segments", *fresh_deployment("fresh:fresh-lost-segments")]
 # direct sessions of the main corpus: plain, every QEMU channel, a password, the agent, two displays
 DIRECT = ["typing.pcapng", "qemu-channels.pcapng", "password.pcap", "agent-audio.pcapng", "two-heads.pcapng"]
 
@@ -34,9 +39,16 @@ def _path(name: str) -> Path:
     return CAPTURES / name if name in DIRECT else deployment_capture(name)
 
 
+def _meta(name: str) -> dict:
+    """NAME.json of a deployment capture (NAME.intact.pcapng and NAME.dsb.pcapng are NAME's)."""
+    return json.loads(deployment_capture(name.split(".")[0] + ".json").read_text())
+
+
 def _keylog(name: str) -> Path | None:
     """The key log beside a TLS capture that does not carry its own secrets."""
-    return deployment_capture(KEYLOG) if name == "tls-proxy-keylog.pcapng" else None
+    if name in DIRECT or name.endswith(".dsb.pcapng") or "tls" not in _meta(name):
+        return None
+    return deployment_capture(name.split(".")[0] + ".keys.log")
 
 
 @cache
@@ -115,7 +127,7 @@ def test_dissect_finds_every_message_of_every_connection(name: str) -> None:
 def test_each_leg_carries_the_same_messages(name: str) -> None:
     """Paired by the client's link message: one connection per group, or two where the capture
     was taken at a proxy with both legs; the two legs' messages are the same, both ways."""
-    meta = json.loads(deployment_capture(name.replace(".intact", "").replace(".pcapng", ".json")).read_text())
+    meta = _meta(name)
     captured = [leg for leg in meta.get("legs", []) if leg["captured"]] or [None]
     groups = ic.legs(list(independent(name)))
     assert {len(g) for g in groups} == {len(captured)}, f"{name}: legs per connection {[len(g) for g in groups]}"
@@ -128,18 +140,20 @@ def test_each_leg_carries_the_same_messages(name: str) -> None:
                     f"{name} {group[0].ports} and {other.ports} {direction}: the legs differ"
 
 
-def test_lost_segments_gaps_are_where_the_capture_has_holes() -> None:
+@pytest.mark.parametrize("session", LOST)
+def test_lost_segments_gaps_are_where_the_capture_has_holes(session: str) -> None:
     """Where tshark's sequence numbers show bytes missing, dissect reports a gap of that many bytes
     in that frame and direction; and as the framing is kept, every message of the intact original
     is still found, in the same connection and direction."""
-    name = "lost-segments.pcapng"
+    name = f"{session}.pcapng"
     need_program("tshark")
     records = dissect(name)
     gaps = sorted((_port(r["server"] if r["direction"] == "server" else r["client"]), r["frame"],
                    r["fields"]["lost_bytes"]) for r in records if r["layer"] == "gap")
     holes = sorted((sport, frame, size) for _, sport, frame, size in ic.holes(deployment_capture(name)))
-    assert len(holes) == 3 and gaps == holes
-    assert not ic.holes(deployment_capture("lost-segments.intact.pcapng"))
-    truth = theirs(independent("lost-segments.intact.pcapng"))
+    dropped = _meta(name)["capture"]["lost_segments"]["dropped_frames"]   # three in the shipped one
+    assert len(holes) == len(dropped) and gaps == holes
+    assert not ic.holes(deployment_capture(f"{session}.intact.pcapng"))
+    truth = theirs(independent(f"{session}.intact.pcapng"))
     mine = ours(records)
     assert_same(name, mine, truth)

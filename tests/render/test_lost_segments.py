@@ -23,7 +23,7 @@ from PIL import Image
 from spicetool.capture import PcapWriter, open_capture, open_records
 from spicetool.render.frames import picture_at
 from spicetool.render.session import RenderStats, SessionScreen
-from tests.support import deployment_capture, need_program
+from tests.support import deployment_capture, fresh_deployment, need_program
 
 from .corpus import CAPTURES, capture_path, settings
 
@@ -36,6 +36,9 @@ CUTS = {
     "small-draws": [273],  # nine whole small draws, headers and all
     "across": [323, 324, 326, 327],  # an image's end, then copy_bits and fills: one gap over several
 }
+# the recorder's own cuts: the shipped session, and one recorded fresh with other settings (QUIC, a 900x600
+# photo, two segments dropped inside it; tests/support.py FRESH_DEPLOYMENT)
+RECORDED = {"corpus": "lost-segments", **dict(fresh_deployment(("fresh", "fresh:fresh-lost-segments")))}
 # cuts in compressed sessions of the shipped corpus, the frames chosen by a rule (see _chosen)
 MSS = 1448
 CORPUS_CUTS = [(name, rule) for name in ("img-lz", "img-quic", "img-glz") for rule in ("inside", "run", "header")]
@@ -56,9 +59,9 @@ class Source:
 
 
 def _source(name: str) -> Source:
-    if name == "lost-segments":
-        return Source(deployment_capture("lost-segments.intact.pcapng"), deployment_capture("lost-segments.png"),
-                      json.loads(deployment_capture("lost-segments.json").read_text()))
+    if name in RECORDED.values():
+        return Source(deployment_capture(f"{name}.intact.pcapng"), deployment_capture(f"{name}.png"),
+                      json.loads(deployment_capture(f"{name}.json").read_text()))
     path = capture_path(name)
     if path is None:
         pytest.skip(f"{name} not in the corpus")
@@ -151,14 +154,15 @@ def _cut(name: str, tmp: Path) -> Cut:
     if "/" in name:  # NAME/RULE: a corpus session cut by a rule
         source, rule = name.split("/")
         dropped = _chosen(source, rule)
-    elif CUTS[name] is None:
-        meta = json.loads(deployment_capture("lost-segments.json").read_text())
+    elif name in RECORDED:
+        source = RECORDED[name]
+        meta = json.loads(deployment_capture(f"{source}.json").read_text())
         dropped = meta["capture"]["lost_segments"]["dropped_frames"]
     else:
         dropped = CUTS[name]
     _, frames = _intact(source)
-    if CUTS.get(name, 1) is None:
-        path = deployment_capture("lost-segments.pcapng")
+    if name in RECORDED:
+        path = deployment_capture(f"{source}.pcapng")
     else:
         path = tmp / f"{name.replace('/', '-')}.pcapng"
         subprocess.run([need_program("editcap"), str(_source(source).intact), str(path), *map(str, dropped)],
@@ -204,7 +208,8 @@ def _truth(source: str = "lost-segments") -> np.ndarray:
     return np.asarray(Image.open(_source(source).truth).convert("RGB"))
 
 
-@pytest.mark.parametrize("name", list(CUTS) + [f"{n}/{r}" for n, r in CORPUS_CUTS])
+@pytest.mark.parametrize("name", list(CUTS) + list(RECORDED.keys() - CUTS.keys())
+                         + [f"{n}/{r}" for n, r in CORPUS_CUTS])
 def test_gaps_framing_and_known_pixels(name: str, cuts_dir: Path) -> None:
     cut = _cut(name, cuts_dir)
     hit, area, inside = _damaged(cut)
@@ -225,10 +230,11 @@ def test_gaps_framing_and_known_pixels(name: str, cuts_dir: Path) -> None:
         assert not (unknown & ~area).any() and stats.unknown_share <= area.mean()
 
 
-def test_framing_kept_messages_are_the_intact_ones(cuts_dir: Path) -> None:
+@pytest.mark.parametrize("name", RECORDED)
+def test_framing_kept_messages_are_the_intact_ones(name: str, cuts_dir: Path) -> None:
     """On a cut whose gaps all lie inside messages, the same messages come out, only the damaged ones differ."""
-    cut = _cut("corpus", cuts_dir)
-    intact, _ = _intact()
+    cut = _cut(name, cuts_dir)
+    intact, _ = _intact(cut.source)
     damaged = [r for r in open_records(str(cut.path)) if r.layer == "message" and r.channel.channel == "display"
                and r.direction.value == "server"]
     assert [(r.type, r.size) for r in intact] == [(r.type, r.size) for r in damaged]
@@ -237,10 +243,11 @@ def test_framing_kept_messages_are_the_intact_ones(cuts_dir: Path) -> None:
     assert sum(b - a for i in hurt for a, b in damaged[i].event.lost) == sum(b - a for a, b in cut.ranges)
 
 
-def test_intact_capture_has_nothing_unknown() -> None:
-    img, unknown, stats = _render(deployment_capture("lost-segments.intact.pcapng"))
+@pytest.mark.parametrize("source", RECORDED.values())
+def test_intact_capture_has_nothing_unknown(source: str) -> None:
+    img, unknown, stats = _render(deployment_capture(f"{source}.intact.pcapng"))
     assert not unknown.any() and stats.unknown_share == 0.0
-    assert (img == _truth()).all()
+    assert (img == _truth(source)).all()
 
 
 def _spicetool(*args: str) -> subprocess.CompletedProcess:

@@ -4,9 +4,10 @@ pixel. spicy-screenshot shoots display channel 0 (it links no other); spice-gtk'
 (scripts/spice_glib_client.py screenshot, every display and cursor channel linked in one
 session, so the heads share the client's caches) shoots each display channel.
 
-Left out until the reader can: the two-leg captures (proxy-both-legs, html5-websockify: one
-leg picked by `--leg`, another branch) and the key-carrying pcapng (tls-proxy-keylog.dsb);
-lost-segments has its own truth test (known pixels), its intact original is here.
+The two-leg captures (proxy-both-legs, html5-websockify) are served from their server leg (serve
+reads through open_records, whose default that is), the key-carrying pcapng (tls-proxy-keylog.dsb)
+with no key log; lost-segments has its own truth test (known pixels), its intact original is here.
+Each kind again on the fresh sessions the suite records (tests/support.py FRESH_DEPLOYMENT).
 """
 from __future__ import annotations
 
@@ -19,20 +20,26 @@ from PIL import Image
 
 from serve_helpers import need, peers, read_ppm
 from serve_helpers import spice_server  # noqa: F401 (fixture)
-from support import IN_CI, deployment_capture
+from support import IN_CI, deployment_capture, fresh_deployment
 
 # (capture, key log): every deployment capture serve can replay today; each lossless at its
 # end (the gstreamer sessions end on lossless draws after the stream: 0 pixels differ, measured)
 SERVED = [("linux-qxl.pcapng", None), ("linux-qxl-two-heads.pcapng", None),
           ("proxy-client-leg.pcapng", None), ("html5-direct.pcapng", None),
           ("gst-vp8.pcapng", None), ("gst-h264.pcapng", None), ("gst-vp9.pcapng", None),
-          ("lost-segments.intact.pcapng", None), ("tls-proxy-keylog.pcapng", "tls-proxy-keylog.keys.log")]
+          ("lost-segments.intact.pcapng", None), ("tls-proxy-keylog.pcapng", "tls-proxy-keylog.keys.log"),
+          ("proxy-both-legs.pcapng", None), ("html5-websockify.pcapng", None), ("tls-proxy-keylog.dsb.pcapng", None),
+          *((f"fresh:{n}", k and f"fresh:{k}") for n, k in fresh_deployment(
+              ("fresh-proxy-legs.pcapng", None), ("fresh-html5-websockify.pcapng", None),
+              ("fresh-html5-direct.pcapng", None), ("fresh-tls-proxy.pcapng", "fresh-tls-proxy.keys.log"),
+              ("fresh-tls-proxy.dsb.pcapng", None), ("fresh-gst-h264-wide.pcapng", None),
+              ("fresh-linux-qxl-two-heads.pcapng", None), ("fresh-lost-segments.intact.pcapng", None)))]
 
 
 def truth(capture: str, head: int) -> np.ndarray:
     """NAME.png is head 0; NAME.qxlN.png head N (QEMU's screendump of each QXL device)."""
     name = capture.split(".")[0]
-    png = deployment_capture(f"{name}.png" if head == 0 else f"{name}.qxl{head}.png")
+    png = deployment_capture(f"{name}.png" if head == 0 else f"{name}.qxl{head}.png")  # fresh: names too
     return np.asarray(Image.open(png).convert("RGB"))
 
 
