@@ -18,17 +18,21 @@ from spicetool.capture.pcapng import PCAPNG_SHB, pcapng_records
 class CaptureReader:
     """Iterate the TCP segments of a pcap or pcapng file, a record at a time.
 
-    `damage` is set (and iteration ends) when the file breaks off or is corrupt. `secrets`
-    holds the (type, bytes) of the pcapng Decryption Secrets blocks read so far.
+    `damage` is set (and iteration ends) when the file breaks off or is corrupt; `problems` holds
+    the damage it read past. `secrets` holds the (type, bytes) of the pcapng Decryption Secrets
+    blocks read so far.
     """
 
-    def __init__(self, stream: BinaryIO, name: str = "capture") -> None:
+    def __init__(self, stream: BinaryIO, name: str = "capture", path: str | None = None) -> None:
         self.stream = stream
         self.name = name
+        self.path = path  # the file's, when it is one (its secrets blocks can be searched apart)
         self.damage: str | None = None
         self.frames = 0
         self.bytes_read = 0
         self.secrets: list[tuple[int, bytes]] = []
+        self.dsb_count = 0
+        self.problems: list[str] = []  # damage the reading went past (a corrupt secrets block)
         head = stream.read(4)
         if len(head) < 4:
             raise CaptureError(f"{name}: empty or too short to be a capture")
@@ -87,7 +91,7 @@ def open_capture(path: str) -> CaptureReader:
     except OSError as exc:
         raise CaptureError(f"{path}: {exc.strerror or exc}") from None
     try:
-        return CaptureReader(stream, path)
+        return CaptureReader(stream, path, path)
     except CaptureError:
         stream.close()
         raise

@@ -4,10 +4,16 @@ Blocks read: Section Header (byte order; interfaces start again), Interface Desc
 type, if_tsresol), Enhanced and Simple Packet (frames), Decryption Secrets (kept for the
 caller: a TLS key log injected into the capture, as `editcap --inject-secrets` writes it).
 Other blocks (statistics, name resolution, custom) are skipped.
+
+A Decryption Secrets block whose secrets length claims more than the block holds is damage that
+does not stop the reading (the packets around it are whole): its bytes up to the block's end are
+kept, and the reader is told in `src.problems`. `capture_secrets` finds every block's key log in
+a file without reading its packets (for blocks that come after the packets they decrypt).
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import BinaryIO, Iterator
 
@@ -53,7 +59,7 @@ def pcapng_records(src: RecordSource) -> Iterator[tuple[int, float, bytes]]:
             blen = u32(src.read(4, "a block header"))[0]
             if blen < 12 or blen > MAX_RECORD or blen % 4:
                 raise CaptureDamaged(f"corrupt block (length {blen}) after frame {src.frames}")
-            body = src.read(blen - 8, f"frame {src.frames + 1}")[:-4]
+            body = src.read(blen - 8, _what(btype, src))[:-4]
             if btype == BLOCK_ENHANCED_PACKET and len(body) >= 20:
                 ifid, ts_hi, ts_lo, caplen = epb_head(body)
                 if ifid >= len(interfaces) or caplen > len(body) - 20:
@@ -69,14 +75,60 @@ def pcapng_records(src: RecordSource) -> Iterator[tuple[int, float, bytes]]:
                 linktype, _tick = interfaces[0]
                 yield linktype, 0.0, body[4:]
             elif btype == BLOCK_DECRYPTION_SECRETS:
+                src.dsb_count += 1
+                where = f"corrupt decryption secrets block after frame {src.frames} " \
+                        f"(block {src.dsb_count}, at byte {src.bytes_read + 4 - blen})"
                 if len(body) < 8:
-                    raise CaptureDamaged(f"corrupt decryption secrets block after frame {src.frames}")
+                    raise CaptureDamaged(where)
                 kind, length = struct.unpack_from(endian + "II", body)
                 if length > len(body) - 8:
-                    raise CaptureDamaged(f"corrupt decryption secrets block after frame {src.frames}")
+                    src.problems.append(f"{where}: its secrets length {length} is more than the {len(body) - 8} "
+                                        "bytes it holds (those were read)")
                 src.secrets.append((kind, body[8 : 8 + length]))
         btype_raw = src.read_next(4, "a block header")
         if not btype_raw:
+            return
+
+
+def _what(btype: int, src: RecordSource) -> str:
+    """The block a truncation is in, as told."""
+    if btype == BLOCK_DECRYPTION_SECRETS:
+        return f"decryption secrets block {src.dsb_count + 1}"  # (its number among the file's blocks)
+    if btype == BLOCK_INTERFACE:
+        return "an interface block"
+    return f"frame {src.frames + 1}"
+
+
+def capture_secrets(path: str) -> Iterator[bytes]:
+    """The TLS key log text of every whole Decryption Secrets block of a pcapng file, found by
+    walking its block headers (packets are skipped, not read); nothing where the file is not a
+    pcapng or breaks off (the reader proper says so)."""
+    try:
+        f = open(path, "rb")
+    except OSError:
+        return
+    with f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+            endian, off = "<", 0
+            while off + 12 <= size:
+                f.seek(off)
+                head = f.read(12)
+                if len(head) < 12:
+                    return
+                if head[:4] == PCAPNG_SHB:
+                    if head[8:12] not in (_BOM_LE, _BOM_BE):
+                        return
+                    endian = "<" if head[8:12] == _BOM_LE else ">"
+                btype, blen = struct.unpack_from(endian + "II", head)
+                if blen < 12 or blen % 4 or off + blen > size:
+                    return
+                if btype == BLOCK_DECRYPTION_SECRETS and blen >= 20:
+                    kind, length = struct.unpack_from(endian + "II", f.read(8))
+                    if kind == SECRETS_TLS_KEY_LOG:
+                        yield f.read(min(length, blen - 20))
+                off += blen
+        except OSError:
             return
 
 

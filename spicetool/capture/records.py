@@ -20,6 +20,7 @@ from spicetool.capture.errors import EXIT_DAMAGED, CaptureFailure
 from spicetool.capture.files import CaptureReader, open_capture
 from spicetool.capture.frames import Segment
 from spicetool.capture.keylog import KeyLog
+from spicetool.capture.pcapng import SECRETS_TLS_KEY_LOG
 from spicetool.capture.sessions import Channel, Record, SessionDecoder
 
 Source = str | os.PathLike[str] | BinaryIO
@@ -39,9 +40,13 @@ class CaptureRecords:
                  size: int = 0) -> None:
         self.name = name
         self.reader = reader
-        self.keylog = keylog
+        self.given_keylog = keylog  # the user's (--tls-keylog), None when none was given
+        # the keys this capture is read with: its own Decryption Secrets blocks, then the user's
+        scan = getattr(reader, "path", None) if reader is not None and reader.format == "pcapng" else None
+        self.keylog = KeyLog.for_capture(keylog, scan)
+        self._secrets_merged = 0
         self.size = size  # bytes of the file (0 when not a file)
-        self.decoder = SessionDecoder(keylog)
+        self.decoder = SessionDecoder(self.keylog)
         self.first_time: float | None = None
         self._tap = tap
         records = self._decode(segments)
@@ -50,14 +55,23 @@ class CaptureRecords:
         self._records = records
 
     def _decode(self, segments: Iterable[Segment]) -> Generator[Record, None, None]:
-        decoder, tap = self.decoder, self._tap
+        decoder, tap, reader = self.decoder, self._tap, self.reader
         for seg in segments:
             if self.first_time is None:
                 self.first_time = seg.time
+            if reader is not None and len(reader.secrets) > self._secrets_merged:
+                self._merge_secrets()  # a block read before this packet: its keys are there for it
             if tap is not None:
                 tap(seg)
             yield from decoder.feed(seg)
         yield from decoder.finish()
+
+    def _merge_secrets(self) -> None:
+        assert self.reader is not None
+        for kind, data in self.reader.secrets[self._secrets_merged:]:
+            if kind == SECRETS_TLS_KEY_LOG:
+                self.keylog.add_text(data)
+        self._secrets_merged = len(self.reader.secrets)
 
     def __iter__(self) -> Iterator[Record]:
         return self._records  # one pass: a second loop goes on where the first stopped
@@ -77,8 +91,36 @@ class CaptureRecords:
 
     @property
     def failure(self) -> CaptureFailure | None:
-        damage = self.damage
+        """The damage as the commands' one-line error (exit 4): where the file breaks off, else the
+        first damage the reading went past (a corrupt Decryption Secrets block)."""
+        damage = self.damage or (self.reader.problems[0] if self.reader is not None and self.reader.problems else None)
         return CaptureFailure(f"{self.name}: {damage}", EXIT_DAMAGED) if damage else None
+
+    @property
+    def warnings(self) -> list[str]:
+        """One-line warnings about the key logs read (malformed lines skipped), for the commands to print."""
+        return self.keylog.malformed()
+
+    def tls_problem(self) -> str | None:
+        """TLS connections left encrypted, in one line: no key log, a key log for another session
+        (none of their client randoms in it), or some of them lacking; None when all decrypted."""
+        n = self.decoder.encrypted
+        if not n:
+            return None
+        log = self.keylog
+        conns = f"{n} TLS-encrypted connection{'s' * (n > 1)}"
+        if not log.given:
+            return (f"{conns} not decoded: no key log; pass it with --tls-keylog FILE "
+                    "(or inject it into the capture: editcap --inject-secrets tls,FILE)")
+        missing = log.unmatched()
+        if missing and not log.found:
+            return (f"the key log ({log.name}) has no secrets for this capture's TLS connections "
+                    f"({missing} connection{'s' * (missing > 1)}, client randoms not in the key log: "
+                    "a key log of another session?)")
+        parts = [f"{missing} with client randoms not in the key log ({log.name})"] if missing else []
+        if n > missing:
+            parts.append(f"{n - missing} whose handshake is not in the capture or that cannot be decrypted")
+        return f"{conns} not decoded: " + ", ".join(parts)
 
     @property
     def bytes_read(self) -> int:
@@ -113,7 +155,8 @@ def open_records(source: Source, *, keylog: KeyLog | str | None = None, sessions
                  name: str | None = None) -> CaptureRecords:
     """The records of a pcap/pcapng file (a path, or a binary stream named `name`).
 
-    `keylog`: a KeyLog or the path of an NSS key log, whose secrets decrypt TLS connections.
+    `keylog`: a KeyLog or the path of an NSS key log, whose secrets decrypt TLS connections; the
+    key logs a pcapng carries in Decryption Secrets blocks are used as well (merged with it).
     `sessions`, `channels`: only the records of these session numbers and channel names
     ("main", "display", ...). `tap` sees every TCP segment before it is decoded.
     CaptureFailure (one line, exit code 3) when the key log or the capture cannot be read.

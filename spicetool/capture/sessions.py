@@ -115,6 +115,7 @@ class SessionDecoder:
         self._midstream_sessions: dict[str, int] = {}  # server endpoint -> session number
         self.last_time = 0.0
         self.last_frame = 0
+        self.encrypted = 0  # TLS connections told as encrypted (not decoded)
 
     # -- sessions ---------------------------------------------------------------------
     def _new_session(self, session_id: int | None) -> int:
@@ -319,6 +320,8 @@ class SessionDecoder:
             ch = st.channel = self._channel(conn, midstream=False)
             if is_tls and out.kind == "encrypted":
                 st.state = "ignored"
+        if is_tls and out.kind == "encrypted":
+            self.encrypted += 1
         self._describe(st)
         st.described = False  # said again once SPICE bytes flow (a CONNECT's answer comes later)
         if kind == "error" and ch.session is None:
@@ -341,6 +344,7 @@ class SessionDecoder:
         if ch.session is None:
             self._orphan_session(conn, ch)
         ch.tls = "TLS"
+        self.encrypted += 1
         if ch.index in self._deferred:
             yield from self._deferred.pop(ch.index)
         yield Record(time, frame, ch, direction, "error", "tls_encrypted", None, 0,

@@ -102,6 +102,7 @@ class TlsConnection:
         self.server_hello: Hello | None = None
         self.suite: Suite | None = None
         self.state = "handshake"  # "handshake", "decrypting", "opaque" (no keys or no way to decrypt)
+        self.keys_from: str | None = None  # where the connection's secrets came from, once found
         self.out: list[Output] = []
         self._time, self._frame = 0.0, 0
 
@@ -122,6 +123,8 @@ class TlsConnection:
             parts.append(suite_name(self.server_hello.suite))
         if self.client_hello and self.client_hello.sni:
             parts.append(f"SNI {self.client_hello.sni}")
+        if self.keys_from and self.state == "decrypting":
+            parts.append(f"keys from {self.keys_from}")
         return ", ".join(parts)
 
     def _fields(self) -> dict[str, Any]:
@@ -352,15 +355,21 @@ class TlsConnection:
             self._opaque("only AEAD cipher suites (AES-GCM, AES-CCM, ChaCha20-Poly1305) are decrypted")
             return
         self.suite = suite
-        if self.keylog is None:
+        log = self.keylog
+        secrets = log.lookup(ch.random) if log is not None else {}  # (the capture's later blocks looked for)
+        if log is None or not log.given:
             self._opaque(f"no key log given; {HINT}")
             return
-        secrets = self.keylog.lookup(ch.random)
+        if not secrets:
+            self._opaque(f"the key log ({log.name}) has no secrets for this connection "
+                         f"(client random {ch.random.hex()[:16]}... not in it)")
+            return
+        self.keys_from = log.source_of(ch.random)
         if sh.version == TLS13:
             needed = ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
                       "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0")
             if not all(k in secrets for k in needed):
-                self._opaque(f"the key log {self.keylog.path} lacks this connection's TLS 1.3 secrets "
+                self._opaque(f"the key log ({log.name}) lacks this connection's TLS 1.3 secrets "
                              f"(client random {ch.random.hex()[:16]}...)")
                 return
             for client in (True, False):
@@ -371,7 +380,7 @@ class TlsConnection:
         else:
             master = secrets.get("CLIENT_RANDOM")
             if master is None:
-                self._opaque(f"the key log {self.keylog.path} has no CLIENT_RANDOM line for this connection "
+                self._opaque(f"the key log ({log.name}) has no CLIENT_RANDOM line for this connection "
                              f"(client random {ch.random.hex()[:16]}...)")
                 return
             (ck, civ), (sk, siv) = keys12(suite, master, ch.random, sh.random)

@@ -70,9 +70,12 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
       spicetool dissect --tls-keylog keys.log tls-session.pcapng
 
     \b
-    TLS: a connection that starts with a TLS handshake is decrypted with the
-    secrets of --tls-keylog (TLS 1.2 and 1.3, AES-GCM/CCM and ChaCha20-Poly1305);
-    without them it is shown once as "tls_encrypted" (version, cipher, SNI).
+    TLS: a connection that starts with a TLS handshake (also inside HTTP CONNECT or
+    a WebSocket) is decrypted with the secrets of --tls-keylog and of the key logs a
+    pcapng carries in Decryption Secrets blocks (editcap --inject-secrets), merged
+    (TLS 1.2 and 1.3, AES-GCM/CCM and ChaCha20-Poly1305); without them it is shown
+    once as "tls_encrypted" (version, cipher, SNI). --summary says where the keys
+    came from.
 
     \b
     JSON keys: time (seconds from the first packet), frame, session, session_id,
@@ -81,9 +84,10 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     type_id, size (body bytes), fields.
 
     \b
-    Exit codes: 0 success; 1 no SPICE traffic found; 2 bad usage; 3 input cannot be
-    read (missing file, not a capture); 4 the capture is truncated or corrupt
-    (everything before the damage was still shown).
+    Exit codes: 0 success; 1 no SPICE traffic found (also: TLS connections with no
+    keys for them, said in the line); 2 bad usage; 3 input cannot be read (missing
+    file, not a capture, not a key log); 4 the capture is truncated or corrupt, a
+    Decryption Secrets block included (everything before the damage was still shown).
     """
     from rich.console import Console
 
@@ -115,7 +119,6 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     t0: float | None = None
     seen_spice = False
     warnings = 0
-    encrypted = 0  # TLS connections left undecoded
     stdout = sys.stdout
     colour = out.is_terminal
     # a closed pipe (| head) ends the run quietly
@@ -125,9 +128,7 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
         for rec in records:
             if t0 is None:
                 t0 = records.first_time  # the first packet's, which may carry no record
-            if rec.type == "tls_encrypted":
-                encrypted += 1
-            else:
+            if rec.layer in ("link", "message", "agent"):  # (a proxy's answer alone is no SPICE)
                 seen_spice = True
             if rec.layer in ("gap", "error") and rec.type != "tls_encrypted":  # that one is said apart
                 warnings += 1
@@ -159,17 +160,17 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
             stats.render(out, t0 or 0.0)
     stdout.flush()
 
+    for line in records.warnings:  # malformed key log lines, skipped
+        err.print(f"warning: {line}", style="yellow")
     failure = records.failure
     if failure is not None:
         err.print(f"error: {failure}", style="red")
         sys.exit(failure.exit_code)
-    if encrypted:
-        err.print(f"warning: {encrypted} TLS-encrypted connection{'s' * (encrypted > 1)} not decoded: "
-                  + ("their keys are not in the key log, or their handshake is not in the capture" if records.keylog
-                     else "pass their key log with --tls-keylog FILE"),
-                  style="yellow")
-    if not seen_spice:
-        err.print(f"error: no SPICE traffic found in {records.name}", style="red")
+    tls = records.tls_problem()
+    if not seen_spice:  # one line: why nothing was found, when TLS is why
+        err.print(f"error: no SPICE traffic found in {records.name}" + (f": {tls}" if tls else ""), style="red")
         sys.exit(EXIT_NO_SPICE)
+    if tls:
+        err.print(f"warning: {tls}", style="yellow")
     if warnings:
         err.print(f"warning: {warnings} gaps or protocol errors (shown in place)", style="yellow")
