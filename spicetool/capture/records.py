@@ -101,6 +101,15 @@ class CaptureRecords:
         """One-line warnings about the key logs read (malformed lines skipped), for the commands to print."""
         return self.keylog.malformed()
 
+    def transport_problem(self) -> str | None:
+        """Connections whose transport under SPICE broke (a CONNECT refused or never answered, a
+        WebSocket refused or its framing broken), in one line: the first, and how many more."""
+        broken = self.decoder.broken
+        if not broken:
+            return None
+        more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+        return f"{len(broken)} connection{'s' * (len(broken) > 1)} broken under SPICE: {broken[0]}{more}"
+
     def tls_problem(self) -> str | None:
         """TLS connections left encrypted, in one line: no key log, a key log for another session
         (none of their client randoms in it), or some of them lacking; None when all decrypted."""

@@ -116,6 +116,7 @@ class SessionDecoder:
         self.last_time = 0.0
         self.last_frame = 0
         self.encrypted = 0  # TLS connections told as encrypted (not decoded)
+        self.broken: list[str] = []  # "client → server: reason" of each connection whose transport broke
 
     # -- sessions ---------------------------------------------------------------------
     def _new_session(self, session_id: int | None) -> int:
@@ -328,6 +329,8 @@ class SessionDecoder:
             self._orphan_session(conn, ch)
         if kind == "error" and not is_tls and out.kind in _FAILURES:
             st.state = "ignored"  # nothing SPICE's will come on this connection
+        if kind == "error" and not is_tls and name != "websocket_close":
+            self.broken.append(f"{conn.client} → {conn.server}: {out.reason}")
         rec = Record(out.time, out.frame, ch, direction, kind, name, None, 0, {"reason": out.reason, **out.fields})
         if ch.session is None:  # the link message will say which session: the record waits for it
             self._deferred.setdefault(ch.index, []).append(rec)

@@ -9,7 +9,12 @@ from typing import Iterable
 
 import click
 
-from spicetool.capture import EXIT_NO_SPICE, CaptureFailure, Record, open_live, open_records
+from spicetool.capture import EXIT_NO_SPICE, EXIT_TRANSPORT, CaptureFailure, Record, open_live, open_records
+
+
+# errors not counted in the closing "N gaps or protocol errors" line: they have lines of their own
+_SAID_APART = {"tls_encrypted", "proxy_refused", "proxy_no_answer", "websocket_refused", "proxy_error",
+               "websocket_error"}
 
 
 def _matches(rec: Record, channels: set[str], types: set[str], sessions: set[int],
@@ -87,7 +92,10 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     Exit codes: 0 success; 1 no SPICE traffic found (also: TLS connections with no
     keys for them, said in the line); 2 bad usage; 3 input cannot be read (missing
     file, not a capture, not a key log); 4 the capture is truncated or corrupt, a
-    Decryption Secrets block included (everything before the damage was still shown).
+    Decryption Secrets block included (everything before the damage was still shown);
+    5 a connection broke under SPICE: HTTP CONNECT refused or never answered, a
+    WebSocket Upgrade refused or its framing broken (said in a warning line; the
+    other connections were decoded).
     """
     from rich.console import Console
 
@@ -130,7 +138,7 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
                 t0 = records.first_time  # the first packet's, which may carry no record
             if rec.layer in ("link", "message", "agent"):  # (a proxy's answer alone is no SPICE)
                 seen_spice = True
-            if rec.layer in ("gap", "error") and rec.type != "tls_encrypted":  # that one is said apart
+            if rec.layer in ("gap", "error") and rec.type not in _SAID_APART:
                 warnings += 1
             assert t0 is not None
             if not _matches(rec, chan_filter, type_filter, set(sessions), t_from, t_to, t0):
@@ -166,11 +174,15 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     if failure is not None:
         err.print(f"error: {failure}", style="red")
         sys.exit(failure.exit_code)
-    tls = records.tls_problem()
-    if not seen_spice:  # one line: why nothing was found, when TLS is why
-        err.print(f"error: no SPICE traffic found in {records.name}" + (f": {tls}" if tls else ""), style="red")
+    tls, broken = records.tls_problem(), records.transport_problem()
+    if not seen_spice:  # one line: why nothing was found, when TLS or a transport is why
+        why = tls or broken
+        err.print(f"error: no SPICE traffic found in {records.name}" + (f": {why}" if why else ""), style="red")
         sys.exit(EXIT_NO_SPICE)
     if tls:
         err.print(f"warning: {tls}", style="yellow")
+    if broken:  # the other connections were decoded: a warning, and its own exit code
+        err.print(f"warning: {broken}", style="yellow")
+        sys.exit(EXIT_TRANSPORT)
     if warnings:
         err.print(f"warning: {warnings} gaps or protocol errors (shown in place)", style="yellow")
