@@ -124,7 +124,7 @@ def capture_secrets(path: str) -> Iterator[bytes]:
                 if blen < 12 or blen % 4 or off + blen > size:
                     return
                 if btype == BLOCK_DECRYPTION_SECRETS and blen >= 20:
-                    kind, length = struct.unpack_from(endian + "II", f.read(8))
+                    kind, length = struct.unpack(endian + "II", head[8:12] + f.read(4))
                     if kind == SECRETS_TLS_KEY_LOG:
                         yield f.read(min(length, blen - 20))
                 off += blen
