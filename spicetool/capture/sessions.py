@@ -58,6 +58,7 @@ class Channel:
     session_id: int | None = None  # SPICE's session (connection) id, when seen
     midstream: bool = False  # the link stage was not captured
     tls: str | None = None  # "TLS 1.3, TLS_AES_256_GCM_SHA384, SNI host" when the connection was TLS
+    tls_keys: str | None = None  # where its secrets came from: a key log's path, the capture's blocks
     transport: str | None = None  # "HTTP CONNECT host:port: HTTP/1.0 200 ...", "WebSocket /path, ..." under SPICE
     first_time: float = 0.0
     last_time: float = 0.0
@@ -291,6 +292,8 @@ class SessionDecoder:
         tls = [x.describe() for x in st.layers if isinstance(x, TlsConnection)]
         if tls:
             ch.tls = "; ".join(tls)
+            ch.tls_keys = next((x.keys_from for x in st.layers if isinstance(x, TlsConnection) and x.keys_from
+                                and x.state == "decrypting"), None)
         if len(tls) < len(st.layers):
             ch.transport = " → ".join("TLS" if isinstance(x, TlsConnection) else x.describe() for x in st.layers)
         st.described = True

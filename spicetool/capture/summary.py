@@ -68,7 +68,8 @@ class ChannelStats:
             "client": ch.client,
             "server": ch.server,
             "midstream": ch.midstream,
-            "tls": ch.tls,  # version, cipher, SNI and where the keys came from
+            "tls": ch.tls,  # version, cipher, SNI
+            "tls_keys": ch.tls_keys,  # where the secrets came from
             "transport": ch.transport,
             "messages": dict(self.messages),
             "bytes": dict(self.bytes),
@@ -130,9 +131,11 @@ class Summary:
                     st.auth or "", ", ".join(notes),
                 )
             console.print(table)
-            for tls in sorted({st.channel.tls for st in stats if st.channel.tls}):
-                n = sum(st.channel.tls == tls for st in stats)
-                console.print(f"{title}: TLS: {tls} ({n} connection{'s' * (n > 1)})")
+            told = [(st.channel.tls, st.channel.tls_keys) for st in stats if st.channel.tls]
+            for tls, keys in sorted(set(told), key=str):
+                n = told.count((tls, keys))
+                console.print(f"{title}: TLS: {tls}, " + (f"keys from {keys}" if keys else "not decrypted")
+                              + f" ({n} connection{'s' * (n > 1)})")
             types = Table(title=f"{title}: message types", title_justify="left")
             for col in ("channel", "direction", "type", "count"):
                 types.add_column(col, justify="right" if col == "count" else "left")

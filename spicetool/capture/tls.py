@@ -123,8 +123,6 @@ class TlsConnection:
             parts.append(suite_name(self.server_hello.suite))
         if self.client_hello and self.client_hello.sni:
             parts.append(f"SNI {self.client_hello.sni}")
-        if self.keys_from and self.state == "decrypting":
-            parts.append(f"keys from {self.keys_from}")
         return ", ".join(parts)
 
     def _fields(self) -> dict[str, Any]:
@@ -361,7 +359,7 @@ class TlsConnection:
             self._opaque(f"no key log given; {HINT}")
             return
         if not secrets:
-            self._opaque(f"the key log ({log.name}) has no secrets for this connection "
+            self._opaque(f"the key log ({log.name}) lacks this connection's secrets "
                          f"(client random {ch.random.hex()[:16]}... not in it)")
             return
         self.keys_from = log.source_of(ch.random)

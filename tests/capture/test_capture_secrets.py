@@ -47,8 +47,8 @@ def test_summary_and_stats_say_where_the_keys_came_from() -> None:
     r, _ = spicetool("dissect", "--summary", "--tls-keylog", str(keys), str(plain))
     assert f"keys from {keys} (4 connections)" in r.stdout
     r, _ = spicetool("stats", "--json", str(dsb))
-    tls = {c["tls"] for s in json.loads(r.stdout)["sessions"] for c in s["channels"]}
-    assert tls == {"TLS 1.3, TLS_AES_256_GCM_SHA384, keys from the capture's Decryption Secrets block"}
+    tls = {(c["tls"], c["tls_keys"]) for s in json.loads(r.stdout)["sessions"] for c in s["channels"]}
+    assert tls == {("TLS 1.3, TLS_AES_256_GCM_SHA384", "the capture's Decryption Secrets block")}
 
 
 def _count(path: Path, keylog: str | None = None) -> int:
