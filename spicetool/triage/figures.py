@@ -322,6 +322,7 @@ class Figures:
         base.update({
             "name": f"{ch.channel}:{ch.channel_id}",
             "tls": ch.tls,
+            "tls_keys": ch.tls_keys,
             "wire_bytes": {"client": up.bytes, "server": down.bytes},
             "bytes_per_second": {"client": _series(up.bins), "server": _series(down.bins)},
             "messages_per_second": {d: _series(self.message_bins.get((ch.index, d), Counter()))
