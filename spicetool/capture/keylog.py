@@ -93,7 +93,8 @@ class KeyLog:
     def _take(self, blocks: list[tuple[int, bytes]]) -> None:
         for kind, data in blocks[self._blocks_taken:]:
             if kind == SECRETS_TLS_KEY_LOG:
-                self._lines(data.splitlines(), CAPTURE_BLOCKS)
+                # (a block whose length overclaims is kept to its end: its padding is no line)
+                self._lines(data.rstrip(b"\0").splitlines(), CAPTURE_BLOCKS)
         self._blocks_taken = max(self._blocks_taken, len(blocks))
 
     def _lines(self, lines: Iterable[bytes], source: str) -> None:

@@ -101,4 +101,5 @@ def test_a_secrets_length_beyond_its_block_is_one_line_and_the_rest_still_read(t
     last = r.stderr.splitlines()[-1]
     assert last.startswith(f"error: {bad}: corrupt decryption secrets block after frame 0 (block 1, at byte {off})")
     assert f"its secrets length {blen * 4}" in last
+    assert r.stderr.splitlines() == [last]  # one line: the block's padding is no malformed key log line
     assert r.stdout.count(" display:0 ") > 200  # the packets after it were read, and decrypted
