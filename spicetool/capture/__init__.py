@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "errors": ("CaptureDamaged", "CaptureError", "CaptureFailure", "EXIT_DAMAGED", "EXIT_NO_SPICE",
-               "EXIT_UNREADABLE"),
+               "EXIT_TRANSPORT", "EXIT_UNREADABLE"),
     "records": ("CaptureRecords", "open_live", "open_records"),
     "files": ("CaptureReader", "open_capture"),
     "frames": ("Segment", "SegmentWriter", "TCP_ACK", "TCP_FIN", "TCP_PSH", "TCP_RST", "TCP_SYN"),
@@ -39,7 +39,7 @@ _EXPORTS = {
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [  # the names of _EXPORTS (a test holds them equal)
-    "EXIT_DAMAGED", "EXIT_NO_SPICE", "EXIT_UNREADABLE", "SECRETS_TLS_KEY_LOG", "TCP_ACK", "TCP_FIN", "TCP_PSH",
+    "EXIT_DAMAGED", "EXIT_NO_SPICE", "EXIT_TRANSPORT", "EXIT_UNREADABLE", "SECRETS_TLS_KEY_LOG", "TCP_ACK", "TCP_FIN", "TCP_PSH",
     "TCP_RST", "TCP_SYN", "CaptureDamaged", "CaptureError", "CaptureFailure", "CaptureReader", "CaptureRecords",
     "Channel", "ChannelStats", "KeyLog", "KeyLogError", "LinkStageCuts", "PcapWriter", "PcapngWriter", "PlainStreams", "Record",
     "Recording", "Segment", "SegmentWriter", "SessionDecoder", "Summary", "TcpStream", "TlsSetupError",
@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from spicetool.capture.errors import (
         EXIT_DAMAGED,
         EXIT_NO_SPICE,
+        EXIT_TRANSPORT,
         EXIT_UNREADABLE,
         CaptureDamaged,
         CaptureError,

@@ -9,8 +9,9 @@ leaves them: they end there and say where in their `damage`.
 
 from __future__ import annotations
 
-# The exit codes the commands document (dissect, stats, report)
-EXIT_NO_SPICE, EXIT_UNREADABLE, EXIT_DAMAGED = 1, 3, 4
+# The exit codes the commands document (dissect, stats, report); EXIT_TRANSPORT: dissect's, a
+# connection broken under SPICE (a CONNECT refused or unanswered, a WebSocket refused or its framing broken)
+EXIT_NO_SPICE, EXIT_UNREADABLE, EXIT_DAMAGED, EXIT_TRANSPORT = 1, 3, 4, 5
 
 
 class CaptureFailure(Exception):

@@ -7,6 +7,7 @@ link layers, IP and TCP in frames.py.
 
 from __future__ import annotations
 
+import os
 from typing import BinaryIO, Iterator
 
 from spicetool.capture.errors import CaptureDamaged, CaptureError
@@ -18,17 +19,21 @@ from spicetool.capture.pcapng import PCAPNG_SHB, pcapng_records
 class CaptureReader:
     """Iterate the TCP segments of a pcap or pcapng file, a record at a time.
 
-    `damage` is set (and iteration ends) when the file breaks off or is corrupt. `secrets`
-    holds the (type, bytes) of the pcapng Decryption Secrets blocks read so far.
+    `damage` is set (and iteration ends) when the file breaks off or is corrupt; `problems` holds
+    the damage it read past. `secrets` holds the (type, bytes) of the pcapng Decryption Secrets
+    blocks read so far.
     """
 
-    def __init__(self, stream: BinaryIO, name: str = "capture") -> None:
+    def __init__(self, stream: BinaryIO, name: str = "capture", path: str | None = None) -> None:
         self.stream = stream
         self.name = name
+        self.path = path  # the file's, when it is one (its secrets blocks can be searched apart)
         self.damage: str | None = None
         self.frames = 0
         self.bytes_read = 0
         self.secrets: list[tuple[int, bytes]] = []
+        self.dsb_count = 0
+        self.problems: list[str] = []  # damage the reading went past (a corrupt secrets block)
         head = stream.read(4)
         if len(head) < 4:
             raise CaptureError(f"{name}: empty or too short to be a capture")
@@ -67,6 +72,11 @@ class CaptureReader:
             )
         return data
 
+    def skip(self, n: int) -> None:
+        """Pass over n bytes unread (a look for the secrets alone: the reader proper finds any truncation)."""
+        self.stream.seek(n, 1)
+        self.bytes_read += n
+
     def read_next(self, n: int, what: str) -> bytes:
         """The first n bytes of the next record: b"" at a clean end of the file, CaptureDamaged
         when only part of them is there."""
@@ -80,6 +90,27 @@ class CaptureReader:
         self.stream.close()
 
 
+def capture_secrets(path: str) -> list[tuple[int, bytes]]:
+    """The (type, bytes) of a pcapng file's Decryption Secrets blocks, read ahead of its reader by
+    the same walk with the packets passed over, up to where the file breaks off; [] for a pcap or
+    a file that cannot be read (its reader says why), or is no regular file (a pipe is read once)."""
+    if not os.path.isfile(path):
+        return []
+    try:
+        reader = open_capture(path)
+    except CaptureError:
+        return []
+    try:
+        if reader.format == "pcapng":
+            for _ in pcapng_records(reader, packets=False):
+                pass
+    except (CaptureDamaged, OSError):
+        pass
+    finally:
+        reader.close()
+    return reader.secrets
+
+
 def open_capture(path: str) -> CaptureReader:
     """Open a capture file; CaptureError (one line) when it cannot be."""
     try:
@@ -87,7 +118,7 @@ def open_capture(path: str) -> CaptureReader:
     except OSError as exc:
         raise CaptureError(f"{path}: {exc.strerror or exc}") from None
     try:
-        return CaptureReader(stream, path)
+        return CaptureReader(stream, path, path)
     except CaptureError:
         stream.close()
         raise

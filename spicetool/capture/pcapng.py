@@ -4,6 +4,11 @@ Blocks read: Section Header (byte order; interfaces start again), Interface Desc
 type, if_tsresol), Enhanced and Simple Packet (frames), Decryption Secrets (kept for the
 caller: a TLS key log injected into the capture, as `editcap --inject-secrets` writes it).
 Other blocks (statistics, name resolution, custom) are skipped.
+
+A Decryption Secrets block whose secrets length claims more than the block holds is damage that
+does not stop the reading (the packets around it are whole): its bytes up to the block's end are
+kept, and the reader is told in `src.problems`. With `packets=False` the packet blocks are passed
+over unread: the same walk finds a file's secrets ahead of its reader (files.capture_secrets).
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ _U32 = {e: struct.Struct(e + "I").unpack for e in "<>"}
 _EPB_HEAD = {e: struct.Struct(e + "IIII").unpack_from for e in "<>"}  # interface, time high and low, caplen
 
 
-def pcapng_records(src: RecordSource) -> Iterator[tuple[int, float, bytes]]:
+def pcapng_records(src: RecordSource, packets: bool = True) -> Iterator[tuple[int, float, bytes]]:
     """(link type, time, frame bytes) of each packet block, from the section header whose type
-    `src` has read; Decryption Secrets blocks land in `src.secrets` as they come."""
+    `src` has read; Decryption Secrets blocks land in `src.secrets` as they come. `packets=False`:
+    packet blocks are skipped, not read, and nothing is yielded (a look for the secrets alone)."""
     endian = "<"
     u32, epb_head = _U32["<"], _EPB_HEAD["<"]  # the section's byte order, compiled once
     interfaces: list[tuple[int, float]] = []  # (linktype, seconds per tick)
@@ -53,8 +59,15 @@ def pcapng_records(src: RecordSource) -> Iterator[tuple[int, float, bytes]]:
             blen = u32(src.read(4, "a block header"))[0]
             if blen < 12 or blen > MAX_RECORD or blen % 4:
                 raise CaptureDamaged(f"corrupt block (length {blen}) after frame {src.frames}")
-            body = src.read(blen - 8, f"frame {src.frames + 1}")[:-4]
-            if btype == BLOCK_ENHANCED_PACKET and len(body) >= 20:
+            body: bytes | None = None
+            if not packets and btype in (BLOCK_ENHANCED_PACKET, BLOCK_SIMPLE_PACKET):
+                src.skip(blen - 8)  # (passed over: a look for the secrets alone)
+                src.frames += 1
+            else:
+                body = src.read(blen - 8, _what(btype, src))[:-4]
+            if body is None:
+                pass
+            elif btype == BLOCK_ENHANCED_PACKET and len(body) >= 20:
                 ifid, ts_hi, ts_lo, caplen = epb_head(body)
                 if ifid >= len(interfaces) or caplen > len(body) - 20:
                     raise CaptureDamaged(f"corrupt packet block after frame {src.frames}")
@@ -69,15 +82,28 @@ def pcapng_records(src: RecordSource) -> Iterator[tuple[int, float, bytes]]:
                 linktype, _tick = interfaces[0]
                 yield linktype, 0.0, body[4:]
             elif btype == BLOCK_DECRYPTION_SECRETS:
+                src.dsb_count += 1
+                where = f"corrupt decryption secrets block after frame {src.frames} " \
+                        f"(block {src.dsb_count}, at byte {src.bytes_read + 4 - blen})"
                 if len(body) < 8:
-                    raise CaptureDamaged(f"corrupt decryption secrets block after frame {src.frames}")
+                    raise CaptureDamaged(where)
                 kind, length = struct.unpack_from(endian + "II", body)
                 if length > len(body) - 8:
-                    raise CaptureDamaged(f"corrupt decryption secrets block after frame {src.frames}")
+                    src.problems.append(f"{where}: its secrets length {length} is more than the {len(body) - 8} "
+                                        "bytes it holds (those were read)")
                 src.secrets.append((kind, body[8 : 8 + length]))
         btype_raw = src.read_next(4, "a block header")
         if not btype_raw:
             return
+
+
+def _what(btype: int, src: RecordSource) -> str:
+    """The block a truncation is in, as told."""
+    if btype == BLOCK_DECRYPTION_SECRETS:
+        return f"decryption secrets block {src.dsb_count + 1}"  # (its number among the file's blocks)
+    if btype == BLOCK_INTERFACE:
+        return "an interface block"
+    return f"frame {src.frames + 1}"
 
 
 def _if_tsresol(options: bytes, endian: str) -> float:

@@ -125,8 +125,45 @@ class CaptureRecords:
 
     @property
     def failure(self) -> CaptureFailure | None:
-        damage = self.damage
+        """The damage as the commands' one-line error (exit 4): where the file breaks off, else the
+        first damage the reading went past (a corrupt Decryption Secrets block)."""
+        damage = self.damage or (self.reader.problems[0] if self.reader is not None and self.reader.problems else None)
         return CaptureFailure(f"{self.name}: {damage}", EXIT_DAMAGED) if damage else None
+
+    @property
+    def warnings(self) -> list[str]:
+        """One-line warnings about the key logs read (malformed lines skipped), for the commands to print."""
+        return self.keylog.malformed() if self.keylog is not None else []
+
+    def transport_problem(self) -> str | None:
+        """Connections whose transport under SPICE broke (a CONNECT refused or never answered, a
+        WebSocket refused or its framing broken), in one line: the first, and how many more."""
+        broken = self.decoder.broken
+        if not broken:
+            return None
+        more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+        return f"{len(broken)} connection{'s' * (len(broken) > 1)} broken under SPICE: {broken[0]}{more}"
+
+    def tls_problem(self) -> str | None:
+        """TLS connections left encrypted, in one line: no key log, a key log for another session
+        (none of their client randoms in it), or some of them lacking; None when all decrypted."""
+        n = self.decoder.encrypted
+        if not n:
+            return None
+        log = self.keylog
+        conns = f"{n} TLS-encrypted connection{'s' * (n > 1)}"
+        if log is None or not log.given():
+            return (f"{conns} not decoded: no key log; pass it with --tls-keylog FILE "
+                    "(or inject it into the capture: editcap --inject-secrets tls,FILE)")
+        missing = log.unmatched()
+        if missing and not log.found:
+            return (f"{log.name} has no secrets for this capture's TLS connections "
+                    f"({missing} connection{'s' * (missing > 1)}, client randoms not in the key log: "
+                    "a key log of another session?)")
+        parts = [f"{missing} with client randoms not in {log.name}"] if missing else []
+        if n > missing:
+            parts.append(f"{n - missing} whose handshake is not in the capture or that cannot be decrypted")
+        return f"{conns} not decoded: " + ", ".join(parts)
 
     @property
     def bytes_read(self) -> int:
@@ -175,7 +212,8 @@ def open_records(source: Source, *, keylog: KeyLog | str | None = None, sessions
     """The records of a pcap/pcapng file (a path, or a binary stream named `name`).
 
     `keylog`: a KeyLog or the path of an NSS key log, whose secrets decrypt TLS connections, as
-    do those a pcapng carries itself (Decryption Secrets blocks, as editcap --inject-secrets writes).
+    do those a pcapng carries itself (Decryption Secrets blocks, as editcap --inject-secrets writes,
+    also after the packets they decrypt): merged, one KeyLog per capture.
     `sessions`, `channels`: only the records of these session numbers and channel names
     ("main", "display", ...). `tap` sees every TCP segment before it is decoded; `payload_tap`
     every connection's bytes as the transport layers hand them to SPICE (see SessionDecoder).
@@ -199,7 +237,8 @@ def open_records(source: Source, *, keylog: KeyLog | str | None = None, sessions
     # a pcapng's own secrets (Decryption Secrets blocks) decrypt TLS with or without a key log file
     # (a fresh KeyLog per capture: one given may serve several captures, each with its own blocks)
     if log is None or log.blocks is None:
-        log = KeyLog(log.path if log is not None else None, blocks=reader.secrets)
+        log = KeyLog(log.path if log is not None else None, blocks=reader.secrets,
+                     capture=reader.path if reader.format == "pcapng" else None)
     return CaptureRecords(reader, name, reader=reader, keylog=log, sessions=sessions, channels=channels, tap=tap,
                           size=size, leg=leg, payload_tap=payload_tap)
 

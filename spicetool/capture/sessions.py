@@ -64,6 +64,7 @@ class Channel:
     session_id: int | None = None  # SPICE's session (connection) id, when seen
     midstream: bool = False  # the link stage was not captured
     tls: str | None = None  # "TLS 1.3, TLS_AES_256_GCM_SHA384, SNI host" when the connection was TLS
+    tls_keys: str | None = None  # where its secrets came from: a key log's path, the capture's blocks
     transport: str | None = None  # the transport chain as text (chain.py), None on plain TCP
     layers: list[dict[str, Any]] = field(default_factory=list)  # the chain, bottom first: each layer's info()
     leg: str | None = None  # "client"/"server": a leg of a connection seen twice (legs.py); "single"; None: undecided
@@ -133,6 +134,8 @@ class SessionDecoder:
         self.last_time = 0.0
         self.last_frame = 0
         self.legs = LegMatcher(on_alone=self._on_alone)
+        self.encrypted = 0  # TLS connections told as encrypted (not decoded)
+        self.broken: list[str] = []  # "client → server: reason" of each connection whose transport broke
 
     # -- sessions ---------------------------------------------------------------------
     def _new_session(self, session_id: int | None) -> int:
@@ -334,6 +337,8 @@ class SessionDecoder:
         tls = [x.describe() for x in st.layers if isinstance(x, TlsConnection)]
         if tls:
             ch.tls = "; ".join(tls)
+            ch.tls_keys = next((x.keys_from for x in st.layers if isinstance(x, TlsConnection) and x.keys_from
+                                and x.state == "decrypting"), None)
         ch.layers = [x.info() for x in st.layers]
         self._name_relay(ch)
         st.described = True
@@ -375,12 +380,16 @@ class SessionDecoder:
             ch = st.channel = self._channel(conn, midstream=False)
             if is_tls and out.kind == "encrypted":
                 st.state = "ignored"
+        if is_tls and out.kind == "encrypted":
+            self.encrypted += 1
         self._describe(st)
         st.described = False  # said again once SPICE bytes flow (a CONNECT's answer comes later)
         if kind == "error" and ch.session is None:
             self._orphan_session(conn, ch)
         if kind == "error" and not is_tls and out.kind in _FAILURES:
             st.state = "ignored"  # nothing SPICE's will come on this connection
+        if kind == "error" and not is_tls and name != "websocket_close":
+            self.broken.append(f"{conn.client} → {conn.server}: {out.reason}")
         rec = Record(out.time, out.frame, ch, direction, kind, name, None, 0, {"reason": out.reason, **out.fields})
         if ch.session is None:  # the link message will say which session: the record waits for it
             self._deferred.setdefault(ch.index, []).append(rec)
@@ -399,6 +408,7 @@ class SessionDecoder:
         ch.tls = "TLS"
         ch.layers = [{"layer": "tls", "version": None, "cipher": None, "sni": None, "decrypted": False}]
         ch.transport = chain_text(ch.layers)
+        self.encrypted += 1
         if ch.index in self._deferred:
             yield from self._deferred.pop(ch.index)
         yield Record(time, frame, ch, direction, "error", "tls_encrypted", None, 0,

@@ -84,6 +84,8 @@ class ChannelStats:
             "client": ch.client,
             "server": ch.server,
             "midstream": ch.midstream,
+            "tls": ch.tls,  # version, cipher, SNI
+            "tls_keys": ch.tls_keys,  # where the secrets came from
             "messages": dict(self.messages),
             "bytes": dict(self.bytes),
             "types": dict(sorted(self.types.items())),
@@ -166,6 +168,11 @@ class Summary:
             console.print(table)
             if proxy is not None and delays is not None:
                 console.print(delay_table(f"{title}: the proxy's added delay", delays.figures(session or 0)))
+            told = [(st.channel.tls, st.channel.tls_keys) for st in stats if st.channel.tls]
+            for tls, keys in sorted(set(told), key=str):
+                n = told.count((tls, keys))
+                console.print(f"{title}: TLS: {tls}, " + (f"keys from {keys}" if keys else "not decrypted")
+                              + f" ({n} connection{'s' * (n > 1)})")
             types = Table(title=f"{title}: message types", title_justify="left")
             for col in ("channel", "direction", "type", "count"):
                 types.add_column(col, justify="right" if col == "count" else "left")

@@ -102,6 +102,7 @@ class TlsConnection:
         self.server_hello: Hello | None = None
         self.suite: Suite | None = None
         self.state = "handshake"  # "handshake", "decrypting", "opaque" (no keys or no way to decrypt)
+        self.keys_from: str | None = None  # where the connection's secrets came from, once found
         self.out: list[Output] = []
         self._time, self._frame = 0.0, 0
 
@@ -358,15 +359,17 @@ class TlsConnection:
             self._opaque("only AEAD cipher suites (AES-GCM, AES-CCM, ChaCha20-Poly1305) are decrypted")
             return
         self.suite = suite
-        if self.keylog is None or not self.keylog.given():
+        log = self.keylog
+        secrets = log.lookup(ch.random) if log is not None else {}  # (the capture's later blocks looked for)
+        if log is None or not log.given():
             self._opaque(f"no key log given; {HINT}")
             return
-        secrets = self.keylog.lookup(ch.random)
+        self.keys_from = log.source_of(ch.random) if secrets else None
         if sh.version == TLS13:
             needed = ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
                       "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0")
             if not all(k in secrets for k in needed):
-                self._opaque(f"{self.keylog.name} lacks this connection's TLS 1.3 secrets "
+                self._opaque(f"{log.name} lacks this connection's TLS 1.3 secrets "
                              f"(client random {ch.random.hex()[:16]}...)")
                 return
             for client in (True, False):
@@ -377,7 +380,7 @@ class TlsConnection:
         else:
             master = secrets.get("CLIENT_RANDOM")
             if master is None:
-                self._opaque(f"{self.keylog.name} has no CLIENT_RANDOM line for this connection "
+                self._opaque(f"{log.name} has no CLIENT_RANDOM line for this connection "
                              f"(client random {ch.random.hex()[:16]}...)")
                 return
             (ck, civ), (sk, siv) = keys12(suite, master, ch.random, sh.random)

@@ -9,7 +9,12 @@ from typing import Iterable
 
 import click
 
-from spicetool.capture import EXIT_NO_SPICE, CaptureFailure, Record, open_live, open_records
+from spicetool.capture import EXIT_NO_SPICE, EXIT_TRANSPORT, CaptureFailure, Record, open_live, open_records
+
+
+# errors not counted in the closing "N gaps or protocol errors" line: they have lines of their own
+_SAID_APART = {"tls_encrypted", "proxy_refused", "proxy_no_answer", "websocket_refused", "proxy_error",
+               "websocket_error"}
 
 
 def _matches(rec: Record, channels: set[str], types: set[str], sessions: set[int],
@@ -73,10 +78,13 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
       spicetool dissect --tls-keylog keys.log tls-session.pcapng
 
     \b
-    TLS: a connection that starts with a TLS handshake is decrypted with the
-    secrets of --tls-keylog (TLS 1.2 and 1.3, AES-GCM/CCM and ChaCha20-Poly1305),
-    or with those a pcapng carries itself (editcap --inject-secrets tls,keys.log);
+    TLS: a connection that starts with a TLS handshake (also inside HTTP CONNECT or
+    a WebSocket) is decrypted with the secrets of --tls-keylog and those a pcapng
+    carries itself in Decryption Secrets blocks (editcap --inject-secrets
+    tls,keys.log), merged (TLS 1.2 and 1.3, AES-GCM/CCM and ChaCha20-Poly1305);
     without them it is shown once as "tls_encrypted" (version, cipher, SNI).
+    --summary says where the keys came from (a key log's path, or the capture's
+    Decryption Secrets block).
 
     \b
     Proxies: in a capture taken at a proxy (HTTP CONNECT, websockify, a TCP relay)
@@ -100,14 +108,21 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     "server": server to client), layer (link, message, agent, gap, error), type,
     type_id, size (body bytes), fields; leg ("client" or "server") on a leg of a
     connection seen twice; transport (the chain as text) on a layered connection.
-    --summary --json: per channel, also leg (or null), transport (or null),
-    transport_chain (a list of {layer: connect|websocket|tls, ...}), failure (or
-    null), and on legs twin and proxy_delay.
+    --summary --json: per channel, also tls (version, cipher, SNI, or null),
+    tls_keys (where its keys came from, or null), leg (or null), transport (or
+    null), transport_chain (a list of {layer: connect|websocket|tls, ...}),
+    failure (or null), and on legs twin and proxy_delay.
 
     \b
-    Exit codes: 0 success; 1 no SPICE traffic found; 2 bad usage; 3 input cannot be
-    read (missing file, not a capture); 4 the capture is truncated or corrupt
-    (everything before the damage was still shown).
+    Exit codes: 0 success; 1 no SPICE traffic found (also: TLS connections with no
+    keys for them, or connections whose transport broke, said in the line); 2 bad
+    usage; 3 input cannot be read (missing file, not a capture, not a key log); 4
+    the capture is truncated or corrupt, a Decryption Secrets block included
+    (everything before the damage was still shown); 5 a connection broke under
+    SPICE while others were decoded: HTTP CONNECT refused or never answered, a
+    WebSocket Upgrade refused or its framing broken (said in a warning line).
+    With --summary a connection that failed or stayed encrypted is a row of the
+    table (its failure, "not decrypted"): 1 only when there is no row at all.
     """
     from rich.console import Console
 
@@ -140,7 +155,6 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     t0: float | None = None
     seen_spice = False
     warnings = 0
-    encrypted = 0  # TLS connections left undecoded
     introduced: set[int] = set()  # channels whose connection line was written
     stdout = sys.stdout
     colour = out.is_terminal
@@ -151,11 +165,9 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
         for rec in records:
             if t0 is None:
                 t0 = records.first_time  # the first packet's, which may carry no record
-            if rec.type == "tls_encrypted":
-                encrypted += 1
-            else:
+            if rec.layer in ("link", "message", "agent"):  # (a proxy's answer alone is no SPICE)
                 seen_spice = True
-            if rec.layer in ("gap", "error") and rec.type != "tls_encrypted":  # that one is said apart
+            if rec.layer in ("gap", "error") and rec.type not in _SAID_APART:
                 warnings += 1
             assert t0 is not None
             if filtered and not _matches(rec, chan_filter, type_filter, session_filter, t_from, t_to, t0):
@@ -194,18 +206,25 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
             stats.render(out, t0 or 0.0, records.delays)
     stdout.flush()
 
+    for line in records.warnings:  # malformed key log lines, skipped
+        err.print(f"warning: {line}", style="yellow")
     failure = records.failure
     if failure is not None:
         err.print(f"error: {failure}", style="red")
         sys.exit(failure.exit_code)
-    if encrypted:
-        given = records.keylog is not None and records.keylog.given()  # a file, or secrets in the capture
-        err.print(f"warning: {encrypted} TLS-encrypted connection{'s' * (encrypted > 1)} not decoded: "
-                  + ("their keys are not in the key log, or their handshake is not in the capture" if given
-                     else "pass their key log with --tls-keylog FILE"),
-                  style="yellow")
-    if not seen_spice:
-        err.print(f"error: no SPICE traffic found in {records.name}", style="red")
+    tls, broken = records.tls_problem(), records.transport_problem()
+    # with --summary the table is the answer: a connection that failed or stayed encrypted is a row
+    # that says so (its failure, "not decrypted"), the lines below warn, and it is found
+    if not seen_spice and not (stats is not None and stats.channels):
+        # one line: why nothing was found, when TLS or a transport is why
+        why = tls or broken
+        err.print(f"error: no SPICE traffic found in {records.name}" + (f": {why}" if why else ""), style="red")
         sys.exit(EXIT_NO_SPICE)
+    if tls:
+        err.print(f"warning: {tls}", style="yellow")
+    if broken:
+        err.print(f"warning: {broken}", style="yellow")
+        if seen_spice:  # the other connections were decoded: its own exit code
+            sys.exit(EXIT_TRANSPORT)
     if warnings:
         err.print(f"warning: {warnings} gaps or protocol errors (shown in place)", style="yellow")

@@ -88,13 +88,27 @@ def _summary(stats: RenderStats, output: str, duration: float | None, reader, qu
         since = f" since {stats.unknown_since:.2f}s" if stats.unknown_since is not None else ""
         console.print(f"  unknown: {stats.unknown_share:.2%} of the screen{since} (pattern, or transparent with"
                       " --unknown transparent)")
-    damage = getattr(reader, "damage", None)
-    if damage:
-        console.print(f"  [yellow]warning[/]: capture damaged: {damage}")
+    failure = getattr(reader, "failure", None)
+    if failure:
+        console.print(f"  [yellow]warning[/]: capture damaged: {str(failure).split(': ', 1)[-1]}")
+    for line in getattr(reader, "warnings", ()):
+        console.print(f"  [yellow]warning[/]: {line}")
+    tls = reader.tls_problem() if reader is not None else None
+    if tls:
+        console.print(f"  [yellow]warning[/]: {tls}")
     for what, n in stats.warnings.most_common():
         if n:
             detail = stats.details.get(what)
             console.print(f"  [yellow]warning[/]: {what} (x{n})" + (f": {detail}" if detail else ""))
+
+
+def _why(records: CaptureRecords | None) -> str:
+    """Why a capture gave no picture, when the capture can say: its damage, TLS left encrypted."""
+    if records is None:
+        return ""
+    failure = records.failure
+    why = str(failure).split(": ", 1)[-1] if failure else records.tls_problem()
+    return f"; {why}" if why else ""
 
 
 def with_alpha(image: np.ndarray, unknown: np.ndarray | None) -> np.ndarray:
@@ -126,6 +140,11 @@ Examples:
   spicetool render heads.pcapng --last --display 0:1 -o m1.png  # monitor 1 of display channel 0
   spicetool render qxl2.pcapng --last --display all -o both.png  # every display channel at once
   spicetool render tls.pcapng --tls-keylog keys.log -o tls.mp4  # TLS traffic and its key log
+  spicetool render tls.dsb.pcapng --last -o tls.png  # keys injected by editcap --inject-secrets
+
+
+Exit codes: 0 written; 1 no picture (the line says why: none drawn, the capture damaged
+before one, TLS without its keys), or the capture or key log cannot be read; 2 bad usage.
 """
 
 
@@ -192,7 +211,7 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
             if frame is None:
                 raise RenderFailure(f"{capture}: no picture: the capture holds no display surface"
                                     + (f" for session {session}" if session else "")
-                                    + (f" on display {display}" if display != "0" else ""))
+                                    + (f" on display {display}" if display != "0" else "") + _why(reader))
             mask = shot.unknown()
             if unknown != "pattern" and mask is not None and mask.shape != frame.image.shape[:2]:
                 stats.warnings["--unknown transparent: this picture's unknown pixels are shown as the pattern"] += 1
@@ -209,7 +228,7 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
                 progress.frames = stats.frames
             progress.close()
             if stats.frames == 0:
-                raise RenderFailure(_no_picture(capture, stats, start, end))
+                raise RenderFailure(_no_picture(capture, stats, start, end) + _why(reader))
             _summary(stats, output, None, reader, quiet)
             return
         # the video is as large as the largest picture in the range (a cheap pre-pass)
@@ -231,7 +250,7 @@ def render(capture: str, output: str, fps: float, at: float | None, last: bool, 
         progress.close()
         if stats.frames == 0:
             Path(output).unlink(missing_ok=True)
-            raise RenderFailure(_no_picture(capture, stats, start, end))
+            raise RenderFailure(_no_picture(capture, stats, start, end) + _why(reader))
         if writer.astream is not None:
             stats.audio = f"{'/'.join(sorted(audio.modes_seen)) or 'none'} {audio.rate} Hz x{audio.channels}" \
                           f" -> {writer.audio_codec}"

@@ -57,8 +57,11 @@ def frames(capture: str | Iterable[Record], fps: float | None = None, *, session
     next_tick: float | None = None  # fps mode: capture time of the next picture
     tick_base, tick_n = 0.0, 0  # next_tick = tick_base + tick_n / fps, without summing rounding errors
     last_t = 0.0
+    last_img: np.ndarray | None = None  # the picture of the last frame given
 
     def emit(t: float, img: np.ndarray) -> Frame:
+        nonlocal last_img
+        last_img = img
         stats.frames += 1
         if stats.first_time is None:
             stats.first_time = t
@@ -123,6 +126,13 @@ def frames(capture: str | Iterable[Record], fps: float | None = None, *, session
         elif fps is not None:
             stop = end if end is not None else last_t
             yield from ticks_until(stop + 1e-9)
+            if end is None and last_img is not None and next_tick is not None:
+                # draws after the last tick are in no frame yet: one more, at the next tick, when
+                # the screen at the capture's end is not the last frame's (what render --last shows)
+                screen.advance(last_t)
+                img = screen.picture()
+                if img is not None and img is not last_img and not np.array_equal(img, last_img):
+                    yield emit(next_tick, img)
     finally:
         screen.stats_into(stats)
 

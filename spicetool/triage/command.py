@@ -53,8 +53,10 @@ def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None
       spicetool stats --tls-keylog keys.log tls-session.pcapng
 
     \b
-    Exit codes: 0 success; 1 no SPICE traffic found; 2 bad usage; 3 input cannot be
-    read; 4 the capture is truncated or corrupt (figures up to the damage shown).
+    Exit codes: 0 success (a warning line for TLS connections left encrypted and
+    for malformed key log lines); 1 no SPICE traffic found; 2 bad usage; 3 input
+    cannot be read (a key log included); 4 the capture is truncated or corrupt, a
+    Decryption Secrets block included (figures up to the damage shown).
     """
     from rich.console import Console
 
@@ -77,6 +79,11 @@ def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None
 
             out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
             render(figs, out, input_limit)
+    for line in records.warnings:  # malformed key log lines, skipped
+        err.print(f"warning: {line}", style="yellow")
+    tls = records.tls_problem()
+    if tls and not records.failure:
+        err.print(f"warning: {tls}", style="yellow")
     if records.failure:
         err.print(f"error: {records.failure}", style="red")
         sys.exit(records.failure.exit_code)
@@ -108,6 +115,7 @@ def write_report(capture: str, output: str, keylog: KeyLog | None = None, leg: s
         return {**result, "code": exc.exit_code, "error": str(exc)}
     figs = figures.as_json()
     result["damage"] = records.damage
+    result["warnings"] = [*records.warnings, *filter(None, [records.tls_problem()])]
     result["figures"] = key_figures(figs)
     if figs["sessions"]:
         screens: Any
@@ -184,6 +192,8 @@ def report(capture: str, output: str, jobs: int | None, keylog_path: str | None,
         click.echo(f"error: {capture}: no such file", err=True)
         sys.exit(EXIT_UNREADABLE)
     r = _safe_write_report(capture, output, keylog, leg)
+    for line in r.get("warnings") or ():
+        click.echo(f"warning: {line}", err=True)
     if r["error"]:
         click.echo(f"error: {r['error']}", err=True)
     sys.exit(r["code"])

@@ -326,6 +326,7 @@ class Figures:
         base.update({
             "name": f"{ch.channel}:{ch.channel_id}",
             "tls": ch.tls,
+            "tls_keys": ch.tls_keys,
             "wire_bytes": {"client": up.bytes, "server": down.bytes},
             "per_second_from": first,
             "bytes_per_second": {"client": _series(up.bins, first), "server": _series(down.bins, first)},

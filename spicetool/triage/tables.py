@@ -86,7 +86,8 @@ def _session(s: dict[str, Any], console: Console, input_limit: int) -> None:
         over.add_row("guest", " ".join(x for x in (s["name"], s["uuid"]) if x))
     over.add_row("auth", str(s["auth"] or "not seen"))
     over.add_row("channels", ", ".join(c["name"] for c in s["channels"]))
-    tls = sorted({c["tls"] for c in s["channels"] if c.get("tls")})
+    tls = sorted({c["tls"] + (f", keys from {c['tls_keys']}" if c.get("tls_keys") else "")
+                  for c in s["channels"] if c.get("tls")})
     if tls:
         over.add_row("TLS", "; ".join(tls))
     for what, value in transport_rows(s):

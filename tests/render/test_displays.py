@@ -86,21 +86,21 @@ def test_display_all_side_by_side(tmp_path: Path) -> None:
 
 
 def test_video_of_every_display_channel(tmp_path: Path) -> None:
-    """A video of --display all is as large as the layout; its last picture is the composed
-    screen of that moment (H.264: by PSNR). The last tick of the 25 fps clock falls 4 ms before
-    display 1's last draw (22.244 s), so the picture compared is the one at 22.2 s."""
+    """A video of --display all is as large as the layout; its pictures are the composed screen
+    of their moment (H.264: by PSNR). The last tick of the 25 fps clock falls 4 ms before display
+    1's last draw (22.244 s): the frame of that tick is the picture at 22.2 s, and one more frame,
+    at the next tick, shows the screen at the capture's end (what --last shows)."""
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed")
     out = tmp_path / "all.mp4"
     r = _render(_capture(), "--display", "all", "--from", "20", "-o", str(out))
     assert r.returncode == 0, r.stderr
-    last = tmp_path / "last.png"
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-vf", "reverse", "-frames:v", "1", "-update", "1",
-                    str(last)], check=True, timeout=120)
-    got = np.asarray(Image.open(last).convert("RGB"))
-    assert got.shape == (768, 2048, 3)
-    want = picture_at(_capture(), 22.2, display="all").image
-    assert _psnr(got, want) >= 35
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-vf", "reverse", "-frames:v", "2",
+                    str(tmp_path / "last%d.png")], check=True, timeout=120)
+    got, before = (np.asarray(Image.open(tmp_path / f"last{i}.png").convert("RGB")) for i in (1, 2))
+    assert got.shape == before.shape == (768, 2048, 3)
+    assert _psnr(before, picture_at(_capture(), 22.2, display="all").image) >= 35
+    assert _psnr(got, picture_at(_capture(), None, display="all").image) >= 35
 
 
 def test_cursor_channel_of_its_display() -> None:
