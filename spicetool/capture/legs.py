@@ -76,25 +76,25 @@ class LegMatcher:
     def __init__(self, window: float = WINDOW, on_alone: Callable[[Channel, Channel | None], None] | None = None) -> None:
         self.window = window
         self.on_alone = on_alone  # told of each channel decided to have no twin, with the leg it was a candidate of
-        self._open: dict[int, _Leg] = {}  # channel index -> undecided leg
+        self.open: dict[int, _Leg] = {}  # channel index -> undecided leg (read on every record: no call)
         self.pairs: list[tuple[Channel, Channel]] = []  # (client leg, server leg), in order of pairing
         self.now = 0.0
 
     # -- what the session decoder tells ------------------------------------------------
     def opened(self, ch: Channel, time: float) -> None:
         """A channel connection that may have a link stage (not a mid-session one)."""
-        if ch.leg is None and ch.index not in self._open:
-            self._open[ch.index] = _Leg(ch, time)
+        if ch.leg is None and ch.index not in self.open:
+            self.open[ch.index] = _Leg(ch, time)
 
     def link_mess(self, ch: Channel, fields: dict[str, Any], time: float) -> Channel | None:
         """Its link message; returns the earlier leg it may be the server leg of (to share its session)."""
-        leg = self._open.get(ch.index)
+        leg = self.open.get(ch.index)
         if leg is None:
             if ch.leg is not None:
                 return None
-            leg = self._open[ch.index] = _Leg(ch, time)
+            leg = self.open[ch.index] = _Leg(ch, time)
         leg.mess, leg.mess_time = _key(fields, _MESS_FIELDS), time
-        for other in self._open.values():  # the earliest leg with the same link message, still unanswered
+        for other in self.open.values():  # the earliest leg with the same link message, still unanswered
             if other is not leg and other.mess == leg.mess and other.reply is None \
                     and time - other.mess_time <= self.window and not self._claimed(other):
                 leg.candidate = other.channel
@@ -103,11 +103,11 @@ class LegMatcher:
 
     def link_reply(self, ch: Channel, fields: dict[str, Any], time: float) -> tuple[Channel, Channel] | None:
         """Its link reply; returns (client leg, server leg) when it pairs two channels."""
-        leg = self._open.get(ch.index)
+        leg = self.open.get(ch.index)
         if leg is None or leg.mess is None or leg.reply is not None:
             return None
         leg.reply, leg.reply_time = _key(fields, _REPLY_FIELDS), time
-        for other in list(self._open.values()):
+        for other in list(self.open.values()):
             if other is not leg and other.reply == leg.reply and other.mess == leg.mess:
                 return self._pair(leg, other)
         self.settle(time)
@@ -115,7 +115,7 @@ class LegMatcher:
 
     def closed(self, ch: Channel) -> None:
         """Its TCP connection ended: what has not paired it by now will not."""
-        leg = self._open.get(ch.index)
+        leg = self.open.get(ch.index)
         if leg is not None and (leg.reply is None or not self._may_pair(leg)):
             self._alone(leg)
 
@@ -123,7 +123,7 @@ class LegMatcher:
         """Decide every channel that can no longer pair (the window passed, or no twin can come)."""
         self.now = max(self.now, now)
         decided = []
-        for leg in list(self._open.values()):
+        for leg in list(self.open.values()):
             start = leg.mess_time if leg.mess is not None else leg.opened
             if self.now - start > self.window or (leg.reply is not None and not self._may_pair(leg)):
                 self._alone(leg)
@@ -132,32 +132,28 @@ class LegMatcher:
 
     def give_up(self, ch: Channel) -> None:
         """Decide it alone now (a reader cannot hold its records any longer)."""
-        leg = self._open.get(ch.index)
+        leg = self.open.get(ch.index)
         if leg is not None:
             self._alone(leg)
 
     def finish(self) -> None:
-        for leg in list(self._open.values()):
+        for leg in list(self.open.values()):
             self._alone(leg)
 
     def undecided(self, ch: Channel) -> bool:
-        return ch.index in self._open
-
-    @property
-    def waiting(self) -> bool:
-        return bool(self._open)
+        return ch.index in self.open
 
     # -- inside ----------------------------------------------------------------------------
     def _claimed(self, leg: _Leg) -> bool:
-        return any(o.candidate is leg.channel for o in self._open.values())
+        return any(o.candidate is leg.channel for o in self.open.values())
 
     def _may_pair(self, leg: _Leg) -> bool:
         """Whether a channel still waiting for its reply could be this one's twin."""
         return any(o is not leg and o.mess == leg.mess and o.reply is None
-                   and abs(o.mess_time - leg.mess_time) <= self.window for o in self._open.values())
+                   and abs(o.mess_time - leg.mess_time) <= self.window for o in self.open.values())
 
     def _alone(self, leg: _Leg) -> None:
-        del self._open[leg.channel.index]
+        del self.open[leg.channel.index]
         leg.channel.leg = "single"
         if self.on_alone is not None:
             self.on_alone(leg.channel, leg.candidate)
@@ -165,7 +161,7 @@ class LegMatcher:
     def _pair(self, a: _Leg, b: _Leg) -> tuple[Channel, Channel]:
         client, server = (a, b) if _client_first(a, b) else (b, a)
         for leg, name, twin in ((client, "client", server), (server, "server", client)):
-            del self._open[leg.channel.index]
+            del self.open[leg.channel.index]
             leg.channel.leg, leg.channel.twin = name, twin.channel.index
         pair = (client.channel, server.channel)
         self.pairs.append(pair)

@@ -56,25 +56,17 @@ class CaptureRecords:
         self.decoder = SessionDecoder(keylog, payload_tap)
         self.first_time: float | None = None
         self._tap = tap
-        records = self._by_leg(self._decode(segments))
+        records = self._by_leg(segments)
         if sessions or channels:
             records = _select(records, set(sessions or ()), set(channels or ()))
         self._records = records
 
-    def _decode(self, segments: Iterable[Segment]) -> Generator[Record, None, None]:
+    def _by_leg(self, segments: Iterable[Segment]) -> Generator[Record, None, None]:
+        """The segments' records in capture order, each once its channel's leg is known (held back
+        until then). One generator for both: it runs once per record of the capture."""
         decoder, tap = self.decoder, self._tap
-        for seg in segments:
-            if self.first_time is None:
-                self.first_time = seg.time
-            if tap is not None:
-                tap(seg)
-            yield from decoder.feed(seg)
-        yield from decoder.finish()
-
-    def _by_leg(self, records: Iterator[Record]) -> Generator[Record, None, None]:
-        """Records in capture order, each once its channel's leg is known (held back until then)."""
-        legs, delays, leg, channels = self.decoder.legs, self.delays, self.leg, self.decoder.channels
-        undecided = legs.undecided
+        legs, delays, leg, channels = decoder.legs, self.delays, self.leg, decoder.channels
+        undecided = legs.open
         tracked: set[int] = set()
         held: deque[Record] = deque()
 
@@ -88,15 +80,22 @@ class CaptureRecords:
             delays.add(r)
             return leg == "both" or ch.leg == leg
 
-        for rec in records:
-            if not held and not undecided(rec.channel):  # the usual case: nothing waits
-                if rec.channel.twin is None or given(rec):
-                    yield rec
-                continue
+        for seg in segments:
+            if self.first_time is None:
+                self.first_time = seg.time
+            if tap is not None:
+                tap(seg)
+            for rec in decoder.feed(seg):
+                if not held and rec.channel.index not in undecided:  # the usual case: nothing waits
+                    if rec.channel.twin is None or given(rec):
+                        yield rec
+                    continue
+                held.append(rec)
+                for r in _release(held, legs):
+                    if r.channel.twin is None or given(r):
+                        yield r
+        for rec in decoder.finish():
             held.append(rec)
-            for r in _release(held, legs):
-                if r.channel.twin is None or given(r):
-                    yield r
         legs.finish()  # the end: every channel is decided
         for r in _release(held, legs):
             if r.channel.twin is None or given(r):

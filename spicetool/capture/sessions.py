@@ -219,7 +219,7 @@ class SessionDecoder:
     # -- feeding ------------------------------------------------------------------------
     def feed(self, seg: Segment) -> Iterator[Record]:
         self.last_time, self.last_frame = seg.time, seg.frame
-        if self.legs.waiting:
+        if self.legs.open:  # a leg waits for its twin
             self.legs.settle(seg.time)
         for conn, from_client, item in self.tcp.feed(seg):
             yield from self._item(conn, from_client, item)
