@@ -344,12 +344,16 @@ def test_bytes_read_after_a_tls_peer_closed_are_recorded_after_its_fin(tmp_path:
     recording = Recording(out, PcapWriter(out))
     stream = recording.new_stream(("127.0.0.1", 40000), ("127.0.0.1", 5900), 1.0)
     stream.accept(1.0)
-    server_r, client_r = asyncio.StreamReader(), asyncio.StreamReader()
-    server_r.feed_data(b"last ping")
-    server_r.feed_eof()
-    client_r.feed_eof()  # the client's close is in; its pump is still asleep
     proxy = RecordingProxy(parse_hostport(":1"), parse_hostport("127.0.0.1:1"), recording)
-    asyncio.run(proxy._pump(server_r, _ClosedPeer(), client_r, stream, LinkStageCuts(), False))  # type: ignore[arg-type]
+
+    async def race() -> None:  # the readers belong to the loop that runs the pump
+        server_r, client_r = asyncio.StreamReader(), asyncio.StreamReader()
+        server_r.feed_data(b"last ping")
+        server_r.feed_eof()
+        client_r.feed_eof()  # the client's close is in; its pump is still asleep
+        await proxy._pump(server_r, _ClosedPeer(), client_r, stream, LinkStageCuts(), False)  # type: ignore[arg-type]
+
+    asyncio.run(race())
     path = tmp_path / "race.pcap"
     path.write_bytes(out.getvalue())
     order = [("fin" if seg.flags & TCP_FIN else "data", seg.src.endswith(":40000"))
