@@ -32,6 +32,7 @@ def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None
     max). Images: codecs with counts, bytes and ratio to width×height×4.
     Video streams: codec, size, frames, rate, drops the client reported.
     Problems: TCP gaps, protocol and link errors, NOTIFY, DISCONNECTING, resets.
+    Findings first: what `spicetool diagnose` finds (kind, severity, title, time).
     Inputs: keys and clicks, and the typed text rebuilt from the scancodes
     (a US layout is assumed: SPICE sends key positions, not characters).
     Proxies: a capture taken at a proxy holds each connection twice (client leg
@@ -68,6 +69,9 @@ def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None
         sys.exit(130)
     figs = figures.as_json()
     if figs["sessions"]:
+        from spicetool.triage.findings import as_json as findings_json, find
+
+        figs = {"findings": findings_json(find(figs, records.damage)), **figs}
         if as_json:
             sys.stdout.write(json.dumps(figs, default=str) + "\n")
         else:

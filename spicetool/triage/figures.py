@@ -251,8 +251,9 @@ class Figures:
         if rec.layer == "link":
             err = f.get("error")
             if rec.type in ("link_reply", "link_result") and err not in (LinkErr.OK, "OK", None):
-                fig.problems.append({"time": t, "frame": rec.frame, "channel": label, "kind": "link_error", "direction": "server",
-                                     "detail": f"{rec.type}: {err}"})
+                name = LinkErr(err).name if isinstance(err, int) and err in LinkErr._value2member_map_ else str(err)
+                fig.problems.append({"time": t, "frame": rec.frame, "channel": label, "kind": "link_error",
+                                     "direction": "server", "detail": f"{rec.type}: {name}", "error": name})
             return
         if rec.layer != "message":
             return
