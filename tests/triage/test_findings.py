@@ -145,9 +145,9 @@ def test_retransmitted_segments_are_retransmissions(tmp_path: Path) -> None:
     stats = json.loads(subprocess.run([sys.executable, "-m", "spicetool", "stats", "--json", str(src)],
                                       capture_output=True, text=True, check=True).stdout)
     display = next(c for c in stats["sessions"][0]["channels"] if c["name"] == "display:0")
-    server = display["server"]
+    server, client = display["server"], display["client"]
     segs = [s for s in open_capture(str(src))]
-    again = [s for s in segs if s.src == server and len(s.payload) > 1000][::2]
+    again = [s for s in segs if (s.src, s.dst) == (server, client) and len(s.payload) > 1000][::2]
     from dataclasses import replace
     moved = sorted(segs + [replace(s, time=s.time + 0.05) for s in again], key=lambda s: s.time)
     path = tmp_path / "retransmitted.pcap"
