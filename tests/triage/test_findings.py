@@ -160,3 +160,31 @@ def test_retransmitted_segments_are_retransmissions(tmp_path: Path) -> None:
     assert code == 5 and f["kind"] == "retransmissions" and f["channel"] == "display:0"
     assert f["evidence"]["side"] == "server" and f["evidence"]["retransmitted_segments"] >= len(again)
     assert abs(f["time"] - (again[0].time + 0.05 - segs[0].time)) < 0.01
+
+
+# -- a live session ---------------------------------------------------------------------------
+LIVE_PORTS, LIVE_DISPLAYS = range(5986, 5989), range(86, 89)
+
+
+def test_a_wrong_password_against_xspice_is_auth_refused(tmp_path: Path) -> None:
+    """Xspice with a password, spicy-screenshot with a wrong one, tshark on loopback: the server's
+    PERMISSION_DENIED is auth_refused, an error at the link reply's time, and nothing else above info."""
+    for program in ("Xorg", "xdpyinfo", "spicy-screenshot", "tshark"):
+        need_program(program)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import peers
+
+    settings = peers.XspiceSettings(port=peers.pick_port(LIVE_PORTS), display=peers.pick_display(LIVE_DISPLAYS),
+                                    password="right-pw-16")
+    cap = tmp_path / "wrong-password.pcapng"
+    with peers.Xspice(settings, tmp_path) as server:
+        with peers.Tshark(server.port, cap, log_dir=tmp_path):
+            with pytest.raises(peers.PeerError):
+                peers.spicy_screenshot(server.port, tmp_path / "never.ppm", password="wrong-pw", timeout=20)
+    code, found = diagnose(cap)
+    (f,) = above_info(found)
+    assert code == 5 and f["kind"] == "auth_refused" and f["severity"] == "error"
+    assert f["channel"] == "main:0" and f["evidence"]["error"] == "PERMISSION_DENIED"
+    first = next(iter(open_capture(str(cap)))).time
+    reply = [s for s in open_capture(str(cap)) if s.src.endswith(f":{server.port}") and s.payload]
+    assert any(abs(f["time"] - (s.time - first)) < 1e-3 for s in reply)
