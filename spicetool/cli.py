@@ -8,6 +8,7 @@ import click
 
 # name -> "module:attribute" of a click command
 SUBCOMMANDS: dict[str, str] = {
+    "diagnose": "spicetool.triage.diagnose:diagnose",
     "dissect": "spicetool.dissect.command:dissect",
     "export": "spicetool.export.command:export",
     "render": "spicetool.render.command:render",
@@ -19,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
 }
 # the one-line help of each, so that `spicetool --help` imports none of them
 SHORT_HELP: dict[str, str] = {
+    "diagnose": "What went wrong in a capture: findings with their evidence.",
     "dissect": "Decode every SPICE message of a capture or of live traffic.",
     "export": "Write a TLS, proxied or WebSocket capture as plain SPICE over TCP.",
     "render": "Rebuild what the session's screen showed, as video or pictures.",

@@ -24,6 +24,7 @@ class Segment:
     ack: int
     flags: int
     payload: bytes
+    window: int = -1  # the TCP header's window field as sent (unscaled; 0 means zero window), -1 unknown
 
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -88,7 +89,7 @@ def tcp_from_ip(data: bytes, time: float, frame: int) -> Segment | None:
     if hlen < 20 or tcp_at + hlen > end:
         return None
     return Segment(time, frame, _endpoint(src, sport), _endpoint(dst, dport), seq, ack, flags,
-                   data[tcp_at + hlen : end])
+                   data[tcp_at + hlen : end], int.from_bytes(data[tcp_at + 14 : tcp_at + 16], "big"))
 
 
 def strip_link(linktype: int, data: bytes) -> bytes | None:

@@ -32,6 +32,7 @@ def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None
     max). Images: codecs with counts, bytes and ratio to width×height×4.
     Video streams: codec, size, frames, rate, drops the client reported.
     Problems: TCP gaps, protocol and link errors, NOTIFY, DISCONNECTING, resets.
+    Findings first: what `spicetool diagnose` finds (kind, severity, title, time).
     More than 20 sessions (a hypervisor's capture): one line per session
     instead (--json holds every figure).
     Inputs: keys and clicks, and the typed text rebuilt from the scancodes
@@ -72,6 +73,9 @@ def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None
         sys.exit(130)
     figs = figures.as_json()
     if figs["sessions"]:
+        from spicetool.triage.findings import as_json as findings_json, find
+
+        figs = {"findings": findings_json(find(figs, records.damage)), **figs}
         if as_json:
             sys.stdout.write(json.dumps(figs, default=str) + "\n")
         else:
@@ -114,6 +118,10 @@ def write_report(capture: str, output: str, keylog: KeyLog | None = None, leg: s
     except CaptureFailure as exc:
         return {**result, "code": exc.exit_code, "error": str(exc)}
     figs = figures.as_json()
+    if figs["sessions"]:
+        from spicetool.triage.findings import as_json as findings_json, find
+
+        figs = {"findings": findings_json(find(figs, records.damage)), **figs}
     result["damage"] = records.damage
     result["warnings"] = [*records.warnings, *filter(None, [records.tls_problem()])]
     result["figures"] = key_figures(figs)
@@ -156,7 +164,10 @@ def _safe_write_report(capture: str, output: str, keylog: KeyLog | None = None, 
 @click.option("--leg", type=click.Choice(["server", "client"]), default="server", show_default=True,
               help="A capture taken at a proxy holds each connection twice: count this leg of it.")
 def report(capture: str, output: str, jobs: int | None, keylog_path: str | None, leg: str) -> None:
-    """One self-contained HTML page with the figures of `stats`, charts and the screen.
+    """One self-contained HTML page with the findings and figures of `stats`, charts and the screen.
+
+    Findings first (as `spicetool diagnose` finds them), each with its time linked to
+    the screen picture nearest before it and its evidence.
 
     Inline SVG charts (bandwidth over time, round trips, image bytes per codec),
     thumbnails of the screen at key moments (first complete picture, after each

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from spicetool.capture import (
     TCP_FIN,
     TCP_RST,
+    TCP_SYN,
     CaptureRecords,
     Channel,
     ChannelStats,
@@ -28,10 +29,17 @@ from spicetool.capture import (
 )
 from spicetool.render.damaged import UnknownArea
 from spicetool.stack.enums import LinkErr, MouseMode, SurfaceFlags
+from spicetool.stack.flow import AckWindow
 from spicetool.triage.scancodes import TextDecoder, code_bytes
 
 MOUSE_MODES = {MouseMode.SERVER: "server", MouseMode.CLIENT: "client"}
 BYTES_PER_PIXEL = 4  # the brief's yardstick for compression ratios: 32-bit pixels
+QUIET_SECONDS = 2.0  # a display channel without a server message this long is a quiet period (xclock ticks each 1 s)
+IN_FLIGHT = 4  # the last messages of each channel kept, to say what was in flight when it closed
+TCP_EVENTS = 200  # retransmissions and zero windows listed per direction (all are counted)
+_SEQ = 0xFFFFFFFF
+# what changes the screen: the first of them after an input ends its input-to-screen latency
+_SCREEN = ("copy_bits", "stream_data", "stream_data_sized")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -124,6 +132,33 @@ class SessionFigures:
     keyboard: TextDecoder = field(default_factory=TextDecoder)
     pointer: tuple[int, int] | None = None
     unknown: UnknownArea = field(default_factory=UnknownArea)  # display 0's pixels lost in capture gaps
+    pending_inputs: list[float] = field(default_factory=list)  # key presses and clicks no draw has followed yet
+    input_latency: list[tuple[float, float]] = field(default_factory=list)  # (input time, ms to the first draw)
+
+
+@dataclass
+class Tcp:
+    """One TCP direction's retransmissions and zero windows (for stalls and the network's share)."""
+
+    base: int | None = None  # first sequence number seen; offsets below are relative to it
+    high: int = 0  # highest sequence offset sent so far
+    retransmitted: int = 0
+    retransmitted_bytes: int = 0
+    retransmissions: list[tuple[float, int]] = field(default_factory=list)  # (time, frame), the first TCP_EVENTS
+    segments: int = 0  # with payload
+    zero_windows: int = 0  # segments advertising a zero window
+    zero_since: tuple[float, int] | None = None  # the open zero-window period: its first segment's time, frame
+    zero_periods: list[tuple[float, float, int, int]] = field(default_factory=list)  # start, end, frames
+    close: tuple[float, str, int] | None = None  # the first FIN or RST: time, "closed"/"reset", frame
+
+
+@dataclass
+class Display:
+    """A display channel's server-message pace and ACK window, for stalls."""
+
+    ack: AckWindow = field(default_factory=lambda: AckWindow(0))
+    last: tuple[float, int] | None = None  # the last server message: time, frame
+    quiet: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Figures:
@@ -139,6 +174,10 @@ class Figures:
         self.t_end: float | None = None
         self.frames = 0
         self.legs: dict[int, dict[str, Any]] = {}  # session -> its proxy legs (`legs_of`)
+        self.tcp: dict[tuple[str, str], Tcp] = defaultdict(Tcp)
+        self.recent: dict[int, deque] = defaultdict(lambda: deque(maxlen=IN_FLIGHT))  # channel -> last messages
+        self.displays: dict[int, Display] = defaultdict(Display)
+        self.channels: dict[int, Channel] = {}
 
     # -- input ---------------------------------------------------------------------------
     def count(self, seg: Segment) -> None:
@@ -154,6 +193,36 @@ class Figures:
             w.bins[int(seg.time - self.t0)] += len(seg.payload)
         if seg.flags & (TCP_FIN | TCP_RST) and (seg.src, seg.dst) not in self.closes:
             self.closes[(seg.src, seg.dst)] = (seg.time, "reset" if seg.flags & TCP_RST else "closed")
+        self._tcp(seg)
+
+    def _tcp(self, seg: Segment) -> None:
+        """Retransmissions (payload at or below what this direction already sent) and zero windows."""
+        tcp = self.tcp[(seg.src, seg.dst)]
+        if seg.flags & (TCP_FIN | TCP_RST) and tcp.close is None:
+            tcp.close = (seg.time, "reset" if seg.flags & TCP_RST else "closed", seg.frame)
+        if seg.window == 0 and not seg.flags & (TCP_RST | TCP_SYN):
+            tcp.zero_windows += 1
+            if tcp.zero_since is None:
+                tcp.zero_since = (seg.time, seg.frame)
+        elif seg.window > 0 and tcp.zero_since is not None:  # the window opens again
+            if len(tcp.zero_periods) < TCP_EVENTS:
+                tcp.zero_periods.append((tcp.zero_since[0], seg.time, tcp.zero_since[1], seg.frame))
+            tcp.zero_since = None
+        if not seg.payload:
+            return
+        tcp.segments += 1
+        if tcp.base is None:
+            tcp.base = seg.seq
+        start = (seg.seq - tcp.base) & _SEQ
+        if start > 1 << 31:  # before the first segment seen (reordered at a mid-session start)
+            return
+        end = start + len(seg.payload)
+        if end <= tcp.high:
+            tcp.retransmitted += 1
+            tcp.retransmitted_bytes += len(seg.payload)
+            if len(tcp.retransmissions) < TCP_EVENTS:
+                tcp.retransmissions.append((seg.time, seg.frame))
+        tcp.high = max(tcp.high, end)
 
     def _session(self, ch: Channel) -> SessionFigures:
         fig = self.sessions.get(ch.session)
@@ -169,26 +238,31 @@ class Figures:
         ch, f, t = rec.channel, rec.fields, rec.time
         label = f"{ch.channel}:{ch.channel_id}"
         if rec.layer == "gap":
-            fig.problems.append({"time": t, "channel": label, "kind": "tcp_gap", "direction": rec.direction.value,
+            fig.problems.append({"time": t, "frame": rec.frame, "channel": label, "kind": "tcp_gap", "direction": rec.direction.value,
                                  "detail": f"{rec.size} bytes missing from the capture"})
             if ch.channel == "display" and (ch.channel_id or 0) == 0 and rec.direction.value == "server" \
                     and f.get("framing") != "kept":
                 fig.unknown.lost_framing(t)
             return
         if rec.layer == "error":  # protocol_error, tls_error, tls_encrypted (no keys for the connection)
-            fig.problems.append({"time": t, "channel": label, "kind": rec.type,
+            fig.problems.append({"time": t, "frame": rec.frame, "channel": label, "kind": rec.type,
                                  "direction": rec.direction.value, "detail": str(f.get("reason"))})
             return
         if rec.layer == "link":
             err = f.get("error")
             if rec.type in ("link_reply", "link_result") and err not in (LinkErr.OK, "OK", None):
-                fig.problems.append({"time": t, "channel": label, "kind": "link_error", "direction": "server",
-                                     "detail": f"{rec.type}: {err}"})
+                name = LinkErr(err).name if isinstance(err, int) and err in LinkErr._value2member_map_ else str(err)
+                fig.problems.append({"time": t, "frame": rec.frame, "channel": label, "kind": "link_error",
+                                     "direction": "server", "detail": f"{rec.type}: {name}", "error": name})
             return
         if rec.layer != "message":
             return
         self.message_bins[(ch.index, rec.direction.value)][int(t - (self.t0 or t))] += 1
         name, server = rec.type, rec.direction.value == "server"
+        self.channels[ch.index] = ch
+        self.recent[ch.index].append((t, rec.frame, rec.direction.value, name))
+        if ch.channel == "display":
+            self._pace(fig, self.displays[ch.index], rec)
         if name == "ping" and server:
             fig.pings[ch.index].setdefault((f.get("id"), f.get("timestamp")), []).append(t)
         elif name == "pong" and not server:
@@ -196,7 +270,7 @@ class Figures:
             fig.pongs.append((t, ch.index, label, (f.get("id"), f.get("timestamp"))))
         elif name in ("notify", "disconnecting"):
             detail = f"reason {f.get('reason')}" if name == "disconnecting" else _notify_text(f)
-            fig.problems.append({"time": t, "channel": label, "kind": name, "direction": rec.direction.value,
+            fig.problems.append({"time": t, "frame": rec.frame, "channel": label, "kind": name, "direction": rec.direction.value,
                                  "detail": detail})
         elif ch.channel == "main" and server:
             self._main(fig, name, f, t)
@@ -223,6 +297,28 @@ class Figures:
             raw = _raw(f.get("uuid"))
             # the canonical form; QEMU without -uuid sends 16 zero bytes: no uuid
             fig.uuid = (str(uuid.UUID(bytes=raw)) if len(raw) == 16 else raw.hex()) if raw.strip(b"\0") else None
+
+    def _pace(self, fig: SessionFigures, disp: Display, rec: Record) -> None:
+        """A display channel's quiet periods (no server message for QUIET_SECONDS), with the ACK window's
+        state when each began; and input-to-screen latency (the first draw after a key press or click)."""
+        f, t = rec.fields, rec.time
+        if rec.direction.value == "client":
+            if rec.type == "ack_sync":
+                disp.ack.ack_sync(f.get("generation"))
+            elif rec.type == "ack":
+                disp.ack.ack()
+            return
+        if disp.last is not None and t - disp.last[0] >= QUIET_SECONDS:
+            disp.quiet.append({"start": disp.last[0], "end": t, "frame_before": disp.last[1], "frame_after": rec.frame,
+                               "unacked": disp.ack.unacked, "ack_window": disp.ack.window,
+                               "ack_window_full": disp.ack.window > 0 and disp.ack.full})
+        disp.last = (t, rec.frame)
+        if rec.type == "set_ack":
+            disp.ack.window, disp.ack.generation, disp.ack.unacked = f.get("window") or 0, f.get("generation"), 0
+        disp.ack.sent()
+        if fig.pending_inputs and (rec.type.startswith("draw_") or rec.type in _SCREEN):
+            fig.input_latency += [(ti, (t - ti) * 1000.0) for ti in fig.pending_inputs if ti <= t]
+            fig.pending_inputs = [ti for ti in fig.pending_inputs if ti > t]
 
     def _display(self, fig: SessionFigures, rec: Record, label: str) -> None:
         name, f, t = rec.type, rec.fields, rec.time
@@ -271,10 +367,12 @@ class Figures:
             before = len(kb.keys)
             kb.feed(t, _raw(data))
             fig.inputs += [{"time": k.time, "kind": "key", "key": k.name, "code": k.code} for k in kb.keys[before:]]
+            fig.pending_inputs += [k.time for k in kb.keys[before:]]
         elif name in ("key_down", "key_up") and isinstance(f.get("code"), int):
             before = len(kb.keys)
             kb.feed(t, code_bytes(f["code"]))
             fig.inputs += [{"time": k.time, "kind": "key", "key": k.name, "code": k.code} for k in kb.keys[before:]]
+            fig.pending_inputs += [k.time for k in kb.keys[before:]]
         elif name == "key_modifiers" and isinstance(f.get("modifiers"), int):
             kb.modifiers(f["modifiers"])
         elif name == "mouse_position":
@@ -283,6 +381,7 @@ class Figures:
             fig.inputs.append({"time": t, "kind": "click", "button": str(f.get("button")),
                                "x": fig.pointer[0] if fig.pointer else None,
                                "y": fig.pointer[1] if fig.pointer else None})
+            fig.pending_inputs.append(t)
 
     # -- output --------------------------------------------------------------------------
     def finish(self) -> None:
@@ -333,7 +432,16 @@ class Figures:
             "messages_per_second": {d: _series(b, first) for d, b in msgs.items()},
             "closed": None if end is None else {"time": round(end - t0, 6), "how": "reset" if "reset" in how
                                                  else "closed"},
+            "closes": {d: _close_json(self.tcp.get(k), t0) for d, k in (("client", (ch.client, ch.server)),
+                                                                         ("server", (ch.server, ch.client)))},
+            "tcp": {d: _tcp_json(self.tcp.get(k), t0) for d, k in (("client", (ch.client, ch.server)),
+                                                                    ("server", (ch.server, ch.client)))},
+            "last_messages": [{"time": round(t - t0, 6), "frame": fr, "direction": d, "type": n}
+                              for t, fr, d, n in self.recent.get(ch.index, ())],
         })
+        if ch.index in self.displays:
+            base["quiet"] = [{**q, "start": round(q["start"] - t0, 6), "end": round(q["end"] - t0, 6)}
+                             for q in self.displays[ch.index].quiet]
         return base
 
     def _session_json(self, fig: SessionFigures, t0: float) -> dict[str, Any]:
@@ -380,6 +488,7 @@ class Figures:
             "problems": [{**p, "time": round(p["time"] - t0, 6)} for p in fig.problems],
             "inputs": [{**i, "time": round(i["time"] - t0, 6)} for i in fig.inputs],
             "typed_text": fig.keyboard.typed,
+            "input_latency": _input_latency_json(fig, t0),
             "unknown": _unknown_json(fig, t0),
             "transport": sorted({st.channel.transport for st in fig.channels if st.channel.transport}),
             "failure": next((st.failure for st in fig.channels if st.failure), None),
@@ -390,6 +499,42 @@ class Figures:
 DELAY_HOW = ("per direction, the nth SPICE message of a channel on one leg is the nth on the other (the legs "
              "carry the same bytes); its delay is its time on the leg it passes second minus its time on the "
              "first (each the capture time of the TCP segment that completes the message)")
+
+
+def _close_json(tcp: Tcp | None, t0: float) -> dict[str, Any] | None:
+    """The first FIN or RST one side sent: when, how, in which frame."""
+    if tcp is None or tcp.close is None:
+        return None
+    return {"time": round(tcp.close[0] - t0, 6), "how": tcp.close[1], "frame": tcp.close[2]}
+
+
+def _tcp_json(tcp: Tcp | None, t0: float) -> dict[str, Any]:
+    """One direction's retransmitted segments and zero-window advertisements (the first TCP_EVENTS listed)."""
+    tcp = tcp or Tcp()
+    periods = list(tcp.zero_periods)
+    if tcp.zero_since is not None:  # still zero when the capture (or connection) ends
+        periods.append((tcp.zero_since[0], None, tcp.zero_since[1], None))
+    return {"segments": tcp.segments,
+            "retransmitted_segments": tcp.retransmitted, "retransmitted_bytes": tcp.retransmitted_bytes,
+            "retransmissions": [{"time": round(t - t0, 6), "frame": f} for t, f in tcp.retransmissions],
+            "zero_windows": tcp.zero_windows,
+            "zero_window_periods": [{"start": round(a - t0, 6), "end": None if b is None else round(b - t0, 6),
+                                     "frame": fa, "frame_open": fb} for a, b, fa, fb in periods]}
+
+
+INPUT_LATENCY_HOW = ("from each key press or click to the first draw on a display channel of the session after it "
+                     "(whatever caused that draw)")
+
+
+def _input_latency_json(fig: SessionFigures, t0: float) -> dict[str, Any]:
+    ms = [v for _, v in fig.input_latency]
+    out: dict[str, Any] = {"inputs": len(ms), "how": INPUT_LATENCY_HOW}
+    if ms:
+        out.update({"p50_ms": round(percentile(ms, 50), 3), "p95_ms": round(percentile(ms, 95), 3),
+                    "max_ms": round(max(ms), 3),
+                    "worst": [{"time": round(t - t0, 6), "ms": round(v, 3)}
+                              for t, v in sorted(fig.input_latency, key=lambda x: -x[1])[:5]]})
+    return out
 
 
 def _leg_json(ch: Channel) -> dict[str, Any]:

@@ -24,6 +24,8 @@ body.wide{max-width:none}.index td{white-space:nowrap}.index td.status{white-spa
 .thumbs{display:flex;flex-wrap:wrap;gap:10px}.thumbs figure{margin:0;width:242px}
 .thumbs img{display:block;border:1px solid #999}
 .thumbs figcaption{font-size:.85em;margin-top:3px}
+.findings tr.error td{background:#fde8e8}.findings tr.warning td{background:#fff4d6}
+.findings tr.info td{color:#555}
 .thumbs .none{width:240px;height:180px;border:1px dashed #999;display:flex;align-items:center;justify-content:center}
 """
 
@@ -51,6 +53,8 @@ def render_html(figs: dict[str, Any], source: str, damage: str | None = None,
     if damage:
         parts.append(f'<p class="damage" id="damage">Damaged capture: {escape(damage)}. '
                      f"The figures below stop where the damage starts.</p>")
+    if "findings" in figs:
+        parts.append(_findings(figs["findings"], screens))
     for s in figs["sessions"]:
         parts.append(_session(s, screens))
         if isinstance(screens, tuple) and screens[0] is None:
@@ -59,6 +63,35 @@ def render_html(figs: dict[str, Any], source: str, damage: str | None = None,
     data = json.dumps(figs, default=str).replace("</", "<\\/")
     parts.append(f'<script type="application/json" id="figures">{data}</script></body></html>')
     return "".join(parts)
+
+
+def _findings(findings: list[dict[str, Any]], screens: Screens | None) -> str:
+    """The findings of `diagnose`, worst first; each one's time links to the screen picture shown nearest
+    before it (the report's pictures are its timeline), or is plain text when there is none."""
+    out = ['<h2 id="findings">Findings</h2>']
+    if not findings:
+        return out[0] + '<p class="muted">none</p>'
+    thumbs = screens[1] if isinstance(screens, tuple) and screens[0] is not None else []
+    session = screens[0] if isinstance(screens, tuple) else None
+    rows = []
+    for k, f in enumerate(findings):
+        when = "" if f["time"] is None else f"{f['time']:.3f} s" + ("" if f["until"] is None else
+                                                                   f" – {f['until']:.3f} s")
+        cell = escape(when)
+        if f["time"] is not None and thumbs and f["session"] in (session, None):
+            before = [i for i, t in enumerate(thumbs) if t.at <= f["time"]]
+            if before:
+                cell = f'<a href="#screen-{session}-{before[-1]}">{cell}</a>'
+        where = " ".join(x for x in (f"session {f['session']}" if f["session"] is not None else "",
+                                     f["channel"] or "") if x)
+        evidence = escape(json.dumps(f["evidence"], default=str, separators=(", ", ": ")))
+        rows.append(f'<tr class="{escape(f["severity"])}" id="finding-{k}" data-kind="{escape(f["kind"])}"'
+                    f' data-time="{"" if f["time"] is None else f["time"]!r}"><td>{escape(f["severity"])}</td>'
+                    f"<td class=n>{cell}</td><td>{escape(where)}</td><td>{escape(f['kind'])}</td>"
+                    f"<td>{escape(f['title'])}<details><summary class=muted>evidence</summary><pre>{evidence}</pre>"
+                    "</details></td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("severity", "time", "where", "kind", "finding"))
+    return "".join(out) + f'<table class="findings"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
 def _screens(s: dict[str, Any], screens: Screens | None) -> str:
@@ -72,7 +105,7 @@ def _screens(s: dict[str, Any], screens: Screens | None) -> str:
     if session != s["session"]:
         return ""
     out = ['<h3>Screen</h3><div class="thumbs">']
-    for t in thumbs:
+    for i, t in enumerate(thumbs):
         caption = f"{t.at:.2f} s: {t.label}" + (f" ({t.width}x{t.height})" if t.png else "")
         if t.png is None:
             pic = '<div class="none muted">nothing on the screen yet</div>'
@@ -80,7 +113,7 @@ def _screens(s: dict[str, Any], screens: Screens | None) -> str:
             w = min(t.width, THUMB_WIDTH)
             pic = (f'<img src="{t.data_uri()}" width="{w}" height="{round(t.height * w / t.width)}" '
                    f'alt="{escape(t.label)}">')
-        out.append(f'<figure class="thumb" data-at="{t.at!r}">{pic}<figcaption>{escape(caption)}</figcaption>'
+        out.append(f'<figure class="thumb" id="screen-{s["session"]}-{i}" data-at="{t.at!r}">{pic}<figcaption>{escape(caption)}</figcaption>'
                    f"</figure>")
     out.append("</div>")
     if warnings:

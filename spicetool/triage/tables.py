@@ -39,7 +39,35 @@ def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
     return table
 
 
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+
+
+def render_findings(findings: list[dict[str, Any]], console: Console, evidence: bool = False) -> None:
+    """The findings, worst first: severity, time, session and channel, kind, title (and, for `diagnose`,
+    the evidence as one compact JSON line each)."""
+    import json
+
+    table = _table(f"findings ({_counts(findings)})", "severity", "time", "where", "kind", "title", right=("time",))
+    for f in findings:
+        t = "" if f["time"] is None else f"{f['time']:.3f}" + ("" if f["until"] is None else f"–{f['until']:.3f}")
+        where = " ".join(x for x in (f"s{f['session']}" if f["session"] is not None else "", f["channel"] or "") if x)
+        table.add_row(f"[{SEVERITY_STYLE[f['severity']]}]{f['severity']}[/]", t, where, f["kind"], f["title"])
+        if evidence and f["evidence"]:
+            text = json.dumps(f["evidence"], default=str, separators=(",", ":"))
+            table.add_row("", "", "", "", f"[dim]{text if len(text) <= 300 else text[:297] + '...'}[/]")
+    console.print(table)
+
+
+def _counts(findings: list[dict[str, Any]]) -> str:
+    if not findings:
+        return "none"
+    n = {sev: sum(1 for f in findings if f["severity"] == sev) for sev in ("error", "warning", "info")}
+    return ", ".join(f"{v} {k}" for k, v in n.items() if v)
+
+
 def render(figs: dict[str, Any], console: Console, input_limit: int = 200) -> None:
+    if "findings" in figs:
+        render_findings(figs["findings"], console)
     if len(figs["sessions"]) > MANY_SESSIONS:
         _compact(figs["sessions"], console.file)
         return

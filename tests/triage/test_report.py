@@ -36,7 +36,8 @@ class Page(HTMLParser):
         self.tags[tag] = self.tags.get(tag, 0) + 1
         a = dict(attrs)
         for key in ("src", "href"):
-            if key in a and not (tag == "img" and key == "src" and a[key].startswith("data:image/png;base64,")):
+            if key in a and not (tag == "img" and key == "src" and a[key].startswith("data:image/png;base64,")) \
+                    and not (tag == "a" and key == "href" and a[key].startswith("#")):  # a link within the page
                 self.external.append(f"{tag} {key}={a[key]}")
         if tag == "figure" and "data-at" in a:
             self.thumbs.append(float(a["data-at"]))

@@ -1,0 +1,84 @@
+"""Display stalls told apart by their cause, and the network under them: a display channel quiet for
+a while (no server message for QUIET_SECONDS, figures.py) because the client stopped acknowledging
+(ACK window full), because its TCP window was zero (a slow client), because of retransmissions (the
+network), or because the server had nothing to send while the user was waiting for it (the guest)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from spicetool.triage.findings.base import INFO, WARNING, Finding, secs
+
+ZERO_WINDOW_SECONDS = 0.5  # a zero window shorter than this is TCP's ordinary flow control
+RETRANSMIT_SHARE = 0.01  # of a direction's segments
+RETRANSMIT_MIN = 5  # a handful on loopback are the kernel's own (an early retransmit of a large first write)
+RETRANSMIT_BYTES = 16 * 1024  # and at least this much data sent again (a busy host's late ACKs re-send tiny messages)
+NEAR = 0.5  # seconds before a quiet period in which a retransmission still counts as its cause
+
+
+def _within(times: list[dict[str, Any]], start: float, end: float) -> list[dict[str, Any]]:
+    return [x for x in times if start - NEAR <= x["time"] <= end]
+
+
+def _zero_overlap(periods: list[dict[str, Any]], start: float, end: float) -> list[dict[str, Any]]:
+    return [p for p in periods if p["start"] <= end and (p["end"] is None or p["end"] >= start)]
+
+
+def rules(s: dict[str, Any]) -> Iterator[Finding]:
+    n = s["session"]
+    inputs = s.get("inputs", [])
+    gaps = [p for p in s["problems"] if p["kind"] == "tcp_gap"]
+    for ch in s["channels"]:
+        yield from _network(n, ch)
+        for q in ch.get("quiet", []):
+            start, end = q["start"], q["end"]
+            retrans = _within(ch["tcp"]["server"]["retransmissions"], start, end)
+            zero = _zero_overlap(ch["tcp"]["client"]["zero_window_periods"], start, end)
+            waiting = [i for i in inputs if start < i["time"] < end]
+            lost = [g for g in gaps if g["channel"] == ch["name"] and start - NEAR <= g["time"] <= end + NEAR]
+            if q["ack_window_full"]:
+                cause, why = "ack_window_full", (f"the client stopped acknowledging: {q['unacked']} messages unacked, "
+                                                 f"window {q['ack_window']}")
+            elif zero:
+                cause, why = "zero_window", "the client's TCP receive window was zero (a slow or stopped client)"
+            elif retrans:
+                cause, why = "retransmissions", f"{len(retrans)} retransmitted segments (the network lost data)"
+            elif lost:
+                cause, why = "capture_gap", "segments are missing from the capture here (not a stall on the wire)"
+            elif waiting:
+                cause, why = "server_quiet", (f"the server sent nothing while {len(waiting)} inputs waited "
+                                              "(the guest did not draw)")
+            else:
+                continue  # an idle screen: nothing to draw is no trouble
+            ev = {"cause": cause, "seconds": round(end - start, 3), "frame_before": q["frame_before"],
+                  "frame_after": q["frame_after"], "unacked": q["unacked"], "ack_window": q["ack_window"],
+                  "retransmissions": retrans[:20], "zero_window_periods": zero[:20],
+                  "inputs_waiting": len(waiting), "capture_gaps": len(lost)}
+            yield Finding(INFO if cause == "capture_gap" else WARNING, "display_stall",
+                          f"{ch['name']}: no screen update for {end - start:.1f} s from {secs(start)}: {why}",
+                          start, end, session=n, channel=ch["name"], evidence=ev)
+
+
+def _network(n: int | None, ch: dict[str, Any]) -> Iterator[Finding]:
+    for side, tcp in ch.get("tcp", {}).items():
+        r, rb, sent = tcp["retransmitted_segments"], tcp["retransmitted_bytes"], ch["wire_bytes"][side]
+        if r >= RETRANSMIT_MIN and r >= RETRANSMIT_SHARE * max(tcp["segments"], 1):
+            first = tcp["retransmissions"][0]
+            heavy = rb >= RETRANSMIT_BYTES and rb >= RETRANSMIT_SHARE * max(sent, 1)
+            yield Finding(WARNING if heavy else INFO, "retransmissions",
+                          f"{ch['name']}: {r} of {tcp['segments']} segments from the {side} retransmitted "
+                          f"({100 * r / max(tcp['segments'], 1):.1f} %): the network loses data",
+                          first["time"], tcp["retransmissions"][-1]["time"], session=n, channel=ch["name"],
+                          evidence={"side": side, "retransmitted_segments": r, "segments": tcp["segments"],
+                                    "retransmitted_bytes": rb, "bytes": sent,
+                                    "first_frames": [x["frame"] for x in tcp["retransmissions"][:10]]})
+        long = [p for p in tcp["zero_window_periods"]
+                if p["end"] is None or p["end"] - p["start"] >= ZERO_WINDOW_SECONDS]
+        if long:
+            worst = max(long, key=lambda p: (p["end"] if p["end"] is not None else float("inf")) - p["start"])
+            span = "until the end" if worst["end"] is None else f"for {worst['end'] - worst['start']:.1f} s"
+            yield Finding(WARNING, "zero_window",
+                          f"{ch['name']}: the {side}'s TCP receive window was zero {span} from {secs(worst['start'])} "
+                          f"(it stopped reading: a slow, busy or stopped {side})",
+                          worst["start"], worst["end"], session=n, channel=ch["name"],
+                          evidence={"side": side, "periods": long[:20], "zero_window_segments": tcp["zero_windows"]})
