@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 CONVERTIBLE = frozenset({"draw_fill", "draw_copy", "copy_bits"})
 OP_PUT = int(Ropd.OP_PUT)
+# captured image types -> the encoder that makes them (qxl/images.py); others: the client's own
+CODECS = {"BITMAP": "off", "QUIC": "quic", "LZ_RGB": "lz", "GLZ_RGB": "glz", "LZ4": "lz4"}
 
 
 def _clip(base: dict) -> tuple[Rect, ...] | None | bool:
@@ -84,4 +86,5 @@ def command(rec: Any, screen: SessionScreen, id_space: int = 0) -> Command | Non
         return DrawFill(PRIMARY_SURFACE, box, int(d["brush"]["color"]) & 0xFFFFFF, clip)
     px = s.pixels[box.top:box.bottom, box.left:box.right].copy()
     px[:, :, 3] = 0
-    return DrawCopy(PRIMARY_SURFACE, box, px, content_id(px) ^ id_space, clip=clip)
+    kind = d["src_bitmap"]["descriptor"].get("type")
+    return DrawCopy(PRIMARY_SURFACE, box, px, content_id(px) ^ id_space, clip=clip, codec=CODECS.get(kind))
