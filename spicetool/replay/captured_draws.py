@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from spicetool.qxl.commands import PRIMARY_SURFACE, Command, CopyBits, DrawCopy, DrawFill, content_id
-from spicetool.stack.enums import Ropd
+from spicetool.stack.enums import Ropd, SurfaceFlags
 from spicetool.stack.geometry import Rect
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 CONVERTIBLE = frozenset({"draw_fill", "draw_copy", "copy_bits"})
 OP_PUT = int(Ropd.OP_PUT)
+SURFACE_FLAG_PRIMARY = int(SurfaceFlags.PRIMARY)
 # captured image types -> the encoder that makes them (qxl/images.py); others: the client's own
 CODECS = {"BITMAP": "off", "QUIC": "quic", "LZ_RGB": "lz", "GLZ_RGB": "glz", "LZ4": "lz4"}
 
@@ -44,6 +45,8 @@ def _plain(d: dict) -> bool:
 
 def convertible(rec: Any, screen: SessionScreen) -> bool:
     """Whether this display record becomes a command (checked before it is fed)."""
+    if rec.type == "surface_create":   # a new primary surface: the device's own create
+        return bool(int(rec.fields.get("flags", 0)) & SURFACE_FLAG_PRIMARY)
     if rec.type not in CONVERTIBLE or getattr(rec.event, "lost", ()):
         return False
     f = rec.fields

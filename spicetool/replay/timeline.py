@@ -149,6 +149,20 @@ class Converter:
             out += [_copy(new, piece, id_space=self.id_space) for piece in _outside(b, videos)]
         return out
 
+    def new_primary(self, screen: SessionScreen) -> list[Command]:
+        """A captured new primary surface as the device's own (commands mode): destroyed and
+        created, and drawn only where the new surface is not the black it starts as."""
+        new = screen.picture_bgrx(force=not screen.ready)
+        if new is None:
+            return []
+        old, self.picture = self.picture, new
+        h, w = new.shape[:2]
+        out: list[Command] = [] if old is None else [SurfaceDestroy(PRIMARY_SURFACE)]
+        out.append(SurfaceCreate(PRIMARY_SURFACE, w, h))
+        if new[..., :3].any():
+            out.append(_copy(new, Rect(0, 0, w, h), id_space=self.id_space))
+        return out
+
     def cursor(self, screen: SessionScreen) -> list[Command]:
         """Commands for what changed on the captured pointer."""
         c = screen.cursor
@@ -258,11 +272,14 @@ class Timeline:
                 # its own command, after the pictures of what came before it in this frame
                 pending = (conv.show(screen) if dirty else []) + cursor
                 screen.feed(rec)
-                cmd = captured_draws.command(rec, screen, conv.id_space)
-                conv.picture = screen.picture_bgrx(force=not screen.ready)
-                if cmd is not None:
-                    self.converted += 1
-                    pending.append(cmd)
+                if rec.type == "surface_create":
+                    pending += conv.new_primary(screen)
+                else:
+                    cmd = captured_draws.command(rec, screen, conv.id_space)
+                    conv.picture = screen.picture_bgrx(force=not screen.ready)
+                    if cmd is not None:
+                        self.converted += 1
+                        pending.append(cmd)
                 if pending and not (dirty or cursor or self._pending):
                     since = rec.time
                 self._pending += pending

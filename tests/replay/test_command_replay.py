@@ -61,7 +61,8 @@ def first_difference(got: list, want: list) -> str:
     return f"sent {len(got)} draws, captured {len(want)}"
 
 
-@pytest.mark.parametrize("name", ["img-quic.pcapng", "img-lz.pcapng", "typing.pcapng"])
+@pytest.mark.parametrize("name", ["img-quic.pcapng", "img-lz.pcapng", "typing.pcapng", "img-glz.pcap",
+                                  "hd-1080.pcapng", "long-desktop.pcapng"])
 def test_commands_mode_submits_the_captured_draws_and_ends_on_the_truth(name):
     from spicetool.render.frames import picture_at
     path = capture(name)
