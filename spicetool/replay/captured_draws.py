@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from spicetool.qxl.commands import PRIMARY_SURFACE, Command, CopyBits, DrawCopy, DrawFill, content_id
-from spicetool.stack.enums import Ropd, SurfaceFlags
+from spicetool.stack.enums import ImageFlags, Ropd, SurfaceFlags
 from spicetool.stack.geometry import Rect
 
 if TYPE_CHECKING:
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 CONVERTIBLE = frozenset({"draw_fill", "draw_copy", "copy_bits"})
 OP_PUT = int(Ropd.OP_PUT)
 SURFACE_FLAG_PRIMARY = int(SurfaceFlags.PRIMARY)
+CACHE_ME = int(ImageFlags.CACHE_ME)
+FROM_CACHE = ("FROM_CACHE", "FROM_CACHE_LOSSLESS")
 # captured image types -> the encoder that makes them (qxl/images.py); others: the client's own
 CODECS = {"BITMAP": "off", "QUIC": "quic", "LZ_RGB": "lz", "GLZ_RGB": "glz", "LZ4": "lz4"}
 
@@ -89,5 +91,10 @@ def command(rec: Any, screen: SessionScreen, id_space: int = 0) -> Command | Non
         return DrawFill(PRIMARY_SURFACE, box, int(d["brush"]["color"]) & 0xFFFFFF, clip)
     px = s.pixels[box.top:box.bottom, box.left:box.right].copy()
     px[:, :, 3] = 0
-    kind = d["src_bitmap"]["descriptor"].get("type")
-    return DrawCopy(PRIMARY_SURFACE, box, px, content_id(px) ^ id_space, clip=clip, codec=CODECS.get(kind))
+    desc = d["src_bitmap"]["descriptor"]
+    kind = desc.get("type")
+    # cacheable where the captured server cached it (CACHE_ME) or drew it from the cache: the
+    # same pixels get the same id, so the client's cache hits where the captured one did
+    cached = kind in FROM_CACHE or int(desc.get("flags", 0)) & CACHE_ME
+    return DrawCopy(PRIMARY_SURFACE, box, px, content_id(px) ^ id_space if cached else None, clip=clip,
+                    codec=CODECS.get(kind))
