@@ -100,6 +100,11 @@ async def run(opts: ServeOptions, console: Console) -> None:
                          log=lambda t: console.print(t, markup=False),  # client bytes are no markup
                          verbose=opts.verbose, image_compression=opts.image_compression,
                          agent=agent, secure_channels=opts.secure_channels, displays=displays)
+    if opts.replay is not None:
+        server.replay_note = (
+            "replay mode commands: the whole screen as it is now, then the captured fills, image "
+            "copies and copy_bits as captured; other draws as pictures of what they changed"
+            if opts.replay_mode == "commands" else "replay mode pictures: changed bands of the rendered picture")
     if opts.replay is not None:  # new draws are encoded ahead, off the event loop
         replay.prepare_command = Prebuilder(lambda: server.image_compression)
     await server.start(opts.host, opts.port)
