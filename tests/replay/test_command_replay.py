@@ -122,3 +122,21 @@ def test_spicy_receives_the_captured_draw_stream(spice_server, tmp_path, name, c
     assert len(images) == len(captured_images)
     wrong = [(i, p) for i, p in enumerate(pairs) if p[0] != p[1]]
     assert not wrong, f"{len(wrong)} images differ (draw_copy index, (sent, captured)): {wrong[:5]}"
+
+
+@pytest.mark.parametrize("name", ["typing.pcapng", "img-glz.pcap"])
+def test_commands_from_the_middle_start_on_the_picture_there_and_end_on_the_truth(name):
+    """--from T: the whole screen at T first (a picture), then the captured draws after T."""
+    from spicetool.render.frames import picture_at
+    path = capture(name)
+    whole = list(Timeline(str(path), mode="commands").frames())
+    middle = whole[len(whole) // 2].at
+    timeline = Timeline(str(path), start=middle, mode="commands")
+    frames = list(timeline.frames())
+    assert frames[0].first and any(isinstance(c, DrawCopy) for c in frames[0].commands)
+    device = QxlDevice()
+    for f in frames:
+        for c in f.commands:
+            device.submit(c)
+    assert 0 < timeline.converted < len(captured_draws(path))
+    assert np.array_equal(device.framebuffer_rgb(), picture_at(str(path)).image)
