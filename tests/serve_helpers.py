@@ -80,7 +80,7 @@ class ServerThread:
                  start: float = 0.0, stop: float | None = None, pause_at: float | None = None,
                  agent: bool = False, agent_dir: Path | None = None, agent_max_file: int = 1 << 20,
                  tls: bool = False, secure_channels: set = frozenset(), heads: bool = False,
-                 image_compression: str = "off", keylog: Path | None = None):
+                 image_compression: str = "off", keylog: Path | None = None, replay_mode: str = "pictures"):
         """`heads`: replay every display channel of the capture, a device each (as `spicetool
         serve --replay` does); without, display 0 into `device` alone."""
         self.port = 0
@@ -94,14 +94,14 @@ class ServerThread:
             from spicetool.replay.heads import HeadsReplay
             self.replay = HeadsReplay(str(replay), speed, loop, start=start, stop=stop, pause_at=pause_at,
                                       keylog=str(keylog) if keylog is not None else None,
-                                      warn=self.messages.append)
+                                      warn=self.messages.append, mode=replay_mode)
             self.replay.prepare()
             displays = self.replay.devices
             self.device = displays[min(displays)]
         elif replay is not None:
             from spicetool.replay.capture_replay import CaptureReplay
             self.replay = CaptureReplay(self.device, str(replay), speed, loop, start=start, stop=stop,
-                                        pause_at=pause_at)
+                                        pause_at=pause_at, mode=replay_mode)
             self.replay.prepare()
         else:
             self.desktop = DemoDesktop(self.device, *size)

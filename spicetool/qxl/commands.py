@@ -58,6 +58,8 @@ class DrawCopy:
     stream: int | None = field(default=None, compare=False)   # set: a frame of this video stream
     video: bool = False   # a frame of a video the guest plays (a replayed capture's stream)
     clip: tuple[Rect, ...] | None = None   # drawn only inside these (the Linux KMS driver's dirty rects)
+    # set: the codec the image is sent in where the client can take it (a replayed capture's own)
+    codec: str | None = None
 
 
 @dataclass

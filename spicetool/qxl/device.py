@@ -380,10 +380,11 @@ class QxlDevice:
 
     def _with_caller_hints(self, cmd: DrawCopy) -> DrawCopy:
         """What the caller of submit() knows of this draw beyond guest memory: the encodings the
-        worker made ahead for it (`shared`) and whether it is a frame of the guest's video."""
+        worker made ahead for it (`shared`), whether it is a frame of the guest's video, and the
+        image type a replayed capture sent it in (`codec`)."""
         c = self._caller
         if isinstance(c, DrawCopy) and (c.surface_id, c.rect, c.image_id) == (cmd.surface_id, cmd.rect, cmd.image_id):
-            cmd.shared, cmd.video = c.shared, c.video
+            cmd.shared, cmd.video, cmd.codec = c.shared, c.video, c.codec
         return cmd
 
     def _image(self, img: dict, src: Rect, dest: Rect) -> tuple[np.ndarray, int | None]:

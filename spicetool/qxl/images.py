@@ -77,10 +77,11 @@ def codec_for(pixels: np.ndarray, setting: str, shared: dict | None = None) -> s
 
 
 def encode_image(pixels: np.ndarray, codec: str, glz: codecs.GlzEncoder | None = None,
-                 image_id: int | None = None) -> dict:
-    """Image fields of (h, w, 4) BGRX pixels in `codec` (a stateless one unless `glz` is given)."""
+                 image_id: int | None = None, exact: bool = False) -> dict:
+    """Image fields of (h, w, 4) BGRX pixels in `codec` (a stateless one unless `glz` is given).
+    `exact`: a tiny image too (a replayed capture's own type), where the encoder takes it."""
     h, w = pixels.shape[:2]
-    if codec == "off" or w * h < MIN_PIXELS_TO_COMPRESS:
+    if codec == "off" or w * h < MIN_PIXELS_TO_COMPRESS and not exact:
         return bitmap_image(pixels, image_id)
     try:
         return _compressed(pixels, w, h, codec, glz, image_id)
@@ -141,7 +142,14 @@ class ClientImages:
         else:
             self.glz = None
 
-    def codec_for(self, pixels: np.ndarray, shared: dict | None = None) -> str:
+    def codec_for(self, pixels: np.ndarray, shared: dict | None = None, wanted: str | None = None) -> str:
+        """`wanted`: a codec asked for this picture (a replayed capture's image type), taken
+        when this client may get it and the build has its encoder, else the channel's own."""
+        if wanted is not None and effective_codec(wanted, self.lz4_allowed, self.glz_allowed) == wanted:
+            if wanted != "glz" or self.glz is not None:
+                return wanted
+            self.glz = codecs.GlzEncoder(16)   # the capture used GLZ where the setting did not
+            return wanted
         return codec_for(pixels, self.codec, shared)
 
     @staticmethod
@@ -150,10 +158,11 @@ class ClientImages:
         this client decoded before)."""
         return codec != "glz"
 
-    def encode(self, pixels: np.ndarray, image_id: int | None = None, codec: str | None = None) -> dict:
+    def encode(self, pixels: np.ndarray, image_id: int | None = None, codec: str | None = None,
+               exact: bool = False) -> dict:
         """This client's own encoding (GLZ, or a picture no other client gets)."""
         codec = codec or self.codec_for(pixels)
-        return encode_image(pixels, codec, self.glz if codec == "glz" else None, image_id)
+        return encode_image(pixels, codec, self.glz if codec == "glz" else None, image_id, exact)
 
     def count(self, image: dict) -> None:
         self.stats["images_" + image["descriptor"]["type"]] += 1

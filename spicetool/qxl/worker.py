@@ -92,11 +92,12 @@ def surface_image(surface_id: int) -> dict:
             "surface": {"surface_id": surface_id}}
 
 
-def _shared_image(images: ClientImages, codec: str, pixels, shared: dict, image_id: int | None) -> dict:
+def _shared_image(images: ClientImages, codec: str, pixels, shared: dict, image_id: int | None,
+                  exact: bool = False) -> dict:
     key = ("image", codec)
     image = shared.get(key)
     if image is None:
-        image = shared[key] = images.encode(pixels, image_id, codec)
+        image = shared[key] = images.encode(pixels, image_id, codec, exact)
     return image
 
 
@@ -108,7 +109,8 @@ def _variant(shared: dict, key, make) -> Shared:
 
 
 def copy_message(surface_id: int, rect: Rect, pixels, images: ClientImages, shared: dict | None,
-                 image_id: int | None = None, clip: tuple[Rect, ...] | None = None) -> list[Msg]:
+                 image_id: int | None = None, clip: tuple[Rect, ...] | None = None,
+                 wanted: str | None = None) -> list[Msg]:
     """DRAW_COPY of `pixels` for one client, as spice-server's fill_bits: FROM_CACHE when the
     client holds the image, else the image (CACHE_ME when it is cacheable and fits, after an
     INVAL_LIST of what it pushes out). With a stateless codec the encoding and each variant of
@@ -128,14 +130,14 @@ def copy_message(surface_id: int, rect: Rect, pixels, images: ClientImages, shar
             flags = IMAGE_FLAG_CACHE_ME
             out += inval_lists(evicted)
             images.stats["pixmaps_evicted"] += len(evicted)
-    codec = images.codec_for(pixels, shared)
+    codec = images.codec_for(pixels, shared, wanted)
     if images.stateless(codec) and shared is not None:
-        image = _shared_image(images, codec, pixels, shared, image_id)
+        image = _shared_image(images, codec, pixels, shared, image_id, codec == wanted)
         msg = _variant(shared, (codec, flags),
                        lambda: draw_copy(surface_id, rect, with_flags(image, flags), clip=clip))
         images.count(image)
         return out + [msg]
-    image = with_flags(images.encode(pixels, image_id, codec), flags)
+    image = with_flags(images.encode(pixels, image_id, codec, codec == wanted), flags)
     images.count(image)
     return out + [draw_copy(surface_id, rect, image, clip=clip)]
 
@@ -145,10 +147,10 @@ def prebuild(cmd: Command, images: ClientImages) -> None:
     codec: the message without flags and, for a cacheable image, with CACHE_ME."""
     if not isinstance(cmd, DrawCopy):
         return
-    codec = images.codec_for(cmd.pixels, cmd.shared)
+    codec = images.codec_for(cmd.pixels, cmd.shared, cmd.codec)
     if not images.stateless(codec):
         return
-    image = _shared_image(images, codec, cmd.pixels, cmd.shared, cmd.image_id)
+    image = _shared_image(images, codec, cmd.pixels, cmd.shared, cmd.image_id, codec == cmd.codec)
     for flags in (0, IMAGE_FLAG_CACHE_ME) if cmd.image_id is not None else (0,):
         _variant(cmd.shared, (codec, flags), lambda: draw_copy(
             cmd.surface_id, cmd.rect, with_flags(image, flags), clip=cmd.clip)).with_mini_header()
@@ -219,7 +221,8 @@ def display_messages(cmd: Command, monitors: bool, images: ClientImages) -> list
     if isinstance(cmd, DrawFill):
         return [draw_fill(cmd.surface_id, cmd.rect, cmd.color, cmd.clip)]
     if isinstance(cmd, DrawCopy):
-        return copy_message(cmd.surface_id, cmd.rect, cmd.pixels, images, cmd.shared, cmd.image_id, cmd.clip)
+        return copy_message(cmd.surface_id, cmd.rect, cmd.pixels, images, cmd.shared, cmd.image_id, cmd.clip,
+                            cmd.codec)
     if isinstance(cmd, CopySurface):   # the client copies from its own copy of that surface
         return [draw_copy(cmd.surface_id, cmd.rect, surface_image(cmd.src_surface), cmd.src_rect)]
     if isinstance(cmd, CopyBits):   # the client moves its own pixels, as spice-server sends it

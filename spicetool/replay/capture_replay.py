@@ -103,7 +103,7 @@ class CaptureReplay:
     def __init__(self, device: QxlDevice, capture: str, speed: float = 1.0, loop: bool = False,
                  session: int | None = None, start: float = 0.0, stop: float | None = None,
                  pause_at: float | None = None, prepare: Callable[[Command], None] | None = None,
-                 display: int = 0, keylog: str | None = None):
+                 display: int = 0, keylog: str | None = None, mode: str = "pictures"):
         """`start`/`stop`/`pause_at` are seconds from the capture's first record (as render's
         --start/--end): the replay starts on the picture at `start` (inf: the final picture),
         ends at `stop`, and holds at `pause_at` until `resume()`. `prepare` is called on each
@@ -112,7 +112,7 @@ class CaptureReplay:
         if stop is not None and stop < start:
             raise ReplayError(f"--to {stop:g} is before --from {start:g}")
         self.device, self.capture, self.speed, self.loop = device, capture, speed, loop
-        self.timeline = Timeline(capture, session, start, stop, pause_at, loop, display, keylog)
+        self.timeline = Timeline(capture, session, start, stop, pause_at, loop, display, keylog, mode)
         self.pause_at = pause_at
         self.prepare_command = prepare
         self.paused = asyncio.Event()     # set while held at pause_at

@@ -49,12 +49,12 @@ class HeadsReplay:
     def __init__(self, capture: str, speed: float = 1.0, loop: bool = False, session: int | None = None,
                  start: float = 0.0, stop: float | None = None, pause_at: float | None = None,
                  keylog: str | None = None, displays: list[int] | None = None,
-                 warn: Callable[[str], None] | None = None):
+                 warn: Callable[[str], None] | None = None, mode: str = "pictures"):
         ids = displays if displays is not None else display_channels(capture, session, keylog)
         self.capture, self.warn = capture, warn
         self.heads: dict[int, CaptureReplay] = {
             cid: CaptureReplay(QxlDevice(), capture, speed, loop, session, start, stop, pause_at,
-                               display=cid, keylog=keylog) for cid in ids}
+                               display=cid, keylog=keylog, mode=mode) for cid in ids}
         self.paused = asyncio.Event()     # set while every head is held at pause_at
 
     @property

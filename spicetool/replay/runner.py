@@ -41,6 +41,7 @@ class ServeOptions:
     start: float = 0.0
     stop: float | None = None
     pause_at: float | None = None
+    replay_mode: str = "pictures"   # or commands: the captured draws as their own commands
     # agent
     agent: bool = False
     agent_dir: Path | None = None
@@ -68,7 +69,8 @@ async def run(opts: ServeOptions, console: Console) -> None:
         replay = HeadsReplay(str(opts.replay), opts.speed, opts.loop, start=opts.start, stop=opts.stop,
                              pause_at=opts.pause_at,
                              keylog=str(opts.tls_keylog) if opts.tls_keylog is not None else None,
-                             warn=lambda t: console.print(f"warning: {t}", markup=False))
+                             warn=lambda t: console.print(f"warning: {t}", markup=False),
+                             mode=opts.replay_mode)
         for dev in replay.devices.values():
             _with_streams(dev, opts)
         sizes = replay.prepare()
@@ -76,7 +78,7 @@ async def run(opts: ServeOptions, console: Console) -> None:
         device = displays[min(displays)]
         heads = ", ".join(f"{w}x{h}" if len(sizes) == 1 else f"display {cid} {w}x{h}"
                           for cid, (w, h) in sizes.items())
-        what = f"a replay of {opts.replay.name} ({heads}, speed {opts.speed:g}{', looping' if opts.loop else ''})"
+        what = f"a replay of {opts.replay.name} ({heads}, {opts.replay_mode} mode, speed {opts.speed:g}{', looping' if opts.loop else ''})"
     else:
         desktop = DemoDesktop(device, *opts.size)
         desktop.draw_initial()
@@ -98,6 +100,11 @@ async def run(opts: ServeOptions, console: Console) -> None:
                          log=lambda t: console.print(t, markup=False),  # client bytes are no markup
                          verbose=opts.verbose, image_compression=opts.image_compression,
                          agent=agent, secure_channels=opts.secure_channels, displays=displays)
+    if opts.replay is not None:
+        server.replay_note = (
+            "replay mode commands: the whole screen as it is now, then the captured fills, image "
+            "copies and copy_bits as captured; other draws as pictures of what they changed"
+            if opts.replay_mode == "commands" else "replay mode pictures: changed bands of the rendered picture")
     if opts.replay is not None:  # new draws are encoded ahead, off the event loop
         replay.prepare_command = Prebuilder(lambda: server.image_compression)
     await server.start(opts.host, opts.port)
@@ -123,6 +130,10 @@ async def run(opts: ServeOptions, console: Console) -> None:
                 damage = replay.timeline.damage
                 if damage:
                     console.print(f"warning: {opts.replay}: {damage}; replayed what came before", markup=False)
+                if opts.replay_mode == "commands":
+                    sent = sum(h.timeline.converted for h in replay.heads.values())
+                    console.print(f"replay mode commands: {sent} captured draws sent as their own commands, "
+                                  "the rest (and every client's first picture) as pictures", markup=False)
                 console.print("replay finished; holding its last picture")
             else:
                 console.print(f"replay stopped: {t.exception()}", markup=False)

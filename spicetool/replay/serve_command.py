@@ -110,6 +110,11 @@ def _password(password: str | None, password_file: Path | None, disable_ticketin
 @click.option("--pause-at", default=None, callback=lambda c, p, v: _when(v, "--pause-at"),
               help="--replay: hold the picture at this many seconds from the capture's start "
                    "until SIGUSR1.")
+@click.option("--replay-mode", type=click.Choice(["pictures", "commands"]), default="pictures",
+              show_default=True,
+              help="--replay: 'commands' sends the captured fills, copies of images and copy_bits "
+                   "as their own draws (other draws, and a client's first picture, as pictures "
+                   "of what changed); 'pictures' sends changed bands of the rendered picture.")
 @click.option("--agent", is_flag=True,
               help="A guest agent behind the main channel (as the Linux spice-vdagent): the client "
                    "resizes the desktop (MONITORS_CONFIG), clipboard, file transfer, mouse state.")
@@ -134,7 +139,7 @@ def serve(host: str, port: int, password: str | None, password_file: Path | None
           disable_ticketing: bool, size: tuple[int, int], fps: float, still: bool,
           input_log: Path | None, image_compression: str, streaming_video: str, name: str, link_timeout: float,
           ping_interval: float, replay: Path | None, tls_keylog: Path | None, speed: float, loop: bool, start: float | None,
-          stop: float | None, pause_at: float | None, agent: bool, agent_dir: Path | None,
+          stop: float | None, pause_at: float | None, replay_mode: str, agent: bool, agent_dir: Path | None,
           agent_max_file: int, tls_port: int | None, cert: Path | None, key: Path | None,
           secure_channels: str, verbose: bool) -> None:
     """Serve a desktop over SPICE to real clients (remote-viewer, spicy, spicy-screenshot).
@@ -177,7 +182,7 @@ def serve(host: str, port: int, password: str | None, password_file: Path | None
                         ping_interval=ping_interval, verbose=verbose, image_compression=image_compression,
                         size=size, fps=fps, still=still, replay=replay, tls_keylog=tls_keylog, speed=speed,
                         loop=loop,
-                        start=start or 0.0, stop=stop, pause_at=pause_at, agent=agent or agent_dir is not None,
+                        start=start or 0.0, stop=stop, pause_at=pause_at, replay_mode=replay_mode, agent=agent or agent_dir is not None,
                         agent_dir=agent_dir, agent_max_file=agent_max_file, tls_port=tls_port, cert=cert,
                         key=key, secure_channels=_secure_channels(secure_channels),
                         streaming_video=streaming_video)

@@ -27,6 +27,7 @@ from spicetool.qxl.commands import (
     SurfaceDestroy,
     content_id,
 )
+from spicetool.replay import captured_draws
 from spicetool.stack.cursor import CursorShape
 from spicetool.stack.enums import ChannelType
 
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
 
 MERGE_ROWS = 16  # changed row runs closer than this are sent as one band
 BATCH_SECONDS = 1 / 60  # records this close in capture time are shown together
-CURSOR_CHANNEL = int(ChannelType.CURSOR)  # bound as an int: every record is looked at
+CURSOR_CHANNEL = int(ChannelType.CURSOR)
+DISPLAY_CHANNEL = int(ChannelType.DISPLAY)  # bound as an int: every record is looked at
 
 
 class ReplayError(Exception):
@@ -147,6 +149,20 @@ class Converter:
             out += [_copy(new, piece, id_space=self.id_space) for piece in _outside(b, videos)]
         return out
 
+    def new_primary(self, screen: SessionScreen) -> list[Command]:
+        """A captured new primary surface as the device's own (commands mode): destroyed and
+        created, and drawn only where the new surface is not the black it starts as."""
+        new = screen.picture_bgrx(force=not screen.ready)
+        if new is None:
+            return []
+        old, self.picture = self.picture, new
+        h, w = new.shape[:2]
+        out: list[Command] = [] if old is None else [SurfaceDestroy(PRIMARY_SURFACE)]
+        out.append(SurfaceCreate(PRIMARY_SURFACE, w, h))
+        if new[..., :3].any():
+            out.append(_copy(new, Rect(0, 0, w, h), id_space=self.id_space))
+        return out
+
     def cursor(self, screen: SessionScreen) -> list[Command]:
         """Commands for what changed on the captured pointer."""
         c = screen.cursor
@@ -174,9 +190,13 @@ class Timeline:
 
     def __init__(self, capture: str, session: int | None = None, start: float = 0.0,
                  stop: float | None = None, pause_at: float | None = None, loop: bool = False,
-                 display: int = 0, keylog: str | None = None):
+                 display: int = 0, keylog: str | None = None, mode: str = "pictures"):
         """`display`: the display channel whose screen this is (its cursor channel moves the
-        pointer); `keylog`: an NSS key log for the capture's TLS connections."""
+        pointer); `keylog`: an NSS key log for the capture's TLS connections; `mode`: "commands"
+        sends the captured draws this slice can carry as their own commands (captured_draws.py),
+        the rest as pictures of what they changed; "pictures" sends only pictures."""
+        self.mode = mode
+        self.converted = 0       # captured draws sent as their own command (commands mode)
         self.capture, self.session, self.display, self.keylog = capture, session, display, keylog
         self.start, self.stop, self.pause_at, self.loop = start, stop, pause_at, loop
         self.t0: float | None = None      # capture time of the first record
@@ -232,6 +252,7 @@ class Timeline:
 
     def _round(self, screen, records, conv: Converter, first: float, held: bool) -> Iterator[Frame]:
         t0 = self.t0 or 0.0
+        self._pending: list[Command] = []   # commands mode: the frame's commands so far, in order
         dirty, cursor = False, []          # what the frame being gathered has
         since = last = first               # capture times: its first change, the last record
         for rec in records:
@@ -239,20 +260,45 @@ class Timeline:
             if self.stop is not None and at > self.stop:
                 break
             hold = not held and at > self.pause_at
-            if (dirty or cursor) and (hold or rec.time - since > BATCH_SECONDS):
-                yield Frame(max(0.0, last - first), last - t0, (conv.show(screen) if dirty else []) + cursor)
+            if (dirty or cursor or self._pending) and (hold or rec.time - since > BATCH_SECONDS):
+                yield Frame(max(0.0, last - first), last - t0,
+                            self._take() + (conv.show(screen) if dirty else []) + cursor)
                 dirty, cursor = False, []
             if hold:
                 held = True
                 yield Frame(max(0.0, rec.time - first), at, hold=True)
+            if self.mode == "commands" and rec.channel.channel_type == DISPLAY_CHANNEL \
+                    and screen.wants(rec) and captured_draws.convertible(rec, screen):
+                # its own command, after the pictures of what came before it in this frame
+                pending = (conv.show(screen) if dirty else []) + cursor
+                screen.feed(rec)
+                if rec.type == "surface_create":
+                    pending += conv.new_primary(screen)
+                else:
+                    cmd = captured_draws.command(rec, screen, conv.id_space)
+                    conv.picture = screen.picture_bgrx(force=not screen.ready)
+                    if cmd is not None:
+                        self.converted += 1
+                        pending.append(cmd)
+                if pending and not (dirty or cursor or self._pending):
+                    since = rec.time
+                self._pending += pending
+                dirty, cursor = False, []
+                last = rec.time
+                continue
             if screen.feed(rec):
-                if not (dirty or cursor):
+                if not (dirty or cursor or self._pending):
                     since = rec.time
                 dirty = True
             if rec.channel.channel_type == CURSOR_CHANNEL:
                 moved = conv.cursor(screen)
-                if moved and not (dirty or cursor):
+                if moved and not (dirty or cursor or self._pending):
                     since = rec.time
                 cursor += moved
             last = rec.time
-        yield Frame(max(0.0, last - first), last - t0, (conv.show(screen) if dirty else []) + cursor, end=True)
+        yield Frame(max(0.0, last - first), last - t0,
+                    self._take() + (conv.show(screen) if dirty else []) + cursor, end=True)
+
+    def _take(self) -> list[Command]:
+        out, self._pending = self._pending, []
+        return out

@@ -19,6 +19,8 @@ class DisplayChannel(ChannelClient):
         return self.server.display_device(self.link.channel_id)
 
     def on_connect(self) -> None:
+        if self.server.replay_note is not None:
+            self.server.log(f"{self.peer} display: {self.server.replay_note}")
         self.monitors = "monitors_config" in self.link.channel_caps
         self.lz4 = "lz4_compression" in self.link.channel_caps
         # The client keeps one GLZ window for all its display channels (spice-gtk's session

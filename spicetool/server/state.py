@@ -38,6 +38,8 @@ class ServerState:
         self._listed = LISTED if list(self.displays) == [0] else listed_channels(list(self.displays))
         self.agent = agent  # a GuestAgent, or None: INIT says no agent
         self.image_compression = image_compression
+        # a replay's note for each display client: what mode it gets and why (runner.py sets it)
+        self.replay_note: str | None = None
         self.input_log = input_log or InputLog()
         self.name = name
         self.uuid = uuid_mod.uuid4()
