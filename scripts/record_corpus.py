@@ -941,6 +941,8 @@ def record_qemu_linux(s: Session, out_dir: Path) -> dict:
                         truth.append({"file": head_png.name, "device": device or "the -vga qxl device",
                                       "how": how})
                         tl.note("ground_truth", file=head_png.name, how=how)
+                    behind = wait_heads_sent(raw, head_pngs, timeout=30.0)
+                    tl.note("heads_sent" if not behind else "heads_not_sent", behind=behind)
                     time.sleep(1.0)
                     client_argv = cl.argv
                 tl.note("client_closed")
@@ -950,6 +952,8 @@ def record_qemu_linux(s: Session, out_dir: Path) -> dict:
         keep_capture(s, raw, final)
     if cap.dropped:
         raise CaptureIncomplete(f"{s.name}: tshark dropped {cap.dropped} packets")
+    if behind:
+        raise CaptureIncomplete(f"{s.name}: the server never sent the truth's screen: {'; '.join(behind)}")
     meta = {
         "name": s.name,
         "description": s.description,
@@ -994,6 +998,50 @@ def record_qemu_linux(s: Session, out_dir: Path) -> dict:
     }
     (out_dir / f"{s.name}.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return meta
+
+
+def heads_behind(capture: Path, head_pngs: list[Path]) -> tuple[list[str], int]:
+    """What the capture still lacks of the truth: each display channel whose last primary surface is not the
+    size of its head's screendump (the device's mode is set before spice-server sends it: on a loaded machine
+    a second head's worker has been seen seconds behind); and the display messages captured so far."""
+    from PIL import Image
+
+    from spicetool.capture import CaptureFailure, open_records
+
+    size: dict[int, tuple[int, int]] = {}
+    count = 0
+    try:
+        for r in open_records(str(capture)):
+            if r.channel.channel_type != 2 or r.layer != "message":   # SPICE_CHANNEL_DISPLAY
+                continue
+            count += 1
+            if r.type == "surface_create" and r.fields.get("surface_id") == 0:
+                size[r.channel.channel_id] = (r.fields["width"], r.fields["height"])
+    except CaptureFailure:
+        pass   # the file's last packet half written: what came before it counts
+    behind = []
+    for i, png in enumerate(head_pngs):
+        with Image.open(png) as img:
+            want = img.size
+        if size.get(i) != want:
+            got = "no primary surface" if i not in size else "%dx%d" % size[i]
+            behind.append(f"display {i}: {got}, the device shows {want[0]}x{want[1]}")
+    return behind, count
+
+
+def wait_heads_sent(capture: Path, head_pngs: list[Path], timeout: float) -> list[str]:
+    """Waits until the capture holds every head's screen at the screendumps' sizes and its display channels
+    have been quiet for a second; what it still lacks at the timeout."""
+    deadline = time.monotonic() + timeout
+    before = -1
+    while True:
+        behind, count = heads_behind(capture, head_pngs)
+        if not behind and count == before:
+            return []
+        if time.monotonic() > deadline:
+            return behind or ["the display channels never went quiet"]
+        before = count
+        time.sleep(1.0)
 
 
 def extra_versions() -> dict[str, str]:
