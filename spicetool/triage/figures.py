@@ -30,6 +30,8 @@ from spicetool.capture import (
 from spicetool.render.damaged import UnknownArea
 from spicetool.stack.enums import LinkErr, MouseMode, SurfaceFlags
 from spicetool.stack.flow import AckWindow
+from spicetool.triage.agent_events import AgentEvents
+from spicetool.triage.audio import Playback
 from spicetool.triage.scancodes import TextDecoder, code_bytes
 
 MOUSE_MODES = {MouseMode.SERVER: "server", MouseMode.CLIENT: "client"}
@@ -134,6 +136,8 @@ class SessionFigures:
     unknown: UnknownArea = field(default_factory=UnknownArea)  # display 0's pixels lost in capture gaps
     pending_inputs: list[float] = field(default_factory=list)  # key presses and clicks no draw has followed yet
     input_latency: list[tuple[float, float]] = field(default_factory=list)  # (input time, ms to the first draw)
+    playback: dict[str, Playback] = field(default_factory=dict)  # by channel label
+    agent_events: AgentEvents = field(default_factory=AgentEvents)
 
 
 @dataclass
@@ -255,6 +259,9 @@ class Figures:
                 fig.problems.append({"time": t, "frame": rec.frame, "channel": label, "kind": "link_error",
                                      "direction": "server", "detail": f"{rec.type}: {name}", "error": name})
             return
+        if rec.layer == "agent":
+            fig.agent_events.add(rec.type, f, t, rec.frame, rec.direction.value == "client")
+            return
         if rec.layer != "message":
             return
         self.message_bins[(ch.index, rec.direction.value)][int(t - (self.t0 or t))] += 1
@@ -278,6 +285,11 @@ class Figures:
             self._display(fig, rec, label)
         elif ch.channel == "inputs" and not server:
             self._inputs(fig, name, f, t)
+        elif ch.channel == "playback" and server:
+            pb = fig.playback.get(label)
+            if pb is None:
+                pb = fig.playback[label] = Playback(label)
+            pb.add(name, f, t, rec.frame)
 
     def _main(self, fig: SessionFigures, name: str, f: dict[str, Any], t: float) -> None:
         if name == "init":
@@ -489,6 +501,8 @@ class Figures:
             "inputs": [{**i, "time": round(i["time"] - t0, 6)} for i in fig.inputs],
             "typed_text": fig.keyboard.typed,
             "input_latency": _input_latency_json(fig, t0),
+            "audio": [pb.as_json(t0) for pb in fig.playback.values()],
+            "agent": fig.agent_events.as_json(t0),
             "unknown": _unknown_json(fig, t0),
             "transport": sorted({st.channel.transport for st in fig.channels if st.channel.transport}),
             "failure": next((st.failure for st in fig.channels if st.failure), None),
