@@ -43,7 +43,11 @@ def diagnose(capture: str, as_json: bool, keylog_path: str | None, leg: str) -> 
                  (key press or click to the next draw, p50/p95; info unless p95 >= 300 ms)
     bandwidth:   bandwidth_ceiling, largest_consumers, uncompressed_images (info)
     streams:     stream_drops (client's STREAM_REPORTs), stream_codec_change
-    agent:       agent_never_connected (info), agent_disconnected
+    audio:       audio_gap (no playback data for 200 ms or more of media time inside
+                 one playing period), audio_late (packets later than their media times)
+    agent:       agent_never_connected (info), agent_disconnected, file_transfer_failed
+                 (the receiver's status: DISABLED, NOT_ENOUGH_SPACE, ...),
+                 monitors_config_failed, clipboard_unanswered (no data within 5 s)
     capture:     lost_segments, one_direction_missing, capture_truncated (warnings);
                  mid_session_start, proxy_legs, transport (info)
 
