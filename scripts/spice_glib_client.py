@@ -205,6 +205,9 @@ class Client:
         return False
 
     def on_request(self, channel, selection: int, ctype: int) -> bool:
+        if self.a.ignore_requests:   # a client that holds the clipboard but never sends it
+            emit("clipboard_request_ignored", selection=selection, type=ctype)
+            return True
         emit("clipboard_request", selection=selection, type=ctype)
         data = self.a.to_guest.encode()
         channel.clipboard_selection_notify(selection, ctype, list(data))
@@ -237,6 +240,8 @@ def main() -> int:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--file", help="agent: the file copied to the guest")
     ap.add_argument("--to-guest", default="text from the spice client", help="agent: client clipboard text")
+    ap.add_argument("--ignore-requests", action="store_true",
+                    help="agent: grab the clipboard but never answer the guest's requests for it")
     ap.add_argument("--linger", type=float, default=1.0, help="agent: seconds to stay after the last step")
     ap.add_argument("--shared-dir", help="channels: the directory webdav shares")
     ap.add_argument("--duration", type=float, default=10.0, help="channels: seconds connected")

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real peers (Debian packages); root on the project's machines, sudo elsewhere.
-PEERS="xserver-xspice spice-client-gtk gir1.2-spiceclientglib-2.0 virt-viewer tshark xvfb x11-apps x11-utils x11-xserver-utils xterm xdotool imagemagick spice-vdagent ffmpeg chromium"
+PEERS="xserver-xspice spice-client-gtk gir1.2-spiceclientglib-2.0 virt-viewer tshark xvfb x11-apps x11-utils x11-xserver-utils xterm xdotool xclip imagemagick spice-vdagent ffmpeg chromium"
 # the deployment sessions the suite records fresh (tests/support.py FRESH_DEPLOYMENT): proxy, WebSocket,
 # browser client, TLS front, gstreamer encoders and decoders, QEMU booting Debian's kernel with busybox
 PEERS="$PEERS tinyproxy websockify spice-html5 openssl wireshark-common python3-gi"

@@ -53,7 +53,8 @@ class AgentEvents:
                     r["answered"] = t
                     break
 
-    def as_json(self, t0: float) -> dict[str, Any]:
+    def as_json(self, t0: float, end: float | None = None) -> dict[str, Any]:
+        """`end`: the capture's last packet (a request is unanswered if the capture went on ANSWER_S after it)."""
         def rel(t: float | None) -> float | None:
             return None if t is None else round(t - t0, 6)
 
@@ -70,7 +71,7 @@ class AgentEvents:
                               "results": [{**r, "time": rel(r["time"])} for r in x["results"]]})
         clip = []
         for r in self.clipboard:
-            waited = (r["answered"] if r["answered"] is not None else self.last) - r["time"]
+            waited = (r["answered"] if r["answered"] is not None else max(self.last, end or 0.0)) - r["time"]
             clip.append({**r, "time": rel(r["time"]), "answered": rel(r["answered"]),
                          "unanswered": r["answered"] is None and waited >= ANSWER_S})
         return {"file_transfers": transfers,

@@ -502,7 +502,7 @@ class Figures:
             "typed_text": fig.keyboard.typed,
             "input_latency": _input_latency_json(fig, t0),
             "audio": [pb.as_json(t0) for pb in fig.playback.values()],
-            "agent": fig.agent_events.as_json(t0),
+            "agent": fig.agent_events.as_json(t0, self.t_end),   # (the capture went on: nothing came)
             "unknown": _unknown_json(fig, t0),
             "transport": sorted({st.channel.transport for st in fig.channels if st.channel.transport}),
             "failure": next((st.failure for st in fig.channels if st.failure), None),

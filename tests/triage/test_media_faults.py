@@ -113,3 +113,48 @@ def test_a_file_the_agent_refuses_is_file_transfer_failed(refused_file) -> None:
     assert status == [{"time": f["until"], "frame": f["evidence"]["frame"], "result": "DISABLED", "by": "guest"}]
     start = [s for s in open_capture(str(cap)) if s.payload]
     assert f["time"] < f["until"] < start[-1].time - start[0].time
+
+
+@pytest.fixture(scope="module")
+def ignored_request(tmp_path_factory) -> tuple[Path, float]:
+    """(capture, seconds from its first packet to the guest's read) of a client that grabs the clipboard and
+    never answers the guest's request for it (the file copy before it succeeds)."""
+    for program in ("Xorg", "tshark", "spice-vdagent", "spice-vdagentd", "xclip"):
+        need_program(program)
+    peers = peers_module()
+    tmp = tmp_path_factory.mktemp("ignored-request")
+    cap, received = tmp / "ignored-request.pcapng", tmp / "received"
+    received.mkdir()
+    src = tmp / "payload.bin"
+    src.write_bytes(os.urandom(50_000))
+    settings = peers.XspiceSettings(port=peers.pick_port(PORTS), display=peers.pick_display(DISPLAYS), vdagent=True)
+    with peers.Xspice(settings, tmp) as xs, peers.VdAgent(xs, file_xfer_dir=received):
+        with peers.Tshark(xs.port, cap, log_dir=tmp):
+            wall0 = time.time()
+            client = peers.GlibClient("agent", xs.port, tmp, ["--file", str(src), "--ignore-requests",
+                                                               "--timeout", "40"])
+            try:
+                assert client.wait_event("file_copy_done", 30).get("ok"), "the file copy before it failed"
+                client.wait_event("client_grab", 10)
+                time.sleep(0.5)
+                asked = time.time()
+                with pytest.raises(subprocess.TimeoutExpired):   # the guest program waits for data that never comes
+                    subprocess.run(["xclip", "-o", "-selection", "clipboard", "-display", f":{xs.display}"],
+                                   capture_output=True, timeout=7)
+                client.wait_event("clipboard_request_ignored", 5)
+            finally:
+                client.stop()
+    first = next(iter(open_capture(str(cap)))).time
+    assert first <= wall0 + 1
+    return cap, asked - first
+
+
+def test_a_clipboard_request_nobody_answers_is_clipboard_unanswered(ignored_request) -> None:
+    cap, asked = ignored_request
+    code, found = diagnose(cap)
+    above = [f for f in found if f["severity"] != "info"]
+    assert [f["kind"] for f in above] == ["clipboard_unanswered"], above
+    (f,) = above
+    assert code == 5 and f["channel"] == "main:0"
+    assert f["evidence"]["by"] == "guest" and f["evidence"]["selection"] == "CLIPBOARD"
+    assert asked < f["time"] < asked + 1.0, (f, asked)
