@@ -10,7 +10,10 @@ the server runs in a process of its own. Prints draw messages (frames) sent/s an
 all clients, the server's memory per client, both processes' CPU, and each frame's lag: when
 it reached a client minus when the capture's pacing made it due. PASS (exit 0) when every
 client got every frame within --max-lag seconds of its due time and none was dropped or had
-its pipe collapsed; FAIL (exit 1) otherwise. Both processes share this machine's cores (and
+its pipe collapsed; FAIL (exit 1) otherwise. The server's VmRSS and VmHWM (peak) are printed
+after each round: with --rounds 3 or more, how its memory moved from round 2 to the last
+(a replay looping for a day must keep it flat). SPICETOOL_BENCH_TRACEMALLOC=N prints, after each
+round, the N source lines of the server process whose allocations grew most (tracemalloc; slow). Both processes share this machine's cores (and
 whatever else runs on it): the load average before the run is printed with the figures.
 
 Prints, for each image compression: the time spicy-screenshot takes from start to written
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from array import array
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,11 +119,21 @@ def longest_capture() -> tuple[Path, float]:
     return best
 
 
-def _rss_kib(pid: str = "self") -> int:
+def _status_kib(field: str, pid: str = "self") -> int:
     for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
+
+
+def _rss_kib(pid: str = "self") -> int:
+    return _status_kib("VmRSS", pid)
+
+
+def _trace_top(before, after, n: int) -> list[str]:
+    """The `n` source lines whose allocations grew most between two tracemalloc snapshots."""
+    stats = after.compare_to(before, "lineno")
+    return [str(s) for s in stats[:n]]
 
 
 def _load_server(conn, capture: str, speed: float, port: int, max_connections: int, rounds: int,
@@ -135,12 +149,14 @@ def _load_server(conn, capture: str, speed: float, port: int, max_connections: i
         finished = srv.start_replay()
         peers.wait_until(lambda: srv.replay.paused.is_set(), 30, "replay held")
         conn.send(("ready", _rss_kib()))
-        frames: list[tuple[float, float, int]] = []   # (due, submitted, draws), monotonic s
+        # (due, submitted, draws) of each frame, monotonic s: compact arrays, as this process's
+        # memory is what is measured round after round
+        dues, submitted, draw_counts = array("d"), array("d"), array("l")
         span = [0.0]                                   # capture seconds of a round
 
         def on_frame(frame, due: float) -> None:
             draws = sum(type(c).__name__ in ("DrawCopy", "DrawFill") for c in frame.commands)
-            frames.append((due, time.monotonic(), draws))
+            dues.append(due), submitted.append(time.monotonic()), draw_counts.append(draws)
             span[0] = max(span[0], frame.due)
         while True:
             cmd = conn.recv()
@@ -156,8 +172,28 @@ def _load_server(conn, capture: str, speed: float, port: int, max_connections: i
                 cpu0 = time.process_time()
                 srv.call(srv.replay.resume)
                 start = time.monotonic()
-                peers.wait_until(lambda: finished.is_set() or srv.replay.rounds >= rounds, 3600,
-                                 "replay rounds", interval=0.002)
+                per_round = []   # (round, VmRSS KiB, VmHWM KiB, seconds since go) at each round's end
+                trace = int(os.environ.get("SPICETOOL_BENCH_TRACEMALLOC", "0") or 0)
+                if trace:        # what grows between rounds, by source line (slows the server)
+                    import tracemalloc
+                    tracemalloc.start(8)
+                    snap = tracemalloc.take_snapshot()
+                deadline = start + 3600
+                while not (finished.is_set() or srv.replay.rounds >= rounds):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("replay rounds")
+                    done = srv.replay.rounds
+                    if done > len(per_round):
+                        per_round.append((done, _rss_kib(), _status_kib("VmHWM"), time.monotonic() - start))
+                        if trace:
+                            now = tracemalloc.take_snapshot()
+                            print(f"-- tracemalloc after round {done}:", *_trace_top(snap, now, trace),
+                                  sep="\n  ", flush=True)
+                            snap = now
+                    time.sleep(0.002)
+                while len(per_round) < srv.replay.rounds:   # the last round(s), after the loop saw them
+                    per_round.append((len(per_round) + 1, _rss_kib(), _status_kib("VmHWM"),
+                                      time.monotonic() - start))
                 srv.pause()
                 took = time.monotonic() - start
                 cpu = time.process_time() - cpu0
@@ -165,8 +201,10 @@ def _load_server(conn, capture: str, speed: float, port: int, max_connections: i
                     srv.call(_disable(prof))
                     prof.dump_stats(profile)
                 conn.send({"took": took, "span": span[0], "rounds": srv.replay.rounds,
-                           "end": time.monotonic(), "rss": _rss_kib(), "cpu": cpu, "frames": frames,
-                           "stats": dict(srv.server.stats), "sessions": srv.sessions()})
+                           "end": time.monotonic(), "rss": _rss_kib(), "cpu": cpu,
+                           "frames": list(zip(dues, submitted, draw_counts)),
+                           "stats": dict(srv.server.stats), "sessions": srv.sessions(),
+                           "per_round": per_round})
             elif cmd == "stop":
                 srv.stop()
                 return
@@ -327,6 +365,13 @@ def load(n: int, speed: float, port: int, capture: Path | None, rounds: int, com
           f"({len(dues)} frames, {size / max(1, n) / 1e6:.1f} MB per client)")
     print(f"server memory: {rss0 / 1024:.0f} MiB before, {r['rss1'] / 1024:.0f} MiB with {n} clients: "
           f"{(r['rss1'] - rss0) / max(1, n):.0f} KiB per client; {r['rss'] / 1024:.0f} MiB at the end")
+    for done, rss, hwm, at in r["per_round"]:
+        print(f"  after round {done:2}: server VmRSS {rss / 1024:.0f} MiB, VmHWM {hwm / 1024:.0f} MiB "
+              f"({at:.0f} s)")
+    if len(r["per_round"]) >= 3:   # a looping replay must keep flat memory from round 2 on
+        rss2, rssn = r["per_round"][1][1], r["per_round"][-1][1]
+        print(f"memory from round 2 to round {len(r['per_round'])}: {rss2 / 1024:.0f} -> {rssn / 1024:.0f} MiB "
+              f"({(rssn - rss2) / rss2:+.1%})")
     print(f"cpu: server process {r['cpu'] / took:.0%} of one core, the {n} clients' process "
           f"{r['client_cpu'] / took:.0%} (both on this machine)")
     print(f"lag of a frame (arrival - due by the capture's pacing): worst {max(lags, default=0) * 1000:.0f} ms, "

@@ -20,6 +20,7 @@ above whatever transports each leg has (legs.py), and share one session.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -109,6 +110,10 @@ class _Tracked:
     described: bool = False  # the channel's tls/transport strings were set since its layers last spoke
 
 
+def _gone(ch, first_leg) -> None:
+    """What a matcher tells when its decoder is gone: nobody listens."""
+
+
 # what a payload tap is handed: the TCP connection, from_client, and the SPICE layer's bytes or hole
 PayloadTap = Callable[[TcpConnection, bool, Data | Gap], object]
 
@@ -133,7 +138,10 @@ class SessionDecoder:
         self._midstream_sessions: dict[str, int] = {}  # server endpoint -> session number
         self.last_time = 0.0
         self.last_frame = 0
-        self.legs = LegMatcher(on_alone=self._on_alone)
+        # a weak method: the matcher must not hold its decoder in a reference cycle (a replay
+        # looping for hours drops one decoder per round, freed at once only without a cycle)
+        on_alone = weakref.WeakMethod(self._on_alone)
+        self.legs = LegMatcher(on_alone=lambda ch, first: (on_alone() or _gone)(ch, first))
         self.encrypted = 0  # TLS connections told as encrypted (not decoded)
         self.broken: list[str] = []  # "client → server: reason" of each connection whose transport broke
 

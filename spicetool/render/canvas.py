@@ -4,7 +4,7 @@ canvas semantics of the real client (spice-common canvas_base.c / sw_canvas.c).
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -28,18 +28,25 @@ def _color(value: int) -> np.ndarray:
     return np.array([v & 255, (v >> 8) & 255, (v >> 16) & 255, (v >> 24) & 255], np.uint8)
 
 
+def _pixels_in(surfaces: dict[int, Surface]) -> Callable[[int], np.ndarray | None]:
+    """surface id -> that surface's pixels (None when there is no such surface)."""
+    def pixels(sid: int) -> np.ndarray | None:
+        s = surfaces.get(sid)
+        return None if s is None else s.pixels
+    return pixels
+
+
 class Canvas:
     """All surfaces of one display channel, and the images they draw from."""
 
     def __init__(self) -> None:
         self.surfaces: dict[int, Surface] = {}
-        self.images = ImageStore(self._surface_pixels)
+        # the store looks surfaces up in the dict, not through this canvas: no reference cycle,
+        # so a canvas (its surfaces, GLZ window, pixmaps) goes as soon as its session is dropped
+        # (a looping replay makes one per round; cyclic garbage waits for a full collection)
+        self.images = ImageStore(_pixels_in(self.surfaces))
         self.commands: Counter[str] = Counter()
         self.warnings = self.images.warnings
-
-    def _surface_pixels(self, sid: int) -> np.ndarray | None:
-        s = self.surfaces.get(sid)
-        return None if s is None else s.pixels
 
     # -- surfaces -----------------------------------------------------------------------
     def create_surface(self, sid: int, width: int, height: int, fmt: Any, primary: bool) -> Surface:
