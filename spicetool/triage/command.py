@@ -131,9 +131,17 @@ def write_report(capture: str, output: str, keylog: KeyLog | None = None, leg: s
             screens = thumbs.result(capture, figs, keylog, leg) if thumbs is not None else "no renderer"
         except Exception as exc:  # noqa: BLE001 - the figures are worth a page even when the screen is not
             screens = f"{type(exc).__name__}: {exc}"
+        timeline = None
+        if not isinstance(screens, str):
+            from spicetool.triage.timeline import build
+
+            try:
+                timeline = build(figs, thumbs, capture, keylog, leg)
+            except Exception as exc:  # noqa: BLE001 - as the thumbnails: the page without its slider
+                result.setdefault("warnings", []).append(f"no timeline: {type(exc).__name__}: {exc}")
         try:
             with open(output, "w", encoding="utf-8") as f:
-                f.write(render_html(figs, capture, records.damage, screens))
+                f.write(render_html(figs, capture, records.damage, screens, timeline))
             result["page"] = output
         except OSError as exc:
             return {**result, "code": EXIT_UNREADABLE, "error": f"{output}: {exc.strerror or exc}"}
