@@ -99,11 +99,11 @@ def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
 
 
-def report_page(capture: str, keylog: KeyLog | None = None, leg: str = "server") -> tuple[
+def report_page(capture: str, keylog: KeyLog | None = None, leg: str = "server", title: str | None = None) -> tuple[
         dict[str, Any], Any, str | None, list[str]]:
     """One pass over the capture: its figures (those of `stats --json`, findings first), the records
     read (their `damage`, `failure`), the page (None: no SPICE session) and warnings for stderr.
-    CaptureFailure when the capture cannot be read."""
+    `title`: the capture's name on the page (default: its path). CaptureFailure when it cannot be read."""
     from spicetool.triage.figures import gather
     from spicetool.triage.report import render_html
     from spicetool.triage.thumbs import Thumbnailer
@@ -134,7 +134,7 @@ def report_page(capture: str, keylog: KeyLog | None = None, leg: str = "server")
             timeline = build(figs, thumbs, capture, keylog, leg)
         except Exception as exc:  # noqa: BLE001 - as the thumbnails: the page without its slider
             warnings.append(f"no timeline: {type(exc).__name__}: {exc}")
-    return figs, records, render_html(figs, capture, records.damage, screens, timeline), warnings
+    return figs, records, render_html(figs, title or capture, records.damage, screens, timeline), warnings
 
 
 def write_report(capture: str, output: str, keylog: KeyLog | None = None, leg: str = "server") -> dict[str, Any]:
