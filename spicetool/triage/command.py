@@ -187,8 +187,11 @@ def _safe_write_report(capture: str, output: str, keylog: KeyLog | None = None, 
 def report(capture: str, output: str, jobs: int | None, keylog_path: str | None, leg: str) -> None:
     """One self-contained HTML page with the findings and figures of `stats`, charts and the screen.
 
-    Findings first (as `spicetool diagnose` finds them), each with its time linked to
-    the screen picture nearest before it and its evidence.
+    Findings first (as `spicetool diagnose` finds them), with their evidence; then the
+    timeline: a slider that shows the screen at that moment (render's pictures, one
+    every second and one at each finding; the interval grows with the capture so that
+    there are at most 120), over one time axis with each channel's bytes per second,
+    the inputs and the findings. Clicking a finding's time moves the slider there.
 
     Inline SVG charts (bandwidth over time, round trips, image bytes per codec),
     thumbnails of the screen at key moments (first complete picture, after each
