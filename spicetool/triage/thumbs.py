@@ -15,7 +15,8 @@ import base64
 import bisect
 import io
 from dataclasses import dataclass
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from PIL import Image

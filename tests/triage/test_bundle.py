@@ -70,13 +70,13 @@ def test_each_member_is_what_its_command_gives(name: str, tmp_path: Path) -> Non
     digest = hashlib.sha256(capture.read_bytes()).hexdigest()
     assert f"sha256 {digest}  {capture.name}" in readme
     for member in names:
-        assert re.search(rf"^  {re.escape(member)} ", readme, re.M), member
+        assert re.search(rf"^  {re.escape(member)} ", readme, re.MULTILINE), member
 
     assert z.read("stats.json").decode() == stats.stdout
     diagnose = spicetool("diagnose", "--json", str(capture), *extra)
     assert diagnose.returncode in (0, 5) and z.read("findings.jsonl").decode() == diagnose.stdout
     page = z.read("report.html").decode()
-    found = re.search(r'<script type="application/json" id="figures">(.*?)</script>', page, re.S)
+    found = re.search(r'<script type="application/json" id="figures">(.*?)</script>', page, re.DOTALL)
     assert found and json.loads(found.group(1).replace("<\\/", "</")) == figs
     assert 'id="timeline-data"' in page
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from devtools import Browser
+from PIL import Image
 from support import CAPTURES, need_program
 
 from spicetool.render import picture_at
