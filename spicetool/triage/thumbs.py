@@ -26,7 +26,7 @@ from spicetool.stack.enums import SurfaceFlags
 THUMB_WIDTH = 240  # CSS pixels (four side by side on the page); downscaled to at most this wide, never enlarged
 # the records of the pass kept for the timeline's pictures (whose moments, the findings', are known only at
 # the end); above this many bytes of SPICE messages the capture is read again instead
-KEEP_BYTES = 256 << 20
+KEEP_BYTES = 64 << 20
 
 
 @dataclass

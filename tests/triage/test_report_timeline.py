@@ -209,3 +209,31 @@ def test_a_long_capture_keeps_its_pictures_bounded(tmp_path: Path) -> None:
     assert interval_for(59.4) == 1 and interval_for(121.0) == 2 and interval_for(3600.0) == 60
     assert interval_for(86400.0) == 1800
     assert len(text) < 3_000_000
+
+
+def test_too_long_a_capture_to_keep_is_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above KEEP_BYTES the pass keeps no records and the timeline reads the capture a second time:
+    the same pictures at the same times."""
+    import spicetool.capture.records as capture_module
+    import spicetool.triage.thumbs as thumbs
+    from spicetool.triage.command import report_page
+
+    opened: list[str] = []
+    real_open = capture_module.open_capture
+
+    def counting_open(path: str):  # type: ignore[no-untyped-def]
+        opened.append(path)
+        return real_open(path)
+
+    monkeypatch.setattr(capture_module, "open_capture", counting_open)
+
+    def data(page: str) -> dict:
+        start = page.index('id="timeline-data">') + len('id="timeline-data">')
+        return json.loads(page[start:page.index("</script>", start)])
+
+    kept = data(report_page(str(SEVERAL_SCREENS))[2])
+    assert len(opened) == 1  # the pass's own records
+    monkeypatch.setattr(thumbs, "KEEP_BYTES", 1000)
+    again = data(report_page(str(SEVERAL_SCREENS))[2])
+    assert len(opened) == 3  # the pass, and the timeline's second reading
+    assert again == kept and len(kept["pictures"]) >= 5
