@@ -8,6 +8,7 @@ import click
 
 # name -> "module:attribute" of a click command
 SUBCOMMANDS: dict[str, str] = {
+    "bundle": "spicetool.triage.bundle:bundle",
     "diagnose": "spicetool.triage.diagnose:diagnose",
     "dissect": "spicetool.dissect.command:dissect",
     "export": "spicetool.export.command:export",
@@ -20,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
 }
 # the one-line help of each, so that `spicetool --help` imports none of them
 SHORT_HELP: dict[str, str] = {
+    "bundle": "One zip for a ticket: report, stats, findings, final picture, plain export.",
     "diagnose": "What went wrong in a capture: findings with their evidence.",
     "dissect": "Decode every SPICE message of a capture or of live traffic.",
     "export": "Write a TLS, proxied or WebSocket capture as plain SPICE over TCP.",

@@ -99,41 +99,62 @@ def stats(capture: str, as_json: bool, input_limit: int, keylog_path: str | None
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
 
 
-def write_report(capture: str, output: str, keylog: KeyLog | None = None, leg: str = "server") -> dict[str, Any]:
-    """Write the page of one capture; what the index and the exit code need. Runs in worker processes.
-    One pass over the capture gives both the figures and the thumbnails."""
+def report_page(capture: str, keylog: KeyLog | None = None, leg: str = "server", title: str | None = None) -> tuple[
+        dict[str, Any], Any, str | None, list[str]]:
+    """One pass over the capture: its figures (those of `stats --json`, findings first), the records
+    read (their `damage`, `failure`), the page (None: no SPICE session) and warnings for stderr.
+    `title`: the capture's name on the page (default: its path). CaptureFailure when it cannot be read."""
     from spicetool.triage.figures import gather
-    from spicetool.triage.report import key_figures, render_html
+    from spicetool.triage.report import render_html
     from spicetool.triage.thumbs import Thumbnailer
 
-    result: dict[str, Any] = {"capture": capture, "page": None, "code": 0, "error": None, "damage": None,
-                              "figures": None}
     thumbs: Thumbnailer | None
     try:
         thumbs = Thumbnailer()
     except Exception:  # noqa: BLE001 - no renderer: the figures still make a page
         thumbs = None
+    figures, records = gather(capture, keylog, thumbs.feed if thumbs is not None else None, leg)
+    figs = figures.as_json()
+    warnings = [*records.warnings, *filter(None, [records.tls_problem()])]
+    if not figs["sessions"]:
+        return figs, records, None, warnings
+    from spicetool.triage.findings import as_json as findings_json, find
+
+    figs = {"findings": findings_json(find(figs, records.damage)), **figs}
+    screens: Any
     try:
-        figures, records = gather(capture, keylog, thumbs.feed if thumbs is not None else None, leg)
+        screens = thumbs.result(capture, figs, keylog, leg) if thumbs is not None else "no renderer"
+    except Exception as exc:  # noqa: BLE001 - the figures are worth a page even when the screen is not
+        screens = f"{type(exc).__name__}: {exc}"
+    timeline = None
+    if not isinstance(screens, str):
+        from spicetool.triage.timeline import build
+
+        try:
+            timeline = build(figs, thumbs, capture, keylog, leg)
+        except Exception as exc:  # noqa: BLE001 - as the thumbnails: the page without its slider
+            warnings.append(f"no timeline: {type(exc).__name__}: {exc}")
+    return figs, records, render_html(figs, title or capture, records.damage, screens, timeline), warnings
+
+
+def write_report(capture: str, output: str, keylog: KeyLog | None = None, leg: str = "server") -> dict[str, Any]:
+    """Write the page of one capture; what the index and the exit code need. Runs in worker processes.
+    One pass over the capture gives both the figures and the thumbnails."""
+    from spicetool.triage.report import key_figures
+
+    result: dict[str, Any] = {"capture": capture, "page": None, "code": 0, "error": None, "damage": None,
+                              "figures": None}
+    try:
+        figs, records, page, warnings = report_page(capture, keylog, leg)
     except CaptureFailure as exc:
         return {**result, "code": exc.exit_code, "error": str(exc)}
-    figs = figures.as_json()
-    if figs["sessions"]:
-        from spicetool.triage.findings import as_json as findings_json, find
-
-        figs = {"findings": findings_json(find(figs, records.damage)), **figs}
     result["damage"] = records.damage
-    result["warnings"] = [*records.warnings, *filter(None, [records.tls_problem()])]
+    result["warnings"] = warnings
     result["figures"] = key_figures(figs)
-    if figs["sessions"]:
-        screens: Any
-        try:
-            screens = thumbs.result(capture, figs, keylog, leg) if thumbs is not None else "no renderer"
-        except Exception as exc:  # noqa: BLE001 - the figures are worth a page even when the screen is not
-            screens = f"{type(exc).__name__}: {exc}"
+    if page is not None:
         try:
             with open(output, "w", encoding="utf-8") as f:
-                f.write(render_html(figs, capture, records.damage, screens))
+                f.write(page)
             result["page"] = output
         except OSError as exc:
             return {**result, "code": EXIT_UNREADABLE, "error": f"{output}: {exc.strerror or exc}"}
@@ -166,8 +187,11 @@ def _safe_write_report(capture: str, output: str, keylog: KeyLog | None = None, 
 def report(capture: str, output: str, jobs: int | None, keylog_path: str | None, leg: str) -> None:
     """One self-contained HTML page with the findings and figures of `stats`, charts and the screen.
 
-    Findings first (as `spicetool diagnose` finds them), each with its time linked to
-    the screen picture nearest before it and its evidence.
+    Findings first (as `spicetool diagnose` finds them), with their evidence; then the
+    timeline: a slider that shows the screen at that moment (render's pictures, one
+    every second and one at each finding; the interval grows with the capture so that
+    there are at most 120), over one time axis with each channel's bytes per second,
+    the inputs and the findings. Clicking a finding's time moves the slider there.
 
     Inline SVG charts (bandwidth over time, round trips, image bytes per codec),
     thumbnails of the screen at key moments (first complete picture, after each

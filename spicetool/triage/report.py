@@ -8,6 +8,7 @@ from typing import Any, Optional, Union
 
 from spicetool.triage.svg import bar_chart, line_chart, scatter_chart
 from spicetool.triage.tables import _input_lines, human_bytes, leg_text, transport_rows
+from spicetool.triage import timeline as timeline_section
 from spicetool.triage.thumbs import THUMB_WIDTH, Thumb
 
 Screens = Union[tuple[Optional[int], list[Thumb], list[str]], str]
@@ -27,7 +28,7 @@ body.wide{max-width:none}.index td{white-space:nowrap}.index td.status{white-spa
 .findings tr.error td{background:#fde8e8}.findings tr.warning td{background:#fff4d6}
 .findings tr.info td{color:#555}
 .thumbs .none{width:240px;height:180px;border:1px dashed #999;display:flex;align-items:center;justify-content:center}
-"""
+""" + timeline_section.STYLE
 
 
 def _table(headers: list[str], rows: list[list[Any]], numeric: set[int] = frozenset(),  # type: ignore[assignment]
@@ -43,9 +44,10 @@ def _table(headers: list[str], rows: list[list[Any]], numeric: set[int] = frozen
 
 
 def render_html(figs: dict[str, Any], source: str, damage: str | None = None,
-                screens: Screens | None = None) -> str:
+                screens: Screens | None = None, timeline: timeline_section.Timeline | None = None) -> str:
     """The page. `damage`: why the capture ends early (shown at the top); `screens`: the
-    thumbnails of `spicetool.triage.thumbs.thumbnails` (session, pictures, warnings) or an error text."""
+    thumbnails of `spicetool.triage.thumbs.thumbnails` (session, pictures, warnings) or an error text;
+    `timeline`: the slider's pictures (`spicetool.triage.timeline.build`), None for none."""
     parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>SPICE session report: "
              f"{escape(source)}</title><style>{STYLE}</style></head><body>",
              f"<h1>SPICE session report</h1><p>{escape(source)}: {figs['frames']} frames, "
@@ -54,7 +56,9 @@ def render_html(figs: dict[str, Any], source: str, damage: str | None = None,
         parts.append(f'<p class="damage" id="damage">Damaged capture: {escape(damage)}. '
                      f"The figures below stop where the damage starts.</p>")
     if "findings" in figs:
-        parts.append(_findings(figs["findings"], screens))
+        parts.append(_findings(figs["findings"], screens, timeline is not None))
+    if timeline is not None:
+        parts.append(timeline_section.html(figs, timeline))
     for s in figs["sessions"]:
         parts.append(_session(s, screens))
         if isinstance(screens, tuple) and screens[0] is None:
@@ -65,9 +69,9 @@ def render_html(figs: dict[str, Any], source: str, damage: str | None = None,
     return "".join(parts)
 
 
-def _findings(findings: list[dict[str, Any]], screens: Screens | None) -> str:
-    """The findings of `diagnose`, worst first; each one's time links to the screen picture shown nearest
-    before it (the report's pictures are its timeline), or is plain text when there is none."""
+def _findings(findings: list[dict[str, Any]], screens: Screens | None, timeline: bool = False) -> str:
+    """The findings of `diagnose`, worst first; each one's time moves the timeline's slider there, or
+    without a timeline links to the screen picture shown nearest before it, or is plain text."""
     out = ['<h2 id="findings">Findings</h2>']
     if not findings:
         return out[0] + '<p class="muted">none</p>'
@@ -78,7 +82,9 @@ def _findings(findings: list[dict[str, Any]], screens: Screens | None) -> str:
         when = "" if f["time"] is None else f"{f['time']:.3f} s" + ("" if f["until"] is None else
                                                                    f" – {f['until']:.3f} s")
         cell = escape(when)
-        if f["time"] is not None and thumbs and f["session"] in (session, None):
+        if f["time"] is not None and timeline:
+            cell = f'<a href="#timeline" class="seek" data-seek="{f["time"]!r}">{cell}</a>'
+        elif f["time"] is not None and thumbs and f["session"] in (session, None):
             before = [i for i, t in enumerate(thumbs) if t.at <= f["time"]]
             if before:
                 cell = f'<a href="#screen-{session}-{before[-1]}">{cell}</a>'

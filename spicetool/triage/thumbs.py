@@ -15,6 +15,7 @@ import base64
 import bisect
 import io
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,9 @@ from PIL import Image
 from spicetool.stack.enums import SurfaceFlags
 
 THUMB_WIDTH = 240  # CSS pixels (four side by side on the page); downscaled to at most this wide, never enlarged
+# the records of the pass kept for the timeline's pictures (whose moments, the findings', are known only at
+# the end); above this many bytes of SPICE messages the capture is read again instead
+KEEP_BYTES = 64 << 20
 
 
 @dataclass
@@ -31,11 +35,12 @@ class Thumb:
     at: float  # seconds from the capture's first record (the clock of `spicetool.render`)
     width: int  # of the screen, before downscaling (0: no screen yet)
     height: int
-    png: bytes | None  # None: nothing on the screen yet at that moment
+    png: bytes | None  # None: nothing on the screen yet at that moment (the encoded picture: PNG unless `mime`)
+    mime: str = "image/png"
 
     def data_uri(self) -> str:
         assert self.png is not None
-        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+        return f"data:{self.mime};base64," + base64.b64encode(self.png).decode("ascii")
 
 
 def downscale(rgb: np.ndarray, width: int = THUMB_WIDTH) -> Image.Image:
@@ -49,6 +54,14 @@ def downscale(rgb: np.ndarray, width: int = THUMB_WIDTH) -> Image.Image:
 def _png(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
     downscale(rgb).save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
+def jpeg(rgb: np.ndarray, width: int, quality: int = 75) -> bytes:
+    """A picture of the timeline: downscaled as the thumbnails are, JPEG (a tenth of the time and half
+    the size of an optimised PNG: a page may hold a hundred of them)."""
+    buf = io.BytesIO()
+    downscale(rgb, width).save(buf, "JPEG", quality=quality)
     return buf.getvalue()
 
 
@@ -93,6 +106,8 @@ class Thumbnailer:
         self.pings: dict[tuple[int, Any, Any], list[float]] = {}
         self.worst = -1.0
         self.error: str | None = None
+        self.kept: list[Any] | None = []  # every record fed, for `pictures_at` (None: more than KEEP_BYTES)
+        self.kept_bytes = 0
 
     def feed(self, rec: Any, t0_packets: float | None) -> None:
         if self.error is not None:
@@ -112,6 +127,11 @@ class Thumbnailer:
             self.t0 = rec.time
             self.t0_packets = t0_packets if t0_packets is not None else rec.time
         rel = rec.time - self.t0
+        if self.kept is not None:
+            self.kept_bytes += rec.size
+            self.kept = self.kept if self.kept_bytes <= KEEP_BYTES else None
+            if self.kept is not None:
+                self.kept.append(rec)
         # picture_at(at) is the screen after every record up to the first one later than `at`
         while self.wanted and rel > self.wanted[0][0]:
             self._snap(*self.wanted.pop(0))
@@ -233,3 +253,38 @@ def thumbnails(capture: str, figs: dict[str, Any], keylog: Any = None,
         snap(last, "end of the capture")
     warnings = [f"{w} ({n}x)" if n > 1 else w for w, n in screen.warnings.most_common()]
     return screen.session, taken, warnings
+
+
+def pictures_at(records: Iterable[Any], moments: list[float], width: int) -> list[Thumb]:
+    """The screen at each moment (render clock, seconds from the first record), as `picture_at` gives
+    it, for the timeline: JPEG, at most `width` wide, in the order of `moments`. `records`: the
+    pass's kept records (`Thumbnailer.kept`) or a capture read again."""
+    from spicetool.render.session import SessionScreen
+
+    screen = SessionScreen()
+    wanted = sorted(set(moments))
+    shots: dict[float, Thumb] = {}
+    t0: float | None = None
+    last = 0.0
+    before: list[Any] = [None, None]  # the last picture and its Thumb: an unchanged screen is not encoded again
+
+    def snap(at: float) -> None:
+        img = screen.picture(force=True)
+        if img is None:
+            shots[at] = Thumb("", at, 0, 0, None)
+            return
+        if img is not before[0]:
+            before[:] = [img, jpeg(img, width)]
+        shots[at] = Thumb("", at, img.shape[1], img.shape[0], before[1], "image/jpeg")
+
+    for rec in records:
+        if t0 is None:
+            t0 = rec.time
+        rel = rec.time - t0
+        while wanted and rel > wanted[0]:
+            snap(wanted.pop(0))
+        screen.feed(rec)
+        last = max(last, rel)
+    for at in wanted:  # at or after the last record: the final screen
+        snap(at)
+    return [shots[at] for at in moments]

@@ -229,9 +229,9 @@ def test_report_reads_the_capture_once(capture: Path, tmp_path: Path, monkeypatc
     seen: dict = {}
     real_render = report_module.render_html
 
-    def keep(figs, source, damage=None, screens=None):  # type: ignore[no-untyped-def]
+    def keep(figs, source, damage=None, screens=None, timeline=None):  # type: ignore[no-untyped-def]
         seen["figs"], seen["screens"] = figs, screens
-        return real_render(figs, source, damage, screens)
+        return real_render(figs, source, damage, screens, timeline)
 
     monkeypatch.setattr(report_module, "render_html", keep)
     result = command.write_report(str(capture), str(tmp_path / "p.html"))

@@ -90,7 +90,7 @@ def _region(shot: np.ndarray, box: list[float]) -> np.ndarray:
 def test_charts_and_thumbnails_are_drawn(shown: dict) -> None:
     m, shot = shown["m"], shown["shot"]
     assert shot.shape[1] == WIDTH and shot.shape[0] >= m["height"] - 1
-    assert len(m["svgs"]) == 3 and len(m["imgs"]) == 3
+    assert len(m["svgs"]) == 4 and len(m["imgs"]) == 3  # three charts and the timeline's axis
     for box in m["svgs"]:
         region = _region(shot, box)
         assert region.size and box[2] >= 700
