@@ -8,12 +8,10 @@ use pyo3::types::PyBytes;
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use spice_codecs::{CodecError, Image};
 
-mod keep;
-
-/// Large blocks are kept when freed and handed out again (see keep.rs): no fresh pages to
-/// fault in on every call.
+/// Large blocks are kept when freed and handed out again (spice_codecs::keep): no fresh
+/// pages to fault in on every call.
 #[global_allocator]
-static ALLOC: keep::KeepLarge = keep::KeepLarge::new();
+static ALLOC: spice_codecs::keep::KeepLarge = spice_codecs::keep::KeepLarge::new();
 
 create_exception!(_native, DecodeError, PyValueError, "A corrupt, truncated or unsupported image stream.");
 create_exception!(_native, MissingReference, DecodeError, "A GLZ image refers to a dictionary image not held.");

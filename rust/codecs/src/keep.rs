@@ -1,4 +1,4 @@
-//! The extension's allocator: the system allocator, except that large blocks (decoded
+//! The extension's allocator (its `#[global_allocator]`; the examples use it too): the system allocator, except that large blocks (decoded
 //! images handed to numpy, encoder output and scratch, GLZ windows) are kept when freed
 //! and handed out again, instead of going back to the kernel and being faulted in afresh,
 //! page by page, by the next call. A decode or encode through the Python API then costs
