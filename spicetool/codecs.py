@@ -207,10 +207,11 @@ def _checked(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _pixels(img: np.ndarray) -> tuple[bytes, int, int]:
+def _pixels(img: np.ndarray) -> tuple[np.ndarray, int, int]:
+    # the extension reads the contiguous array in place (no copy)
     arr = _checked(img)
     height, width = arr.shape[:2]
-    return arr.tobytes(), width, height
+    return arr, width, height
 
 
 def encode_quic(img: np.ndarray, kind: int = QuicKind.RGB32) -> bytes:
@@ -226,15 +227,16 @@ def encode_lz(img: np.ndarray, kind: int = LzKind.RGB32) -> bytes:
 
 
 # bitmap format -> (bytes per pixel, how a B,G,R,A array is packed into it)
-def _pack_rows(img: np.ndarray, fmt: int) -> bytes:
+def _pack_rows(img: np.ndarray, fmt: int) -> np.ndarray:
+    # a contiguous uint8 array of the packed rows, which the extension reads in place
     arr = _checked(img)
     if fmt in (BitmapFormat.THIRTY_TWO_BIT, BitmapFormat.RGBA):
-        return arr.tobytes()
+        return arr
     if fmt == BitmapFormat.TWENTY_FOUR_BIT:
-        return np.ascontiguousarray(arr[..., :3]).tobytes()
+        return np.ascontiguousarray(arr[..., :3])
     if fmt == BitmapFormat.SIXTEEN_BIT:
         b, g, r = (arr[..., i].astype(np.uint16) >> 3 for i in range(3))
-        return ((r << 10) | (g << 5) | b).astype("<u2").tobytes()
+        return ((r << 10) | (g << 5) | b).astype("<u2").view(np.uint8)
     raise ValueError(f"bitmap format {fmt} cannot be sent as LZ4")
 
 

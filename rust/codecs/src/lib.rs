@@ -1,4 +1,5 @@
-//! SPICE image codecs over untrusted bytes. Pure Rust; the Python binding lives in
+//! SPICE image codecs over untrusted bytes. Rust, but for LZ4 blocks, which liblz4 codes
+//! (lz4_block.rs); the Python binding lives in
 //! the sibling `python` crate. Every decoder returns an [`Image`] (B,G,R,A rows, top-down)
 //! or a [`CodecError`]; none panics on bad input.
 
@@ -6,9 +7,11 @@ pub mod bitmap;
 pub mod error;
 pub mod image;
 pub mod jpeg;
+pub mod keep;
 pub mod glz;
 pub mod lz;
 pub mod lz4;
+mod lz4_block;
 pub mod lz4_encode;
 pub mod lz_encode;
 pub mod quic;

@@ -2,33 +2,29 @@
 //! LZ4 block} repeated. spice-gtk decodes the blocks in turn with
 //! LZ4_decompress_safe_continue into one buffer, allowing the rest of the image as output,
 //! so a block may hold any number of rows and may refer back into the previous blocks.
-//! The blocks are made by lz4_flex (the liblz4 block format and its end-of-block rules);
-//! an image is one block unless it is larger than `BLOCK`.
+//! The blocks are made by liblz4 (lz4_block.rs), as spice-server makes them; an image is
+//! one block unless it is larger than `BLOCK`.
 use crate::bitmap::fmt;
+use crate::lz4_block::compress_into;
 
 /// Uncompressed bytes per block: a whole image of any usual size (a 4096x4096 32-bit
 /// surface is 64 MiB: four blocks, each seeing the 64 KiB before it).
 const BLOCK: usize = 1 << 24;
-/// How far back an LZ4 match reaches.
-const WINDOW: usize = 1 << 16;
 
 /// Frame packed rows (`bytes`, top-down, `format` 16BIT/24BIT/32BIT/RGBA) as SPICE LZ4 data.
 pub fn encode_lz4(bytes: &[u8], format: u8) -> Option<Vec<u8>> {
     if !matches!(format, fmt::SIXTEEN_BIT | fmt::TWENTY_FOUR_BIT | fmt::THIRTY_TWO_BIT | fmt::RGBA) {
         return None;
     }
-    let mut out = vec![1u8, format];
-    for (k, chunk) in bytes.chunks(BLOCK).enumerate() {
-        let block = if k == 0 {
-            lz4_flex::block::compress(chunk)
-        } else {
-            // the decoder keeps what it decoded: this block may match into the last 64 KiB
-            let start = k * BLOCK;
-            lz4_flex::block::compress_with_dict(chunk, &bytes[start - WINDOW..start])
-        };
-        out.reserve(4 + block.len());
-        out.extend_from_slice(&(block.len() as u32).to_be_bytes());
-        out.extend_from_slice(&block);
+    // room for the worst case at once (incompressible blocks grow by 1/255)
+    let mut out = Vec::with_capacity(2 + bytes.len() + bytes.len() / 255 + 32 * (bytes.len() / BLOCK + 1));
+    out.extend_from_slice(&[1u8, format]);
+    for start in (0..bytes.len()).step_by(BLOCK) {
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        // the decoder keeps what it decoded: a later block may match into the last 64 KiB
+        let n = compress_into(bytes, start, (start + BLOCK).min(bytes.len()), &mut out);
+        out[at..at + 4].copy_from_slice(&(n as u32).to_be_bytes());
     }
     Some(out)
 }

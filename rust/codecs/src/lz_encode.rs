@@ -476,9 +476,14 @@ impl GlzEncoder {
         if !matches!(kind, lz_type::RGB16 | lz_type::RGB24 | lz_type::RGB32 | lz_type::RGBA) {
             return None;
         }
+        // the words of an image leaving the window hold this one's copy (no fresh buffer)
+        let mut spare = Vec::new();
         while self.window.len() > self.max_images || (self.window_pixels > GLZ_WINDOW_PIXELS && !self.window.is_empty()) {
             let old = self.window.pop_front().expect("not empty");
             self.window_pixels -= old.words.len() * (1 + old.alpha as usize);
+            if old.words.capacity() > spare.capacity() {
+                spare = old.words;
+            }
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -525,7 +530,13 @@ impl GlzEncoder {
         }
         let usable = kind != lz_type::RGB16;
         let alpha = kind == lz_type::RGBA;
-        let kept = if usable { words.to_vec() } else { Vec::new() };
+        let kept = if usable {
+            spare.clear();
+            spare.extend_from_slice(words);
+            spare
+        } else {
+            Vec::new()
+        };
         self.window_pixels += kept.len() * (1 + alpha as usize);
         self.window.push_back(Kept { id, words: kept, alpha });
         Some(out)

@@ -5,8 +5,13 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use numpy::{IntoPyArray, PyArray1};
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use spice_codecs::{CodecError, Image};
+
+/// Large blocks are kept when freed and handed out again (spice_codecs::keep): no fresh
+/// pages to fault in on every call.
+#[global_allocator]
+static ALLOC: spice_codecs::keep::KeepLarge = spice_codecs::keep::KeepLarge::new();
 
 create_exception!(_native, DecodeError, PyValueError, "A corrupt, truncated or unsupported image stream.");
 create_exception!(_native, MissingReference, DecodeError, "A GLZ image refers to a dictionary image not held.");
@@ -92,6 +97,16 @@ fn decode_jpeg_alpha<'py>(py: Python<'py>, data: &[u8], jpeg_size: usize, top_do
     out(py, r)
 }
 
+/// The bytes of a C-contiguous uint8 array, read in place (no copy). As with any buffer
+/// handed to a codec that runs without the GIL, the caller does not change the array
+/// while the call runs.
+fn array_bytes<'a>(arr: &'a PyReadonlyArrayDyn<'_, u8>) -> PyResult<&'a [u8]> {
+    if !arr.is_c_contiguous() {
+        return Err(PyValueError::new_err("the pixels must be a C-contiguous uint8 array"));
+    }
+    arr.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
 /// The B,G,R,A bytes must be exactly width*height*4.
 fn check_bgra(bgra: &[u8], width: u32, height: u32) -> PyResult<()> {
     let n = (width as usize).checked_mul(height as usize).and_then(|n| n.checked_mul(4));
@@ -109,22 +124,25 @@ fn encoded(py: Python<'_>, r: Option<Vec<u8>>, what: &str) -> PyResult<Py<PyByte
 }
 
 #[pyfunction]
-fn encode_quic(py: Python<'_>, bgra: &[u8], width: u32, height: u32, kind: u32) -> PyResult<Py<PyBytes>> {
+fn encode_quic(py: Python<'_>, bgra: PyReadonlyArrayDyn<'_, u8>, width: u32, height: u32, kind: u32) -> PyResult<Py<PyBytes>> {
+    let bgra = array_bytes(&bgra)?;
     check_bgra(bgra, width, height)?;
     let r = py.detach(|| spice_codecs::quic_encode::encode_quic_bgra(bgra, width, height, kind));
     encoded(py, r, "quic")
 }
 
 #[pyfunction]
-fn encode_lz(py: Python<'_>, bgra: &[u8], width: u32, height: u32, kind: u32) -> PyResult<Py<PyBytes>> {
+fn encode_lz(py: Python<'_>, bgra: PyReadonlyArrayDyn<'_, u8>, width: u32, height: u32, kind: u32) -> PyResult<Py<PyBytes>> {
+    let bgra = array_bytes(&bgra)?;
     check_bgra(bgra, width, height)?;
-    // The words are read in place when the bytes are aligned (no copy).
+    // The words are read in place when the array is aligned (no copy).
     let r = py.detach(|| spice_codecs::lz_encode::encode_lz_bgra(bgra, width, height, kind));
     encoded(py, r, "lz")
 }
 
 #[pyfunction]
-fn encode_lz4(py: Python<'_>, packed: &[u8], format: u8) -> PyResult<Py<PyBytes>> {
+fn encode_lz4(py: Python<'_>, packed: PyReadonlyArrayDyn<'_, u8>, format: u8) -> PyResult<Py<PyBytes>> {
+    let packed = array_bytes(&packed)?;
     let r = py.detach(|| spice_codecs::lz4_encode::encode_lz4(packed, format));
     encoded(py, r, "lz4")
 }
@@ -142,7 +160,8 @@ impl GlzEncoder {
         GlzEncoder { inner: spice_codecs::lz_encode::GlzEncoder::new(max_images) }
     }
 
-    fn encode(&mut self, py: Python<'_>, bgra: &[u8], width: u32, height: u32, kind: u32) -> PyResult<Py<PyBytes>> {
+    fn encode(&mut self, py: Python<'_>, bgra: PyReadonlyArrayDyn<'_, u8>, width: u32, height: u32, kind: u32) -> PyResult<Py<PyBytes>> {
+        let bgra = array_bytes(&bgra)?;
         check_bgra(bgra, width, height)?;
         let inner = &mut self.inner;
         let r = py.detach(|| inner.encode_bgra(bgra, width, height, kind));
