@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+from spicetool.triage.findings.bandwidth import Ceiling, ceiling, explains
 from spicetool.triage.findings.base import INFO, WARNING, Finding, secs
 
 ZERO_WINDOW_SECONDS = 0.5  # a zero window shorter than this is TCP's ordinary flow control
@@ -28,8 +29,9 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
     n = s["session"]
     inputs = s.get("inputs", [])
     gaps = [p for p in s["problems"] if p["kind"] == "tcp_gap"]
+    cap = ceiling(s)
     for ch in s["channels"]:
-        yield from _network(n, ch)
+        yield from _network(n, ch, cap)
         for q in ch.get("quiet", []):
             start, end = q["start"], q["end"]
             retrans = _within(ch["tcp"]["server"]["retransmissions"], start, end)
@@ -59,18 +61,22 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
                           start, end, session=n, channel=ch["name"], evidence=ev)
 
 
-def _network(n: int | None, ch: dict[str, Any]) -> Iterator[Finding]:
+def _network(n: int | None, ch: dict[str, Any], cap: Ceiling | None) -> Iterator[Finding]:
     for side, tcp in ch.get("tcp", {}).items():
         r, rb, sent = tcp["retransmitted_segments"], tcp["retransmitted_bytes"], ch["wire_bytes"][side]
         if r >= RETRANSMIT_MIN and r >= RETRANSMIT_SHARE * max(tcp["segments"], 1):
             first = tcp["retransmissions"][0]
             heavy = rb >= RETRANSMIT_BYTES and rb >= RETRANSMIT_SHARE * max(sent, 1)
-            yield Finding(WARNING if heavy else INFO, "retransmissions",
+            # a capped link drops what the sender sends above its rate: that is the cap's finding
+            at_cap = side == "server" and explains(cap, [x["time"] for x in tcp["retransmissions"]])
+            why = "sent above the link's ceiling before it held at it (see bandwidth_ceiling)" if at_cap \
+                else "the network loses data"
+            yield Finding(WARNING if heavy and not at_cap else INFO, "retransmissions",
                           f"{ch['name']}: {r} of {tcp['segments']} segments from the {side} retransmitted "
-                          f"({100 * r / max(tcp['segments'], 1):.1f} %): the network loses data",
+                          f"({100 * r / max(tcp['segments'], 1):.1f} %): {why}",
                           first["time"], tcp["retransmissions"][-1]["time"], session=n, channel=ch["name"],
                           evidence={"side": side, "retransmitted_segments": r, "segments": tcp["segments"],
-                                    "retransmitted_bytes": rb, "bytes": sent,
+                                    "retransmitted_bytes": rb, "bytes": sent, "at_ceiling": at_cap,
                                     "first_frames": [x["frame"] for x in tcp["retransmissions"][:10]]})
         long = [p for p in tcp["zero_window_periods"]
                 if p["end"] is None or p["end"] - p["start"] >= ZERO_WINDOW_SECONDS]

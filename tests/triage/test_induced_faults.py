@@ -1,0 +1,218 @@
+"""Findings on real sessions with one fault each induced (issue 16, "Proven on real faults"): Xspice and
+spicy in two network namespaces of the test's own (scripts/netlab.py) with a rate limit (tbf through an
+ifb on the client's side), a delay or a seeded loss (our relay between two TAP devices) between them.
+Each test asserts the finding's kind, severity and time (against the moment the fault was made, within the
+tolerances below) and that nothing else above info fires on the same capture."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from support import ROOT, need_program
+
+from spicetool.capture import open_capture
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import netlab  # noqa: E402
+import peers  # noqa: E402
+
+PORT = 5980  # inside the namespaces (their own port space): any port does
+DISPLAYS = range(80, 86)  # X displays are shared by the whole machine: a range no other test takes
+NETWORK_PEERS = ("ip", "tc", "Xorg", "Xvfb", "spicy", "tshark", "ffplay", "xdotool", "xterm")
+
+# the faults
+RATE, RATE_PAYLOAD = "2mbit", 2e6 / 8 * 1448 / 1514  # TCP payload bytes/s the wire rate leaves (full segments)
+DELAY_MS = 200.0  # each way: 400 ms round trips
+LOSS, SEED = 0.03, 16  # share of the TCP segments with data the relay drops, each way
+
+# tolerances (a loaded 2-core machine: peers start late, frames are drawn late)
+LOAD_S = 6.5  # seconds of noise on the screen
+CEILING_ONSET_S = 4.5  # the sender overshoots, loses and settles at the cap within this of the load's start
+CEILING_END_S = 1.5  # the plateau ends within this of the load's end
+RATE_TOLERANCE = 0.05  # of the cap's payload rate
+RTT_TOLERANCE_MS = 60.0  # PING round trip over 2 x DELAY_MS
+INPUT_TOLERANCE_MS = 250.0  # xterm's echo, and the client drawing it, over 2 x DELAY_MS
+KEY_GAP_MS = 700  # between typed keys: more than a round trip, so each key's echo is the draw after it
+STARTUP_LATE_S = 4.0  # first counted PING round trip after latency.STARTUP_SECONDS from the channel's start
+
+
+def diagnose(path: Path) -> tuple[int, list[dict]]:
+    done = subprocess.run([sys.executable, "-m", "spicetool", "diagnose", "--json", str(path)],
+                          capture_output=True, text=True, timeout=600)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def above_info(found: list[dict]) -> list[dict]:
+    return [f for f in found if f["severity"] != "info"]
+
+
+def first_time(cap: Path) -> float:
+    return next(iter(open_capture(str(cap)))).time
+
+
+NOISE = ["ffplay", "-loglevel", "error", "-an", "-noborder", "-left", "0", "-top", "0", "-f", "rawvideo",
+         "-pixel_format", "rgb24", "-video_size", "320x240", "-framerate", "10", "-i", "/dev/urandom"]
+
+
+@dataclass
+class Session:
+    """A recorded session: its captures (server side, client side) and its moments in wall-clock time."""
+
+    server_cap: Path
+    client_cap: Path
+    marks: dict[str, float] = field(default_factory=dict)
+    relay: dict[str, int] = field(default_factory=dict)
+
+    def at(self, mark: str, cap: Path | None = None) -> float:
+        """The wall-clock moment `mark` in capture seconds (from that capture's first packet)."""
+        return self.marks[mark] - first_time(cap or self.server_cap)
+
+
+def run_session(tmp: Path, net_args: dict, act) -> Session:
+    """Xspice inside the server namespace, spicy (on an Xvfb) inside the client one, tshark on both ends of
+    the link; `act(xspice, spicy, marks)` makes the session's traffic and notes its moments."""
+    for program in NETWORK_PEERS:
+        need_program(program)
+    s = Session(tmp / "server-side.pcapng", tmp / "client-side.pcapng")
+    with ExitStack() as stack:
+        net = stack.enter_context(netlab.Netlab(log_dir=tmp, **net_args))
+        xs = stack.enter_context(peers.NetnsXspice(
+            peers.XspiceSettings(port=PORT, display=peers.pick_display(DISPLAYS), streaming_video="off"),
+            tmp, net.server_ns, net.server_addr))
+        xv = stack.enter_context(peers.Xvfb(peers.pick_display(DISPLAYS, skip=(xs.display,)), log_dir=tmp))
+        (tmp / "c").mkdir(exist_ok=True)
+        stack.enter_context(peers.NetnsTshark(net.server_ns, PORT, s.server_cap, net.server_if, log_dir=tmp))
+        stack.enter_context(peers.NetnsTshark(net.client_ns, PORT, s.client_cap, net.client_if, log_dir=tmp / "c"))
+        # main, display, inputs and cursor linked (through a delay they take a few round trips each)
+        with peers.NetnsSpicy(net.client_ns, xv.display, PORT, net.server_addr, log_dir=tmp, min_channels=4) as cl:
+            s.marks["connected"] = time.time()
+            act(xs, cl, s.marks, tmp)
+        stack.close()
+        s.relay = net.relay_counts()
+    return s
+
+
+def noise_for(seconds: float):
+    def act(xs, cl, marks: dict, tmp: Path) -> None:
+        time.sleep(1.5)  # the first screen sent
+        marks["load"] = time.time()
+        with peers.Program(NOISE, xs.display, tmp, name="noise"):
+            time.sleep(seconds)
+        marks["load_end"] = time.time()
+        time.sleep(1.0)
+    return act
+
+
+# -- a rate limit -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory) -> Session:
+    return run_session(tmp_path_factory.mktemp("capped"), {"rate": RATE}, noise_for(LOAD_S))
+
+
+def test_a_capped_link_is_a_bandwidth_ceiling(capped: Session) -> None:
+    """Noise on the screen through a 2 Mbit/s tbf: the sender overshoots, the cap's queue drops the rest
+    (those retransmissions are the cap's, said so at info), then the display runs flat at the cap."""
+    code, found = diagnose(capped.server_cap)
+    (f,) = above_info(found)
+    assert code == 5 and f["kind"] == "bandwidth_ceiling" and f["severity"] == "warning", found
+    level = f["evidence"]["ceiling_bytes_per_second"]
+    assert abs(level - RATE_PAYLOAD) < RATE_TOLERANCE * RATE_PAYLOAD, f
+    load, end = capped.at("load"), capped.at("load_end")
+    assert load <= f["time"] <= load + CEILING_ONSET_S, (f, load)
+    assert abs(f["until"] - end) <= CEILING_END_S, (f, end)
+    assert f["evidence"]["retransmissions_before"] > 0 and f["evidence"]["capped"]
+    retrans = [x for x in found if x["kind"] == "retransmissions"]
+    assert retrans and all(x["evidence"]["at_ceiling"] for x in retrans), retrans
+
+
+# -- a delay ------------------------------------------------------------------------------------
+def typing(xs, cl, marks: dict, tmp: Path) -> None:
+    with peers.Program(["xterm", "-geometry", "80x24+0+0"], xs.display, tmp, name="xterm") as term:
+        peers.wait_until(lambda: subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(term.pid)],
+                                                env=peers.x_env(xs.display), capture_output=True).returncode == 0,
+                         15, "xterm window", term.proc, interval=0.2)
+        win = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(term.pid)],
+                             env=peers.x_env(xs.display), capture_output=True, text=True).stdout.split()[0]
+        time.sleep(1.0)  # its first picture sent
+        peers.xdotool(xs.display, "windowfocus", "--sync", win)
+        peers.xdotool(cl.display, "windowfocus", cl.window_id())
+        marks["typing"] = time.time()
+        for key in "spice":
+            peers.xdotool(cl.display, "key", key)
+            time.sleep(KEY_GAP_MS / 1000)
+        marks["typed"] = time.time()
+        time.sleep(1.5)
+
+
+@pytest.fixture(scope="module")
+def delayed(tmp_path_factory) -> Session:
+    return run_session(tmp_path_factory.mktemp("delayed"), {"delay_ms": DELAY_MS}, typing)
+
+
+def _syn_time(cap: Path) -> float:
+    """The first connection's SYN to the server, in capture seconds (the session's start)."""
+    segs = iter(open_capture(str(cap)))
+    first = next(segs)
+    return next((s.time for s in [first, *segs] if s.dst.endswith(f":{PORT}")), first.time) - first.time
+
+
+def test_a_delayed_link_is_high_latency_at_the_server(delayed: Session) -> None:
+    """Captured at the server: every channel's PING round trips are the two delays."""
+    code, found = diagnose(delayed.server_cap)
+    above = above_info(found)
+    assert code == 5 and {f["kind"] for f in above} == {"high_latency"}, above
+    assert all(f["severity"] == "warning" for f in above)
+    by = {f["channel"]: f for f in above}
+    assert {"main:0", "display:0"} <= set(by), above
+    for f in above:
+        assert 2 * DELAY_MS <= f["evidence"]["min_ms"] <= 2 * DELAY_MS + RTT_TOLERANCE_MS, f
+    main = by["main:0"]
+    assert 2 * DELAY_MS <= main["evidence"]["p95_ms"] <= 2 * DELAY_MS + RTT_TOLERANCE_MS, main
+    start = _syn_time(delayed.server_cap)
+    assert start + 2.0 <= main["time"] <= start + 2.0 + STARTUP_LATE_S, (main, start)
+
+
+def test_a_delayed_link_is_slow_input_at_the_client(delayed: Session) -> None:
+    """Captured at the client: a key press's echo comes back two delays later (the figure users feel);
+    the PING round trips there are the client's own answering time, so no high_latency."""
+    code, found = diagnose(delayed.client_cap)
+    (f,) = above_info(found)
+    assert code == 5 and f["kind"] == "input_latency" and f["severity"] == "warning", found
+    ev = f["evidence"]
+    assert ev["inputs"] >= 5, ev
+    assert 2 * DELAY_MS <= ev["p50_ms"] <= 2 * DELAY_MS + INPUT_TOLERANCE_MS, ev
+    typing_at, typed_at = delayed.at("typing", delayed.client_cap), delayed.at("typed", delayed.client_cap)
+    assert typing_at - 0.5 <= f["time"] <= typed_at + 0.5, (f, typing_at, typed_at)
+
+
+# -- a lossy link -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lossy(tmp_path_factory) -> Session:
+    return run_session(tmp_path_factory.mktemp("lossy"), {"loss": LOSS, "seed": SEED}, noise_for(4.0))
+
+
+def test_a_lossy_link_is_retransmissions(lossy: Session) -> None:
+    """3 % of the data segments dropped each way: captured on the server's side of the lossy hop, the server's
+    retransmissions of the display's segments, as many as the relay dropped from it."""
+    code, found = diagnose(lossy.server_cap)
+    above = above_info(found)
+    assert code == 5 and {f["kind"] for f in above} == {"retransmissions"}, above
+    display = next(f for f in above if f["channel"] == "display:0")
+    assert display["severity"] == "warning" and display["evidence"]["side"] == "server"
+    assert not display["evidence"]["at_ceiling"]
+    dropped = lossy.relay["dropped_from_a"]
+    assert dropped > 20, lossy.relay
+    resent = sum(f["evidence"]["retransmitted_segments"] for f in found
+                 if f["kind"] == "retransmissions" and f["evidence"]["side"] == "server")
+    assert 0.9 * dropped <= resent <= 2 * dropped + 10, (resent, lossy.relay)
+    share = display["evidence"]["retransmitted_segments"] / display["evidence"]["segments"]
+    assert LOSS / 2 <= share <= LOSS * 2, display
+    # the first loss on the display: during the first screen or the noise, never after it
+    assert display["time"] <= lossy.at("load_end"), display
