@@ -216,3 +216,113 @@ def test_a_lossy_link_is_retransmissions(lossy: Session) -> None:
     assert LOSS / 2 <= share <= LOSS * 2, display
     # the first loss on the display: during the first screen or the noise, never after it
     assert display["time"] <= lossy.at("load_end"), display
+
+
+# -- faults of the peers themselves (on loopback: no network fault in them) ---------------------
+LOOP_PORTS = range(5980, 5986)
+STOP_S = 3.5  # the client stopped this long: a display stall (QUIET_SECONDS is 2)
+STALL_START_S = 1.5  # the stall starts this soon after the SIGSTOP (the client's receive buffer, grown on loopback
+# to a few MB while it read fast, fills first)
+STALL_END_S = 0.3  # and ends this soon after the SIGCONT
+KILL_EDGE_S = 0.3  # the server's FIN or RST follows its SIGKILL this soon
+LOOP_PEERS = ("Xorg", "Xvfb", "spicy", "tshark", "ffplay")
+
+
+def loop_session(tmp: Path, act, vdagent: bool = False) -> Session:
+    """Xspice and spicy on loopback, tshark on lo; `act(xspice, spicy, marks, tmp, stack)` makes the fault."""
+    for program in LOOP_PEERS + (("spice-vdagent", "spice-vdagentd") if vdagent else ()):
+        need_program(program)
+    cap = tmp / "loopback.pcapng"
+    s = Session(cap, cap)
+    with ExitStack() as stack:
+        xs = stack.enter_context(peers.Xspice(peers.XspiceSettings(
+            port=peers.pick_port(LOOP_PORTS), display=peers.pick_display(DISPLAYS), streaming_video="off",
+            vdagent=vdagent), tmp))
+        agent = stack.enter_context(peers.VdAgent(xs)) if vdagent else None
+        xv = stack.enter_context(peers.Xvfb(peers.pick_display(DISPLAYS, skip=(xs.display,)), log_dir=tmp))
+        stack.enter_context(peers.Tshark(xs.port, cap, log_dir=tmp))
+        cl = stack.enter_context(peers.Spicy(xv.display, xs.port, log_dir=tmp, min_channels=4))
+        s.marks["connected"] = time.time()
+        act(xs, cl, s.marks, tmp, stack, *((agent,) if vdagent else ()))
+    return s
+
+
+def stop_client(xs, cl, marks: dict, tmp: Path, stack: ExitStack) -> None:
+    time.sleep(1.0)
+    noise = stack.enter_context(peers.Program(NOISE, xs.display, tmp, name="noise"))
+    time.sleep(1.0)
+    cl.pause()   # SIGSTOP: the client neither reads nor acknowledges, the screen goes on changing
+    marks["stop"] = time.time()
+    time.sleep(STOP_S)
+    cl.resume()
+    marks["cont"] = time.time()
+    time.sleep(1.5)
+    noise.stop()
+    time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def stopped_client(tmp_path_factory) -> Session:
+    return loop_session(tmp_path_factory.mktemp("stopped-client"), stop_client)
+
+
+def test_a_stopped_client_is_a_display_stall_with_a_zero_window(stopped_client: Session) -> None:
+    """spicy stopped for STOP_S under noise: its receive window fills and stays zero, the screen stops
+    until it reads again (the zero window itself is the evidence, as its own warning)."""
+    code, found = diagnose(stopped_client.server_cap)
+    above = above_info(found)
+    assert code == 5 and {f["kind"] for f in above} == {"display_stall", "zero_window"}, above
+    (stall,) = [f for f in above if f["kind"] == "display_stall"]
+    assert stall["severity"] == "warning" and stall["channel"] == "display:0"
+    assert stall["evidence"]["cause"] == "zero_window", stall
+    stop, cont = stopped_client.at("stop"), stopped_client.at("cont")
+    assert stop - 0.1 <= stall["time"] <= stop + STALL_START_S, (stall, stop)
+    assert cont - 0.1 <= stall["until"] <= cont + STALL_END_S, (stall, cont)
+    (zero,) = [f for f in above if f["kind"] == "zero_window"]
+    assert zero["channel"] == "display:0" and zero["evidence"]["side"] == "client"
+    assert stop - 0.1 <= zero["time"] <= stop + STALL_START_S and cont - 0.1 <= zero["until"] <= cont + STALL_END_S
+    # what the full buffer dropped before the window closed is the client's doing, not the network's
+    assert all(f["evidence"]["receiver_overflow"] for f in found if f["kind"] == "retransmissions")
+
+
+def kill_server(xs, cl, marks: dict, tmp: Path, stack: ExitStack) -> None:
+    time.sleep(2.0)
+    xs.signal_group(9)   # SIGKILL: spice-server goes without a word, the kernel closes its sockets
+    marks["kill"] = time.time()
+    time.sleep(1.5)
+
+
+@pytest.fixture(scope="module")
+def killed_server(tmp_path_factory) -> Session:
+    return loop_session(tmp_path_factory.mktemp("killed-server"), kill_server)
+
+
+def test_a_killed_server_is_server_gone(killed_server: Session) -> None:
+    code, found = diagnose(killed_server.server_cap)
+    (f,) = above_info(found)
+    assert code == 5 and f["kind"] in ("server_gone", "server_reset") and f["severity"] == "error", found
+    assert f["evidence"]["side"] == "server"
+    kill = killed_server.at("kill")
+    assert kill - 0.05 <= f["time"] <= kill + KILL_EDGE_S, (f, kill)
+
+
+def kill_agent(xs, cl, marks: dict, tmp: Path, stack: ExitStack, agent) -> None:
+    time.sleep(2.5)  # the agent connected (AGENT_CONNECTED on main)
+    agent.signal_group(9)   # SIGKILL spice-vdagentd: the guest's virtio port closes
+    marks["kill"] = time.time()
+    time.sleep(1.5)
+
+
+@pytest.fixture(scope="module")
+def killed_agent(tmp_path_factory) -> Session:
+    return loop_session(tmp_path_factory.mktemp("killed-agent"), kill_agent, vdagent=True)
+
+
+def test_a_killed_agent_is_agent_disconnected(killed_agent: Session) -> None:
+    code, found = diagnose(killed_agent.server_cap)
+    (f,) = above_info(found)
+    assert code == 5 and f["kind"] == "agent_disconnected" and f["severity"] == "warning", found
+    assert f["channel"] == "main:0"
+    kill = killed_agent.at("kill")
+    assert kill - 0.05 <= f["time"] <= kill + KILL_EDGE_S, (f, kill)
+    assert "agent_never_connected" not in {x["kind"] for x in found}

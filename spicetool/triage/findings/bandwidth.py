@@ -12,7 +12,9 @@ CEILING_SECONDS = 3  # consecutive seconds within CEILING_BAND of the highest ra
 CEILING_BAND = 0.1
 CEILING_MIN = 64 * 1024  # bytes/s: below this a flat line is an idle session, not a cap
 SEGMENT = 1448  # bytes of a full segment: retransmissions per plateau second against what it carried
-RETRANSMIT_SHARE = 0.01  # of the segments the plateau carried: fewer retransmissions is a plateau without losses
+RETRANSMIT_SHARE = 0.01  # of the segments sent: the losses that cut the sender back are at least this many,
+LOSSES_MIN = 5  # and this many (a loopback kernel's odd early retransmit is no capped link),
+# and on the plateau itself fewer than RETRANSMIT_SHARE of its segments: it runs at the cap without losses
 UNCOMPRESSED = ("BITMAP",)
 UNCOMPRESSED_SHARE = 0.5  # of the image bytes
 
@@ -79,8 +81,9 @@ def ceiling(s: dict[str, Any]) -> Ceiling | None:
     peak = max(per_s[max(0, start - CEILING_SECONDS):start + 1])
     # a capped link: the sender went above the link's rate, lost what its queue could not hold, and then
     # ran at the rate without losses; a steady stream over a lossy link loses all along its plateau
-    capped = listed and bool(before) and peak > (1 + CEILING_BAND) * level and \
-        len(inside) <= RETRANSMIT_SHARE * level * (best[0] - 1) / SEGMENT
+    sent_before = sum(per_s[max(0, start - CEILING_SECONDS):start + 1]) / SEGMENT
+    capped = listed and len(before) >= max(LOSSES_MIN, RETRANSMIT_SHARE * sent_before) \
+        and peak > (1 + CEILING_BAND) * level and len(inside) <= RETRANSMIT_SHARE * level * (best[0] - 1) / SEGMENT
     return Ceiling(t0, best[0], level, per_s[start:best[1] + 1], before, inside, capped)
 
 

@@ -14,11 +14,21 @@ ZERO_WINDOW_SECONDS = 0.5  # a zero window shorter than this is TCP's ordinary f
 RETRANSMIT_SHARE = 0.01  # of a direction's segments
 RETRANSMIT_MIN = 5  # a handful on loopback are the kernel's own (an early retransmit of a large first write)
 RETRANSMIT_BYTES = 16 * 1024  # and at least this much data sent again (a busy host's late ACKs re-send tiny messages)
+OVERFLOW_SECONDS = 1.5  # a stopped receiver's buffer fills (and overflows) within this before its window is zero
 NEAR = 0.5  # seconds before a quiet period in which a retransmission still counts as its cause
 
 
 def _within(times: list[dict[str, Any]], start: float, end: float) -> list[dict[str, Any]]:
     return [x for x in times if start - NEAR <= x["time"] <= end]
+
+
+def _before_zero(times: list[float], periods: list[dict[str, Any]]) -> bool:
+    """Whether every retransmission falls in the OVERFLOW_SECONDS before one of the receiver's zero-window
+    periods (of at least ZERO_WINDOW_SECONDS) or inside it."""
+    long = [p for p in periods if p["end"] is None or p["end"] - p["start"] >= ZERO_WINDOW_SECONDS]
+    return bool(times and long) and all(
+        any(p["start"] - OVERFLOW_SECONDS <= t <= (p["end"] if p["end"] is not None else float("inf")) for p in long)
+        for t in times)
 
 
 def _zero_overlap(periods: list[dict[str, Any]], start: float, end: float) -> list[dict[str, Any]]:
@@ -68,15 +78,24 @@ def _network(n: int | None, ch: dict[str, Any], cap: Ceiling | None) -> Iterator
             first = tcp["retransmissions"][0]
             heavy = rb >= RETRANSMIT_BYTES and rb >= RETRANSMIT_SHARE * max(sent, 1)
             # a capped link drops what the sender sends above its rate: that is the cap's finding
-            at_cap = side == "server" and explains(cap, [x["time"] for x in tcp["retransmissions"]])
-            why = "sent above the link's ceiling before it held at it (see bandwidth_ceiling)" if at_cap \
-                else "the network loses data"
-            yield Finding(WARNING if heavy and not at_cap else INFO, "retransmissions",
+            times = [x["time"] for x in tcp["retransmissions"]]
+            at_cap = side == "server" and explains(cap, times)
+            other = "client" if side == "server" else "server"
+            # a receiver that stops reading drops what its full buffer cannot hold before its window closes
+            overflow = _before_zero(times, ch.get("tcp", {}).get(other, {}).get("zero_window_periods", []))
+            if at_cap:
+                why = "sent above the link's ceiling before it held at it (see bandwidth_ceiling)"
+            elif overflow:
+                why = f"dropped by the {other} as its receive buffer filled (it stopped reading: see zero_window)"
+            else:
+                why = "the network loses data"
+            yield Finding(WARNING if heavy and not (at_cap or overflow) else INFO, "retransmissions",
                           f"{ch['name']}: {r} of {tcp['segments']} segments from the {side} retransmitted "
                           f"({100 * r / max(tcp['segments'], 1):.1f} %): {why}",
                           first["time"], tcp["retransmissions"][-1]["time"], session=n, channel=ch["name"],
                           evidence={"side": side, "retransmitted_segments": r, "segments": tcp["segments"],
                                     "retransmitted_bytes": rb, "bytes": sent, "at_ceiling": at_cap,
+                                    "receiver_overflow": overflow,
                                     "first_frames": [x["frame"] for x in tcp["retransmissions"][:10]]})
         long = [p for p in tcp["zero_window_periods"]
                 if p["end"] is None or p["end"] - p["start"] >= ZERO_WINDOW_SECONDS]
