@@ -6,6 +6,7 @@ tolerances below) and that nothing else above info fires on the same capture."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -326,3 +327,84 @@ def test_a_killed_agent_is_agent_disconnected(killed_agent: Session) -> None:
     kill = killed_agent.at("kill")
     assert kill - 0.05 <= f["time"] <= kill + KILL_EDGE_S, (f, kill)
     assert "agent_never_connected" not in {x["kind"] for x in found}
+
+
+# -- a client that never reads ------------------------------------------------------------------
+NEVER_S = 4.0  # the screen changing while our client reads nothing
+
+
+def _link(port: int, channel_type: int, connection_id: int, until: str | None = None):
+    """A channel of ours linked to Xspice (the project's sans-I/O client link); with `until`, read on to that
+    server message. Returns the socket, its endpoint and the message."""
+    from spicetool.replay.client_channel import DEFAULT_COMMON_CAPS
+    from spicetool.stack.endpoint import ChannelEndpoint
+    from spicetool.stack.roles import ClientLink, LinkAccepted, Role
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    ep = ChannelEndpoint(Role.CLIENT, ClientLink({"channel_type": channel_type, "channel_id": 0,
+                                                  "connection_id": connection_id,
+                                                  "common_caps": DEFAULT_COMMON_CAPS, "channel_caps": []}))
+    sock.sendall(ep.data_to_send())
+    linked, found = False, None
+    while not linked or (until and found is None):
+        data = sock.recv(65536)
+        assert data, "the server closed during the link"
+        for ev in ep.receive_data(data):
+            linked = linked or isinstance(ev, LinkAccepted)
+            if getattr(ev, "name", None) == until:
+                found = ev
+            assert type(ev).__name__ not in ("LinkRefused", "LinkFailed"), ev
+        out = ep.data_to_send()   # the auth mechanism and ticket, once the reply came
+        if out:
+            sock.sendall(out)
+    return sock, ep, found
+
+
+def never_read(xs, marks: dict, tmp: Path, stack: ExitStack) -> None:
+    from spicetool.replay.client_plan import LINK_FOLLOW_UP
+    from spicetool.stack.enums import ChannelType
+
+    main, mep, init = _link(xs.port, ChannelType.MAIN, 0, until="init")
+    main.sendall(mep.send("attach_channels", {}))
+    display, dep, _ = _link(xs.port, ChannelType.DISPLAY, init.fields["session_id"])
+    name, fields = LINK_FOLLOW_UP[ChannelType.DISPLAY]
+    display.sendall(dep.send(name, fields))   # and from here on it reads nothing, on any channel
+    marks["linked"] = time.time()
+    with peers.Program(NOISE, xs.display, tmp, name="noise"):
+        time.sleep(NEVER_S)
+        marks["close"] = time.time()
+        for sock in (display, main):
+            sock.close()   # with unread data: a reset
+    time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def never_reading(tmp_path_factory) -> Session:
+    for program in ("Xorg", "tshark", "ffplay"):
+        need_program(program)
+    tmp = tmp_path_factory.mktemp("never-reading")
+    cap = tmp / "loopback.pcapng"
+    s = Session(cap, cap)
+    with ExitStack() as stack:
+        xs = stack.enter_context(peers.Xspice(peers.XspiceSettings(
+            port=peers.pick_port(LOOP_PORTS), display=peers.pick_display(DISPLAYS), streaming_video="off"), tmp))
+        stack.enter_context(peers.Tshark(xs.port, cap, log_dir=tmp))
+        never_read(xs, s.marks, tmp, stack)
+    return s
+
+
+def test_a_client_that_never_reads_is_a_display_stall(never_reading: Session) -> None:
+    """Our client links main and display and reads nothing more while noise plays: its windows close and the
+    screen stalls until it goes (a stall still on when the channel closes, which no later message ends)."""
+    code, found = diagnose(never_reading.server_cap)
+    above = above_info(found)
+    assert code == 5 and {f["kind"] for f in above} == {"display_stall", "zero_window"}, above
+    (stall,) = [f for f in above if f["kind"] == "display_stall"]
+    assert stall["severity"] == "warning" and stall["channel"] == "display:0"
+    assert stall["evidence"]["cause"] == "zero_window" and stall["evidence"]["until"] == "the channel closed", stall
+    linked, close = never_reading.at("linked"), never_reading.at("close")
+    assert linked - 0.5 <= stall["time"] <= linked + STALL_START_S, (stall, linked)
+    assert close - 0.05 <= stall["until"] <= close + STALL_END_S, (stall, close)
+    zero = {f["channel"]: f for f in above if f["kind"] == "zero_window"}
+    assert "display:0" in zero and set(zero) <= {"display:0", "main:0"}, zero
+    assert all(f["evidence"]["side"] == "client" and f["until"] <= close + STALL_END_S for f in zero.values())

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from spicetool.triage.findings.bandwidth import Ceiling, ceiling, explains
+from spicetool.triage.figures import QUIET_SECONDS
 from spicetool.triage.findings.base import INFO, WARNING, Finding, secs
 
 ZERO_WINDOW_SECONDS = 0.5  # a zero window shorter than this is TCP's ordinary flow control
@@ -69,6 +70,36 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
             yield Finding(INFO if cause == "capture_gap" else WARNING, "display_stall",
                           f"{ch['name']}: no screen update for {end - start:.1f} s from {secs(start)}: {why}",
                           start, end, session=n, channel=ch["name"], evidence=ev)
+        if ch["channel"] == "display":
+            yield from _stalled_at_end(n, ch, s.get("capture_end"))
+
+
+def _stalled_at_end(n: int | None, ch: dict[str, Any], capture_end: float | None) -> Iterator[Finding]:
+    """A display channel still stalled when it closed or the capture ended (a quiet period only ends with the
+    server's next message, so figures.py lists none for it): the client's window zero, or retransmissions."""
+    server = [m for m in ch.get("last_messages", []) if m["direction"] == "server"]
+    closes = [c["time"] for c in (ch.get("closes") or {}).values() if c]
+    end = min(closes) if closes else capture_end
+    if not server or end is None:
+        return  # (the last messages all the client's: when the server last spoke is not known)
+    start = max(m["time"] for m in server)
+    if end - start < QUIET_SECONDS:
+        return
+    zero = _zero_overlap(ch["tcp"]["client"]["zero_window_periods"], start, end)
+    zero = [p for p in zero if (p["end"] if p["end"] is not None else end) - max(p["start"], start) >= QUIET_SECONDS]
+    retrans = _within(ch["tcp"]["server"]["retransmissions"], start, end)
+    if zero:
+        cause, why = "zero_window", "the client's TCP receive window was zero (a slow or stopped client)"
+    elif retrans:
+        cause, why = "retransmissions", f"{len(retrans)} retransmitted segments (the network lost data)"
+    else:
+        return  # an idle screen at the end
+    last = "the channel closed" if closes else "the capture ended"
+    ev = {"cause": cause, "seconds": round(end - start, 3), "frame_before": max(server, key=lambda m: m["time"])["frame"],
+          "frame_after": None, "until": last, "retransmissions": retrans[:20], "zero_window_periods": zero[:20]}
+    yield Finding(WARNING, "display_stall",
+                  f"{ch['name']}: no screen update for the last {end - start:.1f} s, from {secs(start)} until {last}: "
+                  f"{why}", start, end, session=n, channel=ch["name"], evidence=ev)
 
 
 def _network(n: int | None, ch: dict[str, Any], cap: Ceiling | None) -> Iterator[Finding]:
