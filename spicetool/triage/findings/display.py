@@ -87,7 +87,8 @@ def _stalled_at_end(n: int | None, ch: dict[str, Any], capture_end: float | None
         return
     zero = _zero_overlap(ch["tcp"]["client"]["zero_window_periods"], start, end)
     zero = [p for p in zero if (p["end"] if p["end"] is not None else end) - max(p["start"], start) >= QUIET_SECONDS]
-    retrans = _within(ch["tcp"]["server"]["retransmissions"], start, end)
+    # strictly after the last message: a loss just before it was repaired by the time it was read
+    retrans = [r for r in ch["tcp"]["server"]["retransmissions"] if start < r["time"] <= end]
     if zero:
         cause, why = "zero_window", "the client's TCP receive window was zero (a slow or stopped client)"
     elif retrans:
