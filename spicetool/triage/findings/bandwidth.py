@@ -27,8 +27,8 @@ class Ceiling:
     seconds: int
     level: int  # bytes/s: the highest rate held CEILING_SECONDS long
     series: list[int]
-    before: list[float]  # server retransmission times in the CEILING_SECONDS before it and its first second
-    inside: list[float]  # and in the rest of it
+    before: int  # server retransmissions in the CEILING_SECONDS before it and its first second
+    inside: int  # and in the rest of it
     capped: bool  # losses cut the sender back to this level, and it then ran there without them
 
     @property
@@ -53,6 +53,18 @@ def _downstream(s: dict[str, Any]) -> tuple[int, list[int]]:
     return first, total
 
 
+def _retransmitted(s: dict[str, Any]) -> dict[int, int]:
+    """Server-to-client retransmissions per capture second, all channels of the session together (every one
+    counted: the listed ones are only the first of each channel)."""
+    out: dict[int, int] = {}
+    for ch in s["channels"]:
+        at = ch.get("per_second_from") or 0
+        for i, n in enumerate(ch.get("tcp", {}).get("server", {}).get("retransmissions_per_second", [])):
+            if n:
+                out[at + i] = out.get(at + i, 0) + n
+    return out
+
+
 def ceiling(s: dict[str, Any]) -> Ceiling | None:
     """The session's throughput ceiling, if it held one (the display rule asks too: losses at a cap)."""
     if not all(c.get("seconds_per_bin", 1) == 1 for c in s["channels"]):  # averages can hide a ceiling
@@ -73,17 +85,15 @@ def ceiling(s: dict[str, Any]) -> Ceiling | None:
         return None
     start = best[1] - best[0] + 1
     t0, t1 = first + start, first + best[1] + 1
-    servers = [c.get("tcp", {}).get("server", {}) for c in s["channels"]]
-    times = [r["time"] for t in servers for r in t.get("retransmissions", [])]
-    listed = all(t.get("retransmitted_segments", 0) == len(t.get("retransmissions", [])) for t in servers)
-    before = sorted(t for t in times if t0 - CEILING_SECONDS <= t < t0 + 1)
-    inside = sorted(t for t in times if t0 + 1 <= t < t1)
+    lost = _retransmitted(s)
+    before = sum(lost.get(t, 0) for t in range(t0 - CEILING_SECONDS, t0 + 1))
+    inside = sum(lost.get(t, 0) for t in range(t0 + 1, t1))
     peak = max(per_s[max(0, start - CEILING_SECONDS):start + 1])
     # a capped link: the sender went above the link's rate, lost what its queue could not hold, and then
     # ran at the rate without losses; a steady stream over a lossy link loses all along its plateau
     sent_before = sum(per_s[max(0, start - CEILING_SECONDS):start + 1]) / SEGMENT
-    capped = listed and len(before) >= max(LOSSES_MIN, RETRANSMIT_SHARE * sent_before) \
-        and peak > (1 + CEILING_BAND) * level and len(inside) <= RETRANSMIT_SHARE * level * (best[0] - 1) / SEGMENT
+    capped = before >= max(LOSSES_MIN, RETRANSMIT_SHARE * sent_before) \
+        and peak > (1 + CEILING_BAND) * level and inside <= RETRANSMIT_SHARE * level * (best[0] - 1) / SEGMENT
     return Ceiling(t0, best[0], level, per_s[start:best[1] + 1], before, inside, capped)
 
 
@@ -99,11 +109,11 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
     if c is not None:
         rate = f"{c.level * 8 / 1e6:.2f} Mbit/s"
         ev = {"ceiling_bytes_per_second": c.level, "seconds": c.seconds, "series": c.series,
-              "retransmissions_before": len(c.before), "retransmissions_inside": len(c.inside), "capped": c.capped}
+              "retransmissions_before": c.before, "retransmissions_inside": c.inside, "capped": c.capped}
         if c.capped:
             yield Finding(WARNING, "bandwidth_ceiling",
                           f"server-to-client throughput held at {rate} for {c.seconds} s after the sender lost "
-                          f"{len(c.before)} segments going faster: a capped link", float(c.first), float(c.end),
+                          f"{c.before} segments going faster: a capped link", float(c.first), float(c.end),
                           session=n, evidence=ev)
         else:
             yield Finding(INFO, "bandwidth_ceiling",
