@@ -631,10 +631,12 @@ class QemuSettings:
     accel: str = "tcg"          # software emulation: the same on every machine
     network: bool = False       # no NIC: no iPXE, the firmware ends on a still "No bootable device" screen
     monitor: str | None = None  # a unix socket path for the human monitor (stop, screendump)
+    spice_extra: str = ""       # more -spice options, e.g. "tls-port=N,x509-dir=D,tls-channel=main"
 
     def argv(self) -> list[str]:
+        spice = f"port={self.port},addr=127.0.0.1,disable-ticketing=on" + (f",{self.spice_extra}" if self.spice_extra else "")
         a = [QEMU, "-machine", f"q35,accel={self.accel}", "-m", str(self.memory_mib), "-vga", "qxl",
-             "-display", "none", "-spice", f"port={self.port},addr=127.0.0.1,disable-ticketing=on"]
+             "-display", "none", "-spice", spice]
         if not self.network:
             a += ["-nic", "none"]
         if self.monitor:

@@ -188,3 +188,35 @@ def test_a_wrong_password_against_xspice_is_auth_refused(tmp_path: Path) -> None
     first = next(iter(open_capture(str(cap)))).time
     reply = [s for s in open_capture(str(cap)) if s.src.endswith(f":{server.port}") and s.payload]
     assert any(abs(f["time"] - (s.time - first)) < 1e-3 for s in reply)
+
+
+def test_a_channel_that_needs_tls_linked_in_plain_is_need_secured(tmp_path: Path) -> None:
+    """QEMU with a TLS port and `tls-channel=main`, spicy-screenshot given only the plain port: the server's
+    NEED_SECURED reply is need_secured, an error at the link reply's time, and nothing else above info."""
+    for program in ("qemu-system-x86_64", "spicy-screenshot", "tshark", "openssl"):
+        need_program(program)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import shutil
+
+    import peers
+
+    x509 = tmp_path / "x509"
+    x509.mkdir()
+    files = peers.make_tls_files(tmp_path)
+    for src, name in ((files.ca, "ca-cert.pem"), (files.cert, "server-cert.pem"), (files.key, "server-key.pem")):
+        shutil.copy(src, x509 / name)
+    port = peers.pick_port(LIVE_PORTS)
+    tls_port = peers.pick_port([p for p in range(5990, 5996) if p != port])
+    settings = peers.QemuSettings(port=port, serial_port=False, webdav=False, usbredir=False, audio=False,
+                                  spice_extra=f"tls-port={tls_port},x509-dir={x509},tls-channel=main")
+    cap = tmp_path / "need-secured.pcapng"
+    with peers.Qemu(settings, tmp_path), peers.Tshark(port, cap, log_dir=tmp_path):
+        with pytest.raises(peers.PeerError):
+            peers.spicy_screenshot(port, tmp_path / "never.ppm", timeout=20)
+    code, found = diagnose(cap)
+    (f,) = above_info(found)
+    assert code == 5 and f["kind"] == "need_secured" and f["severity"] == "error", f
+    assert f["channel"] == "main:0" and f["evidence"]["error"] == "NEED_SECURED", f
+    first = next(iter(open_capture(str(cap)))).time
+    reply = [s for s in open_capture(str(cap)) if s.src.endswith(f":{port}") and s.payload]
+    assert any(abs(f["time"] - (s.time - first)) < 1e-3 for s in reply)
