@@ -4,6 +4,8 @@ segments sent twice as a retransmitting sender would)."""
 from __future__ import annotations
 
 import json
+import os
+import time
 import shutil
 import subprocess
 import sys
@@ -196,8 +198,6 @@ def test_a_channel_that_needs_tls_linked_in_plain_is_need_secured(tmp_path: Path
     for program in ("qemu-system-x86_64", "spicy-screenshot", "tshark", "openssl"):
         need_program(program)
     sys.path.insert(0, str(ROOT / "scripts"))
-    import shutil
-
     import peers
 
     x509 = tmp_path / "x509"
@@ -220,3 +220,35 @@ def test_a_channel_that_needs_tls_linked_in_plain_is_need_secured(tmp_path: Path
     first = next(iter(open_capture(str(cap)))).time
     reply = [s for s in open_capture(str(cap)) if s.src.endswith(f":{port}") and s.payload]
     assert any(abs(f["time"] - (s.time - first)) < 1e-3 for s in reply)
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_a_client_refusing_the_servers_certificate_is_a_tls_error(version: str, tmp_path: Path) -> None:
+    """Xspice behind a TLS front with a certificate of our own CA, spicy-screenshot given the TLS port and not
+    the CA: the client's fatal unknown_ca alert is a tls_error saying the client refused the certificate; in
+    TLS 1.2 it is sent in the clear (found without keys), in TLS 1.3 it is protected (found with the key log)."""
+    for program in ("Xorg", "spicy-screenshot", "tshark", "openssl"):
+        need_program(program)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import peers
+
+    files = peers.make_tls_files(tmp_path)
+    port = peers.pick_port(LIVE_PORTS)
+    front = peers.pick_port([p for p in range(5990, 5996) if p != port])
+    cap, keys = tmp_path / "refused-certificate.pcapng", tmp_path / "keys.log"
+    settings = peers.XspiceSettings(port=port, display=peers.pick_display(LIVE_DISPLAYS))
+    env = {k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"}  # (the system's CAs: not ours)
+    with peers.Xspice(settings, tmp_path), peers.TlsFront(front, port, files, keys, tmp_path, max_version=version), \
+            peers.Tshark(front, cap, log_dir=tmp_path):
+        r = subprocess.run(["spicy-screenshot", "-h", "127.0.0.1", "-s", str(front), "-o", str(tmp_path / "x.ppm")],
+                           capture_output=True, text=True, timeout=30, env=env)
+        time.sleep(0.5)
+    assert r.returncode != 0 and "certificate" in r.stderr, r.stderr
+    code, found = diagnose(cap, *(["--tls-keylog", str(keys)] if version == "1.3" else []))
+    (f,) = above_info(found)
+    assert code == 5 and f["kind"] == "tls_error" and f["severity"] == "error", found
+    assert f["evidence"]["alert"] == "unknown_ca" and f["evidence"]["sent_by"] == "client", f
+    assert "refused the server's certificate" in f["title"]
+    alert = [s for s in open_capture(str(cap)) if s.dst.endswith(f":{front}") and s.payload][-1]
+    first = next(iter(open_capture(str(cap)))).time
+    assert abs(f["time"] - (alert.time - first)) < 1e-3, (f, alert.time - first)
