@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -42,6 +45,23 @@ def read_markers(out: str) -> dict[str, dict[str, Any]]:
     return found
 
 
+@contextmanager
+def _ctrl_c_after() -> Iterator[None]:
+    """Ctrl-C waits until the block is over: a capture's part and its marker are written both or neither."""
+    got: list[int] = []
+    try:
+        old = signal.signal(signal.SIGINT, lambda sig, frame: got.append(sig))
+    except ValueError:  # not the main thread: nothing to defer
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if got:
+            raise KeyboardInterrupt
+
+
 def _record(out: str, result: dict[str, Any]) -> dict[str, Any]:
     """The Parquet part first, then the marker: a capture is done when its marker is there."""
     from spicetool.batch.dataset import write_part
@@ -59,6 +79,7 @@ def finish(out: str, lost: list[dict[str, Any]]) -> tuple[dict[str, dict[str, An
     from spicetool.batch.dataset import combine
     from spicetool.batch.index import index_html
 
+    _tidy(out)
     markers = read_markers(out)
     rows = combine(out, set(markers))
     failures = [{"capture": m["capture"], "sha256": m["sha256"], "status": m["status"], "error": m["error"]}
@@ -67,6 +88,20 @@ def finish(out: str, lost: list[dict[str, Any]]) -> tuple[dict[str, dict[str, An
     _atomic_text(os.path.join(out, "failures.json"), json.dumps(failures, indent=1) + "\n")
     _atomic_text(os.path.join(out, "index.html"), index_html(list(markers.values()), lost, out))
     return markers, rows
+
+
+def _tidy(out: str) -> None:
+    """Scratch folders of this host's dead workers (killed, interrupted): their capture is not done."""
+    import glob
+    import shutil
+
+    from spicetool.batch.work import alive
+
+    host = os.uname().nodename
+    for scratch in glob.glob(os.path.join(out, "captures", f".*.{glob.escape(host)}.*.tmp")):
+        pid = scratch.rsplit(".", 2)[-2]
+        if pid.isdigit() and not alive(int(pid)):
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 class _Progress:
@@ -151,7 +186,8 @@ def run_batch(inputs: list[str], out: str, engine_name: str, scheduler: str | No
                     lost.append({"capture": job.capture, "sha256": job.sha256, "error": result})
                     bad = True
                 else:
-                    marker = _record(out, result)
+                    with _ctrl_c_after():
+                        marker = _record(out, result)
                     bad = marker["status"] != "ok"
                 progress.advance(job.size, bad)
                 failed += bad

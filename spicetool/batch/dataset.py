@@ -19,7 +19,8 @@ PARTS, COMBINED = "parts", "channels.parquet"
 
 
 def _atomic(table: pa.Table, path: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
+    # a dot first: pyarrow.dataset (and Spark) skip it, should a crash leave it
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
 

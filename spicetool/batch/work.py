@@ -59,8 +59,8 @@ def _video(capture: str, path: str, fps: float = 25.0) -> int:
     return stats.frames
 
 
-def _alive(pid: int) -> bool:
-    """Whether another process of this host has that pid (a scratch folder of ours is a dead one's)."""
+def alive(pid: int) -> bool:
+    """Whether another process of this host has that pid (a scratch folder with our own is a dead one's)."""
     if pid == os.getpid():
         return False
     try:
@@ -120,7 +120,7 @@ def process_capture(job: Job) -> dict[str, Any]:
     os.makedirs(parent, exist_ok=True)
     host = os.uname().nodename
     for stale in glob.glob(os.path.join(parent, f".{job.sha256}.{host}.*.tmp")):  # a killed attempt's scratch
-        if not _alive(int(stale.rsplit(".", 2)[-2])):
+        if not alive(int(stale.rsplit(".", 2)[-2])):
             shutil.rmtree(stale, ignore_errors=True)
     work = os.path.join(parent, f".{job.sha256}.{host}.{os.getpid()}.tmp")
     os.makedirs(work)
