@@ -253,3 +253,27 @@ def test_ctrl_c_leaves_a_dataset_and_a_rerun_finishes(tmp_path: Path) -> None:
     assert f"{len(names) - len(done)} capture(s) done" in again.stderr
     assert f"{len(done)} done before (skipped)" in again.stderr
     assert {r["capture"] for r in pq.read_table(out / "channels.parquet").to_pylist()} == set(paths)
+
+
+def _frames(path: Path) -> int:
+    import av
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def test_render_writes_the_video_of_spicetool_render(tmp_path: Path) -> None:
+    need_module("pyarrow")
+    cap = CAPTURES / "typing.pcapng"
+    (tmp_path / "junk.pcap").write_bytes(b"\x00" * 64)
+    r = batch(str(cap), str(tmp_path / "junk.pcap"), "-o", str(tmp_path / "out"), "--render", "--workers", "1")
+    assert r.returncode == 4 and "Traceback" not in r.stderr, r.stderr  # the junk fails, without a video
+    folder = tmp_path / "out" / "captures" / sha(cap)
+    marker = json.loads((folder / "done.json").read_text())
+    assert marker["status"] == "ok" and "video.mp4" in marker["files"] and not marker["warnings"], marker
+    own = tmp_path / "x.mp4"
+    alone = subprocess.run(["spicetool", "render", str(cap), "-o", str(own), "-q"], capture_output=True, text=True)
+    assert alone.returncode == 0, alone.stderr
+    n = _frames(own)
+    assert n > 1 and _frames(folder / "video.mp4") == n
+    junk = tmp_path / "out" / "captures" / sha(tmp_path / "junk.pcap")
+    assert sorted(p.name for p in junk.iterdir()) == ["done.json", "error.txt"]
