@@ -178,9 +178,14 @@ def run_batch(inputs: list[str], out: str, engine_name: str, scheduler: str | No
     eng = None
     try:
         if jobs:
-            from spicetool.batch.engines import engine
+            from spicetool.batch.engines import EngineError, engine
 
-            eng = engine(engine_name, scheduler, workers)
+            try:
+                eng = engine(engine_name, scheduler, workers)
+            except EngineError as exc:
+                progress.close()
+                echo(f"error: {exc}", err=True)
+                return EXIT_UNREADABLE
             for job, result in eng.run(jobs):
                 if isinstance(result, str):  # the work was lost, not the capture's fault: no marker
                     lost.append({"capture": job.capture, "sha256": job.sha256, "error": result})
@@ -273,9 +278,9 @@ def batch(inputs: tuple[str, ...], out: str, engine_name: str, scheduler: str | 
 
     \b
     Exit codes: 0 every capture done and complete; 1 no captures found; 2 bad usage; 3 an
-    input or OUT cannot be read or written; 4 a capture failed, is damaged or was not done
-    (failures.json says which; the rest are done), or pyarrow (dask) is not installed;
-    130 interrupted (what was done is kept).
+    input or OUT cannot be read or written, pyarrow (distributed) is not installed, or the
+    --scheduler cannot be reached (nothing is done); 4 a capture failed, is damaged or was not
+    done (failures.json says which; the rest are done); 130 interrupted (what was done is kept).
     """
     if scheduler and engine_name != "dask":
         raise click.UsageError("--scheduler needs --engine dask")

@@ -18,6 +18,10 @@ ATTEMPTS = 3  # a capture whose worker dies this often is given up (until the ne
 Outcome = tuple[Job, "dict[str, Any] | str"]
 
 
+class EngineError(Exception):
+    """The engine cannot start (the scheduler cannot be reached): one line, nothing was done."""
+
+
 def started(job: Job) -> bool:
     """Whether a worker of this host began the capture and did not finish it (its scratch folder)."""
     parent = os.path.dirname(capture_dir(job.out, job.sha256))
@@ -109,7 +113,13 @@ class DaskEngine:
                                         dashboard_address=None, silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
         else:
-            self.client = Client(address, timeout="30s")
+            try:
+                # within Dask's distributed.comm.timeouts.connect (30 s; DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT)
+                self.client = Client(address)
+            except (OSError, TimeoutError, ValueError) as exc:  # refused, timed out, a bad address
+                line = str(exc).strip().splitlines()
+                raise EngineError(f"cannot reach the Dask scheduler {address}: "
+                                  f"{line[-1] if line else type(exc).__name__}") from None
         self.futures: list[Any] = []
 
     def run(self, jobs: list[Job]) -> Iterator[Outcome]:

@@ -80,7 +80,8 @@ def test_local_engine_outputs(local) -> None:
         assert (folder / "findings.jsonl").read_text() == diagnose.stdout
         assert (folder / "report.html").read_text().startswith("<!DOCTYPE html>")
         assert json.loads((folder / "done.json").read_text())["status"] == "ok"
-    assert (out / "captures" / sha(src / "junk.pcap") / "error.txt").read_text() == f"{src / 'junk.pcap'}: {JUNK_ERROR}\n"
+    junk = out / "captures" / sha(src / "junk.pcap") / "error.txt"
+    assert junk.read_text() == f"{src / 'junk.pcap'}: {JUNK_ERROR}\n"
     # the index links every report relatively, and they are there
     index = (out / "index.html").read_text()
     links = re.findall(r'href="([^"]+)"', index)
@@ -277,3 +278,13 @@ def test_render_writes_the_video_of_spicetool_render(tmp_path: Path) -> None:
     assert n > 1 and _frames(folder / "video.mp4") == n
     junk = tmp_path / "out" / "captures" / sha(tmp_path / "junk.pcap")
     assert sorted(p.name for p in junk.iterdir()) == ["done.json", "error.txt"]
+
+
+def test_an_unreachable_scheduler_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    need_module("distributed")
+    port = _free_port()  # nothing listens there
+    r = subprocess.run(["spicetool", "batch", "-q", str(CAPTURES / "typing.pcapng"), "-o", str(tmp_path),
+                        "--engine", "dask", "--scheduler", f"tcp://127.0.0.1:{port}"], capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"})
+    assert r.returncode == 3 and r.stderr.startswith(f"error: cannot reach the Dask scheduler tcp://127.0.0.1:{port}: ")
+    assert len(r.stderr.splitlines()) == 1 and not list(tmp_path.glob("captures/*")), r.stderr
