@@ -142,8 +142,9 @@ class DaskEngine:
 
     def close(self) -> None:
         try:
-            if self.futures:
-                self.client.cancel(self.futures)
+            pending = [f for f in self.futures if not f.done()]  # (interrupted: the rest is not wanted)
+            if pending:
+                self.client.cancel(pending)
             self.client.close()
         finally:
             if self.cluster is not None:
