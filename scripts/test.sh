@@ -19,6 +19,6 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
-python3 -m pip install -q -e ".[test,live]"
+python3 -m pip install -q -e ".[test,live,cluster]"
 (cd rust && cargo test -q --workspace --exclude spicetool-native)
 python3 -m pytest -q "$@"

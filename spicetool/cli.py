@@ -8,6 +8,7 @@ import click
 
 # name -> "module:attribute" of a click command
 SUBCOMMANDS: dict[str, str] = {
+    "batch": "spicetool.batch.command:batch",
     "bundle": "spicetool.triage.bundle:bundle",
     "diagnose": "spicetool.triage.diagnose:diagnose",
     "dissect": "spicetool.dissect.command:dissect",
@@ -21,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
 }
 # the one-line help of each, so that `spicetool --help` imports none of them
 SHORT_HELP: dict[str, str] = {
+    "batch": "Many captures on a process pool or a Dask cluster: reports, a Parquet dataset, an index.",
     "bundle": "One zip for a ticket: report, stats, findings, final picture, plain export.",
     "diagnose": "What went wrong in a capture: findings with their evidence.",
     "dissect": "Decode every SPICE message of a capture or of live traffic.",

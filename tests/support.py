@@ -69,6 +69,17 @@ def need_program(name: str) -> str:
     return path
 
 
+def need_module(name: str):
+    """A Python module of an optional extra (bash scripts/test.sh installs them all); a failure under CI,
+    a skip elsewhere. Returns the module."""
+    import importlib
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        message = f"Python module {name} is not installed (bash scripts/test.sh installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def need_package(name: str) -> None:
