@@ -151,7 +151,7 @@ def argv(job: Job) -> list[str]:
         "serve": ["serve", "--disable-ticketing", "-p", str(_free_port()), "--speed", "10000", "--replay", job.path],
         "batch": ["batch", job.path, "-o", str(out / "batch")],
     }[job.command]
-    keys = key_log(Path(job.capture)) if job.command != "batch" else []  # (batch reads key logs beside captures)
+    keys = key_log(Path(job.capture)) if job.command != "batch" else []  # (batch takes no key log)
     return cmd[:1] + keys + cmd[1:]
 
 
