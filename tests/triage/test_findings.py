@@ -252,3 +252,30 @@ def test_a_client_refusing_the_servers_certificate_is_a_tls_error(version: str, 
     alert = [s for s in open_capture(str(cap)) if s.dst.endswith(f":{front}") and s.payload][-1]
     first = next(iter(open_capture(str(cap)))).time
     assert abs(f["time"] - (alert.time - first)) < 1e-3, (f, alert.time - first)
+
+
+def test_spice_html5_through_websockify_to_a_server_that_is_down_is_websocket_closed(tmp_path: Path) -> None:
+    """spice-html5 in chromium through websockify whose SPICE server is not there: websockify closes the
+    WebSocket with 1011; websocket_closed, an error (nothing SPICE came through), at the close frame's time."""
+    for program in ("Xvfb", "chromium", "websockify", "tshark"):
+        need_program(program)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import peers
+
+    ws, http, dead = (peers.pick_port(range(5990 + i, 5999, 3)) for i in range(3))
+    assert peers.port_free(dead)
+    cap = tmp_path / "websocket-down.pcapng"
+    url = f"http://127.0.0.1:{http}/spice_auto.html?host=127.0.0.1&port={ws}"
+    with peers.Xvfb(peers.pick_display(LIVE_DISPLAYS), log_dir=tmp_path) as xv, \
+            peers.Websockify(ws, dead, tmp_path) as gateway, peers.HttpServer(http, peers.SPICE_HTML5_DIR, tmp_path), \
+            peers.Tshark(ws, cap, log_dir=tmp_path), peers.Chromium(xv.display, url, tmp_path):
+        peers.wait_until(lambda: "Failed to connect" in gateway.log_text(), 60, "websockify's failed connect")
+        time.sleep(0.5)
+    code, found = diagnose(cap)
+    above = above_info(found)
+    assert code == 5 and above and {f["kind"] for f in above} == {"websocket_closed"}, found
+    f = above[0]
+    assert f["severity"] == "error" and "1011" in f["title"] and "before any SPICE message" in f["title"], f
+    frames = [s for s in open_capture(str(cap)) if s.src.endswith(f":{ws}") and (s.payload[:1] == b"\x88" or b"\r\n\r\n\x88" in s.payload)]  # (after the 101, or alone)
+    first = next(iter(open_capture(str(cap)))).time
+    assert frames and abs(f["time"] - (frames[0].time - first)) < 1e-3, (f, [s.time - first for s in frames])

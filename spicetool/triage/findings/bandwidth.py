@@ -120,7 +120,9 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
                           f"server-to-client throughput flat at {rate} for {c.seconds} s "
                           "(a capped link, or a steady stream that fills it)",
                           float(c.first), float(c.end), session=n, evidence=ev)
-    chans = sorted(s["channels"], key=lambda c: -sum(c["wire_bytes"].values()))
+    # (a connection that never carried SPICE, a failed transport's, consumes nothing worth naming)
+    chans = sorted((c for c in s["channels"] if c.get("channel") not in (None, "unknown")),
+                   key=lambda c: -sum(c["wire_bytes"].values()))
     total = sum(sum(c["wire_bytes"].values()) for c in chans)
     if total:
         images = sorted(s["images"].items(), key=lambda kv: -kv[1]["bytes"])

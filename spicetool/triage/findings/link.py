@@ -79,8 +79,12 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
             yield _tls_error(n, p, ev)
         elif k in TRANSPORT_KINDS:
             kind, sev = TRANSPORT_KINDS[k]
-            yield Finding(sev, kind, f"{p['channel']}: {p['detail']}", p["time"], session=n,
-                          channel=p["channel"], evidence=ev)
+            title = f"{p['channel']}: {p['detail']}"
+            if p["channel"].startswith("unknown"):  # the transport ended before any SPICE came through it
+                layer = "a WebSocket" if k.startswith("websocket") else "a proxied" if k.startswith("proxy") else "a"
+                title = f"{layer} connection, before any SPICE message: {p['detail']}"
+                sev = ERROR  # (the client never reached the server: no session at all through it)
+            yield Finding(sev, kind, title, p["time"], session=n, channel=p["channel"], evidence=ev)
         elif k == "tls_encrypted":
             encrypted.append(p)
         elif k == "notify":
