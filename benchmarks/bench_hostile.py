@@ -481,8 +481,8 @@ class Hostile:
             try:
                 while time.monotonic() < end:
                     await send(w, batch)
-            except (ConnectionError, OSError):
-                return "dropped by server"
+            except (ConnectionError, OSError) as e:
+                return f"dropped by server ({['', 'main', 'display', 'inputs', 'cursor'][target]}, {type(e).__name__})"
             finally:
                 for t in readers:
                     t.cancel()
@@ -638,7 +638,13 @@ def main() -> int:
     ap.add_argument("--max-shot", type=float, default=15.0,
                     help="seconds a screenshot may take before it counts as a stall")
     ap.add_argument("--keep-log", type=Path, help="copy the server's log here")
+    ap.add_argument("--kinds", help="only these hostile kinds, comma-separated (default: all)")
     args = ap.parse_args()
+    if args.kinds:
+        wanted = args.kinds.split(",")
+        for k in list(KINDS):
+            if k not in wanted:
+                del KINDS[k]
 
     if not peers.port_free(args.port):
         print(f"port {args.port} is in use", file=sys.stderr)

@@ -27,6 +27,12 @@ class DisplayChannel(ChannelClient):
         # caches): only the first display channel sends GLZ (LZ instead on the others), so that
         # no two encoders number images into that one window.
         glz = self.link.channel_id == self.server.first_display
+        if glz and self.server.glz_windows >= self.server.max_glz_windows:
+            glz = False   # the server's GLZ windows are all taken (state.py MAX_GLZ_WINDOWS)
+            self.server.stats["glz_windows_refused"] += 1
+        self.holds_glz = glz
+        if glz:
+            self.server.glz_windows += 1
         self.images = ClientImages(self.server.image_compression, self.lz4, self.server.stats, glz)
         self.push_set_ack()
         device = self.device
@@ -93,6 +99,9 @@ class DisplayChannel(ChannelClient):
             raise ClientDropped(f"unexpected display message {msg.name}")
 
     def on_close(self) -> None:
+        if getattr(self, "holds_glz", False):
+            self.holds_glz = False
+            self.server.glz_windows -= 1
         try:
             self.device.listeners.remove(self.on_command)
         except ValueError:
