@@ -91,8 +91,29 @@ def display_answers(display: int) -> bool:
 
 
 def display_free(display: int) -> bool:
-    return not (Path(f"/tmp/.X{display}-lock").exists()
-                or Path(f"/tmp/.X11-unix/X{display}").exists())
+    """No live X server holds `display`; a stale lock (its pid gone, as after a killed run) is cleared, as X does."""
+    lock, sock = Path(f"/tmp/.X{display}-lock"), Path(f"/tmp/.X11-unix/X{display}")
+    if lock.exists():
+        try:
+            pid = int(lock.read_text().strip() or "0")
+        except (OSError, ValueError):
+            pid = 0
+        if pid > 0 and _pid_alive(pid):
+            return False
+        lock.unlink(missing_ok=True)
+        sock.unlink(missing_ok=True)
+        return True
+    return not sock.exists()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def pick_port(candidates: Sequence[int]) -> int:

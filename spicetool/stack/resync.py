@@ -11,6 +11,9 @@ from .schema import TRAILING, parse_body as _parse
 from .types import CHANNEL_NAMES
 
 MIN_RUN = 3                     # consecutive plausible headers required
+ENOUGH = 8                      # headers of two kinds or more that settle an offset (a run ranks up to this)
+REPEAT_KEY = 64                 # body bytes that tell one repeated message from another,
+REPEAT_BODY = 16                # in bodies this long at least (a short one's bytes, a key's scancode, prove little)
 MAX_PLAUSIBLE = 16 * 1024 * 1024
 SCAN_LIMIT = 64 * 1024          # candidate start offsets examined
 
@@ -19,28 +22,35 @@ def _known_ids(channel_type: int, direction: Direction) -> dict:
     return table(channel_type, direction)
 
 
-def _chain(data: bytes, start: int, mini: bool, tab: dict) -> tuple[int, bool]:
+def _chain(data: bytes, start: int, mini: bool, tab: dict, visited: set[int] | None = None) -> tuple[int, bool]:
     """(how many consecutive headers from start parse as known messages with valid bodies,
     whether any of them is channel-specific, i.e. not a base message).
 
-    A run that repeats one (type, size) pair, e.g. empty messages, counts as one header:
-    periodic patterns inside image data would otherwise look like a burst of messages."""
-    n, specific, kinds = _walk(data, start, mini, tab)
+    A run that repeats one (type, size) pair, e.g. empty messages, counts as one header: periodic
+    patterns inside image data would otherwise look like a burst of messages. Bodies of REPEAT_BODY
+    bytes or more that differ (a stream of small draws of one size) count as different messages."""
+    n, specific, kinds = _walk(data, start, mini, tab, visited)
     return (n if kinds > 1 else min(n, 1)), specific
 
 
-def _walk(data: bytes, start: int, mini: bool, tab: dict) -> tuple[int, bool, int]:
+def _walk(data: bytes, start: int, mini: bool, tab: dict, visited: set[int] | None = None) -> tuple[int, bool, int]:
+    """Follows headers from start; each header's offset goes into visited (a later candidate there walks
+    a suffix of this run: no longer and of no more kinds, so it need not be walked again)."""
     h = MINI if mini else FULL
     pos, n, last_serial, specific = start, 0, None, False
-    seen: set[tuple[int, int]] = set()
+    seen: set[tuple[int, int, bytes]] = set()
     while pos + h.size <= len(data):
+        if n >= ENOUGH and len(seen) > 1:
+            break  # settled: more headers would not rank it higher
         if mini:
             tid, size = h.unpack_from(data, pos)
         else:
             serial, tid, size, sub_list = h.unpack_from(data, pos)
             if sub_list > size or (last_serial is not None and serial != last_serial + 1):
-                break
+                break  # (this offset not marked: a walk starting here has no serial to follow)
             last_serial = serial
+        if visited is not None:
+            visited.add(pos)
         entry = tab.get(tid)
         if entry is None or size > MAX_PLAUSIBLE:
             break
@@ -48,7 +58,7 @@ def _walk(data: bytes, start: int, mini: bool, tab: dict) -> tuple[int, bool, in
         if end > len(data):
             # a message cut by the end of the sample still counts if its header is sane
             if entry[1].min_size <= size:
-                seen.add((tid, size))
+                seen.add(_kind(tid, size, data, pos + h.size))
                 return n + 1, specific or tid >= MSG_FIRST_AVAIL, len(seen)
             return n, specific, len(seen)
         fields, err = _parse(entry[1], data[pos + h.size:end])
@@ -56,9 +66,13 @@ def _walk(data: bytes, start: int, mini: bool, tab: dict) -> tuple[int, bool, in
             break
         n += 1
         specific = specific or tid >= MSG_FIRST_AVAIL
-        seen.add((tid, size))
+        seen.add(_kind(tid, size, data, pos + h.size))
         pos = end
     return n, specific, len(seen)
+
+
+def _kind(tid: int, size: int, data: bytes, body: int) -> tuple[int, int, bytes]:
+    return tid, size, (data[body:body + min(size, REPEAT_KEY)] if size >= REPEAT_BODY else b"")
 
 
 def _candidates(data: bytes, mini: bool, ids: np.ndarray) -> np.ndarray:
@@ -93,9 +107,12 @@ def find_resync_point(data: bytes, direction: Direction, channel_type: int | Non
         if not tab:
             continue
         ids = np.fromiter(tab.keys(), dtype=np.uint32)
+        visited: set[int] = set()
         for off in _candidates(data, mini_header, ids):
             off = int(off)
-            run, specific = _chain(data, off, mini_header, tab)
+            if off in visited:
+                continue  # inside a run already walked from an earlier offset, which was not good enough
+            run, specific = _chain(data, off, mini_header, tab, visited)
             need = MIN_RUN
             if run >= need or (run >= 2 and _reaches_end(data, off, mini_header, tab, run)):
                 score = (-int(specific), -min(run, 8), off, ct)

@@ -415,9 +415,11 @@ class Figures:
 
     def as_json(self) -> dict[str, Any]:
         t0 = self.t0 or 0.0
+        self.bin_s = _bin_width([w.bins for w in self.wire.values()] + list(self.message_bins.values()))
         return {
             "start": t0,
             "duration": round((self.t_end or t0) - t0, 6),
+            "seconds_per_bin": self.bin_s,   # of the per-second series: more than 1 only if the clock jumped
             "frames": self.frames,
             "sessions": [self._session_json(fig, t0) for _, fig in sorted(self.sessions.items(),
                                                                              key=lambda kv: kv[0] or 0)],
@@ -440,8 +442,10 @@ class Figures:
             "tls_keys": ch.tls_keys,
             "wire_bytes": {"client": up.bytes, "server": down.bytes},
             "per_second_from": first,
-            "bytes_per_second": {"client": _series(up.bins, first), "server": _series(down.bins, first)},
-            "messages_per_second": {d: _series(b, first) for d, b in msgs.items()},
+            "seconds_per_bin": self.bin_s,
+            "bytes_per_second": {"client": _series(up.bins, first, self.bin_s),
+                                 "server": _series(down.bins, first, self.bin_s)},
+            "messages_per_second": {d: _series(b, first, self.bin_s) for d, b in msgs.items()},
             "closed": None if end is None else {"time": round(end - t0, 6), "how": "reset" if "reset" in how
                                                  else "closed"},
             "closes": {d: _close_json(self.tcp.get(k), t0) for d, k in (("client", (ch.client, ch.server)),
@@ -577,9 +581,27 @@ def _match_pongs(fig: SessionFigures) -> None:
     fig.pongs.clear()
 
 
-def _series(bins: Counter, first: int) -> list[int]:
-    """Per second from second `first` of the capture to the last one counted."""
-    return [bins.get(i, 0) for i in range(first, max(bins) + 1)] if bins else []
+MAX_BINS = 2 * 86400  # series entries per channel: a capture whose clock jumps (a corrupt timestamp) stays bounded
+
+
+def _series(bins: Counter, first: int, width: int = 1) -> list[int]:
+    """Per second (per `width` seconds, averaged, where the capture spans more than MAX_BINS seconds)
+    from second `first` of the capture to the last one counted."""
+    if not bins:
+        return []
+    if width == 1:
+        return [bins.get(i, 0) for i in range(first, max(bins) + 1)]
+    out = [0] * ((max(bins) - first) // width + 1)
+    for i, v in bins.items():
+        out[(i - first) // width] += v
+    return [v // width for v in out]
+
+
+def _bin_width(counters: list[Counter]) -> int:
+    """Seconds per entry of every series of a capture: 1, unless its seconds span more than MAX_BINS."""
+    keys = [k for c in counters if c for k in (min(c), max(c))]
+    span = max(keys) - min(keys) + 1 if keys else 0
+    return max(1, -(-span // MAX_BINS))
 
 
 def _spread(values: list[float]) -> dict[str, float]:

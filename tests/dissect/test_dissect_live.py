@@ -16,13 +16,14 @@ from support import ROOT, need_program
 sys.path.insert(0, str(ROOT / "scripts"))
 import peers  # noqa: E402
 
-PORT, DISPLAY = 5951, 51  # this test's own port and display
+PORT = 5951  # this test's own port
+DISPLAYS = range(51, 56)  # and X displays
 
 
 @pytest.fixture(scope="module")
 def xspice(tmp_path_factory: pytest.TempPathFactory):
     need_program("Xorg")
-    settings = peers.XspiceSettings(port=PORT, display=DISPLAY, image_compression="lz")
+    settings = peers.XspiceSettings(port=PORT, display=peers.pick_display(DISPLAYS), image_compression="lz")
     with peers.Xspice(settings, tmp_path_factory.mktemp("xspice")) as server:
         yield server
 

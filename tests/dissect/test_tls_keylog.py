@@ -46,7 +46,8 @@ from spicetool.capture.tcp import Data, TcpTracker  # noqa: E402
 from spicetool.capture.tls import TlsConnection  # noqa: E402
 from spicetool.render import picture_at  # noqa: E402
 
-PLAIN_PORT, LISTEN_PORT, TLS_PORT, DISPLAY = 5980, 5981, 5982, 80
+PLAIN_PORT, LISTEN_PORT, TLS_PORT = 5980, 5981, 5982
+DISPLAYS = range(80, 90)  # this module's X displays
 OPENSSL_CNF = """openssl_conf = conf
 [conf]
 ssl_conf = ssl
@@ -82,14 +83,15 @@ def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         (certs / name).write_bytes(data)
     (tmp / "openssl.cnf").write_text(OPENSSL_CNF.format(FORCE[version]))
     proxy_env = {**os.environ, "OPENSSL_CONF": str(tmp / "openssl.cnf")}  # the version, on the proxy only
-    settings = peers.XspiceSettings(port=PLAIN_PORT, display=DISPLAY,
+    display = peers.pick_display(DISPLAYS)
+    settings = peers.XspiceSettings(port=PLAIN_PORT, display=display,
                                     extra_options={"SpiceTlsPort": str(TLS_PORT), "SpiceX509Dir": str(certs)})
     session = TlsSession(version, tmp / "clear.pcapng", {"client": tmp / "client.pcapng",
                                                           "server": tmp / "server.pcapng"},
                          {"client": LISTEN_PORT, "server": TLS_PORT}, tmp / "keys.log")
     with peers.Xspice(settings, tmp), \
             peers.Program(["xterm", "-geometry", "80x20+40+40", "-e", "sh", "-c", "ls -l /usr/bin | head -40; "
-                           "sleep 600"], DISPLAY, tmp, name="xterm"):
+                           "sleep 600"], display, tmp, name="xterm"):
         peers.wait_until(lambda: peers.port_open(TLS_PORT), 10, "Xspice TLS port")
         time.sleep(1.0)  # the xterm maps and draws
         with peers.Tshark(port=LISTEN_PORT, out=session.sides["client"]) as client_cap, \
@@ -98,7 +100,7 @@ def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
                           ["--tls-target", "--ca", str(certs / "ca-cert.pem"), "--tls-listen",
                            "--write-cert", str(tmp / "proxy-ca.pem"), "--tls-keylog", str(session.keylog)],
                           env=proxy_env) as rec:
-                env = {**peers.x_env(DISPLAY), "SSL_CERT_FILE": str(tmp / "proxy-ca.pem")}
+                env = {**peers.x_env(display), "SSL_CERT_FILE": str(tmp / "proxy-ca.pem")}
                 env.pop("DISPLAY")
                 screenshot(["-h", "127.0.0.1", "-s", str(LISTEN_PORT)], tmp / "shot.ppm", env=env)
                 time.sleep(0.5)

@@ -28,7 +28,8 @@ def _downstream(s: dict[str, Any]) -> list[int]:
 def rules(s: dict[str, Any]) -> Iterator[Finding]:
     n = s["session"]
     per_s = _downstream(s)
-    if per_s and max(per_s) >= CEILING_MIN:
+    one_second = all(c.get("seconds_per_bin", 1) == 1 for c in s["channels"])  # (averages can hide a ceiling)
+    if one_second and per_s and max(per_s) >= CEILING_MIN:
         top = max(per_s)
         run, best = 0, (0, 0)
         for i, b in enumerate(per_s):
