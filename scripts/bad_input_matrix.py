@@ -133,9 +133,16 @@ def damaged(capture: Path, points: int, work: Path) -> list[tuple[str, Path, int
 
 # --- running ------------------------------------------------------------------------------------
 
+def key_log(capture: Path) -> list[str]:
+    """The TLS key log recorded beside a capture (NAME.keys.log), as the commands take it: a support engineer
+    is handed both, and damage to the capture is what is tested, not a missing key log."""
+    keys = capture.with_name(capture.name.split(".")[0] + ".keys.log")
+    return ["--tls-keylog", str(keys)] if keys.exists() else []
+
+
 def argv(job: Job) -> list[str]:
     out = Path(job.out)
-    return {
+    cmd = {
         "dissect": ["dissect", "--json", job.path],
         "stats": ["stats", "--json", job.path],
         "report": ["report", job.path, "-o", str(out / "report.html")],
@@ -144,6 +151,8 @@ def argv(job: Job) -> list[str]:
         "serve": ["serve", "--disable-ticketing", "-p", str(_free_port()), "--speed", "10000", "--replay", job.path],
         "batch": ["batch", job.path, "-o", str(out / "batch")],
     }[job.command]
+    keys = key_log(Path(job.capture)) if job.command != "batch" else []  # (batch reads key logs beside captures)
+    return cmd[:1] + keys + cmd[1:]
 
 
 def _free_port() -> int:
@@ -318,7 +327,8 @@ class Worker:
 def intact_records(capture: Path, cache: dict[str, list[dict]]) -> list[dict]:
     key = str(capture)
     if key not in cache:
-        res = subprocess.run([sys.executable, "-m", "spicetool", "dissect", "--json", str(capture)], capture_output=True,
+        res = subprocess.run([sys.executable, "-m", "spicetool", "dissect", "--json", *key_log(capture), str(capture)],
+                             capture_output=True,
                              text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
         cache[key] = [json.loads(line) for line in res.stdout.splitlines()]
     return cache[key]

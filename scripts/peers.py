@@ -631,10 +631,12 @@ class QemuSettings:
     accel: str = "tcg"          # software emulation: the same on every machine
     network: bool = False       # no NIC: no iPXE, the firmware ends on a still "No bootable device" screen
     monitor: str | None = None  # a unix socket path for the human monitor (stop, screendump)
+    spice_extra: str = ""       # more -spice options, e.g. "tls-port=N,x509-dir=D,tls-channel=main"
 
     def argv(self) -> list[str]:
+        spice = f"port={self.port},addr=127.0.0.1,disable-ticketing=on" + (f",{self.spice_extra}" if self.spice_extra else "")
         a = [QEMU, "-machine", f"q35,accel={self.accel}", "-m", str(self.memory_mib), "-vga", "qxl",
-             "-display", "none", "-spice", f"port={self.port},addr=127.0.0.1,disable-ticketing=on"]
+             "-display", "none", "-spice", spice]
         if not self.network:
             a += ["-nic", "none"]
         if self.monitor:
@@ -1209,3 +1211,75 @@ def xdotool(display: int, *args: str) -> str:
 def private_dir(prefix: str = "peers-") -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix=prefix) as d:
         yield Path(d)
+
+
+# ---------------------------------------------------------------- peers inside a network namespace
+# (scripts/netlab.py makes the namespaces; `ip netns exec` execs the program, so its pid is the peer's own)
+
+
+def netns_sockets(pid: int) -> list[tuple[int, int, str]]:
+    """(local port, remote port, state) of the TCP sockets in the network namespace `pid` runs in."""
+    out = []
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError), open(f"/proc/{pid}/net/{table}") as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                out.append((int(cols[1].rsplit(":", 1)[1], 16), int(cols[2].rsplit(":", 1)[1], 16), cols[3]))
+    return out
+
+
+class _InNetns:
+    netns: str
+
+    def _spawn(self, argv, *args, **kwargs):
+        return super()._spawn(["ip", "netns", "exec", self.netns, *argv], *args, **kwargs)  # type: ignore[misc]
+
+
+class NetnsXspice(Xspice):
+    """Xspice (Xorg + spiceqxl) inside network namespace `netns`, spice-server listening on `addr` there.
+    The X display is reached from anywhere through its socket file (abstract sockets stay in the namespace)."""
+
+    def __init__(self, settings: XspiceSettings, tmp: str | os.PathLike, netns: str, addr: str,
+                 timeout: float = 30.0) -> None:
+        Peer.__init__(self)
+        settings.extra_options = {**settings.extra_options, "SpiceAddr": addr}
+        settings.validate()
+        self.settings, self.display, self.port, self.dir = settings, settings.display, settings.port, Path(tmp)
+        self.netns, self.addr = netns, addr
+        if not display_free(self.display):
+            raise PeerError(f"display :{self.display} is in use")
+        if settings.playback:
+            (self.dir / "audio").mkdir(exist_ok=True)
+        self.config_path = self.dir / "xorg.conf"
+        self.config_path.write_text(xspice_config(settings, self.dir))
+        self.xorg_log = self.dir / "Xorg.log"
+        (self.dir / "none.d").mkdir(exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("XSPICE_")}
+        self._spawn(["ip", "netns", "exec", netns, XORG, "-config", str(self.config_path), "-configdir",
+                     str(self.dir / "none.d"), "-logfile", str(self.xorg_log), "-noreset", "-nolisten", "tcp",
+                     f":{self.display}"], self.dir, env=env)
+        listening = lambda: any(lp == self.port and st == "0A" for lp, _, st in netns_sockets(self.pid))  # noqa: E731
+        self._ready_or_stop(lambda: (self.wait_ready(timeout),
+                                     wait_until(listening, timeout, f"Xspice {addr}:{self.port} in {netns}", self.proc)))
+
+
+class NetnsSpicy(_InNetns, Spicy):
+    """spicy inside network namespace `netns` (on an X display outside it), connected to `host`:`port`.
+    Ready when `min_channels` connections to the port are established in its namespace."""
+
+    def __init__(self, netns: str, display: int, port: int, host: str, min_channels: int = 2,
+                 timeout: float = 30.0, **kwargs) -> None:
+        self.netns = netns
+        super().__init__(display, port, host=host, min_channels=0, timeout=timeout, **kwargs)
+        up = lambda: sum(1 for _, rp, st in netns_sockets(self.pid) if rp == port and st == "01") >= min_channels  # noqa: E731
+        self._ready_or_stop(lambda: wait_until(up, timeout, f"spicy to {host}:{port} in {netns}", self.proc))
+
+
+class NetnsTshark(_InNetns, Tshark):
+    """tshark capturing on `interface` inside network namespace `netns`."""
+
+    def __init__(self, netns: str, port: int | Sequence[int], out: str | os.PathLike, interface: str,
+                 **kwargs) -> None:
+        self.netns = netns
+        super().__init__(port, out, interface=interface, **kwargs)

@@ -42,6 +42,7 @@ from spicetool.capture.tls_records import (
     SERVER_HELLO,
     Hello,
     Malformed,
+    alert_name,
     alert_text,
     handshake_messages,
     parse_hello,
@@ -137,8 +138,9 @@ class TlsConnection:
                 is not None else None,
                 "sni": self.client_hello.sni if self.client_hello else None}
 
-    def _notice(self, kind: str, from_client: bool, reason: str) -> None:
-        self.out.append((from_client, Notice(kind, from_client, self._time, self._frame, reason, self._fields())))
+    def _notice(self, kind: str, from_client: bool, reason: str, extra: dict[str, Any] | None = None) -> None:
+        self.out.append((from_client, Notice(kind, from_client, self._time, self._frame, reason,
+                                             {**self._fields(), **(extra or {})})))
 
     def _opaque(self, reason: str) -> None:
         self.state = "opaque"
@@ -152,7 +154,10 @@ class TlsConnection:
         self.out = []
         self._time, self._frame = item.time, item.frame
         half = self.halves[from_client]
-        if self.state == "opaque" or half.dead:
+        if half.dead:
+            return self.out
+        if self.state == "opaque":
+            self._scan_clear(half, item)
             return self.out
         if isinstance(item, Gap):
             if self.state == "handshake" and not half.encrypted:
@@ -166,6 +171,33 @@ class TlsConnection:
         half.buf += item.data
         self._records(half)
         return self.out
+
+    def _scan_clear(self, half: _Half, item: Data | Gap) -> None:
+        """Not decrypted: the records are still framed until application data starts, for an alert sent in the
+        clear (two bytes: a client refusing the server's certificate in TLS 1.2, a server refusing the hello),
+        the one thing a connection without keys can still say about why it failed."""
+        if isinstance(item, Gap):
+            half.dead = True
+            return
+        half.buf += item.data
+        buf = half.buf
+        while len(buf) >= HEADER:
+            if not plausible_header(buf):
+                half.dead = True
+                break
+            length = int.from_bytes(buf[3:5], "big")
+            if len(buf) < HEADER + length:
+                return
+            rtype, fragment = buf[0], bytes(buf[HEADER:HEADER + length])
+            del buf[:HEADER + length]
+            if rtype == ALERT and length == 2:  # (a protected alert is longer: nonce, tag)
+                self._notice("error", half.client, f"TLS {alert_text(fragment)} from the {half.who}",
+                             {"alert": alert_name(fragment)})
+            elif rtype == APPLICATION_DATA:
+                half.dead = True  # from here on everything is protected
+                break
+        if half.dead:
+            buf.clear()
 
     def finish(self, time: float, frame: int) -> list[Output]:
         """End of the capture: a record cut off by it is said so."""

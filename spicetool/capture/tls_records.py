@@ -58,6 +58,11 @@ def version_name(v: int | None) -> str:
     return VERSIONS.get(v, f"version 0x{v:04X}") if v is not None else "TLS"
 
 
+def alert_name(body: bytes) -> str | None:
+    """The alert's description by its RFC name (None: malformed)."""
+    return str(ALERTS.get(body[1], body[1])) if len(body) == 2 else None
+
+
 def alert_text(body: bytes) -> str:
     if len(body) < 2:
         return "a malformed alert"

@@ -149,6 +149,7 @@ class Tcp:
     retransmitted: int = 0
     retransmitted_bytes: int = 0
     retransmissions: list[tuple[float, int]] = field(default_factory=list)  # (time, frame), the first TCP_EVENTS
+    retransmit_bins: Counter = field(default_factory=Counter)  # all of them, per capture second
     segments: int = 0  # with payload
     zero_windows: int = 0  # segments advertising a zero window
     zero_since: tuple[float, int] | None = None  # the open zero-window period: its first segment's time, frame
@@ -226,6 +227,7 @@ class Figures:
             tcp.retransmitted_bytes += len(seg.payload)
             if len(tcp.retransmissions) < TCP_EVENTS:
                 tcp.retransmissions.append((seg.time, seg.frame))
+            tcp.retransmit_bins[int(seg.time - (self.t0 or seg.time))] += 1
         tcp.high = max(tcp.high, end)
 
     def _session(self, ch: Channel) -> SessionFigures:
@@ -450,7 +452,7 @@ class Figures:
                                                  else "closed"},
             "closes": {d: _close_json(self.tcp.get(k), t0) for d, k in (("client", (ch.client, ch.server)),
                                                                          ("server", (ch.server, ch.client)))},
-            "tcp": {d: _tcp_json(self.tcp.get(k), t0) for d, k in (("client", (ch.client, ch.server)),
+            "tcp": {d: _tcp_json(self.tcp.get(k), t0, first, self.bin_s) for d, k in (("client", (ch.client, ch.server)),
                                                                     ("server", (ch.server, ch.client)))},
             "last_messages": [{"time": round(t - t0, 6), "frame": fr, "direction": d, "type": n}
                               for t, fr, d, n in self.recent.get(ch.index, ())],
@@ -526,8 +528,9 @@ def _close_json(tcp: Tcp | None, t0: float) -> dict[str, Any] | None:
     return {"time": round(tcp.close[0] - t0, 6), "how": tcp.close[1], "frame": tcp.close[2]}
 
 
-def _tcp_json(tcp: Tcp | None, t0: float) -> dict[str, Any]:
-    """One direction's retransmitted segments and zero-window advertisements (the first TCP_EVENTS listed)."""
+def _tcp_json(tcp: Tcp | None, t0: float, first: int = 0, width: int = 1) -> dict[str, Any]:
+    """One direction's retransmitted segments and zero-window advertisements (the first TCP_EVENTS listed,
+    and every retransmission counted per second, as the channel's other series)."""
     tcp = tcp or Tcp()
     periods = list(tcp.zero_periods)
     if tcp.zero_since is not None:  # still zero when the capture (or connection) ends
@@ -535,6 +538,7 @@ def _tcp_json(tcp: Tcp | None, t0: float) -> dict[str, Any]:
     return {"segments": tcp.segments,
             "retransmitted_segments": tcp.retransmitted, "retransmitted_bytes": tcp.retransmitted_bytes,
             "retransmissions": [{"time": round(t - t0, 6), "frame": f} for t, f in tcp.retransmissions],
+            "retransmissions_per_second": _series(tcp.retransmit_bins, first, width),
             "zero_windows": tcp.zero_windows,
             "zero_window_periods": [{"start": round(a - t0, 6), "end": None if b is None else round(b - t0, 6),
                                      "frame": fa, "frame_open": fb} for a, b, fa, fb in periods]}
@@ -593,7 +597,8 @@ def _series(bins: Counter, first: int, width: int = 1) -> list[int]:
         return [bins.get(i, 0) for i in range(first, max(bins) + 1)]
     out = [0] * ((max(bins) - first) // width + 1)
     for i, v in bins.items():
-        out[(i - first) // width] += v
+        if i >= first:
+            out[(i - first) // width] += v
     return [v // width for v in out]
 
 

@@ -4,6 +4,8 @@ segments sent twice as a retransmitting sender would)."""
 from __future__ import annotations
 
 import json
+import os
+import time
 import shutil
 import subprocess
 import sys
@@ -188,3 +190,65 @@ def test_a_wrong_password_against_xspice_is_auth_refused(tmp_path: Path) -> None
     first = next(iter(open_capture(str(cap)))).time
     reply = [s for s in open_capture(str(cap)) if s.src.endswith(f":{server.port}") and s.payload]
     assert any(abs(f["time"] - (s.time - first)) < 1e-3 for s in reply)
+
+
+def test_a_channel_that_needs_tls_linked_in_plain_is_need_secured(tmp_path: Path) -> None:
+    """QEMU with a TLS port and `tls-channel=main`, spicy-screenshot given only the plain port: the server's
+    NEED_SECURED reply is need_secured, an error at the link reply's time, and nothing else above info."""
+    for program in ("qemu-system-x86_64", "spicy-screenshot", "tshark", "openssl"):
+        need_program(program)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import peers
+
+    x509 = tmp_path / "x509"
+    x509.mkdir()
+    files = peers.make_tls_files(tmp_path)
+    for src, name in ((files.ca, "ca-cert.pem"), (files.cert, "server-cert.pem"), (files.key, "server-key.pem")):
+        shutil.copy(src, x509 / name)
+    port = peers.pick_port(LIVE_PORTS)
+    tls_port = peers.pick_port([p for p in range(5990, 5996) if p != port])
+    settings = peers.QemuSettings(port=port, serial_port=False, webdav=False, usbredir=False, audio=False,
+                                  spice_extra=f"tls-port={tls_port},x509-dir={x509},tls-channel=main")
+    cap = tmp_path / "need-secured.pcapng"
+    with peers.Qemu(settings, tmp_path), peers.Tshark(port, cap, log_dir=tmp_path):
+        with pytest.raises(peers.PeerError):
+            peers.spicy_screenshot(port, tmp_path / "never.ppm", timeout=20)
+    code, found = diagnose(cap)
+    (f,) = above_info(found)
+    assert code == 5 and f["kind"] == "need_secured" and f["severity"] == "error", f
+    assert f["channel"] == "main:0" and f["evidence"]["error"] == "NEED_SECURED", f
+    first = next(iter(open_capture(str(cap)))).time
+    reply = [s for s in open_capture(str(cap)) if s.src.endswith(f":{port}") and s.payload]
+    assert any(abs(f["time"] - (s.time - first)) < 1e-3 for s in reply)
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_a_client_refusing_the_servers_certificate_is_a_tls_error(version: str, tmp_path: Path) -> None:
+    """Xspice behind a TLS front with a certificate of our own CA, spicy-screenshot given the TLS port and not
+    the CA: the client's fatal unknown_ca alert is a tls_error saying the client refused the certificate; in
+    TLS 1.2 it is sent in the clear (found without keys), in TLS 1.3 it is protected (found with the key log)."""
+    for program in ("Xorg", "spicy-screenshot", "tshark", "openssl"):
+        need_program(program)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import peers
+
+    files = peers.make_tls_files(tmp_path)
+    port = peers.pick_port(LIVE_PORTS)
+    front = peers.pick_port([p for p in range(5990, 5996) if p != port])
+    cap, keys = tmp_path / "refused-certificate.pcapng", tmp_path / "keys.log"
+    settings = peers.XspiceSettings(port=port, display=peers.pick_display(LIVE_DISPLAYS))
+    env = {k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"}  # (the system's CAs: not ours)
+    with peers.Xspice(settings, tmp_path), peers.TlsFront(front, port, files, keys, tmp_path, max_version=version), \
+            peers.Tshark(front, cap, log_dir=tmp_path):
+        r = subprocess.run(["spicy-screenshot", "-h", "127.0.0.1", "-s", str(front), "-o", str(tmp_path / "x.ppm")],
+                           capture_output=True, text=True, timeout=30, env=env)
+        time.sleep(0.5)
+    assert r.returncode != 0 and "certificate" in r.stderr, r.stderr
+    code, found = diagnose(cap, *(["--tls-keylog", str(keys)] if version == "1.3" else []))
+    (f,) = above_info(found)
+    assert code == 5 and f["kind"] == "tls_error" and f["severity"] == "error", found
+    assert f["evidence"]["alert"] == "unknown_ca" and f["evidence"]["sent_by"] == "client", f
+    assert "refused the server's certificate" in f["title"]
+    alert = [s for s in open_capture(str(cap)) if s.dst.endswith(f":{front}") and s.payload][-1]
+    first = next(iter(open_capture(str(cap)))).time
+    assert abs(f["time"] - (alert.time - first)) < 1e-3, (f, alert.time - first)

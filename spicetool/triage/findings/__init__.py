@@ -21,6 +21,7 @@ def find(figs: dict[str, Any], damage: str | None = None) -> list[Finding]:
     """Every finding of a capture's figures, worst first, then by time."""
     out: list[Finding] = []
     for s in figs.get("sessions", []):
+        s = {**s, "capture_end": figs.get("duration")}  # where a trouble still going on at the end ends
         for family in FAMILIES:
             out.extend(family.rules(s))
     out.extend(capture.damage(damage, figs.get("duration")))

@@ -40,9 +40,10 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
               "p95_ms": p95, "max_ms": ms[-1] if ms else None, "min_ms": fig["min_ms"], "all": fig}
         if (p95 is not None and p95 >= HIGH_MS) or fig["min_ms"] >= HIGH_MS:
             what = f"p95 {p95:.0f} ms" if p95 is not None and p95 >= HIGH_MS else f"never under {fig['min_ms']:.0f} ms"
+            # from the first high round trip to the last (latency that rose mid-session rose there)
+            high = [p for p in (points or every) if p["ms"] >= HIGH_MS]
             yield Finding(WARNING, "high_latency", f"{label}: PING round trips high, {what}",
-                          (points or every)[0]["time"], (points or every)[-1]["time"], session=n, channel=label,
-                          evidence=ev)
+                          high[0]["time"], high[-1]["time"], session=n, channel=label, evidence=ev)
             continue
         if not points:
             continue

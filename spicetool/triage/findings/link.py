@@ -4,6 +4,7 @@ SPICE protocol errors, the server's NOTIFY messages."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any, Iterator
 
@@ -29,6 +30,38 @@ TRANSPORT_KINDS = {  # problem kind -> (finding kind, severity)
     "protocol_error": ("protocol_error", WARNING),
 }
 
+# TLS alert description -> what it tells of the failed connection ({who}: the side that sent it)
+CERTIFICATE_REFUSED = "the {who} refused the {other}'s certificate"
+ALERT_MEANINGS = {
+    "unknown_ca": CERTIFICATE_REFUSED + " (signed by a CA it does not trust: give the client the CA, e.g. --spice-ca-file)",
+    "bad_certificate": CERTIFICATE_REFUSED + " (it does not verify: wrong host name or a broken chain)",
+    "certificate_unknown": CERTIFICATE_REFUSED,
+    "unsupported_certificate": CERTIFICATE_REFUSED + " (of a kind it does not support)",
+    "certificate_expired": CERTIFICATE_REFUSED + " (expired, or the clocks disagree)",
+    "certificate_revoked": CERTIFICATE_REFUSED + " (revoked)",
+    "certificate_required": "the {who} wanted a client certificate and got none",
+    "handshake_failure": "no TLS parameters in common (cipher suites, groups or signature algorithms)",
+    "insufficient_security": "the {other} offered only ciphers too weak for the {who}",
+    "protocol_version": "no TLS version in common (the {who} refused the {other}'s versions)",
+    "decrypt_error": "the handshake's signature or Finished did not verify (a wrong key or a meddling middlebox)",
+}
+_ALERT = re.compile(r"TLS (fatal|warning) alert (\w+) from the (client|server)")
+
+
+def _tls_error(n: int | None, p: dict[str, Any], ev: dict[str, Any]) -> Finding:
+    """A TLS alert said with what it means (a record that does not decrypt as it is)."""
+    where = p["channel"] if not p["channel"].startswith("unknown") else "a TLS connection"
+    m = _ALERT.fullmatch(p["detail"])
+    if m is None:
+        return Finding(ERROR, "tls_error", f"{where}: {p['detail']}", p["time"], session=n, channel=p["channel"],
+                       evidence=ev)
+    level, name, who = m.groups()
+    meaning = ALERT_MEANINGS.get(name, "")
+    title = f"{where}: TLS {level} alert {name} from the {who}" + (
+        ": " + meaning.format(who=who, other="server" if who == "client" else "client") if meaning else "")
+    return Finding(ERROR if level == "fatal" else WARNING, "tls_error", title, p["time"], session=n,
+                   channel=p["channel"], evidence={**ev, "alert": name, "level": level, "sent_by": who})
+
 
 def rules(s: dict[str, Any]) -> Iterator[Finding]:
     n = s["session"]
@@ -42,6 +75,8 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
             kind, meaning = LINK_KINDS.get(name, ("link_error", "the server refused the channel's link"))
             yield Finding(ERROR, kind, f"{p['channel']}: link refused with {name}: {meaning}", p["time"],
                           session=n, channel=p["channel"], evidence={**ev, "error": name})
+        elif k == "tls_error":
+            yield _tls_error(n, p, ev)
         elif k in TRANSPORT_KINDS:
             kind, sev = TRANSPORT_KINDS[k]
             yield Finding(sev, kind, f"{p['channel']}: {p['detail']}", p["time"], session=n,
@@ -50,7 +85,16 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
             encrypted.append(p)
         elif k == "notify":
             notices[p["detail"]].append(p)
-    if encrypted:
+    # a connection whose handshake ended in a fatal alert carried no data: no key log would show more
+    failed = sum(1 for p in s["problems"] if p["kind"] == "tls_error" and (m := _ALERT.fullmatch(p["detail"]))
+                 and m.group(1) == "fatal")
+    if encrypted and len(encrypted) <= failed:
+        yield Finding(INFO, "tls_without_keys",
+                      f"{len(encrypted)} TLS connection(s) not decrypted, each ended by a fatal alert in its "
+                      "handshake: they carried nothing to decrypt", encrypted[0]["time"], session=n,
+                      evidence={"connections": len(encrypted), "first_frame": encrypted[0].get("frame"),
+                                "detail": encrypted[0]["detail"], "failed_handshakes": failed})
+    elif encrypted:
         yield Finding(WARNING, "tls_without_keys",
                       f"{len(encrypted)} TLS connection(s) not decrypted: no key log for them (--tls-keylog), "
                       "so the figures leave them out", encrypted[0]["time"], session=n,

@@ -1,0 +1,410 @@
+"""Findings on real sessions with one fault each induced (issue 16, "Proven on real faults"): Xspice and
+spicy in two network namespaces of the test's own (scripts/netlab.py) with a rate limit (tbf through an
+ifb on the client's side), a delay or a seeded loss (our relay between two TAP devices) between them.
+Each test asserts the finding's kind, severity and time (against the moment the fault was made, within the
+tolerances below) and that nothing else above info fires on the same capture."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from support import ROOT, need_program
+
+from spicetool.capture import open_capture
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import netlab  # noqa: E402
+import peers  # noqa: E402
+
+PORT = 5980  # inside the namespaces (their own port space): any port does
+DISPLAYS = range(80, 86)  # X displays are shared by the whole machine: a range no other test takes
+NETWORK_PEERS = ("ip", "tc", "Xorg", "Xvfb", "spicy", "tshark", "ffplay", "xdotool", "xterm")
+
+# the faults
+RATE, RATE_PAYLOAD = "2mbit", 2e6 / 8 * 1448 / 1514  # TCP payload bytes/s the wire rate leaves (full segments)
+DELAY_MS = 200.0  # each way: 400 ms round trips
+LOSS, SEED = 0.03, 16  # share of the TCP segments with data the relay drops, each way
+
+# tolerances (a loaded 2-core machine: peers start late, frames are drawn late)
+LOAD_S = 6.5  # seconds of noise on the screen
+CEILING_ONSET_S = 4.5  # the sender overshoots, loses and settles at the cap within this of the load's start
+CEILING_END_S = 1.5  # the plateau ends within this of the load's end
+RATE_TOLERANCE = 0.05  # of the cap's payload rate
+RTT_TOLERANCE_MS = 60.0  # PING round trip over 2 x DELAY_MS
+INPUT_TOLERANCE_MS = 250.0  # xterm's echo, and the client drawing it, over 2 x DELAY_MS
+KEY_GAP_MS = 700  # between typed keys: more than a round trip, so each key's echo is the draw after it
+STARTUP_LATE_S = 4.0  # first counted PING round trip after latency.STARTUP_SECONDS from the channel's start
+
+
+def diagnose(path: Path) -> tuple[int, list[dict]]:
+    done = subprocess.run([sys.executable, "-m", "spicetool", "diagnose", "--json", str(path)],
+                          capture_output=True, text=True, timeout=600)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def above_info(found: list[dict]) -> list[dict]:
+    return [f for f in found if f["severity"] != "info"]
+
+
+def first_time(cap: Path) -> float:
+    return next(iter(open_capture(str(cap)))).time
+
+
+NOISE = ["ffplay", "-loglevel", "error", "-an", "-noborder", "-left", "0", "-top", "0", "-f", "rawvideo",
+         "-pixel_format", "rgb24", "-video_size", "320x240", "-framerate", "10", "-i", "/dev/urandom"]
+
+
+@dataclass
+class Session:
+    """A recorded session: its captures (server side, client side) and its moments in wall-clock time."""
+
+    server_cap: Path
+    client_cap: Path
+    marks: dict[str, float] = field(default_factory=dict)
+    relay: dict[str, int] = field(default_factory=dict)
+
+    def at(self, mark: str, cap: Path | None = None) -> float:
+        """The wall-clock moment `mark` in capture seconds (from that capture's first packet)."""
+        return self.marks[mark] - first_time(cap or self.server_cap)
+
+
+def run_session(tmp: Path, net_args: dict, act) -> Session:
+    """Xspice inside the server namespace, spicy (on an Xvfb) inside the client one, tshark on both ends of
+    the link; `act(xspice, spicy, marks)` makes the session's traffic and notes its moments."""
+    for program in NETWORK_PEERS:
+        need_program(program)
+    s = Session(tmp / "server-side.pcapng", tmp / "client-side.pcapng")
+    with ExitStack() as stack:
+        net = stack.enter_context(netlab.Netlab(log_dir=tmp, **net_args))
+        xs = stack.enter_context(peers.NetnsXspice(
+            peers.XspiceSettings(port=PORT, display=peers.pick_display(DISPLAYS), streaming_video="off"),
+            tmp, net.server_ns, net.server_addr))
+        xv = stack.enter_context(peers.Xvfb(peers.pick_display(DISPLAYS, skip=(xs.display,)), log_dir=tmp))
+        (tmp / "c").mkdir(exist_ok=True)
+        stack.enter_context(peers.NetnsTshark(net.server_ns, PORT, s.server_cap, net.server_if, log_dir=tmp))
+        stack.enter_context(peers.NetnsTshark(net.client_ns, PORT, s.client_cap, net.client_if, log_dir=tmp / "c"))
+        # main, display, inputs and cursor linked (through a delay they take a few round trips each)
+        with peers.NetnsSpicy(net.client_ns, xv.display, PORT, net.server_addr, log_dir=tmp, min_channels=4) as cl:
+            s.marks["connected"] = time.time()
+            act(xs, cl, s.marks, tmp)
+        stack.close()
+        s.relay = net.relay_counts()
+    return s
+
+
+def noise_for(seconds: float):
+    def act(xs, cl, marks: dict, tmp: Path) -> None:
+        time.sleep(1.5)  # the first screen sent
+        marks["load"] = time.time()
+        with peers.Program(NOISE, xs.display, tmp, name="noise"):
+            time.sleep(seconds)
+        marks["load_end"] = time.time()
+        time.sleep(1.0)
+    return act
+
+
+# -- a rate limit -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory) -> Session:
+    return run_session(tmp_path_factory.mktemp("capped"), {"rate": RATE}, noise_for(LOAD_S))
+
+
+def test_a_capped_link_is_a_bandwidth_ceiling(capped: Session) -> None:
+    """Noise on the screen through a 2 Mbit/s tbf: the sender overshoots, the cap's queue drops the rest
+    (those retransmissions are the cap's, said so at info), then the display runs flat at the cap."""
+    code, found = diagnose(capped.server_cap)
+    (f,) = above_info(found)
+    assert code == 5 and f["kind"] == "bandwidth_ceiling" and f["severity"] == "warning", found
+    level = f["evidence"]["ceiling_bytes_per_second"]
+    assert abs(level - RATE_PAYLOAD) < RATE_TOLERANCE * RATE_PAYLOAD, f
+    load, end = capped.at("load"), capped.at("load_end")
+    assert load <= f["time"] <= load + CEILING_ONSET_S, (f, load)
+    assert abs(f["until"] - end) <= CEILING_END_S, (f, end)
+    assert f["evidence"]["retransmissions_before"] > 0 and f["evidence"]["capped"]
+    retrans = [x for x in found if x["kind"] == "retransmissions"]
+    assert retrans and all(x["evidence"]["at_ceiling"] for x in retrans), retrans
+
+
+# -- a delay ------------------------------------------------------------------------------------
+def typing(xs, cl, marks: dict, tmp: Path) -> None:
+    with peers.Program(["xterm", "-geometry", "80x24+0+0"], xs.display, tmp, name="xterm") as term:
+        peers.wait_until(lambda: subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(term.pid)],
+                                                env=peers.x_env(xs.display), capture_output=True).returncode == 0,
+                         15, "xterm window", term.proc, interval=0.2)
+        win = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(term.pid)],
+                             env=peers.x_env(xs.display), capture_output=True, text=True).stdout.split()[0]
+        time.sleep(1.0)  # its first picture sent
+        peers.xdotool(xs.display, "windowfocus", "--sync", win)
+        peers.xdotool(cl.display, "windowfocus", cl.window_id())
+        marks["typing"] = time.time()
+        for key in "spice":
+            peers.xdotool(cl.display, "key", key)
+            time.sleep(KEY_GAP_MS / 1000)
+        marks["typed"] = time.time()
+        time.sleep(1.5)
+
+
+@pytest.fixture(scope="module")
+def delayed(tmp_path_factory) -> Session:
+    return run_session(tmp_path_factory.mktemp("delayed"), {"delay_ms": DELAY_MS}, typing)
+
+
+def _syn_time(cap: Path) -> float:
+    """The first connection's SYN to the server, in capture seconds (the session's start)."""
+    segs = iter(open_capture(str(cap)))
+    first = next(segs)
+    return next((s.time for s in [first, *segs] if s.dst.endswith(f":{PORT}")), first.time) - first.time
+
+
+def test_a_delayed_link_is_high_latency_at_the_server(delayed: Session) -> None:
+    """Captured at the server: every channel's PING round trips are the two delays."""
+    code, found = diagnose(delayed.server_cap)
+    above = above_info(found)
+    assert code == 5 and {f["kind"] for f in above} == {"high_latency"}, above
+    assert all(f["severity"] == "warning" for f in above)
+    by = {f["channel"]: f for f in above}
+    assert {"main:0", "display:0"} <= set(by), above
+    for f in above:
+        assert 2 * DELAY_MS <= f["evidence"]["min_ms"] <= 2 * DELAY_MS + RTT_TOLERANCE_MS, f
+    main = by["main:0"]
+    assert 2 * DELAY_MS <= main["evidence"]["p95_ms"] <= 2 * DELAY_MS + RTT_TOLERANCE_MS, main
+    start = _syn_time(delayed.server_cap)
+    assert start + 2.0 <= main["time"] <= start + 2.0 + STARTUP_LATE_S, (main, start)
+
+
+def test_a_delayed_link_is_slow_input_at_the_client(delayed: Session) -> None:
+    """Captured at the client: a key press's echo comes back two delays later (the figure users feel);
+    the PING round trips there are the client's own answering time, so no high_latency."""
+    code, found = diagnose(delayed.client_cap)
+    (f,) = above_info(found)
+    assert code == 5 and f["kind"] == "input_latency" and f["severity"] == "warning", found
+    ev = f["evidence"]
+    assert ev["inputs"] >= 5, ev
+    assert 2 * DELAY_MS <= ev["p50_ms"] <= 2 * DELAY_MS + INPUT_TOLERANCE_MS, ev
+    typing_at, typed_at = delayed.at("typing", delayed.client_cap), delayed.at("typed", delayed.client_cap)
+    assert typing_at - 0.5 <= f["time"] <= typed_at + 0.5, (f, typing_at, typed_at)
+
+
+# -- a lossy link -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lossy(tmp_path_factory) -> Session:
+    return run_session(tmp_path_factory.mktemp("lossy"), {"loss": LOSS, "seed": SEED}, noise_for(4.0))
+
+
+def test_a_lossy_link_is_retransmissions(lossy: Session) -> None:
+    """3 % of the data segments dropped each way: captured on the server's side of the lossy hop, the server's
+    retransmissions of the display's segments, as many as the relay dropped from it."""
+    code, found = diagnose(lossy.server_cap)
+    above = above_info(found)
+    assert code == 5 and {f["kind"] for f in above} == {"retransmissions"}, above
+    display = next(f for f in above if f["channel"] == "display:0")
+    assert display["severity"] == "warning" and display["evidence"]["side"] == "server"
+    assert not display["evidence"]["at_ceiling"]
+    dropped = lossy.relay["dropped_from_a"]
+    assert dropped > 20, lossy.relay
+    resent = sum(f["evidence"]["retransmitted_segments"] for f in found
+                 if f["kind"] == "retransmissions" and f["evidence"]["side"] == "server")
+    assert 0.9 * dropped <= resent <= 2 * dropped + 10, (resent, lossy.relay)
+    share = display["evidence"]["retransmitted_segments"] / display["evidence"]["segments"]
+    assert LOSS / 2 <= share <= LOSS * 2, display
+    # the first loss on the display: during the first screen or the noise, never after it
+    assert display["time"] <= lossy.at("load_end"), display
+
+
+# -- faults of the peers themselves (on loopback: no network fault in them) ---------------------
+LOOP_PORTS = range(5980, 5986)
+STOP_S = 3.5  # the client stopped this long: a display stall (QUIET_SECONDS is 2)
+STALL_START_S = 1.5  # the stall starts this soon after the SIGSTOP (the client's receive buffer, grown on loopback
+# to a few MB while it read fast, fills first)
+STALL_END_S = 0.3  # and ends this soon after the SIGCONT
+KILL_EDGE_S = 0.3  # the server's FIN or RST follows its SIGKILL this soon
+LOOP_PEERS = ("Xorg", "Xvfb", "spicy", "tshark", "ffplay")
+
+
+def loop_session(tmp: Path, act, vdagent: bool = False) -> Session:
+    """Xspice and spicy on loopback, tshark on lo; `act(xspice, spicy, marks, tmp, stack)` makes the fault."""
+    for program in LOOP_PEERS + (("spice-vdagent", "spice-vdagentd") if vdagent else ()):
+        need_program(program)
+    cap = tmp / "loopback.pcapng"
+    s = Session(cap, cap)
+    with ExitStack() as stack:
+        xs = stack.enter_context(peers.Xspice(peers.XspiceSettings(
+            port=peers.pick_port(LOOP_PORTS), display=peers.pick_display(DISPLAYS), streaming_video="off",
+            vdagent=vdagent), tmp))
+        agent = stack.enter_context(peers.VdAgent(xs)) if vdagent else None
+        xv = stack.enter_context(peers.Xvfb(peers.pick_display(DISPLAYS, skip=(xs.display,)), log_dir=tmp))
+        stack.enter_context(peers.Tshark(xs.port, cap, log_dir=tmp))
+        cl = stack.enter_context(peers.Spicy(xv.display, xs.port, log_dir=tmp, min_channels=4))
+        s.marks["connected"] = time.time()
+        act(xs, cl, s.marks, tmp, stack, *((agent,) if vdagent else ()))
+    return s
+
+
+def stop_client(xs, cl, marks: dict, tmp: Path, stack: ExitStack) -> None:
+    time.sleep(1.0)
+    noise = stack.enter_context(peers.Program(NOISE, xs.display, tmp, name="noise"))
+    time.sleep(1.0)
+    cl.pause()   # SIGSTOP: the client neither reads nor acknowledges, the screen goes on changing
+    marks["stop"] = time.time()
+    time.sleep(STOP_S)
+    cl.resume()
+    marks["cont"] = time.time()
+    time.sleep(1.5)
+    noise.stop()
+    time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def stopped_client(tmp_path_factory) -> Session:
+    return loop_session(tmp_path_factory.mktemp("stopped-client"), stop_client)
+
+
+def test_a_stopped_client_is_a_display_stall_with_a_zero_window(stopped_client: Session) -> None:
+    """spicy stopped for STOP_S under noise: its receive window fills and stays zero, the screen stops
+    until it reads again (the zero window itself is the evidence, as its own warning)."""
+    code, found = diagnose(stopped_client.server_cap)
+    above = above_info(found)
+    assert code == 5 and {f["kind"] for f in above} == {"display_stall", "zero_window"}, above
+    (stall,) = [f for f in above if f["kind"] == "display_stall"]
+    assert stall["severity"] == "warning" and stall["channel"] == "display:0"
+    assert stall["evidence"]["cause"] == "zero_window", stall
+    stop, cont = stopped_client.at("stop"), stopped_client.at("cont")
+    assert stop - 0.1 <= stall["time"] <= stop + STALL_START_S, (stall, stop)
+    assert cont - 0.1 <= stall["until"] <= cont + STALL_END_S, (stall, cont)
+    (zero,) = [f for f in above if f["kind"] == "zero_window"]
+    assert zero["channel"] == "display:0" and zero["evidence"]["side"] == "client"
+    assert stop - 0.1 <= zero["time"] <= stop + STALL_START_S and cont - 0.1 <= zero["until"] <= cont + STALL_END_S
+    # what the full buffer dropped before the window closed is the client's doing, not the network's
+    assert all(f["evidence"]["receiver_overflow"] for f in found if f["kind"] == "retransmissions")
+
+
+def kill_server(xs, cl, marks: dict, tmp: Path, stack: ExitStack) -> None:
+    time.sleep(2.0)
+    xs.signal_group(9)   # SIGKILL: spice-server goes without a word, the kernel closes its sockets
+    marks["kill"] = time.time()
+    time.sleep(1.5)
+
+
+@pytest.fixture(scope="module")
+def killed_server(tmp_path_factory) -> Session:
+    return loop_session(tmp_path_factory.mktemp("killed-server"), kill_server)
+
+
+def test_a_killed_server_is_server_gone(killed_server: Session) -> None:
+    code, found = diagnose(killed_server.server_cap)
+    (f,) = above_info(found)
+    assert code == 5 and f["kind"] in ("server_gone", "server_reset") and f["severity"] == "error", found
+    assert f["evidence"]["side"] == "server"
+    kill = killed_server.at("kill")
+    assert kill - 0.05 <= f["time"] <= kill + KILL_EDGE_S, (f, kill)
+
+
+def kill_agent(xs, cl, marks: dict, tmp: Path, stack: ExitStack, agent) -> None:
+    time.sleep(2.5)  # the agent connected (AGENT_CONNECTED on main)
+    agent.signal_group(9)   # SIGKILL spice-vdagentd: the guest's virtio port closes
+    marks["kill"] = time.time()
+    time.sleep(1.5)
+
+
+@pytest.fixture(scope="module")
+def killed_agent(tmp_path_factory) -> Session:
+    return loop_session(tmp_path_factory.mktemp("killed-agent"), kill_agent, vdagent=True)
+
+
+def test_a_killed_agent_is_agent_disconnected(killed_agent: Session) -> None:
+    code, found = diagnose(killed_agent.server_cap)
+    (f,) = above_info(found)
+    assert code == 5 and f["kind"] == "agent_disconnected" and f["severity"] == "warning", found
+    assert f["channel"] == "main:0"
+    kill = killed_agent.at("kill")
+    assert kill - 0.05 <= f["time"] <= kill + KILL_EDGE_S, (f, kill)
+    assert "agent_never_connected" not in {x["kind"] for x in found}
+
+
+# -- a client that never reads ------------------------------------------------------------------
+NEVER_S = 4.0  # the screen changing while our client reads nothing
+
+
+def _link(port: int, channel_type: int, connection_id: int, until: str | None = None):
+    """A channel of ours linked to Xspice (the project's sans-I/O client link); with `until`, read on to that
+    server message. Returns the socket, its endpoint and the message."""
+    from spicetool.replay.client_channel import DEFAULT_COMMON_CAPS
+    from spicetool.stack.endpoint import ChannelEndpoint
+    from spicetool.stack.roles import ClientLink, LinkAccepted, Role
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    ep = ChannelEndpoint(Role.CLIENT, ClientLink({"channel_type": channel_type, "channel_id": 0,
+                                                  "connection_id": connection_id,
+                                                  "common_caps": DEFAULT_COMMON_CAPS, "channel_caps": []}))
+    sock.sendall(ep.data_to_send())
+    linked, found = False, None
+    while not linked or (until and found is None):
+        data = sock.recv(65536)
+        assert data, "the server closed during the link"
+        for ev in ep.receive_data(data):
+            linked = linked or isinstance(ev, LinkAccepted)
+            if getattr(ev, "name", None) == until:
+                found = ev
+            assert type(ev).__name__ not in ("LinkRefused", "LinkFailed"), ev
+        out = ep.data_to_send()   # the auth mechanism and ticket, once the reply came
+        if out:
+            sock.sendall(out)
+    return sock, ep, found
+
+
+def never_read(xs, marks: dict, tmp: Path, stack: ExitStack) -> None:
+    from spicetool.replay.client_plan import LINK_FOLLOW_UP
+    from spicetool.stack.enums import ChannelType
+
+    main, mep, init = _link(xs.port, ChannelType.MAIN, 0, until="init")
+    main.sendall(mep.send("attach_channels", {}))
+    display, dep, _ = _link(xs.port, ChannelType.DISPLAY, init.fields["session_id"])
+    name, fields = LINK_FOLLOW_UP[ChannelType.DISPLAY]
+    display.sendall(dep.send(name, fields))   # and from here on it reads nothing, on any channel
+    marks["linked"] = time.time()
+    with peers.Program(NOISE, xs.display, tmp, name="noise"):
+        time.sleep(NEVER_S)
+        marks["close"] = time.time()
+        for sock in (display, main):
+            sock.close()   # with unread data: a reset
+    time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def never_reading(tmp_path_factory) -> Session:
+    for program in ("Xorg", "tshark", "ffplay"):
+        need_program(program)
+    tmp = tmp_path_factory.mktemp("never-reading")
+    cap = tmp / "loopback.pcapng"
+    s = Session(cap, cap)
+    with ExitStack() as stack:
+        xs = stack.enter_context(peers.Xspice(peers.XspiceSettings(
+            port=peers.pick_port(LOOP_PORTS), display=peers.pick_display(DISPLAYS), streaming_video="off"), tmp))
+        stack.enter_context(peers.Tshark(xs.port, cap, log_dir=tmp))
+        never_read(xs, s.marks, tmp, stack)
+    return s
+
+
+def test_a_client_that_never_reads_is_a_display_stall(never_reading: Session) -> None:
+    """Our client links main and display and reads nothing more while noise plays: its windows close and the
+    screen stalls until it goes (a stall still on when the channel closes, which no later message ends)."""
+    code, found = diagnose(never_reading.server_cap)
+    above = above_info(found)
+    assert code == 5 and {f["kind"] for f in above} == {"display_stall", "zero_window"}, above
+    (stall,) = [f for f in above if f["kind"] == "display_stall"]
+    assert stall["severity"] == "warning" and stall["channel"] == "display:0"
+    assert stall["evidence"]["cause"] == "zero_window" and stall["evidence"]["until"] == "the channel closed", stall
+    linked, close = never_reading.at("linked"), never_reading.at("close")
+    assert linked - 0.5 <= stall["time"] <= linked + STALL_START_S, (stall, linked)
+    assert close - 0.05 <= stall["until"] <= close + STALL_END_S, (stall, close)
+    zero = {f["channel"]: f for f in above if f["kind"] == "zero_window"}
+    assert "display:0" in zero and set(zero) <= {"display:0", "main:0"}, zero
+    assert all(f["evidence"]["side"] == "client" and f["until"] <= close + STALL_END_S for f in zero.values())
