@@ -13,6 +13,7 @@ from spicetool.stack import Message
 class DisplayChannel(ChannelClient):
     name = "display"
     handle_acks = True
+    holds_snapshot = False  # a collapse snapshot of the surfaces, counted in the server's MAX_SNAPSHOTS
 
     @property
     def device(self) -> QxlDevice:
@@ -67,13 +68,30 @@ class DisplayChannel(ChannelClient):
         size = cmd.pixels.nbytes if isinstance(cmd, DrawCopy) else 64
         self.push_item(PipeItem(lambda: worker.display_messages(cmd, self.monitors, self.images), draw, size))
 
-    def collapse(self) -> PipeItem:
+    def collapse(self) -> PipeItem | None:
         # The surfaces as they are now, where the dropped draws end: the commands still to come
         # go on from this state (a scroll moves what is there, so it must not be applied twice).
         # Counted as no bytes in the pipe: a client holds one at most (each collapse drops the
         # last), and a surface larger than the pipe's bound must not collapse it again at once.
+        # A snapshot is a copy of every surface: past MAX_SNAPSHOTS clients holding one at once, the
+        # slow client is disconnected instead (hundreds that never read must not hold a screen each).
+        if not self.holds_snapshot:
+            if self.server.snapshots >= self.server.max_snapshots:
+                self.server.stats["slow_clients_dropped"] += 1
+                return None
+            self.server.snapshots += 1
+            self.holds_snapshot = True
         surfaces = worker.snapshot(self.device)
-        return PipeItem(lambda: worker.surfaces_refresh(surfaces, self.images), True, 0)
+
+        def refresh():
+            self._release_snapshot()
+            return worker.surfaces_refresh(surfaces, self.images)
+        return PipeItem(refresh, True, 0)
+
+    def _release_snapshot(self) -> None:
+        if self.holds_snapshot:
+            self.holds_snapshot = False
+            self.server.snapshots -= 1
 
     def on_message(self, msg: Message) -> None:
         if msg.name == "init":
@@ -99,6 +117,7 @@ class DisplayChannel(ChannelClient):
             raise ClientDropped(f"unexpected display message {msg.name}")
 
     def on_close(self) -> None:
+        self._release_snapshot()
         if getattr(self, "holds_glz", False):
             self.holds_glz = False
             self.server.glz_windows -= 1
