@@ -135,10 +135,15 @@ class ChannelClient:
                 await self.acked.wait()
             item = self.pipe.popleft()
             self.pipe_bytes -= item.size
-            for msg in item.make():
+            msgs = item.make()
+            # nothing of the item outlives its writing: a client that stops reading holds the
+            # bytes in the transport, not also the snapshot they were made from
+            item = None
+            for msg in msgs:
                 self.writer.write(self._encode(msg))
                 self.acks.sent()
                 self.sent_messages += 1
+            msgs = msg = None
             await self.writer.drain()
 
     # --- reading ---

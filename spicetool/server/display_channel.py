@@ -13,6 +13,7 @@ from spicetool.stack import Message
 class DisplayChannel(ChannelClient):
     name = "display"
     handle_acks = True
+    holds_snapshot = False  # a collapse snapshot of the surfaces, counted in the server's MAX_SNAPSHOTS
 
     @property
     def device(self) -> QxlDevice:
@@ -27,6 +28,12 @@ class DisplayChannel(ChannelClient):
         # caches): only the first display channel sends GLZ (LZ instead on the others), so that
         # no two encoders number images into that one window.
         glz = self.link.channel_id == self.server.first_display
+        if glz and self.server.glz_windows >= self.server.max_glz_windows:
+            glz = False   # the server's GLZ windows are all taken (state.py MAX_GLZ_WINDOWS)
+            self.server.stats["glz_windows_refused"] += 1
+        self.holds_glz = glz
+        if glz:
+            self.server.glz_windows += 1
         self.images = ClientImages(self.server.image_compression, self.lz4, self.server.stats, glz)
         self.push_set_ack()
         device = self.device
@@ -61,13 +68,30 @@ class DisplayChannel(ChannelClient):
         size = cmd.pixels.nbytes if isinstance(cmd, DrawCopy) else 64
         self.push_item(PipeItem(lambda: worker.display_messages(cmd, self.monitors, self.images), draw, size))
 
-    def collapse(self) -> PipeItem:
+    def collapse(self) -> PipeItem | None:
         # The surfaces as they are now, where the dropped draws end: the commands still to come
         # go on from this state (a scroll moves what is there, so it must not be applied twice).
         # Counted as no bytes in the pipe: a client holds one at most (each collapse drops the
         # last), and a surface larger than the pipe's bound must not collapse it again at once.
+        # A snapshot is a copy of every surface: past MAX_SNAPSHOTS clients holding one at once, the
+        # slow client is disconnected instead (hundreds that never read must not hold a screen each).
+        if not self.holds_snapshot:
+            if self.server.snapshots >= self.server.max_snapshots:
+                self.server.stats["slow_clients_dropped"] += 1
+                return None
+            self.server.snapshots += 1
+            self.holds_snapshot = True
         surfaces = worker.snapshot(self.device)
-        return PipeItem(lambda: worker.surfaces_refresh(surfaces, self.images), True, 0)
+
+        def refresh():
+            self._release_snapshot()
+            return worker.surfaces_refresh(surfaces, self.images)
+        return PipeItem(refresh, True, 0)
+
+    def _release_snapshot(self) -> None:
+        if self.holds_snapshot:
+            self.holds_snapshot = False
+            self.server.snapshots -= 1
 
     def on_message(self, msg: Message) -> None:
         if msg.name == "init":
@@ -93,6 +117,10 @@ class DisplayChannel(ChannelClient):
             raise ClientDropped(f"unexpected display message {msg.name}")
 
     def on_close(self) -> None:
+        self._release_snapshot()
+        if getattr(self, "holds_glz", False):
+            self.holds_glz = False
+            self.server.glz_windows -= 1
         try:
             self.device.listeners.remove(self.on_command)
         except ValueError:

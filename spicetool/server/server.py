@@ -18,6 +18,9 @@ from spicetool.server.session import Session
 from spicetool.server.state import ServerState
 from spicetool.stack.types import CHANNEL_TYPES
 
+MAX_LINKING = 512  # connections in the link stage at once (the oldest makes room for a new one): far above
+# any real load (a real client links in milliseconds), so only a flood of silent links reaches it
+
 CHANNEL_CLASSES: dict[int, type[ChannelClient]] = {
     CHANNEL_TYPES["main"]: MainChannel,
     CHANNEL_TYPES["display"]: DisplayChannel,
@@ -29,7 +32,7 @@ CHANNEL_CLASSES: dict[int, type[ChannelClient]] = {
 class SpiceServer(ServerState):
     def __init__(self, device: QxlDevice, password: bytes | None, input_log: InputLog | None = None,
                  name: str = "spicetool", link_timeout: float = 10.0, ping_interval: float = 10.0,
-                 max_connections: int = 64, log: Callable[[str], None] | None = None,
+                 max_connections: int = 1024, log: Callable[[str], None] | None = None,
                  verbose: bool = False, image_compression: str = "off", agent=None,
                  secure_channels: set[int] | frozenset = frozenset(),
                  displays: dict[int, QxlDevice] | None = None):
@@ -39,8 +42,14 @@ class SpiceServer(ServerState):
         self._tls_server: asyncio.base_events.Server | None = None
         self.policy = TicketPolicy(password)
         self.link_timeout = link_timeout
-        self.max_connections = max_connections
+        self.max_connections = max_connections   # sockets open at once (file descriptors)
+        self.max_linking = MAX_LINKING
         self.connections = 0
+        # Connections still in the link stage, oldest first. A new one that finds them all taken
+        # evicts the oldest: silent or slow link stages cannot lock real clients out (a real
+        # client links in milliseconds), and they cost a slot only until newer ones arrive.
+        self._linking: dict[asyncio.Task, asyncio.StreamWriter] = {}
+        self._evicted: set[asyncio.Task] = set()
         self.refusals: list[tuple[str, str | None, str]] = []  # (peer, link error, reason)
         self._server: asyncio.base_events.Server | None = None
         self._handlers: set[asyncio.Task] = set()
@@ -97,9 +106,12 @@ class SpiceServer(ServerState):
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         addr = writer.get_extra_info("peername")
         peer = f"{addr[0]}:{addr[1]}" if addr else "?"
-        if self.connections >= self.max_connections:
+        if len(self._linking) >= self.max_linking or self.connections >= self.max_connections:
+            self._evict_oldest_link()
+        if self.connections - len(self._evicted) >= self.max_connections:   # evicted ones are going
+            self.stats["connections_refused"] += 1
             self.log(f"{peer}: refused, {self.connections} connections already")
-            writer.close()
+            writer.transport.abort()
             return
         self.connections += 1
         task = asyncio.current_task()
@@ -115,10 +127,23 @@ class SpiceServer(ServerState):
         finally:
             self.connections -= 1
             self._handlers.discard(task)
+            self._linking.pop(task, None)
+            self._evicted.discard(task)
             writer.close()
+
+    def _evict_oldest_link(self) -> None:
+        for task, writer in self._linking.items():
+            if task not in self._evicted:
+                self._evicted.add(task)
+                writer.transport.abort()   # its read ends; _serve says why
+                self.stats["links_evicted"] += 1
+                return
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
         tls = writer.get_extra_info("ssl_object") is not None
+        task = asyncio.current_task()
+        if task is not None:
+            self._linking[task] = writer
         try:
             link = await asyncio.wait_for(
                 accept_link(reader, writer, self.policy, self.channel_available, self.session_exists,
@@ -130,12 +155,17 @@ class SpiceServer(ServerState):
         except asyncio.TimeoutError:
             self._refused(peer, None, f"link not completed within {self.link_timeout:g} s")
             return
-        except asyncio.IncompleteReadError:
-            self._refused(peer, None, "client closed the connection during the link stage")
+        except (asyncio.IncompleteReadError, ConnectionError) as e:
+            if task in self._evicted:
+                self._refused(peer, None, f"link stage not completed before {self.max_linking} newer "
+                                          "connections came (the oldest makes room)")
+            elif isinstance(e, asyncio.IncompleteReadError):
+                self._refused(peer, None, "client closed the connection during the link stage")
+            else:
+                self._refused(peer, None, f"connection lost during the link stage: {e}")
             return
-        except ConnectionError as e:
-            self._refused(peer, None, f"connection lost during the link stage: {e}")
-            return
+        finally:
+            self._linking.pop(task, None)
 
         if link.channel_type == CHANNEL_TYPES["main"]:
             sid = link.connection_id if link.connection_id and link.connection_id not in self.sessions \

@@ -13,6 +13,16 @@ from spicetool.server.inputlog import InputLog
 from spicetool.server.session import Session
 from spicetool.stack.enums import ChannelType
 
+# GLZ windows held at once. Each display channel sending GLZ keeps its own window (up to 4 Mi
+# pixels of its last images, 16 MiB and more): the one per-client memory any client that links a
+# display channel, reading or not, makes the server hold. Past this many, display channels get
+# LZ instead (lossless too: the same pictures, without a window).
+MAX_GLZ_WINDOWS = 16
+# Display clients holding a snapshot of the surfaces at once (a client too slow for its pipe gets the
+# screen as it was when the pipe overflowed, a copy of every surface). Past this many, a client whose
+# pipe overflows is disconnected as too slow.
+MAX_SNAPSHOTS = 32
+
 # The order spice-server lists them in CHANNELS_LIST (one display device).
 LISTED = [(int(ChannelType.DISPLAY), 0), (int(ChannelType.CURSOR), 0), (int(ChannelType.INPUTS), 0)]
 
@@ -46,6 +56,10 @@ class ServerState:
         self.ping_interval = ping_interval
         self.sessions: dict[int, Session] = {}
         self.stats: Counter = Counter()
+        self.max_glz_windows = MAX_GLZ_WINDOWS
+        self.glz_windows = 0   # held by display channels now
+        self.max_snapshots = MAX_SNAPSHOTS
+        self.snapshots = 0     # collapse snapshots held by display channels now
         self._log = log
         self.verbose = verbose
         self._start = time.monotonic()
