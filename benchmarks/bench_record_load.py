@@ -8,8 +8,8 @@ bench_serve.py runs it, with a plain and a TLS port) stands behind one `spicetoo
 process (its own process). --sessions clients built on the stack (main + display channel
 each, ACKing like spice-gtk, parsing every message, as bench_serve's load clients) watch the
 replay through the proxy for --duration seconds; two more sessions misbehave during the run:
-one stops reading at 40% of it (a stalled client: its socket buffers fill, TCP's window
-closes) and one resets its connections at 50% (SO_LINGER 0, then close: RST).
+one stops reading at 40% of it but goes on sending ACKs, so that the server keeps sending
+(a stalled client: its socket buffers fill, TCP's window closes, the proxy must hold back) and one resets its connections at 50% (SO_LINGER 0, then close: RST).
 tshark captures the proxy's listen port and the server's port. Measured and printed:
 
 - every byte passed and recorded: for each TCP connection the byte streams of the client-side
@@ -147,7 +147,11 @@ class Client:
                     self.reset()
                     return
                 if self.stall_at is not None and now >= self.stall_at:
-                    await stop.wait()      # reads nothing more: its buffers fill, the window closes
+                    # reads nothing more, but ACKs blindly, so the server keeps sending: the socket
+                    # buffers fill, the window closes, and the proxy must hold back (not buffer)
+                    while not stop.is_set():
+                        dw.write(disp.send("ack", {}))
+                        await asyncio.sleep(0.02)
                     break
                 try:
                     chunk = await asyncio.wait_for(dr.read(1 << 20), 0.5)
