@@ -298,13 +298,14 @@ def run(kind: str, mode: str, n: int, args, tmp: Path) -> bool:
     tls = mode == "tls"
     server = (ReplayTarget if kind == "replay" else XspiceTarget)(args, n, tmp)
     stalls = kind == "replay"
-    print(f"== {kind}, {mode}: {n} sessions{' + 1 stalling' if stalls else ''} + 1 resetting through one proxy for {args.duration:g} s, "
+    print(f"== {kind}, {mode}: {n} sessions{' + 1 stalling' if stalls else ''} + 1 resetting through one proxy "
+          f"for {args.duration:g} s, "
           f"{server.what}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
     plain_port, tls_port = server.plain_port, server.tls_port
     target = tls_port if tls else plain_port
     listen = peers.pick_port(range(args.port + 10, args.port + 40))
     mode = f"{kind}-{mode}"
-    client_cap, server_cap, rec = tmp / f"{mode}-client.pcapng", tmp / f"{mode}-server.pcapng", tmp / f"{mode}-rec.pcapng"
+    client_cap, server_cap, rec = (tmp / f"{mode}-{what}.pcapng" for what in ("client", "server", "rec"))
     keylog = tmp / f"{mode}-keys.log"
     tsharks = [peers.Tshark(listen, client_cap, log_dir=tmp, buffer_mib=256),
                peers.Tshark(target, server_cap, log_dir=tmp, buffer_mib=256)]
@@ -465,8 +466,9 @@ def run(kind: str, mode: str, n: int, args, tmp: Path) -> bool:
             after = [d for t, d in lat[fc] if _wall(marks["reset"]) + 1 <= t <= _wall(marks["end"])]
             b99, a99 = pct(before, 0.99), pct(after, 0.99)
             calm = bool(before) and bool(after) and a99 <= 2 * b99 + 0.010   # no pieces after: nothing flowed
+            first = "before the stall" if stalls else "before 40% of the run"
             print(f"latency {way}: p50 {pct(xs, 0.5) * 1e3:.2f} ms, p99 {pct(xs, 0.99) * 1e3:.2f} ms over "
-                  f"{len(xs)} pieces; the others' p99 before the stall {b99 * 1e3:.2f} ms, after the reset "
+                  f"{len(xs)} pieces; the others' p99 {first} {b99 * 1e3:.2f} ms, after the reset "
                   f"{a99 * 1e3:.2f} ms: {'undisturbed' if calm else 'DISTURBED'}")
             ok &= calm
     finally:
