@@ -360,3 +360,60 @@ def test_bytes_read_after_a_tls_peer_closed_are_recorded_after_its_fin(tmp_path:
              for seg in open_capture(str(path)) if seg.flags & TCP_FIN or seg.payload]
     assert order[:2] == [("fin", True), ("data", False)], order
     assert stream.after_close[False] == len(b"last ping")
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_a_client_that_never_reads_holds_the_server_back(tmp_path: Path, tls: bool) -> None:
+    """A server floods a client that reads nothing: the proxy stops reading from the server instead
+    of buffering the flood (what the server got out is bounded by the sockets' buffers, the proxy's
+    memory does not take it); once the client reads, every byte arrives in order, and the
+    recording holds them all."""
+    import socket
+    import ssl
+    import threading
+    total = 48 << 20
+    block = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(1024))  # 32 KiB
+    flood = b"".join(hashlib.sha256(block + i.to_bytes(4, "big")).digest()[:1] + block[1:]
+                     for i in range(total // len(block)))
+    listen, target = peers.pick_port(range(6140, 6160)), peers.pick_port(range(6160, 6180))
+    srv = socket.create_server(("127.0.0.1", target))
+    sent, progress = [0], [time.monotonic()]
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            for off in range(0, total, 1 << 20):
+                conn.sendall(flood[off:off + (1 << 20)])
+                sent[0], progress[0] = off + (1 << 20), time.monotonic()
+            conn.shutdown(socket.SHUT_WR)
+            while conn.recv(65536):
+                pass
+    threading.Thread(target=serve, daemon=True).start()
+    rec_path = tmp_path / "flood.pcapng"
+    with srv, Recorder(listen, target, rec_path, ["--tls-listen"] if tls else []) as rec:
+        rss0 = _rss_kib(rec.proc.pid)
+        client = socket.create_connection(("127.0.0.1", listen))
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            client = ctx.wrap_socket(client)
+        with client:
+            # the server's sends block once the buffers between it and the client are full
+            peers.wait_until(lambda: sent[0] and time.monotonic() - progress[0] > 1.0, 60, "the server held back")
+            held, grown = sent[0], _rss_kib(rec.proc.pid) - rss0
+            got = bytearray()
+            while chunk := client.recv(1 << 20):
+                got += chunk
+        assert rec.stop() == 0
+    assert held < total // 2, f"the server got {held >> 20} MiB out to a client that read nothing"
+    assert grown < 32 << 10, f"the proxy grew by {grown >> 10} MiB holding a stalled client's data"
+    assert len(got) == total and got == flood, f"the client got {len(got)} of {total} bytes, or other bytes"
+    [(_c, _s, up, down, flags)] = streams(rec_path)
+    assert up == b"" and down == flood and "s:fin" in flags
+
+
+def _rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
