@@ -275,7 +275,7 @@ def test_spice_html5_through_websockify_to_a_server_that_is_down_is_websocket_cl
     above = above_info(found)
     assert code == 5 and above and {f["kind"] for f in above} == {"websocket_closed"}, found
     f = above[0]
-    assert f["severity"] == "error" and "1011" in f["title"] and "before any SPICE message" in f["title"], f
+    assert f["severity"] == "error" and "1011" in f["title"] and "before any SPICE message from the server" in f["title"], f
     frames = [s for s in open_capture(str(cap)) if s.src.endswith(f":{ws}") and (s.payload[:1] == b"\x88" or b"\r\n\r\n\x88" in s.payload)]  # (after the 101, or alone)
     first = next(iter(open_capture(str(cap)))).time
     assert frames and abs(f["time"] - (frames[0].time - first)) < 1e-3, (f, [s.time - first for s in frames])

@@ -408,3 +408,69 @@ def test_a_client_that_never_reads_is_a_display_stall(never_reading: Session) ->
     zero = {f["channel"]: f for f in above if f["kind"] == "zero_window"}
     assert "display:0" in zero and set(zero) <= {"display:0", "main:0"}, zero
     assert all(f["evidence"]["side"] == "client" and f["until"] <= close + STALL_END_S for f in zero.values())
+
+
+# -- a channel cut, a client killed ------------------------------------------------------------------
+def _server_sockets(port: int) -> list[tuple[int, int]]:
+    """(client port, bytes the server sent and had acknowledged) of each established SPICE connection."""
+    out = subprocess.run(["ss", "-tniH", "state", "established", "sport", "=", f":{port}"],
+                         capture_output=True, text=True, check=True).stdout
+    found, lines = [], out.splitlines()
+    for head, info in zip(lines[::2], lines[1::2]):
+        peer = head.split()[-1]   # the client's address:port
+        acked = next((int(w.split(":")[1]) for w in info.split() if w.startswith("bytes_acked:")), 0)
+        found.append((int(peer.rsplit(":", 1)[1]), acked))
+    return found
+
+
+def cut_quietest(xs, cl, marks: dict, tmp: Path, stack: ExitStack) -> None:
+    time.sleep(2.0)
+    sockets = _server_sockets(xs.port)
+    assert len(sockets) >= 4, sockets
+    # the channel the server sent the least on: inputs or cursor (main carried the link's bandwidth test and
+    # display the screen), whose loss leaves the session going
+    quiet = min(sockets, key=lambda s: s[1])[0]
+    # the server's socket of that channel destroyed (ss -K): it answers the client with a reset
+    subprocess.run(["ss", "-K", "state", "established", "sport", "=", f":{xs.port}", "dport", "=", f":{quiet}"],
+                   capture_output=True, check=True)
+    marks["kill"] = time.time()
+    time.sleep(3.0)   # the session's other channels go on
+
+
+@pytest.fixture(scope="module")
+def cut_channel(tmp_path_factory) -> Session:
+    need_program("ss")
+    return loop_session(tmp_path_factory.mktemp("cut-channel"), cut_quietest)
+
+
+def test_a_channel_reset_while_the_others_go_on_is_channel_lost(cut_channel: Session) -> None:
+    code, found = diagnose(cut_channel.server_cap)
+    above = above_info(found)
+    assert code == 5 and {f["kind"] for f in above} == {"channel_lost"}, above
+    (f,) = above
+    assert f["severity"] == "warning" and f["channel"] in ("inputs:0", "cursor:0"), f
+    assert f["evidence"]["how"] == "reset" and f["evidence"]["side"] == "server", f
+    kill = cut_channel.at("kill")
+    assert kill - 0.05 <= f["time"] <= kill + KILL_EDGE_S, (f, kill)
+
+
+def kill_client(xs, cl, marks: dict, tmp: Path, stack: ExitStack) -> None:
+    time.sleep(2.0)
+    cl.signal_group(9)   # SIGKILL spicy: its kernel closes every channel's socket at once
+    marks["kill"] = time.time()
+    time.sleep(1.5)
+
+
+@pytest.fixture(scope="module")
+def killed_client(tmp_path_factory) -> Session:
+    return loop_session(tmp_path_factory.mktemp("killed-client"), kill_client)
+
+
+def test_a_killed_client_is_the_session_ended_by_the_client(killed_client: Session) -> None:
+    """A client that goes is no trouble of the server's: said at info, with the channel that closed first."""
+    code, found = diagnose(killed_client.server_cap)
+    assert code == 0 and not above_info(found), found
+    (f,) = [x for x in found if x["kind"] in ("client_reset", "client_closed")]
+    assert f["severity"] == "info" and f["evidence"]["side"] == "client", f
+    kill = killed_client.at("kill")
+    assert kill - 0.05 <= f["time"] <= kill + KILL_EDGE_S, (f, kill)

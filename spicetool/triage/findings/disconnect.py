@@ -34,7 +34,26 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
                       end, session=n, evidence={"open_channels": still_open})
     if not firsts:
         return
-    (t, side, how, frame), ch = min(firsts, key=lambda x: x[0])
+    # a channel that went away while the session went on
+    last_close = max(fc[0] for fc, _ in firsts)
+    ends = {c["name"]: (fc[0] if (fc := _first_close(c)) else _last(c)) for c in chans}
+    session_end = max([last_close] + [_last(c) for c in chans])
+    lost: set[str] = set()
+    for fc, c in firsts:
+        if session_end - fc[0] >= EARLY_SECONDS and len(chans) > 1:
+            others = [e for name, e in ends.items() if name != c["name"]]
+            if others and min(others) - fc[0] >= EARLY_SECONDS:
+                lost.add(c["name"])
+                yield Finding(WARNING, "channel_lost",
+                              f"{c['name']} was {('reset' if fc[2] == 'reset' else 'closed')} by the {fc[1]} at "
+                              f"{secs(fc[0])}, {min(others) - fc[0]:.1f} s before the session's other channels",
+                              fc[0], session=n, channel=c["name"],
+                              evidence={"side": fc[1], "how": fc[2], "frame": fc[3],
+                                        "last_messages": c.get("last_messages", [])})
+    # who ended the session: the first close among the channels that went at its end (a channel lost earlier
+    # did not end it)
+    ending = [x for x in firsts if x[1]["name"] not in lost] or firsts
+    (t, side, how, frame), ch = min(ending, key=lambda x: x[0])
     in_flight = ch.get("last_messages", [])
     unanswered = s["latency"].get("unanswered_pings", 0)
     disconnecting = [p for p in s["problems"] if p["kind"] == "disconnecting"]
@@ -51,17 +70,3 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
         yield Finding(INFO, "client_reset" if how == "reset" else "client_closed",
                       f"the client {word} {ch['name']} first, at {secs(t)}: the session ended from the client's side",
                       t, session=n, channel=ch["name"], evidence=ev)
-    # a channel that went away while the session went on
-    last_close = max(fc[0] for fc, _ in firsts)
-    ends = {c["name"]: (fc[0] if (fc := _first_close(c)) else _last(c)) for c in chans}
-    session_end = max([last_close] + [_last(c) for c in chans])
-    for fc, c in firsts:
-        if session_end - fc[0] >= EARLY_SECONDS and len(chans) > 1:
-            others = [e for name, e in ends.items() if name != c["name"]]
-            if others and min(others) - fc[0] >= EARLY_SECONDS:
-                yield Finding(WARNING, "channel_lost",
-                              f"{c['name']} was {('reset' if fc[2] == 'reset' else 'closed')} by the {fc[1]} at "
-                              f"{secs(fc[0])}, {min(others) - fc[0]:.1f} s before the session's other channels",
-                              fc[0], session=n, channel=c["name"],
-                              evidence={"side": fc[1], "how": fc[2], "frame": fc[3],
-                                        "last_messages": c.get("last_messages", [])})

@@ -63,6 +63,11 @@ def _tls_error(n: int | None, p: dict[str, Any], ev: dict[str, Any]) -> Finding:
                    channel=p["channel"], evidence={**ev, "alert": name, "level": level, "sent_by": who})
 
 
+def _server_spoke(s: dict[str, Any], channel: str) -> bool:
+    """Whether any connection of that channel name carried a SPICE message from the server."""
+    return any(c.get("name") == channel and (c.get("messages") or {}).get("server", 0) for c in s["channels"])
+
+
 def rules(s: dict[str, Any]) -> Iterator[Finding]:
     n = s["session"]
     encrypted: list[dict[str, Any]] = []
@@ -80,9 +85,10 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
         elif k in TRANSPORT_KINDS:
             kind, sev = TRANSPORT_KINDS[k]
             title = f"{p['channel']}: {p['detail']}"
-            if p["channel"].startswith("unknown"):  # the transport ended before any SPICE came through it
+            if not _server_spoke(s, p["channel"]):  # the transport ended before the SPICE server said anything
                 layer = "a WebSocket" if k.startswith("websocket") else "a proxied" if k.startswith("proxy") else "a"
-                title = f"{layer} connection, before any SPICE message: {p['detail']}"
+                where = "" if p["channel"].startswith("unknown") else f" ({p['channel']})"
+                title = f"{layer} connection{where}, before any SPICE message from the server: {p['detail']}"
                 sev = ERROR  # (the client never reached the server: no session at all through it)
             yield Finding(sev, kind, title, p["time"], session=n, channel=p["channel"], evidence=ev)
         elif k == "tls_encrypted":
