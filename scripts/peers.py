@@ -669,8 +669,10 @@ class Qemu(Peer):
         self.settings = settings
         self.port = settings.port
         self._spawn(settings.argv(), log_dir)
-        self._ready_or_stop(lambda: wait_until(lambda: port_open(self.port), timeout, f"qemu port {self.port}",
-                                               self.proc))
+        # ready when its SPICE port listens and its monitor socket is there (QEMU makes them in no set order)
+        monitor = Path(settings.monitor) if settings.monitor else None
+        self._ready_or_stop(lambda: wait_until(lambda: port_open(self.port) and (monitor is None or monitor.exists()),
+                                               timeout, f"qemu port {self.port}", self.proc))
 
     def hmp(self, command: str, timeout: float = 10.0) -> str:
         """One human-monitor command (QemuSettings.monitor must be set); returns its output."""
@@ -1048,8 +1050,9 @@ class QemuLinux(Qemu):
         self.settings = settings  # type: ignore[assignment]  (has .monitor as Qemu.hmp needs)
         self.port = settings.port
         self._spawn(settings.argv(), log_dir)
-        self._ready_or_stop(lambda: wait_until(lambda: port_open(self.port), timeout, f"qemu port {self.port}",
-                                               self.proc))
+        monitor = Path(settings.monitor) if settings.monitor else None
+        self._ready_or_stop(lambda: wait_until(lambda: port_open(self.port) and (monitor is None or monitor.exists()),
+                                               timeout, f"qemu port {self.port}", self.proc))
 
     def serial_text(self) -> str:
         p = Path(self.settings.serial_log)

@@ -14,6 +14,7 @@ CEILING_MIN = 64 * 1024  # bytes/s: below this a flat line is an idle session, n
 SEGMENT = 1448  # bytes of a full segment: retransmissions per plateau second against what it carried
 RETRANSMIT_SHARE = 0.01  # of the segments sent: the losses that cut the sender back are at least this many,
 LOSSES_MIN = 5  # and this many (a loopback kernel's odd early retransmit is no capped link),
+RECOVERY_SECONDS = 2  # the plateau's first seconds, where the sender still repairs what the cap's queue dropped
 # and on the plateau itself fewer than RETRANSMIT_SHARE of its segments: it runs at the cap without losses
 UNCOMPRESSED = ("BITMAP",)
 UNCOMPRESSED_SHARE = 0.5  # of the image bytes
@@ -27,7 +28,7 @@ class Ceiling:
     seconds: int
     level: int  # bytes/s: the highest rate held CEILING_SECONDS long
     series: list[int]
-    before: int  # server retransmissions in the CEILING_SECONDS before it and its first second
+    before: int  # server retransmissions in the CEILING_SECONDS before it and its first RECOVERY_SECONDS
     inside: int  # and in the rest of it
     capped: bool  # losses cut the sender back to this level, and it then ran there without them
 
@@ -86,21 +87,21 @@ def ceiling(s: dict[str, Any]) -> Ceiling | None:
     start = best[1] - best[0] + 1
     t0, t1 = first + start, first + best[1] + 1
     lost = _retransmitted(s)
-    before = sum(lost.get(t, 0) for t in range(t0 - CEILING_SECONDS, t0 + 1))
-    inside = sum(lost.get(t, 0) for t in range(t0 + 1, t1))
+    before = sum(lost.get(t, 0) for t in range(t0 - CEILING_SECONDS, t0 + RECOVERY_SECONDS))
+    inside = sum(lost.get(t, 0) for t in range(t0 + RECOVERY_SECONDS, t1))
     peak = max(per_s[max(0, start - CEILING_SECONDS):start + 1])
     # a capped link: the sender went above the link's rate, lost what its queue could not hold, and then
     # ran at the rate without losses; a steady stream over a lossy link loses all along its plateau
     sent_before = sum(per_s[max(0, start - CEILING_SECONDS):start + 1]) / SEGMENT
     capped = before >= max(LOSSES_MIN, RETRANSMIT_SHARE * sent_before) \
-        and peak > (1 + CEILING_BAND) * level and inside <= RETRANSMIT_SHARE * level * (best[0] - 1) / SEGMENT
+        and peak > (1 + CEILING_BAND) * level and inside <= RETRANSMIT_SHARE * level * max(0, best[0] - RECOVERY_SECONDS) / SEGMENT
     return Ceiling(t0, best[0], level, per_s[start:best[1] + 1], before, inside, capped)
 
 
 def explains(c: Ceiling | None, retransmission_times: list[float]) -> bool:
     """Whether a channel's retransmissions are a capped link's: all at or before its ceiling's first second,
     where the sender went faster than the link (its queue dropped the rest), none once it ran at the rate."""
-    return bool(c and c.capped and retransmission_times and max(retransmission_times) < c.first + 1)
+    return bool(c and c.capped and retransmission_times and max(retransmission_times) < c.first + RECOVERY_SECONDS)
 
 
 def rules(s: dict[str, Any]) -> Iterator[Finding]:
