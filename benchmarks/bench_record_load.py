@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests"), str(ROOT / "scripts")]
 
 import peers  # noqa: E402
-from bench_serve import DISPLAY, SPICY_CACHE_PIXELS, SPICY_GLZ_WINDOW, _rss_kib  # noqa: E402
+from bench_serve import DISPLAY, SPICY_CACHE_PIXELS, SPICY_GLZ_WINDOW, _rss_kib, link_channel  # noqa: E402
 
 CAPTURE = ROOT / "captures" / "long-desktop.pcapng"
 
@@ -96,26 +96,10 @@ class Client:
     closed_at: float | None = None                   # epoch s, when it closed its connections
 
     async def _link(self, port: int, ctype: int, conn_id: int):
-        from spicetool.stack import ChannelEndpoint, ClientLink, LinkAccepted, Role
         r, w = await asyncio.open_connection("127.0.0.1", port, ssl=self.tls, limit=1 << 20)
         self.writers.append(w)
         self.ports.append(w.get_extra_info("sockname")[1])
-        ep = ChannelEndpoint(Role.CLIENT, ClientLink({
-            "channel_type": ctype, "channel_id": 0, "connection_id": conn_id,
-            "common_caps": ["protocol_auth_selection", "mini_header"],
-            "channel_caps": ["lz4_compression"] if ctype == DISPLAY else []}, b""))
-        w.write(ep.data_to_send())
-        while True:
-            data = await r.read(65536)
-            if not data:
-                raise EOFError("the server closed the connection during the link stage")
-            events = ep.receive_data(data)
-            w.write(ep.data_to_send())
-            for i, ev in enumerate(events):
-                if isinstance(ev, LinkAccepted):
-                    return r, w, ep, events[i + 1:]
-                if ep.state == "closed":
-                    raise AssertionError(f"link: {ev}")
+        return (r, w, *await link_channel(r, w, ctype, conn_id))
 
     def reset(self) -> None:
         """RST on both connections: SO_LINGER 0, then close."""

@@ -218,6 +218,28 @@ async def _disable(prof) -> None:
     prof.disable()
 
 
+async def link_channel(r, w, ctype: int, conn_id: int):
+    """The stack's ClientLink on an open connection, as spicy links (mini header, LZ4 on display):
+    (endpoint, the events after the link)."""
+    from spicetool.stack import ChannelEndpoint, ClientLink, LinkAccepted, Role
+    ep = ChannelEndpoint(Role.CLIENT, ClientLink({
+        "channel_type": ctype, "channel_id": 0, "connection_id": conn_id,
+        "common_caps": ["protocol_auth_selection", "mini_header"],
+        "channel_caps": ["lz4_compression"] if ctype == DISPLAY else []}, b""))
+    w.write(ep.data_to_send())
+    while True:
+        data = await r.read(65536)
+        if not data:
+            raise EOFError("the server closed the connection during the link stage")
+        events = ep.receive_data(data)
+        w.write(ep.data_to_send())
+        for i, ev in enumerate(events):
+            if isinstance(ev, LinkAccepted):
+                return ep, events[i + 1:]
+            if ep.state == "closed":
+                raise AssertionError(f"link: {ev}")
+
+
 class LoadClient:
     """One scripted client (main + display) on asyncio, parsing with the stack."""
 
@@ -230,24 +252,8 @@ class LoadClient:
         """The stack's ClientLink on a socket: (reader, writer, endpoint, events after the link)."""
         import asyncio
 
-        from spicetool.stack import ChannelEndpoint, ClientLink, LinkAccepted, Role
         r, w = await asyncio.open_connection("127.0.0.1", port)
-        ep = ChannelEndpoint(Role.CLIENT, ClientLink({
-            "channel_type": ctype, "channel_id": 0, "connection_id": conn_id,
-            "common_caps": ["protocol_auth_selection", "mini_header"],
-            "channel_caps": ["lz4_compression"] if ctype == DISPLAY else []}, b""))
-        w.write(ep.data_to_send())
-        while True:
-            data = await r.read(65536)
-            if not data:
-                raise EOFError("the server closed the connection during the link stage")
-            events = ep.receive_data(data)
-            w.write(ep.data_to_send())
-            for i, ev in enumerate(events):
-                if isinstance(ev, LinkAccepted):
-                    return r, w, ep, events[i + 1:]
-                if ep.state == "closed":
-                    raise AssertionError(f"link: {ev}")
+        return (r, w, *await link_channel(r, w, ctype, conn_id))
 
     async def run(self, port: int, linked, stop) -> None:
         from spicetool.stack import FlowAnswers, Message
