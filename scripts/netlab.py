@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from peers import pid_alive  # (this script's folder: scripts/)
+
 PREFIX = "st16"  # our namespaces: st16-<pid>-<n>-s / -c (the pid tells a stale one from a live one)
 SERVER_ADDR, CLIENT_ADDR, MASK = "10.77.0.1", "10.77.0.2", 24
 SERVER_IF, CLIENT_IF = "srv0", "cli0"
@@ -83,22 +85,12 @@ def established_in(pid: int, port: int) -> int:
     return sum(1 for _, rp, st in sockets(pid) if rp == port and st == "01")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale() -> None:
     """Namespaces an earlier run of ours left behind (its pid is gone)."""
     for line in ip("netns", "list", check=False).stdout.splitlines():
         name = line.split()[0] if line.split() else ""
         parts = name.split("-")
-        if len(parts) == 4 and parts[0] == PREFIX and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+        if len(parts) == 4 and parts[0] == PREFIX and parts[1].isdigit() and not pid_alive(int(parts[1])):
             ip("netns", "del", name, check=False)
 
 

@@ -98,7 +98,7 @@ def display_free(display: int) -> bool:
             pid = int(lock.read_text().strip() or "0")
         except (OSError, ValueError):
             pid = 0
-        if pid > 0 and _pid_alive(pid):
+        if pid > 0 and pid_alive(pid):
             return False
         lock.unlink(missing_ok=True)
         sock.unlink(missing_ok=True)
@@ -106,7 +106,8 @@ def display_free(display: int) -> bool:
     return not sock.exists()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process has that pid (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 from dataclasses import dataclass
+
+from spicetool.triage.bundle import sha256 as sha256_file  # the hash a bundle's README gives
 
 # what a folder is searched for (capture/ reads pcap and pcapng; .cap is what some tools call a pcap)
 SUFFIXES = (".pcap", ".pcapng", ".cap")
@@ -62,14 +63,6 @@ def expand(inputs: list[str]) -> list[Found]:
         except OSError as exc:
             raise InputError(f"{p}: {exc.strerror or exc}") from None
     return out
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class HashCache:
