@@ -95,6 +95,17 @@ class _Half:
         return "client" if self.client else "server"
 
 
+def _take_record(buf: bytearray) -> tuple[int, bytes, bytes] | None:
+    """(type, version, fragment) of the record whose header starts buf, taken off it; None while not all
+    of it is there."""
+    length = int.from_bytes(buf[3:5], "big")
+    if len(buf) < HEADER + length:
+        return None
+    record = buf[0], bytes(buf[1:3]), bytes(buf[HEADER:HEADER + length])
+    del buf[:HEADER + length]
+    return record
+
+
 class TlsConnection:
     def __init__(self, keylog: KeyLog | None) -> None:
         self.keylog = keylog
@@ -185,12 +196,11 @@ class TlsConnection:
             if not plausible_header(buf):
                 half.dead = True
                 break
-            length = int.from_bytes(buf[3:5], "big")
-            if len(buf) < HEADER + length:
+            record = _take_record(buf)
+            if record is None:
                 return
-            rtype, fragment = buf[0], bytes(buf[HEADER:HEADER + length])
-            del buf[:HEADER + length]
-            if rtype == ALERT and length == 2:  # (a protected alert is longer: nonce, tag)
+            rtype, _, fragment = record
+            if rtype == ALERT and len(fragment) == 2:  # (a protected alert is longer: nonce, tag)
                 self._notice("error", half.client, f"TLS {alert_text(fragment)} from the {half.who}",
                              {"alert": alert_name(fragment)})
             elif rtype == APPLICATION_DATA:
@@ -230,12 +240,10 @@ class TlsConnection:
                 half.resync = 0
                 self.out.append((half.client, Gap(0, self._time, self._frame)))
                 continue
-            length = int.from_bytes(buf[3:5], "big")
-            if len(buf) < HEADER + length:
+            record = _take_record(buf)
+            if record is None:
                 return
-            rtype, version, fragment = buf[0], bytes(buf[1:3]), bytes(buf[HEADER:HEADER + length])
-            del buf[:HEADER + length]
-            self._record(half, rtype, version, fragment)
+            self._record(half, *record)
 
     def _find_record(self, half: _Half) -> bool:
         """After a gap: drop bytes up to a record that decrypts with a sequence number the lost bytes
