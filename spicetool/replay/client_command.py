@@ -55,12 +55,15 @@ def _summary(ch) -> str:
               help="How many times faster than captured.")
 @click.option("--connect-timeout", type=click.FloatRange(0.1, 600), default=10.0, show_default=True,
               help="Seconds to wait for each connection and each answer of the link stage.")
+@click.option("--settle", type=click.FloatRange(0, 600), default=0.5, show_default=True,
+              help="At the end, leave once the server has been quiet this many seconds (a slow or loaded "
+                   "server may still be sending its answer to the last inputs).")
 @click.option("--leg", type=click.Choice(["server", "client"]), default="server", show_default=True,
               help="A capture taken at a proxy holds each connection twice: replay this leg's client side.")
 @click.option("-q", "--quiet", is_flag=True, help="No notes and no summary; errors only.")
 def replay(capture: Path, target: str, password: str | None, password_file: Path | None,
            write: Path | None, session: int | None, speed: float, connect_timeout: float,
-           leg: str, quiet: bool) -> None:
+           settle: float, leg: str, quiet: bool) -> None:
     """Replay what a captured SPICE client sent, to a new server, with the captured pacing.
 
     A client of our own links every channel the captured client opened (main first, then the
@@ -109,7 +112,7 @@ def replay(capture: Path, target: str, password: str | None, password_file: Path
         note(f"the capture breaks off ({plan.damaged}); replaying what came before")
     recording = _recording(write) if write is not None else None
     factory = None if recording is None else recording.new_stream
-    rs = ReplaySession(plan, hp.host, hp.port, pw, speed, factory, note, connect_timeout)
+    rs = ReplaySession(plan, hp.host, hp.port, pw, speed, factory, note, connect_timeout, settle)
     error = None
     try:
         asyncio.run(rs.run())

@@ -14,18 +14,18 @@ from spicetool.stack.enums import ChannelType
 
 AGENT_WAIT = 5.0       # seconds a message waits for the agent to connect or for tokens
 SETTLE = 0.5           # at the end: the server has been quiet this long
-SETTLE_MAX = 3.0
+SETTLE_MORE = 2.5      # ... waiting at most this much longer (a server that never goes quiet)
 TICK = 0.05
 
 
 class ReplaySession:
     def __init__(self, plan: SessionPlan, host: str, port: int, password: bytes, speed: float,
                  stream_factory: Callable | None, note: Callable[[str], None],
-                 connect_timeout: float = 10.0):
+                 connect_timeout: float = 10.0, settle: float = SETTLE):
         self.plan, self.host, self.port = plan, host, port
         self.password, self.speed = password, speed
         self.stream_factory, self.note = stream_factory, note
-        self.connect_timeout = connect_timeout
+        self.connect_timeout, self.settle = connect_timeout, settle
         self.channels: list[ClientChannel] = []
         self.session_id: int | None = None
         self.listed: set[tuple[int, int]] | None = None   # the server's CHANNELS_LIST
@@ -169,9 +169,9 @@ class ReplaySession:
     async def _settle(self) -> None:
         """What the server still sends in answer to the last inputs belongs to the session."""
         start = time.monotonic()
-        while time.monotonic() - start < SETTLE_MAX:
+        while time.monotonic() - start < self.settle + SETTLE_MORE:
             self._check()
-            if time.monotonic() - max(c.last_receive for c in self.channels) >= SETTLE:
+            if time.monotonic() - max(c.last_receive for c in self.channels) >= self.settle:
                 return
             await asyncio.sleep(TICK)
 

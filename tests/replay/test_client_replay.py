@@ -124,12 +124,16 @@ def check_summary(stdout: str, new: Path) -> set[str]:
     return seen
 
 
+SETTLE_S = 2.0
+
+
 def regenerate(tmp: Path, capture: Path, name: str, speed: float = 1.0) -> tuple[Path, list[dict]]:
     """Serve the capture, replay its client to it, return the new capture and the server's input log."""
     new, inputs = tmp / f"{name}.pcapng", tmp / f"{name}-inputs.jsonl"
     with serve(tmp, "--disable-ticketing", "--replay", capture, "--speed", speed,
                "--input-log", inputs) as (port, log):
-        r = replay(capture, "--to", f"127.0.0.1:{port}", "-w", new, "--speed", speed)
+        # a loaded machine: our server may still be encoding its last pictures after a short quiet
+        r = replay(capture, "--to", f"127.0.0.1:{port}", "-w", new, "--speed", speed, "--settle", SETTLE_S)
         assert r.returncode == 0, r.stderr
         assert "Traceback" not in r.stderr
         assert "replay finished" in log.read_text(), "the server's replay outlasted the client"
@@ -172,6 +176,20 @@ def test_regenerated_session_renders_the_same_final_picture(tmp_path, name, spee
             assert entry["scancodes"] == fields["data"].hex()
         elif name == "mouse_position":
             assert (entry["x"], entry["y"]) == (fields["x"], fields["y"])
+
+
+def elapsed(r: subprocess.CompletedProcess) -> float:
+    return float(r.stdout.splitlines()[-1].split(" in ")[1].split(" s")[0])
+
+
+def test_settle_is_how_long_the_client_waits_for_a_quiet_server(tmp_path):
+    """typing.pcapng at 50x (its client side lasts well under a second): the client leaves once our
+    server, holding its last picture, has been quiet for --settle seconds, not before."""
+    with serve(tmp_path, "--disable-ticketing", "--replay", CAPTURES / "typing.pcapng") as (port, _):
+        short = replay(CAPTURES / "typing.pcapng", "--to", f"127.0.0.1:{port}", "--speed", 50, "--settle", 0.2)
+        long = replay(CAPTURES / "typing.pcapng", "--to", f"127.0.0.1:{port}", "--speed", 50, "--settle", 3)
+    assert short.returncode == long.returncode == 0, (short.stderr, long.stderr)
+    assert elapsed(long) >= 3.0 > elapsed(short), (short.stdout, long.stdout)
 
 
 def test_agent_file_transfer_arrives(tmp_path):

@@ -314,9 +314,31 @@ def kill_agent(xs, cl, marks: dict, tmp: Path, stack: ExitStack, agent) -> None:
     time.sleep(1.5)
 
 
+AGENT_TRIES = 3
+
+
+def server_announced_agent_end(cap: Path) -> bool:
+    """Did the server send MAIN AGENT_DISCONNECTED? Read with tshark (not our dissector): the fault's
+    precondition, not the finding under test."""
+    ports = f"{LOOP_PORTS.start}-{LOOP_PORTS.stop - 1}"
+    done = subprocess.run(["tshark", "-r", str(cap), "-d", f"tcp.port=={ports},spice", "-Y",
+                           "spice.message_type == 108", "-V"], capture_output=True, text=True, timeout=120)
+    return "Server AGENT_DISCONNECTED" in done.stdout
+
+
 @pytest.fixture(scope="module")
 def killed_agent(tmp_path_factory) -> Session:
-    return loop_session(tmp_path_factory.mktemp("killed-agent"), kill_agent, vdagent=True)
+    """Xspice sometimes misses the agent's death: when its write to the dying vdagentd socket comes out
+    short ("short write to vdagentd" in its log) spice-server never tells the client, and the capture holds
+    no fault to find. The session is then made again; the finding is asserted on one where it did."""
+    logs = []
+    for attempt in range(AGENT_TRIES):
+        tmp = tmp_path_factory.mktemp("killed-agent")
+        s = loop_session(tmp, kill_agent, vdagent=True)
+        if server_announced_agent_end(s.server_cap):
+            return s
+        logs.append(f"{tmp}: {(tmp / 'Xspice.log').read_text(errors='replace')[-300:]!r}")
+    pytest.fail(f"in {AGENT_TRIES} sessions the server never sent AGENT_DISCONNECTED: " + "; ".join(logs))
 
 
 def test_a_killed_agent_is_agent_disconnected(killed_agent: Session) -> None:
