@@ -9,6 +9,9 @@ by two TAP devices and a relay of ours that holds each frame for a delay and dro
 Run as a program it is the relay itself:
 
     python3 scripts/netlab.py relay --a NS_A TAP_A --b NS_B TAP_B --delay-ms 200 --loss 0.03 --seed 16
+
+A spike (`Netlab(spike=Spike(250, 1.0, 2.0))`, started with `net.spike()`): the delay each way ramps up to
+250 ms over 1 s, holds 2 s and ramps back; each direction stays first in, first out, as a real queue.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import struct
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -40,6 +44,36 @@ TBF = ("burst", "32kbit", "latency", "400ms")
 CLONE_NEWNET = 0x40000000
 TUNSETIFF = 0x400454CA
 IFF_TAP, IFF_NO_PI = 0x0002, 0x1000
+
+
+@dataclass(frozen=True)
+class Spike:
+    """The relay's delay rising from its base to `ms` over `ramp_s`, held `hold_s`, falling over `ramp_s`
+    (a ramp, not a step: TCP's retransmission timer follows a growing delay, as on a congested path, instead
+    of firing spuriously at a step larger than its 200 ms floor)."""
+
+    ms: float
+    ramp_s: float = 1.0
+    hold_s: float = 2.0
+
+    def extra_ms(self, since: float) -> float:
+        """Delay over the base `since` seconds after the spike began."""
+        r, h = self.ramp_s, self.hold_s
+        if since < 0 or since >= 2 * r + h:
+            return 0.0
+        if since < r:
+            return self.ms * since / r
+        if since < r + h:
+            return self.ms
+        return self.ms * (2 * r + h - since) / r
+
+    def arg(self) -> str:
+        return f"{self.ms}:{self.ramp_s}:{self.hold_s}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Spike":
+        ms, ramp, hold = (float(x) for x in text.split(":"))
+        return cls(ms, ramp, hold)
 
 
 class NetlabError(RuntimeError):
@@ -105,14 +139,14 @@ class Netlab:
     `loss` the share of TCP segments with data dropped, from the seeded generator)."""
 
     def __init__(self, rate: str | None = None, delay_ms: float = 0.0, loss: float = 0.0, seed: int = 16,
-                 log_dir: str | os.PathLike | None = None) -> None:
+                 log_dir: str | os.PathLike | None = None, spike: Spike | None = None) -> None:
         global _counter
         _counter += 1
         tag = f"{PREFIX}-{os.getpid()}-{_counter}"
         self.server_ns, self.client_ns = f"{tag}-s", f"{tag}-c"
         self.server_addr, self.client_addr = SERVER_ADDR, CLIENT_ADDR
         self.server_if, self.client_if = SERVER_IF, CLIENT_IF
-        self.rate, self.delay_ms, self.loss, self.seed = rate, delay_ms, loss, seed
+        self.rate, self.delay_ms, self.loss, self.seed, self.spike_shape = rate, delay_ms, loss, seed, spike
         self.log_dir = Path(log_dir) if log_dir else None
         self.relay: subprocess.Popen | None = None
         self._relay_log: Path | None = None
@@ -164,7 +198,7 @@ class Netlab:
         log = open(self._relay_log, "wb")
         argv = [sys.executable, str(Path(__file__).resolve()), "relay", "--a", self.server_ns, SERVER_IF,
                 "--b", self.client_ns, CLIENT_IF, "--delay-ms", str(self.delay_ms), "--loss", str(self.loss),
-                "--seed", str(self.seed)]
+                "--seed", str(self.seed)] + (["--spike", self.spike_shape.arg()] if self.spike_shape else [])
         self.relay = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                       start_new_session=True)
         log.close()
@@ -186,6 +220,14 @@ class Netlab:
                 return
             if time.monotonic() > deadline:
                 raise NetlabError(f"{self.server_addr} not reachable from {self.client_ns}: {done.stderr[-300:]}")
+
+    def spike(self) -> float:
+        """Start the relay's spike (SIGUSR1); the wall-clock time it began."""
+        if self.relay is None or self.spike_shape is None:
+            raise NetlabError("this netlab has no relay with a spike")
+        at = time.time()
+        os.kill(self.relay.pid, signal.SIGUSR1)
+        return at
 
     def relay_log(self) -> str:
         return self._relay_log.read_text(errors="replace") if self._relay_log and self._relay_log.exists() else ""
@@ -247,7 +289,8 @@ def tcp_data(frame: bytes) -> bool:
     return total - ihl - doff > 0
 
 
-def relay(a: tuple[str, str], b: tuple[str, str], delay_ms: float, loss: float, seed: int) -> None:
+def relay(a: tuple[str, str], b: tuple[str, str], delay_ms: float, loss: float, seed: int,
+          spike: Spike | None = None) -> None:
     fa, fb = _open_tap(*a), _open_tap(*b)
     other = {fa: fb, fb: fa}
     rng = random.Random(seed)
@@ -255,11 +298,19 @@ def relay(a: tuple[str, str], b: tuple[str, str], delay_ms: float, loss: float, 
     order = forwarded = 0
     dropped = {fa: 0, fb: 0}  # by the side the frame came from
     stop = False
+    spike_at: float | None = None
+    last_release = {fa: 0.0, fb: 0.0}  # by the device the frame goes to: each direction first in, first out
 
     def on_term(*_: object) -> None:
         nonlocal stop
         stop = True
 
+    def on_spike(*_: object) -> None:
+        nonlocal spike_at
+        spike_at = time.monotonic()
+        print(f"spike {spike.arg() if spike else 'none'}", flush=True)
+
+    signal.signal(signal.SIGUSR1, on_spike)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     poller = select.poll()
@@ -293,7 +344,11 @@ def relay(a: tuple[str, str], b: tuple[str, str], delay_ms: float, loss: float, 
                     dropped[fd] += 1
                     continue
                 order += 1
-                heapq.heappush(held, (time.monotonic() + delay, order, other[fd], frame))
+                now = time.monotonic()
+                extra = spike.extra_ms(now - spike_at) / 1000.0 if spike and spike_at is not None else 0.0
+                to = other[fd]
+                last_release[to] = release = max(now + delay + extra, last_release[to])
+                heapq.heappush(held, (release, order, to, frame))
     print(f"counts forwarded={forwarded} dropped_from_a={dropped[fa]} dropped_from_b={dropped[fb]}", flush=True)
 
 
@@ -306,8 +361,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--delay-ms", type=float, default=0.0)
     r.add_argument("--loss", type=float, default=0.0)
     r.add_argument("--seed", type=int, default=16)
+    r.add_argument("--spike", type=Spike.parse, metavar="MS:RAMP_S:HOLD_S",
+                   help="on SIGUSR1, the delay each way rises by MS over RAMP_S, holds HOLD_S and falls back")
     args = p.parse_args(argv)
-    relay(tuple(args.a), tuple(args.b), args.delay_ms, args.loss, args.seed)
+    relay(tuple(args.a), tuple(args.b), args.delay_ms, args.loss, args.seed, args.spike)
     return 0
 
 

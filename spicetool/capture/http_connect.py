@@ -192,8 +192,10 @@ class HttpConnect:
     def finish(self, time: float, frame: int) -> list[Output]:
         if self.target is not None and self.status is None and self.state[False] == "head":
             self.state[False] = "dead"
+            # how long the client waited is the evidence of a hanging proxy (the connection's end or the capture's)
+            waited = f" in {time - self.request_time:.1f} s" if self.request_time is not None else ""
             return [(False, Notice("proxy_no_answer", False, time, frame,
-                                   f"HTTP CONNECT {self._where()} never got an answer from the proxy",
+                                   f"HTTP CONNECT {self._where()} never got an answer from the proxy{waited}",
                                    self._fields()))]
         return []
 

@@ -77,6 +77,11 @@ class Channel:
     def channel(self) -> str:
         return channel_name(self.channel_type) if self.channel_type is not None else "unknown"
 
+    @property
+    def label(self) -> str:
+        """"display:1"; "unknown" for a connection that never showed which channel it is."""
+        return self.channel if self.channel_id is None else f"{self.channel}:{self.channel_id}"
+
 
 @dataclass(slots=True)
 class Record:

@@ -159,7 +159,7 @@ class Summary:
                 elif st.errors:
                     notes.append(f"{st.errors} errors")
                 table.add_row(
-                    f"{ch.channel}:{ch.channel_id}", ch.client,
+                    ch.label, ch.client,
                     str(st.messages["client"]), str(st.messages["server"]),
                     str(st.bytes["client"]), str(st.bytes["server"]),
                     f"{(st.first or t0) - t0:.3f}", f"{(st.last or 0) - (st.first or 0):.3f}",
@@ -179,7 +179,7 @@ class Summary:
             for st in stats:
                 for key, count in sorted(st.types.items()):
                     d, name = key.split(":", 1)
-                    types.add_row(f"{st.channel.channel}:{st.channel.channel_id}", d, name, str(count))
+                    types.add_row(st.channel.label, d, name, str(count))
             console.print(types)
             caps = Table(title=f"{title}: capabilities", title_justify="left")
             for col in ("channel", "offered by", "common", "channel caps"):
@@ -189,7 +189,7 @@ class Summary:
                     common = st.caps.get(f"{d}_common_caps")
                     chan = st.caps.get(f"{d}_channel_caps")
                     if common is not None or chan is not None:
-                        caps.add_row(f"{st.channel.channel}:{st.channel.channel_id}", d,
+                        caps.add_row(st.channel.label, d,
                                      ", ".join(map(str, common or [])), ", ".join(map(str, chan or [])))
             console.print(caps)
 
@@ -222,7 +222,7 @@ class Summary:
             last = max((s.last for s in stats if s.last is not None), default=first)
             rows.append((str(session), f"{sid:#x}" if sid else "", server,
                          ",".join(sorted({s.channel.client.rsplit(":", 1)[0] for s in stats})),
-                         ",".join(f"{s.channel.channel}:{s.channel.channel_id}" for s in stats),
+                         ",".join(s.channel.label for s in stats),
                          str(sum(s.messages["client"] for s in stats)), str(sum(s.messages["server"] for s in stats)),
                          str(sum(s.bytes["client"] for s in stats)), str(sum(s.bytes["server"] for s in stats)),
                          f"{first - t0:.3f}", f"{last - first:.3f}", "; ".join(notes)))

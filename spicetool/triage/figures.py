@@ -100,16 +100,20 @@ class Stream:
     reported_frames: int = 0
     reported_drops: int = 0
     reports: int = 0
+    drop_reports: list[float] = field(default_factory=list)  # times of the reports that counted drops
+    label: str = "display"  # its channel's ("display:1")
 
     def as_json(self, t0: float) -> dict[str, Any]:
         span = (self.last_frame or 0) - (self.first_frame or 0)
         return {
-            "id": self.id, "codec": self.codec, "width": self.width, "height": self.height,
+            "id": self.id, "channel": self.label, "codec": self.codec, "width": self.width, "height": self.height,
             "created": round(self.created - t0, 6),
             "destroyed": None if self.destroyed is None else round(self.destroyed - t0, 6),
             "frames": self.frames, "bytes": self.bytes,
             "fps": round((self.frames - 1) / span, 2) if self.frames > 1 and span > 0 else None,
             "reports": self.reports, "reported_frames": self.reported_frames, "dropped": self.reported_drops,
+            "drops_reported": [round(self.drop_reports[0] - t0, 6), round(self.drop_reports[-1] - t0, 6)]
+            if self.drop_reports else None,
         }
 
 
@@ -242,7 +246,7 @@ class Figures:
         self.summary.add(rec)
         fig = self._session(rec.channel)
         ch, f, t = rec.channel, rec.fields, rec.time
-        label = f"{ch.channel}:{ch.channel_id}"
+        label = ch.label
         if rec.layer == "gap":
             fig.problems.append({"time": t, "frame": rec.frame, "channel": label, "kind": "tcp_gap", "direction": rec.direction.value,
                                  "detail": f"{rec.size} bytes missing from the capture"})
@@ -325,7 +329,9 @@ class Figures:
         if disp.last is not None and t - disp.last[0] >= QUIET_SECONDS:
             disp.quiet.append({"start": disp.last[0], "end": t, "frame_before": disp.last[1], "frame_after": rec.frame,
                                "unacked": disp.ack.unacked, "ack_window": disp.ack.window,
-                               "ack_window_full": disp.ack.window > 0 and disp.ack.full})
+                               "ack_window_full": disp.ack.window > 0 and disp.ack.full,
+                               # the quiet ended with something to show (not a PING after an idle screen)
+                               "screen_after": rec.type.startswith("draw_") or rec.type in _SCREEN})
         disp.last = (t, rec.frame)
         if rec.type == "set_ack":
             disp.ack.window, disp.ack.generation, disp.ack.unacked = f.get("window") or 0, f.get("generation"), 0
@@ -343,6 +349,8 @@ class Figures:
                         st.reports += 1
                         st.reported_frames += f.get("num_frames") or 0
                         st.reported_drops += f.get("num_drops") or 0
+                        if f.get("num_drops"):
+                            st.drop_reports.append(t)
                         break
             return
         if (rec.channel.channel_id or 0) == 0 and (name.startswith("draw_") or name in ("copy_bits", "surface_create")):
@@ -351,7 +359,7 @@ class Figures:
             fig.screens.append((t, f.get("width"), f.get("height"), "surface_create"))
         elif name == "stream_create":
             fig.streams.append(Stream(rec.channel.index, f.get("id"), str(f.get("codec_type")),
-                                      f.get("stream_width") or 0, f.get("stream_height") or 0, t))
+                                      f.get("stream_width") or 0, f.get("stream_height") or 0, t, label=label))
         elif name in ("stream_data", "stream_data_sized"):
             sid = (f.get("base") or {}).get("id", f.get("id"))
             for st in reversed(fig.streams):
@@ -412,7 +420,7 @@ class Figures:
             legs = self.legs.setdefault(session, {
                 "shown": records.leg, "proxy": client.server, "pairs": [],
                 "proxy_delay": records.delays.figures(session), "proxy_delay_how": DELAY_HOW})
-            legs["pairs"].append({"name": f"{client.channel}:{client.channel_id}",
+            legs["pairs"].append({"name": client.label,
                                   "client_leg": _leg_json(client), "server_leg": _leg_json(server)})
 
     def as_json(self) -> dict[str, Any]:
@@ -439,7 +447,7 @@ class Figures:
         # of sessions over hours would otherwise give every channel hours of zeros
         first = min((min(b) for b in (up.bins, down.bins, *msgs.values()) if b), default=0)
         base.update({
-            "name": f"{ch.channel}:{ch.channel_id}",
+            "name": ch.label,
             "tls": ch.tls,
             "tls_keys": ch.tls_keys,
             "wire_bytes": {"client": up.bytes, "server": down.bytes},

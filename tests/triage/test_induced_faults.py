@@ -76,16 +76,18 @@ class Session:
         return self.marks[mark] - first_time(cap or self.server_cap)
 
 
-def run_session(tmp: Path, net_args: dict, act) -> Session:
-    """Xspice inside the server namespace, spicy (on an Xvfb) inside the client one, tshark on both ends of
-    the link; `act(xspice, spicy, marks)` makes the session's traffic and notes its moments."""
+def run_session(tmp: Path, net_args: dict, act, **xspice) -> Session:
+    """Xspice (`xspice`: more of its settings) inside the server namespace, spicy (on an Xvfb) inside the
+    client one, tshark on both ends of the link; `act(xspice, spicy, marks, tmp, net)` makes the session's
+    traffic and notes its moments."""
     for program in NETWORK_PEERS:
         need_program(program)
     s = Session(tmp / "server-side.pcapng", tmp / "client-side.pcapng")
     with ExitStack() as stack:
         net = stack.enter_context(netlab.Netlab(log_dir=tmp, **net_args))
         xs = stack.enter_context(peers.NetnsXspice(
-            peers.XspiceSettings(port=PORT, display=peers.pick_display(DISPLAYS), streaming_video="off"),
+            peers.XspiceSettings(port=PORT, display=peers.pick_display(DISPLAYS),
+                                 **{"streaming_video": "off", **xspice}),
             tmp, net.server_ns, net.server_addr))
         xv = stack.enter_context(peers.Xvfb(peers.pick_display(DISPLAYS, skip=(xs.display,)), log_dir=tmp))
         (tmp / "c").mkdir(exist_ok=True)
@@ -94,14 +96,14 @@ def run_session(tmp: Path, net_args: dict, act) -> Session:
         # main, display, inputs and cursor linked (through a delay they take a few round trips each)
         with peers.NetnsSpicy(net.client_ns, xv.display, PORT, net.server_addr, log_dir=tmp, min_channels=4) as cl:
             s.marks["connected"] = time.time()
-            act(xs, cl, s.marks, tmp)
+            act(xs, cl, s.marks, tmp, net)
         stack.close()
         s.relay = net.relay_counts()
     return s
 
 
 def noise_for(seconds: float):
-    def act(xs, cl, marks: dict, tmp: Path) -> None:
+    def act(xs, cl, marks: dict, tmp: Path, net: netlab.Netlab) -> None:
         time.sleep(1.5)  # the first screen sent
         marks["load"] = time.time()
         with peers.Program(NOISE, xs.display, tmp, name="noise"):
@@ -134,7 +136,7 @@ def test_a_capped_link_is_a_bandwidth_ceiling(capped: Session) -> None:
 
 
 # -- a delay ------------------------------------------------------------------------------------
-def typing(xs, cl, marks: dict, tmp: Path) -> None:
+def typing(xs, cl, marks: dict, tmp: Path, net: netlab.Netlab) -> None:
     with peers.Program(["xterm", "-geometry", "80x24+0+0"], xs.display, tmp, name="xterm") as term:
         peers.wait_until(lambda: subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(term.pid)],
                                                 env=peers.x_env(xs.display), capture_output=True).returncode == 0,
@@ -217,6 +219,111 @@ def test_a_lossy_link_is_retransmissions(lossy: Session) -> None:
     assert LOSS / 2 <= share <= LOSS * 2, display
     # the first loss on the display: during the first screen or the noise, never after it
     assert display["time"] <= lossy.at("load_end"), display
+
+
+# -- a latency spike ----------------------------------------------------------------------------
+SPIKE = netlab.Spike(ms=250.0, ramp_s=1.0, hold_s=3.0)  # each way: round trips of up to 500 ms
+PING_EVERY_S = 15.0  # spice-server PINGs an idle channel this long after its last PONG
+SPIKE_AT_S = PING_EVERY_S - 2.0  # the ramp starts here (from "connected"): the first periodic PINGs in its hold
+SPIKE_SESSION_S = 2 * PING_EVERY_S + 3.0  # the next ones, after it, at the base delay
+
+
+def spike_at_first_ping(xs, cl, marks: dict, tmp: Path, net: netlab.Netlab) -> None:
+    time.sleep(max(0.0, marks["connected"] + SPIKE_AT_S - time.time()))
+    marks["spike"] = net.spike()
+    time.sleep(max(0.0, marks["connected"] + SPIKE_SESSION_S - time.time()))
+
+
+@pytest.fixture(scope="module")
+def spiked(tmp_path_factory) -> Session:
+    return run_session(tmp_path_factory.mktemp("spiked"), {"spike": SPIKE}, spike_at_first_ping)
+
+
+def test_a_delay_for_a_few_seconds_is_a_latency_spike(spiked: Session) -> None:
+    """Captured at the server: one period's PING round trips far above the others (those before and after
+    it at the base delay): a spike, not high latency."""
+    code, found = diagnose(spiked.server_cap)
+    above = above_info(found)
+    assert code == 5 and {f["kind"] for f in above} == {"latency_spike"}, above
+    by = {f["channel"]: f for f in above}
+    assert {"main:0", "display:0"} == set(by), above  # (spice-server PINGs inputs and cursor at the link only)
+    spike = spiked.at("spike")
+    for f in above:
+        assert f["severity"] == "warning"
+        assert spike <= f["time"] <= f["until"] <= spike + 2 * SPIKE.ramp_s + SPIKE.hold_s, (f, spike)
+        worst = max(p["ms"] for p in f["evidence"]["spikes"])
+        assert SPIKE.ms <= worst <= 2 * SPIKE.ms + RTT_TOLERANCE_MS, f
+        assert f["evidence"]["median_ms"] < 10 and f["evidence"]["round_trips"] >= 4, f
+
+
+# -- audio made late by the network --------------------------------------------------------------
+AUDIO_SPIKE = netlab.Spike(ms=300.0, ramp_s=0.5, hold_s=2.0)
+AUDIO_SPIKE_AT_S, AUDIO_SESSION_S = 3.0, 8.0
+
+
+def tone_with_a_spike(xs, cl, marks: dict, tmp: Path, net: netlab.Netlab) -> None:
+    with peers.PlaybackTone(xs):
+        time.sleep(max(0.0, marks["connected"] + AUDIO_SPIKE_AT_S - time.time()))
+        marks["spike"] = net.spike()
+        time.sleep(max(0.0, marks["connected"] + AUDIO_SESSION_S - time.time()))
+
+
+@pytest.fixture(scope="module")
+def late_audio(tmp_path_factory) -> Session:
+    need_program("ffmpeg")
+    return run_session(tmp_path_factory.mktemp("late-audio"), {"spike": AUDIO_SPIKE}, tone_with_a_spike,
+                       playback=True)
+
+
+def test_audio_delayed_on_the_way_is_audio_late_at_the_client(late_audio: Session) -> None:
+    """A tone playing, the link's delay up by 300 ms for 2 s: captured at the client, its packets come later
+    than their media times allow (the client's buffer runs dry); at the server they left in time."""
+    code, found = diagnose(late_audio.client_cap)
+    (f,) = above_info(found)
+    assert code == 5 and f["kind"] == "audio_late" and f["severity"] == "warning", found
+    assert f["channel"] == "playback:0"
+    spike = late_audio.at("spike", late_audio.client_cap)
+    assert spike <= f["time"] <= spike + 2 * AUDIO_SPIKE.ramp_s + AUDIO_SPIKE.hold_s, (f, spike)
+    # the spike's delay, and the sender's queue behind it (TCP's window sized for the old round trip)
+    assert 200 < f["evidence"]["max_ms"] <= 2 * AUDIO_SPIKE.ms + RTT_TOLERANCE_MS, f
+    code, found = diagnose(late_audio.server_cap)
+    assert code == 0 and not above_info(found), above_info(found)
+
+
+# -- video frames made late by the network --------------------------------------------------------
+VIDEO_SPIKE = netlab.Spike(ms=300.0, ramp_s=0.5, hold_s=2.5)
+VIDEO_SPIKE_AT_S = 3.0  # after the noise began: its stream made and running
+
+
+def video_with_a_spike(xs, cl, marks: dict, tmp: Path, net: netlab.Netlab) -> None:
+    time.sleep(1.5)  # the first screen sent
+    with peers.Program(NOISE, xs.display, tmp, name="noise"):
+        marks["load"] = time.time()
+        time.sleep(VIDEO_SPIKE_AT_S)
+        marks["spike"] = net.spike()
+        time.sleep(2 * VIDEO_SPIKE.ramp_s + VIDEO_SPIKE.hold_s + 3.0)
+    time.sleep(1.0)
+
+
+@pytest.fixture(scope="module")
+def late_video(tmp_path_factory) -> Session:
+    return run_session(tmp_path_factory.mktemp("late-video"), {"spike": VIDEO_SPIKE}, video_with_a_spike,
+                       streaming_video="all")
+
+
+def test_video_delayed_on_the_way_is_stream_drops(late_video: Session) -> None:
+    """A video stream (noise at 10 fps, Xspice streaming everything), the link's delay up by 300 ms for
+    2.5 s: spice-gtk drops the frames that come after their media time and says so in its STREAM_REPORTs."""
+    code, found = diagnose(late_video.server_cap)
+    above = above_info(found)
+    assert code == 5 and {f["kind"] for f in above} == {"stream_drops"}, above
+    for f in above:
+        ev = f["evidence"]
+        assert f["severity"] == "warning" and f["channel"] == "display:0", f
+        assert ev["dropped"] > 0 and ev["reports"] > 0 and ev["codec"] == "MJPEG", f
+        # the first report counting drops: within a report period (about a second) of the late frames
+        spike = late_video.at("spike")
+        assert spike <= f["time"] <= spike + 2 * VIDEO_SPIKE.ramp_s + VIDEO_SPIKE.hold_s + 2.0, (f, spike)
 
 
 # -- faults of the peers themselves (on loopback: no network fault in them) ---------------------

@@ -54,7 +54,8 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
                                                  f"window {q['ack_window']}")
             elif zero:
                 cause, why = "zero_window", "the client's TCP receive window was zero (a slow or stopped client)"
-            elif retrans:
+            elif retrans and q.get("screen_after", True):
+                # (retransmissions on an idle screen, the quiet ending with a PING, held nothing back)
                 cause, why = "retransmissions", f"{len(retrans)} retransmitted segments (the network lost data)"
             elif lost:
                 cause, why = "capture_gap", "segments are missing from the capture here (not a stall on the wire)"

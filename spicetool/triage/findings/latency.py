@@ -11,6 +11,7 @@ from spicetool.triage.findings.base import INFO, WARNING, Finding, secs
 HIGH_MS = 150.0  # PING p95 above this: a session users feel as sluggish
 SPIKE_MS = 100.0  # a round trip at least this long ...
 SPIKE_FACTOR = 5.0  # ... and this many times the channel's median is a spike
+RISE_POINTS = 3  # the last this many round trips all spikes: latency rose and stayed (high, not a spike)
 INPUT_SLOW_MS = 300.0  # input-to-screen p95 above this
 # spice-server's first PINGs of a channel time the first screen's transfer and main's network test
 # (a PING carrying 250 KB), not the network: round trips this soon after the channel began are left out
@@ -18,8 +19,9 @@ STARTUP_SECONDS = 2.0
 
 
 def _median(v: list[float]) -> float:
+    """The lower median: of two round trips, one normal and one spiking, the normal one is typical."""
     o = sorted(v)
-    return o[len(o) // 2]
+    return o[(len(o) - 1) // 2]
 
 
 def rules(s: dict[str, Any]) -> Iterator[Finding]:
@@ -38,23 +40,24 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
         p95 = ms[max(0, -(-95 * len(ms) // 100) - 1)] if ms else None
         ev = {"round_trips": len(points), "left_out_at_start": len(every) - len(points),
               "p95_ms": p95, "max_ms": ms[-1] if ms else None, "min_ms": fig["min_ms"], "all": fig}
-        if (p95 is not None and p95 >= HIGH_MS) or fig["min_ms"] >= HIGH_MS:
+        med = _median([p["ms"] for p in points]) if points else None
+        # spikes: round trips far above a low median, with low ones after them (latency that rose and
+        # stayed to the end is high latency from where it rose, not a spike)
+        spikes = [p for p in points if p["ms"] >= SPIKE_MS and p["ms"] >= SPIKE_FACTOR * med] \
+            if med is not None and med < HIGH_MS else []
+        stayed = len(spikes) >= RISE_POINTS and spikes[-RISE_POINTS:] == points[-RISE_POINTS:]
+        if spikes and not stayed:
+            worst = max(spikes, key=lambda p: p["ms"])
+            yield Finding(WARNING, "latency_spike",
+                          f"{label}: a PING round trip of {worst['ms']:.0f} ms at {secs(worst['time'])} "
+                          f"(median {med:.1f} ms)", spikes[0]["time"], spikes[-1]["time"], session=n,
+                          channel=label, evidence={**ev, "median_ms": round(med, 3), "spikes": spikes[:20]})
+        elif (p95 is not None and p95 >= HIGH_MS) or fig["min_ms"] >= HIGH_MS:
             what = f"p95 {p95:.0f} ms" if p95 is not None and p95 >= HIGH_MS else f"never under {fig['min_ms']:.0f} ms"
             # from the first high round trip to the last (latency that rose mid-session rose there)
             high = [p for p in (points or every) if p["ms"] >= HIGH_MS]
             yield Finding(WARNING, "high_latency", f"{label}: PING round trips high, {what}",
                           high[0]["time"], high[-1]["time"], session=n, channel=label, evidence=ev)
-            continue
-        if not points:
-            continue
-        med = _median([p["ms"] for p in points])
-        spikes = [p for p in points if p["ms"] >= SPIKE_MS and p["ms"] >= SPIKE_FACTOR * med]
-        if spikes:
-            worst = max(spikes, key=lambda p: p["ms"])
-            yield Finding(WARNING, "latency_spike",
-                          f"{label}: a PING round trip of {worst['ms']:.0f} ms at {secs(worst['time'])} "
-                          f"(median {med:.1f} ms)", worst["time"], session=n, channel=label,
-                          evidence={**ev, "median_ms": round(med, 3), "spikes": spikes[:20]})
     il = s.get("input_latency") or {}
     if il.get("inputs"):
         slow = il["p95_ms"] >= INPUT_SLOW_MS

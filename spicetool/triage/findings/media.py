@@ -15,11 +15,14 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
     for st in s["streams"]:
         shown = st["reported_frames"] + st["dropped"]
         if st["dropped"] and st["dropped"] >= DROP_SHARE * max(shown, 1):
+            # when the client's reports counted the drops (the stream's life when they say nothing of it)
+            start, end = st.get("drops_reported") or (st["created"], st["destroyed"])
             yield Finding(WARNING, "stream_drops",
                           f"video stream {st['id']} ({st['codec']}, {st['width']}x{st['height']}): the client "
-                          f"dropped {st['dropped']} of {shown} frames", st["created"], st["destroyed"], session=n,
-                          channel="display", evidence={k: st[k] for k in ("id", "codec", "frames", "fps", "reports",
-                                                                          "reported_frames", "dropped")})
+                          f"dropped {st['dropped']} of {shown} frames", start, end, session=n,
+                          channel=st.get("channel", "display"), evidence={k: st.get(k) for k in (
+                              "id", "codec", "created", "destroyed", "frames", "fps", "reports", "reported_frames",
+                              "dropped", "drops_reported")})
     codecs = sorted({st["codec"] for st in s["streams"]})
     if len(codecs) > 1:
         yield Finding(INFO, "stream_codec_change", f"video streams used {', '.join(codecs)}",
