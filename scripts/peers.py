@@ -633,6 +633,7 @@ class QemuSettings:
     network: bool = False       # no NIC: no iPXE, the firmware ends on a still "No bootable device" screen
     monitor: str | None = None  # a unix socket path for the human monitor (stop, screendump)
     spice_extra: str = ""       # more -spice options, e.g. "tls-port=N,x509-dir=D,tls-channel=main"
+    incoming: int | None = None  # a migration target: waits for the source's state on 127.0.0.1:PORT
 
     def argv(self) -> list[str]:
         spice = f"port={self.port},addr=127.0.0.1,disable-ticketing=on" + (f",{self.spice_extra}" if self.spice_extra else "")
@@ -655,6 +656,8 @@ class QemuSettings:
                   "-device", "usb-redir,chardev=ur1,id=urd1"]
         if self.audio:
             a += ["-audiodev", "spice,id=snd0", "-device", "ich9-intel-hda", "-device", "hda-duplex,audiodev=snd0"]
+        if self.incoming is not None:
+            a += ["-incoming", f"tcp:127.0.0.1:{self.incoming}"]
         return a
 
 

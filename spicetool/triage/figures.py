@@ -142,6 +142,7 @@ class SessionFigures:
     input_latency: list[tuple[float, float]] = field(default_factory=list)  # (input time, ms to the first draw)
     playback: dict[str, Playback] = field(default_factory=dict)  # by channel label
     agent_events: AgentEvents = field(default_factory=AgentEvents)
+    migration: list[dict[str, Any]] = field(default_factory=list)  # main's MIGRATE_* both ways, in order
 
 
 @dataclass
@@ -285,6 +286,8 @@ class Figures:
             detail = f"reason {f.get('reason')}" if name == "disconnecting" else _notify_text(f)
             fig.problems.append({"time": t, "frame": rec.frame, "channel": label, "kind": name, "direction": rec.direction.value,
                                  "detail": detail})
+        elif ch.channel == "main" and name.startswith("migrate"):
+            fig.migration.append(_migration_event(rec, label))
         elif ch.channel == "main" and server:
             self._main(fig, name, f, t)
         elif ch.channel == "display":
@@ -517,6 +520,7 @@ class Figures:
             "input_latency": _input_latency_json(fig, t0),
             "audio": [pb.as_json(t0) for pb in fig.playback.values()],
             "agent": fig.agent_events.as_json(t0, self.t_end),   # (the capture went on: nothing came)
+            "migration": [{**e, "time": round(e["time"] - t0, 6)} for e in fig.migration],
             "unknown": _unknown_json(fig, t0),
             "transport": sorted({st.channel.transport for st in fig.channels if st.channel.transport}),
             "failure": next((st.failure for st in fig.channels if st.failure), None),
@@ -640,6 +644,21 @@ def _raw(value: Any) -> bytes:
         except ValueError:
             return value.encode()
     return b""
+
+
+def _migration_event(rec: Record, label: str) -> dict[str, Any]:
+    """One MIGRATE_* message: who sent it, on which server's main channel, and the target it names
+    (MIGRATE_BEGIN's dst_info, MIGRATE_SWITCH_HOST's own fields)."""
+    f = rec.fields
+    dst = f.get("dst_info") if isinstance(f.get("dst_info"), dict) else f if "port" in f else None
+    target = tls_port = None
+    if dst is not None:
+        host = _raw(dst.get("host_data")).rstrip(b"\0").decode(errors="replace")
+        port, sport = (p if p not in (None, 0, 0xFFFF) else None for p in (dst.get("port"), dst.get("sport")))
+        target = f"{host}:{port}" if port is not None else host
+        tls_port = sport
+    return {"time": rec.time, "frame": rec.frame, "event": rec.type, "by": rec.direction.value, "channel": label,
+            "server": rec.channel.server, "target": target, "tls_port": tls_port}
 
 
 def _notify_text(f: dict[str, Any]) -> str:

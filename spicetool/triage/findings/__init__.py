@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from spicetool.triage.findings import agent, audio, bandwidth, capture, disconnect, display, latency, link, media
+from spicetool.triage.findings import (agent, audio, bandwidth, capture, disconnect, display, latency, link, media,
+                                      migration)
 from spicetool.triage.findings.base import ERROR, INFO, RANK, SEVERITIES, WARNING, Finding
 
-FAMILIES = (link, disconnect, display, latency, bandwidth, media, audio, agent, capture)
+FAMILIES = (link, disconnect, migration, display, latency, bandwidth, media, audio, agent, capture)
 
 __all__ = ["ERROR", "FAMILIES", "INFO", "SEVERITIES", "WARNING", "Finding", "find", "above_info", "as_json"]
 
