@@ -78,6 +78,7 @@ MAIN, DISPLAY, INPUTS, CURSOR = (int(ChannelType.MAIN), int(ChannelType.DISPLAY)
                                  int(ChannelType.CURSOR))
 SERVED = [MAIN, DISPLAY, CURSOR, INPUTS]
 SPICY_CACHE_PIXELS, SPICY_GLZ_WINDOW = 20971520, 14679040   # spicy's DISPLAY_INIT in the corpus
+FLOOD_TARGETS = [DISPLAY, INPUTS, MAIN, CURSOR]
 KINDS = {"fuzz": 5, "flood": 2, "slow": 2, "halfclose": 2, "garbage": 2, "unknown": 2, "silent": 1}
 
 # What a server log must never hold: our own "internal error" lines, and what asyncio or Python
@@ -130,11 +131,43 @@ def status_kib(pid: int, field: str) -> int:
     return 0
 
 
+# --trace-memory: a sitecustomize for the server's process (tracemalloc from its start; every 10 s, the
+# largest growths since 8 s in, with where they were allocated)
+TRACE_MEMORY = """\
+import sys, threading, time, tracemalloc
+from pathlib import Path
+if "serve" in sys.argv:
+    tracemalloc.start(12)
+    def _report() -> None:
+        time.sleep(8)
+        base, n = tracemalloc.take_snapshot(), 0
+        while True:
+            time.sleep(10)
+            n += 1
+            snap = tracemalloc.take_snapshot()
+            with open(Path(__file__).with_name("report.txt"), "a") as f:
+                f.write(f"=== {n * 10 + 8} s: traced {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MiB\\n")
+                f.write("--- the largest holders\\n")
+                for st in snap.statistics("traceback")[:4]:
+                    f.write(f"{st.size / 2**20:.1f} MiB {st.count} blocks\\n")
+                    f.writelines(f"    {line}\\n" for line in st.traceback.format()[-12:])
+                f.write("--- the largest growths since 8 s\\n")
+                for st in snap.compare_to(base, "traceback")[:6]:
+                    f.write(f"{st.size_diff / 2**20:+.1f} MiB {st.count_diff:+d} blocks\\n")
+                    f.writelines(f"    {line}\\n" for line in st.traceback.format()[-12:])
+    threading.Thread(target=_report, daemon=True).start()
+"""
+
+
 class Server:
-    def __init__(self, capture: Path, port: int, speed: float, log: Path) -> None:
+    def __init__(self, capture: Path, port: int, speed: float, log: Path, trace: Path | None = None) -> None:
         self.log_path = log
         self.log = open(log, "wb")
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        if trace is not None:
+            trace.mkdir(parents=True, exist_ok=True)
+            (trace / "sitecustomize.py").write_text(TRACE_MEMORY)
+            env["PYTHONPATH"] = f"{trace}{os.pathsep}{ROOT}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "spicetool", "serve", "--disable-ticketing", "--replay", str(capture),
              "--loop", "--speed", str(speed), "--port", str(port)],
@@ -458,7 +491,7 @@ class Hostile:
             close(w, mw)
 
     async def flood(self, rng: random.Random) -> str:
-        target = rng.choice([DISPLAY, INPUTS, MAIN, CURSOR])
+        target = rng.choice(FLOOD_TARGETS)
         mr, mw, mep, sid = await session(self.port)
         w = None
         try:
@@ -639,7 +672,14 @@ def main() -> int:
                     help="seconds a screenshot may take before it counts as a stall")
     ap.add_argument("--keep-log", type=Path, help="copy the server's log here")
     ap.add_argument("--kinds", help="only these hostile kinds, comma-separated (default: all)")
+    ap.add_argument("--flood-channels", help="the channels flood picks from, comma-separated (default: "
+                                             "main,display,inputs,cursor)")
+    ap.add_argument("--trace-memory", type=Path, metavar="DIR",
+                    help="run the server under tracemalloc; every 10 s DIR/report.txt gets its largest growths")
     args = ap.parse_args()
+    if args.flood_channels:
+        names = {"main": MAIN, "display": DISPLAY, "inputs": INPUTS, "cursor": CURSOR}
+        FLOOD_TARGETS[:] = [names[c] for c in args.flood_channels.split(",")]
     if args.kinds:
         wanted = args.kinds.split(",")
         for k in list(KINDS):
@@ -658,7 +698,7 @@ def main() -> int:
           f"{os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-hostile-") as d:
         tmp = Path(d)
-        server = Server(args.capture, args.port, args.speed, tmp / "server.log")
+        server = Server(args.capture, args.port, args.speed, tmp / "server.log", args.trace_memory)
         try:
             server.wait_ready()
         except Exception as e:

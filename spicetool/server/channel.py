@@ -14,7 +14,7 @@ from collections import deque
 from typing import Callable
 
 from spicetool.qxl.worker import Msg, Shared
-from spicetool.server.link import MAX_CLIENT_MESSAGE, READ_SIZE, LinkedChannel
+from spicetool.server.link import MAX_CLIENT_MESSAGE, LinkedChannel
 from spicetool.server.session import Session
 from spicetool.server.state import ServerState
 from spicetool.stack import AckWindow, ChannelEndpoint, Message, PingTracker, ProtocolError, Role
@@ -24,6 +24,9 @@ from spicetool.stack.flow import ACK_WINDOW
 
 PING_INTERVAL = 10.0
 YIELD_EVERY = 64                  # messages: a flooding client must not starve the others
+# bytes handed to the stack at a time: what it parses stays alive until handled, and 64 KiB of 6-byte
+# ACKs is 11,000 messages (some 4 MiB of objects) per flooding connection, all of them at once
+FEED_SIZE = 4096
 
 
 class ClientDropped(Exception):
@@ -169,7 +172,7 @@ class ChannelClient:
                 n += 1
                 if n % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
-            data = await self.reader.read(READ_SIZE)
+            data = await self.reader.read(FEED_SIZE)   # (the transport buffers the rest)
             if not data:   # partial: the client left in the middle of a message
                 raise asyncio.IncompleteReadError(b"\0" * self.endpoint.pending(), None)
             events = self.endpoint.receive_data(data)

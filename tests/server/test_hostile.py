@@ -169,6 +169,52 @@ def test_input_flood(spice_server, tmp_path):
     assert srv.sessions() == 1
 
 
+FLOODERS, FLOOD_BATCHES, FLOOD_BATCH = 6, 3, 20_000   # main connections, ATTACH_CHANNELS sent by each
+
+
+def test_a_main_flood_holds_little_parsed_at_once(spice_server, tmp_path):
+    """ATTACH_CHANNELS as fast as the sockets take them on FLOODERS sessions, each reading its replies:
+    what the server has parsed and not yet handled stays small. (Fed 64 KiB at a time, the stack made
+    11,000 messages per read, some 4 MiB per flooding connection alive at once: bench_hostile's floods
+    took the server past 1.5 GiB.)"""
+    import tracemalloc
+    srv = spice_server()
+    clients = [linked_main(srv)[0] for _ in range(FLOODERS)]
+    batch = clients[0].message("attach_channels", {}) * FLOOD_BATCH
+    replies = [0] * FLOODERS
+
+    def drain(i: int, c: RawClient) -> None:
+        c.sock.settimeout(5)
+        try:
+            while chunk := c.sock.recv(1 << 16):
+                replies[i] += len(chunk)
+        except OSError:
+            pass
+
+    def blast(c: RawClient) -> None:
+        for _ in range(FLOOD_BATCHES):
+            c.send(batch)
+    tracemalloc.start()
+    try:
+        readers = [threading.Thread(target=drain, args=(i, c), daemon=True) for i, c in enumerate(clients)]
+        senders = [threading.Thread(target=blast, args=(c,), daemon=True) for c in clients]
+        for t in readers + senders:
+            t.start()
+        for t in senders:
+            t.join(120)
+        base, _ = tracemalloc.get_traced_memory()
+        peers.wait_until(lambda: sum(replies) >= FLOODERS * FLOOD_BATCHES * FLOOD_BATCH * 6, 120,
+                         "the channel lists answering the flood")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert not any(t.is_alive() for t in senders)
+    # every ATTACH_CHANNELS answered (a CHANNELS_LIST is more than 6 bytes), none dropped, little held
+    assert peak < 16 * 1024 * 1024, f"{peak / 2**20:.1f} MiB traced at the peak (after the sends: {base / 2**20:.1f})"
+    assert srv.sessions() == FLOODERS
+    still_serves(srv, tmp_path)
+
+
 def test_ack_window_and_slow_reader(spice_server, tmp_path):
     """A display client that never ACKs gets SET_ACK and 2 x window messages, then nothing;
     its pipe stays bounded while the desktop animates; ACKs release the flow."""
