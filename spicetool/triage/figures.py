@@ -143,6 +143,7 @@ class SessionFigures:
     playback: dict[str, Playback] = field(default_factory=dict)  # by channel label
     agent_events: AgentEvents = field(default_factory=AgentEvents)
     migration: list[dict[str, Any]] = field(default_factory=list)  # main's MIGRATE_* both ways, in order
+    image_first: dict[str, tuple[float, int, str]] = field(default_factory=dict)  # by type: time, frame, channel
 
 
 @dataclass
@@ -380,7 +381,9 @@ class Figures:
         if name.startswith("draw_"):
             for image in _images(f):
                 d = image["descriptor"]
-                counts = fig.images[str(d.get("type"))]
+                kind = str(d.get("type"))
+                counts = fig.images[kind]
+                fig.image_first.setdefault(kind, (t, rec.frame, label))
                 counts["count"] += 1
                 counts["bytes"] += _image_bytes(image)
                 counts["raw"] += (d.get("width") or 0) * (d.get("height") or 0) * BYTES_PER_PIXEL
@@ -511,7 +514,9 @@ class Figures:
             },
             "images": {codec: {"count": c["count"], "bytes": c["bytes"], "raw_bytes": c["raw"],
                                "ratio": round(c["raw"] / c["bytes"], 2) if c["bytes"] else None,
-                               "percent_of_raw": round(100 * c["bytes"] / c["raw"], 2) if c["raw"] else None}
+                               "percent_of_raw": round(100 * c["bytes"] / c["raw"], 2) if c["raw"] else None,
+                               "first": {"time": round(fig.image_first[codec][0] - t0, 6),
+                                         "frame": fig.image_first[codec][1], "channel": fig.image_first[codec][2]}}
                        for codec, c in sorted(fig.images.items(), key=lambda kv: -kv[1]["count"])},
             "streams": [st.as_json(t0) for st in fig.streams],
             "problems": [{**p, "time": round(p["time"] - t0, 6)} for p in fig.problems],

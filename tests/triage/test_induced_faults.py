@@ -336,16 +336,17 @@ KILL_EDGE_S = 0.3  # the server's FIN or RST follows its SIGKILL this soon
 LOOP_PEERS = ("Xorg", "Xvfb", "spicy", "tshark", "ffplay")
 
 
-def loop_session(tmp: Path, act, vdagent: bool = False) -> Session:
-    """Xspice and spicy on loopback, tshark on lo; `act(xspice, spicy, marks, tmp, stack)` makes the fault."""
+def loop_session(tmp: Path, act, vdagent: bool = False, **xspice) -> Session:
+    """Xspice (`xspice`: more of its settings) and spicy on loopback, tshark on lo; `act(xspice, spicy, marks,
+    tmp, stack)` makes the fault."""
     for program in LOOP_PEERS + (("spice-vdagent", "spice-vdagentd") if vdagent else ()):
         need_program(program)
     cap = tmp / "loopback.pcapng"
     s = Session(cap, cap)
     with ExitStack() as stack:
         xs = stack.enter_context(peers.Xspice(peers.XspiceSettings(
-            port=peers.pick_port(LOOP_PORTS), display=peers.pick_display(DISPLAYS), streaming_video="off",
-            vdagent=vdagent), tmp))
+            port=peers.pick_port(LOOP_PORTS), display=peers.pick_display(DISPLAYS),
+            **{"streaming_video": "off", "vdagent": vdagent, **xspice}), tmp))
         agent = stack.enter_context(peers.VdAgent(xs)) if vdagent else None
         xv = stack.enter_context(peers.Xvfb(peers.pick_display(DISPLAYS, skip=(xs.display,)), log_dir=tmp))
         stack.enter_context(peers.Tshark(xs.port, cap, log_dir=tmp))
@@ -456,6 +457,33 @@ def test_a_killed_agent_is_agent_disconnected(killed_agent: Session) -> None:
     kill = killed_agent.at("kill")
     assert kill - 0.05 <= f["time"] <= kill + KILL_EDGE_S, (f, kill)
     assert "agent_never_connected" not in {x["kind"] for x in found}
+
+
+# -- image compression off ----------------------------------------------------------------------------
+def first_screen(xs, cl, marks: dict, tmp: Path, stack: ExitStack) -> None:
+    time.sleep(3.0)
+
+
+@pytest.fixture(scope="module")
+def uncompressed(tmp_path_factory) -> Session:
+    return loop_session(tmp_path_factory.mktemp("uncompressed"), first_screen, image_compression="off")
+
+
+def test_images_sent_raw_are_uncompressed_images(uncompressed: Session) -> None:
+    """Xspice with SpiceImageCompression off: the first screen goes out as BITMAPs. Information (the
+    setting's doing, not a failure), at the first of them, which tshark also finds first."""
+    code, found = diagnose(uncompressed.server_cap)
+    assert code == 0 and not above_info(found), above_info(found)
+    (f,) = [x for x in found if x["kind"] == "uncompressed_images"]
+    assert f["channel"] == "display:0" and f["evidence"]["uncompressed_bytes"] == f["evidence"]["image_bytes"] > 0
+    port = LOOP_PORTS
+    done = subprocess.run(["tshark", "-r", str(uncompressed.server_cap), "-d",
+                           f"tcp.port=={port.start}-{port.stop - 1},spice", "-Y", "spice.image_type == 0",
+                           "-T", "fields", "-e", "frame.number", "-e", "frame.time_relative"],
+                          capture_output=True, text=True, timeout=120)
+    frame, at = done.stdout.split()[:2]
+    assert f["evidence"]["first_frame"] == int(frame) and abs(f["time"] - float(at)) < 1e-3, (f, frame, at)
+    assert f["time"] < uncompressed.at("connected") + 1.0
 
 
 # -- a client that never reads ------------------------------------------------------------------
