@@ -36,10 +36,13 @@ def diagnose(capture: str, as_json: bool, keylog_path: str | None, leg: str) -> 
                  with what was in flight), client_closed / client_reset (info),
                  channel_lost (one channel ended long before the others),
                  capture_ended_open (info: the capture stopped first)
+    migration:   migration (info: where the session moved, how), migration_failed (the
+                 client could not reach the target, or it refused the seamless hand-over)
     display:     display_stall (no screen update for 2 s or more, with its cause:
                  ack_window_full, zero_window, retransmissions, or server_quiet while
                  inputs waited), retransmissions, zero_window
-    latency:     high_latency (PING p95 >= 150 ms), latency_spike, input_latency
+    latency:     high_latency (PING p95 >= 150 ms), latency_spike (round trips far above a
+                 low median, with low ones after them), input_latency
                  (key press or click to the next draw, p50/p95; info unless p95 >= 300 ms)
     bandwidth:   bandwidth_ceiling, largest_consumers, uncompressed_images (info)
     streams:     stream_drops (client's STREAM_REPORTs), stream_codec_change
