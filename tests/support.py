@@ -290,3 +290,17 @@ def deployment_capture(name: str) -> Path:
     if not path.exists():
         raise AssertionError(f"{path}: deployment capture missing from the repository")
     return path
+
+
+def diagnose(path: str | os.PathLike, *extra: str) -> tuple[int, list[dict]]:
+    """`spicetool diagnose --json` of a capture: its exit code and its findings (no traceback allowed)."""
+    import json
+    import subprocess
+    done = subprocess.run([sys.executable, "-m", "spicetool", "diagnose", "--json", *extra, str(path)],
+                          capture_output=True, text=True, timeout=600)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def above_info(found: list[dict]) -> list[dict]:
+    return [f for f in found if f["severity"] != "info"]

@@ -16,7 +16,8 @@ import pytest
 from spicetool.capture import open_capture
 from spicetool.capture.pcap import PcapWriter
 
-from support import CAPTURES, DEPLOYMENT_CORPUS, ROOT, corpus, deployment_capture, need_program
+from support import (CAPTURES, DEPLOYMENT_CORPUS, ROOT, above_info, corpus, deployment_capture, diagnose,
+                     need_program)
 
 sys.path.insert(0, str(ROOT / "tests" / "capture"))
 from test_transport_chain import FORBIDDEN, rewrite_connect  # noqa: E402
@@ -26,15 +27,6 @@ KEYS = ["severity", "kind", "title", "time", "until", "session", "channel", "evi
 CAPTURE_KINDS = {"lost_segments", "tls_without_keys"}
 
 
-def diagnose(path: Path, *extra: str) -> tuple[int, list[dict]]:
-    done = subprocess.run([sys.executable, "-m", "spicetool", "diagnose", "--json", *extra, str(path)],
-                          capture_output=True, text=True, timeout=600)
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, [json.loads(line) for line in done.stdout.splitlines()]
-
-
-def above_info(found: list[dict]) -> list[dict]:
-    return [f for f in found if f["severity"] != "info"]
 
 
 HEALTHY = [p for p in corpus()] + sorted(p for p in DEPLOYMENT_CORPUS.glob("*.pcapng")

@@ -5,7 +5,6 @@ Each test asserts the finding's kind, severity and time (against the moment the 
 tolerances below) and that nothing else above info fires on the same capture."""
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from support import ROOT, need_program
+from support import ROOT, above_info, diagnose, need_program
 
 from spicetool.capture import open_capture
 
@@ -43,15 +42,6 @@ KEY_GAP_MS = 700  # between typed keys: more than a round trip, so each key's ec
 STARTUP_LATE_S = 4.0  # first counted PING round trip after latency.STARTUP_SECONDS from the channel's start
 
 
-def diagnose(path: Path) -> tuple[int, list[dict]]:
-    done = subprocess.run([sys.executable, "-m", "spicetool", "diagnose", "--json", str(path)],
-                          capture_output=True, text=True, timeout=600)
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, [json.loads(line) for line in done.stdout.splitlines()]
-
-
-def above_info(found: list[dict]) -> list[dict]:
-    return [f for f in found if f["severity"] != "info"]
 
 
 def first_time(cap: Path) -> float:

@@ -4,7 +4,6 @@ spice-server says with STOP and START), and a file copied by spice-gtk to a gues
 to save it. Each finding is checked against the moment the fault was made, and nothing else fires."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import ROOT, need_program
+from support import ROOT, diagnose, need_program
 
 from spicetool.capture import open_capture
 from spicetool.triage.agent_events import FAILED_TRANSFER
@@ -21,12 +20,6 @@ from spicetool.triage.agent_events import FAILED_TRANSFER
 PORTS, DISPLAYS = range(5960, 5966), range(60, 66)
 PAUSE_AT, PAUSE_S = 3.0, 1.5
 
-
-def diagnose(path: Path) -> tuple[int, list[dict]]:
-    done = subprocess.run([sys.executable, "-m", "spicetool", "diagnose", "--json", str(path)],
-                          capture_output=True, text=True, timeout=600)
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, [json.loads(line) for line in done.stdout.splitlines()]
 
 
 def peers_module():

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import ROOT, need_program
+from support import ROOT, above_info, diagnose, need_program
 
 from spicetool.capture import open_capture
 
@@ -24,15 +24,6 @@ SETTLE_S = 3.0  # the session running on the source before the migration
 MIGRATED_S = 15.0  # QEMU's migration of a firmware guest takes well under a second; a loaded machine, longer
 
 
-def diagnose(path: Path) -> tuple[int, list[dict]]:
-    done = subprocess.run([sys.executable, "-m", "spicetool", "diagnose", "--json", str(path)],
-                          capture_output=True, text=True, timeout=600)
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, [json.loads(line) for line in done.stdout.splitlines()]
-
-
-def above_info(found: list[dict]) -> list[dict]:
-    return [f for f in found if f["severity"] != "info"]
 
 
 def migrate(tmp: Path, live_target: bool) -> tuple[Path, float, int, int]:

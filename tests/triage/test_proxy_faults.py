@@ -5,16 +5,14 @@ whose accept queue is full drops the SYNs, as a firewalled or dead host does) le
 unanswered until the client gives up."""
 from __future__ import annotations
 
-import json
 import re
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from support import ROOT, need_program
+from support import ROOT, above_info, diagnose, need_program
 
 from spicetool.capture import open_capture
 
@@ -26,15 +24,6 @@ HANG_S = 5.0  # the client waiting on the unanswered CONNECT before it is stoppe
 ANSWER_S = 3.0  # a refusal comes within this of the client's start (a loaded machine starts spicy slowly)
 
 
-def diagnose(path: Path) -> tuple[int, list[dict]]:
-    done = subprocess.run([sys.executable, "-m", "spicetool", "diagnose", "--json", str(path)],
-                          capture_output=True, text=True, timeout=600)
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, [json.loads(line) for line in done.stdout.splitlines()]
-
-
-def above_info(found: list[dict]) -> list[dict]:
-    return [f for f in found if f["severity"] != "info"]
 
 
 def seconds(cap: Path, wall: float) -> float:
