@@ -10,7 +10,9 @@ each, ACKing like spice-gtk, parsing every message, as bench_serve's load client
 replay through the proxy for --duration seconds; two more sessions misbehave during the run:
 one stops reading at 40% of it but goes on sending ACKs, so that the server keeps sending
 (a stalled client: its socket buffers fill, TCP's window closes, the proxy must hold back),
-and one resets its connections at 50% (SO_LINGER 0, then close: RST).
+one resets its connections at 50% (SO_LINGER 0, then close: RST), and one sends at 60% a
+message the server refuses (the server closes that session's display channel); at 70% the
+replay server itself is stopped (SIGSTOP) for 2 s: every session stalls on the server's side.
 Then the same with --xspice sessions against a real spice-server (Xspice, its plain and TLS
 ports, an xterm redrawing on its desktop; SPICE_DEBUG_ALLOW_MC lets it take several clients),
 without the stalling client: spice-server's multi-client mode holds every client to the slowest
@@ -24,8 +26,8 @@ tshark captures the proxy's listen port and the server's port. Measured and prin
   the client got is a prefix of what was recorded, itself a prefix of what the server sent;
 - the proxy's added latency per direction, p50/p99: the byte at stream offset k seen leaving
   the proxy on one leg minus the time it arrived on the other (TLS: per decrypted record);
-  the well-behaved sessions' p99 before the stall and after the reset, which must not grow
-  beyond 2x + 10 ms;
+  the well-behaved sessions' p99 before the stall and after all of the above (from 1 s after the
+  server resumed), which must not grow beyond 2x + 10 ms;
   (the replay sends a few hundred KB per session at 10x, less than the sockets' buffers hold:
   that the proxy holds back a client that never reads, rather than buffering, is proven by
   tests/record/test_proxy.py's flood test);
@@ -59,6 +61,8 @@ import peers  # noqa: E402
 from bench_serve import DISPLAY, SPICY_CACHE_PIXELS, SPICY_GLZ_WINDOW, _rss_kib, link_channel  # noqa: E402
 
 CAPTURE = ROOT / "captures" / "long-desktop.pcapng"
+UNKNOWN_TYPE = 9999   # no channel has a message of this type: the server drops the channel that sends one
+SERVER_STALL_S = 2.0  # the replay server stopped (SIGSTOP) this long at 70 % of the run
 
 
 # ---------------------------------------------------------------- the server process
@@ -84,16 +88,19 @@ def _server(conn, capture: str, speed: float, port: int, max_connections: int) -
 
 @dataclass
 class Client:
-    """One session: main + display, ACKing; `stall_at`/`reset_at` (monotonic s) make it misbehave."""
+    """One session: main + display, ACKing; `stall_at`/`reset_at`/`provoke_at` (monotonic s) make it
+    misbehave (`provoke_at`: a message the server refuses, so that the server drops the session)."""
 
     tls: ssl.SSLContext | None
     stall_at: float | None = None
     reset_at: float | None = None
+    provoke_at: float | None = None
     messages: int = 0
     error: str | None = None
     ports: list[int] = field(default_factory=list)   # its local ports (main, display)
     writers: list = field(default_factory=list)
     closed_at: float | None = None                   # epoch s, when it closed its connections
+    server_closed: bool = False                      # its display channel ended by the server (EOF)
 
     async def _link(self, port: int, ctype: int, conn_id: int):
         r, w = await asyncio.open_connection("127.0.0.1", port, ssl=self.tls, limit=1 << 20)
@@ -139,6 +146,10 @@ class Client:
                 if self.reset_at is not None and now >= self.reset_at:
                     self.reset()
                     return
+                if self.provoke_at is not None and now >= self.provoke_at:
+                    # a message type no display channel has: the server drops the channel (its close)
+                    dw.write(disp.frame(UNKNOWN_TYPE, b""))
+                    self.provoke_at = None
                 if self.stall_at is not None and now >= self.stall_at:
                     # reads nothing more, but ACKs blindly, so the server keeps sending: the socket
                     # buffers fill, the window closes, and the proxy must hold back (not buffer)
@@ -152,6 +163,7 @@ class Client:
                     events = []
                     continue
                 if not chunk:
+                    self.server_closed = True
                     break
                 events = disp.receive_data(chunk)
             self.closed_at = time.time()
@@ -237,6 +249,11 @@ class ReplayTarget:
             raise RuntimeError("the replay server did not start")
         self.plain_port, self.tls_port = self.pipe.recv()
 
+    pausable = True
+
+    def pause(self, stopped: bool) -> None:
+        os.kill(self.proc.pid, signal.SIGSTOP if stopped else signal.SIGCONT)
+
     def quiet(self) -> None:
         self.pipe.send("pause")
 
@@ -270,6 +287,8 @@ class XspiceTarget:
                                     "while :; do date +%T.%N; ls -l /usr/bin | shuf | head -36; sleep 0.2; done"],
                                    display, d, name="xterm")
 
+    pausable = False  # (spice-server holds every client to the slowest: a stall there is everyone's)
+
     def quiet(self) -> None:
         self.xterm.stop()
 
@@ -282,7 +301,7 @@ def run(kind: str, mode: str, n: int, args, tmp: Path) -> bool:
     tls = mode == "tls"
     server = (ReplayTarget if kind == "replay" else XspiceTarget)(args, n, tmp)
     stalls = kind == "replay"
-    print(f"== {kind}, {mode}: {n} sessions{' + 1 stalling' if stalls else ''} + 1 resetting through one proxy "
+    print(f"== {kind}, {mode}: {n} sessions{' + 1 stalling' if stalls else ''} + 1 resetting + 1 the server drops through one proxy "
           f"for {args.duration:g} s, "
           f"{server.what}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
     plain_port, tls_port = server.plain_port, server.tls_port
@@ -315,8 +334,8 @@ def run(kind: str, mode: str, n: int, args, tmp: Path) -> bool:
         if tls:
             cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             cctx.check_hostname, cctx.verify_mode = False, ssl.CERT_NONE
-        clients = [Client(cctx) for _ in range(n + 1 + stalls)]
-        stall, reset = (clients[-2] if stalls else Client(None)), clients[-1]
+        clients = [Client(cctx) for _ in range(n + 2 + stalls)]
+        stall, refused, reset = (clients[-3] if stalls else Client(None)), clients[-2], clients[-1]
         marks: dict[str, float] = {}
 
         async def go() -> None:
@@ -337,8 +356,19 @@ def run(kind: str, mode: str, n: int, args, tmp: Path) -> bool:
             marks["stall"] = t0 + 0.4 * args.duration
             stall.stall_at = marks["stall"] if stalls else None
             reset.reset_at = marks["reset"] = t0 + 0.5 * args.duration
+            refused.provoke_at = marks["dropped"] = t0 + 0.6 * args.duration
             marks["warm"] = t0 + min(5.0, 0.25 * args.duration)
-            await asyncio.sleep(args.duration)
+            marks["calm"] = marks["dropped"]
+            if server.pausable:   # the whole server stalls (SIGSTOP) for SERVER_STALL_S at 70 %
+                await asyncio.sleep(max(0.0, t0 + 0.7 * args.duration - time.monotonic()))
+                marks["server_stall"] = time.monotonic()
+                server.pause(True)
+                await asyncio.sleep(SERVER_STALL_S)
+                server.pause(False)
+                marks["calm"] = time.monotonic()
+                print(f"the replay server stopped (SIGSTOP) for {marks['calm'] - marks['server_stall']:.1f} s at "
+                      f"{marks['server_stall'] - t0:.1f} s", flush=True)
+            await asyncio.sleep(max(0.0, t0 + args.duration - time.monotonic()))
             marks["end"] = time.monotonic()
             server.quiet()
             await asyncio.sleep(1.0)   # what the server sent last reaches the clients
@@ -371,6 +401,10 @@ def run(kind: str, mode: str, n: int, args, tmp: Path) -> bool:
         print(f"clients: {sum(c.messages for c in clients)} messages parsed, {len(errors)} errors"
               + (f" (e.g. {errors[0]})" if errors else ""))
         ok &= not errors
+        early = [c for c in clients if c.server_closed and c is not refused]
+        print(f"the server closed the refused session's display channel: {refused.server_closed}; "
+              f"{len(early)} other sessions closed by the server before the end")
+        ok &= refused.server_closed and not early
         dropped = [t.dropped for t in tsharks]
         if any(dropped):
             print(f"tshark dropped packets: {dropped} (the comparison below cannot hold)")
@@ -394,7 +428,8 @@ def run(kind: str, mode: str, n: int, args, tmp: Path) -> bool:
         c_client = by_port.__getitem__
         late = 0
         notes: list[str] = []
-        special = {p: who for who, c in (("stalled", stall), ("reset", reset)) for p in c.ports}
+        special = {p: who for who, c in (("stalled", stall), ("reset", reset), ("dropped by the server", refused))
+                   for p in c.ports}
         totals = {True: 0, False: 0}
         mismatches: list[str] = []
         lat: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
@@ -447,12 +482,13 @@ def run(kind: str, mode: str, n: int, args, tmp: Path) -> bool:
         for fc, way in ((True, "client->server"), (False, "server->client")):
             xs = [d for _, d in lat[fc]]
             before = [d for t, d in lat[fc] if _wall(marks["warm"]) <= t < _wall(marks["stall"])]
-            after = [d for t, d in lat[fc] if _wall(marks["reset"]) + 1 <= t <= _wall(marks["end"])]
+            after = [d for t, d in lat[fc] if _wall(marks["calm"]) + 1 <= t <= _wall(marks["end"])]
             b99, a99 = pct(before, 0.99), pct(after, 0.99)
             calm = bool(before) and bool(after) and a99 <= 2 * b99 + 0.010   # no pieces after: nothing flowed
             first = "before the stall" if stalls else "before 40% of the run"
             print(f"latency {way}: p50 {pct(xs, 0.5) * 1e3:.2f} ms, p99 {pct(xs, 0.99) * 1e3:.2f} ms over "
-                  f"{len(xs)} pieces; the others' p99 {first} {b99 * 1e3:.2f} ms, after the reset "
+                  f"{len(xs)} pieces; the others' p99 {first} {b99 * 1e3:.2f} ms, after the reset, the drop"
+                  f"{' and the server stall' if server.pausable else ''} "
                   f"{a99 * 1e3:.2f} ms: {'undisturbed' if calm else 'DISTURBED'}")
             ok &= calm
     finally:
