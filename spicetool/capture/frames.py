@@ -37,7 +37,7 @@ LINKTYPE_RAW_OLD = 12  # raw IP on OpenBSD-era files
 MAX_RECORD = 256 * 1024 * 1024  # bytes of one captured frame: no sane snaplen comes near this
 
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
-_TCP = struct.Struct("!HHIIBB")
+_TCP = struct.Struct("!HHIIBBH")  # up to the window: one unpack of the fields a Segment keeps
 _ETHERTYPES_IP = (0x0800, 0x86DD)
 _ETHERTYPES_VLAN = (0x8100, 0x88A8)
 _IP_BYTES = (b"\x08\x00", b"\x86\xdd")
@@ -84,12 +84,12 @@ def tcp_from_ip(data: bytes, time: float, frame: int) -> Segment | None:
         return None
     if end - tcp_at < 20:
         return None
-    sport, dport, seq, ack, off, flags = _TCP.unpack_from(data, tcp_at)
+    sport, dport, seq, ack, off, flags, window = _TCP.unpack_from(data, tcp_at)
     hlen = (off >> 4) * 4
     if hlen < 20 or tcp_at + hlen > end:
         return None
     return Segment(time, frame, _endpoint(src, sport), _endpoint(dst, dport), seq, ack, flags,
-                   data[tcp_at + hlen : end], int.from_bytes(data[tcp_at + 14 : tcp_at + 16], "big"))
+                   data[tcp_at + hlen : end], window)
 
 
 def strip_link(linktype: int, data: bytes) -> bytes | None:
@@ -97,7 +97,7 @@ def strip_link(linktype: int, data: bytes) -> bytes | None:
     if linktype == LINKTYPE_ETHERNET:
         if len(data) < 14:
             return None
-        ethertype = int.from_bytes(data[12:14], "big")
+        ethertype = data[12] << 8 | data[13]  # (no slice and int.from_bytes: this runs once a frame)
         off = 14
         while ethertype in _ETHERTYPES_VLAN and len(data) >= off + 4:
             ethertype = int.from_bytes(data[off + 2 : off + 4], "big")

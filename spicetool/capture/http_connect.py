@@ -18,9 +18,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from spicetool.capture.tcp import Data, Gap
-from spicetool.capture.transport import MAX_HEAD, HeadError, Notice, Output, head_end, is_http_version, parse_head
+from spicetool.capture.transport import (CONNECT, MAX_HEAD, HeadError, Notice, Output, head_end, is_http_version,
+                                         parse_head)
 
-CONNECT = b"CONNECT "
 PROXMOX_PREFIX = "pvespiceproxy:"
 
 

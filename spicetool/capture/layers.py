@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from spicetool.capture.http_connect import CONNECT, HttpConnect
 from spicetool.capture.tls_records import HANDSHAKE, looks_like_client_hello
-from spicetool.capture.transport import MAX_HEAD, HeadError, head_end, parse_head
-from spicetool.capture.websocket import WebSocket
+from spicetool.capture.transport import CONNECT, MAX_HEAD, HeadError, head_end, parse_head
 
 if TYPE_CHECKING:
     from spicetool.capture.keylog import KeyLog
@@ -56,9 +54,14 @@ def pick(data: bytes | bytearray) -> str | None:
 
 def make_layer(kind: str, keylog: KeyLog | None) -> Any:
     """A fresh layer of `kind` (a value of `pick`)."""
+    # a layer's module is imported when a capture has one (most have none), not at every start
     if kind == CONNECT_LAYER:
+        from spicetool.capture.http_connect import HttpConnect
+
         return HttpConnect()
     if kind == WEBSOCKET_LAYER:
+        from spicetool.capture.websocket import WebSocket
+
         return WebSocket()
     from spicetool.capture.tls import TlsConnection  # cryptography, only when a capture has TLS
 

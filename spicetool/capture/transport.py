@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from spicetool.capture.tcp import Data, Gap
 
 MAX_HEAD = 16 * 1024  # bytes of an HTTP request or response head before it is refused as absurd
+CONNECT = b"CONNECT "  # how an HTTP CONNECT request (http_connect.py) starts
 
 
 @dataclass

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import signal
 import sys
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import click
 
 from spicetool.capture import EXIT_NO_SPICE, EXIT_TRANSPORT, CaptureFailure, Record, open_live, open_records
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 # errors not counted in the closing "N gaps or protocol errors" line: they have lines of their own
@@ -31,6 +36,31 @@ def _matches(rec: Record, channels: set[str], types: set[str], sessions: set[int
     if t_to is not None and t > t_to:
         return False
     return True
+
+
+class _Consoles:
+    """One run's rich Consoles, each made on first use: rich's import and a Console are ~85 M
+    instructions (7 ms), and a piped run writes its lines itself, a clean one nothing to stderr."""
+
+    @functools.cached_property
+    def err(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False, soft_wrap=True)
+
+    @functools.cached_property
+    def out(self) -> Console:
+        from rich.console import Console
+
+        # tables keep their width when piped (rich would fold them to 80 columns)
+        return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+    def colour(self) -> bool:
+        """rich's is_terminal for stdout, without a Console when it is surely False: stdout is no
+        tty and neither of the variables that make rich call it a terminal is set."""
+        if not sys.stdout.isatty() and "FORCE_COLOR" not in os.environ and "TTY_COMPATIBLE" not in os.environ:
+            return False
+        return self.out.is_terminal
 
 
 def _split(values: Iterable[str]) -> set[str]:
@@ -124,9 +154,7 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     With --summary a connection that failed or stayed encrypted is a row of the
     table (its failure, "not decrypted"): 1 only when there is no row at all.
     """
-    from rich.console import Console
-
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    con = _Consoles()
     if live == bool(capture):
         raise click.UsageError("give either a capture file or --live")
     if not live and (iface or bpf or count or duration is not None):
@@ -138,13 +166,11 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
             assert capture is not None
             records = open_records(capture, keylog=keylog_path, leg=leg)
     except CaptureFailure as exc:
-        err.print(f"error: {exc}", style="red")
+        con.err.print(f"error: {exc}", style="red")
         sys.exit(exc.exit_code)
 
     chan_filter, type_filter, session_filter = _split(channels), _split(types), set(sessions)
     filtered = bool(chan_filter or type_filter or session_filter or t_from is not None or t_to is not None)
-    # tables keep their width when piped (rich would fold them to 80 columns)
-    out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
     stats = None
     if summary:
         from spicetool.capture import Summary
@@ -157,7 +183,7 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     warnings = 0
     introduced: set[int] = set()  # channels whose connection line was written
     stdout = sys.stdout
-    colour = out.is_terminal
+    colour = con.colour()
     # a closed pipe (| head) ends the run quietly
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -182,19 +208,19 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
                     introduced.add(ch.index)
                     line = connection_line(ch, records.channels)
                     if colour:
-                        out.print(line, style="bold", markup=False)
+                        con.out.print(line, style="bold", markup=False)
                     else:
                         stdout.write(line + "\n")
                 text, style = human_line(rec, t0)
                 if colour:
-                    out.print(text, style=style, markup=False)
+                    con.out.print(text, style=style, markup=False)
                 else:  # piped: plain lines, without rich's per-line cost
                     stdout.write(text)
                     stdout.write("\n")
                 if verbose and rec.fields:
-                    out.print(field_tree(rec.fields, rec.type))
+                    con.out.print(field_tree(rec.fields, rec.type))
     except KeyboardInterrupt:
-        err.print("interrupted: stopping", style="yellow")
+        con.err.print("interrupted: stopping", style="yellow")
 
     t0 = records.first_time
     if stats is not None:
@@ -203,14 +229,14 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
                 stdout.write(json.dumps(st.as_json(t0 or 0.0, records.delays), separators=(",", ":"), default=str)
                              + "\n")
         else:
-            stats.render(out, t0 or 0.0, records.delays)
+            stats.render(con.out, t0 or 0.0, records.delays)
     stdout.flush()
 
     for line in records.warnings:  # malformed key log lines, skipped
-        err.print(f"warning: {line}", style="yellow")
+        con.err.print(f"warning: {line}", style="yellow")
     failure = records.failure
     if failure is not None:
-        err.print(f"error: {failure}", style="red")
+        con.err.print(f"error: {failure}", style="red")
         sys.exit(failure.exit_code)
     tls, broken = records.tls_problem(), records.transport_problem()
     # with --summary the table is the answer: a connection that failed or stayed encrypted is a row
@@ -218,13 +244,13 @@ def dissect(capture: str | None, live: bool, iface: str | None, bpf: str | None,
     if not seen_spice and not (stats is not None and stats.channels):
         # one line: why nothing was found, when TLS or a transport is why
         why = tls or broken
-        err.print(f"error: no SPICE traffic found in {records.name}" + (f": {why}" if why else ""), style="red")
+        con.err.print(f"error: no SPICE traffic found in {records.name}" + (f": {why}" if why else ""), style="red")
         sys.exit(EXIT_NO_SPICE)
     if tls:
-        err.print(f"warning: {tls}", style="yellow")
+        con.err.print(f"warning: {tls}", style="yellow")
     if broken:
-        err.print(f"warning: {broken}", style="yellow")
+        con.err.print(f"warning: {broken}", style="yellow")
         if seen_spice:  # the other connections were decoded: its own exit code
             sys.exit(EXIT_TRANSPORT)
     if warnings:
-        err.print(f"warning: {warnings} gaps or protocol errors (shown in place)", style="yellow")
+        con.err.print(f"warning: {warnings} gaps or protocol errors (shown in place)", style="yellow")

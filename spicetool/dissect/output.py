@@ -42,7 +42,9 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
+# check_circular off: parsed fields are trees (no cycles to find), and the check's bookkeeping
+# was a tenth of the encoding of a line
+_encode = json.JSONEncoder(separators=(",", ":"), default=_json_default, check_circular=False).encode
 
 
 def record_json(rec: Record, t0: float) -> dict[str, Any]:
@@ -99,6 +101,8 @@ def write_json(rec: Record, t0: float, out: TextIO) -> None:
 # -- the human view ----------------------------------------------------------------------
 
 def _short(value: Any) -> str:
+    if type(value) is int or type(value) is str:  # most values, as jsonable would give them (not enums)
+        return str(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"<{len(value)} bytes>"
     if isinstance(value, dict):

@@ -26,18 +26,47 @@ schema.py both parses and builds it.  Field names and enum names are spice.proto
 numbers by name (ChannelType.DISPLAY, MsgDisplay.DRAW_COPY, SurfaceFlags.PRIMARY...) are in
 enums.py, made from those same tables.
 """
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .connection import ChannelConnection
-from .damage import alternate_fields
 from .events import AgentMessage, Direction, LinkRecord, Message, ProtocolError
 from .link import (build_auth_mechanism, build_link_mess, build_link_reply, build_link_result,
                    build_ticket, decrypt_ticket, encrypt_ticket)
-from .endpoint import ChannelEndpoint
-from .flow import AckWindow, FlowAnswers, PingTracker
 from .messages import build_body, build_message, message_bytes, parse_body
 from .resync import find_resync_point
-from .roles import ClientLink, LinkAccepted, LinkFailed, LinkRefused, Role, ServerLink
 from .types import CHANNEL_NAMES, channel_name
 from .vdagent import build_agent_message
+
+# Playing a side (endpoint, roles, flow) and damage are imported on first use: an observer of
+# captures (dissect, render, ...) needs none of them.
+_LATER = {
+    "alternate_fields": "damage", "ChannelEndpoint": "endpoint", "AckWindow": "flow", "FlowAnswers": "flow",
+    "PingTracker": "flow", "ClientLink": "roles", "LinkAccepted": "roles", "LinkFailed": "roles",
+    "LinkRefused": "roles", "Role": "roles", "ServerLink": "roles",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LATER.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # the next look-up is a plain one
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from .damage import alternate_fields
+    from .endpoint import ChannelEndpoint
+    from .flow import AckWindow, FlowAnswers, PingTracker
+    from .roles import ClientLink, LinkAccepted, LinkFailed, LinkRefused, Role, ServerLink
 
 __all__ = [
     "ChannelConnection", "Direction", "LinkRecord", "Message", "AgentMessage", "ProtocolError",

@@ -24,10 +24,16 @@ defined here, once.
 Members are ints (IntEnum, IntFlag) and compare equal to them; IntFlag arithmetic and class
 attribute lookups cost more than a plain int, so a hot loop binds `_X = int(Cls.X)` at module
 level.
+
+A class made from a table is made on its first look-up (`_lazy` below), as are the names made
+from them (MSG_FIRST_AVAIL, CHANNEL_CAP_ENUMS): `from spicetool.stack.enums import MsgDisplay`
+and `enums.MsgDisplay` read as for any module attribute, and give the same class every time.
 """
 from __future__ import annotations
 
+import threading
 from enum import IntEnum, IntFlag
+from typing import Any, Callable
 
 from . import image_headers
 from .channels import MESSAGES, audio, common, cursor, display, inputs, main, spicevmc
@@ -80,24 +86,51 @@ def _list(cls_name: str, names: list[str], start: int = 0) -> type:
     return _from(cls_name, {i + start: n for i, n in enumerate(names)}, IntEnum)
 
 
+# enum's metaclass costs ~15 us a member: making the ~70 classes of the tables (~430 members)
+# was 6 ms (60 M instructions) of every command's start, and a command uses a few of them. So
+# each is made when first looked up (PEP 562) and from then on is a plain module attribute.
+_MAKERS: dict[str, Callable[[], Any]] = {}
+_MAKING = threading.RLock()  # two threads' first look-ups make one class, not two (RLock: a maker looks others up)
+
+
+def _lazy(name: str, make: Callable[..., Any], *args: Any) -> None:
+    _MAKERS[name] = lambda: make(name, *args)
+
+
+def __getattr__(name: str) -> Any:
+    make = _MAKERS.get(name)
+    if make is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _MAKING:
+        if name not in globals():
+            globals()[name] = make()
+        return globals()[name]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MAKERS))
+
+
 # --- channels and the link stage (types.py) ---
 ChannelType = _from("ChannelType", CHANNEL_NAMES, IntEnum)
-LinkErr = _list("LinkErr", LINK_ERRORS)
+_lazy("LinkErr", _list, LINK_ERRORS)
 
 # --- capabilities: bit numbers, one class per channel (types.py) ---
-CommonCap = _list("CommonCap", COMMON_CAPS)
-MainCap = _list("MainCap", CHANNEL_CAPS[ChannelType.MAIN])
-DisplayCap = _list("DisplayCap", CHANNEL_CAPS[ChannelType.DISPLAY])
-InputsCap = _list("InputsCap", CHANNEL_CAPS[ChannelType.INPUTS])
-PlaybackCap = _list("PlaybackCap", CHANNEL_CAPS[ChannelType.PLAYBACK])
-RecordCap = _list("RecordCap", CHANNEL_CAPS[ChannelType.RECORD])
-SpicevmcCap = _list("SpicevmcCap", CHANNEL_CAPS[ChannelType.USBREDIR])
-CHANNEL_CAP_ENUMS: dict[int, type] = {
-    ChannelType.MAIN: MainCap, ChannelType.DISPLAY: DisplayCap, ChannelType.INPUTS: InputsCap,
-    ChannelType.PLAYBACK: PlaybackCap, ChannelType.RECORD: RecordCap,
-    ChannelType.SMARTCARD: SpicevmcCap, ChannelType.USBREDIR: SpicevmcCap,
-    ChannelType.PORT: SpicevmcCap, ChannelType.WEBDAV: SpicevmcCap,
+_lazy("CommonCap", _list, COMMON_CAPS)
+_lazy("MainCap", _list, CHANNEL_CAPS[ChannelType.MAIN])
+_lazy("DisplayCap", _list, CHANNEL_CAPS[ChannelType.DISPLAY])
+_lazy("InputsCap", _list, CHANNEL_CAPS[ChannelType.INPUTS])
+_lazy("PlaybackCap", _list, CHANNEL_CAPS[ChannelType.PLAYBACK])
+_lazy("RecordCap", _list, CHANNEL_CAPS[ChannelType.RECORD])
+_lazy("SpicevmcCap", _list, CHANNEL_CAPS[ChannelType.USBREDIR])
+_CHANNEL_CAPS_CLASS = {
+    ChannelType.MAIN: "MainCap", ChannelType.DISPLAY: "DisplayCap", ChannelType.INPUTS: "InputsCap",
+    ChannelType.PLAYBACK: "PlaybackCap", ChannelType.RECORD: "RecordCap",
+    ChannelType.SMARTCARD: "SpicevmcCap", ChannelType.USBREDIR: "SpicevmcCap",
+    ChannelType.PORT: "SpicevmcCap", ChannelType.WEBDAV: "SpicevmcCap",
 }
+# CHANNEL_CAP_ENUMS: dict[int, type], {channel type: its caps class}
+_MAKERS["CHANNEL_CAP_ENUMS"] = lambda: {ct: __getattr__(n) for ct, n in _CHANNEL_CAPS_CLASS.items()}
 
 # --- message ids per channel and direction (channels/*.py) ---
 SERVER, CLIENT = Direction.SERVER, Direction.CLIENT
@@ -109,108 +142,109 @@ def _messages(cls_name: str, channel_type: int, direction: Direction) -> type:
     return _from(cls_name, {t: n for t, (n, _) in tab.items() if t not in base}, IntEnum)
 
 
-Msg = _messages("Msg", 0, SERVER)
-Msgc = _messages("Msgc", 0, CLIENT)
-MSG_FIRST_AVAIL = Msg.BASE_LAST + 1   # SPICE_MSG(C)_FIRST_AVAIL: the first channel-specific id
-MsgMain = _messages("MsgMain", ChannelType.MAIN, SERVER)
-MsgcMain = _messages("MsgcMain", ChannelType.MAIN, CLIENT)
-MsgDisplay = _messages("MsgDisplay", ChannelType.DISPLAY, SERVER)
-MsgcDisplay = _messages("MsgcDisplay", ChannelType.DISPLAY, CLIENT)
-MsgInputs = _messages("MsgInputs", ChannelType.INPUTS, SERVER)
-MsgcInputs = _messages("MsgcInputs", ChannelType.INPUTS, CLIENT)
-MsgCursor = _messages("MsgCursor", ChannelType.CURSOR, SERVER)
-MsgcCursor = _messages("MsgcCursor", ChannelType.CURSOR, CLIENT)
-MsgPlayback = _messages("MsgPlayback", ChannelType.PLAYBACK, SERVER)
-MsgcPlayback = _messages("MsgcPlayback", ChannelType.PLAYBACK, CLIENT)
-MsgRecord = _messages("MsgRecord", ChannelType.RECORD, SERVER)
-MsgcRecord = _messages("MsgcRecord", ChannelType.RECORD, CLIENT)
-MsgSmartcard = _messages("MsgSmartcard", ChannelType.SMARTCARD, SERVER)
-MsgcSmartcard = _messages("MsgcSmartcard", ChannelType.SMARTCARD, CLIENT)
-MsgUsbredir = _messages("MsgUsbredir", ChannelType.USBREDIR, SERVER)
-MsgcUsbredir = _messages("MsgcUsbredir", ChannelType.USBREDIR, CLIENT)
-MsgPort = _messages("MsgPort", ChannelType.PORT, SERVER)
-MsgcPort = _messages("MsgcPort", ChannelType.PORT, CLIENT)
-MsgWebdav = _messages("MsgWebdav", ChannelType.WEBDAV, SERVER)
-MsgcWebdav = _messages("MsgcWebdav", ChannelType.WEBDAV, CLIENT)
+_lazy("Msg", _messages, 0, SERVER)
+_lazy("Msgc", _messages, 0, CLIENT)
+# MSG_FIRST_AVAIL = Msg.BASE_LAST + 1, SPICE_MSG(C)_FIRST_AVAIL: the first channel-specific id
+_MAKERS["MSG_FIRST_AVAIL"] = lambda: __getattr__("Msg").BASE_LAST + 1
+_lazy("MsgMain", _messages, ChannelType.MAIN, SERVER)
+_lazy("MsgcMain", _messages, ChannelType.MAIN, CLIENT)
+_lazy("MsgDisplay", _messages, ChannelType.DISPLAY, SERVER)
+_lazy("MsgcDisplay", _messages, ChannelType.DISPLAY, CLIENT)
+_lazy("MsgInputs", _messages, ChannelType.INPUTS, SERVER)
+_lazy("MsgcInputs", _messages, ChannelType.INPUTS, CLIENT)
+_lazy("MsgCursor", _messages, ChannelType.CURSOR, SERVER)
+_lazy("MsgcCursor", _messages, ChannelType.CURSOR, CLIENT)
+_lazy("MsgPlayback", _messages, ChannelType.PLAYBACK, SERVER)
+_lazy("MsgcPlayback", _messages, ChannelType.PLAYBACK, CLIENT)
+_lazy("MsgRecord", _messages, ChannelType.RECORD, SERVER)
+_lazy("MsgcRecord", _messages, ChannelType.RECORD, CLIENT)
+_lazy("MsgSmartcard", _messages, ChannelType.SMARTCARD, SERVER)
+_lazy("MsgcSmartcard", _messages, ChannelType.SMARTCARD, CLIENT)
+_lazy("MsgUsbredir", _messages, ChannelType.USBREDIR, SERVER)
+_lazy("MsgcUsbredir", _messages, ChannelType.USBREDIR, CLIENT)
+_lazy("MsgPort", _messages, ChannelType.PORT, SERVER)
+_lazy("MsgcPort", _messages, ChannelType.PORT, CLIENT)
+_lazy("MsgWebdav", _messages, ChannelType.WEBDAV, SERVER)
+_lazy("MsgcWebdav", _messages, ChannelType.WEBDAV, CLIENT)
 
-_MESSAGE_IDS: dict[tuple[int, Direction], type] = {
-    (0, SERVER): Msg, (0, CLIENT): Msgc,
-    (ChannelType.MAIN, SERVER): MsgMain, (ChannelType.MAIN, CLIENT): MsgcMain,
-    (ChannelType.DISPLAY, SERVER): MsgDisplay, (ChannelType.DISPLAY, CLIENT): MsgcDisplay,
-    (ChannelType.INPUTS, SERVER): MsgInputs, (ChannelType.INPUTS, CLIENT): MsgcInputs,
-    (ChannelType.CURSOR, SERVER): MsgCursor, (ChannelType.CURSOR, CLIENT): MsgcCursor,
-    (ChannelType.PLAYBACK, SERVER): MsgPlayback, (ChannelType.PLAYBACK, CLIENT): MsgcPlayback,
-    (ChannelType.RECORD, SERVER): MsgRecord, (ChannelType.RECORD, CLIENT): MsgcRecord,
-    (ChannelType.SMARTCARD, SERVER): MsgSmartcard, (ChannelType.SMARTCARD, CLIENT): MsgcSmartcard,
-    (ChannelType.USBREDIR, SERVER): MsgUsbredir, (ChannelType.USBREDIR, CLIENT): MsgcUsbredir,
-    (ChannelType.PORT, SERVER): MsgPort, (ChannelType.PORT, CLIENT): MsgcPort,
-    (ChannelType.WEBDAV, SERVER): MsgWebdav, (ChannelType.WEBDAV, CLIENT): MsgcWebdav,
+_MESSAGE_IDS: dict[tuple[int, Direction], str] = {
+    (0, SERVER): "Msg", (0, CLIENT): "Msgc",
+    (ChannelType.MAIN, SERVER): "MsgMain", (ChannelType.MAIN, CLIENT): "MsgcMain",
+    (ChannelType.DISPLAY, SERVER): "MsgDisplay", (ChannelType.DISPLAY, CLIENT): "MsgcDisplay",
+    (ChannelType.INPUTS, SERVER): "MsgInputs", (ChannelType.INPUTS, CLIENT): "MsgcInputs",
+    (ChannelType.CURSOR, SERVER): "MsgCursor", (ChannelType.CURSOR, CLIENT): "MsgcCursor",
+    (ChannelType.PLAYBACK, SERVER): "MsgPlayback", (ChannelType.PLAYBACK, CLIENT): "MsgcPlayback",
+    (ChannelType.RECORD, SERVER): "MsgRecord", (ChannelType.RECORD, CLIENT): "MsgcRecord",
+    (ChannelType.SMARTCARD, SERVER): "MsgSmartcard", (ChannelType.SMARTCARD, CLIENT): "MsgcSmartcard",
+    (ChannelType.USBREDIR, SERVER): "MsgUsbredir", (ChannelType.USBREDIR, CLIENT): "MsgcUsbredir",
+    (ChannelType.PORT, SERVER): "MsgPort", (ChannelType.PORT, CLIENT): "MsgcPort",
+    (ChannelType.WEBDAV, SERVER): "MsgWebdav", (ChannelType.WEBDAV, CLIENT): "MsgcWebdav",
 }
 
 
 def message_ids(channel_type: int | None, direction: Direction) -> type:
     """The class of a channel's own message ids in one direction (the base: Msg / Msgc)."""
     direction = Direction(direction)
-    return _MESSAGE_IDS.get((channel_type or 0, direction), _MESSAGE_IDS[(0, direction)])
+    return __getattr__(_MESSAGE_IDS.get((channel_type or 0, direction), _MESSAGE_IDS[(0, direction)]))
 
 
 # --- base channel (channels/common.py) ---
-MigrateFlags = _of("MigrateFlags", common.migrate_flags)
-NotifySeverity = _of("NotifySeverity", common.notify_severity)
-NotifyVisibility = _of("NotifyVisibility", common.notify_visibility)
+_lazy("MigrateFlags", _of, common.migrate_flags)
+_lazy("NotifySeverity", _of, common.notify_severity)
+_lazy("NotifyVisibility", _of, common.notify_visibility)
 
 # --- main channel ---
-MouseMode = _of("MouseMode", main.mouse_mode)
+_lazy("MouseMode", _of, main.mouse_mode)
 
 # --- display channel ---
-ClipType = _of("ClipType", display.clip_type)
-PathFlags = _of("PathFlags", display.path_flags)
-VideoCodecType = _of("VideoCodecType", display.video_codec_type)
-StreamFlags = _of("StreamFlags", display.stream_flags)
-BrushType = _of("BrushType", display.brush_type)
-MaskFlags = _of("MaskFlags", display.mask_flags)
-ImageType = _of("ImageType", display.image_type)
-ImageCompression = _of("ImageCompression", display.image_compression)
-ImageFlags = _of("ImageFlags", display.image_flags)
-BitmapFmt = _of("BitmapFmt", display.bitmap_fmt)
-BitmapFlags = _of("BitmapFlags", display.bitmap_flags)
-JpegAlphaFlags = _of("JpegAlphaFlags", display.jpeg_alpha_flags)
-ImageScaleMode = _of("ImageScaleMode", display.image_scale_mode)
-Ropd = _of("Ropd", display.ropd)
-LineFlags = _of("LineFlags", display.line_flags)
-StringFlags = _of("StringFlags", display.string_flags)
-SurfaceFlags = _of("SurfaceFlags", display.surface_flags)
-SurfaceFmt = _of("SurfaceFmt", display.surface_fmt)
-AlphaFlags = _of("AlphaFlags", display.alpha_flags)
-CompositeFlags = _of("CompositeFlags", display.composite_flags)
-GlScanoutFlags = _of("GlScanoutFlags", display.gl_scanout_flags)
+_lazy("ClipType", _of, display.clip_type)
+_lazy("PathFlags", _of, display.path_flags)
+_lazy("VideoCodecType", _of, display.video_codec_type)
+_lazy("StreamFlags", _of, display.stream_flags)
+_lazy("BrushType", _of, display.brush_type)
+_lazy("MaskFlags", _of, display.mask_flags)
+_lazy("ImageType", _of, display.image_type)
+_lazy("ImageCompression", _of, display.image_compression)
+_lazy("ImageFlags", _of, display.image_flags)
+_lazy("BitmapFmt", _of, display.bitmap_fmt)
+_lazy("BitmapFlags", _of, display.bitmap_flags)
+_lazy("JpegAlphaFlags", _of, display.jpeg_alpha_flags)
+_lazy("ImageScaleMode", _of, display.image_scale_mode)
+_lazy("Ropd", _of, display.ropd)
+_lazy("LineFlags", _of, display.line_flags)
+_lazy("StringFlags", _of, display.string_flags)
+_lazy("SurfaceFlags", _of, display.surface_flags)
+_lazy("SurfaceFmt", _of, display.surface_fmt)
+_lazy("AlphaFlags", _of, display.alpha_flags)
+_lazy("CompositeFlags", _of, display.composite_flags)
+_lazy("GlScanoutFlags", _of, display.gl_scanout_flags)
 
 # --- the inner headers of compressed images (spice-common quic.h, lz_common.h; image_headers.py) ---
-QuicImageType = _from("QuicImageType", image_headers.QUIC_TYPES, IntEnum)
-LzImageType = _from("LzImageType", image_headers.LZ_TYPES, IntEnum)
+_lazy("QuicImageType", _from, image_headers.QUIC_TYPES, IntEnum)
+_lazy("LzImageType", _from, image_headers.LZ_TYPES, IntEnum)
 
 # --- inputs channel ---
-KeyboardModifierFlags = _of("KeyboardModifierFlags", inputs.keyboard_modifier_flags)
-MouseButton = _of("MouseButton", inputs.mouse_button)
-MouseButtonMask = _of("MouseButtonMask", inputs.mouse_button_mask)
+_lazy("KeyboardModifierFlags", _of, inputs.keyboard_modifier_flags)
+_lazy("MouseButton", _of, inputs.mouse_button)
+_lazy("MouseButtonMask", _of, inputs.mouse_button_mask)
 
 # --- cursor channel ---
-CursorType = _of("CursorType", cursor.cursor_type)
-CursorFlags = _of("CursorFlags", cursor.cursor_flags)
+_lazy("CursorType", _of, cursor.cursor_type)
+_lazy("CursorFlags", _of, cursor.cursor_flags)
 
 # --- playback and record ---
-AudioDataMode = _of("AudioDataMode", audio.audio_data_mode)
-AudioFmt = _of("AudioFmt", audio.audio_fmt)
+_lazy("AudioDataMode", _of, audio.audio_data_mode)
+_lazy("AudioFmt", _of, audio.audio_fmt)
 
 # --- spicevmc channels ---
-DataCompressionType = _of("DataCompressionType", spicevmc.data_compression_type)
+_lazy("DataCompressionType", _of, spicevmc.data_compression_type)
 
 # --- vdagent (vdagent.py) ---
-AgentMsg = _from("AgentMsg", {t: n for t, (n, _) in AGENT_TYPES.items()}, IntEnum)
-AgentCap = _list("AgentCap", AGENT_CAPS)
-AgentClipboardType = _of("AgentClipboardType", clipboard_type)
-AgentClipboardSelection = _of("AgentClipboardSelection", _agent_selection)
-AgentFileXferStatus = _of("AgentFileXferStatus", _agent_xfer_status)
+_lazy("AgentMsg", _from, {t: n for t, (n, _) in AGENT_TYPES.items()}, IntEnum)
+_lazy("AgentCap", _list, AGENT_CAPS)
+_lazy("AgentClipboardType", _of, clipboard_type)
+_lazy("AgentClipboardSelection", _of, _agent_selection)
+_lazy("AgentFileXferStatus", _of, _agent_xfer_status)
 
 
 # --- constants no table holds: defined here, once ---

@@ -317,10 +317,12 @@ class Struct(Node):
         def flush() -> None:
             if run:
                 st = struct.Struct("<" + "".join(p.code for _, p in run))
-                # the hot loop of every parse: names zipped with one unpack, enum names looked up after
+                # the hot loop of every parse: names zipped with one unpack and stored one by one (a
+                # dict.update of the zip costs more below ~8 names), enum names looked up after; a run
+                # of one int (half the runs of a dissect) keeps its name apart and is stored without a zip
                 names = tuple(n for n, _ in run)
                 enums = tuple((n, p.names) for n, p in run if p.kind == "enum")
-                self.steps.append((_RUN, st, names, enums))
+                self.steps.append((_RUN, st, names, enums, names[0] if len(names) == 1 else None))
                 run.clear()
 
         size = 0
@@ -389,7 +391,11 @@ class Struct(Node):
                     st = step[1]
                     if pos + st.size > end:
                         raise DecodeError(f"truncated at {pos}: need {st.size} bytes, have {end - pos}")
-                    d.update(zip(step[2], st.unpack_from(buf, pos)))
+                    if step[4] is not None:
+                        d[step[4]] = st.unpack_from(buf, pos)[0]
+                    else:
+                        for name, v in zip(step[2], st.unpack_from(buf, pos)):
+                            d[name] = v
                     for name, names in step[3]:
                         v = d[name]
                         d[name] = names.get(v, v)
