@@ -62,14 +62,16 @@ def of(s: Segment, conn: tuple[str, str]) -> bool:
 
 
 def spicetool(*argv: str, memory_limit: int | None = None) -> tuple[subprocess.CompletedProcess, int]:
-    """Run the CLI in a subprocess: its result and its peak RSS in KiB (ru_maxrss of the child).
+    """Run the CLI in a subprocess: its result and its peak RSS in KiB (VmHWM of the child's own memory:
+    its ru_maxrss would carry the parent's peak, recorded at exec from the memory it was forked with).
     `memory_limit` (bytes) caps its address space, so a runaway allocation fails instead of swapping."""
     code = ("import resource, sys, runpy\n"
             + (f"resource.setrlimit(resource.RLIMIT_AS, ({memory_limit}, {memory_limit}))\n" if memory_limit else "")
             + "sys.argv = ['spicetool', *sys.argv[1:]]\n"
             "try:\n    runpy.run_module('spicetool', run_name='__main__')\n"
             "finally:\n    sys.stdout.flush()\n"
-            "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.__stderr__)\n")
+            "    hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM:')][0]\n"
+            "    print(hwm.split()[1], file=sys.__stderr__)\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
     r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300, env=env)
     lines = r.stderr.splitlines()
