@@ -31,18 +31,20 @@ class SessionCaches:
         self.pixmaps: dict[int, PixmapCache] = {}
         self.glz: dict[int, dec.GlzDictionary] = {}
 
-    def for_init(self, fields: dict[str, Any]) -> tuple[PixmapCache, dec.GlzDictionary]:
-        """The caches one display channel's INIT names (made with its sizes if new)."""
+    def for_init(self, fields: dict[str, Any], before: tuple[PixmapCache, dec.GlzDictionary] | None = None
+                 ) -> tuple[PixmapCache, dec.GlzDictionary]:
+        """The caches one display channel's INIT names (made with its sizes if new; or, when the
+        channel's images already went into caches of its own before the INIT, `before`, those)."""
         cache_id, dict_id = int(fields["pixmap_cache_id"]), int(fields["glz_dictionary_id"])
         cache_px, window_px = int(fields["pixmap_cache_size"]), int(fields["glz_dictionary_window_size"])
         pixmaps = self.pixmaps.get(cache_id) if self.sharing else None
         if pixmaps is None:
-            pixmaps = PixmapCache(_bytes(cache_px, MAX_CACHE_BYTES))
+            pixmaps = before[0] if before else PixmapCache(_bytes(cache_px, MAX_CACHE_BYTES))
             if self.sharing:
                 self.pixmaps[cache_id] = pixmaps
         glz = self.glz.get(dict_id) if self.sharing else None
         if glz is None:
-            glz = dec.GlzDictionary(_bytes(window_px, MAX_GLZ_BYTES))
+            glz = before[1] if before else dec.GlzDictionary(_bytes(window_px, MAX_GLZ_BYTES))
             if self.sharing:
                 self.glz[dict_id] = glz
         return pixmaps, glz

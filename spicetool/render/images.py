@@ -93,6 +93,8 @@ class ImageStore:
         self.pixmaps = PixmapCache()
         self.palettes: OrderedDict[int, np.ndarray] = OrderedDict()
         self.glz = dec.GlzDictionary()
+        self.shared = False  # display INIT named the session's caches
+        self.used = False    # an image cached or put in the GLZ window (before INIT: a server that did not wait)
         self.warnings: Counter[str] = Counter()
         self.codecs: Counter[str] = Counter()
         self.details: dict[str, str] = {}  # warning -> its first detailed message
@@ -100,7 +102,13 @@ class ImageStore:
 
     def share(self, pixmaps: PixmapCache, glz: dec.GlzDictionary) -> None:
         """Use the session's pixmap cache and GLZ window named in display INIT from now on."""
-        self.pixmaps, self.glz = pixmaps, glz
+        self.pixmaps, self.glz, self.shared = pixmaps, glz, True
+
+    def before_init(self) -> tuple[PixmapCache, dec.GlzDictionary] | None:
+        """This channel's own caches, when images went into them before any display INIT: spice-server
+        waits for INIT before its first picture, a server that does not has them refer to what came
+        before it (the caches the INIT names then start with these)."""
+        return (self.pixmaps, self.glz) if self.used and not self.shared else None
 
     # -- cache management (INVAL_* and RESET messages) ---------------------------------
     def inval_pixmap(self, pid: int) -> None:
@@ -157,6 +165,7 @@ class ImageStore:
         flags = int(desc.get("flags", 0))
         if flags & (CACHE_ME | CACHE_REPLACE_ME) and kind not in ("FROM_CACHE", "FROM_CACHE_LOSSLESS"):
             self.pixmaps.put(int(desc["id"]), img, lossy)
+            self.used = True
         return img
 
     def _decode(self, kind: str, desc: dict, image: dict, mask: bool) -> tuple[np.ndarray, bool]:
@@ -185,9 +194,11 @@ class ImageStore:
             body = image["lz_plt"]
             return dec.decode_lz(body["data"], self._palette(body)), False
         if kind == "GLZ_RGB":
+            self.used = True
             return self.glz.decode(image["lz_rgb"]["data"]), False
         if kind == "ZLIB_GLZ_RGB":
             body = image["zlib_glz"]
+            self.used = True
             return self.glz.decode_zlib(body["data"], int(body["glz_data_size"])), False
         if kind == "LZ4":
             return dec.decode_lz4(image["lz4"]["data"], int(desc["width"]), int(desc["height"])), False

@@ -210,7 +210,7 @@ class SessionScreen:
     def _display_init(self, rec: Any) -> None:
         """The client names the pixmap cache and GLZ dictionary of this channel: the session's ones."""
         try:
-            pixmaps, glz = self.caches.for_init(rec.fields)
+            pixmaps, glz = self.caches.for_init(rec.fields, self.canvas.images.before_init())
         except (KeyError, TypeError, ValueError) as exc:
             self.warnings[f"display init: malformed ({type(exc).__name__})"] += 1
             return

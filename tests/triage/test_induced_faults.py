@@ -459,11 +459,23 @@ def uncompressed(tmp_path_factory) -> Session:
     return loop_session(tmp_path_factory.mktemp("uncompressed"), first_screen, image_compression="off")
 
 
+RETRANSMITTED = ("tcp.analysis.retransmission or tcp.analysis.fast_retransmission or "
+                 "tcp.analysis.spurious_retransmission")
+
+
 def test_images_sent_raw_are_uncompressed_images(uncompressed: Session) -> None:
     """Xspice with SpiceImageCompression off: the first screen goes out as BITMAPs. Information (the
     setting's doing, not a failure), at the first of them, which tshark also finds first."""
     code, found = diagnose(uncompressed.server_cap)
-    assert code == 0 and not above_info(found), above_info(found)
+    # 3 MB of raw pixels at once on loopback: a loaded kernel may drop some of it from its backlog and
+    # retransmit. That is in the capture (tshark counts it too), and only that may be said above info.
+    above = above_info(found)
+    assert {x["kind"] for x in above} <= {"retransmissions"}, above
+    if above:
+        said = sum(x["evidence"]["retransmitted_segments"] for x in above)
+        resent = subprocess.run(["tshark", "-r", str(uncompressed.server_cap), "-Y", RETRANSMITTED,
+                                 "-T", "fields", "-e", "frame.number"], capture_output=True, text=True, timeout=120)
+        assert said <= len(resent.stdout.split()), (above, resent.stdout)
     (f,) = [x for x in found if x["kind"] == "uncompressed_images"]
     assert f["channel"] == "display:0" and f["evidence"]["uncompressed_bytes"] == f["evidence"]["image_bytes"] > 0
     port = LOOP_PORTS
