@@ -17,8 +17,9 @@ Names are imported on first use, so that writing a pcap does not import the prot
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from spicetool.lazy_names import lazy_names
 
 _EXPORTS = {
     "errors": ("CaptureDamaged", "CaptureError", "CaptureFailure", "EXIT_DAMAGED", "EXIT_NO_SPICE",
@@ -48,17 +49,7 @@ __all__ = [  # the names of _EXPORTS (a test holds them equal)
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # the next look-up is a plain one
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, globals(), _MODULE_OF)
 
 
 if TYPE_CHECKING:

@@ -28,8 +28,9 @@ enums.py, made from those same tables.
 """
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from spicetool.lazy_names import lazy_names
 
 from .connection import ChannelConnection
 from .events import AgentMessage, Direction, LinkRecord, Message, ProtocolError
@@ -49,17 +50,7 @@ _LATER = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LATER.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # the next look-up is a plain one
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, globals(), _LATER)
 
 
 if TYPE_CHECKING:
