@@ -139,11 +139,10 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
         image_bytes = sum(v["bytes"] for _, v in images)
         raw = sum(v["bytes"] for k, v in images if k in UNCOMPRESSED)
         if image_bytes and raw >= UNCOMPRESSED_SHARE * image_bytes:
-            first = min((v["first"] for k, v in images if k in UNCOMPRESSED and v.get("first")),
-                        key=lambda x: x["time"], default=None)
+            first = min((v["first"] for k, v in images if k in UNCOMPRESSED), key=lambda x: x["time"])
             yield Finding(INFO, "uncompressed_images",
                           f"{100 * raw / image_bytes:.0f} % of the image bytes were sent uncompressed (BITMAP): "
                           "image compression is off on the server, or the client asked for none",
-                          first["time"] if first else None, session=n, channel=first["channel"] if first else None,
+                          first["time"], session=n, channel=first["channel"],
                           evidence={"uncompressed_bytes": raw, "image_bytes": image_bytes,
-                                    "first_frame": first["frame"] if first else None})
+                                    "first_frame": first["frame"]})

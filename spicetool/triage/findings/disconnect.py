@@ -10,7 +10,7 @@ from spicetool.triage.findings.base import ERROR, INFO, WARNING, Finding, secs
 EARLY_SECONDS = 2.0  # a channel closed this long before its session's other channels is a lost channel
 
 
-def _first_close(ch: dict[str, Any]) -> tuple[float, str, str, int | None] | None:
+def first_close(ch: dict[str, Any]) -> tuple[float, str, str, int | None] | None:
     """(time, side, how, frame) of the first FIN or RST of a channel connection."""
     closes = [(c["time"], side, c["how"], c["frame"]) for side, c in (ch.get("closes") or {}).items() if c]
     return min(closes) if closes else None
@@ -23,10 +23,10 @@ def _last(ch: dict[str, Any]) -> float:
 def rules(s: dict[str, Any]) -> Iterator[Finding]:
     n = s["session"]
     chans = [c for c in s["channels"] if c.get("messages")]
-    firsts = [(fc, c) for c in chans if (fc := _first_close(c)) is not None]
+    firsts = [(fc, c) for c in chans if (fc := first_close(c)) is not None]
     if not chans:
         return
-    still_open = [c["name"] for c in chans if _first_close(c) is None]
+    still_open = [c["name"] for c in chans if first_close(c) is None]
     if still_open:
         end = max(_last(c) for c in chans)
         yield Finding(INFO, "capture_ended_open",
@@ -36,7 +36,7 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
         return
     # a channel that went away while the session went on
     last_close = max(fc[0] for fc, _ in firsts)
-    ends = {c["name"]: (fc[0] if (fc := _first_close(c)) else _last(c)) for c in chans}
+    ends = {c["name"]: (fc[0] if (fc := first_close(c)) else _last(c)) for c in chans}
     session_end = max([last_close] + [_last(c) for c in chans])
     lost: set[str] = set()
     for fc, c in firsts:

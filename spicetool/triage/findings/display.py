@@ -54,7 +54,7 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
                                                  f"window {q['ack_window']}")
             elif zero:
                 cause, why = "zero_window", "the client's TCP receive window was zero (a slow or stopped client)"
-            elif retrans and q.get("screen_after", True):
+            elif retrans and q["screen_after"]:
                 # (retransmissions on an idle screen, the quiet ending with a PING, held nothing back)
                 cause, why = "retransmissions", f"{len(retrans)} retransmitted segments (the network lost data)"
             elif lost:

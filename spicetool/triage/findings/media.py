@@ -20,7 +20,7 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
             yield Finding(WARNING, "stream_drops",
                           f"video stream {st['id']} ({st['codec']}, {st['width']}x{st['height']}): the client "
                           f"dropped {st['dropped']} of {shown} frames", start, end, session=n,
-                          channel=st.get("channel", "display"), evidence={k: st.get(k) for k in (
+                          channel=st["channel"], evidence={k: st[k] for k in (
                               "id", "codec", "created", "destroyed", "frames", "fps", "reports", "reported_frames",
                               "dropped", "drops_reported")})
     codecs = sorted({st["codec"] for st in s["streams"]})

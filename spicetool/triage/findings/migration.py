@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from spicetool.triage.findings.base import ERROR, INFO, WARNING, Finding, secs
+from spicetool.triage.findings.disconnect import first_close
 
 BEGIN = ("migrate_begin", "migrate_begin_seamless")
 ENDED_S = 5.0  # the source's channels all closed within this after the last MIGRATE_*: the session went with it
@@ -19,10 +20,10 @@ def _closed_after(s: dict[str, Any], server: str, after: float) -> float | None:
     for ch in s["channels"]:
         if ch.get("server") != server:
             continue
-        closes = [c["time"] for c in (ch.get("closes") or {}).values() if c]
-        if not closes:
+        close = first_close(ch)
+        if close is None:
             return None
-        times.append(min(closes))
+        times.append(close[0])
     return max(times) if times and after <= max(times) <= after + ENDED_S else None
 
 
@@ -34,8 +35,7 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
     named = [e for e in events if e["target"]]
     first, last = events[0], events[-1]
     target = named[0]["target"] if named else "?"
-    kinds = [e["event"] for e in events]
-    seen = set(kinds)
+    seen = {e["event"] for e in events}
     ev = {"target": target, "tls_port": named[0]["tls_port"] if named else None, "source": first["server"],
           "events": [{k: e[k] for k in ("time", "frame", "event", "by")} for e in events[:20]]}
     failed = next((e for e in events if e["event"] in ("migrate_connect_error", "migrate_dst_seamless_nack")), None)
@@ -54,7 +54,7 @@ def rules(s: dict[str, Any]) -> Iterator[Finding]:
                       ended if ended is not None else last["time"], session=n, channel=first["channel"],
                       evidence={**ev, "failed": failed["event"], "source_closed": ended})
         return
-    if seen & set(BEGIN) and seen <= set(BEGIN) | {"migrate_cancel"} and "migrate_switch_host" not in seen:
+    if seen & set(BEGIN) and seen <= set(BEGIN) | {"migrate_cancel"}:
         how = "cancelled by the source (MIGRATE_CANCEL): the session stayed" if "migrate_cancel" in seen \
             else "begun, not finished within the capture"
     elif "migrate_switch_host" in seen:
