@@ -384,11 +384,19 @@ def test_a_stopped_client_is_a_display_stall_with_a_zero_window(stopped_client: 
     assert all(f["evidence"]["receiver_overflow"] for f in found if f["kind"] == "retransmissions")
 
 
-def kill_server(xs, cl, marks: dict, tmp: Path, stack: ExitStack) -> None:
-    time.sleep(2.0)
-    xs.signal_group(9)   # SIGKILL: spice-server goes without a word, the kernel closes its sockets
-    marks["kill"] = time.time()
-    time.sleep(1.5)
+def sigkill(which, after: float = 2.0):
+    """An act: SIGKILL the process group `which(xspice, spicy, *agent)` picks, `after` seconds in (marked
+    "kill"), then 1.5 s more of the session."""
+    def act(xs, cl, marks: dict, tmp: Path, stack: ExitStack, *agent) -> None:
+        time.sleep(after)
+        which(xs, cl, *agent).signal_group(9)
+        marks["kill"] = time.time()
+        time.sleep(1.5)
+    return act
+
+
+# SIGKILL: spice-server goes without a word, the kernel closes its sockets
+kill_server = sigkill(lambda xs, cl: xs)
 
 
 @pytest.fixture(scope="module")
@@ -405,11 +413,8 @@ def test_a_killed_server_is_server_gone(killed_server: Session) -> None:
     assert kill - 0.05 <= f["time"] <= kill + KILL_EDGE_S, (f, kill)
 
 
-def kill_agent(xs, cl, marks: dict, tmp: Path, stack: ExitStack, agent) -> None:
-    time.sleep(2.5)  # the agent connected (AGENT_CONNECTED on main)
-    agent.signal_group(9)   # SIGKILL spice-vdagentd: the guest's virtio port closes
-    marks["kill"] = time.time()
-    time.sleep(1.5)
+# SIGKILL spice-vdagentd, once the agent connected (AGENT_CONNECTED on main): the guest's virtio port closes
+kill_agent = sigkill(lambda xs, cl, agent: agent, after=2.5)
 
 
 AGENT_TRIES = 3
@@ -613,11 +618,8 @@ def test_a_channel_reset_while_the_others_go_on_is_channel_lost(cut_channel: Ses
     assert kill - 0.05 <= f["time"] <= kill + KILL_EDGE_S, (f, kill)
 
 
-def kill_client(xs, cl, marks: dict, tmp: Path, stack: ExitStack) -> None:
-    time.sleep(2.0)
-    cl.signal_group(9)   # SIGKILL spicy: its kernel closes every channel's socket at once
-    marks["kill"] = time.time()
-    time.sleep(1.5)
+# SIGKILL spicy: its kernel closes every channel's socket at once
+kill_client = sigkill(lambda xs, cl: cl)
 
 
 @pytest.fixture(scope="module")
